@@ -1,0 +1,1 @@
+"""Benchmarks: one module per benchmark, each printing a summary and writing a JSON report."""

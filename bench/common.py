@@ -1,0 +1,52 @@
+"""Shared helpers for benchmarks: a scratch Neo4j, machine facts, JSON reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from graphrec.config import Settings
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+
+    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **report}
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(f"report: {out}")
+
+
+@contextmanager
+def scratch_neo4j(settings: Settings, name: str = "bench", bolt_port: int = 7688, http_port: int = 7475,
+                  heap: str = "4g", pagecache: str = "4g") -> Iterator[Settings]:
+    """A fresh, empty Neo4j under ``var/<name>`` on its own ports, stopped afterwards.
+
+    Benchmarks never touch the demo database."""
+    from graphrec.neo4j_server import Neo4jServer
+
+    s = settings.model_copy(update={
+        "var_dir": settings.var_dir / name,
+        "neo4j": settings.neo4j.model_copy(update={"uri": None, "password": None, "bolt_port": bolt_port,
+                                                    "http_port": http_port, "heap": heap, "pagecache": pagecache}),
+    })
+    server = Neo4jServer(s)
+    server.stop()
+    shutil.rmtree(server.home / "data", ignore_errors=True)
+    server.start()
+    try:
+        yield s
+    finally:
+        server.stop()

@@ -1,0 +1,300 @@
+"""The ``graphrec`` command.
+
+``graphrec neo4j start|stop|status``, ``graphrec schema apply``, ``graphrec load ...``,
+``graphrec stats``, ``graphrec demo-summary`` and the bench commands. Errors a user can cause
+print one readable line and exit 1; no stack traces.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from graphrec.config import Settings, get_settings
+from graphrec.errors import BadRowError, GraphrecError
+
+app = typer.Typer(help="graphrec: graph-centric recommendations.", no_args_is_help=True, add_completion=False)
+neo4j_app = typer.Typer(help="Manage the local Neo4j server.", no_args_is_help=True)
+schema_app = typer.Typer(help="Constraints and indexes.", no_args_is_help=True)
+load_app = typer.Typer(help="Load data into the graph.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (JSON reports under bench/reports).", no_args_is_help=True)
+app.add_typer(neo4j_app, name="neo4j")
+app.add_typer(schema_app, name="schema")
+app.add_typer(load_app, name="load")
+app.add_typer(bench_app, name="bench")
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn graphrec errors into one red line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GraphrecError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def _store() -> Any:
+    from graphrec.graph.store import GraphStore
+
+    return GraphStore.from_settings(settings())
+
+
+# ---- neo4j ---------------------------------------------------------------------------------
+@neo4j_app.command("start")
+@friendly
+def neo4j_start() -> None:
+    """Provision (Maven Central) and start the local Neo4j; waits until Bolt answers."""
+    from graphrec.neo4j_server import Neo4jServer
+
+    s = settings()
+    server = Neo4jServer(s)
+    if not s.neo4j.managed:
+        console.print(f"GRAPHREC_NEO4J_URI is set ({s.neo4j.uri}): using that server, nothing started locally.")
+        st = server.status()
+        if not st.bolt:
+            raise GraphrecError(f"the external Neo4j at {s.neo4j.uri} does not answer")
+        return
+    t0 = time.perf_counter()
+    if not server.provisioned():
+        console.print(f"Resolving Neo4j {s.neo4j.version} from Maven Central into {server.lib} ...")
+    st = server.start()
+    console.print(f"Neo4j {s.neo4j.version} up in {time.perf_counter() - t0:.1f}s (pid {st.pid})")
+    for line in st.lines():
+        console.print("  " + line)
+    if s.neo4j.password is None:
+        console.print(f"  user neo4j; password in {server.password_file} (mode 0600)")
+
+
+@neo4j_app.command("stop")
+@friendly
+def neo4j_stop() -> None:
+    """Stop the local Neo4j."""
+    from graphrec.neo4j_server import Neo4jServer
+
+    s = settings()
+    if not s.neo4j.managed:
+        console.print("external Neo4j: nothing to stop")
+        return
+    console.print("stopped" if Neo4jServer(s).stop() else "not running")
+
+
+@neo4j_app.command("status")
+@friendly
+def neo4j_status() -> None:
+    """Is the server running and answering?"""
+    from graphrec.neo4j_server import Neo4jServer
+
+    st = Neo4jServer(settings()).status()
+    for line in st.lines():
+        console.print(line)
+    if not st.bolt:
+        raise typer.Exit(3)
+
+
+# ---- schema --------------------------------------------------------------------------------
+@schema_app.command("apply")
+@friendly
+def schema_apply() -> None:
+    """Create constraints and indexes (idempotent) and record the schema version."""
+    from graphrec.graph import schema
+
+    with _store() as store:
+        before = schema.current_version(store)
+        v = schema.apply(store)
+    console.print(f"schema version {v} applied (was {before})")
+
+
+# ---- load ----------------------------------------------------------------------------------
+def _writer(store: Any, on_error: str | None, batch_size: int | None) -> Any:
+    from loaders.writer import GraphWriter
+
+    s = settings()
+    return GraphWriter(store, batch_size=batch_size or s.loader.batch_size,
+                       on_error=(on_error or s.loader.on_error), progress=sys.stderr.isatty() or True)  # type: ignore[arg-type]
+
+
+def _print_reports(reports: list[Any], json_out: Path | None = None) -> None:
+    for r in reports:
+        console.print(r.summary())
+        for e in r.errors[:20]:
+            console.print(f"  [yellow]bad row[/yellow] {e.file}:{e.line}: {e.reason}", highlight=False)
+        if r.bad > 20:
+            console.print(f"  ... and {r.bad - 20} more bad rows")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+
+
+OnError = Annotated[str | None, typer.Option("--on-error", help="skip: report bad rows and go on; stop: stop at the first.")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Rows per transaction.")]
+
+
+@load_app.command("movielens")
+@friendly
+def load_movielens(kg: Annotated[bool, typer.Option(help="Also load the Freebase knowledge graph.")] = True,
+                   batch_size: BatchSize = None) -> None:
+    """MovieLens-100K from the recbole==1.2.1 wheel (downloaded once, sha256-verified, cached)."""
+    from graphrec.graph import schema
+    from loaders import movielens
+
+    root = movielens.fetch(settings().cache_dir)
+    with _store() as store:
+        schema.apply(store)
+        reports = movielens.load(_writer(store, "stop", batch_size), root, with_kg=kg)
+    _print_reports(reports)
+
+
+def _load_file(kind: str, path: Path, on_error: str | None, batch_size: int | None, report: Path | None) -> None:
+    from graphrec.graph import schema
+    from loaders import files
+
+    rows = files.read_file(path, kind)  # type: ignore[arg-type]
+    with _store() as store:
+        schema.apply(store)
+        w = _writer(store, on_error, batch_size)
+        total = files.count_lines(path)
+        try:
+            rep = {"users": w.users, "items": w.items, "interactions": w.interactions}[kind](rows, total=total)
+        except BadRowError as exc:
+            raise GraphrecError(f"stopped at bad row {exc.file}:{exc.line}: {exc.reason} "
+                                "(nothing of that batch was written; earlier batches were)") from None
+    _print_reports([rep], report)
+    if rep.bad:
+        raise typer.Exit(2)
+
+
+PathArg = Annotated[Path, typer.Argument(help="A .csv or .jsonl file.")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write the load report as JSON here.")]
+
+
+@load_app.command("users")
+@friendly
+def load_users(path: PathArg, on_error: OnError = None, batch_size: BatchSize = None, report: ReportOpt = None) -> None:
+    """Users from CSV/JSONL (id, created_at, attribute columns)."""
+    _load_file("users", path, on_error, batch_size, report)
+
+
+@load_app.command("items")
+@friendly
+def load_items(path: PathArg, on_error: OnError = None, batch_size: BatchSize = None, report: ReportOpt = None) -> None:
+    """Items from CSV/JSONL (id, title, year, available, description, categories, tags, created_at)."""
+    _load_file("items", path, on_error, batch_size, report)
+
+
+@load_app.command("interactions")
+@friendly
+def load_interactions(path: PathArg, on_error: OnError = None, batch_size: BatchSize = None, report: ReportOpt = None) -> None:
+    """Interactions from CSV/JSONL (user_id, item_id, type, ts, value, dwell_seconds, session_id, key)."""
+    _load_file("interactions", path, on_error, batch_size, report)
+
+
+@load_app.command("synthetic")
+@friendly
+def load_synthetic(users: int = 10_000, items: int = 5_000, interactions: int = 200_000, categories: int = 20,
+                   seed: int = 7, batch_size: BatchSize = None) -> None:
+    """A seeded synthetic catalogue (power-law popularity, latent tastes, sessions), streamed."""
+    from graphrec.graph import schema
+    from loaders.synthetic import SyntheticCatalog, SyntheticSpec
+
+    cat = SyntheticCatalog(SyntheticSpec(users=users, items=items, interactions=interactions,
+                                         categories=categories, seed=seed))
+    with _store() as store:
+        schema.apply(store)
+        w = _writer(store, "stop", batch_size)
+        reports = [w.users(cat.users(), total=users), w.items(cat.items(), total=items),
+                   w.interactions(cat.interactions(), total=interactions)]
+    _print_reports(reports)
+
+
+# ---- stats / demo --------------------------------------------------------------------------
+@app.command("stats")
+@friendly
+def stats() -> None:
+    """What is in the graph."""
+    with _store() as store:
+        counts = store.counts()
+    t = Table("what", "count")
+    for k, v in counts.items():
+        t.add_row(k, f"{v:,}")
+    console.print(t)
+
+
+@app.command("demo-summary")
+@friendly
+def demo_summary(user_id: str = "196", limit: int = 10) -> None:
+    """Counts, a sample of collaborative recommendations straight from Cypher, the Browser address."""
+    from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS
+    from graphrec.neo4j_server import Neo4jServer
+
+    s = settings()
+    with _store() as store:
+        counts = store.counts()
+        t = Table("in the graph", "count", title="graphrec: the graph of record")
+        for k, v in counts.items():
+            t.add_row(k, f"{v:,}")
+        console.print(t)
+        now = store.read("recs/latest_ts")[0]["ts"] or time.time()
+        hist = store.read("repo/user_history", user_id=user_id, limit=5)
+        rows = store.read("recs/co_interaction", user_id=user_id, type_weights=DEFAULT_TYPE_WEIGHTS, now=now,
+                          half_life_s=90 * 86400.0, history=20, fanout=30, limit=limit)
+        ids = [r["item_id"] for r in rows] + [h["item_id"] for h in hist]
+        titles = {r["id"]: r["title"] for r in store.read("repo/get_items", ids=ids)}
+    console.print(f"\nUser {user_id}'s latest ratings: " + "; ".join(
+        f"{titles.get(h['item_id'], h['item_id'])} ({h['value']:.0f})" for h in hist))
+    rt = Table("#", "item", "title", "score", "because you rated", title=f"Collaborative recommendations for user {user_id} (cypher/recs/co_interaction.cypher)")
+    for n, r in enumerate(rows, 1):
+        rt.add_row(str(n), r["item_id"], titles.get(r["item_id"], ""), f"{r['score']:.2f}",
+                   ", ".join(titles.get(b, b) for b in r["because"]))
+    console.print(rt)
+    if s.neo4j.managed:
+        server = Neo4jServer(s)
+        console.print(f"\nNeo4j Browser: {server.browser_url}  (user neo4j, password in {server.password_file})")
+        console.print("Try: MATCH p=(:User {id:'196'})-[:RATED]->(:Item)-[:IN_CATEGORY]->(:Category) RETURN p LIMIT 50")
+    else:
+        console.print(f"\nNeo4j at {s.neo4j.uri}")
+
+
+
+
+# ---- bench ---------------------------------------------------------------------------------
+@bench_app.command("load")
+@friendly
+def bench_load(synthetic_interactions: int = 5_000_000, out: Path = Path("bench/reports/load.json")) -> None:
+    """Interactions/s into Neo4j for MovieLens-100K and a synthetic set (isolated databases are not
+    available in Community, so the graph is wiped first: run it against a scratch server)."""
+    from bench.load import run
+
+    run(settings(), synthetic_interactions=synthetic_interactions, out=out)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,142 @@
+"""Configuration: defaults in code, overridden by a TOML file, overridden by ``GRAPHREC_*`` env vars.
+
+The file is ``$GRAPHREC_CONFIG`` or ``./graphrec.toml``; ``graphrec.example.toml`` is the
+commented reference (a test checks it equals these defaults). Env vars use one underscore
+between section and field: ``GRAPHREC_NEO4J_PASSWORD``, ``GRAPHREC_NEO4J_URI``,
+``GRAPHREC_QDRANT_URL``, ``GRAPHREC_VAR_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from graphrec.errors import ConfigError
+
+
+class Neo4jSettings(BaseModel):
+    """The graph of record."""
+
+    # None: graphrec provisions and manages a local Neo4j Community server under var/.
+    # Any URI (bolt://, neo4j://, neo4j+s:// for clusters and Aura): nothing is started locally.
+    uri: str | None = None
+    user: str = "neo4j"
+    # None: a generated password is stored in var/neo4j/password (mode 0600).
+    password: SecretStr | None = None
+    database: str = "neo4j"
+    # Local server only.
+    version: str = "5.26.30"
+    host: str = "127.0.0.1"
+    bolt_port: int = 7687
+    http_port: int = 7474
+    heap: str = "4g"
+    pagecache: str = "4g"
+    start_timeout_s: float = 180.0
+    # Driver.
+    max_connection_pool_size: int = 50
+    connection_timeout_s: float = 5.0
+    query_timeout_s: float = 30.0
+
+    @property
+    def managed(self) -> bool:
+        """True when graphrec runs the server itself."""
+        return self.uri is None
+
+    @property
+    def effective_uri(self) -> str:
+        return self.uri or f"bolt://{self.host}:{self.bolt_port}"
+
+
+class QdrantSettings(BaseModel):
+    """The ANN index holding item embeddings."""
+
+    # "edge": embedded Qdrant Edge shards under var/vectors (one owner process);
+    # "qdrant": qdrant-client against url (a server or cluster), or local mode at path when url is empty.
+    backend: Literal["edge", "qdrant"] = "edge"
+    url: str | None = None
+    api_key: SecretStr | None = None
+    alias: str = "graphrec_items"
+    hnsw_ef: int = 256
+    shards: int = 1
+    replicas: int = 1
+    quantization: Literal["none", "scalar"] = "none"
+
+
+class LoaderSettings(BaseModel):
+    batch_size: int = 10_000
+    # "skip": report bad rows and go on; "stop": stop at the first bad row (nothing of its batch is written).
+    on_error: Literal["skip", "stop"] = "skip"
+    max_string_length: int = 4096
+
+
+class Settings(BaseSettings):
+    """All of graphrec's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRAPHREC_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    # Where servers keep data and logs, models and vector shards live.
+    var_dir: Path = Path("var")
+    # Where cached downloads (Neo4j jars, dataset wheels) live, outside the repo.
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "graphrec")
+    seed: int = 42
+    neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    loader: LoaderSettings = Field(default_factory=LoaderSettings)
+
+    @field_validator("var_dir", "cache_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return Path(os.path.expanduser(str(v)))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return (init_settings, env_settings, toml)
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("GRAPHREC_CONFIG", "graphrec.toml"))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning pydantic's errors into a :class:`ConfigError` naming the field."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    path = config_path()
+    if "GRAPHREC_CONFIG" in os.environ and not path.exists():
+        raise ConfigError(f"config file {path} (from GRAPHREC_CONFIG) does not exist")
+    try:
+        return Settings(**overrides)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {field}: {first['msg']}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,102 @@
+"""graphrec's exceptions. Every error a user can cause is one of these, never a raw driver error.
+
+::
+
+    GraphrecError
+    ├── ConfigError                 bad or missing configuration
+    ├── ValidationError             bad input (field named in ``.field``)
+    │   └── BadRowError             a bad row in a loaded file (file, line, reason)
+    ├── NotFound                    an unknown id where one is required
+    ├── ServerError                 the local Neo4j server could not be provisioned or started
+    │   └── MissingToolError        Java or Maven is absent
+    ├── GraphStoreError             Neo4j failed
+    │   ├── GraphStoreUnavailable   Neo4j cannot be reached (retryable)
+    │   └── QueryError              a query was refused (constraint, syntax, types)
+    ├── VectorStoreError            the vector index failed
+    │   ├── VectorStoreUnavailable  the vector index cannot be reached (retryable)
+    │   └── CollectionNotFound      no such collection or alias
+    ├── ModelError                  no trained model / registry problem
+    └── LockHeld                    another run holds the lock
+"""
+
+from __future__ import annotations
+
+
+class GraphrecError(Exception):
+    """Root of every graphrec error. ``code`` is the GraphQL ``extensions.code`` it maps to."""
+
+    code = "INTERNAL"
+
+
+class ConfigError(GraphrecError):
+    code = "INTERNAL"
+
+
+class ValidationError(GraphrecError):
+    """Input that graphrec refuses. ``field`` names the offending field when known."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.reason = message
+
+
+class BadRowError(ValidationError):
+    """A row of a loaded file that cannot be stored."""
+
+    def __init__(self, file: str, line: int, reason: str) -> None:
+        super().__init__(f"{file}:{line}: {reason}")
+        self.file = file
+        self.line = line
+        self.reason = reason
+
+
+class NotFound(GraphrecError):
+    code = "NOT_FOUND"
+
+    def __init__(self, kind: str, id: str) -> None:
+        super().__init__(f"{kind} {id!r} not found")
+        self.kind = kind
+        self.id = id
+
+
+class ServerError(GraphrecError):
+    pass
+
+
+class MissingToolError(ServerError):
+    pass
+
+
+class GraphStoreError(GraphrecError):
+    pass
+
+
+class GraphStoreUnavailable(GraphStoreError):
+    pass
+
+
+class QueryError(GraphStoreError):
+    pass
+
+
+class VectorStoreError(GraphrecError):
+    pass
+
+
+class VectorStoreUnavailable(VectorStoreError):
+    pass
+
+
+class CollectionNotFound(VectorStoreError):
+    pass
+
+
+class ModelError(GraphrecError):
+    pass
+
+
+class LockHeld(GraphrecError):
+    pass

@@ -1,0 +1,191 @@
+"""Thin, typed access to Neo4j: queries by name from the Cypher library, errors as our own.
+
+Every call names its database and its routing (READ or WRITE), so the same code runs against a
+single server, a cluster (``neo4j://``) or Aura (``neo4j+s://``). Driver exceptions never leave
+this module: they become :class:`GraphStoreUnavailable` (retryable: the server is down or the
+connection dropped) or :class:`QueryError` (the query was refused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import neo4j
+from neo4j import AsyncGraphDatabase, GraphDatabase, RoutingControl
+from neo4j import exceptions as nx
+
+from graphrec import cypher
+from graphrec.config import Neo4jSettings, Settings
+from graphrec.errors import GraphStoreError, GraphStoreUnavailable, QueryError
+
+Row = dict[str, Any]
+
+
+def resolve_password(settings: Settings) -> str:
+    """The Neo4j password: configured, or the one graphrec generated for its local server."""
+    if settings.neo4j.password is not None:
+        return settings.neo4j.password.get_secret_value()
+    if settings.neo4j.managed:
+        from graphrec.neo4j_server import Neo4jServer
+
+        return Neo4jServer(settings).password()
+    raise GraphStoreError("GRAPHREC_NEO4J_PASSWORD is required for an external Neo4j server")
+
+
+@contextlib.contextmanager
+def translate_errors(name: str) -> Iterator[None]:
+    """Turn driver exceptions into graphrec's. Messages never include credentials."""
+    try:
+        yield
+    except (nx.ServiceUnavailable, nx.SessionExpired, nx.SessionError) as exc:
+        raise GraphStoreUnavailable(f"Neo4j unavailable during {name}: {type(exc).__name__}") from exc
+    except nx.AuthError as exc:
+        raise GraphStoreError("Neo4j refused the credentials") from exc
+    except nx.TransientError as exc:
+        raise GraphStoreUnavailable(f"transient Neo4j error during {name}: {exc.code}") from exc
+    except nx.ConstraintError as exc:
+        raise QueryError(f"{name}: constraint violated: {exc.message}") from exc
+    except nx.Neo4jError as exc:
+        raise QueryError(f"{name}: {exc.code}: {exc.message}") from exc
+    except nx.DriverError as exc:
+        raise GraphStoreUnavailable(f"Neo4j driver error during {name}: {type(exc).__name__}") from exc
+    except OSError as exc:
+        raise GraphStoreUnavailable(f"Neo4j connection failed during {name}: {exc}") from exc
+
+
+def _driver_kwargs(cfg: Neo4jSettings) -> dict[str, Any]:
+    return {
+        "max_connection_pool_size": cfg.max_connection_pool_size,
+        "connection_timeout": cfg.connection_timeout_s,
+        "connection_acquisition_timeout": cfg.connection_timeout_s * 2,
+        "max_transaction_retry_time": 5.0,
+        "notifications_min_severity": "OFF",
+    }
+
+
+def _query(name: str, identifiers: dict[str, str] | None, timeout: float) -> neo4j.Query:
+    q = cypher.load(name)
+    return neo4j.Query(q.render(**(identifiers or {})), timeout=timeout)  # type: ignore[arg-type]
+
+
+class GraphStore:
+    """Synchronous store, for the CLI, loaders, export and tests."""
+
+    def __init__(self, cfg: Neo4jSettings, password: str) -> None:
+        self.cfg = cfg
+        self.database = cfg.database
+        self.driver = GraphDatabase.driver(cfg.effective_uri, auth=(cfg.user, password), **_driver_kwargs(cfg))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GraphStore:
+        return cls(settings.neo4j, resolve_password(settings))
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def ping(self) -> bool:
+        try:
+            self.run_text("RETURN 1 AS ok", routing=RoutingControl.READ)
+            return True
+        except GraphStoreError:
+            return False
+
+    def read(self, name: str, identifiers: dict[str, str] | None = None, **params: Any) -> list[Row]:
+        """Run a read query from the library on a reader (replica on a cluster)."""
+        return self._run(name, identifiers, params, RoutingControl.READ)
+
+    def write(self, name: str, identifiers: dict[str, str] | None = None, **params: Any) -> list[Row]:
+        """Run a write query from the library in one transaction on the leader."""
+        return self._run(name, identifiers, params, RoutingControl.WRITE)
+
+    def _run(self, name: str, identifiers: dict[str, str] | None, params: dict[str, Any], routing: RoutingControl) -> list[Row]:
+        query = _query(name, identifiers, self.cfg.query_timeout_s)
+        with translate_errors(name):
+            records, _, _ = self.driver.execute_query(
+                query, params, database_=self.database, routing_=routing
+            )
+        return [r.data() for r in records]
+
+    def write_many(self, statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]]) -> list[dict[str, int]]:
+        """Run several library queries in ONE write transaction (all or nothing).
+
+        Returns each statement's update counters (``relationships_created``, ``nodes_created``, ...).
+        The transaction function is retried by the driver on transient errors, so every
+        statement must be idempotent (ours are: MERGE on keys).
+        """
+        rendered = [(cypher.load(n).render(**(ids or {})), n, p) for n, ids, p in statements]
+
+        @neo4j.unit_of_work(timeout=max(self.cfg.query_timeout_s, 300.0))
+        def work(tx: neo4j.ManagedTransaction) -> list[dict[str, int]]:
+            out = []
+            for query, _name, params in rendered:
+                counters = tx.run(query, params).consume().counters
+                out.append({key: getattr(counters, key) for key in
+                            ("nodes_created", "relationships_created", "properties_set", "relationships_deleted")})
+            return out
+
+        name = ",".join(sorted({n for _, n, _ in rendered}))
+        with translate_errors(name), self.driver.session(database=self.database, default_access_mode=neo4j.WRITE_ACCESS) as session:
+            return session.execute_write(work)
+
+    def run_text(self, text: str, routing: RoutingControl = RoutingControl.READ, **params: Any) -> list[Row]:
+        """Run a fixed statement that is not a library query (``EXPLAIN``, schema DDL, ``RETURN 1``).
+
+        Only graphrec's own constant strings reach here, never user input.
+        """
+        with translate_errors("statement"):
+            records, _, _ = self.driver.execute_query(
+                neo4j.Query(text, timeout=self.cfg.query_timeout_s),  # type: ignore[arg-type]
+                params, database_=self.database, routing_=routing,
+            )
+        return [r.data() for r in records]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.read("stats/counts")
+        return {r["name"]: r["count"] for r in rows}
+
+
+class AsyncGraphStore:
+    """Asynchronous store for the request path (the engine runs candidate sources concurrently)."""
+
+    def __init__(self, cfg: Neo4jSettings, password: str) -> None:
+        self.cfg = cfg
+        self.database = cfg.database
+        self.driver = AsyncGraphDatabase.driver(cfg.effective_uri, auth=(cfg.user, password), **_driver_kwargs(cfg))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AsyncGraphStore:
+        return cls(settings.neo4j, resolve_password(settings))
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    async def read(self, name: str, identifiers: dict[str, str] | None = None, timeout: float | None = None, **params: Any) -> list[Row]:
+        return await self._run(name, identifiers, params, RoutingControl.READ, timeout)
+
+    async def write(self, name: str, identifiers: dict[str, str] | None = None, timeout: float | None = None, **params: Any) -> list[Row]:
+        return await self._run(name, identifiers, params, RoutingControl.WRITE, timeout)
+
+    async def _run(self, name: str, identifiers: dict[str, str] | None, params: dict[str, Any], routing: RoutingControl, timeout: float | None) -> list[Row]:
+        query = _query(name, identifiers, timeout or self.cfg.query_timeout_s)
+        with translate_errors(name):
+            records, _, _ = await self.driver.execute_query(
+                query, params, database_=self.database, routing_=routing
+            )
+        return [r.data() for r in records]
+
+    async def ping(self) -> bool:
+        try:
+            with translate_errors("ping"):
+                await self.driver.execute_query("RETURN 1", database_=self.database, routing_=RoutingControl.READ)
+            return True
+        except GraphStoreError:
+            return False

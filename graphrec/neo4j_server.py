@@ -1,0 +1,345 @@
+"""A local Neo4j Community server, resolved from Maven Central and run under ``var/``.
+
+``neo4j/pom.xml`` names the server jars (``org.neo4j:neo4j``, ``org.neo4j.app:neo4j-server``,
+``org.neo4j.client:neo4j-browser``); Maven copies them into the cache directory outside the
+repo, and the server runs as ``java -cp <jars> org.neo4j.server.CommunityEntryPoint``.
+
+Layout under ``<var_dir>/neo4j``: ``conf/neo4j.conf`` (written on every start), ``data/``,
+``logs/`` (``console.log`` is the JVM's output), ``run/neo4j.pid``, ``password`` (0600, only
+when graphrec generated it). The server listens on loopback only, with authentication on and
+usage reporting off.
+
+When ``GRAPHREC_NEO4J_URI`` names another server, nothing here is used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from graphrec.config import Settings
+from graphrec.errors import ConfigError, MissingToolError, ServerError
+
+POM = Path(__file__).resolve().parent.parent / "neo4j" / "pom.xml"
+ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
+ADMIN_TOOL = "org.neo4j.cli.AdminTool"
+
+
+@dataclass
+class Status:
+    managed: bool
+    uri: str
+    running: bool
+    pid: int | None
+    bolt: bool
+    browser_url: str | None
+
+    def lines(self) -> list[str]:
+        if not self.managed:
+            return [f"external Neo4j at {self.uri} (not managed by graphrec)", f"bolt reachable: {self.bolt}"]
+        return [
+            f"local Neo4j: {'running' if self.running else 'stopped'}" + (f" (pid {self.pid})" if self.pid else ""),
+            f"bolt: {self.uri} {'answering' if self.bolt else 'not answering'}",
+            f"browser: {self.browser_url}",
+        ]
+
+
+def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def find_java() -> Path:
+    """The ``java`` to run Neo4j 5.26 with (17 or newer), from ``JAVA_HOME`` or ``PATH``."""
+    candidates = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    which = shutil.which("java")
+    if which:
+        candidates.append(Path(which))
+    for java in candidates:
+        if java.is_file():
+            out = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
+            m = re.search(r'version "(\d+)', out)
+            if m and int(m.group(1)) >= 17:
+                return java
+    raise MissingToolError(
+        "Java 17 or newer is needed to run Neo4j 5.26 and was not found "
+        "(set JAVA_HOME, or install it: apt-get install openjdk-17-jre-headless)"
+    )
+
+
+def find_maven() -> str:
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise MissingToolError(
+            "Maven (mvn) is needed to resolve Neo4j from Maven Central and was not found "
+            "(install it: apt-get install maven)"
+        )
+    return mvn
+
+
+class Neo4jServer:
+    """Provision, configure, start and stop the local server described by ``settings``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.cfg = settings.neo4j
+        self.home = (settings.var_dir / "neo4j").resolve()
+        self.lib = (settings.cache_dir / f"neo4j-{self.cfg.version}" / "lib").resolve()
+
+    # -- paths -----------------------------------------------------------------------------
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "run" / "neo4j.pid"
+
+    @property
+    def password_file(self) -> Path:
+        return self.home / "password"
+
+    @property
+    def console_log(self) -> Path:
+        return self.home / "logs" / "console.log"
+
+    @property
+    def browser_url(self) -> str:
+        return f"http://{self.cfg.host}:{self.cfg.http_port}/browser/"
+
+    # -- password --------------------------------------------------------------------------
+    def password(self) -> str:
+        """The configured password, else the generated one (created with mode 0600)."""
+        if self.cfg.password is not None:
+            pw = self.cfg.password.get_secret_value()
+            if pw == "neo4j" or len(pw) < 8:
+                raise ConfigError("neo4j.password must be at least 8 characters and not the default")
+            return pw
+        if self.password_file.exists():
+            return self.password_file.read_text().strip()
+        self.password_file.parent.mkdir(parents=True, exist_ok=True)
+        pw = secrets.token_urlsafe(24)
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(pw + "\n")
+        return pw
+
+    # -- provisioning ----------------------------------------------------------------------
+    def provisioned(self) -> bool:
+        return (self.lib / ".complete").exists()
+
+    def provision(self) -> None:
+        """Resolve the server jars from Maven Central into the cache (once)."""
+        if self.provisioned():
+            return
+        find_java()
+        mvn = find_maven()
+        self.lib.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            mvn, "-q", "-B", "-f", str(POM),
+            f"-Dneo4j.version={self.cfg.version}",
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={self.lib}",
+            "-DincludeScope=runtime",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ServerError(f"Maven could not resolve Neo4j {self.cfg.version}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        (self.lib / ".complete").write_text(self.cfg.version)
+
+    def write_config(self) -> Path:
+        conf_dir = self.home / "conf"
+        for d in ("conf", "data", "logs", "run", "import", "plugins"):
+            (self.home / d).mkdir(parents=True, exist_ok=True)
+        c = self.cfg
+        lines = [
+            "# Written by graphrec on every start; edit graphrec's config instead.",
+            f"server.default_listen_address={c.host}",
+            f"server.default_advertised_address={c.host}",
+            f"server.bolt.listen_address={c.host}:{c.bolt_port}",
+            f"server.bolt.advertised_address={c.host}:{c.bolt_port}",
+            f"server.http.listen_address={c.host}:{c.http_port}",
+            f"server.http.advertised_address={c.host}:{c.http_port}",
+            "server.https.enabled=false",
+            f"server.directories.data={self.home / 'data'}",
+            f"server.directories.logs={self.home / 'logs'}",
+            f"server.directories.run={self.home / 'run'}",
+            f"server.directories.import={self.home / 'import'}",
+            f"server.directories.plugins={self.home / 'plugins'}",
+            f"server.memory.pagecache.size={c.pagecache}",
+            f"server.memory.heap.max_size={c.heap}",
+            "dbms.security.auth_enabled=true",
+            "dbms.usage_report.enabled=false",
+            "server.bolt.telemetry.enabled=false",
+            "dbms.transaction.timeout=10m",
+            "db.logs.query.enabled=OFF",
+        ]
+        path = conf_dir / "neo4j.conf"
+        path.write_text("\n".join(line for line in lines if line) + "\n")
+        return path
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["NEO4J_HOME"] = str(self.home)
+        env["NEO4J_CONF"] = str(self.home / "conf")
+        return env
+
+    def _set_initial_password(self, java: Path) -> None:
+        if (self.home / "data" / "dbms" / "auth.ini").exists():
+            return
+        proc = subprocess.run(
+            [str(java), "-cp", f"{self.lib}/*", ADMIN_TOOL, "dbms", "set-initial-password", self.password()],
+            capture_output=True, text=True, env=self._env(),
+        )
+        if proc.returncode != 0:
+            raise ServerError("could not set the initial Neo4j password (neo4j-admin failed)")
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        # A zombie or a recycled pid is not our server.
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if ENTRY_POINT.encode() not in cmdline:
+                return None
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+            if state == "Z":
+                return None
+        except OSError:
+            pass
+        return pid
+
+    def start(self, wait: bool = True) -> Status:
+        if not self.cfg.managed:
+            return self.status()
+        if self.pid() is not None:
+            if wait:
+                self.wait_for_bolt()
+            return self.status()
+        if _port_open(self.cfg.host, self.cfg.bolt_port):
+            raise ServerError(
+                f"port {self.cfg.bolt_port} is already taken by another process; "
+                "stop it or set GRAPHREC_NEO4J_BOLT_PORT"
+            )
+        java = find_java()
+        self.provision()
+        self.write_config()
+        self.password()
+        self._set_initial_password(java)
+        cmd = [
+            str(java),
+            f"-Xms{self.cfg.heap}", f"-Xmx{self.cfg.heap}",
+            "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError", "-XX:+AlwaysPreTouch",
+            "-XX:+UnlockDiagnosticVMOptions", "-XX:+DebugNonSafepoints",
+            "-Djdk.tls.ephemeralDHKeySize=2048", "-Dlog4j2.disable.jmx=true",
+            "-cp", f"{self.lib}/*",
+            ENTRY_POINT, f"--home-dir={self.home}", f"--config-dir={self.home / 'conf'}",
+        ]
+        log = open(self.console_log, "ab")
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self._env(), start_new_session=True, cwd=self.home,
+        )
+        self.pid_file.write_text(str(proc.pid))
+        if wait:
+            self.wait_for_bolt(proc)
+        return self.status()
+
+    def wait_for_bolt(self, proc: subprocess.Popen[bytes] | None = None) -> None:
+        deadline = time.monotonic() + self.cfg.start_timeout_s
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise ServerError(
+                    f"Neo4j exited with code {proc.returncode} while starting; last lines of {self.console_log}:\n"
+                    + self._tail()
+                )
+            if _port_open(self.cfg.host, self.cfg.bolt_port) and self._bolt_ready():
+                return
+            time.sleep(0.5)
+        raise ServerError(
+            f"Neo4j did not answer on bolt://{self.cfg.host}:{self.cfg.bolt_port} within "
+            f"{self.cfg.start_timeout_s:.0f}s; see {self.console_log}:\n" + self._tail()
+        )
+
+    def _bolt_ready(self) -> bool:
+        from neo4j import GraphDatabase
+        from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+
+        try:
+            with GraphDatabase.driver(
+                self.cfg.effective_uri, auth=(self.cfg.user, self.password()), connection_timeout=2
+            ) as driver:
+                driver.execute_query("RETURN 1", database_=self.cfg.database)
+            return True
+        except AuthError:
+            raise ServerError(
+                "Neo4j refused the password; the database under "
+                f"{self.home / 'data'} was initialised with another one"
+            ) from None
+        except (ServiceUnavailable, Neo4jError, OSError):
+            return False
+
+    def _tail(self, n: int = 20) -> str:
+        try:
+            lines = self.console_log.read_text(errors="replace").splitlines()[-n:]
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines)
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Stop the server; True when one was running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.3)
+        if self.pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the server (fault-injection tests)."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(50):
+                if self.pid() is None:
+                    break
+                time.sleep(0.1)
+
+    def status(self) -> Status:
+        if not self.cfg.managed:
+            from graphrec.graph.store import GraphStore
+
+            try:
+                with GraphStore.from_settings(self.settings) as store:
+                    ok = store.ping()
+            except Exception:  # noqa: BLE001 - status reports, never raises
+                ok = False
+            return Status(False, self.cfg.effective_uri, ok, None, ok, None)
+        pid = self.pid()
+        bolt = pid is not None and _port_open(self.cfg.host, self.cfg.bolt_port)
+        return Status(True, self.cfg.effective_uri, pid is not None, pid, bolt, self.browser_url)

@@ -1,0 +1,174 @@
+"""A deterministic synthetic catalogue: power-law popularity, latent tastes, categories, tags, sessions.
+
+The generative story (all draws from one seed):
+
+1. ``n_categories`` categories; every item belongs to 1-2 categories and carries 1-4 tags drawn
+   from a per-category tag pool; items have a Zipf-distributed base popularity.
+2. Every user has a taste: a Dirichlet mixture over categories (concentration ``alpha``).
+3. A user's interactions come in sessions of 3-12 events, a few minutes apart; each event picks a
+   category from the user's taste and an item from that category in proportion to popularity,
+   then a type (view with dwell time, click, purchase, skip, rating) whose odds depend on how well
+   the item fits the user.
+
+Everything streams in chunks of users (and items), so memory stays flat at 1M × 1M × 20M. Chunk
+``k`` draws from ``SeedSequence(seed).spawn`` stream ``k``: the output does not depend on the
+chunk being generated in a particular process or order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow
+from loaders.writer import Item, Source
+
+TYPES = (InteractionType.VIEW, InteractionType.CLICK, InteractionType.PURCHASE,
+         InteractionType.SKIP, InteractionType.RATE)
+T0 = 1_700_000_000.0  # 2023-11-14, the start of synthetic time
+SPAN = 180 * 86400.0  # six months of history
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    users: int = 10_000
+    items: int = 5_000
+    interactions: int = 200_000
+    categories: int = 20
+    tags_per_category: int = 25
+    zipf_a: float = 1.1
+    alpha: float = 0.3
+    seed: int = 7
+    chunk: int = 10_000
+
+
+class SyntheticCatalog:
+    """Generates users, items and interactions for a :class:`SyntheticSpec`."""
+
+    def __init__(self, spec: SyntheticSpec) -> None:
+        self.spec = spec
+        root = np.random.SeedSequence(spec.seed)
+        self._item_seq, self._user_seq, self._global = root.spawn(3)
+        g = np.random.default_rng(self._global)
+        s = spec
+        # Item -> primary category, base popularity (Zipf over a random permutation of ids).
+        self.item_cat = g.integers(0, s.categories, size=s.items)
+        ranks = g.permutation(s.items) + 1
+        pop = ranks.astype(np.float64) ** (-s.zipf_a)
+        self.item_pop = pop / pop.sum()
+        # Per category: its items and their popularity-proportional sampling table.
+        order = np.argsort(self.item_cat, kind="stable")
+        bounds = np.searchsorted(self.item_cat[order], np.arange(s.categories + 1))
+        self.cat_items = [order[bounds[c]:bounds[c + 1]] for c in range(s.categories)]
+        self.cat_cdf = []
+        for members in self.cat_items:
+            p = self.item_pop[members]
+            self.cat_cdf.append(np.cumsum(p / p.sum()) if len(p) else np.array([1.0]))
+
+    # ---- ids and names ---------------------------------------------------------------------
+    @staticmethod
+    def user_id(i: int) -> str:
+        return f"u{i}"
+
+    @staticmethod
+    def item_id(i: int) -> str:
+        return f"i{i}"
+
+    def category_name(self, c: int) -> str:
+        return f"cat{c:02d}"
+
+    # ---- streams -------------------------------------------------------------------------
+    def users(self) -> Iterator[Item]:
+        for i in range(self.spec.users):
+            yield UserRow.model_construct(id=self.user_id(i), created_at=T0, attributes={}), Source("synthetic:users", i + 1)
+
+    def items(self) -> Iterator[Item]:
+        s = self.spec
+        seqs = self._item_seq.spawn((s.items + s.chunk - 1) // s.chunk)
+        for k, seq in enumerate(seqs):
+            g = np.random.default_rng(seq)
+            lo, hi = k * s.chunk, min(s.items, (k + 1) * s.chunk)
+            second = g.integers(0, s.categories, size=hi - lo)
+            has_second = g.random(hi - lo) < 0.3
+            ntags = g.integers(1, 5, size=hi - lo)
+            created = T0 + g.random(hi - lo) * SPAN * 0.9
+            years = g.integers(1990, 2024, size=hi - lo)
+            for j in range(hi - lo):
+                i = lo + j
+                c = int(self.item_cat[i])
+                cats = {self.category_name(c)}
+                if has_second[j]:
+                    cats.add(self.category_name(int(second[j])))
+                tags = {f"{self.category_name(c)}-t{int(t)}" for t in g.integers(0, s.tags_per_category, size=ntags[j])}
+                yield ItemRow.model_construct(id=self.item_id(i), title=f"Item {i}", year=int(years[j]), available=True,
+                              categories=sorted(cats), tags=sorted(tags), created_at=float(created[j]),
+                                              description=None, attributes={}), \
+                    Source("synthetic:items", i + 1)
+
+    def interactions(self) -> Iterator[Item]:
+        """About ``spec.interactions`` events, user chunk by user chunk, time-ordered per user."""
+        s = self.spec
+        per_user = s.interactions / s.users
+        seqs = self._user_seq.spawn((s.users + s.chunk - 1) // s.chunk)
+        line = 0
+        for k, seq in enumerate(seqs):
+            g = np.random.default_rng(seq)
+            lo, hi = k * s.chunk, min(s.users, (k + 1) * s.chunk)
+            n = hi - lo
+            tastes = g.dirichlet(np.full(s.categories, s.alpha), size=n)
+            # Heavy-tailed activity, scaled so the chunk's expected total matches the spec.
+            act = g.lognormal(0.0, 1.0, size=n)
+            counts = np.maximum(1, np.round(act / act.mean() * per_user)).astype(np.int64)
+            for j in range(n):
+                u = lo + j
+                m = int(counts[j])
+                cats = g.choice(s.categories, size=m, p=tastes[j])
+                picks = np.empty(m, dtype=np.int64)
+                for c in np.unique(cats):
+                    sel = np.nonzero(cats == c)[0]
+                    members = self.cat_items[c]
+                    if len(members) == 0:
+                        picks[sel] = g.integers(0, s.items, size=len(sel))
+                        continue
+                    idx = np.searchsorted(self.cat_cdf[c], g.random(len(sel)))
+                    picks[sel] = members[np.minimum(idx, len(members) - 1)]
+                fit = tastes[j][self.item_cat[picks]]
+                # Sessions of 3-12 events; events a few minutes apart; sessions days apart.
+                start = T0 + g.random() * SPAN * 0.5
+                ts = np.empty(m)
+                sess = np.empty(m, dtype=np.int64)
+                t, sid, left = start, 0, int(g.integers(3, 13))
+                for e in range(m):
+                    if left == 0:
+                        t += float(g.exponential(3 * 86400))
+                        sid += 1
+                        left = int(g.integers(3, 13))
+                    t += float(g.exponential(120))
+                    ts[e] = t
+                    sess[e] = sid
+                    left -= 1
+                r = g.random(m)
+                for e in range(m):
+                    f = fit[e]
+                    p_skip = 0.25 * (1 - f)
+                    p_buy = 0.03 + 0.12 * f
+                    p_rate = 0.10
+                    p_click = 0.30
+                    x = r[e]
+                    if x < p_skip:
+                        typ, value, dwell = InteractionType.SKIP, None, None
+                    elif x < p_skip + p_buy:
+                        typ, value, dwell = InteractionType.PURCHASE, None, None
+                    elif x < p_skip + p_buy + p_rate:
+                        typ, value, dwell = InteractionType.RATE, float(np.clip(np.round(2 + 3 * f + g.normal(0, 0.7)), 1, 5)), None
+                    elif x < p_skip + p_buy + p_rate + p_click:
+                        typ, value, dwell = InteractionType.CLICK, None, None
+                    else:
+                        typ, value, dwell = InteractionType.VIEW, None, float(round(5 + 120 * f * g.random(), 1))
+                    line += 1
+                    # Generated rows are valid by construction: skip validation (it would dominate).
+                    yield InteractionRow.model_construct(user_id=self.user_id(u), item_id=self.item_id(int(picks[e])), type=typ,
+                                         ts=float(round(ts[e], 3)), value=value, dwell_seconds=dwell,
+                                         session_id=f"s{u}-{int(sess[e])}", key=None), Source("synthetic:interactions", line)

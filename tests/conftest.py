@@ -1,0 +1,40 @@
+"""Shared fixtures. Integration tests use a real Neo4j that this session starts under
+``var/test`` on ports 17687/17474 (isolated from the demo database) and stops at the end
+(``GRAPHREC_TEST_KEEP_NEO4J=1`` keeps it running between runs)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from graphrec.config import Settings
+from graphrec.testing import isolated_settings, wipe
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Iterator[Settings]:
+    from graphrec.graph import schema
+    from graphrec.graph.store import GraphStore
+    from graphrec.neo4j_server import Neo4jServer
+
+    s = isolated_settings()
+    server = Neo4jServer(s)
+    server.start()
+    with GraphStore.from_settings(s) as store:
+        wipe(store)
+        schema.apply(store)
+    yield s
+    if not os.environ.get("GRAPHREC_TEST_KEEP_NEO4J"):
+        server.stop()
+
+
+@pytest.fixture()
+def store(neo4j_settings: Settings) -> Iterator["GraphStore"]:  # noqa: F821
+    """A store on an EMPTY test database (wiped before each test)."""
+    from graphrec.graph.store import GraphStore
+
+    with GraphStore.from_settings(neo4j_settings) as st:
+        wipe(st)
+        yield st

@@ -1,0 +1,69 @@
+"""The typed repository and the collaborative Cypher paths on a hand-checkable graph."""
+
+from __future__ import annotations
+
+import pytest
+
+from graphrec.errors import NotFound, ValidationError
+from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS, Repository
+from graphrec.testing import tiny_graph
+
+pytestmark = pytest.mark.integration
+
+
+def test_record_interaction_is_idempotent_and_checks_items(store) -> None:  # noqa: ANN001
+    tiny_graph(store)
+    repo = Repository(store)
+    ev = {"user_id": "newbie", "item_id": "heat", "type": "PURCHASE", "ts": 2000.0, "session_id": "n-1", "key": "k1"}
+    assert repo.record_interaction(ev).created
+    assert not repo.record_interaction(ev).created  # retry with the same key
+    assert [h.item_id for h in repo.user_history("newbie")] == ["heat"]
+    with pytest.raises(NotFound):
+        repo.record_interaction({**ev, "item_id": "ghost", "key": "k2"})
+    with pytest.raises(ValidationError) as e:
+        repo.record_interaction({**ev, "type": "HUG"})
+    assert e.value.field == "type"
+    assert repo.user_history("nobody") == []
+
+
+def test_history_newest_first(store) -> None:  # noqa: ANN001
+    tiny_graph(store)
+    hist = Repository(store).user_history("bob", limit=2)
+    assert [(h.item_id, h.type) for h in hist] == [("alien", "PURCHASED"), ("ronin", "CLICKED")]
+    many = Repository(store).users_history(["bob", "alice", "ghost"], limit=1)
+    assert set(many) == {"bob", "alice"} and many["alice"][0].item_id == "ronin"
+
+
+def test_item_neighbours(store) -> None:  # noqa: ANN001
+    tiny_graph(store)
+    repo = Repository(store)
+    n = repo.item_neighbours("heat", now=2000.0)
+    ids = [x.item_id for x in n]
+    assert "heat" not in ids and set(ids) == {"ronin", "alien"}
+    assert n[0].item_id == "alien"  # bob's purchase (3.0) + dave's rating outweigh ronin
+    with pytest.raises(NotFound):
+        repo.item_neighbours("ghost")
+
+
+def test_collaborative_paths(store) -> None:  # noqa: ANN001
+    tiny_graph(store)
+    common = {"type_weights": DEFAULT_TYPE_WEIGHTS, "now": 2000.0, "half_life_s": 1e6, "history": 20, "fanout": 30, "limit": 10}
+    rows = store.read("recs/co_interaction", user_id="alice", **common)
+    # alice rated heat and ronin; bob and dave also interacted with alien: recommended, with a reason.
+    assert [r["item_id"] for r in rows] == ["alien"] and set(rows[0]["because"]) <= {"heat", "ronin"}
+    content = store.read("recs/shared_content", user_id="alice", type_weights=DEFAULT_TYPE_WEIGHTS, history=20, limit=10)
+    assert content[0]["item_id"] == "new"  # shares Action and the rare "heist" tag
+    sess = store.read("recs/session_co_occurrence", item_ids=["toy"], fanout=10, limit=10)
+    assert [r["item_id"] for r in sess] == ["up"]
+    pop = store.read("recs/popular", since=0.0, now=2000.0, half_life_s=1e9, type_weights=DEFAULT_TYPE_WEIGHTS,
+                     category=None, limit=3)
+    assert pop[0]["item_id"] == "alien"  # purchase 3 + rating 1 = 4 beats heat's 1 + 1 + 0.7
+    pop_anim = store.read("recs/popular", since=0.0, now=2000.0, half_life_s=1e9, type_weights=DEFAULT_TYPE_WEIGHTS,
+                          category="Animation", limit=3)
+    assert [r["item_id"] for r in pop_anim] == ["up", "toy"]
+    by_cat = {r["category"]: r["items"] for r in store.read(
+        "recs/popular_by_category", since=0.0, now=2000.0, half_life_s=1e9, type_weights=DEFAULT_TYPE_WEIGHTS, per_category=2)}
+    assert [x["item_id"] for x in by_cat["Horror"]] == ["alien"]
+    fresh = store.read("recs/fresh_items", since=1800.0, limit=5)
+    assert [r["item_id"] for r in fresh] == ["new"]
+    assert store.read("recs/latest_ts")[0]["ts"] == 1800.0

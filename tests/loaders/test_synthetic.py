@@ -1,0 +1,41 @@
+"""The synthetic generator: deterministic, power-law popularity, sessions, tastes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from loaders.synthetic import SyntheticCatalog, SyntheticSpec
+
+
+def _events(seed: int, chunk: int = 100) -> list:
+    spec = SyntheticSpec(users=300, items=200, interactions=6000, categories=8, seed=seed, chunk=chunk)
+    return [r for r, _ in SyntheticCatalog(spec).interactions()]
+
+
+def test_deterministic_and_independent_of_chunking_of_items() -> None:
+    a, b = _events(3), _events(3)
+    assert [(r.user_id, r.item_id, r.type, r.ts) for r in a] == [(r.user_id, r.item_id, r.type, r.ts) for r in b]
+    assert [(r.user_id, r.item_id) for r in _events(4)] != [(r.user_id, r.item_id) for r in a]
+
+
+def test_shape_of_the_data() -> None:
+    ev = _events(5)
+    assert 4000 < len(ev) < 8000
+    pop = sorted(Counter(r.item_id for r in ev).values(), reverse=True)
+    # Power law: the top 10% of items take a large share of interactions.
+    assert sum(pop[: len(pop) // 10]) > 0.3 * len(ev)
+    types = Counter(r.type.value for r in ev)
+    assert set(types) == {"VIEWED", "CLICKED", "PURCHASED", "SKIPPED", "RATED"}
+    by_user: dict[str, list] = {}
+    for r in ev:
+        by_user.setdefault(r.user_id, []).append(r)
+    for rows in by_user.values():
+        ts = [r.ts for r in rows]
+        assert ts == sorted(ts)  # time-ordered per user
+        assert all(r.session_id and r.session_id.startswith(f"s{r.user_id[1:]}-") for r in rows)
+
+
+def test_items_have_categories_and_tags() -> None:
+    cat = SyntheticCatalog(SyntheticSpec(users=10, items=50, interactions=100, categories=5))
+    items = [r for r, _ in cat.items()]
+    assert len(items) == 50 and all(1 <= len(i.categories) <= 2 and i.tags for i in items)
