@@ -262,7 +262,7 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
         hist = store.read("repo/user_history", user_id=user_id, limit=5)
         rows = store.read("recs/co_interaction", user_id=user_id, type_weights=DEFAULT_TYPE_WEIGHTS, now=now,
                           half_life_s=90 * 86400.0, history=20, fanout=30, limit=limit)
-        ids = [r["item_id"] for r in rows] + [h["item_id"] for h in hist]
+        ids = [r["item_id"] for r in rows] + [h["item_id"] for h in hist] + [b for r in rows for b in r["because"]]
         titles = {r["id"]: r["title"] for r in store.read("repo/get_items", ids=ids)}
     console.print(f"\nUser {user_id}'s latest ratings: " + "; ".join(
         f"{titles.get(h['item_id'], h['item_id'])} ({h['value']:.0f})" for h in hist))

@@ -140,22 +140,23 @@ def load(writer: GraphWriter, root: Path, with_kg: bool = True) -> list[LoadRepo
         t0 = time.perf_counter()
         rep = LoadReport("kg")
         link_rows = links(root)
-        writer.store.write_many([("load/kg_links", None, {"rows": link_rows})])
+        rep.written += writer.store.write_many([("load/kg_links", None, {"rows": link_rows})])[0]["relationships_created"]
         rep.rows += len(link_rows)
         batch: list[dict[str, str]] = []
         with tqdm(desc="kg triples", unit=" rows", unit_scale=True, disable=not writer.progress, total=91_631) as bar:
             for t in triples(root):
                 batch.append(t)
                 if len(batch) >= writer.batch_size:
-                    writer.store.write_many([("load/kg_triples", None, {"rows": batch})])
+                    rep.written += writer.store.write_many([("load/kg_triples", None, {"rows": batch})])[0]["relationships_created"]
                     rep.rows += len(batch)
                     bar.update(len(batch))
                     batch = []
             if batch:
-                writer.store.write_many([("load/kg_triples", None, {"rows": batch})])
+                rep.written += writer.store.write_many([("load/kg_triples", None, {"rows": batch})])[0]["relationships_created"]
                 rep.rows += len(batch)
                 bar.update(len(batch))
         rep.seconds = time.perf_counter() - t0
+        rep.unchanged = rep.rows - rep.written
         reports.append(rep)
     return reports
 
