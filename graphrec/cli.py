@@ -281,6 +281,20 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
 
 
 
+@app.command("refresh-neighbours")
+@friendly
+def refresh_neighbours(k: int = 50) -> None:
+    """Recompute the materialised CO_INTERACTED and SIMILAR_CONTENT neighbour edges (nearline job)."""
+    from gnn.export import export_snapshot
+    from graphrec.neighbours import refresh
+
+    with _store() as store:
+        snap = export_snapshot(store)
+        written = refresh(store, snap, k=k)
+    for rel, n in written.items():
+        console.print(f"{rel}: {n:,} edges")
+
+
 # ---- bench ---------------------------------------------------------------------------------
 @bench_app.command("load")
 @friendly

@@ -79,6 +79,51 @@ class LoaderSettings(BaseModel):
     max_string_length: int = 4096
 
 
+class Promotion(BaseModel):
+    """Boost an item's score by ``boost`` (multiplicative) until ``expires_at`` (epoch seconds)."""
+
+    item_id: str
+    boost: float = 1.5
+    expires_at: float
+
+
+def _default_sources() -> dict[str, dict[str, float]]:
+    return {
+        "HOME_FEED": {"ann": 1.0, "co_interaction": 1.0, "content": 0.4, "session": 0.8, "popular": 0.3, "fresh": 0.1},
+        "SIMILAR_ITEMS": {"ann": 1.0, "co_interaction": 1.0, "content": 0.5},
+        "SEARCH_RERANK": {"ann": 1.0, "co_interaction": 1.0, "content": 0.4, "popular": 0.2},
+        "EMAIL": {"ann": 1.0, "co_interaction": 1.0, "content": 0.4, "popular": 0.3, "fresh": 0.2},
+    }
+
+
+class EngineSettings(BaseModel):
+    """The request-time pipeline: sources, budgets, rules."""
+
+    # Candidate sources per surface and their weights in score fusion (0 or absent = off).
+    sources: dict[str, dict[str, float]] = Field(default_factory=_default_sources)
+    # Surfaces that never recommend what the user already interacted with.
+    exclude_consumed: list[str] = Field(default_factory=lambda: ["HOME_FEED", "EMAIL", "SIMILAR_ITEMS"])
+    request_budget_ms: float = 80.0  # the whole request
+    source_budget_ms: float = 40.0  # each source; a late source is dropped
+    candidates_per_source: int = 200
+    history: int = 50  # recent interactions read per request
+    seeds: int = 20  # recent positive items used as seeds
+    half_life_days: float = 90.0  # recency decay of seeds and user vectors
+    popular_window_days: float = 30.0
+    popular_half_life_days: float = 7.0
+    fresh_window_days: float = 14.0
+    catalog_refresh_s: float = 60.0  # in-memory catalogue and popular lists
+    model_poll_s: float = 10.0  # how often the live model version is checked
+    max_per_category: int = 0  # 0: no cap
+    mmr_lambda: float = 0.85  # 1.0: pure relevance; lower: more diverse
+    explore_epsilon: float = 0.05  # share of slots given to exploration (seeded per request)
+    result_cache_size: int = 10000
+    result_cache_ttl_s: float = 30.0
+    breaker_failures: int = 3
+    breaker_reset_s: float = 5.0
+    promotions: list[Promotion] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     """All of graphrec's settings."""
 
@@ -97,6 +142,7 @@ class Settings(BaseSettings):
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     loader: LoaderSettings = Field(default_factory=LoaderSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     @field_validator("var_dir", "cache_dir")
     @classmethod

@@ -23,7 +23,9 @@ CYPHER_DIR = Path(__file__).resolve().parent.parent / "cypher"
 INTERACTION_TYPES: tuple[str, ...] = ("RATED", "VIEWED", "CLICKED", "PURCHASED", "SKIPPED")
 #: Node labels a template may receive.
 LABELS: tuple[str, ...] = ("User", "Item", "Tag", "Category", "Session", "Entity")
-ALLOWED_IDENTIFIERS: dict[str, tuple[str, ...]] = {"rel": INTERACTION_TYPES, "label": LABELS}
+#: Materialised item→item neighbour relationship types (written by ``graphrec refresh-neighbours``).
+NEIGHBOUR_TYPES: tuple[str, ...] = ("CO_INTERACTED", "SIMILAR_CONTENT")
+ALLOWED_IDENTIFIERS: dict[str, tuple[str, ...]] = {"rel": INTERACTION_TYPES, "label": LABELS, "nrel": NEIGHBOUR_TYPES}
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _SLOT = re.compile(r"\{\{(\w+)\}\}")

@@ -182,6 +182,24 @@ class AsyncGraphStore:
             )
         return [r.data() for r in records]
 
+    async def write_many(self, statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]]) -> list[dict[str, int]]:
+        """Several library queries in ONE write transaction; each statement's counters."""
+        rendered = [(cypher.load(n).render(**(ids or {})), p) for n, ids, p in statements]
+
+        @neo4j.unit_of_work(timeout=self.cfg.query_timeout_s)
+        async def work(tx: neo4j.AsyncManagedTransaction) -> list[dict[str, int]]:
+            out = []
+            for text, params in rendered:
+                counters = (await (await tx.run(text, params)).consume()).counters
+                out.append({key: getattr(counters, key) for key in
+                            ("nodes_created", "relationships_created", "properties_set", "relationships_deleted")})
+            return out
+
+        name = ",".join(sorted({n for n, _, _ in statements}))
+        with translate_errors(name):
+            async with self.driver.session(database=self.database, default_access_mode=neo4j.WRITE_ACCESS) as session:
+                return await session.execute_write(work)
+
     async def ping(self) -> bool:
         try:
             with translate_errors("ping"):

@@ -1,50 +1,98 @@
-"""Candidate sources answered by Cypher paths in the graph of record (cypher/recs/*.cypher)."""
+"""Candidate sources answered by Cypher paths in the graph of record.
+
+The request-time sources walk the materialised neighbour edges (``CO_INTERACTED``,
+``SIMILAR_CONTENT``, written by ``graphrec refresh-neighbours``) from the user's recent items,
+through the engine's bounded neighbour cache (``cypher/recs/neighbour_lists.cypher`` on a miss;
+``cypher/explore/neighbours_of.cypher`` is the same sum in Cypher, for Neo4j Browser). The ``*_live`` sources walk the raw
+user→item→user→item paths (``cypher/recs/co_interaction.cypher`` and friends): exact and always
+fresh but 20–200 ms on MovieLens-100K, so they are off by default and used for explanations,
+the demo and Neo4j Browser.
+"""
 
 from __future__ import annotations
 
 from graphrec.sources.base import Candidate, SourceContext
 
 
+async def _neighbours(ctx: SourceContext, rel: str, seeds: list[dict[str, object]], limit: int, name: str) -> list[Candidate]:
+    """Σ over seeds of seed weight × neighbour score, from the engine's neighbour cache."""
+    if not seeds:
+        return []
+    cache = ctx.params["neighbours"]
+    ids = [str(s["id"]) for s in seeds]
+    lists = await cache.lists(ctx.store, rel, ids, ctx.timeout_s)
+    seed_ids = set(ids)
+    score: dict[str, float] = {}
+    best: dict[str, list[tuple[float, str]]] = {}
+    for s in seeds:
+        sid, w = str(s["id"]), float(s["w"])  # type: ignore[arg-type]
+        for nid, ns in lists.get(sid, ()):
+            if nid in seed_ids:
+                continue
+            v = w * ns
+            score[nid] = score.get(nid, 0.0) + v
+            best.setdefault(nid, []).append((v, sid))
+    top = sorted(score.items(), key=lambda x: (-x[1], x[0]))[:limit]
+    return [Candidate(i, sc, name, tuple(b for _, b in sorted(best[i], reverse=True)[:3])) for i, sc in top]
+
+
 async def co_interaction(ctx: SourceContext, limit: int) -> list[Candidate]:
-    """Users who interacted with your recent items also interacted with these."""
+    """Users who interacted with your recent items also interacted with these (materialised)."""
+    return await _neighbours(ctx, "CO_INTERACTED", ctx.params.get("seeds", []), limit, "co_interaction")
+
+
+async def shared_content(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """Items sharing categories, tags and KG entities with your recent items (materialised, IDF-weighted)."""
+    return await _neighbours(ctx, "SIMILAR_CONTENT", ctx.params.get("seeds", []), limit, "content")
+
+
+async def session(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """The last 10 items of the current session → their co-interaction neighbours."""
+    items = ctx.session_items[-10:]
+    seeds = [{"id": i, "w": 0.5 + 0.5 * (k + 1) / len(items)} for k, i in enumerate(items)]  # latest counts most
+    return await _neighbours(ctx, "CO_INTERACTED", seeds, limit, "session")
+
+
+async def co_interaction_live(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """The raw path: users who interacted with your items also interacted with (no materialisation)."""
     if not ctx.user_id:
         return []
     rows = await ctx.store.read("recs/co_interaction", timeout=ctx.timeout_s, user_id=ctx.user_id,
                                 type_weights=ctx.type_weights, now=ctx.now, half_life_s=ctx.half_life_s,
                                 history=ctx.history, fanout=ctx.fanout, limit=limit)
-    return [Candidate(r["item_id"], float(r["score"]), "co_interaction", tuple(r["because"])) for r in rows]
+    return [Candidate(r["item_id"], float(r["score"]), "co_interaction_live", tuple(r["because"])) for r in rows]
 
 
-async def shared_content(ctx: SourceContext, limit: int) -> list[Candidate]:
-    """Items sharing tags and categories with your recent items."""
+async def content_live(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """The raw path: items sharing tags and categories with your recent items."""
     if not ctx.user_id:
         return []
     rows = await ctx.store.read("recs/shared_content", timeout=ctx.timeout_s, user_id=ctx.user_id,
                                 type_weights=ctx.type_weights, history=ctx.history, limit=limit)
-    return [Candidate(r["item_id"], float(r["score"]), "content", tuple(r["because"]), tuple(r["via"])) for r in rows]
+    return [Candidate(r["item_id"], float(r["score"]), "content_live", tuple(r["because"]), tuple(r["via"])) for r in rows]
 
 
-async def kg(ctx: SourceContext, limit: int) -> list[Candidate]:
-    """Items linked through the knowledge graph (same actor, director, writer...)."""
+async def kg_live(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """The raw path through the knowledge graph (same actor, director, writer...)."""
     if not ctx.user_id:
         return []
     rows = await ctx.store.read("recs/shared_entities", timeout=ctx.timeout_s, user_id=ctx.user_id,
                                 type_weights=ctx.type_weights, history=min(ctx.history, 10),
                                 max_degree=int(ctx.params.get("kg_max_degree", 200)), limit=limit)
-    return [Candidate(r["item_id"], float(r["score"]), "kg", tuple(r["because"]), tuple(r["via"])) for r in rows]
+    return [Candidate(r["item_id"], float(r["score"]), "kg_live", tuple(r["because"]), tuple(r["via"])) for r in rows]
 
 
-async def session(ctx: SourceContext, limit: int) -> list[Candidate]:
-    """Items that co-occurred in sessions with the last items of the current session."""
+async def session_live(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """The raw path: items in the same sessions as the current session's last items."""
     if not ctx.session_items:
         return []
     rows = await ctx.store.read("recs/session_co_occurrence", timeout=ctx.timeout_s,
                                 item_ids=ctx.session_items[-10:], fanout=ctx.fanout, limit=limit)
-    return [Candidate(r["item_id"], float(r["score"]), "session", tuple(r["because"])) for r in rows]
+    return [Candidate(r["item_id"], float(r["score"]), "session_live", tuple(r["because"])) for r in rows]
 
 
-async def popular(ctx: SourceContext, limit: int) -> list[Candidate]:
-    """Time-decayed popularity, overall or within the requested category."""
+async def popular_live(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """Time-decayed popularity straight from the graph (the engine keeps a refreshed copy in memory)."""
     since = ctx.now - float(ctx.params.get("popular_window_s", 30 * 86400.0))
     rows = await ctx.store.read("recs/popular", timeout=ctx.timeout_s, since=since, now=ctx.now,
                                 half_life_s=float(ctx.params.get("popular_half_life_s", 7 * 86400.0)),
@@ -53,19 +101,9 @@ async def popular(ctx: SourceContext, limit: int) -> list[Candidate]:
     return [Candidate(r["item_id"], float(r["score"]), "popular", (), via) for r in rows]
 
 
-async def popular_by_category(ctx: SourceContext, per_category: int) -> dict[str, list[Candidate]]:
-    """Per-category popularity in one pass (kept in memory by the engine, refreshed periodically)."""
-    since = ctx.now - float(ctx.params.get("popular_window_s", 30 * 86400.0))
-    rows = await ctx.store.read("recs/popular_by_category", timeout=ctx.timeout_s, since=since, now=ctx.now,
-                                half_life_s=float(ctx.params.get("popular_half_life_s", 7 * 86400.0)),
-                                type_weights=ctx.type_weights, per_category=per_category)
-    return {r["category"]: [Candidate(x["item_id"], float(x["score"]), "popular", (), (r["category"],))
-                            for x in r["items"]] for r in rows}
-
-
-async def fresh(ctx: SourceContext, limit: int) -> list[Candidate]:
-    """Recently added items, newest first, so new content gets exposure."""
+async def fresh_live(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """Recently added items straight from the graph (the engine keeps a refreshed list in memory)."""
     since = ctx.now - float(ctx.params.get("fresh_window_s", 14 * 86400.0))
     rows = await ctx.store.read("recs/fresh_items", timeout=ctx.timeout_s, since=since, limit=limit)
     n = max(1, len(rows))
-    return [Candidate(r["item_id"], 1.0 - i / n, "fresh") for i, r in enumerate(rows)]
+    return [Candidate(r["item_id"], 1.0 - k / (2 * n), "fresh") for k, r in enumerate(rows)]

@@ -1,0 +1,17 @@
+// What the engine needs to know about a user for one request, in one round trip: their most
+// recent interactions (seeds, the user vector) and every item they ever interacted with, with
+// the strongest type (exclusions, down-weights). Unknown user: no row (a cold-start user).
+// Returns: recent (list of {item_id, type, ts, value}, newest first), consumed (list of
+//   {item_id, type}).
+// Params: $user_id, $recent (int), $max_consumed (int).
+MATCH (u:User {id: $user_id})
+RETURN COLLECT {
+         MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item)
+         WITH i, r ORDER BY r.ts DESC LIMIT $recent
+         RETURN {item_id: i.id, type: type(r), ts: r.ts, value: coalesce(r.value, r.dwell)}
+       } AS recent,
+       COLLECT {
+         MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item)
+         WITH i, collect(type(r)) AS types LIMIT $max_consumed
+         RETURN {item_id: i.id, types: types}
+       } AS consumed

@@ -1,0 +1,607 @@
+"""The request-time engine: gather candidates from several sources at once, rank, apply rules.
+
+One request (``recommend``):
+
+1. **user state** — one Neo4j round trip: recent interactions and every consumed item;
+2. **sources**, concurrently, each under its own budget (a late source is dropped): ``ann``
+   (the user vector from their history against the vector index, filters pushed down),
+   ``co_interaction`` / ``content`` / ``session`` (materialised Cypher paths from the user's
+   recent items), ``popular`` / ``fresh`` (the in-memory catalogue);
+3. **merge** — de-duplicated, every source's score and rank kept;
+4. **rank** — the learned ranker when it is live and enabled, else score fusion
+   (Σ weight·normalised source score + embedding similarity);
+5. **rules** — filters, consumed-item exclusion, promotions, MMR diversity with a per-category
+   cap, seeded exploration; each recommendation gets its sources and a readable reason.
+
+Degraded mode: every store call goes through a circuit breaker; when Neo4j or the vector index
+fails, the request answers from what is left, down to the in-memory popular list, and says so.
+State that must be shared between API processes (interactions, models) lives in the stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from graphrec.config import Settings
+from graphrec.engine import rules
+from graphrec.engine.breaker import Breaker
+from graphrec.engine.cache import TTLCache
+from graphrec.engine.catalog import Catalog, load_catalog
+from graphrec.engine.model import LiveModel
+from graphrec.engine.types import (
+    RecFilter,
+    RecordResult,
+    RecRequest,
+    RecResult,
+    Recommendation,
+    RequestContext,
+    Surface,
+)
+from graphrec.errors import GraphrecError, GraphStoreError, NotFound, VectorStoreError
+from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS, Interaction, Item, User
+from graphrec.graph.store import AsyncGraphStore
+from graphrec.sources import SOURCES
+from graphrec.sources.base import Candidate, SourceContext
+from graphrec.sources.neighbour_cache import NeighbourCache
+from loaders.records import InteractionRow, ItemRow, UserRow, validate
+
+log = logging.getLogger("graphrec.engine")
+T = TypeVar("T")
+
+VERB = {"RATED": "rated", "PURCHASED": "bought", "CLICKED": "clicked", "VIEWED": "viewed"}
+
+
+class Engine:
+    """Recommendations for users, items and lists of items. Create with :meth:`create`."""
+
+    def __init__(self, settings: Settings, store: AsyncGraphStore, vectors: Any | None = None) -> None:
+        self.settings = settings
+        self.cfg = settings.engine
+        self.store = store
+        self.vectors = vectors
+        self.catalog = Catalog()
+        self.model: LiveModel | None = None
+        self.ranker: Any | None = None
+        self.neo4j_breaker = Breaker("neo4j", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
+        self.vector_breaker = Breaker("vectors", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
+        self.results: TTLCache[RecResult] = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
+        self.neighbours = NeighbourCache()
+        self.stats: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    async def create(cls, settings: Settings, vectors: Any | None = None, background: bool = True) -> Engine:
+        store = AsyncGraphStore.from_settings(settings)
+        if vectors is None:
+            vectors = _open_vectors(settings)
+        eng = cls(settings, store, vectors)
+        with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
+            await eng.warm_up()
+        with contextlib.suppress(GraphrecError):
+            await eng.refresh_catalog()
+        with contextlib.suppress(GraphrecError):
+            await eng.refresh_model()
+        if background:
+            eng._tasks.append(asyncio.create_task(eng._every(eng.cfg.catalog_refresh_s, eng.refresh_catalog)))
+            eng._tasks.append(asyncio.create_task(eng._every(eng.cfg.model_poll_s, eng.refresh_model)))
+        return eng
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.store.close()
+        if self.vectors is not None:
+            with contextlib.suppress(Exception):
+                self.vectors.close()
+
+    async def warm_up(self, connections: int = 4) -> None:
+        """Open pooled connections and let Neo4j plan the request-path queries once, so the first
+        requests do not pay 40 ms of connection set-up and query planning."""
+        await asyncio.gather(*(self.store.ping() for _ in range(connections)))
+        await self.store.read("repo/user_state", user_id="", recent=1, max_consumed=1)
+        for rel in ("CO_INTERACTED", "SIMILAR_CONTENT"):
+            await self.store.read("recs/neighbour_lists", {"nrel": rel}, ids=[""], per_item=1)
+
+    async def _every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await fn()
+            except Exception as exc:  # noqa: BLE001 - a background refresh must never die
+                log.warning("background refresh %s failed: %s", fn.__name__, exc)
+
+    async def refresh_catalog(self) -> None:
+        """Reload the in-memory catalogue and popular lists (the degraded-mode fallback)."""
+        self.catalog = await self._neo4j(load_catalog(
+            self.store, DEFAULT_TYPE_WEIGHTS, self.cfg.popular_window_days * 86400.0,
+            self.cfg.popular_half_life_days * 86400.0))
+
+    async def refresh_model(self) -> None:
+        """Swap in the live GNN version (and the ranker) when the registry says it changed."""
+        rows = await self._neo4j(self.store.read("registry/live", kind="gnn"))
+        if not rows:
+            return
+        m = rows[0]["m"]
+        if self.model is None or self.model.version != m["id"]:
+            self.model = await asyncio.to_thread(LiveModel.load, m["id"], m["artifact_dir"])
+            self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
+        rrows = await self._neo4j(self.store.read("registry/live", kind="ranker"))
+        if rrows and (self.ranker is None or self.ranker.version != rrows[0]["m"]["id"]):
+            from graphrec.engine.ranker import LoadedRanker
+
+            self.ranker = await asyncio.to_thread(LoadedRanker.load, rrows[0]["m"]["id"], rrows[0]["m"]["artifact_dir"])
+
+    # ---- guarded store calls ---------------------------------------------------------------
+    async def _neo4j(self, aw: Awaitable[T], timeout: float | None = None) -> T:
+        """Call Neo4j through its breaker. A call that outlives ``timeout`` is abandoned, not
+        cancelled: it finishes in the background (cancelling would kill its pooled connection)."""
+        if not self.neo4j_breaker.allow():
+            _close(aw)
+            raise GraphStoreError("neo4j circuit open")
+        task = asyncio.ensure_future(aw)
+        if timeout is not None:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                task.add_done_callback(self._settle_late)
+                raise asyncio.TimeoutError
+        try:
+            res = await task
+        except (GraphStoreError, OSError):
+            self.neo4j_breaker.failure()
+            raise
+        self.neo4j_breaker.success()
+        return res
+
+    def _settle_late(self, task: asyncio.Future[Any]) -> None:
+        """A late call finished: feed its outcome to the breaker and swallow its result."""
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self.neo4j_breaker.failure()
+        else:
+            self.neo4j_breaker.success()
+
+    async def _vectors(self, fn: Callable[[], T], timeout: float) -> T:
+        if self.vectors is None:
+            raise VectorStoreError("no vector index")
+        if not self.vector_breaker.allow():
+            raise VectorStoreError("vector index circuit open")
+        try:
+            res = await asyncio.wait_for(asyncio.to_thread(fn), timeout)
+        except (VectorStoreError, asyncio.TimeoutError, OSError):
+            self.vector_breaker.failure()
+            raise
+        self.vector_breaker.success()
+        return res
+
+    # ---- the pipeline ----------------------------------------------------------------------
+    def _now(self, ctx: RequestContext) -> float:
+        return ctx.now or self.catalog.now or time.time()
+
+    async def _user_state(self, user_id: str | None, degraded: list[str]) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
+        if not user_id:
+            return [], {}
+        try:
+            rows = await self._neo4j(self.store.read("repo/user_state", user_id=user_id, recent=self.cfg.history,
+                                                     max_consumed=5000), self.cfg.request_budget_ms / 2000)
+        except (GraphStoreError, asyncio.TimeoutError):
+            degraded.append("neo4j")
+            return [], {}
+        if not rows:
+            return [], {}
+        consumed = {c["item_id"]: set(c["types"]) for c in rows[0]["consumed"]}
+        return list(rows[0]["recent"]), consumed
+
+    def _seeds(self, recent: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """The user's recent positive items with weights (type × rating × recency)."""
+        best: dict[str, float] = {}
+        hl = self.cfg.half_life_days * 86400.0
+        for h in recent:
+            w = DEFAULT_TYPE_WEIGHTS.get(h["type"], 0.0)
+            if h["type"] == "RATED":
+                v = h.get("value") or 0.0
+                w = max(0.0, (v - 2.0) / 3.0)
+            w *= 2.0 ** (-max(0.0, now - (h["ts"] or now)) / hl)
+            if w > 0:
+                best[h["item_id"]] = max(best.get(h["item_id"], 0.0), w)
+        top = sorted(best.items(), key=lambda x: -x[1])[: self.cfg.seeds]
+        return [{"id": i, "w": float(w)} for i, w in top]
+
+    async def _ann(self, vec: np.ndarray | None, limit: int, f: RecFilter, degraded: list[str], exclude: set[str]) -> list[Candidate]:
+        if vec is None or self.model is None:
+            return []
+        budget = self.cfg.source_budget_ms / 1000
+        if self.vectors is not None:
+            try:
+                from graphrec.vectors.base import VectorFilter
+
+                vf = VectorFilter(categories_any=list(f.categories) or None, exclude_categories=list(f.exclude_categories) or None,
+                                  exclude_ids=list(f.exclude_item_ids), available_only=f.available_only,
+                                  year_min=f.year_min, year_max=f.year_max)
+                alias = self.settings.qdrant.alias
+                hits = await self._vectors(lambda: self.vectors.search(alias, vec, limit + len(exclude), vf), budget)
+                return [Candidate(h.id, float(h.score), "ann") for h in hits if h.id not in exclude][:limit]
+            except (VectorStoreError, asyncio.TimeoutError) as exc:
+                log.info("vector index unavailable: %s", exc)
+                degraded.append("vectors")
+        # No index (or it failed): exact search over the live model's vectors in memory.
+        return [Candidate(i, s, "ann") for i, s in self.model.nearest(vec, limit, exclude)]
+
+    async def _run_sources(self, names: dict[str, float], ctx: SourceContext, ann: Callable[[], Awaitable[list[Candidate]]],
+                           timings: dict[str, float], degraded: list[str]) -> dict[str, list[Candidate]]:
+        limit = self.cfg.candidates_per_source
+        budget = self.cfg.source_budget_ms / 1000
+
+        async def one(name: str) -> tuple[str, list[Candidate]]:
+            t0 = time.perf_counter()
+            try:
+                if name == "ann":
+                    res = await asyncio.wait_for(ann(), budget * 1.5)
+                else:
+                    fn = SOURCES[name]
+                    needs_neo4j = name not in ("popular", "fresh")
+                    res = await (self._neo4j(fn(ctx, limit), budget) if needs_neo4j else fn(ctx, limit))
+            except (GraphStoreError, asyncio.TimeoutError) as exc:
+                if isinstance(exc, GraphStoreError):
+                    degraded.append("neo4j")
+                self.stats[f"late_or_failed.{name}"] = self.stats.get(f"late_or_failed.{name}", 0) + 1
+                res = []
+            timings[f"source.{name}"] = (time.perf_counter() - t0) * 1000
+            self.stats[f"candidates.{name}"] = self.stats.get(f"candidates.{name}", 0) + len(res)
+            return name, res
+
+        pairs = await asyncio.gather(*(one(n) for n, w in names.items() if w > 0 and (n == "ann" or n in SOURCES)))
+        return dict(pairs)
+
+    def _merge(self, by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> dict[str, rules.Scored]:
+        merged: dict[str, rules.Scored] = {}
+        for name, cands in by_source.items():
+            if not cands:
+                continue
+            top = max(c.score for c in cands) or 1.0
+            for rank, c in enumerate(sorted(cands, key=lambda c: -c.score)):
+                s = merged.get(c.item_id)
+                if s is None:
+                    s = merged[c.item_id] = rules.Scored(c.item_id, 0.0, {})
+                s.sources[name] = (c.score, rank)
+                s.score += weights.get(name, 0.0) * (c.score / top)
+                if c.because and not s.because:
+                    s.because = c.because
+                if c.via and not s.via:
+                    s.via = c.via
+        return merged
+
+    def _rank(self, cands: list[rules.Scored], vec: np.ndarray | None, session_vec: np.ndarray | None,
+              consumed_cats: dict[str, float]) -> None:
+        """Learned ranker when live, else fusion score + embedding similarity (in place)."""
+        if not cands:
+            return
+        sims = self.model.scores(vec, [c.item_id for c in cands]) if (vec is not None and self.model) else None
+        if self.ranker is not None and self.ranker.enabled:
+            feats = self.ranker.features(cands, sims, session_vec, self.model, self.catalog, consumed_cats)
+            for c, s in zip(cands, self.ranker.score(feats), strict=True):
+                c.score = float(s)
+            return
+        if sims is not None:
+            for c, s in zip(cands, sims.tolist(), strict=True):
+                c.score += max(0.0, s)
+
+    async def recommend(self, req: RecRequest) -> RecResult:
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        degraded: list[str] = []
+        now = self._now(req.context)
+        first = max(1, min(int(req.first), 100))
+
+        t0 = time.perf_counter()
+        recent, consumed = await self._user_state(req.user_id, degraded)
+        timings["user_state"] = (time.perf_counter() - t0) * 1000
+        cache_key = (req.user_id, req.surface, first, req.filter, req.context.session_item_ids,
+                     req.context.preferred_categories, recent[0]["ts"] if recent else None, len(consumed),
+                     self.model.version if self.model else None)
+        if not degraded and req.user_id and (hit := self.results.get(cache_key)) is not None:
+            return RecResult(hit.items, hit.degraded, hit.model_version, uuid.uuid4().hex, hit.degraded_reasons,
+                             {"cache_hit": 1.0, **timings})
+
+        vec = self.model.user_vector(recent, now) if (self.model and recent) else None
+        if vec is None and self.model and req.context.preferred_categories:
+            vec = self._category_vector(req.context.preferred_categories)
+        session_vec = None
+        if self.model and req.context.session_item_ids:
+            session_vec = self.model.user_vector(
+                [{"item_id": i, "type": "CLICKED", "ts": now, "value": None} for i in req.context.session_item_ids], now)
+        seeds = self._seeds(recent, now)
+        weights = dict(self.cfg.sources.get(req.surface.value, self.cfg.sources["HOME_FEED"]))
+        if not recent:  # cold start: popular (narrowed by stated preferences), fresh, content of nothing
+            weights["popular"] = max(weights.get("popular", 0.0), 1.0)
+            weights["fresh"] = max(weights.get("fresh", 0.0), 0.2)
+        exclude_consumed = req.surface.value in self.cfg.exclude_consumed
+        hard_excluded = {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES} if exclude_consumed else set()
+        ctx = SourceContext(store=self.store, user_id=req.user_id, session_items=list(req.context.session_item_ids),
+                            now=now, half_life_s=self.cfg.half_life_days * 86400.0, type_weights=DEFAULT_TYPE_WEIGHTS,
+                            timeout_s=self.cfg.source_budget_ms / 1000,
+                            params={"seeds": seeds, "catalog": self.catalog, "neighbours": self.neighbours,
+                                    "preferred_categories": req.context.preferred_categories,
+                                    "fresh_window_s": self.cfg.fresh_window_days * 86400.0})
+        by_source = await self._run_sources(
+            weights, ctx, lambda: self._ann(vec, self.cfg.candidates_per_source, req.filter, degraded, hard_excluded),
+            timings, degraded)
+        t0 = time.perf_counter()
+        merged = self._merge(by_source, weights)
+        cands = [c for c in merged.values() if rules.passes_filter(self.catalog.items.get(c.item_id), req.filter)]
+        cands = rules.apply_consumed(cands, consumed, exclude_consumed)
+        timings["merge"] = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        self._rank(cands, vec, session_vec, {})
+        rules.apply_promotions(cands, self.cfg.promotions)
+        timings["rank"] = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        chosen = self._finish(cands, first, req, consumed, hard_excluded)
+        timings["rules"] = (time.perf_counter() - t0) * 1000
+        if not chosen:  # nothing survived: the in-memory popular list, filtered
+            chosen = self._popular_fallback(first, req.filter, hard_excluded)
+            if not self.catalog.loaded:
+                degraded.append("catalog")
+        items = [self._recommendation(c, k + 1, recent, req) for k, c in enumerate(chosen)]
+        timings["total"] = (time.perf_counter() - t_start) * 1000
+        reasons = tuple(sorted(set(degraded)))
+        res = RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
+        if not reasons and req.user_id:
+            self.results.put(cache_key, res)
+        return res
+
+    def _finish(self, cands: list[rules.Scored], first: int, req: RecRequest, consumed: dict[str, set[str]],
+                excluded: set[str]) -> list[rules.Scored]:
+        def cats(i: str) -> tuple[str, ...]:
+            it = self.catalog.items.get(i)
+            return it.categories if it else ()
+
+        emb = (lambda i: self.model.vector_of(i)) if self.model else None  # noqa: E731
+        chosen = rules.diversify(cands, first, self.cfg.mmr_lambda, self.cfg.max_per_category, cats, emb)
+        if req.context.explore and self.cfg.explore_epsilon > 0 and req.surface is Surface.HOME_FEED:
+            pool = [i for i, _ in self.catalog.popular[:200]
+                    if i not in consumed and i not in excluded and rules.passes_filter(self.catalog.items.get(i), req.filter)]
+            day = int(self._now(req.context) // 86400)
+            seed = int(hashlib.blake2b(f"{self.settings.seed}:{req.user_id}:{day}".encode(), digest_size=8).hexdigest(), 16)
+            chosen = rules.explore(chosen, pool, self.cfg.explore_epsilon, seed)
+        return chosen
+
+    def _popular_fallback(self, first: int, f: RecFilter, excluded: set[str]) -> list[rules.Scored]:
+        out = []
+        for i, s in self.catalog.popular:
+            if i not in excluded and rules.passes_filter(self.catalog.items.get(i), f):
+                out.append(rules.Scored(i, s, {"popular": (s, len(out))}))
+                if len(out) >= first:
+                    break
+        return out
+
+    def _category_vector(self, categories: tuple[str, ...]) -> np.ndarray | None:
+        assert self.model is not None
+        vecs = [v for c in categories for i, _ in self.catalog.popular_by_category.get(c, [])[:20]
+                if (v := self.model.vector_of(i)) is not None]
+        if not vecs:
+            return None
+        m = np.mean(vecs, axis=0)
+        n = float(np.linalg.norm(m))
+        return m / n if n > 0 else None
+
+    def _title(self, item_id: str) -> str:
+        it = self.catalog.items.get(item_id)
+        return it.title if it and it.title else item_id
+
+    def _recommendation(self, c: rules.Scored, rank: int, recent: list[dict[str, Any]], req: RecRequest) -> Recommendation:
+        srcs = tuple(sorted(c.sources, key=lambda s: -c.sources[s][0] if s != "explore" else 0))
+        reason, query = self._reason(c, recent, req)
+        return Recommendation(c.item_id, round(float(c.score), 6), rank, srcs, reason, query)
+
+    def _reason(self, c: rules.Scored, recent: list[dict[str, Any]], req: RecRequest) -> tuple[str | None, str | None]:
+        src = c.sources
+        verbs = {h["item_id"]: VERB.get(h["type"], "liked") for h in recent}
+        if "explore" in src:
+            return "something different, to widen your feed", None
+        if "session" in src and c.because:
+            return f"because you viewed {self._title(c.because[0])} just now", None
+        if "co_interaction" in src and c.because:
+            b = c.because[0]
+            q = (f":param user_id => '{_q(req.user_id or '')}'; :param item_id => '{_q(c.item_id)}'; "
+                 "// then run cypher/explore/co_interaction_path.cypher")
+            if req.surface is Surface.SIMILAR_ITEMS:
+                return f"people who liked {self._title(b)} also liked this", None
+            return f"because you {verbs.get(b, 'liked')} {self._title(b)}", q
+        if "content" in src and c.because:
+            return f"similar to {self._title(c.because[0])}", None
+        if "ann" in src:
+            return "matches your taste" if req.surface is not Surface.SIMILAR_ITEMS else "similar to this", None
+        if "popular" in src:
+            cat = c.via[0] if c.via else None
+            return (f"popular in {cat} this week" if cat else "popular right now"), None
+        if "fresh" in src:
+            return "new this week", None
+        if "promotion" in src:
+            return "featured", None
+        return None, None
+
+    # ---- other surfaces --------------------------------------------------------------------
+    async def similar_items(self, item_id: str, first: int = 20, filter: RecFilter | None = None) -> RecResult:
+        t_start = time.perf_counter()
+        f = filter or RecFilter()
+        f = RecFilter(f.categories, f.exclude_categories, tuple(set(f.exclude_item_ids) | {item_id}), f.available_only,
+                      f.year_min, f.year_max)
+        degraded: list[str] = []
+        if item_id not in self.catalog.items:
+            try:
+                found = (await self._neo4j(self.store.read("repo/item_exists", item_id=item_id)))[0]["found"]
+            except GraphStoreError:
+                found, degraded = False, ["neo4j"]
+                if not self.catalog.loaded:
+                    raise
+            if not found and not degraded:
+                raise NotFound("item", item_id)
+        first = max(1, min(int(first), 100))
+        weights = dict(self.cfg.sources.get("SIMILAR_ITEMS", {}))
+        vec = self.model.vector_of(item_id) if self.model else None
+        ctx = SourceContext(store=self.store, timeout_s=self.cfg.source_budget_ms / 1000, now=self.catalog.now,
+                            params={"seeds": [{"id": item_id, "w": 1.0}], "catalog": self.catalog,
+                                    "neighbours": self.neighbours})
+        timings: dict[str, float] = {}
+        by_source = await self._run_sources(weights, ctx, lambda: self._ann(vec, self.cfg.candidates_per_source, f, degraded, {item_id}),
+                                            timings, degraded)
+        merged = self._merge(by_source, weights)
+        cands = [c for c in merged.values() if c.item_id != item_id and rules.passes_filter(self.catalog.items.get(c.item_id), f)]
+        self._rank(cands, vec, None, {})
+        cats = lambda i: self.catalog.items[i].categories if i in self.catalog.items else ()  # noqa: E731
+        chosen = rules.diversify(cands, first, max(self.cfg.mmr_lambda, 0.95), 0, cats, None)
+        req = RecRequest(None, Surface.SIMILAR_ITEMS, first, f)
+        items = [self._recommendation(c, k + 1, [], req) for k, c in enumerate(chosen)]
+        timings["total"] = (time.perf_counter() - t_start) * 1000
+        reasons = tuple(sorted(set(degraded)))
+        return RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
+
+    async def rerank(self, user_id: str, item_ids: list[str], first: int | None = None) -> RecResult:
+        """Reorder a given list (search results) for a user; every given id comes back once."""
+        t_start = time.perf_counter()
+        degraded: list[str] = []
+        ids = list(dict.fromkeys(item_ids))
+        recent, consumed = await self._user_state(user_id, degraded)
+        now = self._now(RequestContext())
+        vec = self.model.user_vector(recent, now) if (self.model and recent) else None
+        weights = dict(self.cfg.sources.get("SEARCH_RERANK", {}))
+        weights.pop("ann", None)
+        weights.pop("fresh", None)
+        ctx = SourceContext(store=self.store, user_id=user_id, now=now, timeout_s=self.cfg.source_budget_ms / 1000,
+                            type_weights=DEFAULT_TYPE_WEIGHTS,
+                            params={"seeds": self._seeds(recent, now), "catalog": self.catalog,
+                                    "neighbours": self.neighbours})
+        timings: dict[str, float] = {}
+        by_source = await self._run_sources(weights, ctx, _no_candidates, timings, degraded)
+        merged = self._merge(by_source, weights)
+        wanted = set(ids)
+        cands = [merged.get(i) or rules.Scored(i, 0.0, {}) for i in ids]
+        for c in cands:
+            c.sources = {k: v for k, v in c.sources.items()}
+        self._rank(cands, vec, None, {})
+        rules.apply_consumed(cands, consumed, exclude=False)
+        # Stable: ties keep the caller's order.
+        order = {i: k for k, i in enumerate(ids)}
+        cands.sort(key=lambda c: (-c.score, order[c.item_id]))
+        n = len(cands) if first is None else max(0, min(int(first), len(cands)))
+        req = RecRequest(user_id, Surface.SEARCH_RERANK, n)
+        items = [self._recommendation(c, k + 1, recent, req) for k, c in enumerate(cands[:n]) if c.item_id in wanted]
+        timings["total"] = (time.perf_counter() - t_start) * 1000
+        reasons = tuple(sorted(set(degraded)))
+        return RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
+
+    async def batch(self, user_ids: list[str], first: int = 20, surface: Surface = Surface.EMAIL,
+                    concurrency: int = 8) -> dict[str, RecResult]:
+        """Recommendations for many users (email campaigns), ``concurrency`` at a time."""
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(u: str) -> tuple[str, RecResult]:
+            async with sem:
+                return u, await self.recommend(RecRequest(u, surface, first, context=RequestContext(explore=False)))
+
+        return dict(await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids))))
+
+    async def popular(self, first: int = 20, category: str | None = None) -> list[str]:
+        first = max(1, min(int(first), 100))
+        src = self.catalog.popular_by_category.get(category, []) if category else self.catalog.popular
+        return [i for i, _ in src[:first]]
+
+    # ---- the record ------------------------------------------------------------------------
+    async def record_interaction(self, data: dict[str, Any]) -> RecordResult:
+        """Write one interaction to Neo4j at once (idempotent on its key). Unknown item: NotFound."""
+        row: InteractionRow = validate(InteractionRow, data)
+        found = (await self._neo4j(self.store.read("repo/item_exists", item_id=row.item_id)))[0]["found"]
+        if not found:
+            raise NotFound("item", row.item_id)
+        statements = [("load/interactions", {"rel": row.type.value}, {"rows": [row.to_param()]}),
+                      ("load/advance_clock", None, {"ts": row.ts})]
+        if row.session_id:
+            statements.insert(1, ("load/sessions", None, {"rows": [
+                {"session": row.session_id, "user": row.user_id, "first_ts": row.ts, "last_ts": row.ts}]}))
+        counters = await self._neo4j(self.store.write_many(statements))
+        return RecordResult(key=row.idempotency_key, created=counters[0]["relationships_created"] > 0, stored="direct")
+
+    async def get_items(self, ids: list[str]) -> dict[str, Item]:
+        rows = await self._neo4j(self.store.read("repo/get_items", ids=list(ids)))
+        return {r["id"]: Item.from_row(r) for r in rows}
+
+    async def get_user(self, user_id: str) -> User | None:
+        rows = await self._neo4j(self.store.read("repo/get_users", ids=[user_id]))
+        if not rows:
+            return None
+        props = {k: v for k, v in rows[0]["props"].items() if k not in ("id", "created_at")}
+        return User(rows[0]["id"], rows[0]["created_at"], props)
+
+    async def user_history(self, user_id: str, limit: int = 10) -> list[Interaction]:
+        rows = await self._neo4j(self.store.read("repo/user_history", user_id=user_id, limit=int(limit)))
+        return [Interaction(r["item_id"], r["type"], r["ts"], r["value"], r["dwell"], r["session"]) for r in rows]
+
+    async def upsert_item(self, data: dict[str, Any]) -> Item:
+        row: ItemRow = validate(ItemRow, data)
+        await self._neo4j(self.store.write_many([("load/items", None, {"rows": [row.to_param()], "now": time.time()})]))
+        return (await self.get_items([row.id]))[row.id]
+
+    async def upsert_user(self, data: dict[str, Any]) -> User:
+        row: UserRow = validate(UserRow, data)
+        await self._neo4j(self.store.write_many([("load/users", None, {"rows": [row.to_param()], "now": time.time()})]))
+        user = await self.get_user(row.id)
+        assert user is not None
+        return user
+
+    async def model_versions(self, first: int = 10) -> list[Any]:
+        from graphrec.registry import ModelVersion
+
+        rows = await self._neo4j(self.store.read("registry/list", kind="gnn", limit=max(1, min(int(first), 100))))
+        return [ModelVersion.from_props(r["m"]) for r in rows]
+
+    async def health(self) -> dict[str, bool]:
+        neo = await self.store.ping()
+        vec = True
+        if self.vectors is not None:
+            try:
+                vec = bool(await asyncio.wait_for(asyncio.to_thread(self.vectors.healthy), 1.0))
+            except Exception:  # noqa: BLE001 - health reports, never raises
+                vec = False
+        return {"neo4j": neo, "vectors": vec, "degraded": not (neo and vec), "model": self.model is not None}
+
+
+async def _no_candidates() -> list[Candidate]:
+    return []
+
+
+def _q(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _close(aw: Awaitable[Any]) -> None:
+    close = getattr(aw, "close", None)
+    if close:
+        close()
+
+
+def _open_vectors(settings: Settings) -> Any | None:
+    """The configured vector index, or None when it cannot be opened (the engine then searches the
+    live model's vectors exactly, in memory, and says so in ``health``)."""
+    try:
+        from graphrec.vectors.factory import open_vector_index
+    except ImportError:
+        return None
+    try:
+        return open_vector_index(settings)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("vector index unavailable at start: %s", exc)
+        return None

@@ -1,0 +1,140 @@
+"""Business rules: pure functions over scored candidates (no I/O), each tested on its own.
+
+Order in the engine: hard filters → consumed-item exclusion and down-weights → promotions →
+MMR diversity with a per-category cap → exploration.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphrec.engine.catalog import CatalogItem
+from graphrec.engine.types import RecFilter
+
+#: Interaction types after which an item is never recommended again on excluding surfaces.
+EXCLUDING_TYPES = frozenset({"CLICKED", "PURCHASED", "RATED"})
+#: Interaction types that only down-weight an item (multiplier).
+DOWNWEIGHTS = {"VIEWED": 0.5, "SKIPPED": 0.1}
+
+
+@dataclass
+class Scored:
+    item_id: str
+    score: float
+    sources: dict[str, tuple[float, int]]  # source -> (its score, its rank)
+    because: tuple[str, ...] = ()
+    via: tuple[str, ...] = ()
+
+
+def passes_filter(item: CatalogItem | None, f: RecFilter) -> bool:
+    """Hard filters. An item missing from the catalogue passes only when nothing is asked of it."""
+    if item is None:
+        return not (f.categories or f.exclude_categories or f.year_min or f.year_max)
+    if f.available_only and not item.available:
+        return False
+    if item.id in f.exclude_item_ids:
+        return False
+    if f.categories and not set(item.categories) & set(f.categories):
+        return False
+    if f.exclude_categories and set(item.categories) & set(f.exclude_categories):
+        return False
+    if f.year_min is not None and (item.year is None or item.year < f.year_min):
+        return False
+    if f.year_max is not None and (item.year is None or item.year > f.year_max):
+        return False
+    return True
+
+
+def apply_consumed(cands: list[Scored], consumed: dict[str, set[str]], exclude: bool) -> list[Scored]:
+    """Drop items the user clicked, purchased or rated (when ``exclude``); down-weight viewed/skipped."""
+    out = []
+    for c in cands:
+        types = consumed.get(c.item_id)
+        if types:
+            if exclude and types & EXCLUDING_TYPES:
+                continue
+            for t, m in DOWNWEIGHTS.items():
+                if t in types:
+                    c.score *= m
+        out.append(c)
+    return out
+
+
+def apply_promotions(cands: list[Scored], promotions: Sequence[object], now: float | None = None) -> None:
+    """Multiply the score of promoted items whose promotion has not expired (wall-clock time)."""
+    t = time.time() if now is None else now
+    active = {p.item_id: p.boost for p in promotions if p.expires_at > t}  # type: ignore[attr-defined]
+    for c in cands:
+        if c.item_id in active:
+            c.score *= active[c.item_id]
+            c.sources.setdefault("promotion", (active[c.item_id], 0))
+
+
+def diversify(cands: list[Scored], n: int, lam: float, max_per_category: int,
+              categories: Callable[[str], tuple[str, ...]], emb: Callable[[str], np.ndarray | None] | None = None) -> list[Scored]:
+    """Greedy MMR: pick ``argmax lam·rel − (1−lam)·max_sim(selected)``, at most ``max_per_category``
+    items per category (0 = no cap). Similarity is embedding cosine when every pooled item has
+    a vector, otherwise category Jaccard. Vectorised: one similarity matrix per call."""
+    pool = sorted(cands, key=lambda c: -c.score)[: max(n * 5, 50)]
+    if not pool:
+        return []
+    m = len(pool)
+    rel = np.array([c.score for c in pool], dtype=np.float64)
+    rel = rel / (np.abs(rel).max() or 1.0)
+    vecs = [emb(c.item_id) for c in pool] if emb else []
+    cats = [categories(c.item_id) for c in pool]
+    if emb and all(v is not None for v in vecs):
+        x = np.stack(vecs)  # type: ignore[arg-type]
+        sim = x @ x.T
+    else:
+        names = sorted({c for cs in cats for c in cs})
+        col = {c: k for k, c in enumerate(names)}
+        onehot = np.zeros((m, max(1, len(names))))
+        for r, cs in enumerate(cats):
+            for c in cs:
+                onehot[r, col[c]] = 1.0
+        inter = onehot @ onehot.T
+        sizes = onehot.sum(axis=1)
+        union = sizes[:, None] + sizes[None, :] - inter
+        sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    max_sim = np.zeros(m)
+    taken = np.zeros(m, dtype=bool)
+    per_cat: dict[str, int] = {}
+    chosen: list[Scored] = []
+    while len(chosen) < n:
+        val = lam * rel - (1.0 - lam) * max_sim
+        val[taken] = -np.inf
+        if max_per_category:
+            for r in range(m):
+                if not taken[r] and any(per_cat.get(c, 0) >= max_per_category for c in cats[r]):
+                    val[r] = -np.inf
+        k = int(np.argmax(val))
+        if not np.isfinite(val[k]):
+            break
+        taken[k] = True
+        chosen.append(pool[k])
+        max_sim = np.maximum(max_sim, sim[k])
+        for c in cats[k]:
+            per_cat[c] = per_cat.get(c, 0) + 1
+    return chosen
+
+
+def explore(chosen: list[Scored], pool: list[str], epsilon: float, seed: int) -> list[Scored]:
+    """Epsilon-greedy: each slot after the first three is, with probability ``epsilon``, given
+    to a random item from ``pool`` (popular items the user has not seen). Deterministic for a seed."""
+    if epsilon <= 0 or not pool:
+        return chosen
+    rng = random.Random(seed)
+    present = {c.item_id for c in chosen}
+    fresh = [i for i in pool if i not in present]
+    out = list(chosen)
+    for k in range(3, len(out)):
+        if fresh and rng.random() < epsilon:
+            pick = fresh.pop(rng.randrange(len(fresh)))
+            out[k] = Scored(pick, out[k].score, {"explore": (0.0, 0)})
+    return out

@@ -1,0 +1,72 @@
+"""The engine's request and response types: what the API (and batch jobs) hand to the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Surface(str, Enum):
+    HOME_FEED = "HOME_FEED"
+    SIMILAR_ITEMS = "SIMILAR_ITEMS"
+    SEARCH_RERANK = "SEARCH_RERANK"
+    EMAIL = "EMAIL"
+
+
+@dataclass(frozen=True)
+class RecFilter:
+    """Hard filters applied to every candidate."""
+
+    categories: tuple[str, ...] = ()  # keep only items in any of these
+    exclude_categories: tuple[str, ...] = ()
+    exclude_item_ids: tuple[str, ...] = ()
+    available_only: bool = True
+    year_min: int | None = None
+    year_max: int | None = None
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the client knows about this request (all optional)."""
+
+    session_id: str | None = None
+    session_item_ids: tuple[str, ...] = ()  # the current session's recent items, oldest first
+    preferred_categories: tuple[str, ...] = ()  # stated preferences (cold start)
+    now: float | None = None  # defaults to the graph's clock / wall time
+    explore: bool = True
+
+
+@dataclass(frozen=True)
+class RecRequest:
+    user_id: str | None
+    surface: Surface = Surface.HOME_FEED
+    first: int = 20
+    filter: RecFilter = field(default_factory=RecFilter)
+    context: RequestContext = field(default_factory=RequestContext)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: str
+    score: float
+    rank: int
+    sources: tuple[str, ...]
+    reason: str | None = None
+    explain_query: str | None = None  # a ready Cypher for Neo4j Browser (collaborative reasons)
+
+
+@dataclass(frozen=True)
+class RecResult:
+    items: list[Recommendation]
+    degraded: bool
+    model_version: str | None
+    request_id: str
+    degraded_reasons: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    key: str
+    created: bool  # False: the same key was already stored (a retry)
+    stored: str  # "direct" (written to Neo4j) or "journal" (Neo4j unavailable; replayed later)

@@ -1,0 +1,30 @@
+"""Candidate sources answered from the engine's in-memory catalogue (refreshed periodically):
+popularity (overall and per category) and fresh items. They keep answering when Neo4j is down."""
+
+from __future__ import annotations
+
+from graphrec.sources.base import Candidate, SourceContext
+
+
+async def popular(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """Time-decayed popularity; within the user's stated categories when given."""
+    catalog = ctx.params["catalog"]
+    cats = list(ctx.params.get("preferred_categories") or ())
+    if not cats:
+        return [Candidate(i, s, "popular") for i, s in catalog.popular[:limit]]
+    out: list[Candidate] = []
+    per = max(1, limit // len(cats))
+    for c in cats:
+        out.extend(Candidate(i, s, "popular", (), (c,)) for i, s in catalog.popular_by_category.get(c, [])[:per])
+    return out
+
+
+async def fresh(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """Items added within the fresh window, newest first (within the stated categories, if any)."""
+    catalog = ctx.params["catalog"]
+    since = ctx.now - float(ctx.params.get("fresh_window_s", 14 * 86400.0))
+    cats = set(ctx.params.get("preferred_categories") or ())
+    ids = [i for i, t in catalog.fresh if t >= since
+           and (not cats or cats & set(catalog.items[i].categories if i in catalog.items else ()))][:limit]
+    n = max(1, len(ids))
+    return [Candidate(i, 1.0 - k / (2 * n), "fresh") for k, i in enumerate(ids)]

@@ -1,0 +1,46 @@
+"""A bounded, expiring cache of materialised neighbour lists, shared by the neighbour sources.
+
+Summing the neighbours of 20 seed items in Cypher costs 20–40 ms per request; the lists
+themselves change only when ``graphrec refresh-neighbours`` runs. So the engine keeps them in
+a TTL cache (``maxsize`` items per kind, ``ttl_s`` seconds) and asks Neo4j only for the seeds it
+has not seen lately, in one round trip; the sum happens in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphrec.engine.cache import TTLCache
+
+
+class NeighbourCache:
+    def __init__(self, maxsize: int = 200_000, ttl_s: float = 600.0, per_item: int = 50) -> None:
+        self.per_item = per_item
+        self.caches: dict[str, TTLCache[list[tuple[str, float]]]] = {
+            rel: TTLCache(maxsize, ttl_s) for rel in ("CO_INTERACTED", "SIMILAR_CONTENT")}
+
+    async def lists(self, store: Any, rel: str, ids: list[str], timeout: float) -> dict[str, list[tuple[str, float]]]:
+        cache = self.caches[rel]
+        out: dict[str, list[tuple[str, float]]] = {}
+        missing = []
+        for i in ids:
+            got = cache.get(i)
+            if got is None:
+                missing.append(i)
+            else:
+                out[i] = got
+        if missing:
+            rows = await store.read("recs/neighbour_lists", {"nrel": rel}, timeout=timeout, ids=missing,
+                                    per_item=self.per_item)
+            found = {r["item_id"]: [(n[0], float(n[1])) for n in r["neighbours"]] for r in rows}
+            for i in missing:
+                lst = found.get(i, [])
+                cache.put(i, lst)
+                out[i] = lst
+        return out
+
+    @property
+    def hit_rate(self) -> float:
+        hits = sum(c.hits for c in self.caches.values())
+        total = hits + sum(c.misses for c in self.caches.values())
+        return hits / total if total else 0.0

@@ -1,0 +1,107 @@
+"""Business rules, breaker and cache: pure logic, no stores."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphrec.config import Promotion
+from graphrec.engine import rules
+from graphrec.engine.breaker import Breaker
+from graphrec.engine.cache import TTLCache
+from graphrec.engine.catalog import CatalogItem
+from graphrec.engine.types import RecFilter
+
+
+def _item(i: str, cats: tuple[str, ...] = ("A",), year: int = 2000, available: bool = True) -> CatalogItem:
+    return CatalogItem(i, i.upper(), year, available, 0.0, cats, 1)
+
+
+def _s(i: str, score: float) -> rules.Scored:
+    return rules.Scored(i, score, {"x": (score, 0)})
+
+
+def test_hard_filters() -> None:
+    it = _item("a", ("Action", "Drama"), 1995)
+    assert rules.passes_filter(it, RecFilter())
+    assert not rules.passes_filter(_item("b", available=False), RecFilter())
+    assert rules.passes_filter(_item("b", available=False), RecFilter(available_only=False))
+    assert rules.passes_filter(it, RecFilter(categories=("Drama", "Horror")))
+    assert not rules.passes_filter(it, RecFilter(categories=("Horror",)))
+    assert not rules.passes_filter(it, RecFilter(exclude_categories=("Drama",)))
+    assert not rules.passes_filter(it, RecFilter(exclude_item_ids=("a",)))
+    assert not rules.passes_filter(it, RecFilter(year_min=1996))
+    assert rules.passes_filter(it, RecFilter(year_min=1990, year_max=1995))
+    assert not rules.passes_filter(None, RecFilter(categories=("Drama",)))
+
+
+def test_consumed_exclusion_and_downweights() -> None:
+    cands = [_s("clicked", 1.0), _s("viewed", 1.0), _s("skipped", 1.0), _s("new", 1.0)]
+    consumed = {"clicked": {"CLICKED"}, "viewed": {"VIEWED"}, "skipped": {"SKIPPED"}}
+    out = {c.item_id: c.score for c in rules.apply_consumed(cands, consumed, exclude=True)}
+    assert out == {"viewed": 0.5, "skipped": 0.1, "new": 1.0}
+    kept = rules.apply_consumed([_s("clicked", 1.0)], consumed, exclude=False)
+    assert [c.item_id for c in kept] == ["clicked"]
+
+
+def test_promotions_expire() -> None:
+    cands = [_s("a", 1.0), _s("b", 1.0)]
+    rules.apply_promotions(cands, [Promotion(item_id="a", boost=2.0, expires_at=100.0),
+                                   Promotion(item_id="b", boost=3.0, expires_at=10.0)], now=50.0)
+    assert [c.score for c in cands] == [2.0, 1.0] and "promotion" in cands[0].sources
+
+
+def test_mmr_diversifies_and_caps_categories() -> None:
+    cats = {"a1": ("A",), "a2": ("A",), "a3": ("A",), "b1": ("B",), "c1": ("C",)}
+    cands = [_s("a1", 1.0), _s("a2", 0.99), _s("a3", 0.98), _s("b1", 0.7), _s("c1", 0.6)]
+    pure = rules.diversify(list(cands), 3, 1.0, 0, lambda i: cats[i])
+    assert [c.item_id for c in pure] == ["a1", "a2", "a3"]
+    diverse = rules.diversify(list(cands), 3, 0.5, 0, lambda i: cats[i])
+    assert [c.item_id for c in diverse] == ["a1", "b1", "c1"]
+    capped = rules.diversify(list(cands), 4, 1.0, 2, lambda i: cats[i])
+    assert [c.item_id for c in capped] == ["a1", "a2", "b1", "c1"]
+    vecs = {"a1": np.array([1.0, 0.0]), "a2": np.array([1.0, 0.0]), "a3": np.array([0.0, 1.0]),
+            "b1": np.array([1.0, 0.0]), "c1": np.array([0.0, 1.0])}
+    by_emb = rules.diversify(list(cands), 2, 0.5, 0, lambda i: cats[i], lambda i: vecs[i])
+    assert [c.item_id for c in by_emb] == ["a1", "a3"]
+
+
+def test_exploration_is_seeded() -> None:
+    chosen = [_s(f"i{k}", 1.0 - k / 10) for k in range(10)]
+    pool = [f"p{k}" for k in range(50)]
+    a = rules.explore(list(chosen), pool, 0.5, seed=7)
+    b = rules.explore(list(chosen), pool, 0.5, seed=7)
+    c = rules.explore(list(chosen), pool, 0.5, seed=8)
+    assert [x.item_id for x in a] == [x.item_id for x in b] != [x.item_id for x in c]
+    assert [x.item_id for x in a[:3]] == ["i0", "i1", "i2"]
+    assert any("explore" in x.sources for x in a)
+    assert rules.explore(list(chosen), pool, 0.0, seed=7) == chosen
+
+
+def test_breaker_opens_and_probes() -> None:
+    t = [0.0]
+    br = Breaker("x", failures=2, reset_s=5.0, clock=lambda: t[0])
+    assert br.allow()
+    br.failure()
+    assert br.state == "closed"
+    br.failure()
+    assert br.state == "open" and not br.allow()
+    t[0] = 6.0
+    assert br.state == "half-open" and br.allow() and not br.allow()  # one probe at a time
+    br.failure()
+    assert br.state == "open"
+    t[0] = 12.0
+    assert br.allow()
+    br.success()
+    assert br.state == "closed" and br.allow()
+
+
+def test_ttl_cache_bounded_and_expiring() -> None:
+    t = [0.0]
+    c: TTLCache[int] = TTLCache(maxsize=2, ttl_s=10, clock=lambda: t[0])
+    c.put("a", 1)
+    c.put("b", 2)
+    c.put("c", 3)
+    assert len(c) == 2 and c.get("a") is None and c.get("b") == 2
+    t[0] = 11.0
+    assert c.get("b") is None and c.get("c") is None
+    assert 0 < c.hit_rate < 1
