@@ -117,8 +117,8 @@ class Neo4jServer:
         return f"http://{self.cfg.host}:{self.cfg.http_port}/browser/"
 
     # -- password --------------------------------------------------------------------------
-    def password(self) -> str:
-        """The configured password, else the generated one (created with mode 0600)."""
+    def password(self, create: bool = True) -> str:
+        """The configured password, else the generated one (created with mode 0600 by ``start``)."""
         if self.cfg.password is not None:
             pw = self.cfg.password.get_secret_value()
             if pw == "neo4j" or len(pw) < 8:
@@ -126,6 +126,9 @@ class Neo4jServer:
             return pw
         if self.password_file.exists():
             return self.password_file.read_text().strip()
+        if not create:
+            raise ConfigError(f"no Neo4j password: set GRAPHREC_NEO4J_PASSWORD, or start the local server "
+                              f"(graphrec neo4j start) to generate one in {self.password_file}")
         self.password_file.parent.mkdir(parents=True, exist_ok=True)
         pw = secrets.token_urlsafe(24)
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -46,7 +46,15 @@ from graphrec.engine.types import (
     RequestContext,
     Surface,
 )
-from graphrec.errors import GraphrecError, GraphStoreError, NotFound, VectorStoreError
+from graphrec.errors import (
+    GraphrecError,
+    GraphStoreError,
+    GraphStoreUnavailable,
+    LockHeld,
+    NotFound,
+    VectorStoreError,
+)
+from graphrec.journal import Journal, write_rows_sync
 from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS, Interaction, Item, User
 from graphrec.graph.store import AsyncGraphStore
 from graphrec.sources import SOURCES
@@ -75,6 +83,7 @@ class Engine:
         self.vector_breaker = Breaker("vectors", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
         self.results: TTLCache[RecResult] = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
         self.neighbours = NeighbourCache()
+        self.journal = Journal(settings.var_dir / "journal")
         self.stats: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -94,6 +103,7 @@ class Engine:
         if background:
             eng._tasks.append(asyncio.create_task(eng._every(eng.cfg.catalog_refresh_s, eng.refresh_catalog)))
             eng._tasks.append(asyncio.create_task(eng._every(eng.cfg.model_poll_s, eng.refresh_model)))
+            eng._tasks.append(asyncio.create_task(eng._every(2.0, eng._replay_task)))
         return eng
 
     async def close(self) -> None:
@@ -123,6 +133,9 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - a background refresh must never die
                 log.warning("background refresh %s failed: %s", fn.__name__, exc)
 
+    async def _replay_task(self) -> None:
+        await self.replay_journal()
+
     async def refresh_catalog(self) -> None:
         """Reload the in-memory catalogue and popular lists (the degraded-mode fallback)."""
         self.catalog = await self._neo4j(load_catalog(
@@ -150,7 +163,7 @@ class Engine:
         cancelled: it finishes in the background (cancelling would kill its pooled connection)."""
         if not self.neo4j_breaker.allow():
             _close(aw)
-            raise GraphStoreError("neo4j circuit open")
+            raise GraphStoreUnavailable("neo4j circuit open")
         task = asyncio.ensure_future(aw)
         if timeout is not None:
             done, _ = await asyncio.wait({task}, timeout=timeout)
@@ -159,7 +172,7 @@ class Engine:
                 raise asyncio.TimeoutError
         try:
             res = await task
-        except (GraphStoreError, OSError):
+        except (GraphStoreUnavailable, OSError):
             self.neo4j_breaker.failure()
             raise
         self.neo4j_breaker.success()
@@ -169,7 +182,7 @@ class Engine:
         """A late call finished: feed its outcome to the breaker and swallow its result."""
         if task.cancelled():
             return
-        if task.exception() is not None:
+        if isinstance(task.exception(), GraphStoreUnavailable | OSError):
             self.neo4j_breaker.failure()
         else:
             self.neo4j_breaker.success()
@@ -522,18 +535,52 @@ class Engine:
 
     # ---- the record ------------------------------------------------------------------------
     async def record_interaction(self, data: dict[str, Any]) -> RecordResult:
-        """Write one interaction to Neo4j at once (idempotent on its key). Unknown item: NotFound."""
+        """Write one interaction at once (idempotent on its key), or, when Neo4j is unavailable,
+        to the fsync'd journal that is replayed when it returns. Unknown item: NotFound."""
         row: InteractionRow = validate(InteractionRow, data)
-        found = (await self._neo4j(self.store.read("repo/item_exists", item_id=row.item_id)))[0]["found"]
-        if not found:
-            raise NotFound("item", row.item_id)
-        statements = [("load/interactions", {"rel": row.type.value}, {"rows": [row.to_param()]}),
-                      ("load/advance_clock", None, {"ts": row.ts})]
-        if row.session_id:
-            statements.insert(1, ("load/sessions", None, {"rows": [
-                {"session": row.session_id, "user": row.user_id, "first_ts": row.ts, "last_ts": row.ts}]}))
-        counters = await self._neo4j(self.store.write_many(statements))
-        return RecordResult(key=row.idempotency_key, created=counters[0]["relationships_created"] > 0, stored="direct")
+        param = row.to_param()
+        try:
+            found = (await self._neo4j(self.store.read("repo/item_exists", item_id=row.item_id),
+                                       self.cfg.request_budget_ms / 1000))[0]["found"]
+            if not found:
+                raise NotFound("item", row.item_id)
+            statements = [("load/interactions", {"rel": row.type.value}, {"rows": [param]}),
+                          ("load/advance_clock", None, {"ts": row.ts})]
+            if row.session_id:
+                statements.insert(1, ("load/sessions", None, {"rows": [
+                    {"session": row.session_id, "user": row.user_id, "first_ts": row.ts, "last_ts": row.ts}]}))
+            counters = await self._neo4j(self.store.write_many(statements), self.cfg.request_budget_ms / 1000 * 4)
+            return RecordResult(key=row.idempotency_key, created=counters[0]["relationships_created"] > 0, stored="direct")
+        except (GraphStoreUnavailable, asyncio.TimeoutError):
+            # Neo4j is away (or too slow to trust): journal it. A write that timed out may still
+            # land; the replay is idempotent on the key, so it will not double-count.
+            if self.catalog.loaded and row.item_id not in self.catalog.items:
+                raise NotFound("item", row.item_id) from None
+            await asyncio.to_thread(self.journal.append, {**param, "type": row.type.value})
+            self.stats["journalled"] = self.stats.get("journalled", 0) + 1
+            return RecordResult(key=row.idempotency_key, created=True, stored="journal")
+
+    async def replay_journal(self) -> int:
+        """Write journalled interactions to Neo4j (in order); returns how many were replayed."""
+        if self.journal.pending() == 0 or not self.neo4j_breaker.allow():
+            return 0
+        from graphrec.graph.store import GraphStore
+
+        def work() -> int:
+            with GraphStore.from_settings(self.settings) as store:
+                return self.journal.replay(lambda rows: write_rows_sync(store, rows))
+
+        try:
+            n = await asyncio.to_thread(work)
+        except LockHeld:
+            return 0
+        except GraphStoreError:
+            self.neo4j_breaker.failure()
+            return 0
+        self.neo4j_breaker.success()
+        if n:
+            self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
+        return n
 
     async def get_items(self, ids: list[str]) -> dict[str, Item]:
         rows = await self._neo4j(self.store.read("repo/get_items", ids=list(ids)))

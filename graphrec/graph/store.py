@@ -30,7 +30,7 @@ def resolve_password(settings: Settings) -> str:
     if settings.neo4j.managed:
         from graphrec.neo4j_server import Neo4jServer
 
-        return Neo4jServer(settings).password()
+        return Neo4jServer(settings).password(create=False)
     raise GraphStoreError("GRAPHREC_NEO4J_PASSWORD is required for an external Neo4j server")
 
 

@@ -156,3 +156,39 @@ def test_degraded_when_neo4j_is_unreachable(tiny: Settings) -> None:
         assert r.degraded and "neo4j" in r.degraded_reasons and r.items  # popular list from memory
         assert r.timings_ms["total"] < 2000
     assert r2.items[0].item_id == "alien"
+
+
+def test_interactions_journal_while_neo4j_is_away_and_replay_once(tiny: Settings, store, tmp_path) -> None:  # noqa: ANN001
+    from pydantic import SecretStr
+
+    from graphrec.graph.store import resolve_password
+
+    s = tiny.model_copy(update={"var_dir": tmp_path, "neo4j": tiny.neo4j.model_copy(
+        update={"password": SecretStr(resolve_password(tiny))})})
+
+    async def go() -> tuple[list[str], int, int]:
+        e = await _engine(s)
+        live = e.store
+        try:
+            e.store = AsyncGraphStore(s.neo4j.model_copy(update={"uri": "bolt://127.0.0.1:1", "connection_timeout_s": 0.3}), "x" * 12)
+            stored = []
+            for k in range(3):
+                r = await e.record_interaction({"user_id": "erin", "item_id": "up", "type": "VIEW", "ts": 3000.0 + k,
+                                                "dwell_seconds": 5, "key": f"erin-{k}"})
+                stored.append(r.stored)
+            with pytest.raises(NotFound):  # not in the in-memory catalogue: refused, not journalled
+                await e.record_interaction({"user_id": "erin", "item_id": "ghost", "type": "VIEW", "ts": 1.0})
+            await e.store.close()
+            e.store = live
+            e.neo4j_breaker.success()
+            first = await e.replay_journal()
+            second = await e.replay_journal()
+            return stored, first, second
+        finally:
+            await e.close()
+
+    stored, first, second = run(go())
+    assert stored == ["journal"] * 3 and (first, second) == (3, 0)
+    assert store.counts()["VIEWED"] == 1 + 3  # carol's view in the tiny graph + the three replayed
+    hist = store.read("repo/user_history", user_id="erin", limit=10)
+    assert sorted(h["ts"] for h in hist) == [3000.0, 3001.0, 3002.0]
