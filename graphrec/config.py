@@ -117,6 +117,7 @@ class EngineSettings(BaseModel):
     max_per_category: int = 0  # 0: no cap
     mmr_lambda: float = 0.85  # 1.0: pure relevance; lower: more diverse
     explore_epsilon: float = 0.05  # share of slots given to exploration (seeded per request)
+    prefetch_neighbours: int = 5000  # neighbour lists of the most popular items loaded at start
     result_cache_size: int = 10000
     result_cache_ttl_s: float = 30.0
     breaker_failures: int = 3

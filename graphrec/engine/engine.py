@@ -98,6 +98,7 @@ class Engine:
             await eng.warm_up()
         with contextlib.suppress(GraphrecError):
             await eng.refresh_catalog()
+            await eng.neighbours.prefetch(store, [i for i, _ in eng.catalog.popular[: eng.cfg.prefetch_neighbours]])
         with contextlib.suppress(GraphrecError):
             await eng.refresh_model()
         if background:
