@@ -91,12 +91,13 @@ class Registry:
         return self.models_dir / version_id
 
     def register(self, kind: str, version_id: str, *, seed: int, config: dict[str, Any], metrics: dict[str, float],
-                 snapshot: dict[str, Any], training_seconds: float, collection: str | None = None) -> ModelVersion:
+                 snapshot: dict[str, Any], training_seconds: float, collection: str | None = None,
+                 extra: dict[str, Any] | None = None) -> ModelVersion:
         props: dict[str, Any] = {
             "created_at": time.time(), "seed": seed, "config_json": json.dumps(config, sort_keys=True, default=str),
             "metrics_json": json.dumps(metrics, sort_keys=True), "snapshot_json": json.dumps(snapshot, sort_keys=True),
             "training_seconds": float(training_seconds), "artifact_dir": str(self.artifact_dir(version_id)),
-            "collection": collection,
+            "collection": collection, **(extra or {}),
         }
         # Flat copies of the headline metrics, for Neo4j Browser and ORDER BY.
         for name, value in metrics.items():

@@ -36,6 +36,7 @@ from graphrec.engine import rules
 from graphrec.engine.breaker import Breaker
 from graphrec.engine.cache import TTLCache
 from graphrec.engine.catalog import Catalog, load_catalog
+from graphrec.engine.merge import merge_candidates, seeds_from_history
 from graphrec.engine.model import LiveModel
 from graphrec.engine.types import (
     RecFilter,
@@ -156,7 +157,8 @@ class Engine:
         if rrows and (self.ranker is None or self.ranker.version != rrows[0]["m"]["id"]):
             from graphrec.engine.ranker import LoadedRanker
 
-            self.ranker = await asyncio.to_thread(LoadedRanker.load, rrows[0]["m"]["id"], rrows[0]["m"]["artifact_dir"])
+            r = rrows[0]["m"]
+            self.ranker = await asyncio.to_thread(LoadedRanker.load, r["id"], r["artifact_dir"], bool(r.get("enabled", False)))
 
     # ---- guarded store calls ---------------------------------------------------------------
     async def _neo4j(self, aw: Awaitable[T], timeout: float | None = None) -> T:
@@ -220,19 +222,7 @@ class Engine:
         return list(rows[0]["recent"]), consumed
 
     def _seeds(self, recent: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
-        """The user's recent positive items with weights (type × rating × recency)."""
-        best: dict[str, float] = {}
-        hl = self.cfg.half_life_days * 86400.0
-        for h in recent:
-            w = DEFAULT_TYPE_WEIGHTS.get(h["type"], 0.0)
-            if h["type"] == "RATED":
-                v = h.get("value") or 0.0
-                w = max(0.0, (v - 2.0) / 3.0)
-            w *= 2.0 ** (-max(0.0, now - (h["ts"] or now)) / hl)
-            if w > 0:
-                best[h["item_id"]] = max(best.get(h["item_id"], 0.0), w)
-        top = sorted(best.items(), key=lambda x: -x[1])[: self.cfg.seeds]
-        return [{"id": i, "w": float(w)} for i, w in top]
+        return seeds_from_history(recent, now, self.cfg.half_life_days * 86400.0, self.cfg.seeds)
 
     async def _ann(self, vec: np.ndarray | None, limit: int, f: RecFilter, degraded: list[str], exclude: set[str]) -> list[Candidate]:
         if vec is None or self.model is None:
@@ -281,31 +271,17 @@ class Engine:
         return dict(pairs)
 
     def _merge(self, by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> dict[str, rules.Scored]:
-        merged: dict[str, rules.Scored] = {}
-        for name, cands in by_source.items():
-            if not cands:
-                continue
-            top = max(c.score for c in cands) or 1.0
-            for rank, c in enumerate(sorted(cands, key=lambda c: -c.score)):
-                s = merged.get(c.item_id)
-                if s is None:
-                    s = merged[c.item_id] = rules.Scored(c.item_id, 0.0, {})
-                s.sources[name] = (c.score, rank)
-                s.score += weights.get(name, 0.0) * (c.score / top)
-                if c.because and not s.because:
-                    s.because = c.because
-                if c.via and not s.via:
-                    s.via = c.via
-        return merged
+        return merge_candidates(by_source, weights)
 
     def _rank(self, cands: list[rules.Scored], vec: np.ndarray | None, session_vec: np.ndarray | None,
-              consumed_cats: dict[str, float]) -> None:
-        """Learned ranker when live, else fusion score + embedding similarity (in place)."""
+              recent: list[dict[str, Any]], now: float) -> None:
+        """Learned ranker when live and enabled, else fusion score + embedding similarity (in place)."""
         if not cands:
             return
         sims = self.model.scores(vec, [c.item_id for c in cands]) if (vec is not None and self.model) else None
         if self.ranker is not None and self.ranker.enabled:
-            feats = self.ranker.features(cands, sims, session_vec, self.model, self.catalog, consumed_cats)
+            cats = [self.catalog.items[h["item_id"]].categories for h in recent if h["item_id"] in self.catalog.items]
+            feats = self.ranker.features(cands, sims, session_vec, self.model, self.catalog, cats, now)
             for c, s in zip(cands, self.ranker.score(feats), strict=True):
                 c.score = float(s)
             return
@@ -359,7 +335,7 @@ class Engine:
         cands = rules.apply_consumed(cands, consumed, exclude_consumed)
         timings["merge"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
-        self._rank(cands, vec, session_vec, {})
+        self._rank(cands, vec, session_vec, recent, now)
         rules.apply_promotions(cands, self.cfg.promotions)
         timings["rank"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
@@ -475,7 +451,7 @@ class Engine:
                                             timings, degraded)
         merged = self._merge(by_source, weights)
         cands = [c for c in merged.values() if c.item_id != item_id and rules.passes_filter(self.catalog.items.get(c.item_id), f)]
-        self._rank(cands, vec, None, {})
+        self._rank(cands, vec, None, [], self.catalog.now)
         cats = lambda i: self.catalog.items[i].categories if i in self.catalog.items else ()  # noqa: E731
         chosen = rules.diversify(cands, first, max(self.cfg.mmr_lambda, 0.95), 0, cats, None)
         req = RecRequest(None, Surface.SIMILAR_ITEMS, first, f)
@@ -506,7 +482,7 @@ class Engine:
         cands = [merged.get(i) or rules.Scored(i, 0.0, {}) for i in ids]
         for c in cands:
             c.sources = {k: v for k, v in c.sources.items()}
-        self._rank(cands, vec, None, {})
+        self._rank(cands, vec, None, recent, now)
         rules.apply_consumed(cands, consumed, exclude=False)
         # Stable: ties keep the caller's order.
         order = {i: k for k, i in enumerate(ids)}

@@ -14,14 +14,11 @@ from __future__ import annotations
 from graphrec.sources.base import Candidate, SourceContext
 
 
-async def _neighbours(ctx: SourceContext, rel: str, seeds: list[dict[str, object]], limit: int, name: str) -> list[Candidate]:
-    """Σ over seeds of seed weight × neighbour score, from the engine's neighbour cache."""
-    if not seeds:
-        return []
-    cache = ctx.params["neighbours"]
-    ids = [str(s["id"]) for s in seeds]
-    lists = await cache.lists(ctx.store, rel, ids, ctx.timeout_s)
-    seed_ids = set(ids)
+def aggregate_neighbours(seeds: list[dict[str, object]], lists: dict[str, list[tuple[str, float]]], limit: int,
+                         name: str) -> list[Candidate]:
+    """Σ over seeds of seed weight × neighbour score (seeds themselves excluded), best first;
+    ``because`` names the strongest seeds. Shared by the engine and the offline evaluation."""
+    seed_ids = {str(s["id"]) for s in seeds}
     score: dict[str, float] = {}
     best: dict[str, list[tuple[float, str]]] = {}
     for s in seeds:
@@ -34,6 +31,14 @@ async def _neighbours(ctx: SourceContext, rel: str, seeds: list[dict[str, object
             best.setdefault(nid, []).append((v, sid))
     top = sorted(score.items(), key=lambda x: (-x[1], x[0]))[:limit]
     return [Candidate(i, sc, name, tuple(b for _, b in sorted(best[i], reverse=True)[:3])) for i, sc in top]
+
+
+async def _neighbours(ctx: SourceContext, rel: str, seeds: list[dict[str, object]], limit: int, name: str) -> list[Candidate]:
+    """The seeds' materialised neighbours, from the engine's neighbour cache, summed."""
+    if not seeds:
+        return []
+    lists = await ctx.params["neighbours"].lists(ctx.store, rel, [str(s["id"]) for s in seeds], ctx.timeout_s)
+    return aggregate_neighbours(seeds, lists, limit, name)
 
 
 async def co_interaction(ctx: SourceContext, limit: int) -> list[Candidate]:

@@ -1,0 +1,45 @@
+"""Pure steps of the pipeline shared by the engine and the offline evaluation: seeds from a
+history, and the merge of candidate lists (de-duplicated, every source's score and rank kept)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphrec.engine.rules import Scored
+from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS
+from graphrec.sources.base import Candidate
+
+
+def seeds_from_history(recent: list[dict[str, Any]], now: float, half_life_s: float, n: int) -> list[dict[str, Any]]:
+    """The ``n`` strongest recent positive items: weight = type weight (ratings: (value-2)/3)
+    × 2^(-age/half-life); an item seen several times keeps its strongest weight."""
+    best: dict[str, float] = {}
+    for h in recent:
+        w = DEFAULT_TYPE_WEIGHTS.get(h["type"], 0.0)
+        if h["type"] == "RATED":
+            w = max(0.0, ((h.get("value") or 0.0) - 2.0) / 3.0)
+        w *= 2.0 ** (-max(0.0, now - (h["ts"] or now)) / half_life_s)
+        if w > 0:
+            best[h["item_id"]] = max(best.get(h["item_id"], 0.0), w)
+    top = sorted(best.items(), key=lambda x: (-x[1], x[0]))[:n]
+    return [{"id": i, "w": float(w)} for i, w in top]
+
+
+def merge_candidates(by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> dict[str, Scored]:
+    """One entry per item; ``score`` = Σ weight × (source score / that source's best score)."""
+    merged: dict[str, Scored] = {}
+    for name, cands in by_source.items():
+        if not cands:
+            continue
+        top = max(c.score for c in cands) or 1.0
+        for rank, c in enumerate(sorted(cands, key=lambda c: -c.score)):
+            s = merged.get(c.item_id)
+            if s is None:
+                s = merged[c.item_id] = Scored(c.item_id, 0.0, {})
+            s.sources[name] = (c.score, rank)
+            s.score += weights.get(name, 0.0) * (c.score / top)
+            if c.because and not s.because:
+                s.because = c.because
+            if c.via and not s.via:
+                s.via = c.via
+    return merged
