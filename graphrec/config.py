@@ -125,6 +125,17 @@ class EngineSettings(BaseModel):
     promotions: list[Promotion] = Field(default_factory=list)
 
 
+class TrainingSettings(BaseModel):
+    """Model lifecycle: retraining schedule and promotion gate."""
+
+    cron: str = "0 3 * * *"  # graphrec schedule: daily at 03:00 (UTC)
+    # A new version is promoted only if NDCG@10 and Recall@100 stay within this relative
+    # tolerance of the live version's (or with --force).
+    tolerance: float = 0.02
+    keep_collections: int = 3  # published vector collections kept (the live one and rollbacks)
+    refit_full: bool = True  # after evaluating on the temporal split, refit on all data for serving
+
+
 class Settings(BaseSettings):
     """All of graphrec's settings."""
 
@@ -144,6 +155,7 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     loader: LoaderSettings = Field(default_factory=LoaderSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
 
     @field_validator("var_dir", "cache_dir")
     @classmethod
