@@ -31,6 +31,8 @@ app.add_typer(neo4j_app, name="neo4j")
 app.add_typer(schema_app, name="schema")
 app.add_typer(load_app, name="load")
 app.add_typer(bench_app, name="bench")
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -293,6 +295,92 @@ def refresh_neighbours(k: int = 50) -> None:
         written = refresh(store, snap, k=k)
     for rel, n in written.items():
         console.print(f"{rel}: {n:,} edges")
+
+
+# ---- models ------------------------------------------------------------------------------
+@app.command("train")
+@friendly
+def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even if it regresses; train even without new data.")] = False,
+              no_pipeline_eval: Annotated[bool, typer.Option("--no-pipeline-eval", help="Skip the offline replay of the request pipeline.")] = False) -> None:
+    """Export, train the GNN (early stopping on validation NDCG@10), evaluate against baselines,
+    register, publish to the vector index and promote if it does not regress."""
+    from gnn.lifecycle import run_pipeline
+    from gnn.schedule import retrain_lock
+
+    s = settings()
+    with retrain_lock(s.var_dir):
+        out = run_pipeline(s, force=force, evaluate_pipeline=not no_pipeline_eval)
+    if out["status"] == "skipped":
+        console.print(out["reason"])
+        return
+    console.print(out["table"], highlight=False)
+    console.print(f"\nversion {out['version']}: {out['status']} ({out['reason']}); training {out['train_seconds']}s, "
+                  f"total {out['seconds']}s; report {out['report']}")
+
+
+@app.command("evaluate")
+@friendly
+def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id (default: the live one).")] = None) -> None:
+    """Print a version's evaluation table (the GNN and every baseline from the same run) and
+    redraw the metric history across versions (PNG)."""
+    from gnn.evaluate import format_table, plot_version_history
+    from graphrec.registry import Registry
+
+    s = settings()
+    with _store() as store:
+        reg = Registry(store, s.var_dir / "models")
+        v = reg.get(version) if version else reg.live("gnn")
+        if v is None:
+            raise GraphrecError("no live model yet: run `graphrec train` first")
+        report = json.loads((Path(v.artifact_dir or "") / "evaluation.json").read_text())
+        versions = [{"id": x.id, "metrics": x.metrics, "status": x.status} for x in reversed(reg.list("gnn", 50))]
+    console.print(f"{v.id} ({v.status}) — {report['protocol']}")
+    console.print(format_table(report["results"]), highlight=False)
+    out = s.var_dir / "reports"
+    plot_version_history(versions, out / "versions.png")
+    (out / "evaluation.json").write_text(json.dumps(report, indent=2))
+    console.print(f"JSON: {out / 'evaluation.json'}; plots: {Path(v.artifact_dir or '') / 'learning_curve.png'}, {out / 'versions.png'}")
+
+
+@models_app.command("list")
+@friendly
+def models_list(kind: str = "gnn", limit: int = 20) -> None:
+    """Model versions, newest first."""
+    from graphrec.registry import Registry
+
+    with _store() as store:
+        versions = Registry(store, settings().var_dir / "models").list(kind, limit)
+    t = Table("id", "status", "NDCG@10", "Recall@100", "train s", "interactions", "seed")
+    for v in versions:
+        t.add_row(v.id, v.status, f"{v.metrics.get('ndcg@10', float('nan')):.4f}",
+                  f"{v.metrics.get('recall@100', float('nan')):.4f}", f"{v.training_seconds or 0:.0f}",
+                  f"{v.snapshot.get('interactions', 0):,}", str(v.seed))
+    console.print(t)
+
+
+@models_app.command("rollback")
+@friendly
+def models_rollback() -> None:
+    """Return to the previous version: switch the vector alias back, then mark it live."""
+    from gnn.lifecycle import rollback
+
+    live, rolled = rollback(settings())
+    console.print(f"{live} is live again ({rolled} rolled back)")
+
+
+@app.command("schedule")
+@friendly
+def schedule_cmd(cron: Annotated[str | None, typer.Option(help="Cron expression (default: training.cron).")] = None,
+                 once: Annotated[bool, typer.Option("--once", help="Run one cycle now and exit.")] = False) -> None:
+    """Retrain on a cron schedule: skips when there is no new data, one run at a time, every run logged."""
+    from gnn.lifecycle import run_pipeline
+    from gnn.schedule import next_run, run_forever
+
+    s = settings()
+    if not once:
+        console.print(f"next run at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(next_run(cron or s.training.cron, time.time())))}")
+    run_forever(s, lambda st, scheduled: run_pipeline(st, scheduled=scheduled, progress=False), cron, once,
+                on_tick=lambda e: console.print(json.dumps({k: v for k, v in e.items() if k != "table"}, default=str)))
 
 
 # ---- bench ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gnn.config import GNNConfig
 from graphrec.errors import ConfigError
 
 
@@ -156,6 +157,7 @@ class Settings(BaseSettings):
     loader: LoaderSettings = Field(default_factory=LoaderSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    gnn: GNNConfig = Field(default_factory=GNNConfig)
 
     @field_validator("var_dir", "cache_dir")
     @classmethod

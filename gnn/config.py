@@ -1,0 +1,38 @@
+"""GNN hyperparameters. One seed (``Settings.seed``) drives every random choice and is recorded
+with each model version."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class GNNConfig(BaseModel):
+    dim: int = 64  # output embedding size
+    hidden: int = 128  # hidden size of the convolutions
+    layers: int = 2  # PinSage convolutions (K hops over importance neighbourhoods)
+    neighbors: int = 20  # T: top-T neighbours by normalised visit count
+    walks_per_item: int = 200  # random walks started from every item
+    walk_length: int = 3  # item→user→item hops per walk
+    restart: float = 0.5  # restart probability after each hop
+    id_embedding: bool = True  # a learned id vector beside content features (items seen in training)
+    id_dropout: float = 0.3  # drop whole id vectors in training so content alone also works
+    title_buckets: int = 256  # hashed bag-of-words of titles/descriptions
+    max_entities: int = 3000  # most frequent KG entities kept as features
+    max_tags: int = 3000
+    epochs: int = 40
+    patience: int = 6  # early stopping on validation NDCG@10
+    lr: float = 0.003
+    weight_decay: float = 1e-6
+    batch_users: int = 256
+    examples_per_user: int = 2  # (history → future) cut points sampled per user per epoch
+    targets_per_example: int = 10
+    temperature: float = 0.07  # sampled-softmax temperature
+    margin: float = 0.1  # max-margin loss margin
+    margin_weight: float = 1.0
+    easy_negatives: int = 64
+    hard_negatives_max: int = 16  # curriculum: epoch e uses min(e, max) hard negatives
+    hard_negative_ranks: tuple[int, int] = (20, 200)  # hard negatives come from these ranks
+    half_life_days: float = 120.0  # time decay of the user's history when pooling
+    rating_center: float = 0.0  # rating weight = (value - centre) / (5 - centre)
+    validation_fraction: float = 0.1
+    dropout: float = 0.1

@@ -1,0 +1,191 @@
+"""One retraining: export → train → evaluate → register → publish → promote (or reject).
+
+1. **export** a snapshot from Neo4j; skip (when scheduled) if nothing changed since the live version;
+2. **train** on the temporal train split, early-stopped on validation;
+3. **evaluate** the GNN and every baseline in the same run on the test split (and the full
+   request pipeline replayed offline), write the table and the plots;
+4. **refit** on all interactions for the best number of epochs (what is served);
+5. **register** the version (config, seed, snapshot statistics, metrics, training time) in the
+   graph, artifacts under ``var/models/<id>/``;
+6. **publish** item embeddings with payload into a NEW vector collection, fully built and indexed;
+7. **promote** when the gate passes: switch the alias (atomic; readers never see a half-built
+   collection), then mark the version live; otherwise mark it rejected and drop its collection.
+   Old collections beyond ``training.keep_collections`` are deleted; the previous one stays for
+   rollback.
+
+A crash anywhere before step 7 leaves the live model and the alias untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gnn.config import GNNConfig
+from gnn.data import Snapshot
+from gnn.evaluate import baselines, format_table, gnn_metrics, plot_learning_curve, plot_version_history, write_report
+from gnn.export import export_snapshot
+from gnn.split import train_val_test
+from gnn.train import train
+from graphrec.config import Settings
+from graphrec.errors import ModelError
+from graphrec.graph.store import GraphStore
+from graphrec.registry import Registry, decide, new_version_id
+
+
+def gnn_config(settings: Settings) -> GNNConfig:
+    return settings.gnn
+
+
+def has_new_data(snap: Snapshot, live_snapshot: dict[str, Any]) -> bool:
+    stats = snap.stats()
+    return not (stats["interactions"] == live_snapshot.get("interactions")
+                and stats["items"] == live_snapshot.get("items")
+                and stats["max_ts"] <= float(live_snapshot.get("max_ts", -1)))
+
+
+def payloads(snap: Snapshot, counts: np.ndarray) -> list[dict[str, Any]]:
+    return [{"categories": list(it.categories), "tags": list(it.tags), "available": bool(it.available),
+             "popularity": float(np.log1p(counts[k])), "year": it.year} for k, it in enumerate(snap.items)]
+
+
+def publish(vectors: Any, collection: str, snap: Snapshot, emb: np.ndarray, batch: int = 2048) -> None:
+    """Write every item's embedding with its payload into a new collection and build its index."""
+    counts = np.bincount(snap.item, minlength=snap.num_items)
+    pl = payloads(snap, counts)
+    vectors.create_collection(collection, emb.shape[1])
+    for s in range(0, snap.num_items, batch):
+        vectors.upsert(collection, snap.item_ids[s:s + batch], emb[s:s + batch], pl[s:s + batch])
+    vectors.finalize(collection)
+
+
+def save_artifacts(d: Path, snap: Snapshot, serve_emb: np.ndarray, eval_emb: np.ndarray, model: torch.nn.Module,
+                   cfg: GNNConfig, params: dict[str, Any], history: list[dict[str, float]]) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    np.save(d / "item_embeddings.npy", serve_emb.astype(np.float32))
+    np.save(d / "eval_item_embeddings.npy", eval_emb.astype(np.float32))
+    (d / "item_ids.json").write_text(json.dumps(snap.item_ids))
+    (d / "user_params.json").write_text(json.dumps(params))
+    (d / "config.json").write_text(cfg.model_dump_json(indent=2))
+    (d / "history.json").write_text(json.dumps(history, indent=2))
+    torch.save(model.state_dict(), d / "model.pt")
+
+
+def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = False, vectors: Any | None = None,
+                 progress: bool = True, evaluate_pipeline: bool = True, fail_at: str | None = None) -> dict[str, Any]:
+    """Run once; returns a summary (``status``: skipped, promoted, rejected)."""
+    cfg = gnn_config(settings)
+    t_all = time.perf_counter()
+    models_dir = settings.var_dir / "models"
+    with GraphStore.from_settings(settings) as store:
+        registry = Registry(store, models_dir)
+        live = registry.live("gnn")
+        snap = export_snapshot(store, progress=progress)
+        if snap.num_interactions == 0:
+            raise ModelError("the graph has no interactions to learn from")
+        if live and not force and not has_new_data(snap, live.snapshot):
+            return {"status": "skipped", "reason": f"no new data since the live version {live.id}", "live": live.id}
+        version = new_version_id("gnn")
+        art = registry.artifact_dir(version)
+        tr, va, te = train_val_test(snap)
+        res = train(snap, tr, va, cfg, seed=settings.seed, checkpoint_dir=art / "checkpoints", progress=progress)
+        if fail_at == "after_train":  # fault injection for tests: a retraining that crashes half-way
+            raise RuntimeError("injected failure after training")
+        hist = tr | va
+        rows: dict[str, dict[str, float]] = {"GNN (PinSage)": gnn_metrics(res.item_emb, snap, hist, te, res.user_params)}
+        rows["GNN (PinSage)"]["train_seconds"] = round(res.seconds, 1)
+        rows.update(baselines(snap, tr, va, te, settings.seed, progress))
+        if evaluate_pipeline:
+            rows.update(pipeline_rows(snap, hist, te, res.item_emb, res.user_params, version))
+        # Refit on everything for serving, for the number of epochs validation chose.
+        serve_emb, serve_model = res.item_emb, res.model
+        if settings.training.refit_full:
+            every = np.ones(snap.num_interactions, dtype=bool)
+            refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
+                          seed=settings.seed, progress=progress)
+            serve_emb, serve_model = refit.item_emb, refit.model
+        save_artifacts(art, snap, serve_emb, res.item_emb, serve_model, cfg, res.user_params, res.history)
+        plot_learning_curve(res.history, art / "learning_curve.png")
+        metrics = {k: float(v) for k, v in rows["GNN (PinSage)"].items() if k in ("ndcg@10", "recall@10", "recall@100",
+                                                                                    "hitrate@10", "coverage@10")}
+        report = write_report(art, rows, {"version": version, "seed": settings.seed, "snapshot": snap.stats(),
+                                          "best_epoch": res.best_epoch})
+        collection = f"items_{version.replace('-', '_')}"
+        registry.register("gnn", version, seed=settings.seed, config=cfg.model_dump(), metrics=metrics,
+                          snapshot=snap.stats(), training_seconds=res.seconds, collection=collection,
+                          extra={"best_epoch": res.best_epoch, "report": str(report)})
+        try:
+            own_vectors = vectors is None
+            if own_vectors:
+                from graphrec.vectors.factory import open_vector_index
+
+                vectors = open_vector_index(settings)
+            try:
+                publish(vectors, collection, snap, serve_emb)
+                d = decide(metrics, live.metrics if live else None, settings.training.tolerance, force)
+                if d.promote:
+                    vectors.set_alias(settings.qdrant.alias, collection)
+                    previous = registry.promote(version)
+                    _prune(vectors, registry, settings, keep={collection, live.collection if live else ""})
+                    status = "promoted"
+                else:
+                    registry.set_status(version, "rejected", d.reason)
+                    vectors.delete_collection(collection)
+                    previous, status = None, "rejected"
+            finally:
+                if own_vectors:
+                    vectors.close()
+        except Exception as exc:
+            registry.set_status(version, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        versions = [{"id": v.id, "metrics": v.metrics, "status": v.status} for v in reversed(registry.list("gnn", 50))]
+        plot_version_history(versions, art / "versions.png")
+    return {"status": status, "version": version, "previous": previous, "reason": d.reason, "metrics": metrics,
+            "table": format_table(rows), "report": str(report), "train_seconds": round(res.seconds, 1),
+            "seconds": round(time.perf_counter() - t_all, 1), "artifacts": str(art)}
+
+
+def pipeline_rows(snap: Snapshot, hist: np.ndarray, te: np.ndarray, item_emb: np.ndarray, params: dict[str, Any],
+                  version: str) -> dict[str, dict[str, float]]:
+    """The engine's request pipeline replayed offline on the same split (see graphrec.ranking.offline)."""
+    from graphrec.engine.model import LiveModel
+    from graphrec.ranking.offline import World, embedding_scorer, evaluate, fusion_scorer, targets
+
+    model = LiveModel(version, list(snap.item_ids), item_emb / np.maximum(1e-12, np.linalg.norm(item_emb, axis=1, keepdims=True)), params)
+    world = World.build(snap, hist, model)
+    truth = targets(snap, te)
+    return {"pipeline (fusion + MMR)": evaluate(world, truth, fusion_scorer(world)),
+            "pipeline (GNN similarity)": evaluate(world, truth, embedding_scorer(world))}
+
+
+def _prune(vectors: Any, registry: Registry, settings: Settings, keep: set[str]) -> None:
+    """Delete published collections beyond ``keep_collections`` (never the live or previous one)."""
+    ours = sorted(c for c in vectors.list_collections() if c.startswith("items_gnn_"))
+    for c in ours[: max(0, len(ours) - settings.training.keep_collections)]:
+        if c not in keep:
+            vectors.delete_collection(c)
+
+
+def rollback(settings: Settings, vectors: Any | None = None) -> tuple[str, str]:
+    """Switch the alias back to the previous version's collection, then mark it live."""
+    with GraphStore.from_settings(settings) as store:
+        registry = Registry(store, settings.var_dir / "models")
+        target = registry.rollback_target("gnn")
+        own = vectors is None
+        if own:
+            from graphrec.vectors.factory import open_vector_index
+
+            vectors = open_vector_index(settings)
+        try:
+            if not target.collection or target.collection not in vectors.list_collections():
+                raise ModelError(f"the previous version {target.id} has no collection left to roll back to")
+            vectors.set_alias(settings.qdrant.alias, target.collection)
+        finally:
+            if own:
+                vectors.close()
+        return registry.rollback("gnn")

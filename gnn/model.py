@@ -1,0 +1,89 @@
+"""The PinSage model: content features (+ an optional id vector) → K importance-pooling
+convolutions over random-walk neighbourhoods → a dense layer → L2-normalised item embeddings.
+
+``embed(items)`` builds the computation graph of a batch the PinSage way: the batch, its
+neighbours, their neighbours (K hops), each computed once; so training and inference can run on
+mini-batches of a 1M-item catalogue. An item with no interactions has no neighbours and no id
+vector: its embedding comes from its content alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gnn.config import GNNConfig
+from gnn.features import ItemFeatures
+from gnn.nn import PinSageConv
+
+
+class PinSage(nn.Module):
+    def __init__(self, features: ItemFeatures, nbr: np.ndarray, nbr_w: np.ndarray, seen: np.ndarray, cfg: GNNConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_items = len(features.offsets) - 1
+        self.features = features
+        self.register_buffer("nbr", torch.from_numpy(np.where(nbr < 0, 0, nbr)).long())
+        self.register_buffer("nbr_w", torch.from_numpy(np.where(nbr < 0, 0.0, nbr_w)).float())
+        self.register_buffer("seen", torch.from_numpy(seen.astype(bool)))
+        self.content = nn.EmbeddingBag(features.num_features, cfg.hidden, mode="sum")
+        self.ids = nn.Embedding(self.num_items, cfg.hidden) if cfg.id_embedding else None
+        dims = [cfg.hidden] * (cfg.layers + 1)
+        self.convs = nn.ModuleList(PinSageConv(dims[k], dims[k + 1], cfg.hidden) for k in range(cfg.layers))
+        self.out = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.dim))
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.content.weight, std=0.05)
+        if self.ids is not None:
+            nn.init.normal_(self.ids.weight, std=0.05)
+        for c in self.convs:
+            c.reset_parameters()
+
+    def inputs(self, items: Tensor) -> Tensor:
+        idx, w, off = self.features.rows(items.cpu().numpy())
+        dev = self.content.weight.device
+        h = self.content(torch.from_numpy(idx).to(dev), torch.from_numpy(off).to(dev),
+                         per_sample_weights=torch.from_numpy(w).to(dev))
+        if self.ids is not None:
+            idv = self.ids(items) * self.seen[items].unsqueeze(-1)
+            if self.training and self.cfg.id_dropout > 0:
+                keep = (torch.rand(len(items), 1, device=dev) >= self.cfg.id_dropout).float()
+                idv = idv * keep
+            h = h + idv
+        return self.dropout(h)
+
+    def embed(self, items: Tensor) -> Tensor:
+        """Embeddings of ``items`` [B] → [B, dim], over their K-hop importance neighbourhoods."""
+        sets = [items]
+        for _ in range(self.cfg.layers):
+            prev = sets[-1]
+            sets.append(torch.unique(torch.cat([prev, self.nbr[prev].flatten()])))
+        pos = torch.full((self.num_items,), -1, dtype=torch.long, device=items.device)
+        widest = sets[-1]
+        pos[widest] = torch.arange(len(widest), device=items.device)
+        h = self.inputs(widest)
+        for k, conv in enumerate(self.convs):
+            target = sets[self.cfg.layers - 1 - k]
+            t_pos = pos[target]
+            n_pos = pos[self.nbr[target]]
+            h_new = conv(h[t_pos], h[n_pos], self.nbr_w[target])
+            # Re-index onto the narrower set.
+            pos = torch.full((self.num_items,), -1, dtype=torch.long, device=items.device)
+            pos[target] = torch.arange(len(target), device=items.device)
+            h = h_new
+        z = self.out(h[pos[items]])
+        return F.normalize(z, dim=-1)
+
+    @torch.no_grad()
+    def embed_all(self, batch: int = 8192) -> np.ndarray:
+        was = self.training
+        self.eval()
+        dev = self.content.weight.device
+        out = [self.embed(torch.arange(s, min(self.num_items, s + batch), device=dev)).cpu().numpy()
+               for s in range(0, self.num_items, batch)]
+        self.train(was)
+        return np.concatenate(out).astype(np.float32)

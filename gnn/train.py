@@ -1,0 +1,204 @@
+"""Training: "given a user's history up to time t, predict what they interact with next".
+
+Each epoch samples, for every user, cut points in their (training) timeline; the history before
+the cut is pooled into a user vector exactly as at request time (:mod:`gnn.user`) and the next
+``targets_per_example`` interactions are the positives. The loss is
+
+- a softmax over the catalogue at temperature ``temperature`` (full softmax when the catalogue
+  fits, sampled otherwise): it ranks every positive above all items at once, which is what the
+  full-ranking metrics measure; plus
+- PinSage's max-margin loss ``max(0, margin - q·p + q·n)`` over easy negatives (uniform) and hard
+  negatives drawn from ranks ``hard_negative_ranks`` of the current model, introduced by
+  curriculum (epoch e uses ``min(e, hard_negatives_max)`` of them).
+
+Early stopping on validation NDCG@10; the best epoch's weights are kept (and checkpointed).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gnn.config import GNNConfig
+from gnn.data import Snapshot
+from gnn.features import ItemFeatures, build_features
+from gnn.metrics import interaction_matrix, ranking_metrics
+from gnn.model import PinSage
+from gnn.user import interaction_weights, pool, user_matrix, user_params
+from gnn.walks import importance_neighbourhoods
+
+FULL_SOFTMAX_MAX_ITEMS = 50_000
+
+
+@dataclass
+class TrainResult:
+    model: PinSage
+    item_emb: np.ndarray
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_ndcg: float
+    seconds: float
+    seed: int
+    config: GNNConfig
+    user_params: dict[str, Any]
+    features: ItemFeatures
+    examples: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_model(snap: Snapshot, train_mask: np.ndarray, cfg: GNNConfig, seed: int) -> PinSage:
+    feats = build_features(snap, train_mask, cfg)
+    nbr, w = importance_neighbourhoods(snap.user[train_mask], snap.item[train_mask], snap.num_users, snap.num_items,
+                                       top_t=cfg.neighbors, walks=cfg.walks_per_item, length=cfg.walk_length,
+                                       restart=cfg.restart, seed=seed)
+    seen = np.bincount(snap.item[train_mask], minlength=snap.num_items) > 0
+    return PinSage(feats, nbr, w, seen, cfg)
+
+
+def _timelines(snap: Snapshot, mask: np.ndarray) -> list[np.ndarray]:
+    idx = np.nonzero(mask)[0]
+    order = idx[np.lexsort((snap.item[idx], snap.ts[idx], snap.user[idx]))]
+    users = snap.user[order]
+    starts = np.r_[0, np.nonzero(np.diff(users))[0] + 1] if len(order) else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], len(order)] if len(order) else np.zeros(0, np.int64)
+    out: list[np.ndarray] = [np.zeros(0, np.int64) for _ in range(snap.num_users)]
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        out[int(users[s])] = order[s:e]
+    return out
+
+
+def validate(model: PinSage, snap: Snapshot, hist_mask: np.ndarray, target_mask: np.ndarray, params: dict[str, Any]) -> dict[str, float]:
+    emb = model.embed_all()
+    now = float(snap.ts[hist_mask].max())
+    users = user_matrix(emb, snap.user[hist_mask], snap.item[hist_mask], snap.kind[hist_mask], snap.value[hist_mask],
+                        snap.ts[hist_mask], snap.num_users, now, params)
+    train = interaction_matrix(snap.user[hist_mask], snap.item[hist_mask], snap.num_users, snap.num_items)
+    test = interaction_matrix(snap.user[target_mask], snap.item[target_mask], snap.num_users, snap.num_items)
+    return ranking_metrics(lambda u: users[u] @ emb.T, train, test)
+
+
+def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, cfg: GNNConfig | None = None, seed: int = 42,
+          checkpoint_dir: Path | None = None, progress: bool = True) -> TrainResult:
+    """Train on ``train_mask`` interactions, early-stop on ``val_mask``; see the module docstring.
+
+    With ``val_mask=None`` (the refit on all data) it runs exactly ``cfg.epochs`` epochs."""
+    cfg = cfg or GNNConfig()
+    t0 = time.perf_counter()
+    seed_everything(seed)
+    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    dev = device()
+    model = build_model(snap, train_mask, cfg, seed).to(dev)
+    params = user_params(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    lines = _timelines(snap, train_mask)
+    eligible = [u for u, tl in enumerate(lines) if len(tl) >= 3]
+    rng = np.random.default_rng(seed)
+    n_items = snap.num_items
+    full = n_items <= FULL_SOFTMAX_MAX_ITEMS
+    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+    history: list[dict[str, float]] = []
+    bad_epochs = 0
+    examples = 0
+    bar = tqdm(range(1, cfg.epochs + 1), desc="train GNN", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        order = rng.permutation(np.repeat(eligible, cfg.examples_per_user))
+        losses = []
+        n_hard = min(epoch - 1, cfg.hard_negatives_max)
+        for s in range(0, len(order), cfg.batch_users):
+            batch = order[s:s + cfg.batch_users]
+            h_items, h_w, h_owner, t_items, t_owner = [], [], [], [], []
+            for b, u in enumerate(batch.tolist()):
+                tl = lines[u]
+                c = int(rng.integers(max(1, len(tl) // 5), len(tl)))
+                hist = tl[max(0, c - 100):c]
+                tgt = tl[c:c + cfg.targets_per_example]
+                t_now = float(snap.ts[tl[c]])
+                w = interaction_weights(snap.kind[hist], snap.value[hist], snap.ts[hist], t_now, params)
+                h_items.append(snap.item[hist])
+                h_w.append(w)
+                h_owner.append(np.full(len(hist), b))
+                t_items.append(snap.item[tgt])
+                t_owner.append(np.full(len(tgt), b))
+            B = len(batch)
+            hi = torch.from_numpy(np.concatenate(h_items)).to(dev)
+            hw = torch.from_numpy(np.concatenate(h_w)).to(dev)
+            ho = torch.from_numpy(np.concatenate(h_owner)).to(dev)
+            ti = torch.from_numpy(np.concatenate(t_items)).to(dev)
+            to = torch.from_numpy(np.concatenate(t_owner)).to(dev)
+            if full:
+                cand = torch.arange(n_items, device=dev)
+            else:  # sampled softmax: the batch's items plus uniform negatives
+                neg = torch.from_numpy(rng.integers(0, n_items, size=4096)).to(dev)
+                cand = torch.unique(torch.cat([hi, ti, neg]))
+            emb = model.embed(cand)
+            pos_of = torch.full((n_items,), -1, dtype=torch.long, device=dev)
+            pos_of[cand] = torch.arange(len(cand), device=dev)
+            q = pool(emb, pos_of[hi], hw, ho, B)
+            logits = q @ emb.T / cfg.temperature
+            logits = logits.index_put((ho, pos_of[hi]), torch.tensor(-1e9, device=dev))  # never predict the history
+            logp = F.log_softmax(logits, dim=-1)
+            loss = -logp[to, pos_of[ti]].mean()
+            # Max-margin with easy and (curriculum) hard negatives.
+            pos_s = (q[to] * emb[pos_of[ti]]).sum(-1)
+            easy = torch.from_numpy(rng.integers(0, len(cand), size=(len(ti), cfg.easy_negatives))).to(dev)
+            negs = [easy]
+            if n_hard > 0:
+                lo, hi_r = cfg.hard_negative_ranks
+                with torch.no_grad():
+                    ranked = torch.topk(logits, min(hi_r, len(cand)), dim=-1).indices[:, lo:]
+                pick = torch.from_numpy(rng.integers(0, ranked.shape[1], size=(len(ti), n_hard))).to(dev)
+                negs.append(ranked[to].gather(1, pick))
+            neg_idx = torch.cat(negs, dim=1)
+            neg_s = (q[to].unsqueeze(1) * emb[neg_idx]).sum(-1)
+            is_pos = (neg_idx == pos_of[ti].unsqueeze(1))
+            mm = F.relu(cfg.margin - pos_s.unsqueeze(1) + neg_s).masked_fill(is_pos, 0.0).mean()
+            loss = loss + cfg.margin_weight * mm
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            examples += B
+        model.eval()
+        if val_mask is None:
+            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "hard_negatives": n_hard})
+            best = (float("nan"), epoch, model.state_dict())
+            continue
+        val = validate(model, snap, train_mask, val_mask, params)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_ndcg@10": val["ndcg@10"],
+                        "val_recall@100": val["recall@100"], "hard_negatives": n_hard})
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_ndcg=f"{val['ndcg@10']:.4f}")
+        if val["ndcg@10"] > best[0]:
+            best = (val["ndcg@10"], epoch, copy.deepcopy(model.state_dict()))
+            bad_epochs = 0
+            if checkpoint_dir is not None:
+                checkpoint_dir.mkdir(parents=True, exist_ok=True)
+                torch.save(best[2], checkpoint_dir / "best.pt")
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    model.load_state_dict(best[2])
+    model.eval()
+    return TrainResult(model=model, item_emb=model.embed_all(), history=history, best_epoch=best[1],
+                       best_val_ndcg=best[0], seconds=time.perf_counter() - t0, seed=seed, config=cfg,
+                       user_params=params, features=model.features, examples=examples)

@@ -1,0 +1,55 @@
+"""User representations from interaction history, the same recipe in training and at request time.
+
+A user vector is the importance-weighted, time-decayed mean of the embeddings of the items in the
+user's history: weight = type weight × rating factor × 2^(-age / half-life), where the rating
+factor is ``(value - centre) / (5 - centre)`` for ratings. No parameters are learned here, so a
+fresh interaction changes the vector at once, without retraining; the recipe (weights, centre,
+half-life) is saved with every model version as ``user_params.json`` and read by the engine
+(:class:`graphrec.engine.model.LiveModel`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from gnn.config import GNNConfig
+from gnn.data import KINDS
+
+TYPE_WEIGHTS = {"PURCHASED": 2.0, "RATED": 1.0, "CLICKED": 0.8, "VIEWED": 0.4, "SKIPPED": -0.5}
+
+
+def user_params(cfg: GNNConfig) -> dict[str, Any]:
+    return {"type_weights": dict(TYPE_WEIGHTS), "rating_center": cfg.rating_center, "half_life_days": cfg.half_life_days}
+
+
+def interaction_weights(kind: np.ndarray, value: np.ndarray, ts: np.ndarray, now: np.ndarray | float,
+                        params: dict[str, Any]) -> np.ndarray:
+    """Weights of interactions (vectorised; ``now`` per interaction or one value)."""
+    tw = np.array([params["type_weights"].get(k, 0.0) for k in KINDS], dtype=np.float32)
+    w = tw[kind.astype(np.int64)]
+    centre = float(params["rating_center"])
+    rated = kind == KINDS.index("RATED")
+    w = np.where(rated, w * (value - centre) / (5.0 - centre), w)
+    age = np.maximum(0.0, np.asarray(now, dtype=np.float64) - ts) / (float(params["half_life_days"]) * 86400.0)
+    return (w * np.power(2.0, -age)).astype(np.float32)
+
+
+def pool(item_emb: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
+    """Σ w·emb per owner, L2-normalised: [n, d] (torch, differentiable)."""
+    acc = torch.zeros(n, item_emb.shape[1], device=item_emb.device, dtype=item_emb.dtype)
+    acc.index_add_(0, owner, item_emb[items] * weights.unsqueeze(-1))
+    return torch.nn.functional.normalize(acc, dim=-1)
+
+
+def user_matrix(item_emb: np.ndarray, user: np.ndarray, item: np.ndarray, kind: np.ndarray, value: np.ndarray,
+                ts: np.ndarray, num_users: int, now: float, params: dict[str, Any]) -> np.ndarray:
+    """Vectors of all users from their histories (numpy), e.g. for evaluation."""
+    w = interaction_weights(kind, value, ts, now, params)
+    acc = np.zeros((num_users, item_emb.shape[1]), dtype=np.float32)
+    np.add.at(acc, user, item_emb[item] * w[:, None])
+    n = np.linalg.norm(acc, axis=1, keepdims=True)
+    n[n == 0] = 1.0
+    return acc / n
