@@ -79,9 +79,11 @@ class ALS:
 
     def fit(self, train: sp.csr_matrix) -> ALS:
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         self.model = AlternatingLeastSquares(random_state=self.seed, **self.params)
-        self.model.fit(train.tocsr(), show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads slow it down
+            self.model.fit(train.tocsr(), show_progress=False)
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
