@@ -126,6 +126,24 @@ class EngineSettings(BaseModel):
     promotions: list[Promotion] = Field(default_factory=list)
 
 
+class ApiSettings(BaseModel):
+    """The GraphQL API (``graphrec serve``)."""
+
+    host: str = "127.0.0.1"  # loopback by default
+    port: int = 8000
+    workers: int = 1
+    graphiql: bool = False
+    introspection: bool = True
+    anonymous_read: bool = False  # `make demo` turns this on
+    max_body_bytes: int = 262_144
+    max_depth: int = 8
+    max_aliases: int = 15
+    max_tokens: int = 2000
+    rate_limit_per_s: float = 50.0  # token bucket per API key (anonymous: per client address)
+    rate_limit_burst: int = 100
+    key_cache_ttl_s: float = 5.0  # revocations take effect within this
+
+
 class TrainingSettings(BaseModel):
     """Model lifecycle: retraining schedule and promotion gate."""
 
@@ -158,6 +176,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gnn: GNNConfig = Field(default_factory=GNNConfig)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("var_dir", "cache_dir")
     @classmethod

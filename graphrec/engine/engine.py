@@ -87,6 +87,7 @@ class Engine:
         self.journal = Journal(settings.var_dir / "journal")
         self.stats: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.observers: list[Callable[[RecResult], None]] = []  # e.g. the API's metrics
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -351,6 +352,8 @@ class Engine:
         res = RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
         if not reasons and req.user_id:
             self.results.put(cache_key, res)
+        for observe in self.observers:
+            observe(res)
         return res
 
     def _finish(self, cands: list[rules.Scored], first: int, req: RecRequest, consumed: dict[str, set[str]],

@@ -1,0 +1,188 @@
+"""The ASGI app: ``/graphql`` (GraphiQL when enabled), ``/healthz``, ``/readyz``, ``/metrics``,
+``/widget/similar-items.js`` and ``/demo``.
+
+Auth and rate limits are checked before GraphQL runs; request bodies over
+``api.max_body_bytes`` are refused with 413 before parsing. After start-up the process calls
+``gc.freeze()``: the long-lived objects (schema, engine, caches) leave the collector's view and
+full collections stop dominating the latency tail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from api import metrics as M
+from api.auth import KeyVerifier, RateLimiter, Unauthenticated
+from api.context import make_context
+from api.schema import build_schema
+from graphrec.config import Settings, get_settings
+from graphrec.engine.engine import Engine
+from graphrec.graph.store import AsyncGraphStore
+
+STATIC = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("graphrec.api")
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    M.ERRORS.labels(code).inc()
+    return JSONResponse({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status)
+
+
+class GraphQLApp(GraphQL):
+    """Strawberry's ASGI app with graphrec's context, auth, limits and metrics."""
+
+    def __init__(self, schema: Any, state: dict[str, Any], settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if settings.api.graphiql else None,
+                         allow_queries_via_get=False)
+        self.state = state
+        self.settings = settings
+
+    async def get_context(self, request: Any, response: Any = None) -> Any:
+        return make_context(self.state["engine"], request.state.principal, request, response)
+
+    async def process_result(self, request: Any, result: Any) -> Any:
+        data = await super().process_result(request, result)
+        for e in data.get("errors") or []:
+            ext = e.setdefault("extensions", {})
+            ext.setdefault("code", "BAD_USER_INPUT")  # syntax errors are refused before any extension runs
+            M.ERRORS.labels(ext["code"]).inc()
+        return data
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
+    settings = settings or get_settings()
+    cfg = settings.api
+    state: dict[str, Any] = {"engine": engine}
+    schema = build_schema(cfg)
+    graphql = GraphQLApp(schema, state, settings)
+    limiter = RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = state["engine"] is None
+        if own:
+            state["engine"] = await Engine.create(settings)
+        state["engine"].observers.append(_observe)
+        state["keys_store"] = AsyncGraphStore.from_settings(settings)
+        state["verifier"] = KeyVerifier(state["keys_store"], cfg.key_cache_ttl_s)
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await state["keys_store"].close()
+            if own:
+                await state["engine"].close()
+
+    async def graphql_endpoint(request: Request) -> Response:
+        t0 = time.perf_counter()
+        if request.method == "POST":
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > cfg.max_body_bytes:
+                return _error(413, "BAD_USER_INPUT", f"request body over {cfg.max_body_bytes} bytes")
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > cfg.max_body_bytes:
+                    return _error(413, "BAD_USER_INPUT", f"request body over {cfg.max_body_bytes} bytes")
+            request._body = body  # re-readable by Strawberry
+        try:
+            principal = await state["verifier"].verify(request.headers.get("authorization"), cfg.anonymous_read)
+        except Unauthenticated as exc:
+            return _error(401, "UNAUTHENTICATED", str(exc))
+        except Exception:  # noqa: BLE001 - the key store is down: refuse, do not leak
+            return _error(503, "INTERNAL", "authentication is unavailable")
+        if not principal.scopes:
+            return _error(401, "UNAUTHENTICATED", "an API key is required (Authorization: Bearer <key>)")
+        who = principal.key_id or (request.client.host if request.client else "anonymous")
+        if request.method == "POST" and not limiter.allow(who):
+            return _error(429, "RATE_LIMITED", "rate limit exceeded")
+        request.state.principal = principal
+        op = "unknown"
+        with contextlib.suppress(Exception):
+            payload = json.loads(request._body or b"{}")
+            op = (payload.get("operationName") or _first_field(payload.get("query") or "") or "unknown")[:64]
+        from starlette.exceptions import HTTPException
+
+        try:
+            response = await graphql.run(request)
+        except HTTPException as exc:
+            return _error(exc.status_code, "BAD_USER_INPUT", str(exc.detail))
+        dt = time.perf_counter() - t0
+        M.REQUESTS.labels(op, str(response.status_code)).inc()
+        M.LATENCY.labels(op).observe(dt)
+        return response
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        eng: Engine | None = state.get("engine")
+        if eng is None:
+            return JSONResponse({"ready": False}, status_code=503)
+        h = await eng.health()
+        ready = bool(h["neo4j"])
+        return JSONResponse({"ready": ready, **h, "journal_pending_bytes": eng.journal.pending()},
+                            status_code=200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        eng: Engine | None = state.get("engine")
+        if eng is not None:
+            for k, v in eng.stats.items():
+                if k.startswith("candidates."):
+                    M.CANDIDATES.labels(k.split(".", 1)[1]).set(v)
+            M.CACHE_HIT.labels("results").set(eng.results.hit_rate)
+            M.CACHE_HIT.labels("neighbours").set(eng.neighbours.hit_rate)
+            M.JOURNAL.set(eng.journal.pending())
+        return PlainTextResponse(generate_latest(M.REGISTRY).decode(), media_type="text/plain; version=0.0.4")
+
+    async def widget(request: Request) -> Response:
+        return FileResponse(STATIC / "similar-items.js", media_type="application/javascript")
+
+    async def demo(request: Request) -> Response:
+        return FileResponse(STATIC / "demo.html", media_type="text/html")
+
+    app = Starlette(routes=[
+        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
+        Route("/widget/similar-items.js", widget), Route("/demo", demo),
+    ], lifespan=lifespan)
+    app.state.graphrec = state
+    return app
+
+
+def _first_field(query: str) -> str | None:
+    import re
+
+    m = re.search(r"\{\s*(\w+)", query)
+    return m.group(1) if m else None
+
+
+def _observe(res: Any) -> None:
+    """Feed an engine result's per-stage timings and degraded reasons to Prometheus."""
+    for stage, ms in res.timings_ms.items():
+        M.STAGE.labels(stage).observe(ms / 1000.0)
+    for r in res.degraded_reasons:
+        M.DEGRADED.labels(r).inc()
+
+
+def app_factory() -> Starlette:
+    """For ``uvicorn --factory`` (each worker builds its own app and engine)."""
+    return create_app()
+
+
+__all__ = ["create_app", "app_factory"]

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from api.app import create_app
+from api.auth import create_key, revoke_key
+from graphrec.config import Settings
+from graphrec.testing import tiny_graph
+from graphrec.testing.server import live_server
+
+
+@dataclass
+class Api:
+    url: str
+    read_key: str
+    write_key: str
+    revoked_key: str
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def api(neo4j_settings: Settings) -> Iterator[Api]:
+    from gnn.export import export_snapshot
+    from graphrec.graph.store import GraphStore
+    from graphrec.neighbours import refresh
+    from graphrec.testing import wipe
+
+    with GraphStore.from_settings(neo4j_settings) as store:
+        wipe(store)
+        tiny_graph(store)
+        refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+        _, read_key = create_key(store, ["read"], "test-read")
+        _, write_key = create_key(store, ["read", "write"], "test-write")
+        rid, revoked = create_key(store, ["read"], "test-revoked")
+        revoke_key(store, rid)
+    s = neo4j_settings.model_copy(update={
+        "api": neo4j_settings.api.model_copy(update={"rate_limit_per_s": 1000.0, "rate_limit_burst": 2000}),
+        "engine": neo4j_settings.engine.model_copy(update={"explore_epsilon": 0.0})})
+    with live_server(create_app(s)) as url:
+        yield Api(url, read_key, write_key, revoked, s)
