@@ -33,6 +33,8 @@ app.add_typer(load_app, name="load")
 app.add_typer(bench_app, name="bench")
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+apikey_app = typer.Typer(help="API keys for the GraphQL API.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
 
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -381,6 +383,62 @@ def schedule_cmd(cron: Annotated[str | None, typer.Option(help="Cron expression 
         console.print(f"next run at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(next_run(cron or s.training.cron, time.time())))}")
     run_forever(s, lambda st, scheduled: run_pipeline(st, scheduled=scheduled, progress=False), cron, once,
                 on_tick=lambda e: console.print(json.dumps({k: v for k, v in e.items() if k != "table"}, default=str)))
+
+
+# ---- serving -------------------------------------------------------------------------------
+@app.command("serve")
+@friendly
+def serve(host: Annotated[str | None, typer.Option(help="Bind address (default api.host, 127.0.0.1).")] = None,
+          port: Annotated[int | None, typer.Option(help="Port (default api.port, 8000).")] = None,
+          workers: Annotated[int | None, typer.Option(help="Worker processes (default api.workers).")] = None) -> None:
+    """Serve the GraphQL API on uvicorn (GraphQL at /graphql, widget demo at /demo)."""
+    import uvicorn
+
+    s = settings()
+    h, p, w = host or s.api.host, port or s.api.port, workers or s.api.workers
+    console.print(f"graphrec API on http://{h}:{p}/graphql  (demo: http://{h}:{p}/demo, metrics: /metrics)")
+    uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
+                timeout_graceful_shutdown=10)
+
+
+@apikey_app.command("create")
+@friendly
+def apikey_create(scopes: Annotated[str, typer.Option(help="Comma-separated: read, write.")] = "read",
+                  name: Annotated[str, typer.Option(help="A label for people.")] = "") -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from api.auth import create_key
+
+    with _store() as store:
+        kid, key = create_key(store, [x.strip() for x in scopes.split(",") if x.strip()], name)
+    console.print(f"key id {kid} (scopes: {scopes}). The key, shown once:")
+    print(key)
+
+
+@apikey_app.command("revoke")
+@friendly
+def apikey_revoke(key_id: str) -> None:
+    """Revoke a key by its id (refused everywhere within api.key_cache_ttl_s seconds)."""
+    from api.auth import revoke_key
+
+    with _store() as store:
+        if not revoke_key(store, key_id):
+            raise GraphrecError(f"no API key with id {key_id!r}")
+    console.print(f"revoked {key_id}")
+
+
+@apikey_app.command("list")
+@friendly
+def apikey_list() -> None:
+    """API keys (ids, scopes, status; never the keys)."""
+    from api.auth import list_keys
+
+    with _store() as store:
+        rows = list_keys(store)
+    t = Table("id", "name", "scopes", "created", "revoked")
+    for r in rows:
+        t.add_row(r["id"], r["name"] or "", ",".join(r["scopes"]), time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["created_at"])),
+                  "yes" if r["revoked_at"] else "")
+    console.print(t)
 
 
 # ---- bench ---------------------------------------------------------------------------------

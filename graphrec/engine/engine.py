@@ -213,7 +213,7 @@ class Engine:
             return [], {}
         try:
             rows = await self._neo4j(self.store.read("repo/user_state", user_id=user_id, recent=self.cfg.history,
-                                                     max_consumed=5000), self.cfg.request_budget_ms / 2000)
+                                                     max_consumed=5000), self.cfg.request_budget_ms / 1000)
         except (GraphStoreError, asyncio.TimeoutError):
             degraded.append("neo4j")
             return [], {}
@@ -452,6 +452,9 @@ class Engine:
         timings: dict[str, float] = {}
         by_source = await self._run_sources(weights, ctx, lambda: self._ann(vec, self.cfg.candidates_per_source, f, degraded, {item_id}),
                                             timings, degraded)
+        if not any(by_source.values()):  # a cold item: no vectors, no neighbours yet — its content, live
+            live = await self._run_sources({"item_content_live": 1.0}, ctx, _no_candidates, timings, degraded)
+            by_source, weights = {"content": live.get("item_content_live", [])}, {"content": 1.0}
         merged = self._merge(by_source, weights)
         cands = [c for c in merged.values() if c.item_id != item_id and rules.passes_filter(self.catalog.items.get(c.item_id), f)]
         self._rank(cands, vec, None, [], self.catalog.now)

@@ -21,6 +21,7 @@ SOURCES: dict[str, SourceFn] = {
     "session_live": graph.session_live,
     "popular_live": graph.popular_live,
     "fresh_live": graph.fresh_live,
+    "item_content_live": graph.item_content_live,
 }
 
 __all__ = ["Candidate", "SourceContext", "SourceFn", "SOURCES"]

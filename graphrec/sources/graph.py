@@ -112,3 +112,12 @@ async def fresh_live(ctx: SourceContext, limit: int) -> list[Candidate]:
     rows = await ctx.store.read("recs/fresh_items", timeout=ctx.timeout_s, since=since, limit=limit)
     n = max(1, len(rows))
     return [Candidate(r["item_id"], 1.0 - k / (2 * n), "fresh") for k, r in enumerate(rows)]
+
+
+async def item_content_live(ctx: SourceContext, limit: int) -> list[Candidate]:
+    """Items sharing content with the seed item, straight from the graph (for cold items)."""
+    seeds = ctx.params.get("seeds") or []
+    if not seeds:
+        return []
+    rows = await ctx.store.read("recs/item_content_live", timeout=ctx.timeout_s, item_id=str(seeds[0]["id"]), limit=limit)
+    return [Candidate(r["item_id"], float(r["score"]), "content", (str(seeds[0]["id"]),), tuple(r["via"])) for r in rows]

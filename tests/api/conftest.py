@@ -38,6 +38,7 @@ def api(neo4j_settings: Settings) -> Iterator[Api]:
         revoke_key(store, rid)
     s = neo4j_settings.model_copy(update={
         "api": neo4j_settings.api.model_copy(update={"rate_limit_per_s": 1000.0, "rate_limit_burst": 2000}),
-        "engine": neo4j_settings.engine.model_copy(update={"explore_epsilon": 0.0})})
+        "engine": neo4j_settings.engine.model_copy(update={"explore_epsilon": 0.0, "request_budget_ms": 3000.0,
+                                                          "source_budget_ms": 2000.0})})
     with live_server(create_app(s)) as url:
         yield Api(url, read_key, write_key, revoked, s)

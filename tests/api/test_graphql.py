@@ -23,14 +23,14 @@ def codes(r: httpx.Response) -> list[str]:
 
 REC = """query($u: ID!, $first: Int, $f: RecommendationFilter, $c: RequestContext) {
   recommendations(userId: $u, first: $first, filter: $f, context: $c) {
-    degraded modelVersion requestId items { rank score sources reason item { id title categories tags available popularity } } } }"""
+    degraded degradedReasons modelVersion requestId items { rank score sources reason item { id title categories tags available popularity } } } }"""
 
 
 def test_recommendations_contract(api: Any) -> None:
     r = gql(api, REC, {"u": "alice", "first": 5})
     assert r.status_code == 200, r.text
     data = r.json()["data"]["recommendations"]
-    assert data["requestId"] and data["degraded"] is False
+    assert data["requestId"] and data["degraded"] is False, data["degradedReasons"]
     items = data["items"]
     assert items and items[0]["item"]["id"] == "alien" and items[0]["rank"] == 1
     assert "co_interaction" in items[0]["sources"] and items[0]["reason"]

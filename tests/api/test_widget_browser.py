@@ -1,0 +1,60 @@
+"""The similar-items widget in a real headless Chromium (Debian's chromium, driven by Playwright):
+open /demo, see items rendered, click one, find the CLICK in Neo4j. Screenshot: test-output/demo.png."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.app import create_app
+from graphrec.config import Settings
+from graphrec.testing.server import live_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.integration]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+OUT = Path(__file__).resolve().parents[2] / "test-output"
+
+
+def test_demo_page_renders_and_records_a_click(api: Any, store) -> None:  # noqa: ANN001
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is required (make test installs it)")
+    # The demo page is for MovieLens items; put three of its ids into the tiny catalogue.
+    from graphrec.graph.repository import Repository
+
+    repo = Repository(store)
+    for iid, title in (("50", "Star Wars"), ("1", "Toy Story"), ("100", "Fargo")):
+        repo.upsert_item({"id": iid, "title": title, "categories": ["Action"], "tags": ["heist"]})
+    s: Settings = api.settings.model_copy(update={"api": api.settings.api.model_copy(update={"anonymous_read": True})})
+    # anonymous_read allows reads only: the widget's click needs a write key.
+    _, write_key = __import__("api.auth", fromlist=["create_key"]).create_key(store, ["read", "write"], "widget")
+    with live_server(create_app(s)) as url:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(url + "/demo")
+            page.evaluate("""key => document.querySelectorAll('.graphrec-similar').forEach(el => {
+                el.dataset.apiKey = key; el.removeAttribute('data-graphrec-state'); window.graphrecSimilarItems.mount(el); })""",
+                          write_key)
+            for w in ("#w50", "#w1", "#w100"):
+                page.wait_for_selector(f"{w}[data-graphrec-state=rendered] .graphrec-item", timeout=20_000)
+            items = page.locator("#w50 .graphrec-item")
+            assert items.count() >= 1
+            clicked = items.first.get_attribute("data-graphrec-item")
+            assert clicked and clicked != "50"
+            detail = page.evaluate("""() => new Promise(res => { const el = document.querySelector('#w50');
+                el.addEventListener('graphrec:click', e => res(e.detail), {once: true});
+                el.querySelector('.graphrec-item').click(); })""")
+            assert detail["stored"] == "DIRECT"
+            OUT.mkdir(exist_ok=True)
+            page.screenshot(path=str(OUT / "demo.png"), full_page=True)
+            browser.close()
+    hist = store.read("repo/user_history", user_id="demo-visitor", limit=5)
+    assert [(h["item_id"], h["type"]) for h in hist] == [(clicked, "CLICKED")]
+    assert (OUT / "demo.png").stat().st_size > 5000
