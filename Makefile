@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$(shell echo $(CURDIR) | sha1sum | cut -c1-8)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test test-fast neo4j neo4j-stop bench bench-load lint clean
+.PHONY: setup chromium demo test test-fast neo4j neo4j-stop bench bench-load bench-engine bench-serve lint clean
 
 setup: $(STAMP)
 
@@ -23,17 +23,33 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# Debian's Chromium for the widget's browser test (Playwright drives it; no browser download).
+chromium:
+	@command -v chromium >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null || \
+	  { echo "could not install Debian's chromium (apt-get install chromium)"; exit 1; }; }
+
 neo4j: setup
 	graphrec neo4j start
 
 neo4j-stop: setup
 	graphrec neo4j stop
 
+# The demo: MovieLens-100K in Neo4j, neighbours materialised, the GNN trained (or the live version
+# reused when nothing changed), published to the vector index, then the API served with
+# anonymous reads (GraphiQL at /graphql, the widget at /demo). Ctrl-C stops the API.
 demo: neo4j
 	graphrec load movielens
+	graphrec refresh-neighbours
+	graphrec train
 	graphrec demo-summary
+	@echo ""
+	@echo "Example queries (anonymous reads are on for the demo):"
+	@echo "  curl -s localhost:8000/graphql -H 'Content-Type: application/json' \\"
+	@echo "    -d '{\"query\": \"{ recommendations(userId: \\\"196\\\", first: 5) { items { rank reason item { title } } } }\"}'"
+	@echo "  open http://127.0.0.1:8000/demo (similar-items widget), http://127.0.0.1:8000/graphql (GraphiQL)"
+	GRAPHREC_API_ANONYMOUS_READ=true GRAPHREC_API_GRAPHIQL=true graphrec serve
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
@@ -42,7 +58,10 @@ test-fast: setup
 bench-load: setup
 	$(BIN)/python -m bench.load --synthetic 5000000
 
-bench: bench-load
+bench-engine: setup
+	$(BIN)/python -m bench.engine --requests 1000
+
+bench: bench-load bench-engine
 
 lint: setup
 	$(BIN)/ruff check graphrec gnn api loaders bench tests

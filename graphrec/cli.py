@@ -344,6 +344,20 @@ def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id 
     console.print(f"JSON: {out / 'evaluation.json'}; plots: {Path(v.artifact_dir or '') / 'learning_curve.png'}, {out / 'versions.png'}")
 
 
+@app.command("train-ranker")
+@friendly
+def train_ranker_cmd() -> None:
+    """Train the DCN-v2 ranker on the live GNN's candidates; it is used only if it beats ranking by
+    embedding similarity alone in the same offline evaluation."""
+    from gnn.evaluate import format_table
+    from graphrec.ranking.lifecycle import train_ranker
+
+    out = train_ranker(settings())
+    console.print(format_table(out["rows"]), highlight=False)
+    console.print(f"ranker {out['version']} registered; {'ENABLED' if out['enabled'] else 'disabled'} "
+                  f"(needs to beat GNN similarity on NDCG@10 and Recall@100); {out['seconds']}s")
+
+
 @models_app.command("list")
 @friendly
 def models_list(kind: str = "gnn", limit: int = 20) -> None:

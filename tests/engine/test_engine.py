@@ -139,10 +139,12 @@ def test_similar_items_filters_and_not_found(tiny: Settings) -> None:
 
 
 def test_degraded_when_neo4j_is_unreachable(tiny: Settings) -> None:
+    budgets = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"request_budget_ms": 80.0, "source_budget_ms": 40.0})})
+
     async def go() -> tuple[Any, Any]:
-        e = await _engine(tiny)
+        e = await _engine(budgets)
         try:
-            dead = tiny.neo4j.model_copy(update={"uri": "bolt://127.0.0.1:1", "connection_timeout_s": 0.5})
+            dead = budgets.neo4j.model_copy(update={"uri": "bolt://127.0.0.1:1", "connection_timeout_s": 0.5})
             await e.store.close()
             e.store = AsyncGraphStore(dead, "x" * 12)  # a real driver against a closed port
             r1 = await e.recommend(RecRequest("alice", context=RequestContext(now=2000.0)))
