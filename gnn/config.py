@@ -19,12 +19,12 @@ class GNNConfig(BaseModel):
     title_buckets: int = 256  # hashed bag-of-words of titles/descriptions
     max_entities: int = 3000  # most frequent KG entities kept as features
     max_tags: int = 3000
-    epochs: int = 40
-    patience: int = 6  # early stopping on validation NDCG@10
+    epochs: int = 80
+    patience: int = 10  # early stopping on validation NDCG@10
     lr: float = 0.003
     weight_decay: float = 1e-6
     batch_users: int = 256
-    examples_per_user: int = 2  # (history → future) cut points sampled per user per epoch
+    examples_per_user: int = 4  # (history → future) cut points sampled per user per epoch
     targets_per_example: int = 10
     temperature: float = 0.07  # sampled-softmax temperature
     margin: float = 0.1  # max-margin loss margin
@@ -33,6 +33,7 @@ class GNNConfig(BaseModel):
     hard_negatives_max: int = 16  # curriculum: epoch e uses min(e, max) hard negatives
     hard_negative_ranks: tuple[int, int] = (20, 200)  # hard negatives come from these ranks
     half_life_days: float = 120.0  # time decay of the user's history when pooling
+    max_history: int = 50  # the most recent interactions pooled into a user vector (training, evaluation, serving)
     rating_center: float = 0.0  # rating weight = (value - centre) / (5 - centre)
     validation_fraction: float = 0.1
     dropout: float = 0.1

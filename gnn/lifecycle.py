@@ -92,7 +92,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             return {"status": "skipped", "reason": f"no new data since the live version {live.id}", "live": live.id}
         version = new_version_id("gnn")
         art = registry.artifact_dir(version)
-        tr, va, te = train_val_test(snap)
+        tr, va, te = train_val_test(snap, val_fraction=cfg.validation_fraction)
         res = train(snap, tr, va, cfg, seed=settings.seed, checkpoint_dir=art / "checkpoints", progress=progress)
         if fail_at == "after_train":  # fault injection for tests: a retraining that crashes half-way
             raise RuntimeError("injected failure after training")

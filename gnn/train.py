@@ -114,6 +114,7 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
     rng = np.random.default_rng(seed)
     n_items = snap.num_items
     full = n_items <= FULL_SOFTMAX_MAX_ITEMS
+    seen_items = torch.nonzero(model.seen).flatten()
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
     history: list[dict[str, float]] = []
     bad_epochs = 0
@@ -130,7 +131,7 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
             for b, u in enumerate(batch.tolist()):
                 tl = lines[u]
                 c = int(rng.integers(max(1, len(tl) // 5), len(tl)))
-                hist = tl[max(0, c - 100):c]
+                hist = tl[max(0, c - cfg.max_history):c]
                 tgt = tl[c:c + cfg.targets_per_example]
                 t_now = float(snap.ts[tl[c]])
                 w = interaction_weights(snap.kind[hist], snap.value[hist], snap.ts[hist], t_now, params)
@@ -146,9 +147,11 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
             ti = torch.from_numpy(np.concatenate(t_items)).to(dev)
             to = torch.from_numpy(np.concatenate(t_owner)).to(dev)
             if full:
-                cand = torch.arange(n_items, device=dev)
+                # Only items seen in training: an item nobody interacted with is not a known
+                # negative, and pushing it away from every user would undo its content embedding.
+                cand = seen_items
             else:  # sampled softmax: the batch's items plus uniform negatives
-                neg = torch.from_numpy(rng.integers(0, n_items, size=4096)).to(dev)
+                neg = seen_items[torch.from_numpy(rng.integers(0, len(seen_items), size=4096)).to(dev)]
                 cand = torch.unique(torch.cat([hi, ti, neg]))
             emb = model.embed(cand)
             pos_of = torch.full((n_items,), -1, dtype=torch.long, device=dev)

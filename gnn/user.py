@@ -22,7 +22,8 @@ TYPE_WEIGHTS = {"PURCHASED": 2.0, "RATED": 1.0, "CLICKED": 0.8, "VIEWED": 0.4, "
 
 
 def user_params(cfg: GNNConfig) -> dict[str, Any]:
-    return {"type_weights": dict(TYPE_WEIGHTS), "rating_center": cfg.rating_center, "half_life_days": cfg.half_life_days}
+    return {"type_weights": dict(TYPE_WEIGHTS), "rating_center": cfg.rating_center, "half_life_days": cfg.half_life_days,
+            "max_history": cfg.max_history}
 
 
 def interaction_weights(kind: np.ndarray, value: np.ndarray, ts: np.ndarray, now: np.ndarray | float,
@@ -46,7 +47,15 @@ def pool(item_emb: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, own
 
 def user_matrix(item_emb: np.ndarray, user: np.ndarray, item: np.ndarray, kind: np.ndarray, value: np.ndarray,
                 ts: np.ndarray, num_users: int, now: float, params: dict[str, Any]) -> np.ndarray:
-    """Vectors of all users from their histories (numpy), e.g. for evaluation."""
+    """Vectors of all users from their most recent ``params["max_history"]`` interactions (numpy)."""
+    cap = int(params.get("max_history") or 0)
+    if cap:
+        order = np.lexsort((-ts, user))
+        u_sorted = user[order]
+        starts = np.r_[0, np.nonzero(np.diff(u_sorted))[0] + 1]
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        keep = order[rank < cap]
+        user, item, kind, value, ts = user[keep], item[keep], kind[keep], value[keep], ts[keep]
     w = interaction_weights(kind, value, ts, now, params)
     acc = np.zeros((num_users, item_emb.shape[1]), dtype=np.float32)
     np.add.at(acc, user, item_emb[item] * w[:, None])

@@ -62,7 +62,9 @@ class LiveModel:
         hl = float(p.get("half_life_days", 90.0)) * 86400.0
         acc = np.zeros(self.emb.shape[1], dtype=np.float32)
         total = 0.0
-        for h in history:
+        cap = int(p.get("max_history") or 0)
+        recent = sorted(history, key=lambda h: -(h["ts"] or 0.0))[:cap] if cap else history
+        for h in recent:
             k = self.index.get(h["item_id"])
             if k is None:
                 continue

@@ -68,7 +68,8 @@ def _toy(n_users: int = 120, seed: int = 0) -> Snapshot:
 def test_training_learns_and_new_items_get_content_embeddings() -> None:
     snap = _toy()
     tr, va, te = train_val_test(snap)
-    cfg = GNNConfig(dim=16, hidden=32, epochs=8, patience=8, batch_users=32, walks_per_item=50, neighbors=5,
+    cfg = GNNConfig(dim=16, hidden=32, epochs=12, patience=12, batch_users=32, walks_per_item=50, neighbors=5, examples_per_user=2,
+                    id_dropout=0.5,
                     easy_negatives=8, hard_negatives_max=2, hard_negative_ranks=(2, 20))
     res = train(snap, tr, va, cfg, seed=3, progress=False)
     losses = [h["loss"] for h in res.history]
