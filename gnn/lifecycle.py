@@ -103,13 +103,14 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         if evaluate_pipeline:
             rows.update(pipeline_rows(snap, hist, te, res.item_emb, res.user_params, version))
         # Refit on everything for serving, for the number of epochs validation chose.
-        serve_emb, serve_model = res.item_emb, res.model
+        serve_emb, serve_model, serve_params = res.item_emb, res.model, res.user_params
         if settings.training.refit_full:
             every = np.ones(snap.num_interactions, dtype=bool)
             refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
-                          seed=settings.seed, progress=progress)
-            serve_emb, serve_model = refit.item_emb, refit.model
-        save_artifacts(art, snap, serve_emb, res.item_emb, serve_model, cfg, res.user_params, res.history)
+                          seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
+            serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
+        save_artifacts(art, snap, serve_emb, res.item_emb, serve_model, cfg, serve_params, res.history)
+        (art / "eval_user_params.json").write_text(json.dumps(res.user_params))
         plot_learning_curve(res.history, art / "learning_curve.png")
         metrics = {k: float(v) for k, v in rows["GNN (PinSage)"].items() if k in ("ndcg@10", "recall@10", "recall@100",
                                                                                     "hitrate@10", "coverage@10")}

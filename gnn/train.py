@@ -87,7 +87,35 @@ def _timelines(snap: Snapshot, mask: np.ndarray) -> list[np.ndarray]:
 
 
 def validate(model: PinSage, snap: Snapshot, hist_mask: np.ndarray, target_mask: np.ndarray, params: dict[str, Any]) -> dict[str, float]:
-    emb = model.embed_all()
+    return _validate_emb(model.embed_all(), snap, hist_mask, target_mask, params)
+
+
+PRIOR_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+
+
+def tune_prior(item_emb: np.ndarray, snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None,
+               params: dict[str, Any], fixed: float | None = None) -> dict[str, Any]:
+    """Add the trend prior to the user-vector recipe, its weight chosen on validation
+    (NDCG@10 + Recall@100), or ``fixed`` (the refit reuses the evaluation run's weight)."""
+    from gnn.user import trend_prior
+
+    now = float(snap.ts[train_mask].max())
+    out = dict(params, prior=trend_prior(item_emb, snap.item[train_mask], snap.ts[train_mask], now).tolist())
+    if val_mask is None:
+        out["prior_weight"] = float(fixed if fixed is not None else params.get("prior_weight", 0.0))
+        return out
+    emb_t = item_emb
+
+    def score(weight: float) -> float:
+        m = _validate_emb(emb_t, snap, train_mask, val_mask, dict(out, prior_weight=weight))
+        return m["ndcg@10"] + m["recall@100"]
+
+    out["prior_weight"] = max(PRIOR_WEIGHTS, key=score)
+    return out
+
+
+def _validate_emb(emb: np.ndarray, snap: Snapshot, hist_mask: np.ndarray, target_mask: np.ndarray,
+                  params: dict[str, Any]) -> dict[str, float]:
     now = float(snap.ts[hist_mask].max())
     users = user_matrix(emb, snap.user[hist_mask], snap.item[hist_mask], snap.kind[hist_mask], snap.value[hist_mask],
                         snap.ts[hist_mask], snap.num_users, now, params)
@@ -97,7 +125,7 @@ def validate(model: PinSage, snap: Snapshot, hist_mask: np.ndarray, target_mask:
 
 
 def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, cfg: GNNConfig | None = None, seed: int = 42,
-          checkpoint_dir: Path | None = None, progress: bool = True) -> TrainResult:
+          checkpoint_dir: Path | None = None, progress: bool = True, prior_weight: float | None = None) -> TrainResult:
     """Train on ``train_mask`` interactions, early-stop on ``val_mask``; see the module docstring.
 
     With ``val_mask=None`` (the refit on all data) it runs exactly ``cfg.epochs`` epochs."""
@@ -202,6 +230,8 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
                 break
     model.load_state_dict(best[2])
     model.eval()
-    return TrainResult(model=model, item_emb=model.embed_all(), history=history, best_epoch=best[1],
+    item_emb = model.embed_all()
+    params = tune_prior(item_emb, snap, train_mask, val_mask, params, fixed=prior_weight)
+    return TrainResult(model=model, item_emb=item_emb, history=history, best_epoch=best[1],
                        best_val_ndcg=best[0], seconds=time.perf_counter() - t0, seed=seed, config=cfg,
                        user_params=params, features=model.features, examples=examples)

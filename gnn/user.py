@@ -1,8 +1,10 @@
 """User representations from interaction history, the same recipe in training and at request time.
 
 A user vector is the importance-weighted, time-decayed mean of the embeddings of the items in the
-user's history: weight = type weight × rating factor × 2^(-age / half-life), where the rating
-factor is ``(value - centre) / (5 - centre)`` for ratings. No parameters are learned here, so a
+user's ``max_history`` most recent interactions: weight = type weight × rating factor ×
+2^(-age / half-life), where the rating factor is ``(value - centre) / (5 - centre)`` for ratings;
+then normalised, plus ``prior_weight`` × the trend prior (what is popular now, see
+:func:`trend_prior`; the weight is chosen on the validation split after training). No parameters are learned here, so a
 fresh interaction changes the vector at once, without retraining; the recipe (weights, centre,
 half-life) is saved with every model version as ``user_params.json`` and read by the engine
 (:class:`graphrec.engine.model.LiveModel`).
@@ -61,4 +63,20 @@ def user_matrix(item_emb: np.ndarray, user: np.ndarray, item: np.ndarray, kind: 
     np.add.at(acc, user, item_emb[item] * w[:, None])
     n = np.linalg.norm(acc, axis=1, keepdims=True)
     n[n == 0] = 1.0
-    return acc / n
+    acc = acc / n
+    prior = params.get("prior")
+    if prior is not None and params.get("prior_weight", 0.0):
+        acc = acc + float(params["prior_weight"]) * np.asarray(prior, dtype=np.float32)
+        n = np.linalg.norm(acc, axis=1, keepdims=True)
+        n[n == 0] = 1.0
+        acc = acc / n
+    return acc
+
+
+def trend_prior(item_emb: np.ndarray, item: np.ndarray, ts: np.ndarray, now: float, half_life_days: float = 30.0) -> np.ndarray:
+    """The recency-weighted mean embedding of everything interacted with: the direction of what is
+    popular now. Mixed into user vectors with ``prior_weight`` (tuned on validation)."""
+    w = np.power(2.0, -np.maximum(0.0, now - ts) / (half_life_days * 86400.0)).astype(np.float32)
+    v = (item_emb[item] * w[:, None]).sum(axis=0)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v

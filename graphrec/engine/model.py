@@ -79,7 +79,14 @@ class LiveModel:
         if total == 0.0:
             return None
         n = float(np.linalg.norm(acc))
-        return acc / n if n > 0 else None
+        if n == 0:
+            return None
+        acc = acc / n
+        prior = p.get("prior")
+        if prior is not None and p.get("prior_weight", 0.0):
+            acc = acc + float(p["prior_weight"]) * np.asarray(prior, dtype=np.float32)
+            acc = acc / (float(np.linalg.norm(acc)) or 1.0)
+        return acc
 
     def scores(self, vec: np.ndarray, item_ids: list[str]) -> np.ndarray:
         """Cosine similarity of ``vec`` with each item (0 for unknown items)."""

@@ -39,7 +39,7 @@ def train_ranker(settings: Settings, progress: bool = True, negatives: int = 50)
         ids = json.loads((art / "item_ids.json").read_text())
         if ids != snap.item_ids:
             raise ModelError("the catalogue changed since the live GNN was trained: retrain it first")
-        params = json.loads((art / "user_params.json").read_text())
+        params = json.loads((art / ("eval_user_params.json" if (art / "eval_user_params.json").exists() else "user_params.json")).read_text())
         emb = np.load(art / "eval_item_embeddings.npy")
         model = LiveModel(live.id, ids, emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)), params)
         tr, va, te = train_val_test(snap)
