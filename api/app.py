@@ -57,7 +57,7 @@ class GraphQLApp(GraphQL):
     async def process_result(self, request: Any, result: Any) -> Any:
         data = await super().process_result(request, result)
         for e in data.get("errors") or []:
-            ext = e.setdefault("extensions", {})
+            ext: dict[str, Any] = e.setdefault("extensions", {})  # type: ignore[attr-defined]
             ext.setdefault("code", "BAD_USER_INPUT")  # syntax errors are refused before any extension runs
             M.ERRORS.labels(ext["code"]).inc()
         return data
@@ -109,7 +109,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if not principal.scopes:
             return _error(401, "UNAUTHENTICATED", "an API key is required (Authorization: Bearer <key>)")
         who = principal.key_id or (request.client.host if request.client else "anonymous")
-        if request.method == "POST" and not limiter.allow(who):
+        executes = request.method == "POST" or "query" in request.query_params  # GET queries count too
+        if executes and not limiter.allow(who):
             return _error(429, "RATE_LIMITED", "rate limit exceeded")
         request.state.principal = principal
         op = "unknown"

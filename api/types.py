@@ -178,7 +178,7 @@ class User:
 
     @classmethod
     def from_domain(cls, u: repo.User) -> User:
-        return cls(id=strawberry.ID(u.id), attributes=dict(u.attributes))
+        return cls(id=strawberry.ID(u.id), attributes=dict(u.attributes))  # type: ignore[arg-type]  # JSON scalar
 
     @strawberry.field
     async def recent_interactions(self, info: strawberry.Info[Context, None], first: int = 10) -> list[Interaction]:
@@ -213,7 +213,7 @@ class ModelVersion:
         return cls(id=strawberry.ID(v.id), kind=v.kind, status=v.status,  # type: ignore[attr-defined]
                    created_at=datetime.fromtimestamp(v.created_at, UTC),  # type: ignore[attr-defined]
                    promoted_at=datetime.fromtimestamp(v.promoted_at, UTC) if v.promoted_at else None,  # type: ignore[attr-defined]
-                   seed=v.seed, ndcg_at_10=m.get("ndcg@10"), recall_at_100=m.get("recall@100"), metrics=m,  # type: ignore[attr-defined]
+                   seed=v.seed, ndcg_at_10=m.get("ndcg@10"), recall_at_100=m.get("recall@100"), metrics=m,  # type: ignore[attr-defined,arg-type]
                    training_seconds=v.training_seconds, snapshot=v.snapshot)  # type: ignore[attr-defined]
 
 

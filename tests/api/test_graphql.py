@@ -108,7 +108,22 @@ def test_auth_limits_and_errors(api: Any) -> None:
 
 
 def test_rate_limit(api: Any) -> None:
+    from api.app import create_app
     from api.auth import RateLimiter
+    from graphrec.testing.server import live_server
+
+    slow = api.settings.model_copy(update={"api": api.settings.api.model_copy(
+        update={"rate_limit_per_s": 0.01, "rate_limit_burst": 2})})
+    q = 'query { popularItems(first: 1) { id } }'
+    with live_server(create_app(slow)) as url:
+        post = [httpx.post(url + "/graphql", json={"query": q},
+                           headers={"Authorization": "Bearer " + api.read_key}) for _ in range(3)]
+        assert [r.status_code for r in post] == [200, 200, 429]
+        assert codes(post[2]) == ["RATE_LIMITED"]
+        got = httpx.get(url + "/graphql", params={"query": q}, headers={"Authorization": "Bearer " + api.read_key})
+        assert got.status_code == 429  # GET queries share the bucket
+        other = httpx.post(url + "/graphql", json={"query": q}, headers={"Authorization": "Bearer " + api.write_key})
+        assert other.status_code == 200  # the bucket is per key
 
     rl = RateLimiter(rate=1.0, burst=2)
     assert [rl.allow("k", now=0.0) for _ in range(3)] == [True, True, False]
