@@ -19,13 +19,36 @@ def isolated_settings(var_dir: Path | None = None) -> Settings:
     HTTP 17474, a small heap. Isolated from the demo database (``var/neo4j``, 7687/7474)."""
     base = load_settings()
     var = var_dir or Path(os.environ.get("GRAPHREC_TEST_VAR_DIR", str(base.var_dir / "test")))
+    bolt = int(os.environ.get("GRAPHREC_TEST_BOLT_PORT", "17687"))
+    http = int(os.environ.get("GRAPHREC_TEST_HTTP_PORT", "17474"))
+    if _taken_by_another(var, bolt, http):
+        from graphrec.testing.server import free_port
+
+        bolt, http = free_port(), free_port()
     return base.model_copy(update={
         "var_dir": var,
         "neo4j": base.neo4j.model_copy(update={
-            "uri": None, "password": None, "bolt_port": int(os.environ.get("GRAPHREC_TEST_BOLT_PORT", "17687")),
-            "http_port": int(os.environ.get("GRAPHREC_TEST_HTTP_PORT", "17474")), "heap": "1g", "pagecache": "512m",
+            "uri": None, "password": None, "bolt_port": bolt, "http_port": http, "heap": "1g", "pagecache": "512m",
         }),
     })
+
+
+def _taken_by_another(var: Path, *ports: int) -> bool:
+    """A port in use, and not by the test server that lives in ``var`` (which the session reuses)."""
+    import socket
+
+    pid_file = var / "neo4j" / "run" / "neo4j.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text().strip()), 0)
+            return False
+        except (OSError, ValueError):
+            pass
+    for port in ports:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+    return False
 
 
 def wipe(store: Any) -> None:
