@@ -1,11 +1,13 @@
 """The vector index behind one small protocol, one module per engine.
 
+- :mod:`graphrec.vectors.base`: the :class:`VectorIndex` protocol, :class:`VectorFilter`, :class:`Hit`;
 - :mod:`graphrec.vectors.edge`: Qdrant Edge, the Qdrant engine in-process (the default on one machine);
 - :mod:`graphrec.vectors.qdrant_server`: qdrant-client, for a Qdrant server or cluster (and its
   local mode, which tests use);
-- :func:`graphrec.vectors.factory.open_vector_index` picks one from the settings.
+- :func:`graphrec.vectors.factory.open_vector_index` picks one from the settings or arguments.
 """
 
-from graphrec.vectors.base import Hit, VectorFilter, VectorIndex, point_id
+from graphrec.vectors.base import PAYLOAD_ID, Hit, VectorFilter, VectorIndex, point_id
+from graphrec.vectors.factory import open_vector_index
 
-__all__ = ["Hit", "VectorFilter", "VectorIndex", "point_id"]
+__all__ = ["PAYLOAD_ID", "Hit", "VectorFilter", "VectorIndex", "open_vector_index", "point_id"]

@@ -1,82 +1,140 @@
 """Qdrant Edge: the Qdrant engine in-process, graphrec's default vector index on one machine.
 
-Layout under the root directory: one shard directory per collection (``<root>/<name>/``), a
-``.ready`` marker once it is built and optimised, and ``aliases.json`` mapping alias → collection,
-replaced atomically (temp file, fsync, ``os.replace``). Readers re-read it when its mtime changes,
-so a switch made by the publishing process is seen by the API processes within one request.
+Layout under the root directory::
 
-What we learned about Qdrant Edge 0.9 (its ``.pyi`` stub is the documentation):
-- point ids are unsigned ints or UUIDs: we use a 63-bit hash of the graphrec id and keep the id
-  in the payload (``gid``);
-- nothing is indexed until ``optimize()``, which blocks (minutes at 1M items): collections are
-  built off the request path and switched in through the alias;
-- payload indexes are created BEFORE optimising (categories keyword, year integer, availability);
-- a boolean ``MatchValue(True)`` matched nothing in our tests, so availability is stored as the
-  integer field ``avail`` (1/0) with an integer index;
-- the default search ``ef`` is too low for top-100: ``hnsw_ef`` is set on every search;
-- shards are created without a WAL (``wal_enabled=False``, durable after ``flush()``, which
-  ``finalize`` calls): a built collection is read-only, and several API processes can then load
-  the same shard (with a WAL the second open fails with WouldBlock).
+    <root>/aliases.json        alias -> collection, replaced atomically (temp, fsync, os.replace)
+    <root>/aliases.lock        flock held while an alias is changed (two publishers never lose one)
+    <root>/<collection>/       one Edge shard per collection
+    <root>/<collection>/.ready written by ``finalize`` once the shard is optimised and flushed
+
+Readers stat ``aliases.json`` on every call (one syscall) and re-read it when it changed, so a
+switch made by the publishing process is seen by the API processes at their next search. A
+search resolves the alias once and runs on that one shard: it sees the old collection or the new.
+
+What Qdrant Edge 0.9 does (its ``qdrant_edge/__init__.pyi`` is the documentation; checked here):
+
+- Point ids are unsigned ints or UUIDs: we use :func:`~graphrec.vectors.base.point_id` and keep
+  the string id in the payload (``gid``); payload comes back only when asked for.
+- Nothing is HNSW-indexed until ``optimize()``, which blocks: 51 s for 100k × 64 on 2 cores
+  with our m=32/ef_construct=256 (38 s at 16/128; 12.7 min was measured at 1M with Qdrant's
+  defaults). Collections are therefore built aside (a shadow shard), optimised, then switched in
+  through the alias. Before that, or below the indexing threshold (~10 MB of vectors), search is
+  exact, and so is a filtered search whose matches hold under ``full_scan_threshold`` KB of
+  vectors (it then reads the payload index instead of walking the graph).
+- Payload indexes are created before any point and before ``optimize``, so the HNSW graph gets
+  the extra per-category links that keep filtered search accurate.
+- The default search ``ef`` is too low for top-100: ``hnsw_ef`` (default 256) is sent with every
+  search and never below ``k``. On 100k random 64-d unit vectors (a hard case) recall@100 is
+  0.83 / 0.95 / 0.994 at ef 128 / 256 / 512, p50 1.0 / 1.0 / 1.5 ms (``python -m bench.ann``).
+- Match values must have the field's stored type. ``MatchValue(True)`` on a bool field matched
+  nothing (with or without a bool index), so availability is also stored as the integer ``avail``
+  (1/0) and filtered on that.
+- A shard with a write-ahead log can be opened by one process only (the second ``load`` fails
+  with "Can't init WAL: WouldBlock"). Shards here are created with ``wal_enabled=False``: writes
+  are durable once ``flush()`` returns (``finalize`` flushes), and several processes (the API
+  workers) can then load the same finished shard for reading. A collection has one writer, the
+  process that builds it; points written after ``finalize`` are not seen by processes that
+  loaded it earlier. To share a *mutable* index between processes, use a Qdrant server.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from graphrec.errors import CollectionNotFound, VectorStoreError, VectorStoreUnavailable
-from graphrec.vectors.base import PAYLOAD_ID, Hit, VectorFilter, point_id
+from graphrec.vectors.base import PAYLOAD_ID, Hit, VectorFilter, clean_payload, point_id
 
 try:
     import qdrant_edge as qe
 except ImportError:  # pragma: no cover - a declared dependency
-    qe = None
+    qe = None  # type: ignore[assignment]
+
+_READY = ".ready"
+_AVAIL = "avail"  # integer twin of "available" (see the module docstring)
+_INTERNAL = (PAYLOAD_ID, _AVAIL)
 
 
-def _filter(f: VectorFilter | None) -> Any:
+def _edge_filter(f: VectorFilter | None) -> Any:
     if f is None:
         return None
     must: list[Any] = []
     must_not: list[Any] = []
     if f.categories_any:
-        must.append(qe.FieldCondition("categories", match=qe.MatchAny(list(f.categories_any))))
+        must.append(qe.FieldCondition("categories", match=qe.MatchAny([str(c) for c in f.categories_any])))
     if f.exclude_categories:
-        must_not.append(qe.FieldCondition("categories", match=qe.MatchAny(list(f.exclude_categories))))
+        must_not.append(qe.FieldCondition("categories", match=qe.MatchAny([str(c) for c in f.exclude_categories])))
     if f.exclude_ids:
         must_not.append(qe.HasIdCondition({point_id(i) for i in f.exclude_ids}))
     if f.available_only:
-        must.append(qe.FieldCondition("avail", match=qe.MatchValue(1)))
+        must.append(qe.FieldCondition(_AVAIL, match=qe.MatchValue(1)))
     if f.year_min is not None or f.year_max is not None:
         must.append(qe.FieldCondition("year", range=qe.RangeFloat(
-            gte=float(f.year_min) if f.year_min is not None else None,
-            lte=float(f.year_max) if f.year_max is not None else None)))
+            gte=None if f.year_min is None else float(f.year_min),
+            lte=None if f.year_max is None else float(f.year_max))))
     if not must and not must_not:
         return None
     return qe.Filter(must=must or None, must_not=must_not or None)
 
 
+def _hit(point: Any, with_payload: bool) -> Hit:
+    payload = point.payload or {}
+    extra = {k: v for k, v in payload.items() if k not in _INTERNAL} if with_payload else {}
+    return Hit(str(payload[PAYLOAD_ID]), float(point.score), extra)
+
+
 class EdgeIndex:
-    def __init__(self, root: Path, hnsw_ef: int = 256, m: int = 16, ef_construct: int = 128,
-                 full_scan_threshold: int = 10_000, read_only: bool = False) -> None:
+    """Qdrant Edge shards under ``root``, one per collection.
+
+    Args:
+        root: directory holding the shards and ``aliases.json`` (created if missing).
+        hnsw_ef: search-time beam width (raised to ``k`` when smaller).
+        m, ef_construct: HNSW graph degree and build beam. 32/256 rather than Qdrant's 16/100:
+            on 100k random 64-d vectors recall@100 at ef=256 is 0.95 instead of 0.79, for a 1.3×
+            longer ``finalize`` (bench/reports/ann.json, ann_m16.json).
+        full_scan_threshold: in KB of vectors; a filter leaving fewer is searched exactly.
+        indexing_threshold: in KB of vectors; smaller segments get no HNSW (None = engine default,
+            about 10 MB; tests lower it so that small collections exercise the HNSW path).
+        indexing_threads: threads ``optimize`` may use (0 = all cores).
+        search_threads: threads per search (None = number of cores).
+        read_only: refuse every write (API processes open the index this way).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, hnsw_ef: int = 256, m: int = 32, ef_construct: int = 256,
+                 full_scan_threshold: int = 10_000, indexing_threshold: int | None = None, indexing_threads: int = 0,
+                 search_threads: int | None = None, read_only: bool = False) -> None:
         if qe is None:
             raise VectorStoreUnavailable("qdrant-edge-py is not installed")
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VectorStoreUnavailable(f"cannot create {self.root}: {exc}") from exc
         self.hnsw_ef = hnsw_ef
         self.m = m
         self.ef_construct = ef_construct
         self.full_scan_threshold = full_scan_threshold
+        self.indexing_threshold = indexing_threshold
+        self.indexing_threads = indexing_threads
+        self.search_threads = search_threads
         self.read_only = read_only
-        self._shards: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self._shards: dict[str, Any] = {}  # open shards by collection
+        self._building: set[str] = set()  # collections created by this instance (kept open)
         self._aliases: dict[str, str] = {}
-        self._aliases_mtime = -1.0
+        self._aliases_stamp: tuple[int, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"EdgeIndex(root={str(self.root)!r}, hnsw_ef={self.hnsw_ef}, m={self.m}, read_only={self.read_only})"
 
     # ---- paths and aliases -----------------------------------------------------------------
     @property
@@ -84,140 +142,249 @@ class EdgeIndex:
         return self.root / "aliases.json"
 
     def _dir(self, name: str) -> Path:
-        if not name or "/" in name or name.startswith("."):
+        if not name or "/" in name or "\\" in name or name.startswith(".") or name.endswith((".json", ".lock")):
             raise VectorStoreError(f"bad collection name {name!r}")
         return self.root / name
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise VectorStoreError(f"{self!r} is read-only")
+
     def _read_aliases(self) -> dict[str, str]:
+        """The alias map, re-read only when the file changed (inode, size, mtime, ctime)."""
         try:
-            mtime = self._alias_file.stat().st_mtime_ns
+            st = self._alias_file.stat()
         except FileNotFoundError:
-            return {}
-        if mtime != self._aliases_mtime:
-            self._aliases = json.loads(self._alias_file.read_text() or "{}")
-            self._aliases_mtime = mtime
-        return self._aliases
+            stamp: tuple[int, ...] | None = ()
+        else:
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        with self._lock:
+            if stamp == self._aliases_stamp:
+                return self._aliases
+            try:
+                aliases = json.loads(self._alias_file.read_text()) if stamp else {}
+            except FileNotFoundError:
+                aliases = {}
+            except (OSError, ValueError) as exc:
+                raise VectorStoreError(f"unreadable alias file {self._alias_file}: {exc}") from exc
+            self._aliases, self._aliases_stamp = aliases, stamp
+            # Drop shards no alias points at any more (unless built here): a reader process keeps
+            # only the live collection open. A search still running on one keeps its reference.
+            live = set(aliases.values()) | self._building
+            for coll in [c for c in self._shards if c not in live]:
+                del self._shards[coll]
+            return aliases
 
     def _resolve(self, name: str) -> str:
         return self._read_aliases().get(name, name)
 
-    def _shard(self, name: str) -> Any:
+    @contextmanager
+    def _alias_lock(self) -> Iterator[None]:
+        with open(self.root / "aliases.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _write_aliases(self, aliases: dict[str, str]) -> None:
+        tmp = self.root / f".aliases.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(aliases, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._alias_file)
+        dfd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(dfd)  # the rename itself survives a crash
+        finally:
+            os.close(dfd)
+
+    def _shard(self, name: str) -> tuple[str, Any]:
         coll = self._resolve(name)
         with self._lock:
             sh = self._shards.get(coll)
-            if sh is None:
-                d = self._dir(coll)
-                if not (d / ".ready").exists() and not d.exists():
-                    raise CollectionNotFound(f"no collection or alias {name!r}")
-                try:
-                    sh = qe.EdgeShard.load(str(d))
-                except Exception as exc:  # noqa: BLE001 - the engine's errors are untyped
-                    raise VectorStoreUnavailable(f"cannot open collection {coll!r}: {exc}") from exc
-                self._shards[coll] = sh
-            return sh
+            if sh is not None:
+                return coll, sh
+            d = self._dir(coll)
+            if not (d / "edge_config.json").exists():
+                raise CollectionNotFound(f"no collection or alias {name!r}")
+            try:
+                sh = qe.EdgeShard.load(str(d))
+            except Exception as exc:  # noqa: BLE001 - the engine raises bare Exceptions
+                raise VectorStoreUnavailable(f"cannot open collection {coll!r}: {exc}") from exc
+            self._shards[coll] = sh
+            return coll, sh
 
     # ---- building --------------------------------------------------------------------------
     def create_collection(self, name: str, dim: int) -> None:
+        self._writable()
         d = self._dir(name)
         if d.exists():
             raise VectorStoreError(f"collection {name!r} already exists")
+        if name in self._read_aliases():
+            raise VectorStoreError(f"{name!r} is an alias; a collection cannot shadow it")
         cfg = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            vectors=qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine),
             hnsw_config=qe.HnswIndexConfig(m=self.m, ef_construct=self.ef_construct,
-                                           full_scan_threshold=self.full_scan_threshold),
+                                           full_scan_threshold=self.full_scan_threshold,
+                                           max_indexing_threads=self.indexing_threads),
+            optimizers=(qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold)
+                        if self.indexing_threshold is not None else None),
+            max_search_threads=self.search_threads,
             wal_enabled=False,
         )
         with self._lock:
-            sh = qe.EdgeShard.create(str(d), cfg)
-            for field, schema in (("categories", qe.PayloadSchemaType.Keyword), ("year", qe.PayloadSchemaType.Integer),
-                                  ("avail", qe.PayloadSchemaType.Integer), (PAYLOAD_ID, qe.PayloadSchemaType.Keyword)):
-                sh.update(qe.UpdateOperation.create_field_index(field, schema))
+            try:
+                sh = qe.EdgeShard.create(str(d), cfg)
+                for fld, schema in (("categories", qe.PayloadSchemaType.Keyword),
+                                    ("year", qe.PayloadSchemaType.Integer),
+                                    (_AVAIL, qe.PayloadSchemaType.Integer)):
+                    sh.update(qe.UpdateOperation.create_field_index(fld, schema))
+            except Exception as exc:  # noqa: BLE001
+                shutil.rmtree(d, ignore_errors=True)
+                raise VectorStoreError(f"cannot create collection {name!r}: {exc}") from exc
             self._shards[name] = sh
+            self._building.add(name)
 
     def upsert(self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
-        sh = self._shard(collection)
-        pts = []
-        for gid, vec, pl in zip(ids, np.asarray(vectors, dtype=np.float32), payloads, strict=True):
-            p = {k: v for k, v in pl.items() if v is not None}
-            p[PAYLOAD_ID] = gid
-            p["avail"] = 1 if pl.get("available", True) else 0
-            if p.get("year") is not None:
-                p["year"] = int(p["year"])
-            pts.append(qe.Point(id=point_id(gid), vector=vec.tolist(), payload=p))
-        sh.update(qe.UpdateOperation.upsert_points(pts))
+        self._writable()
+        _, sh = self._shard(collection)
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if vecs.ndim != 2 or len(vecs) != len(ids) or len(payloads) != len(ids):
+            raise VectorStoreError(f"upsert: {len(ids)} ids, vectors {vecs.shape}, {len(payloads)} payloads")
+        points = []
+        for gid, vec, pl in zip(ids, vecs.tolist(), payloads, strict=True):
+            p = clean_payload(gid, pl)
+            p[_AVAIL] = int(p["available"])
+            points.append(qe.Point(id=point_id(gid), vector=vec, payload=p))
+        try:
+            sh.update(qe.UpdateOperation.upsert_points(points))
+        except Exception as exc:  # noqa: BLE001
+            raise VectorStoreError(f"upsert into {collection!r} failed: {exc}") from exc
 
     def finalize(self, collection: str) -> None:
-        """Build the HNSW and payload indexes (blocking) and make the collection durable."""
-        sh = self._shard(collection)
-        sh.optimize()
-        sh.flush()
-        (self._dir(self._resolve(collection)) / ".ready").write_text("ok")
+        """Optimise (builds HNSW and payload indexes; blocks for minutes at 1M), flush, mark ready."""
+        self._writable()
+        coll, sh = self._shard(collection)
+        try:
+            sh.optimize()
+            sh.flush()
+        except Exception as exc:  # noqa: BLE001
+            raise VectorStoreError(f"finalize {coll!r} failed: {exc}") from exc
+        (self._dir(coll) / _READY).write_text("optimized\n")
 
     # ---- reading ---------------------------------------------------------------------------
+    def _params(self, k: int) -> Any:
+        return qe.SearchParams(hnsw_ef=max(int(self.hnsw_ef), int(k)))
+
     def search(self, name: str, vector: np.ndarray, k: int, filter: VectorFilter | None = None,
                with_payload: bool = False) -> list[Hit]:
-        sh = self._shard(name)
+        coll, sh = self._shard(name)
         req = qe.SearchRequest(query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()), limit=int(k),
-                               filter=_filter(filter), params=qe.SearchParams(hnsw_ef=max(self.hnsw_ef, int(k))),
+                               filter=_edge_filter(filter), params=self._params(k),
                                with_payload=True if with_payload else [PAYLOAD_ID])
         try:
             res = sh.search(req)
         except Exception as exc:  # noqa: BLE001
-            raise VectorStoreUnavailable(f"search failed: {exc}") from exc
-        return [Hit(r.payload[PAYLOAD_ID], float(r.score),
-                    {k2: v for k2, v in r.payload.items() if k2 not in (PAYLOAD_ID, "avail")} if with_payload else {})
-                for r in res]
+            raise VectorStoreError(f"search on {coll!r} failed: {exc}") from exc
+        return [_hit(p, with_payload) for p in res]
 
-    def get_vectors(self, name: str, ids: list[str]) -> dict[str, np.ndarray]:
-        sh = self._shard(name)
-        recs = sh.retrieve([point_id(i) for i in ids], with_payload=[PAYLOAD_ID], with_vector=True)
-        out = {}
+    def search_batch(self, name: str, vectors: np.ndarray, k: int, filter: VectorFilter | None = None,
+                     with_payload: bool = False) -> list[list[Hit]]:
+        coll, sh = self._shard(name)
+        flt, params = _edge_filter(filter), self._params(k)
+        sel: Any = True if with_payload else [PAYLOAD_ID]
+        reqs = [qe.QueryRequest(limit=int(k), query=qe.Query.Nearest(v), filter=flt, params=params, with_payload=sel)
+                for v in np.atleast_2d(np.asarray(vectors, dtype=np.float32)).tolist()]
+        if not reqs:
+            return []
+        try:
+            res = sh.query_batch(qe.QueryBatchRequest(reqs))
+        except Exception as exc:  # noqa: BLE001
+            raise VectorStoreError(f"batch search on {coll!r} failed: {exc}") from exc
+        return [[_hit(p, with_payload) for p in r] for r in res]
+
+    def get_vectors(self, name: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        coll, sh = self._shard(name)
+        try:
+            recs = sh.retrieve([point_id(i) for i in ids], with_payload=[PAYLOAD_ID], with_vector=True)
+        except Exception as exc:  # noqa: BLE001
+            raise VectorStoreError(f"retrieve from {coll!r} failed: {exc}") from exc
+        out: dict[str, np.ndarray] = {}
         for r in recs:
             v = r.vector
-            if isinstance(v, dict):
+            if isinstance(v, dict):  # named-vector form: our only vector is the default ""
                 v = next(iter(v.values()))
-            out[r.payload[PAYLOAD_ID]] = np.asarray(v, dtype=np.float32)
+            out[str(r.payload[PAYLOAD_ID])] = np.asarray(v, dtype=np.float32)
         return out
 
     def count(self, name: str) -> int:
-        return int(self._shard(name).info().points_count)
+        _, sh = self._shard(name)
+        return int(sh.info().points_count)
+
+    def is_ready(self, name: str) -> bool:
+        """Whether the collection (or the alias's target) has been finalised."""
+        return (self._dir(self._resolve(name)) / _READY).exists()
 
     # ---- aliases and lifecycle -------------------------------------------------------------
     def set_alias(self, alias: str, collection: str) -> None:
-        if not (self._dir(collection) / ".ready").exists():
-            raise CollectionNotFound(f"collection {collection!r} is not built (finalize it first)")
-        aliases = dict(self._read_aliases())
-        aliases[alias] = collection
-        tmp = self._alias_file.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "w") as fh:
-            json.dump(aliases, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._alias_file)
+        """Point ``alias`` at a finalised collection; readers in every process see it at their next call."""
+        self._writable()
+        d = self._dir(collection)
+        if not d.is_dir():
+            raise CollectionNotFound(f"no collection {collection!r}")
+        if not (d / _READY).exists():
+            raise VectorStoreError(f"collection {collection!r} is not finalized; finalize it before switching")
+        self._dir(alias)  # same naming rules
+        if (self.root / alias).is_dir():
+            raise VectorStoreError(f"{alias!r} is a collection name; an alias cannot shadow it")
+        with self._alias_lock():
+            self._aliases_stamp = None  # read what is on disk, not our cache
+            aliases = dict(self._read_aliases())
+            aliases[alias] = collection
+            self._write_aliases(aliases)
 
     def get_alias(self, alias: str) -> str | None:
         return self._read_aliases().get(alias)
 
     def list_collections(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / ".ready").exists())
+        """Every shard directory, finalised or not (a half-built one can then be deleted)."""
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def delete_collection(self, name: str) -> None:
-        if name in self._read_aliases().values():
-            raise VectorStoreError(f"collection {name!r} is behind an alias; switch the alias first")
-        with self._lock:
-            sh = self._shards.pop(name, None)
-            if sh is not None:
-                sh.close()
-        shutil.rmtree(self._dir(name), ignore_errors=True)
+        self._writable()
+        d = self._dir(name)
+        with self._alias_lock():
+            self._aliases_stamp = None
+            behind = [a for a, c in self._read_aliases().items() if c == name]
+            if behind:
+                raise VectorStoreError(f"collection {name!r} is behind alias {behind[0]!r}; switch it first")
+            if not d.is_dir():
+                raise CollectionNotFound(f"no collection {name!r}")
+            with self._lock:
+                sh = self._shards.pop(name, None)
+                self._building.discard(name)
+                if sh is not None:
+                    try:
+                        sh.close()
+                    except Exception:  # noqa: BLE001,S110 - closing is best effort
+                        pass
+            shutil.rmtree(d, ignore_errors=True)
 
     def healthy(self) -> bool:
-        return self.root.is_dir()
+        try:
+            self._read_aliases()
+        except VectorStoreError:
+            return False
+        return self.root.is_dir() and os.access(self.root, os.R_OK)
 
     def close(self) -> None:
         with self._lock:
-            for sh in self._shards.values():
-                try:
-                    sh.close()
-                except Exception:  # noqa: BLE001,S110 - closing is best effort
-                    pass
-            self._shards.clear()
+            shards, self._shards = list(self._shards.values()), {}
+            self._building.clear()
+        for sh in shards:
+            try:
+                sh.close()
+            except Exception:  # noqa: BLE001,S110 - closing is best effort
+                pass

@@ -1,25 +1,82 @@
-"""Pick the vector engine from the settings."""
+"""Pick the vector engine: from the settings (what the app does) or from explicit arguments.
+
+=========  ==========  ==============================================================
+backend    url         engine
+=========  ==========  ==============================================================
+any        set         qdrant-client against that server or cluster
+edge       None        Qdrant Edge shards under ``path`` (default ``<var_dir>/vectors``)
+qdrant     None        qdrant-client local mode under ``path`` (tests, tiny data)
+=========  ==========  ==============================================================
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-from graphrec.config import Settings
+from graphrec.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from graphrec.config import Settings
+    from graphrec.vectors.base import VectorIndex
 
 
-def open_vector_index(settings: Settings, read_only: bool = False) -> Any:
-    """``qdrant.url`` set → qdrant-client against that server/cluster; else the ``backend``:
-    ``edge`` (Qdrant Edge shards under ``var/vectors``) or ``qdrant`` (qdrant-client local mode)."""
-    q = settings.qdrant
-    if q.url:
-        from graphrec.vectors.qdrant_server import QdrantIndex
+def open_vector_index(settings: Settings | None = None, /, *, backend: Literal["edge", "qdrant"] | None = None,
+                      path: str | os.PathLike[str] | None = None, url: str | None = None, api_key: str | None = None,
+                      hnsw_ef: int | None = None, shards: int | None = None, replicas: int | None = None,
+                      quantization: Literal["none", "scalar"] | None = None, read_only: bool = False,
+                      **engine_options: Any) -> VectorIndex:
+    """Open the configured vector index.
 
-        return QdrantIndex(url=q.url, api_key=q.api_key.get_secret_value() if q.api_key else None,
-                           hnsw_ef=q.hnsw_ef, shards=q.shards, replicas=q.replicas, quantization=q.quantization)
-    if q.backend == "qdrant":
-        from graphrec.vectors.qdrant_server import QdrantIndex
+    Values come from ``settings.qdrant`` (and ``settings.var_dir`` for the default paths) when
+    given; every keyword argument that is not None overrides them. Without settings, ``backend``
+    defaults to ``"edge"`` and ``path`` is required for the embedded engines.
 
-        return QdrantIndex(path=str(settings.var_dir / "qdrant-local"), hnsw_ef=q.hnsw_ef)
-    from graphrec.vectors.edge import EdgeIndex
+    Args:
+        settings: graphrec settings, or None.
+        backend: ``"edge"`` (embedded Qdrant Edge) or ``"qdrant"`` (qdrant-client).
+        path: Edge root directory, or qdrant-client local-mode directory (``":memory:"`` allowed).
+        url, api_key: a Qdrant server or cluster (backend ``"qdrant"``).
+        hnsw_ef: search-time beam width.
+        shards, replicas, quantization: collection layout on a server/cluster.
+        read_only: Edge only: refuse writes (API processes).
+        engine_options: passed to the engine class (``m``, ``ef_construct``, ``timeout``, …).
 
-    return EdgeIndex(settings.var_dir / "vectors", hnsw_ef=q.hnsw_ef, read_only=read_only)
+    Raises:
+        ConfigError: an unknown backend, or no path for an embedded engine without settings.
+        VectorStoreUnavailable: the engine cannot be opened.
+    """
+    q = settings.qdrant if settings is not None else None
+    backend = backend or (q.backend if q else "edge")
+    url = url if url is not None else (q.url if q else None)
+    if api_key is None and q is not None and q.api_key is not None:
+        api_key = q.api_key.get_secret_value()
+    hnsw_ef = hnsw_ef if hnsw_ef is not None else (q.hnsw_ef if q else 256)
+    if url and backend == "edge":
+        # docs/scaling.md: setting GRAPHREC_QDRANT_URL alone moves graphrec to the server.
+        log.info("qdrant.url is set: using the Qdrant server at %s instead of the embedded engine", url)
+        backend = "qdrant"
+    if backend == "edge":
+        if path is None and settings is None:
+            raise ConfigError("open_vector_index: path is required for the edge backend without settings")
+        from graphrec.vectors.edge import EdgeIndex
+
+        root = Path(path) if path is not None else Path(settings.var_dir) / "vectors"  # type: ignore[union-attr]
+        return EdgeIndex(root, hnsw_ef=hnsw_ef, read_only=read_only, **engine_options)
+    if backend != "qdrant":
+        raise ConfigError(f"unknown vector backend {backend!r} (edge or qdrant)")
+    from graphrec.vectors.qdrant_server import QdrantIndex
+
+    layout: dict[str, Any] = {"shards": shards if shards is not None else (q.shards if q else 1),
+                              "replicas": replicas if replicas is not None else (q.replicas if q else 1),
+                              "quantization": quantization or (q.quantization if q else "none")}
+    if url:
+        return QdrantIndex(url=url, api_key=api_key, hnsw_ef=hnsw_ef, **layout, **engine_options)
+    if path is None and settings is None:
+        raise ConfigError("open_vector_index: give url (server) or path (local mode) for the qdrant backend")
+    local = str(path) if path is not None else str(Path(settings.var_dir) / "qdrant-local")  # type: ignore[union-attr]
+    return QdrantIndex(path=local, hnsw_ef=hnsw_ef, **layout, **engine_options)
