@@ -1,7 +1,8 @@
 """One retraining: export → train → evaluate → register → publish → promote (or reject).
 
 1. **export** a snapshot from Neo4j; skip (when scheduled) if nothing changed since the live version;
-2. **train** on the temporal train split, early-stopped on validation;
+2. **train** on the temporal train split, early-stopped on validation; then, like every baseline,
+   refit on train + validation for the chosen number of epochs;
 3. **evaluate** the GNN and every baseline in the same run on the test split (and the full
    request pipeline replayed offline), write the table and the plots;
 4. **refit** on all interactions for the best number of epochs (what is served);
@@ -97,11 +98,16 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         if fail_at == "after_train":  # fault injection for tests: a retraining that crashes half-way
             raise RuntimeError("injected failure after training")
         hist = tr | va
-        rows: dict[str, dict[str, float]] = {"GNN (PinSage)": gnn_metrics(res.item_emb, snap, hist, te, res.user_params)}
+        # Like every baseline (tuned on validation, refit on train + validation, then tested), the
+        # GNN is refit on train + validation for the epochs validation chose before the test.
+        evalfit = train(snap, hist, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}), seed=settings.seed,
+                        progress=progress, prior_weight=res.user_params["prior_weight"])
+        eval_emb, eval_params = evalfit.item_emb, evalfit.user_params
+        rows: dict[str, dict[str, float]] = {"GNN (PinSage)": gnn_metrics(eval_emb, snap, hist, te, eval_params)}
         rows["GNN (PinSage)"]["train_seconds"] = round(res.seconds, 1)
         rows.update(baselines(snap, tr, va, te, settings.seed, progress))
         if evaluate_pipeline:
-            rows.update(pipeline_rows(snap, hist, te, res.item_emb, res.user_params, version))
+            rows.update(pipeline_rows(snap, hist, te, eval_emb, eval_params, version))
         # Refit on everything for serving, for the number of epochs validation chose.
         serve_emb, serve_model, serve_params = res.item_emb, res.model, res.user_params
         if settings.training.refit_full:
@@ -109,8 +115,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
                           seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
             serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
-        save_artifacts(art, snap, serve_emb, res.item_emb, serve_model, cfg, serve_params, res.history)
-        (art / "eval_user_params.json").write_text(json.dumps(res.user_params))
+        save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
+        (art / "eval_user_params.json").write_text(json.dumps(eval_params))
         plot_learning_curve(res.history, art / "learning_curve.png")
         metrics = {k: float(v) for k, v in rows["GNN (PinSage)"].items() if k in ("ndcg@10", "recall@10", "recall@100",
                                                                                     "hitrate@10", "coverage@10")}

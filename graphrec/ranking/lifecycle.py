@@ -2,9 +2,9 @@
 to fusion and embedding-similarity ranking on the test split, register it, and enable it only if it
 beats ranking by embedding similarity alone (NDCG@10 and Recall@100).
 
-Caveat recorded in the report: the GNN's evaluation embeddings were early-stopped on the same
-validation window the ranker learns from, which flatters the ranker's training data slightly; the
-test split is untouched by both.
+Caveat: the GNN's evaluation embeddings were refit on train + validation, so the candidates the
+ranker learns from (labels from the validation window) come from embeddings that saw that window,
+which flatters its training data; the test split is untouched by both.
 """
 
 from __future__ import annotations
