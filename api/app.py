@@ -63,6 +63,25 @@ class GraphQLApp(GraphQL):
         return data
 
 
+def single_threaded_math() -> None:
+    """One BLAS/OpenMP/torch thread per API process.
+
+    A request's math is tiny (a user vector, one ranker pass over a few hundred candidates), so
+    extra threads buy nothing, and numpy's OpenBLAS threads spin-wait after every call: with two
+    workers on two cores they burned ~50 ms of CPU per request and the API saturated at 30 req/s
+    (bench/serve, docs/scaling.md). Request-time code never needs more than one thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
     settings = settings or get_settings()
     cfg = settings.api
@@ -73,6 +92,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        single_threaded_math()
         own = state["engine"] is None
         if own:
             state["engine"] = await Engine.create(settings)

@@ -1,10 +1,13 @@
-"""Open-loop load on loopback against `graphrec serve`: fixed arrival rate, bounded duration.
+"""Open-loop serving benchmark on loopback against `graphrec serve` (the demo graph).
 
-Requests are sent on schedule (request i at t0 + i/rate) whether or not earlier ones finished,
-so a slow server shows up as latency, not as a lower offered rate. The server runs in its own
-process (`graphrec serve`, anonymous reads on) on the demo graph.
+For each operation (``recommendations(first: 20)``, ``similarItems(first: 20)``,
+``recordInteraction``) and each fixed arrival rate, requests are sent on schedule for
+``--duration`` seconds (bench/loadgen.py: no coordinated omission, a lean client so the load
+generator does not eat the server's CPU). Reports p50/p99/max latency, errors, achieved rate,
+and the RSS of the API workers and of Neo4j; writes a JSON report and a latency-vs-rate plot.
 
-    python -m bench.serve --rate 100 --duration 60 --query recommendations
+    python -m bench.serve                                   # 50, 100, 200 req/s x 60 s, all ops
+    python -m bench.serve --rates 100 --ops recommendations --duration 60
 """
 
 from __future__ import annotations
@@ -17,88 +20,139 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 
 from bench.common import write_report
+from bench.loadgen import graphql_request, open_loop, pct
+from graphrec.config import load_settings
 from graphrec.testing.server import free_port
 
-QUERIES = {
-    "recommendations": ("query($u: ID!) { recommendations(userId: $u, first: 20) { requestId items { rank item { id title } } } }",
-                        lambda rng: {"u": str(rng.randint(1, 943))}),
-    "similarItems": ("query($i: ID!) { similarItems(itemId: $i, first: 20) { items { item { id } } } }",
-                     lambda rng: {"i": str(rng.randint(1, 1682))}),
-}
+HOST = "127.0.0.1"
+REC = "query($u: ID!) { recommendations(userId: $u, first: 20) { requestId degraded items { rank score item { id title } } } }"
+SIM = "query($i: ID!) { similarItems(itemId: $i, first: 20) { degraded items { rank item { id title } } } }"
+REC_INT = ("mutation($in: InteractionInput!) { recordInteraction(input: $in) { key created stored } }")
 
 
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+def make_ops(users: int, items: int, seed: int, token: str | None) -> dict[str, Any]:
+    def rec(port: int) -> Any:
+        rng = random.Random(seed)
+        return lambda i: graphql_request(HOST, port, REC, {"u": str(rng.randint(1, users))}, token)
+
+    def sim(port: int) -> Any:
+        rng = random.Random(seed)
+        return lambda i: graphql_request(HOST, port, SIM, {"i": str(rng.randint(1, items))}, token)
+
+    def interact(port: int) -> Any:
+        rng = random.Random(seed)
+        run = f"bench-{int(time.time())}"
+        return lambda i: graphql_request(HOST, port, REC_INT, {"in": {
+            "userId": f"{run}-u{rng.randint(1, 500)}", "itemId": str(rng.randint(1, items)),
+            "type": rng.choice(["VIEW", "CLICK", "PURCHASE"]), "dwellSeconds": 12.5}}, token)
+
+    return {"recommendations": rec, "similarItems": sim, "recordInteraction": interact}
 
 
-async def load(url: str, query: str, rate: float, duration: float, seed: int = 1) -> dict:
-    text, make_vars = QUERIES[query]
-    rng = random.Random(seed)
-    lat: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url, timeout=10.0, limits=limits) as client:
-        async def one(variables: dict) -> None:
-            nonlocal errors
-            t = time.perf_counter()
-            try:
-                r = await client.post("/graphql", json={"query": text, "variables": variables})
-                ok = r.status_code == 200 and not r.json().get("errors")
-            except httpx.HTTPError:
-                ok = False
-            lat.append((time.perf_counter() - t) * 1000)
-            errors += 0 if ok else 1
+def tree_rss_mb(pid: int) -> float:
+    try:
+        p = psutil.Process(pid)
+        return round(sum(x.memory_info().rss for x in [p, *p.children(recursive=True)]) / 2**20, 1)
+    except psutil.Error:
+        return float("nan")
 
-        n = int(rate * duration)
-        t0 = time.perf_counter()
-        tasks = []
-        for i in range(n):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(make_vars(rng))))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - t0
-    return {"query": query, "rate": rate, "duration_s": duration, "requests": n, "errors": errors,
-            "achieved_rate": round(n / elapsed, 1), "p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2),
-            "max_ms": round(max(lat), 2)}
+
+def neo4j_rss_mb() -> float:
+    from graphrec.neo4j_server import Neo4jServer
+
+    pid = Neo4jServer(load_settings()).pid()
+    return tree_rss_mb(pid) if pid else float("nan")
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for op in sorted({r["op"] for r in rows}):
+        rs = sorted((r for r in rows if r["op"] == op), key=lambda r: r["rate"])
+        ax.plot([r["rate"] for r in rs], [r["p99_ms"] for r in rs], marker="o", label=f"{op} p99")
+        ax.plot([r["rate"] for r in rs], [r["p50_ms"] for r in rs], marker=".", linestyle="--", label=f"{op} p50")
+    ax.set_xlabel("offered rate (req/s)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_yscale("log")
+    ax.axhline(50, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_title("graphrec serve: latency against arrival rate (open loop, loopback)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--rates", default="50,100,200", help="comma-separated arrival rates (req/s)")
     ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--query", choices=sorted(QUERIES), default="recommendations")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--ops", default="recommendations,similarItems,recordInteraction")
+    ap.add_argument("--workers", type=int, default=None, help="API worker processes (default: config api.workers)")
+    ap.add_argument("--users", type=int, default=943)
+    ap.add_argument("--items", type=int, default=1682)
     ap.add_argument("--out", type=Path, default=Path("bench/reports/serve.json"))
     a = ap.parse_args()
+    settings = load_settings()
+    workers = a.workers or settings.api.workers
     port = free_port()
+    token = None
+    if "recordInteraction" in a.ops:
+        from api.auth import create_key, revoke_key
+        from graphrec.graph.store import GraphStore
+
+        with GraphStore.from_settings(settings) as store:
+            kid, token = create_key(store, ["read", "write"], "bench.serve")
     env = dict(os.environ, GRAPHREC_API_ANONYMOUS_READ="true", GRAPHREC_API_RATE_LIMIT_PER_S="100000",
                GRAPHREC_API_RATE_LIMIT_BURST="100000")
-    server = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers", str(a.workers)],
+    server = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers", str(workers)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    ops = make_ops(a.users, a.items, 1, token)
+    rows: list[dict[str, Any]] = []
     try:
-        for _ in range(300):
+        for _ in range(600):
             try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"http://{HOST}:{port}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        asyncio.run(load(url, a.query, min(a.rate, 20), 5))  # warm-up
-        res = asyncio.run(load(url, a.query, a.rate, a.duration))
+        rss_start = tree_rss_mb(server.pid)
+        for op in a.ops.split(","):
+            asyncio.run(open_loop(HOST, port, ops[op](port), 20, 5))  # warm-up: caches, JIT-less paths, connections
+            for rate in [float(r) for r in a.rates.split(",")]:
+                out = asyncio.run(open_loop(HOST, port, ops[op](port), rate, a.duration))
+                lat = out.latency_ms
+                row = {"op": op, "rate": rate, "duration_s": a.duration, "requests": out.sent, "errors": out.errors,
+                       "graphql_errors": out.graphql_errors, "status": out.status,
+                       "achieved_rate": round(out.sent / out.elapsed_s, 1), "p50_ms": round(pct(lat, 50), 2),
+                       "p99_ms": round(pct(lat, 99), 2), "max_ms": round(max(lat), 2),
+                       "api_rss_mb": tree_rss_mb(server.pid), "neo4j_rss_mb": neo4j_rss_mb()}
+                rows.append(row)
+                print(f"{op:18s} {rate:5.0f} req/s x {a.duration:.0f}s: p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:8.2f} ms  "
+                      f"max {row['max_ms']:8.2f} ms  errors {row['errors']}  achieved {row['achieved_rate']} req/s  "
+                      f"API {row['api_rss_mb']} MB  Neo4j {row['neo4j_rss_mb']} MB", flush=True)
     finally:
         server.terminate()
-        server.wait(timeout=20)
-    print(f"{res['query']} at {res['rate']} req/s for {res['duration_s']} s: p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms, "
-          f"max {res['max_ms']} ms, errors {res['errors']}, achieved {res['achieved_rate']} req/s")
-    write_report(a.out, {"benchmark": "serve", "workers": a.workers, **res})
+        server.wait(timeout=30)
+        if token:
+            with GraphStore.from_settings(settings) as store:
+                revoke_key(store, kid)
+    png = a.out.with_suffix(".png")
+    plot(rows, png)
+    print(f"plot: {png}")
+    write_report(a.out, {"benchmark": "serve", "workers": workers, "api_rss_start_mb": rss_start,
+                         "targets": {"recommendations_p99_ms_at_100": 50, "recordInteraction_p99_ms": 20}, "runs": rows})
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -410,6 +411,10 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
 
     s = settings()
     h, p, w = host or s.api.host, port or s.api.port, workers or s.api.workers
+    # Worker processes inherit these before numpy/torch load: one math thread each (see
+    # api.app.single_threaded_math, which also applies them when the app is started otherwise).
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     console.print(f"graphrec API on http://{h}:{p}/graphql  (demo: http://{h}:{p}/demo, metrics: /metrics)")
     uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
                 timeout_graceful_shutdown=10)
