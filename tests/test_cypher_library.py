@@ -17,7 +17,7 @@ SOURCES = [p for d in ("graphrec", "loaders", "gnn", "api", "bench") for p in (R
 #: Browser-facing explore/ queries (people supply their parameters with :param).
 NOT_CALLED = ("schema/v", "explore/")
 #: Keyword arguments of read/write that are not query parameters.
-NON_PARAMS = {"identifiers", "timeout", "routing"}
+NON_PARAMS = {"identifiers", "timeout", "routing", "plain"}
 
 
 def _callers() -> dict[str, list[tuple[str, set[str] | None]]]:

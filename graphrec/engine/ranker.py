@@ -22,6 +22,13 @@ class LoadedRanker:
         self.mean = mean.astype(np.float32)
         self.std = std.astype(np.float32)
         self.enabled = enabled
+        # The forward pass in NumPy: for a few hundred rows of ~25 features, torch's per-module
+        # dispatch costs more than the arithmetic (2.6 ms vs 0.2 ms per request, bench/serve).
+        sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+        self._cross = [(sd[f"crosses.{k}.linear.weight"].T.copy(), sd[f"crosses.{k}.linear.bias"])
+                       for k in range(model.cross_layers)]
+        self._deep = [(sd[f"deep.{k}.weight"].T.copy(), sd[f"deep.{k}.bias"]) for k in (0, 3)]
+        self._out = (sd["out.weight"].T.copy(), sd["out.bias"])
 
     @classmethod
     def load(cls, version: str, artifact_dir: str | Path, enabled: bool = True) -> LoadedRanker:
@@ -45,5 +52,18 @@ class LoadedRanker:
         return F.build(cands, sims, session_sims, info, now, F.category_affinity(history_categories))
 
     def score(self, x: np.ndarray) -> np.ndarray:
+        """Scores of feature rows ``x`` (inference: dropout off), the same as ``DCNv2.forward``."""
+        x0 = (x - self.mean) / self.std
+        xc = x0
+        for w, b in self._cross:
+            xc = x0 * (xc @ w + b) + xc
+        h = x0
+        for w, b in self._deep:
+            h = np.maximum(h @ w + b, 0.0)
+        w, b = self._out
+        return (np.concatenate([xc, h], axis=1) @ w + b)[:, 0]
+
+    def score_torch(self, x: np.ndarray) -> np.ndarray:
+        """The reference forward pass (tests check :meth:`score` against it)."""
         with torch.no_grad():
             return self.model(torch.from_numpy((x - self.mean) / self.std)).numpy()

@@ -30,7 +30,7 @@ class NeighbourCache:
             else:
                 out[i] = got
         if missing:
-            rows = await store.read("recs/neighbour_lists", {"nrel": rel}, timeout=timeout, ids=missing,
+            rows = await store.read("recs/neighbour_lists", {"nrel": rel}, timeout=timeout, plain=True, ids=missing,
                                     per_item=self.per_item)
             found = {r["item_id"]: [(n[0], float(n[1])) for n in r["neighbours"]] for r in rows}
             for i in missing:

@@ -41,3 +41,15 @@ def test_ranker_learns_a_separable_signal_and_round_trips(tmp_path: Path) -> Non
     loaded = LoadedRanker.load("r1", tmp_path, enabled=True)
     s = loaded.score(x)
     assert s[y == 1].mean() > s[y == 0].mean() + 1.0
+    # The request path scores in NumPy; it must equal the torch module it was loaded from.
+    np.testing.assert_allclose(s, loaded.score_torch(x), rtol=1e-4, atol=1e-4)
+
+
+def test_numpy_forward_matches_torch_for_other_shapes() -> None:
+    torch.manual_seed(0)
+    for layers, hidden in ((1, 8), (3, 32)):
+        m = DCNv2(len(F.FEATURE_NAMES), cross_layers=layers, hidden=hidden, dropout=0.3)
+        mean = np.linspace(-1, 1, len(F.FEATURE_NAMES)).astype(np.float32)
+        r = LoadedRanker("r", m, mean, np.full(len(F.FEATURE_NAMES), 2.0, dtype=np.float32), True)
+        x = np.random.default_rng(layers).standard_normal((300, len(F.FEATURE_NAMES))).astype(np.float32)
+        np.testing.assert_allclose(r.score(x), r.score_torch(x), rtol=1e-4, atol=1e-4)
