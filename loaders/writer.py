@@ -9,9 +9,9 @@ holds the first bad row is written, so nothing is half-written.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from graphrec.errors import BadRowError, QueryError
 from graphrec.graph.store import GraphStore
-from loaders.records import InteractionRow, ItemRow, UserRow
+from loaders.records import InteractionRow, ItemRow
 
 #: How many bad rows a report keeps in full (all are counted).
 MAX_REPORTED = 1000
@@ -65,6 +65,15 @@ class LoadReport:
 Item = tuple[Any, Source]  # a validated row (or a BadRowError) with its source
 
 
+@dataclass
+class _Prepared:
+    """A batch of interactions ready to commit: new rows by type, users to create, bad rows."""
+
+    fresh: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    new_users: list[dict[str, Any]] = field(default_factory=list)
+    bad: list[BadRowError] = field(default_factory=list)
+
+
 def _batches(rows: Iterable[Item], size: int) -> Iterator[list[Item]]:
     batch: list[Item] = []
     for r in rows:
@@ -82,7 +91,8 @@ class GraphWriter:
     def __init__(self, store: GraphStore, batch_size: int = 10_000,
                  on_error: Literal["skip", "stop"] = "skip", progress: bool = True) -> None:
         self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphrec-load")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphrec-load-prepare")
+        self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphrec-load-commit")
         self.batch_size = batch_size
         self.on_error = on_error
         self.progress = progress
@@ -139,39 +149,57 @@ class GraphWriter:
         return report
 
     def interactions(self, rows: Iterable[Item], total: int | None = None) -> LoadReport:
-        """Write interactions batch by batch. Preparing batch k+1 (reading, validating) overlaps
-        with writing batch k on a background thread; batches are written in order, one at a time
-        (parallel writers deadlock on popular items' relationship groups, measured in bench/load)."""
+        """Write interactions batch by batch, in a three-stage pipeline: the caller's thread reads
+        and validates batch k+2 while batch k+1 is *prepared* (one read: unknown items and users,
+        keys already stored) and batch k is *committed* (one write transaction). Commits happen
+        in order, one at a time: parallel writers deadlock on popular items' relationship groups
+        (measured in bench/load). A batch prepared before its predecessor committed can miss a
+        key or a user that predecessor adds; the key constraint and MERGE cover both."""
         report = LoadReport("interactions")
         t0 = time.perf_counter()
-        pending: Future[tuple[int, list[BadRowError]]] | None = None
+        prepared: Future[_Prepared] | None = None
+        committed: Future[int] | None = None
+
+        def settle(fut: Future[int]) -> None:
+            report.written += fut.result()
+
+        def commit(prep: Future[_Prepared]) -> Future[int]:
+            p = prep.result()  # a bad row under "stop" raises here, before anything of it is written
+            for e in p.bad:
+                report.add_bad(e)
+            return self._write_pool.submit(self._commit, p)
+
         with self._bar("interactions", total) as bar:
-
-            def settle(fut: Future[tuple[int, list[BadRowError]]]) -> None:
-                written, bad = fut.result()
-                report.written += written
-                for e in bad:
-                    report.add_bad(e)
-
             for batch in _batches(rows, self.batch_size):
                 report.rows += len(batch)
                 good: list[tuple[InteractionRow, Source]] = self._split_bad(batch, report)
-                if pending is not None:
-                    settle(pending)
-                pending = self._pool.submit(self._write_batch, good)
+                nxt = self._pool.submit(self._prepare, good)
+                if prepared is not None:
+                    if committed is not None:
+                        settle(committed)
+                    committed = commit(prepared)
+                prepared = nxt
                 bar.update(len(batch))
-            if pending is not None:
-                settle(pending)
+            if prepared is not None:
+                if committed is not None:
+                    settle(committed)
+                committed = commit(prepared)
+            if committed is not None:
+                settle(committed)
         report.unchanged = report.rows - report.bad - report.written
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _write_batch(self, good: list[tuple[InteractionRow, Source]]) -> tuple[int, list[BadRowError]]:
-        """Drop rows naming unknown items (reported; under "stop" nothing is written), then write."""
-        bad: list[BadRowError] = []
+    def _prepare(self, good: list[tuple[InteractionRow, Source]]) -> _Prepared:
+        """One read for the batch: drop rows naming unknown items (reported; under "stop" the
+        load stops here), keys already stored and duplicates inside the batch; note new users."""
+        out = _Prepared()
         if not good:
-            return 0, bad
-        missing = set(self.store.read("load/missing_items", ids=sorted({r.item_id for r, _ in good}))[0]["missing"])
+            return out
+        item_ids = sorted({r.item_id for r, _ in good})
+        user_ids = sorted({r.user_id for r, _ in good})
+        refs = self.store.read("load/missing_refs", item_ids=item_ids, user_ids=user_ids)[0]
+        missing = set(refs["missing_items"])
         if missing:
             kept = []
             for r, src in good:
@@ -179,18 +207,14 @@ class GraphWriter:
                     err = BadRowError(src.file, src.line, f"unknown item id {r.item_id!r}")
                     if self.on_error == "stop":
                         raise err
-                    bad.append(err)
+                    out.bad.append(err)
                 else:
                     kept.append((r, src))
             good = kept
-        return self._write_part([r for r, _ in good]), bad
-
-    def _write_part(self, rows: list[InteractionRow]) -> int:
         by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
+        for r, _ in good:
             by_type[r.type.value].append(r.to_param())
         # Drop keys already stored (and duplicates inside the batch): CREATE is cheaper than MERGE.
-        fresh: dict[str, list[dict[str, Any]]] = {}
         for t, params in by_type.items():
             present = set(self.store.read("load/interactions_check", {"rel": t}, keys=[p["key"] for p in params])[0]["present"])
             seen: set[str] = set()
@@ -200,33 +224,45 @@ class GraphWriter:
                     seen.add(p["key"])
                     keep.append(p)
             if keep:
-                fresh[t] = keep
+                out.fresh[t] = keep
+        new_users = set(refs["missing_users"])
+        first: dict[str, float] = {}
+        for params in out.fresh.values():
+            for p in params:
+                if p["user"] in new_users and (p["user"] not in first or p["ts"] < first[p["user"]]):
+                    first[p["user"]] = p["ts"]
+        out.new_users = [{"user": u, "ts": ts} for u, ts in sorted(first.items())]
+        return out
+
+    def _commit(self, p: _Prepared) -> int:
+        fresh = p.fresh
         if not fresh:
             return 0
-        # Rows sorted by item: every transaction takes its node locks in the same order, so the
-        # parallel parts (disjoint users, shared items) do not deadlock.
-        all_rows = sorted(({**p, "type": t} for t, params in fresh.items() for p in params),
-                          key=lambda p: (p["item"], p["user"]))
+        # Rows sorted by item: every transaction takes its node locks in the same order.
+        all_rows = sorted(({**q, "type": t} for t, params in fresh.items() for q in params),
+                          key=lambda q: (q["item"], q["user"]))
         # One row per session with its time span: sessions are MERGEd once per batch.
         span: dict[str, dict[str, Any]] = {}
-        for p in all_rows:
-            sid = p["session"]
+        for q in all_rows:
+            sid = q["session"]
             if sid:
                 cur = span.get(sid)
                 if cur is None:
-                    span[sid] = {"session": sid, "user": p["user"], "first_ts": p["ts"], "last_ts": p["ts"]}
+                    span[sid] = {"session": sid, "user": q["user"], "first_ts": q["ts"], "last_ts": q["ts"]}
                 else:
-                    cur["first_ts"] = min(cur["first_ts"], p["ts"])
-                    cur["last_ts"] = max(cur["last_ts"], p["ts"])
-        sessions = sorted(span.values(), key=lambda p: p["session"])
+                    cur["first_ts"] = min(cur["first_ts"], q["ts"])
+                    cur["last_ts"] = max(cur["last_ts"], q["ts"])
+        sessions = sorted(span.values(), key=lambda q: q["session"])
         tail: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = (
             [("load/sessions", None, {"rows": sessions})] if sessions else [])
-        tail.append(("load/advance_clock", None, {"ts": max(p["ts"] for p in all_rows)}))
+        tail.append(("load/advance_clock", None, {"ts": max(q["ts"] for q in all_rows)}))
+        head: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = (
+            [("load/users_first_sight", None, {"rows": p.new_users})] if p.new_users else [])
         try:
-            counters = self.store.write_many([("load/interactions_create", None, {"rows": all_rows}), *tail])
-            return counters[0]["relationships_created"]
+            counters = self.store.write_many([*head, ("load/interactions_create", None, {"rows": all_rows}), *tail])
+            return counters[len(head)]["relationships_created"]
         except QueryError:
-            # A concurrent writer stored some of these keys since the check: MERGE instead.
+            # A concurrent writer stored some of these keys (or users) since the check: MERGE instead.
             merge = [("load/interactions", {"rel": t}, {"rows": params}) for t, params in sorted(fresh.items())]
             counters = self.store.write_many([*merge, *tail])
             # Only the interaction statements count (sessions add HAS_SESSION/INCLUDES links).
