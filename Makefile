@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$(shell echo $(CURDIR) | sha1sum | cut -c1-8)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup chromium demo test test-fast neo4j neo4j-stop bench bench-load bench-engine bench-serve lint clean
+.PHONY: setup chromium demo test test-fast neo4j neo4j-stop bench bench-scale bench-data bench-load bench-engine bench-serve lint clean
 
 setup: $(STAMP)
 
@@ -55,13 +55,28 @@ test: setup chromium
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not integration and not e2e and not browser and not faults"
 
+# Benchmarks (JSON reports and plots in bench/reports/). `make bench` runs them all at sizes that
+# fit in about 15 minutes; `make bench-scale` runs the 1M sizes. The engine and serving benchmarks
+# use the demo graph, loaded and trained here when it is not yet (both steps are idempotent).
+bench-data: neo4j
+	graphrec load movielens
+	graphrec refresh-neighbours
+	graphrec train
+
+bench: bench-data
+	$(BIN)/python -m bench
+
+bench-scale: bench-data
+	$(BIN)/python -m bench --scale
+
 bench-load: setup
 	$(BIN)/python -m bench.load --synthetic 5000000
 
-bench-engine: setup
+bench-engine: bench-data
 	$(BIN)/python -m bench.engine --requests 1000
 
-bench: bench-load bench-engine
+bench-serve: bench-data
+	$(BIN)/python -m bench.serve
 
 lint: setup
 	$(BIN)/ruff check graphrec gnn api loaders bench tests
