@@ -131,7 +131,7 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"  # loopback by default
     port: int = 8000
-    workers: int = 1
+    workers: int = 2  # one per core on the 2-core target machine
     graphiql: bool = False
     introspection: bool = True
     anonymous_read: bool = False  # `make demo` turns this on
