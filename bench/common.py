@@ -7,8 +7,8 @@ import os
 import platform
 import shutil
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 

@@ -16,8 +16,8 @@ import argparse
 import time
 from pathlib import Path
 
-from graphrec.config import Settings, load_settings
 from bench.common import scratch_neo4j, write_report
+from graphrec.config import Settings, load_settings
 
 
 def run(settings: Settings, synthetic_interactions: int = 5_000_000, out: Path = Path("bench/reports/load.json"),

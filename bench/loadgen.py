@@ -123,7 +123,7 @@ async def open_loop(host: str, port: int, make_request: Callable[[int], bytes], 
             bad = status != 200 or b'"errors"' in body
             if status == 200 and bad:
                 out.graphql_errors += 1
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             bad = True
             out.status[0] = out.status.get(0, 0) + 1
         out.latency_ms.append((time.perf_counter() - t) * 1000)

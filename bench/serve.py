@@ -63,10 +63,25 @@ def tree_rss_mb(pid: int) -> float:
         return float("nan")
 
 
-def neo4j_rss_mb() -> float:
+def tree_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process and its children (the API's workers)."""
+    if not pid:
+        return float("nan")
+    try:
+        p = psutil.Process(pid)
+        return sum(sum(x.cpu_times()[:2]) for x in [p, *p.children(recursive=True)])
+    except psutil.Error:
+        return float("nan")
+
+
+def neo4j_pid() -> int | None:
     from graphrec.neo4j_server import Neo4jServer
 
-    pid = Neo4jServer(load_settings()).pid()
+    return Neo4jServer(load_settings()).pid()
+
+
+def neo4j_rss_mb() -> float:
+    pid = neo4j_pid()
     return tree_rss_mb(pid) if pid else float("nan")
 
 
@@ -131,17 +146,22 @@ def main() -> None:
         for op in a.ops.split(","):
             asyncio.run(open_loop(HOST, port, ops[op](port), 20, 5))  # warm-up: caches, JIT-less paths, connections
             for rate in [float(r) for r in a.rates.split(",")]:
+                cpu0 = (tree_cpu_s(server.pid), tree_cpu_s(neo4j_pid()))
                 out = asyncio.run(open_loop(HOST, port, ops[op](port), rate, a.duration))
+                cpu1 = (tree_cpu_s(server.pid), tree_cpu_s(neo4j_pid()))
                 lat = out.latency_ms
                 row = {"op": op, "rate": rate, "duration_s": a.duration, "requests": out.sent, "errors": out.errors,
                        "graphql_errors": out.graphql_errors, "status": out.status,
                        "achieved_rate": round(out.sent / out.elapsed_s, 1), "p50_ms": round(pct(lat, 50), 2),
                        "p99_ms": round(pct(lat, 99), 2), "max_ms": round(max(lat), 2),
-                       "api_rss_mb": tree_rss_mb(server.pid), "neo4j_rss_mb": neo4j_rss_mb()}
+                       "api_rss_mb": tree_rss_mb(server.pid), "neo4j_rss_mb": neo4j_rss_mb(),
+                       "api_cpu_ms_per_request": round((cpu1[0] - cpu0[0]) * 1000 / out.sent, 2),
+                       "neo4j_cpu_ms_per_request": round((cpu1[1] - cpu0[1]) * 1000 / out.sent, 2)}
                 rows.append(row)
                 print(f"{op:18s} {rate:5.0f} req/s x {a.duration:.0f}s: p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:8.2f} ms  "
                       f"max {row['max_ms']:8.2f} ms  errors {row['errors']}  achieved {row['achieved_rate']} req/s  "
-                      f"API {row['api_rss_mb']} MB  Neo4j {row['neo4j_rss_mb']} MB", flush=True)
+                      f"API {row['api_rss_mb']} MB  Neo4j {row['neo4j_rss_mb']} MB  CPU/request API {row['api_cpu_ms_per_request']} ms "
+                      f"Neo4j {row['neo4j_cpu_ms_per_request']} ms", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)

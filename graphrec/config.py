@@ -132,6 +132,7 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"  # loopback by default
     port: int = 8000
     workers: int = 2  # one per core on the 2-core target machine
+    max_in_flight: int = 200  # per worker; beyond it new requests get 503 at once (no unbounded queue)
     graphiql: bool = False
     introspection: bool = True
     anonymous_read: bool = False  # `make demo` turns this on
