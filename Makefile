@@ -78,6 +78,10 @@ bench-engine: bench-data
 bench-serve: bench-data
 	$(BIN)/python -m bench.serve
 
+.PHONY: bench-train
+bench-train: setup
+	$(BIN)/python -m bench.train
+
 lint: setup
 	$(BIN)/ruff check graphrec gnn api loaders bench tests
 	$(BIN)/mypy graphrec loaders

@@ -39,8 +39,15 @@ class ItemFeatures:
         """The bags of ``items`` (index, weight, offsets) for ``nn.EmbeddingBag``."""
         starts, ends = self.offsets[items], self.offsets[items + 1]
         lens = ends - starts
-        idx = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]) if len(items) else np.zeros(0, np.int64)
-        return self.index[idx], self.weight[idx], np.r_[0, np.cumsum(lens)[:-1]].astype(np.int64)
+        off = np.r_[0, np.cumsum(lens)[:-1]].astype(np.int64)
+        idx = np.arange(int(lens.sum())) + np.repeat(starts - off, lens)  # the bags' ranges, concatenated
+        return self.index[idx], self.weight[idx], off
+
+
+def _most_frequent(df: Counter[str], k: int) -> set[str]:
+    """The ``k`` most frequent names with at least two items; ties by name, so the choice does not
+    depend on set iteration order (string hashing differs from process to process)."""
+    return {name for name, n in sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:k] if n >= 2}
 
 
 def build_features(snap: Snapshot, train_mask: np.ndarray, cfg: GNNConfig) -> ItemFeatures:
@@ -57,8 +64,8 @@ def build_features(snap: Snapshot, train_mask: np.ndarray, cfg: GNNConfig) -> It
     cat_df = Counter(c for it in snap.items for c in set(it.categories))
     tag_df = Counter(t for it in snap.items for t in set(it.tags))
     ent_df = Counter(e for it in snap.items for e in set(it.entities))
-    tags_kept = {t for t, n in tag_df.most_common(cfg.max_tags) if n >= 2}
-    ents_kept = {e for e, n in ent_df.most_common(cfg.max_entities) if n >= 2}
+    tags_kept = _most_frequent(tag_df, cfg.max_tags)
+    ents_kept = _most_frequent(ent_df, cfg.max_entities)
     for c in sorted(cat_df):
         fid(f"cat:{c}")
     for b in range(cfg.title_buckets):

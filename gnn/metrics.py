@@ -17,6 +17,7 @@ def ranking_metrics(score_fn: Callable[[np.ndarray], np.ndarray], train: sp.csr_
     """``score_fn(users) -> [len(users), n_items]``; ``train``/``test`` are user×item 0/1 matrices."""
     users = np.nonzero(np.diff(test.indptr) > 0)[0]
     n_items = train.shape[1]
+    batch = max(1, min(batch, (1 << 24) // max(1, n_items)))  # at most 16M scores (128 MB) at a time
     discounts = 1.0 / np.log2(np.arange(2, 12))
     ndcg, r10, r100, hit = [], [], [], []
     seen = np.zeros(n_items, dtype=bool)

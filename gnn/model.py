@@ -20,7 +20,11 @@ from gnn.nn import PinSageConv
 
 
 class PinSage(nn.Module):
-    def __init__(self, features: ItemFeatures, nbr: np.ndarray, nbr_w: np.ndarray, seen: np.ndarray, cfg: GNNConfig) -> None:
+    """``sparse_ids``: the id embedding yields sparse gradients (for ``torch.optim.SparseAdam``), so
+    a training step on a large catalogue touches only the id rows of its batch."""
+
+    def __init__(self, features: ItemFeatures, nbr: np.ndarray, nbr_w: np.ndarray, seen: np.ndarray, cfg: GNNConfig,
+                 sparse_ids: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_items = len(features.offsets) - 1
@@ -29,7 +33,7 @@ class PinSage(nn.Module):
         self.register_buffer("nbr_w", torch.from_numpy(np.where(nbr < 0, 0.0, nbr_w)).float())
         self.register_buffer("seen", torch.from_numpy(seen.astype(bool)))
         self.content = nn.EmbeddingBag(features.num_features, cfg.hidden, mode="sum")
-        self.ids = nn.Embedding(self.num_items, cfg.hidden) if cfg.id_embedding else None
+        self.ids = nn.Embedding(self.num_items, cfg.hidden, sparse=sparse_ids) if cfg.id_embedding else None
         dims = [cfg.hidden] * (cfg.layers + 1)
         self.convs = nn.ModuleList(PinSageConv(dims[k], dims[k + 1], cfg.hidden) for k in range(cfg.layers))
         self.out = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.dim))
@@ -68,9 +72,7 @@ class PinSage(nn.Module):
         h = self.inputs(widest)
         for k, conv in enumerate(self.convs):
             target = sets[self.cfg.layers - 1 - k]
-            t_pos = pos[target]
-            n_pos = pos[self.nbr[target]]
-            h_new = conv(h[t_pos], h[n_pos], self.nbr_w[target])
+            h_new = conv.propagate(h, pos[target], pos[self.nbr[target]], self.nbr_w[target])
             # Re-index onto the narrower set.
             pos = torch.full((self.num_items,), -1, dtype=torch.long, device=items.device)
             pos[target] = torch.arange(len(target), device=items.device)

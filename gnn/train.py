@@ -51,8 +51,8 @@ class TrainResult:
     config: GNNConfig
     user_params: dict[str, Any]
     features: ItemFeatures
-    examples: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    examples: int = 0  # (user, cut point) training examples, summed over the epochs run
+    extra: dict[str, Any] = field(default_factory=dict)  # "timings": setup / final seconds (history has per epoch)
 
 
 def seed_everything(seed: int) -> None:
@@ -65,13 +65,21 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_model(snap: Snapshot, train_mask: np.ndarray, cfg: GNNConfig, seed: int) -> PinSage:
+def build_model(snap: Snapshot, train_mask: np.ndarray, cfg: GNNConfig, seed: int,
+                timings: dict[str, float] | None = None) -> PinSage:
+    """Features, random-walk neighbourhoods, the model; seconds of each step into ``timings``."""
+    t = time.perf_counter()
     feats = build_features(snap, train_mask, cfg)
+    t_feats = time.perf_counter()
     nbr, w = importance_neighbourhoods(snap.user[train_mask], snap.item[train_mask], snap.num_users, snap.num_items,
                                        top_t=cfg.neighbors, walks=cfg.walks_per_item, length=cfg.walk_length,
                                        restart=cfg.restart, seed=seed)
+    t_walks = time.perf_counter()
     seen = np.bincount(snap.item[train_mask], minlength=snap.num_items) > 0
-    return PinSage(feats, nbr, w, seen, cfg)
+    model = PinSage(feats, nbr, w, seen, cfg, sparse_ids=snap.num_items > FULL_SOFTMAX_MAX_ITEMS)
+    if timings is not None:
+        timings.update(features_s=t_feats - t, walks_s=t_walks - t_feats, model_s=time.perf_counter() - t_walks)
+    return model
 
 
 def _timelines(snap: Snapshot, mask: np.ndarray) -> list[np.ndarray]:
@@ -134,9 +142,14 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
     seed_everything(seed)
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     dev = device()
-    model = build_model(snap, train_mask, cfg, seed).to(dev)
+    timings: dict[str, float] = {}
+    model = build_model(snap, train_mask, cfg, seed, timings).to(dev)
     params = user_params(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sparse_ids = model.ids is not None and model.ids.sparse
+    opts: list[torch.optim.Optimizer] = [torch.optim.Adam(
+        [p for p in model.parameters() if not (sparse_ids and p is model.ids.weight)], lr=cfg.lr, weight_decay=cfg.weight_decay)]
+    if sparse_ids:  # sampled softmax on a large catalogue: Adam on the batch's id rows only (lazy, no weight decay)
+        opts.append(torch.optim.SparseAdam([model.ids.weight], lr=cfg.lr))
     lines = _timelines(snap, train_mask)
     eligible = [u for u, tl in enumerate(lines) if len(tl) >= 3]
     rng = np.random.default_rng(seed)
@@ -147,8 +160,10 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
     history: list[dict[str, float]] = []
     bad_epochs = 0
     examples = 0
+    timings["setup_s"] = time.perf_counter() - t0
     bar = tqdm(range(1, cfg.epochs + 1), desc="train GNN", unit="epoch", disable=not progress)
     for epoch in bar:
+        t_epoch = time.perf_counter()
         model.train()
         order = rng.permutation(np.repeat(eligible, cfg.examples_per_user))
         losses = []
@@ -188,7 +203,9 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
             logits = q @ emb.T / cfg.temperature
             logits = logits.index_put((ho, pos_of[hi]), torch.tensor(-1e9, device=dev))  # never predict the history
             logp = F.log_softmax(logits, dim=-1)
-            loss = -logp[to, pos_of[ti]].mean()
+            # A target already in the history (a repeat) is masked, as in evaluation: not a softmax positive.
+            fresh = logits[to, pos_of[ti]] > -1e8
+            loss = -logp[to, pos_of[ti]][fresh].sum() / fresh.sum().clamp_min(1)
             # Max-margin with easy and (curriculum) hard negatives.
             pos_s = (q[to] * emb[pos_of[ti]]).sum(-1)
             easy = torch.from_numpy(rng.integers(0, len(cand), size=(len(ti), cfg.easy_negatives))).to(dev)
@@ -204,19 +221,24 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
             is_pos = (neg_idx == pos_of[ti].unsqueeze(1))
             mm = F.relu(cfg.margin - pos_s.unsqueeze(1) + neg_s).masked_fill(is_pos, 0.0).mean()
             loss = loss + cfg.margin_weight * mm
-            opt.zero_grad()
+            for opt in opts:
+                opt.zero_grad()
             loss.backward()
-            opt.step()
+            for opt in opts:
+                opt.step()
             losses.append(float(loss.detach()))
             examples += B
         model.eval()
+        t_val = time.perf_counter()
         if val_mask is None:
-            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "hard_negatives": n_hard})
+            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "hard_negatives": n_hard,
+                            "train_seconds": t_val - t_epoch})
             best = (float("nan"), epoch, model.state_dict())
             continue
         val = validate(model, snap, train_mask, val_mask, params)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_ndcg@10": val["ndcg@10"],
-                        "val_recall@100": val["recall@100"], "hard_negatives": n_hard})
+                        "val_recall@100": val["recall@100"], "hard_negatives": n_hard,
+                        "train_seconds": t_val - t_epoch, "val_seconds": time.perf_counter() - t_val})
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_ndcg=f"{val['ndcg@10']:.4f}")
         if val["ndcg@10"] > best[0]:
             best = (val["ndcg@10"], epoch, copy.deepcopy(model.state_dict()))
@@ -228,10 +250,12 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
                 break
+    t_final = time.perf_counter()
     model.load_state_dict(best[2])
     model.eval()
     item_emb = model.embed_all()
     params = tune_prior(item_emb, snap, train_mask, val_mask, params, fixed=prior_weight)
+    timings["final_s"] = time.perf_counter() - t_final  # embed every item, tune the prior
     return TrainResult(model=model, item_emb=item_emb, history=history, best_epoch=best[1],
                        best_val_ndcg=best[0], seconds=time.perf_counter() - t0, seed=seed, config=cfg,
-                       user_params=params, features=model.features, examples=examples)
+                       user_params=params, features=model.features, examples=examples, extra={"timings": timings})

@@ -26,6 +26,11 @@ Shapes:
     - **input:** self features :math:`(B, F_{in})`, neighbour features :math:`(B, T, F_{in})`,
       importance weights :math:`(B, T)`
     - **output:** :math:`(B, F_{out})`
+
+A neighbour's message depends on the neighbour only, so on a batch whose neighbourhoods overlap
+(the K-hop sets of :meth:`gnn.model.PinSage.embed`) call :meth:`propagate` with the features
+of the :math:`N` distinct nodes and the neighbours as row indices :math:`(B, T)`: each message is
+computed once and the neighbourhood features :math:`(B, T, F_{in})` are never materialised.
 """
 
 from __future__ import annotations
@@ -52,16 +57,25 @@ class PinSageConv(nn.Module):
         self.W.reset_parameters()
 
     def forward(self, x_self: Tensor, x_neigh: Tensor, weight: Tensor) -> Tensor:
-        n = self.aggregate(self.message(x_neigh), weight)
-        z = F.relu(self.W(torch.cat([x_self, n], dim=-1)))
-        return F.normalize(z, dim=-1) if self.normalize else z
+        return self.update(x_self, self.aggregate(self.message(x_neigh), weight))
+
+    def propagate(self, x: Tensor, index_self: Tensor, index_neigh: Tensor, weight: Tensor) -> Tensor:
+        """``forward`` on rows of ``x`` [N, F_in]: ``index_self`` [B], ``index_neigh`` [B, T]."""
+        return self.update(x[index_self], self.aggregate(self.message(x), weight, index_neigh))
 
     def message(self, x_neigh: Tensor) -> Tensor:
         return F.relu(self.Q(x_neigh))
 
-    def aggregate(self, messages: Tensor, weight: Tensor) -> Tensor:
+    def aggregate(self, messages: Tensor, weight: Tensor, index: Tensor | None = None) -> Tensor:
+        """Importance-weighted mean of ``messages`` [B, T, H], or of rows ``index`` [B, T] of ``messages`` [N, H]."""
         w = weight / weight.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        if index is not None:
+            return F.embedding_bag(index, messages, per_sample_weights=w, mode="sum")
         return (messages * w.unsqueeze(-1)).sum(dim=1)
+
+    def update(self, x_self: Tensor, n: Tensor) -> Tensor:
+        z = F.relu(self.W(torch.cat([x_self, n], dim=-1)))
+        return F.normalize(z, dim=-1) if self.normalize else z
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, hidden={self.hidden_channels})"

@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+import gnn.train
 from gnn.config import GNNConfig
 from gnn.data import KIND_CODE, ItemContent, Snapshot
 from gnn.metrics import interaction_matrix, ranking_metrics
@@ -48,6 +49,20 @@ def test_pinsage_conv_shapes_repr_and_isolated_nodes() -> None:
     assert torch.allclose(conv(x, xn, w), conv(x, xn, 2 * w), atol=1e-6)
 
 
+def test_pinsage_conv_propagate_equals_forward_on_gathered_neighbours() -> None:
+    torch.manual_seed(0)
+    conv = PinSageConv(16, 8, hidden_channels=12)
+    x = torch.randn(7, 16, requires_grad=True)
+    index_self, index_neigh = torch.tensor([0, 3, 5]), torch.tensor([[1, 2, 0, 0], [4, 6, 1, 2], [0, 0, 0, 0]])
+    w = torch.tensor([[0.5, 0.3, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 0.0, 0.0]])  # row 3: no neighbours
+    r = torch.randn(3, 8)
+    a = conv.propagate(x, index_self, index_neigh, w)
+    (ga,) = torch.autograd.grad((a * r).sum(), x)
+    b = conv(x[index_self], x[index_neigh], w)
+    (gb,) = torch.autograd.grad((b * r).sum(), x)
+    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(ga, gb, atol=1e-5) and ga.abs().sum() > 0
+
+
 def _toy(n_users: int = 120, seed: int = 0) -> Snapshot:
     """Two clusters of items (content A / content B); users stick to one cluster; item 39 is new."""
     rng = np.random.default_rng(seed)
@@ -81,6 +96,30 @@ def test_training_learns_and_new_items_get_content_embeddings() -> None:
     # sit nearer to their own cluster than to the other one.
     for new, own, other in ((19, range(0, 19), range(20, 39)), (39, range(20, 39), range(0, 19))):
         assert emb[new] @ emb[list(own)].mean(0) > emb[new] @ emb[list(other)].mean(0)
+
+
+def test_repeat_interactions_are_not_softmax_positives() -> None:
+    # Every user interacts with each of their items twice: most targets are already in the history,
+    # where they are masked (as in evaluation); they must not turn the loss into -log(0).
+    snap = _toy(60)
+    rep = Snapshot(snap.user_ids, snap.item_ids, np.r_[snap.user, snap.user], np.r_[snap.item, snap.item],
+                   np.r_[snap.ts, snap.ts + 500.0], np.r_[snap.kind, snap.kind], np.r_[snap.value, snap.value], snap.items)
+    cfg = GNNConfig(dim=8, hidden=16, epochs=2, batch_users=16, walks_per_item=10, neighbors=3, easy_negatives=4,
+                    hard_negatives_max=1, hard_negative_ranks=(2, 10))
+    res = train(rep, np.ones(rep.num_interactions, bool), None, cfg, seed=0, progress=False)
+    assert all(np.isfinite(h["loss"]) and h["loss"] < 50 for h in res.history)
+
+
+def test_sampled_softmax_with_sparse_id_updates_learns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The large-catalogue path (sampled softmax, sparse id gradients with SparseAdam) on the toy.
+    monkeypatch.setattr(gnn.train, "FULL_SOFTMAX_MAX_ITEMS", 10)
+    snap = _toy()
+    tr, va, _ = train_val_test(snap)
+    cfg = GNNConfig(dim=16, hidden=32, epochs=8, patience=8, batch_users=32, walks_per_item=50, neighbors=5,
+                    examples_per_user=2, easy_negatives=8, hard_negatives_max=2, hard_negative_ranks=(2, 20))
+    res = train(snap, tr, va, cfg, seed=3, progress=False)
+    assert res.model.ids is not None and res.model.ids.sparse
+    assert res.history[-1]["loss"] < res.history[0]["loss"] and res.best_val_ndcg > 0.15
 
 
 def test_user_vector_moves_with_a_fresh_interaction() -> None:

@@ -1,0 +1,210 @@
+"""GNN training benchmark: wall time, examples/s and peak memory of :func:`gnn.train.train`.
+
+Two datasets, each built in memory without Neo4j and trained in its own process (so its peak RSS
+is its own):
+
+- ``movielens``: MovieLens-100K from the cached files (:func:`loaders.movielens.snapshot`), the
+  configured GNN (``[gnn]`` settings: full softmax), a few epochs;
+- ``synthetic``: the seeded power-law catalogue of :mod:`loaders.synthetic`, its rows turned into a
+  snapshot by :meth:`gnn.data.Snapshot.from_rows`; above ``FULL_SOFTMAX_MAX_ITEMS`` training uses
+  the sampled softmax (and sparse Adam on the id embedding). Default: 1M items, 20k users, 500k
+  interactions, one epoch, which fits in ~8 minutes on one shared core. An epoch is
+  ``examples_per_user`` (user, cut point) examples per user with 3+ training interactions, at
+  ~0.7-1 s per batch of 256 on one core at 1M items: at 200k users and 5M interactions (pass
+  ``--users 200000 --interactions 5000000``) one epoch is ~3,000 batches, most of an hour.
+
+Each run: temporal split (:func:`gnn.split.train_val_test`), then ``train()`` for a fixed number of
+epochs (no early stopping). Reported: the time to build the snapshot, setup (features, random
+walks, model), seconds per epoch (training steps and validation apart), training examples per
+second (``TrainResult.examples``: one example is one (user, cut point) history → future pair),
+the final pass (embed every item, tune the prior), peak RSS and the validation NDCG@10 reached.
+At 1M items validation ranks the whole catalogue for a sample of users (``--val-users``).
+
+    python -m bench.train --datasets movielens synthetic --items 1000000 --out bench/reports/train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_EPOCHS = {"movielens": 5, "synthetic": 1}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def build_snapshot(dataset: str, a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The snapshot of ``dataset`` and what it is (sizes, generator spec)."""
+    from gnn.data import Snapshot
+
+    if dataset == "movielens":
+        from graphrec.config import load_settings
+        from loaders import movielens
+
+        return movielens.snapshot(movielens.fetch(load_settings().cache_dir)), {"source": "MovieLens-100K (recbole 1.2.1 files)"}
+    from loaders.synthetic import SyntheticCatalog, SyntheticSpec
+
+    spec = SyntheticSpec(users=a.users, items=a.items, interactions=a.interactions, seed=a.data_seed)
+    cat = SyntheticCatalog(spec)
+    snap = Snapshot.from_rows((r for r, _ in cat.users()), (r for r, _ in cat.items()), (r for r, _ in cat.interactions()))
+    return snap, {"source": "loaders.synthetic", "spec": {k: getattr(spec, k) for k in spec.__dataclass_fields__}}
+
+
+def worker(dataset: str, a: argparse.Namespace) -> dict[str, Any]:
+    """Build, split and train one dataset; runs in a child process (see the module docstring)."""
+    import torch
+
+    from gnn.split import train_val_test
+    from gnn.train import FULL_SOFTMAX_MAX_ITEMS, train
+    from graphrec.config import load_settings
+
+    torch.set_num_threads(a.threads)  # train() keeps min(4, this)
+    settings = load_settings()
+    epochs = a.epochs or DEFAULT_EPOCHS[dataset]
+    cfg = settings.gnn.model_copy(update={"epochs": epochs, "patience": epochs + 1})
+
+    load_start = os.getloadavg()
+    t0 = time.perf_counter()
+    snap, about = build_snapshot(dataset, a)
+    data_s = time.perf_counter() - t0
+    data_rss = peak_rss_mb()
+    print(f"  {dataset}: {snap.num_users:,} users, {snap.num_items:,} items, {snap.num_interactions:,} "
+          f"interactions in {data_s:.1f} s (peak RSS {data_rss:.0f} MB)", file=sys.stderr, flush=True)
+
+    t = time.perf_counter()
+    tr, va, _ = train_val_test(snap, val_fraction=cfg.validation_fraction)
+    split_s = time.perf_counter() - t
+    val_users_total = int(len(np.unique(snap.user[va])))
+    if dataset == "synthetic" and a.val_users and val_users_total > a.val_users:
+        # Full-catalogue ranking for every validation user is the cost of an epoch at 1M items;
+        # a seeded sample of users keeps the metric and bounds its time.
+        keep = np.zeros(snap.num_users, dtype=bool)
+        keep[np.random.default_rng(settings.seed).choice(np.unique(snap.user[va]), a.val_users, replace=False)] = True
+        va = va & keep[snap.user]
+    res = train(snap, tr, va, cfg, seed=settings.seed, progress=a.progress)
+
+    tm = res.extra["timings"]
+    ep_train = [h["train_seconds"] for h in res.history]
+    ep_val = [h.get("val_seconds", 0.0) for h in res.history]
+    return {  # headline figures first: ``python -m bench`` summarises a run by its first eight numbers
+        "dataset": dataset, "users": snap.num_users, "items": snap.num_items, "interactions": snap.num_interactions,
+        "setup_s": round(tm["setup_s"], 2), "s_per_epoch": round(float(np.mean(ep_train)), 2),
+        "examples_per_s": round(res.examples / sum(ep_train), 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "best_val_ndcg@10": round(res.best_val_ndcg, 4), **about,
+        "train_interactions": int(tr.sum()), "val_interactions": int(va.sum()),
+        "val_users": int(len(np.unique(snap.user[va]))), "val_users_total": val_users_total,
+        "softmax": "full" if snap.num_items <= FULL_SOFTMAX_MAX_ITEMS else "sampled",
+        "epochs": len(res.history), "config": cfg.model_dump(), "seed": settings.seed,
+        "torch_threads": torch.get_num_threads(),
+        "data_s": round(data_s, 2), "split_s": round(split_s, 2),
+        "setup": {k: round(tm[k], 2) for k in ("features_s", "walks_s", "model_s")},
+        "epoch_train_s": [round(x, 2) for x in ep_train], "epoch_val_s": [round(x, 2) for x in ep_val],
+        "val_s_per_epoch": round(float(np.mean(ep_val)), 2),
+        "examples": res.examples, "examples_per_epoch": res.examples // max(1, len(res.history)),
+        "final_s": round(tm["final_s"], 2), "train_total_s": round(res.seconds, 2),
+        "loss": [round(h["loss"], 4) for h in res.history],
+        "val_ndcg@10": [round(h["val_ndcg@10"], 4) for h in res.history if "val_ndcg@10" in h],
+        "best_epoch": res.best_epoch, "peak_rss_data_mb": round(data_rss, 1),
+        "load_average_start": load_start, "load_average_end": os.getloadavg(),
+    }
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    head = (f"{'dataset':10s} {'users':>9s} {'items':>10s} {'inter.':>11s} {'data s':>7s} {'setup s':>8s} "
+            f"{'walks s':>8s} {'epochs':>6s} {'s/epoch':>8s} {'val s':>7s} {'ex/epoch':>9s} {'ex/s':>7s} "
+            f"{'final s':>8s} {'peak MB':>8s} {'val NDCG@10':>11s}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(f"{r['dataset']:10s} {r['users']:>9,} {r['items']:>10,} {r['interactions']:>11,} {r['data_s']:>7.1f} "
+                     f"{r['setup_s']:>8.1f} {r['setup']['walks_s']:>8.1f} {r['epochs']:>6d} {r['s_per_epoch']:>8.1f} "
+                     f"{r['val_s_per_epoch']:>7.1f} {r['examples_per_epoch']:>9,} {r['examples_per_s']:>7.0f} "
+                     f"{r['final_s']:>8.1f} {r['peak_rss_mb']:>8.0f} {r['best_val_ndcg@10']:>11.4f}")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{r['dataset']}\n{r['items']:,} items" for r in results]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
+    x = np.arange(len(results))
+    for dx, key, label in ((-0.27, "setup_s", "setup (features, walks, model)"), (0.0, "s_per_epoch", "training, per epoch"),
+                           (0.27, "val_s_per_epoch", "validation, per epoch")):
+        ax1.bar(x + dx, [r[key] for r in results], 0.27, label=label)
+    ax1.set_xticks(x, names)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("seconds (log scale)")
+    ax1.legend(fontsize=7)
+    ax2.bar(x, [r["examples_per_s"] for r in results], 0.5, color="tab:green")
+    for xi, r in zip(x, results, strict=True):
+        ax2.annotate(f"{r['examples_per_s']:.0f}/s\n{r['peak_rss_mb'] / 1024:.1f} GB peak", (xi, r["examples_per_s"]),
+                     ha="center", va="bottom", fontsize=7)
+    ax2.set_xticks(x, names)
+    ax2.set_ylabel("training examples / s")
+    threads = sorted({r["torch_threads"] for r in results})
+    fig.suptitle(f"GNN training on CPU: {'/'.join(map(str, threads))} torch thread(s), {os.cpu_count()} shared cores")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print(f"plot: {out}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["movielens", "synthetic"], choices=["movielens", "synthetic"])
+    ap.add_argument("--items", type=int, default=1_000_000, help="synthetic catalogue size")
+    ap.add_argument("--users", type=int, default=20_000, help="synthetic users")
+    ap.add_argument("--interactions", type=int, default=500_000, help="synthetic interactions (about)")
+    ap.add_argument("--data-seed", type=int, default=7, help="seed of the synthetic generator")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help=f"epochs for every dataset (default: {', '.join(f'{k} {v}' for k, v in DEFAULT_EPOCHS.items())})")
+    ap.add_argument("--val-users", type=int, default=1000, help="synthetic: validation users sampled (0 = all)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: on a shared 2-core machine two OpenMP threads ran an epoch 6x slower)")
+    ap.add_argument("--progress", action="store_true", help="show the training progress bar")
+    ap.add_argument("--out", type=Path, default=Path("bench/reports/train.json"))
+    ap.add_argument("--worker", metavar="DATASET", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+
+    if a.worker:  # child: one dataset; JSON on stdout
+        print(json.dumps(worker(a.worker, a)))
+        return
+
+    results = []
+    for ds in a.datasets:
+        print(f"{ds}: building the snapshot and training", file=sys.stderr, flush=True)
+        cmd = [sys.executable, "-m", "bench.train", "--worker", ds, "--items", str(a.items), "--users", str(a.users),
+               "--interactions", str(a.interactions), "--data-seed", str(a.data_seed), "--val-users", str(a.val_users), "--threads", str(a.threads)]
+        if a.epochs:
+            cmd += ["--epochs", str(a.epochs)]
+        if a.progress:
+            cmd += ["--progress"]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"  setup {r['setup_s']} s, {r['s_per_epoch']} s/epoch, {r['examples_per_s']} examples/s, "
+              f"peak RSS {r['peak_rss_mb']} MB", file=sys.stderr, flush=True)
+        results.append(r)
+
+    from bench.common import write_report
+
+    print(summary(results))
+    write_report(a.out, {"benchmark": "train", "load_average": os.getloadavg(), "runs": results})
+    plot(results, a.out.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
