@@ -69,6 +69,13 @@ bench: bench-data
 bench-scale: bench-data
 	$(BIN)/python -m bench --scale
 
+# Soak: mixed traffic at a steady rate against one API process, Neo4j restarted at half time, on a
+# scratch Neo4j of its own (var/soak). `make soak SOAK_MINUTES=2` for a quick run.
+SOAK_MINUTES ?= 20
+.PHONY: soak
+soak: setup
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
+
 bench-load: setup
 	$(BIN)/python -m bench.load --synthetic 5000000
 

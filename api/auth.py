@@ -7,6 +7,7 @@ revocation takes effect within seconds across every API process. Keys are never 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphrec.engine.cache import TTLCache
-from graphrec.errors import GraphrecError
+from graphrec.errors import GraphrecError, GraphStoreUnavailable
 
 SCOPES = ("read", "write")
 
@@ -72,11 +73,41 @@ def list_keys(store: Any) -> list[dict[str, Any]]:
 
 
 class KeyVerifier:
-    """Verifies bearer keys against the graph through a short-lived bounded cache."""
+    """Verifies bearer keys against the graph through a short-lived bounded cache.
 
-    def __init__(self, store: Any, ttl_s: float = 5.0, maxsize: int = 10_000) -> None:
+    While the graph cannot be reached (or does not answer within ``lookup_timeout_s``), a key seen
+    in the last ``stale_s`` seconds is judged on its last known record (stale-if-error): an outage
+    of Neo4j must not refuse every caller, since reads still answer (degraded) and writes go to
+    the journal. Nothing can be revoked while Neo4j is away, so the last known record is also the
+    newest. Keys never seen are refused (the app answers 503)."""
+
+    def __init__(self, store: Any, ttl_s: float = 5.0, maxsize: int = 10_000, stale_s: float = 3600.0,
+                 lookup_timeout_s: float = 1.0) -> None:
         self.store = store
         self.cache: TTLCache[dict[str, Any] | None] = TTLCache(maxsize, ttl_s)
+        self.known: TTLCache[dict[str, Any]] = TTLCache(maxsize, stale_s)
+        self.lookup_timeout_s = lookup_timeout_s
+
+    def _remember(self, kid: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        rec = rows[0] if rows else {"hash": "", "scopes": [], "revoked_at": None, "missing": True}
+        self.cache.put(kid, rec)
+        self.known.put(kid, rec)
+        return rec
+
+    async def _lookup(self, kid: str) -> dict[str, Any]:
+        """The key's record from the graph. A lookup that outlives ``lookup_timeout_s`` is
+        abandoned, not cancelled (that would kill its pooled connection): its answer, if it comes,
+        still refreshes the cache."""
+        task = asyncio.ensure_future(self.store.read("api/get_key", id=kid))
+        done, _ = await asyncio.wait({task}, timeout=self.lookup_timeout_s)
+        if not done:
+            def late(t: asyncio.Future[list[dict[str, Any]]]) -> None:
+                if not t.cancelled() and t.exception() is None:
+                    self._remember(kid, t.result())
+
+            task.add_done_callback(late)
+            raise GraphStoreUnavailable("the API key lookup timed out")
+        return self._remember(kid, task.result())
 
     async def verify(self, header: str | None, anonymous_read: bool) -> Principal:
         if not header:
@@ -87,9 +118,13 @@ class KeyVerifier:
         kid = key.split("_", 2)[1]
         rec = self.cache.get(kid)
         if rec is None:
-            rows = await self.store.read("api/get_key", id=kid)
-            rec = rows[0] if rows else {"hash": "", "scopes": [], "revoked_at": None, "missing": True}
-            self.cache.put(kid, rec)
+            try:
+                rec = await self._lookup(kid)
+            except GraphStoreUnavailable:
+                rec = self.known.get(kid)
+                if rec is None:
+                    raise
+                self.cache.put(kid, rec)  # ask the graph again after ttl_s, not on every request
         ok = hmac.compare_digest(rec["hash"].encode(), _hash(key).encode())
         if not ok or rec.get("missing"):
             raise Unauthenticated("unknown API key")

@@ -14,6 +14,7 @@ When ``GRAPHREC_NEO4J_URI`` names another server, nothing here is used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -58,6 +59,20 @@ def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
 
 
 def find_java() -> Path:
@@ -314,24 +329,34 @@ class Neo4jServer:
             self.pid_file.unlink(missing_ok=True)
             return False
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pid() is not None:
-            time.sleep(0.3)
-        if self.pid() is not None:
+        if not self._wait_exited(pid, timeout):
             os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
+            self._wait_exited(pid, 10.0)
         self.pid_file.unlink(missing_ok=True)
         return True
 
     def kill(self) -> None:
-        """SIGKILL the server (fault-injection tests)."""
+        """SIGKILL the server (fault-injection tests); returns once it has exited and freed its ports."""
         pid = self.pid()
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
-            for _ in range(50):
-                if self.pid() is None:
-                    break
-                time.sleep(0.1)
+            self._wait_exited(pid, 10.0)
+
+    def _wait_exited(self, pid: int, timeout: float) -> bool:
+        """Wait until ``pid`` is gone and its ports are closed. A dying JVM releases its memory
+        (and with it ``/proc/<pid>/cmdline``, which :meth:`pid` checks) before it closes its
+        sockets, so "no pid" alone does not mean the ports can be bound again."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
+            if not _running(pid) and not _port_open(self.cfg.host, self.cfg.bolt_port) \
+                    and not _port_open(self.cfg.host, self.cfg.http_port):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                return True
+            time.sleep(0.1)
+        return False
 
     def status(self) -> Status:
         if not self.cfg.managed:

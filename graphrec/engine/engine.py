@@ -54,6 +54,7 @@ from graphrec.errors import (
     LockHeld,
     NotFound,
     VectorStoreError,
+    VectorStoreUnavailable,
 )
 from graphrec.journal import Journal, write_rows_sync
 from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS, Interaction, Item, User
@@ -77,6 +78,10 @@ class Engine:
         self.cfg = settings.engine
         self.store = store
         self.vectors = vectors
+        # Set when the configured index could not be opened at start: it is opened again, in the
+        # background, whenever the vector breaker lets a probe through (see _vectors).
+        self.open_vectors: Callable[[], Any] | None = None
+        self._opening: asyncio.Task[None] | None = None
         self.catalog = Catalog()
         self.model: LiveModel | None = None
         self.ranker: Any | None = None
@@ -93,9 +98,11 @@ class Engine:
     @classmethod
     async def create(cls, settings: Settings, vectors: Any | None = None, background: bool = True) -> Engine:
         store = AsyncGraphStore.from_settings(settings)
+        reopen = None
         if vectors is None:
-            vectors = _open_vectors(settings)
+            vectors, reopen = _open_vectors(settings)
         eng = cls(settings, store, vectors)
+        eng.open_vectors = reopen
         with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
             await eng.warm_up()
         with contextlib.suppress(GraphrecError):
@@ -110,6 +117,8 @@ class Engine:
         return eng
 
     async def close(self) -> None:
+        if self._opening is not None:
+            self._tasks.append(self._opening)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -191,18 +200,39 @@ class Engine:
         else:
             self.neo4j_breaker.success()
 
-    async def _vectors(self, fn: Callable[[], T], timeout: float) -> T:
-        if self.vectors is None:
+    async def _vectors(self, fn: Callable[[Any], T], timeout: float) -> T:
+        """``fn(index)`` on a worker thread, through the vector breaker."""
+        if self.vectors is None and self.open_vectors is None:
             raise VectorStoreError("no vector index")
         if not self.vector_breaker.allow():
             raise VectorStoreError("vector index circuit open")
+        if self.vectors is None:
+            # It could not be opened at start: this request is the probe that tries again, in the
+            # background (opening a server connection can outlast a request's budget).
+            if self._opening is None or self._opening.done():
+                self._opening = asyncio.create_task(self._reopen_vectors())
+            else:
+                self.vector_breaker.probing = False  # a probe is already on its way
+            raise VectorStoreUnavailable("the vector index is not open yet")
         try:
-            res = await asyncio.wait_for(asyncio.to_thread(fn), timeout)
+            res = await asyncio.wait_for(asyncio.to_thread(fn, self.vectors), timeout)
         except (VectorStoreError, asyncio.TimeoutError, OSError):
             self.vector_breaker.failure()
             raise
         self.vector_breaker.success()
         return res
+
+    async def _reopen_vectors(self) -> None:
+        assert self.open_vectors is not None
+        try:
+            index = await asyncio.to_thread(self.open_vectors)
+        except Exception as exc:  # noqa: BLE001 - any failure to open is "still unavailable"
+            log.info("vector index still unavailable: %s", exc)
+            self.vector_breaker.failure()
+            return
+        log.warning("vector index opened")
+        self.vectors = index
+        self.vector_breaker.success()
 
     # ---- the pipeline ----------------------------------------------------------------------
     def _now(self, ctx: RequestContext) -> float:
@@ -229,7 +259,7 @@ class Engine:
         if vec is None or self.model is None:
             return []
         budget = self.cfg.source_budget_ms / 1000
-        if self.vectors is not None:
+        if self.vectors is not None or self.open_vectors is not None:
             try:
                 from graphrec.vectors.base import VectorFilter
 
@@ -237,7 +267,7 @@ class Engine:
                                   exclude_ids=list(f.exclude_item_ids), available_only=f.available_only,
                                   year_min=f.year_min, year_max=f.year_max)
                 alias = self.settings.qdrant.alias
-                hits = await self._vectors(lambda: self.vectors.search(alias, vec, limit + len(exclude), vf), budget)
+                hits = await self._vectors(lambda index: index.search(alias, vec, limit + len(exclude), vf), budget)
                 return [Candidate(h.id, float(h.score), "ann") for h in hits if h.id not in exclude][:limit]
             except (VectorStoreError, asyncio.TimeoutError) as exc:
                 log.info("vector index unavailable: %s", exc)
@@ -566,7 +596,14 @@ class Engine:
         return n
 
     async def get_items(self, ids: list[str]) -> dict[str, Item]:
-        rows = await self._neo4j(self.store.read("repo/get_items", ids=list(ids)))
+        """Items by id. While Neo4j is unavailable: what the in-memory catalogue knows of them (no
+        tags or description), so that a degraded list of recommendations still has its titles."""
+        try:
+            rows = await self._neo4j(self.store.read("repo/get_items", ids=list(ids)))
+        except GraphStoreUnavailable:
+            if not self.catalog.loaded:
+                raise
+            return {i: _catalog_item(c) for i in ids if (c := self.catalog.items.get(i)) is not None}
         return {r["id"]: Item.from_row(r) for r in rows}
 
     async def get_user(self, user_id: str) -> User | None:
@@ -600,7 +637,7 @@ class Engine:
 
     async def health(self) -> dict[str, bool]:
         neo = await self.store.ping()
-        vec = True
+        vec = self.open_vectors is None  # none configured (exact search in memory) or one that failed to open
         if self.vectors is not None:
             try:
                 vec = bool(await asyncio.wait_for(asyncio.to_thread(self.vectors.healthy), 1.0))
@@ -613,6 +650,11 @@ async def _no_candidates() -> list[Candidate]:
     return []
 
 
+def _catalog_item(c: Any) -> Item:
+    return Item(id=c.id, title=c.title, year=c.year, available=c.available, categories=c.categories,
+                created_at=c.created_at, interactions=c.interactions)
+
+
 def _q(s: str) -> str:
     return s.replace("\\", "\\\\").replace("'", "\\'")
 
@@ -623,15 +665,16 @@ def _close(aw: Awaitable[Any]) -> None:
         close()
 
 
-def _open_vectors(settings: Settings) -> Any | None:
-    """The configured vector index, or None when it cannot be opened (the engine then searches the
-    live model's vectors exactly, in memory, and says so in ``health``)."""
+def _open_vectors(settings: Settings) -> tuple[Any | None, Callable[[], Any] | None]:
+    """The configured vector index, or (None, a way to open it later) when it cannot be opened
+    now: the engine then searches the live model's vectors exactly, in memory, says so in
+    ``health`` and in each answer's degraded reasons, and tries again as the breaker allows."""
     try:
         from graphrec.vectors.factory import open_vector_index
     except ImportError:
-        return None
+        return None, None
     try:
-        return open_vector_index(settings)
+        return open_vector_index(settings), None
     except Exception as exc:  # noqa: BLE001
         log.warning("vector index unavailable at start: %s", exc)
-        return None
+        return None, lambda: open_vector_index(settings)

@@ -14,14 +14,19 @@ from typing import Any
 from graphrec.config import Settings, load_settings
 
 
-def isolated_settings(var_dir: Path | None = None) -> Settings:
+def isolated_settings(var_dir: Path | None = None, ports: tuple[int, int] | None = None) -> Settings:
     """Settings for the test server: ``var/test`` (or ``$GRAPHREC_TEST_VAR_DIR``), Bolt 17687,
-    HTTP 17474, a small heap. Isolated from the demo database (``var/neo4j``, 7687/7474)."""
+    HTTP 17474, a small heap. Isolated from the demo database (``var/neo4j``, 7687/7474).
+
+    ``ports`` (Bolt, HTTP) pins a server of its own, e.g. free ports for a fault-injection test
+    that stops and kills its Neo4j while the session's server serves the other tests."""
     base = load_settings()
     var = var_dir or Path(os.environ.get("GRAPHREC_TEST_VAR_DIR", str(base.var_dir / "test")))
     bolt = int(os.environ.get("GRAPHREC_TEST_BOLT_PORT", "17687"))
     http = int(os.environ.get("GRAPHREC_TEST_HTTP_PORT", "17474"))
-    if _taken_by_another(var, bolt, http):
+    if ports is not None:
+        bolt, http = ports
+    elif _taken_by_another(var, bolt, http):
         from graphrec.testing.server import free_port
 
         bolt, http = free_port(), free_port()
