@@ -4,6 +4,7 @@ every caller (found by reading the callers' source)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ SOURCES = [p for d in ("graphrec", "loaders", "gnn", "api", "bench") for p in (R
 NOT_CALLED = ("schema/v", "explore/")
 #: Keyword arguments of read/write that are not query parameters.
 NON_PARAMS = {"identifiers", "timeout", "routing", "plain"}
+QUERY_NAME = re.compile(r"[a-z_]+/[a-z0-9_]+")  # how library queries are named: "folder/file"
 
 
 def _callers() -> dict[str, list[tuple[str, set[str] | None]]]:
@@ -37,7 +39,7 @@ def _callers() -> dict[str, list[tuple[str, set[str] | None]]]:
                     found.setdefault(name, []).append((where, params))
             # write_many([("name", identifiers, {params...}), ...])
             if isinstance(node, ast.Tuple) and len(node.elts) == 3 and isinstance(node.elts[0], ast.Constant) \
-                    and isinstance(node.elts[0].value, str) and "/" in node.elts[0].value:
+                    and isinstance(node.elts[0].value, str) and QUERY_NAME.fullmatch(node.elts[0].value):
                 third = node.elts[2]
                 params = ({k.value for k in third.keys if isinstance(k, ast.Constant)}
                           if isinstance(third, ast.Dict) and all(k is not None for k in third.keys) else None)

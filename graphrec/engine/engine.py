@@ -242,7 +242,7 @@ class Engine:
         if not user_id:
             return [], {}
         try:
-            rows = await self._neo4j(self.store.read("repo/user_state", user_id=user_id, recent=self.cfg.history,
+            rows = await self._neo4j(self.store.read("repo/user_state", plain=True, user_id=user_id, recent=self.cfg.history,
                                                      max_consumed=5000), self.cfg.request_budget_ms / 1000)
         except (GraphStoreError, asyncio.TimeoutError):
             degraded.append("neo4j")
@@ -599,7 +599,7 @@ class Engine:
         """Items by id. While Neo4j is unavailable: what the in-memory catalogue knows of them (no
         tags or description), so that a degraded list of recommendations still has its titles."""
         try:
-            rows = await self._neo4j(self.store.read("repo/get_items", ids=list(ids)))
+            rows = await self._neo4j(self.store.read("repo/get_items", plain=True, ids=list(ids)))
         except GraphStoreUnavailable:
             if not self.catalog.loaded:
                 raise
