@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
@@ -96,7 +95,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         own = state["engine"] is None
         if own:
             state["engine"] = await Engine.create(settings)
-        state["engine"].observers.append(_observe)
+        eng = state["engine"]
+        # Per request (not only when scraped): with several workers a scrape reaches one of them.
+        eng.observers.append(lambda res: (_observe(res), _engine_gauges(eng)))
         state["keys_store"] = AsyncGraphStore.from_settings(settings)
         state["verifier"] = KeyVerifier(state["keys_store"], cfg.key_cache_ttl_s)
         gc.collect()
@@ -163,13 +164,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def metrics(request: Request) -> Response:
         eng: Engine | None = state.get("engine")
         if eng is not None:
-            for k, v in eng.stats.items():
-                if k.startswith("candidates."):
-                    M.CANDIDATES.labels(k.split(".", 1)[1]).set(v)
-            M.CACHE_HIT.labels("results").set(eng.results.hit_rate)
-            M.CACHE_HIT.labels("neighbours").set(eng.neighbours.hit_rate)
-            M.JOURNAL.set(eng.journal.pending())
-        return PlainTextResponse(generate_latest(M.REGISTRY).decode(), media_type="text/plain; version=0.0.4")
+            _engine_gauges(eng)
+        return PlainTextResponse(M.exposition().decode(), media_type="text/plain; version=0.0.4")
 
     async def widget(request: Request) -> Response:
         return FileResponse(STATIC / "similar-items.js", media_type="application/javascript")
@@ -191,6 +187,15 @@ def _first_field(query: str) -> str | None:
 
     m = re.search(r"\{\s*(\w+)", query)
     return m.group(1) if m else None
+
+
+def _engine_gauges(eng: Engine) -> None:
+    for k, v in eng.stats.items():
+        if k.startswith("candidates."):
+            M.CANDIDATES.labels(k.split(".", 1)[1]).set(v)
+    M.CACHE_HIT.labels("results").set(eng.results.hit_rate)
+    M.CACHE_HIT.labels("neighbours").set(eng.neighbours.hit_rate)
+    M.JOURNAL.set(eng.journal.pending())
 
 
 def _observe(res: Any) -> None:

@@ -1,7 +1,14 @@
-"""Prometheus metrics of one API process (with several workers, scrape each, or put them behind a
-per-process port; nothing here is shared between processes)."""
+"""Prometheus metrics of the API.
+
+With several worker processes (`graphrec serve --workers N`, N > 1) ``PROMETHEUS_MULTIPROC_DIR``
+is set before the workers start: every worker writes its samples to files there and ``/metrics``,
+whichever worker answers, adds them all up (prometheus_client's multiprocess mode). Gauges say how
+they combine: candidates are summed over live workers, the journal backlog is the max (one
+journal per host), cache hit ratios are reported per worker (``pid`` label)."""
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -11,8 +18,23 @@ LATENCY = Histogram("graphrec_request_seconds", "GraphQL request latency", ["ope
                     buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0))
 STAGE = Histogram("graphrec_pipeline_stage_seconds", "Engine stage latency", ["stage"], registry=REGISTRY,
                   buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
-CANDIDATES = Gauge("graphrec_candidates_total", "Candidates proposed per source since start", ["source"], registry=REGISTRY)
-CACHE_HIT = Gauge("graphrec_cache_hit_ratio", "Cache hit ratio", ["cache"], registry=REGISTRY)
+CANDIDATES = Gauge("graphrec_candidates_total", "Candidates proposed per source since start", ["source"], registry=REGISTRY,
+                   multiprocess_mode="livesum")
+CACHE_HIT = Gauge("graphrec_cache_hit_ratio", "Cache hit ratio", ["cache"], registry=REGISTRY, multiprocess_mode="liveall")
 DEGRADED = Counter("graphrec_degraded_answers_total", "Answers given in degraded mode", ["reason"], registry=REGISTRY)
 ERRORS = Counter("graphrec_errors_total", "Errors by GraphQL code", ["code"], registry=REGISTRY)
-JOURNAL = Gauge("graphrec_journal_pending_bytes", "Interactions journalled and not yet replayed", registry=REGISTRY)
+JOURNAL = Gauge("graphrec_journal_pending_bytes", "Interactions journalled and not yet replayed", registry=REGISTRY,
+                multiprocess_mode="livemax")
+
+
+def exposition() -> bytes:
+    """The text exposition: of every worker in multiprocess mode, else of this process."""
+    from prometheus_client import generate_latest
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

@@ -415,6 +415,14 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
     # api.app.single_threaded_math, which also applies them when the app is started otherwise).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    if w > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics adds up every worker's samples (api.metrics); the directory starts empty.
+        import shutil
+
+        mdir = s.var_dir / "run" / f"metrics-{p}"
+        shutil.rmtree(mdir, ignore_errors=True)
+        mdir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mdir)
     console.print(f"graphrec API on http://{h}:{p}/graphql  (demo: http://{h}:{p}/demo, metrics: /metrics)")
     uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
                 timeout_graceful_shutdown=10, limit_concurrency=s.api.max_in_flight)
