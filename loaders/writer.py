@@ -93,6 +93,7 @@ class GraphWriter:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphrec-load-prepare")
         self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphrec-load-commit")
+        self._check_keys = False  # see _prepare
         self.batch_size = batch_size
         self.on_error = on_error
         self.progress = progress
@@ -215,8 +216,17 @@ class GraphWriter:
         for r, _ in good:
             by_type[r.type.value].append(r.to_param())
         # Drop keys already stored (and duplicates inside the batch): CREATE is cheaper than MERGE.
+        # The check costs the server as much CPU as a third of the write, so it runs only once a
+        # batch met stored keys (a re-load, overlapping files); a fresh load goes straight to
+        # CREATE, and the key constraint sends a batch that meets a stored key to MERGE.
+        check = self._check_keys
+        found_any = False
         for t, params in by_type.items():
-            present = set(self.store.read("load/interactions_check", {"rel": t}, keys=[p["key"] for p in params])[0]["present"])
+            present: set[str] = set()
+            if check:
+                present = set(self.store.read("load/interactions_check", {"rel": t},
+                                              keys=[p["key"] for p in params])[0]["present"])
+                found_any = found_any or bool(present)
             seen: set[str] = set()
             keep = []
             for p in params:
@@ -225,6 +235,8 @@ class GraphWriter:
                     keep.append(p)
             if keep:
                 out.fresh[t] = keep
+        if check and not found_any:
+            self._check_keys = False  # back to the optimistic path
         new_users = set(refs["missing_users"])
         first: dict[str, float] = {}
         for params in out.fresh.values():
@@ -262,7 +274,9 @@ class GraphWriter:
             counters = self.store.write_many([*head, ("load/interactions_create", None, {"rows": all_rows}), *tail])
             return counters[len(head)]["relationships_created"]
         except QueryError:
-            # A concurrent writer stored some of these keys (or users) since the check: MERGE instead.
+            # Some keys were stored already (a re-load without the check, or a concurrent writer
+            # since the check): MERGE instead, and check keys before the next batches.
+            self._check_keys = True
             merge = [("load/interactions", {"rel": t}, {"rows": params}) for t, params in sorted(fresh.items())]
             counters = self.store.write_many([*merge, *tail])
             # Only the interaction statements count (sessions add HAS_SESSION/INCLUDES links).
