@@ -9,6 +9,7 @@ full collections stop dominating the latency tail.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -96,8 +97,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if own:
             state["engine"] = await Engine.create(settings)
         eng = state["engine"]
-        # Per request (not only when scraped): with several workers a scrape reaches one of them.
-        eng.observers.append(lambda res: (_observe(res), _engine_gauges(eng)))
+        eng.observers.append(_observe)
+        # The engine's gauges are refreshed every second, not only when scraped: with several
+        # workers a scrape reaches one of them (and not per request: reading the journal's size
+        # is file I/O).
+        gauges = asyncio.create_task(_refresh_gauges(eng, 1.0))
         state["keys_store"] = AsyncGraphStore.from_settings(settings)
         state["verifier"] = KeyVerifier(state["keys_store"], cfg.key_cache_ttl_s)
         gc.collect()
@@ -105,6 +109,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         try:
             yield
         finally:
+            gauges.cancel()
             await state["keys_store"].close()
             if own:
                 await state["engine"].close()
@@ -196,6 +201,12 @@ def _engine_gauges(eng: Engine) -> None:
     M.CACHE_HIT.labels("results").set(eng.results.hit_rate)
     M.CACHE_HIT.labels("neighbours").set(eng.neighbours.hit_rate)
     M.JOURNAL.set(eng.journal.pending())
+
+
+async def _refresh_gauges(eng: Engine, every_s: float) -> None:
+    while True:
+        _engine_gauges(eng)
+        await asyncio.sleep(every_s)
 
 
 def _observe(res: Any) -> None:

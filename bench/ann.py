@@ -20,7 +20,6 @@ import argparse
 import gc
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -32,13 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import pct, peak_rss_mb
+
 CATEGORIES = [f"cat{c}" for c in range(10)]
 BATCH = 10_000
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def rss_mb() -> float:
@@ -47,10 +43,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
 def dataset(n: int, dim: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:

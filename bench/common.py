@@ -22,6 +22,32 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def pct(xs: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of ``xs``; NaN when empty."""
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (an API and its workers), MB."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return round(sum(x.memory_info().rss for x in [p, *p.children(recursive=True)]) / 2**20, 1)
+    except psutil.Error:
+        return float("nan")
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **report}

@@ -17,13 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.common import write_report
+from bench.common import pct, write_report
 from graphrec.config import load_settings
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 async def run(requests: int, out: Path, seed: int = 1, freeze: bool = True) -> dict:

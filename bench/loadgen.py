@@ -141,10 +141,3 @@ async def open_loop(host: str, port: int, make_request: Callable[[int], bytes], 
     out.elapsed_s = time.perf_counter() - t0
     pool.close()
     return out
-
-
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import write_report
-from bench.loadgen import graphql_request, open_loop, pct
+from bench.common import pct, tree_rss_mb, write_report
+from bench.loadgen import graphql_request, open_loop
 from graphrec.config import load_settings
 from graphrec.testing.server import free_port
 
@@ -53,14 +53,6 @@ def make_ops(users: int, items: int, seed: int, token: str | None) -> dict[str, 
             "type": rng.choice(["VIEW", "CLICK", "PURCHASE"]), "dwellSeconds": 12.5}}, token)
 
     return {"recommendations": rec, "similarItems": sim, "recordInteraction": interact}
-
-
-def tree_rss_mb(pid: int) -> float:
-    try:
-        p = psutil.Process(pid)
-        return round(sum(x.memory_info().rss for x in [p, *p.children(recursive=True)]) / 2**20, 1)
-    except psutil.Error:
-        return float("nan")
 
 
 def tree_cpu_s(pid: int | None) -> float:

@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
-from bench.common import scratch_neo4j, write_report
+from bench.common import scratch_neo4j, tree_rss_mb, write_report
 from bench.loadgen import Pool, graphql_request
 from graphrec.config import Settings, load_settings
 from graphrec.testing.server import free_port
@@ -66,15 +65,6 @@ class Done:
     reasons: tuple[str, ...] = ()  # degradedReasons
     stored: str | None = None  # recordInteraction: DIRECT or JOURNAL
     key: str | None = None
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children, MB."""
-    try:
-        p = psutil.Process(pid)
-        return sum(x.memory_info().rss for x in [p, *p.children(recursive=True)]) / 2**20
-    except psutil.Error:
-        return float("nan")
 
 
 def prepare(s: Settings, users: int, items: int, interactions: int, train: bool) -> str:
@@ -286,7 +276,7 @@ def main() -> None:
             marks["up"] = time.monotonic() - t0
 
         def on_tick(now: float) -> None:
-            rss.append((round(now, 1), round(rss_mb(api.pid), 1)))
+            rss.append((round(now, 1), round(tree_rss_mb(api.pid), 1)))
             if now >= seconds / 2 and not restarter:
                 restarter.append(asyncio.create_task(restart_store()))
 
@@ -305,7 +295,7 @@ def main() -> None:
             deadline = time.monotonic() + 180
             while not drained(port) and time.monotonic() < deadline:
                 time.sleep(1)
-            rss_end = rss_mb(api.pid)
+            rss_end = tree_rss_mb(api.pid)
             with GraphStore.from_settings(s) as store:
                 found = [r["key"] for r in store.run_text(
                     "MATCH ()-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->() WHERE r.key STARTS WITH $prefix "

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -37,11 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import peak_rss_mb
+
 DEFAULT_EPOCHS = {"movielens": 5, "synthetic": 1}
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
 def build_snapshot(dataset: str, a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:

@@ -151,8 +151,8 @@ class GraphWriter:
 
     def interactions(self, rows: Iterable[Item], total: int | None = None) -> LoadReport:
         """Write interactions batch by batch, in a three-stage pipeline: the caller's thread reads
-        and validates batch k+2 while batch k+1 is *prepared* (one read: unknown items and users,
-        keys already stored) and batch k is *committed* (one write transaction). Commits happen
+        and validates batch k+2 while batch k+1 is *prepared* (reads: unknown items and users, and
+        keys already stored once a batch met one) and batch k is *committed* (one write transaction). Commits happen
         in order, one at a time: parallel writers deadlock on popular items' relationship groups
         (measured in bench/load). A batch prepared before its predecessor committed can miss a
         key or a user that predecessor adds; the key constraint and MERGE cover both."""

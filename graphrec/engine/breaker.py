@@ -42,6 +42,10 @@ class Breaker:
             return True
         return False
 
+    def release(self) -> None:
+        """Give back a probe that :meth:`allow` granted but that was not used for a call."""
+        self.probing = False
+
     def success(self) -> None:
         self.failures = 0
         self.opened_at = None

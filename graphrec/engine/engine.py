@@ -212,7 +212,7 @@ class Engine:
             if self._opening is None or self._opening.done():
                 self._opening = asyncio.create_task(self._reopen_vectors())
             else:
-                self.vector_breaker.probing = False  # a probe is already on its way
+                self.vector_breaker.release()  # a probe is already on its way
             raise VectorStoreUnavailable("the vector index is not open yet")
         try:
             res = await asyncio.wait_for(asyncio.to_thread(fn, self.vectors), timeout)

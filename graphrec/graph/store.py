@@ -186,7 +186,7 @@ class AsyncGraphStore:
                 query, params, database_=self.database, routing_=routing
             )
         if plain:
-            return [dict(zip(keys, r)) for r in records]
+            return [dict(zip(keys, r, strict=True)) for r in records]
         return [r.data() for r in records]
 
     async def write_many(self, statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]]) -> list[dict[str, int]]:
