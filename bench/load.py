@@ -21,18 +21,18 @@ from graphrec.config import Settings, load_settings
 
 
 def run(settings: Settings, synthetic_interactions: int = 5_000_000, out: Path = Path("bench/reports/load.json"),
-        batch_size: int = 10_000) -> dict:
+        batch_size: int = 10_000, writers: int = 2) -> dict:
     from graphrec.graph import schema
     from graphrec.graph.store import GraphStore
     from loaders import movielens
     from loaders.synthetic import SyntheticCatalog, SyntheticSpec
     from loaders.writer import GraphWriter
 
-    results: dict = {"batch_size": batch_size}
+    results: dict = {"batch_size": batch_size, "writers": writers}
     root = movielens.fetch(settings.cache_dir)
     with scratch_neo4j(settings) as s, GraphStore.from_settings(s) as store:
         schema.apply(store)
-        w = GraphWriter(store, batch_size=batch_size, on_error="stop")
+        w = GraphWriter(store, batch_size=batch_size, on_error="stop", writers=writers)
         w.users(movielens.users(root), total=movielens.NUM_USERS)
         w.items(movielens.items(root), total=movielens.NUM_ITEMS)
         rep = w.interactions(movielens.ratings(root), total=movielens.NUM_RATINGS)
@@ -65,9 +65,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synthetic", type=int, default=5_000_000, help="synthetic interactions (0 to skip)")
     ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--writers", type=int, default=2, help="concurrent write transactions")
     ap.add_argument("--out", type=Path, default=Path("bench/reports/load.json"))
     a = ap.parse_args()
-    run(load_settings(), a.synthetic, a.out, a.batch_size)
+    run(load_settings(), a.synthetic, a.out, a.batch_size, a.writers)
 
 
 if __name__ == "__main__":

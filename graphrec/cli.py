@@ -140,7 +140,8 @@ def _writer(store: Any, on_error: str | None, batch_size: int | None) -> Any:
 
     s = settings()
     return GraphWriter(store, batch_size=batch_size or s.loader.batch_size,
-                       on_error=(on_error or s.loader.on_error), progress=sys.stderr.isatty() or True)  # type: ignore[arg-type]
+                       on_error=(on_error or s.loader.on_error), progress=sys.stderr.isatty() or True,
+                       writers=s.loader.writers)  # type: ignore[arg-type]
 
 
 def _print_reports(reports: list[Any], json_out: Path | None = None) -> None:

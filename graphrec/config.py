@@ -75,6 +75,9 @@ class QdrantSettings(BaseModel):
 
 class LoaderSettings(BaseModel):
     batch_size: int = 10_000
+    # Concurrent write transactions for interactions: each batch is split by user into one
+    # transaction per writer (no shared users, items locked in one order: no deadlocks).
+    writers: int = Field(2, ge=1, le=16)
     # "skip": report bad rows and go on; "stop": stop at the first bad row (nothing of its batch is written).
     on_error: Literal["skip", "stop"] = "skip"
     max_string_length: int = 4096

@@ -108,11 +108,16 @@ class SyntheticCatalog:
                     Source("synthetic:items", i + 1)
 
     def interactions(self) -> Iterator[Item]:
-        """About ``spec.interactions`` events, user chunk by user chunk, time-ordered per user."""
+        """About ``spec.interactions`` events, user chunk by user chunk, time-ordered per user.
+
+        Every draw of a chunk is vectorised (NumPy over all the chunk's events at once): the
+        generator costs a few microseconds per event, so it does not slow down load benchmarks."""
         s = self.spec
         per_user = s.interactions / s.users
         seqs = self._user_seq.spawn((s.users + s.chunk - 1) // s.chunk)
         line = 0
+        construct = InteractionRow.model_construct
+        kinds = np.array(TYPES, dtype=object)
         for k, seq in enumerate(seqs):
             g = np.random.default_rng(seq)
             lo, hi = k * s.chunk, min(s.users, (k + 1) * s.chunk)
@@ -121,54 +126,50 @@ class SyntheticCatalog:
             # Heavy-tailed activity, scaled so the chunk's expected total matches the spec.
             act = g.lognormal(0.0, 1.0, size=n)
             counts = np.maximum(1, np.round(act / act.mean() * per_user)).astype(np.int64)
-            for j in range(n):
-                u = lo + j
-                m = int(counts[j])
-                cats = g.choice(s.categories, size=m, p=tastes[j])
-                picks = np.empty(m, dtype=np.int64)
-                for c in np.unique(cats):
-                    sel = np.nonzero(cats == c)[0]
-                    members = self.cat_items[c]
-                    if len(members) == 0:
-                        picks[sel] = g.integers(0, s.items, size=len(sel))
-                        continue
-                    idx = np.searchsorted(self.cat_cdf[c], g.random(len(sel)))
-                    picks[sel] = members[np.minimum(idx, len(members) - 1)]
-                fit = tastes[j][self.item_cat[picks]]
-                # Sessions of 3-12 events; events a few minutes apart; sessions days apart.
-                start = T0 + g.random() * SPAN * 0.5
-                ts = np.empty(m)
-                sess = np.empty(m, dtype=np.int64)
-                t, sid, left = start, 0, int(g.integers(3, 13))
-                for e in range(m):
-                    if left == 0:
-                        t += float(g.exponential(3 * 86400))
-                        sid += 1
-                        left = int(g.integers(3, 13))
-                    t += float(g.exponential(120))
-                    ts[e] = t
-                    sess[e] = sid
-                    left -= 1
-                r = g.random(m)
-                for e in range(m):
-                    f = fit[e]
-                    p_skip = 0.25 * (1 - f)
-                    p_buy = 0.03 + 0.12 * f
-                    p_rate = 0.10
-                    p_click = 0.30
-                    x = r[e]
-                    if x < p_skip:
-                        typ, value, dwell = InteractionType.SKIP, None, None
-                    elif x < p_skip + p_buy:
-                        typ, value, dwell = InteractionType.PURCHASE, None, None
-                    elif x < p_skip + p_buy + p_rate:
-                        typ, value, dwell = InteractionType.RATE, float(np.clip(np.round(2 + 3 * f + g.normal(0, 0.7)), 1, 5)), None
-                    elif x < p_skip + p_buy + p_rate + p_click:
-                        typ, value, dwell = InteractionType.CLICK, None, None
-                    else:
-                        typ, value, dwell = InteractionType.VIEW, None, float(round(5 + 120 * f * g.random(), 1))
-                    line += 1
-                    # Generated rows are valid by construction: skip validation (it would dominate).
-                    yield InteractionRow.model_construct(user_id=self.user_id(u), item_id=self.item_id(int(picks[e])), type=typ,
-                                         ts=float(round(ts[e], 3)), value=value, dwell_seconds=dwell,
-                                         session_id=f"s{u}-{int(sess[e])}", key=None), Source("synthetic:interactions", line)
+            m = int(counts.sum())
+            owner = np.repeat(np.arange(n), counts)  # the chunk-local user of every event
+            first = np.zeros(m, dtype=bool)
+            first[np.cumsum(counts) - counts] = True
+            # A category from the user's taste, then an item of it in proportion to popularity.
+            cdf = np.cumsum(tastes, axis=1)
+            cats = np.minimum((g.random(m)[:, None] > cdf[owner]).sum(axis=1), s.categories - 1)
+            picks = np.empty(m, dtype=np.int64)
+            u = g.random(m)
+            for c in range(s.categories):
+                sel = np.nonzero(cats == c)[0]
+                if len(sel) == 0:
+                    continue
+                members = self.cat_items[c]
+                if len(members) == 0:
+                    picks[sel] = g.integers(0, s.items, size=len(sel))
+                    continue
+                idx = np.searchsorted(self.cat_cdf[c], u[sel])
+                picks[sel] = members[np.minimum(idx, len(members) - 1)]
+            fit = tastes[owner, self.item_cat[picks]]
+            # Sessions: an event opens a new session with probability 1/7.5 (geometric lengths,
+            # 7.5 events on average); events are minutes apart, sessions days apart.
+            new = (g.random(m) < 1 / 7.5) | first
+            sess = np.cumsum(new)
+            sess -= sess[first][owner]
+            start = T0 + g.random(n) * SPAN * 0.5
+            gap = g.exponential(120, size=m) + np.where(new & ~first, g.exponential(3 * 86400, size=m), 0.0)
+            csum = np.cumsum(gap)
+            ts = np.round(start[owner] + csum - csum[first][owner] + gap[first][owner], 3)
+            # The type depends on how well the item fits the user's taste.
+            r = g.random(m)
+            p_skip = 0.25 * (1 - fit)
+            p_buy = p_skip + 0.03 + 0.12 * fit
+            p_rate = p_buy + 0.10
+            p_click = p_rate + 0.30
+            kind = np.select([r < p_skip, r < p_buy, r < p_rate, r < p_click], [3, 2, 4, 1], default=0)
+            stars = np.clip(np.round(2 + 3 * fit + g.normal(0, 0.7, size=m)), 1, 5)
+            dwell = np.round(5 + 120 * fit * g.random(m), 1)
+            value = np.where(kind == 4, stars, np.nan)
+            dwell = np.where(kind == 0, dwell, np.nan)
+            for uid, iid, typ, t, v, d, sid in zip((owner + lo).tolist(), picks.tolist(), kinds[kind].tolist(),
+                                                   ts.tolist(), value.tolist(), dwell.tolist(), sess.tolist()):
+                line += 1
+                # Generated rows are valid by construction: skip validation (it would dominate).
+                yield construct(user_id=f"u{uid}", item_id=f"i{iid}", type=typ, ts=t,
+                                value=None if v != v else v, dwell_seconds=None if d != d else d,
+                                session_id=f"s{uid}-{sid}", key=None), Source("synthetic:interactions", line)

@@ -1,7 +1,7 @@
 // Write a batch of interactions of one type ({{rel}}: RATED, VIEWED, CLICKED, PURCHASED or
 // SKIPPED) in one transaction. Idempotent: a row whose key exists is left as it is. Users are
 // created on first sight (events may arrive before profiles); items must exist (the loader
-// checks with load/missing_items first, rows for unknown items are dropped by the MATCH).
+// checks with load/resolve_refs first, rows for unknown items are dropped by the MATCH).
 // Returns: count of rows seen (use the summary counters for relationships created).
 // Params: $rows: list of {key, user, item, ts: float, value: float|null, dwell: float|null,
 //   session: string|null}.

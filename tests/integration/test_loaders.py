@@ -84,3 +84,50 @@ def test_items_upsert_replaces_categories(store) -> None:  # noqa: ANN001
     repo.upsert_item({"id": "a", "title": "A", "categories": ["x", "y"], "tags": ["t1"]})
     it = repo.upsert_item({"id": "a", "categories": ["y", "z"], "available": False})
     assert it.categories == ("y", "z") and it.tags == ("t1",) and it.title == "A" and not it.available
+
+
+def _events(n_users: int, n_items: int, per_user: int) -> str:
+    lines = ["user_id,item_id,type,ts,session_id"]
+    for u in range(n_users):
+        for k in range(per_user):
+            lines.append(f"u{u},i{(u * 7 + k * 13) % n_items},CLICK,{1_700_000_000 + u * 1000 + k},s{u}-{k // 4}")
+    return "\n".join(lines) + "\n"
+
+
+def test_parallel_writers_lose_nothing_and_keep_the_prefix_on_stop(store, tmp_path: Path) -> None:  # noqa: ANN001
+    items = _write(tmp_path, "items.csv", "id,title\n" + "".join(f"i{k},Item {k}\n" for k in range(50)))
+    GraphWriter(store, progress=False).items(read_file(items, "items"))
+    events = _write(tmp_path, "e.csv", _events(n_users=120, n_items=50, per_user=25))  # 3,000 rows, popular items shared
+    w = GraphWriter(store, batch_size=250, on_error="skip", progress=False, writers=3)
+    rep = w.interactions(read_file(events, "interactions"))
+    assert (rep.rows, rep.written, rep.bad) == (3000, 3000, 0)
+    c = _counts(store)
+    assert (c["CLICKED"], c["users"], c["sessions"]) == (3000, 120, 120 * 7)
+    again = GraphWriter(store, batch_size=250, progress=False, writers=3).interactions(read_file(events, "interactions"))
+    assert (again.written, again.unchanged) == (0, 3000) and _counts(store) == c
+    # Under "stop", a bad row in the 3rd batch: the first two batches are in, nothing after them.
+    more = _write(tmp_path, "more.csv", "user_id,item_id,type,ts\n"
+                  + "".join(f"v{k},i{k % 50},VIEW,{1_800_000_000 + k}\n" for k in range(600))
+                  + "v1,ghost,VIEW,1900000000\n" + "".join(f"w{k},i1,VIEW,{1_800_000_000 + k}\n" for k in range(300)))
+    with pytest.raises(BadRowError):
+        GraphWriter(store, batch_size=250, on_error="stop", progress=False, writers=3).interactions(read_file(more, "interactions"))
+    assert _counts(store)["VIEWED"] == 500
+
+
+def test_a_stale_element_id_never_attaches_an_interaction_to_the_wrong_node(store, tmp_path: Path) -> None:  # noqa: ANN001
+    items = _write(tmp_path, "items.csv", "id,title\ni1,One\ni2,Two\n")
+    GraphWriter(store, progress=False).items(read_file(items, "items"))
+    w = GraphWriter(store, progress=False, writers=2)
+    first = _write(tmp_path, "a.csv", "user_id,item_id,type,ts\nu1,i1,CLICK,1\nu2,i2,CLICK,2\n")
+    assert w.interactions(read_file(first, "interactions")).written == 2
+    # i1's remembered element id now names i2 (as if i1 were deleted and its id reused).
+    w._item_eids["i1"] = w._item_eids["i2"]
+    second = _write(tmp_path, "b.csv", "user_id,item_id,type,ts\nu1,i1,VIEW,3\nu2,i1,VIEW,4\n")
+    assert w.interactions(read_file(second, "interactions")).written == 2
+    rows = store.run_text("MATCH (u:User)-[r:VIEWED]->(i:Item) RETURN u.id AS u, i.id AS i ORDER BY u")
+    assert rows == [{"u": "u1", "i": "i1"}, {"u": "u2", "i": "i1"}]
+    third = _write(tmp_path, "c.csv", "user_id,item_id,type,ts\nu1,i1,PURCHASE,5\n")
+    assert w.interactions(read_file(third, "interactions")).written == 1
+    real = store.run_text("MATCH (i:Item {id: 'i1'}) RETURN elementId(i) AS e")[0]["e"]
+    assert w._item_eids == {"i1": real}  # forgotten and looked up again
+    assert store.run_text("MATCH (:User {id: 'u1'})-[:PURCHASED]->(i) RETURN i.id AS i") == [{"i": "i1"}]
