@@ -23,6 +23,19 @@ from graphrec.errors import GraphStoreError, GraphStoreUnavailable, QueryError
 Row = dict[str, Any]
 
 
+class _Batch(list):  # type: ignore[type-arg]
+    """A large list parameter whose ``repr`` is short. The driver formats every RUN message for
+    its debug log (``repr`` of all parameters) before checking the log level: for a 5,000-row
+    batch that is 1.2 us per row, about a tenth of the loader's CPU. Packed like any list."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} rows>"
+
+
+def _quiet(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: _Batch(v) if type(v) is list and len(v) > 64 else v for k, v in params.items()}
+
+
 def resolve_password(settings: Settings) -> str:
     """The Neo4j password: configured, or the one graphrec generated for its local server."""
     if settings.neo4j.password is not None:
@@ -110,7 +123,7 @@ class GraphStore:
         query = _query(name, identifiers, self.cfg.query_timeout_s)
         with translate_errors(name):
             records, _, _ = self.driver.execute_query(
-                query, params, database_=self.database, routing_=routing
+                query, _quiet(params), database_=self.database, routing_=routing
             )
         return [r.data() for r in records]
 
@@ -121,7 +134,7 @@ class GraphStore:
         The transaction function is retried by the driver on transient errors, so every
         statement must be idempotent (ours are: MERGE on keys).
         """
-        rendered = [(cypher.load(n).render(**(ids or {})), n, p) for n, ids, p in statements]
+        rendered = [(cypher.load(n).render(**(ids or {})), n, _quiet(p)) for n, ids, p in statements]
 
         @neo4j.unit_of_work(timeout=max(self.cfg.query_timeout_s, 300.0))
         def work(tx: neo4j.ManagedTransaction) -> list[dict[str, int]]:

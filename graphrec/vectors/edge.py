@@ -98,9 +98,12 @@ class EdgeIndex:
     Args:
         root: directory holding the shards and ``aliases.json`` (created if missing).
         hnsw_ef: search-time beam width (raised to ``k`` when smaller).
-        m, ef_construct: HNSW graph degree and build beam. 32/256 rather than Qdrant's 16/100:
-            on 100k random 64-d vectors recall@100 at ef=256 is 0.95 instead of 0.79, for a 1.3×
-            longer ``finalize`` (bench/reports/ann.json, ann_m16.json).
+        m, ef_construct: HNSW graph degree and build beam (Qdrant's defaults are 16/100).
+        payload_m: degree of the extra links built per payload value (category) so that filtered
+            search stays connected. Qdrant builds them only for values holding fewer than about
+            ``4 × segment size / average level-0 degree`` points: with m=32 (average degree ~45)
+            a category of 10% of the items gets none, and filtered recall@100 at 1M fell to 0.37
+            (ef 512); with m=16 it gets them (docs/vectors.md has the measurements).
         full_scan_threshold: in KB of vectors; a filter leaving fewer is searched exactly.
         indexing_threshold: in KB of vectors; smaller segments get no HNSW (None = engine default,
             about 10 MB; tests lower it so that small collections exercise the HNSW path).
@@ -109,8 +112,8 @@ class EdgeIndex:
         read_only: refuse every write (API processes open the index this way).
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, hnsw_ef: int = 256, m: int = 32, ef_construct: int = 256,
-                 full_scan_threshold: int = 10_000, indexing_threshold: int | None = None, indexing_threads: int = 0,
+    def __init__(self, root: str | os.PathLike[str], *, hnsw_ef: int = 256, m: int = 16, ef_construct: int = 128,
+                 payload_m: int | None = 32, full_scan_threshold: int = 10_000, indexing_threshold: int | None = None, indexing_threads: int = 0,
                  search_threads: int | None = None, read_only: bool = False) -> None:
         if qe is None:
             raise VectorStoreUnavailable("qdrant-edge-py is not installed")
@@ -122,6 +125,7 @@ class EdgeIndex:
         self.hnsw_ef = hnsw_ef
         self.m = m
         self.ef_construct = ef_construct
+        self.payload_m = payload_m
         self.full_scan_threshold = full_scan_threshold
         self.indexing_threshold = indexing_threshold
         self.indexing_threads = indexing_threads
@@ -228,7 +232,7 @@ class EdgeIndex:
             vectors=qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine),
             hnsw_config=qe.HnswIndexConfig(m=self.m, ef_construct=self.ef_construct,
                                            full_scan_threshold=self.full_scan_threshold,
-                                           max_indexing_threads=self.indexing_threads),
+                                           max_indexing_threads=self.indexing_threads, payload_m=self.payload_m),
             optimizers=(qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold)
                         if self.indexing_threshold is not None else None),
             max_search_threads=self.search_threads,

@@ -60,6 +60,9 @@ def open_vector_index(settings: Settings | None = None, /, *, backend: Literal["
         # docs/scaling.md: setting GRAPHREC_QDRANT_URL alone moves graphrec to the server.
         log.info("qdrant.url is set: using the Qdrant server at %s instead of the embedded engine", url)
         backend = "qdrant"
+    if q is not None:
+        for key, value in (("m", q.hnsw_m), ("ef_construct", q.hnsw_ef_construct), ("payload_m", q.hnsw_payload_m)):
+            engine_options.setdefault(key, value)
     if backend == "edge":
         if path is None and settings is None:
             raise ConfigError("open_vector_index: path is required for the edge backend without settings")

@@ -85,8 +85,8 @@ class QdrantIndex:
 
     def __init__(self, url: str | None = None, path: str | None = None, api_key: str | None = None, *,
                  hnsw_ef: int = 256, shards: int = 1, replicas: int = 1,
-                 quantization: Literal["none", "scalar"] = "none", m: int = 32, ef_construct: int = 256,
-                 timeout: float = 10.0, finalize_timeout: float = 3600.0,
+                 quantization: Literal["none", "scalar"] = "none", m: int = 16, ef_construct: int = 128,
+                 payload_m: int | None = 32, timeout: float = 10.0, finalize_timeout: float = 3600.0,
                  client_options: dict[str, Any] | None = None) -> None:
         from qdrant_client import QdrantClient
 
@@ -96,6 +96,7 @@ class QdrantIndex:
         self.replicas = replicas
         self.quantization = quantization
         self.m = m
+        self.payload_m = payload_m
         self.ef_construct = ef_construct
         self.finalize_timeout = finalize_timeout
         self.poll_interval = 1.0
@@ -148,7 +149,7 @@ class QdrantIndex:
             raise VectorStoreError(f"collection {name!r} already exists")
         self._call(self.client.create_collection, name,
                    vectors_config=m.VectorParams(size=int(dim), distance=m.Distance.COSINE),
-                   hnsw_config=m.HnswConfigDiff(m=self.m, ef_construct=self.ef_construct),
+                   hnsw_config=m.HnswConfigDiff(m=self.m, ef_construct=self.ef_construct, payload_m=self.payload_m),
                    shard_number=self.shards, replication_factor=self.replicas, quantization_config=quant)
         if not self.local:  # local mode has no payload indexes
             for fld, schema in (("categories", m.PayloadSchemaType.KEYWORD), ("year", m.PayloadSchemaType.INTEGER),
