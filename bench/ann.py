@@ -70,11 +70,11 @@ def exact_topk(x: np.ndarray, qs: np.ndarray, k: int, mask: np.ndarray | None = 
     return out
 
 
-def open_index(engine: str, root: Path, m: int, ef_construct: int, payload_m: int) -> Any:
+def open_index(engine: str, root: Path, m: int, ef_construct: int, payload_m: int, quantization: str = "none") -> Any:
     if engine == "edge":
         from graphrec.vectors.edge import EdgeIndex
 
-        return EdgeIndex(root / "edge", m=m, ef_construct=ef_construct, payload_m=payload_m)
+        return EdgeIndex(root / "edge", m=m, ef_construct=ef_construct, payload_m=payload_m, quantization=quantization)
     if engine == "qdrant-local":
         from graphrec.vectors.qdrant_server import QdrantIndex
 
@@ -83,7 +83,7 @@ def open_index(engine: str, root: Path, m: int, ef_construct: int, payload_m: in
 
 
 def worker(engine: str, n: int, dim: int, nq: int, k: int, efs: list[int], seed: int, root: Path,
-           m: int = 16, ef_construct: int = 128, payload_m: int = 32) -> dict[str, Any]:
+           m: int = 16, ef_construct: int = 128, payload_m: int = 32, quantization: str = "none") -> dict[str, Any]:
     """Build one collection and measure it; runs in a child process (see module docstring)."""
     from graphrec.vectors.base import VectorFilter
 
@@ -91,7 +91,7 @@ def worker(engine: str, n: int, dim: int, nq: int, k: int, efs: list[int], seed:
     ids, x, cats = dataset(n, dim, seed)
     qs = queries(nq, dim, seed)
     data_mb = rss_mb() - rss0
-    idx = open_index(engine, root, m, ef_construct, payload_m)
+    idx = open_index(engine, root, m, ef_construct, payload_m, quantization)
     t0 = time.perf_counter()
     idx.create_collection("bench", dim)
     for s in range(0, n, BATCH):
@@ -132,7 +132,8 @@ def worker(engine: str, n: int, dim: int, nq: int, k: int, efs: list[int], seed:
                   f"p99 {searches[-1]['p99_ms']:8.2f} ms", file=sys.stderr, flush=True)
     disk_mb = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20 if engine == "edge" else None
     idx.close()
-    hnsw = {"m": m, "ef_construct": ef_construct, "payload_m": payload_m} if engine == "edge" else None
+    hnsw = ({"m": m, "ef_construct": ef_construct, "payload_m": payload_m, "quantization": quantization}
+            if engine == "edge" else None)
     return {"engine": engine, "size": n, "dim": dim, "k": k, "hnsw": hnsw, "upsert_s": round(upsert_s, 2),
             "finalize_s": round(finalize_s, 2), "build_s": round(upsert_s + finalize_s, 2),
             "peak_rss_mb": round(peak_rss_mb(), 1), "rss_after_build_mb": round(built_rss, 1),
@@ -142,7 +143,9 @@ def worker(engine: str, n: int, dim: int, nq: int, k: int, efs: list[int], seed:
 
 def _hnsw(r: dict[str, Any]) -> str:
     h = r.get("hnsw")
-    return f" m={h['m']} efc={h['ef_construct']}" if h else ""
+    if not h:
+        return ""
+    return f" m={h['m']} efc={h['ef_construct']}" + (" int8" if h.get("quantization") == "scalar" else "")
 
 
 def plot(results: list[dict[str, Any]], k: int, out: Path) -> None:
@@ -190,6 +193,7 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=16, help="HNSW graph degree (Edge; config qdrant.hnsw_m)")
     ap.add_argument("--ef-construct", type=int, default=128, help="HNSW build beam (Edge)")
     ap.add_argument("--payload-m", type=int, default=32, help="degree of the per-category links (Edge)")
+    ap.add_argument("--quantization", choices=["none", "scalar"], default="none", help="Edge: int8 copies, rescored")
     ap.add_argument("--engines", nargs="+", default=["edge", "qdrant-local"], choices=["edge", "qdrant-local"])
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--scratch", type=Path, default=None, help="where Edge shards are built (default: a temp dir)")
@@ -202,7 +206,8 @@ def main() -> None:
         nq = a.local_queries if engine == "qdrant-local" else a.queries
         root = Path(tempfile.mkdtemp(prefix="graphrec-ann-", dir=a.scratch))
         try:
-            print(json.dumps(worker(engine, n, a.dim, nq, a.k, a.ef, a.seed, root, a.m, a.ef_construct, a.payload_m)))
+            print(json.dumps(worker(engine, n, a.dim, nq, a.k, a.ef, a.seed, root, a.m, a.ef_construct, a.payload_m,
+                                    a.quantization)))
         finally:
             shutil.rmtree(root, ignore_errors=True)
         return
@@ -216,7 +221,7 @@ def main() -> None:
             print(f"{engine} n={n:,} dim={a.dim}", file=sys.stderr, flush=True)
             cmd = [sys.executable, "-m", "bench.ann", "--worker", engine, str(n), "--dim", str(a.dim),
                    "--queries", str(a.queries), "--local-queries", str(a.local_queries), "--k", str(a.k),
-                   "--seed", str(a.seed), "--m", str(a.m), "--ef-construct", str(a.ef_construct), "--payload-m", str(a.payload_m),
+                   "--seed", str(a.seed), "--m", str(a.m), "--ef-construct", str(a.ef_construct), "--payload-m", str(a.payload_m), "--quantization", a.quantization,
                    "--ef", *map(str, a.ef)]
             if a.scratch:
                 cmd += ["--scratch", str(a.scratch)]
@@ -229,7 +234,7 @@ def main() -> None:
     from bench.common import write_report
 
     report = {"benchmark": "ann", "sizes": a.sizes, "dim": a.dim, "k": a.k, "queries": a.queries,
-              "local_queries": a.local_queries, "hnsw_ef": a.ef, "m": a.m, "ef_construct": a.ef_construct, "payload_m": a.payload_m, "seed": a.seed, "categories": len(CATEGORIES),
+              "local_queries": a.local_queries, "hnsw_ef": a.ef, "m": a.m, "ef_construct": a.ef_construct, "payload_m": a.payload_m, "quantization": a.quantization, "seed": a.seed, "categories": len(CATEGORIES),
               "category_filter_selectivity": 1 / len(CATEGORIES), "load_average": os.getloadavg(),
               "results": results}
     write_report(a.out, report)

@@ -76,6 +76,7 @@ class QdrantSettings(BaseModel):
     hnsw_payload_m: int = Field(32, ge=0, le=128)
     shards: int = 1
     replicas: int = 1
+    # "scalar": int8 copies of the vectors (searches rescore with the originals); both engines.
     quantization: Literal["none", "scalar"] = "none"
 
 

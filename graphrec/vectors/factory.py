@@ -69,6 +69,7 @@ def open_vector_index(settings: Settings | None = None, /, *, backend: Literal["
         from graphrec.vectors.edge import EdgeIndex
 
         root = Path(path) if path is not None else Path(settings.var_dir) / "vectors"  # type: ignore[union-attr]
+        engine_options.setdefault("quantization", quantization or (q.quantization if q else "none"))
         return EdgeIndex(root, hnsw_ef=hnsw_ef, read_only=read_only, **engine_options)
     if backend != "qdrant":
         raise ConfigError(f"unknown vector backend {backend!r} (edge or qdrant)")

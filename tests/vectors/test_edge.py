@@ -114,3 +114,22 @@ def test_finalize_builds_the_hnsw_and_ef_reaches_top_100(scratch: Path) -> None:
     assert len({h.id for h in hits} & set(data.exact(q, 100, f))) >= 95
     assert repr(idx).startswith("EdgeIndex(") and "hnsw_ef=8" in repr(idx)
     idx.close()
+
+
+def test_scalar_quantization_rescores_with_the_original_vectors(scratch: Path) -> None:
+    idx = EdgeIndex(scratch, indexing_threshold=1, full_scan_threshold=1, quantization="scalar")
+    data = make_data(3000, seed=11, prefix="Q")
+    build(idx, "q", data)
+    q = np.random.default_rng(2).standard_normal(D).astype(np.float32)
+    f = VectorFilter(available_only=False)
+    hits = idx.search("q", q, 50, f)
+    assert len({h.id for h in hits} & set(data.exact(q, 50, f))) >= 47
+    # Scores are the exact cosines (rescored), not the int8 approximations.
+    vecs = idx.get_vectors("q", [h.id for h in hits[:5]])
+    qn = q / np.linalg.norm(q)
+    for h in hits[:5]:
+        v = vecs[h.id] / np.linalg.norm(vecs[h.id])
+        assert abs(h.score - float(v @ qn)) < 1e-4
+    with pytest.raises(VectorStoreError):
+        EdgeIndex(scratch, quantization="pq")
+    idx.close()
