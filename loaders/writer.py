@@ -78,8 +78,8 @@ Item = tuple[Any, Source]  # a validated row (or a BadRowError) with its source
 
 @dataclass
 class _Part:
-    """One lane's share of a prepared batch: new rows (every row carries its type, and the element
-    ids of its item and user when known), users to create, the batch's sessions of these users."""
+    """One lane's share of a prepared batch: new rows (every row carries its type and the element
+    ids of its item and, when already in the graph, its user) and the users to create."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     new_users: list[dict[str, Any]] = field(default_factory=list)
