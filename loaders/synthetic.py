@@ -167,7 +167,7 @@ class SyntheticCatalog:
             value = np.where(kind == 4, stars, np.nan)
             dwell = np.where(kind == 0, dwell, np.nan)
             for uid, iid, typ, t, v, d, sid in zip((owner + lo).tolist(), picks.tolist(), kinds[kind].tolist(),
-                                                   ts.tolist(), value.tolist(), dwell.tolist(), sess.tolist()):
+                                                   ts.tolist(), value.tolist(), dwell.tolist(), sess.tolist(), strict=True):
                 line += 1
                 # Generated rows are valid by construction: skip validation (it would dominate).
                 yield construct(user_id=f"u{uid}", item_id=f"i{iid}", type=typ, ts=t,

@@ -15,9 +15,9 @@ from __future__ import annotations
 import gc
 import time
 from collections import defaultdict, deque
-from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
