@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import pct, peak_rss_mb
+from bench.common import pct, peak_rss_mb, pyplot, save_figure
 
 CATEGORIES = [f"cat{c}" for c in range(10)]
 BATCH = 10_000
@@ -149,11 +149,7 @@ def _hnsw(r: dict[str, Any]) -> str:
 
 
 def plot(results: list[dict[str, Any]], k: int, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in results:
         for fname in ("none", "category"):
@@ -173,10 +169,7 @@ def plot(results: list[dict[str, Any]], k: int, out: Path) -> None:
     ax.set_title(f"ANN recall vs latency (top-{k}, single query, {os.cpu_count()} cores)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    print(f"plot: {out}")
+    save_figure(fig, out)
 
 
 def main() -> None:

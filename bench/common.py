@@ -48,6 +48,25 @@ def tree_rss_mb(pid: int) -> float:
         return float("nan")
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (benchmarks run without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, out: Path, dpi: int = 120) -> None:
+    """Lay out, write and close a benchmark's figure, and say where it is."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    pyplot().close(fig)
+    print(f"plot: {out}")
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **report}

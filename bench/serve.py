@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import pct, tree_rss_mb, write_report
+from bench.common import pct, pyplot, save_figure, tree_rss_mb, write_report
 from bench.loadgen import graphql_request, open_loop
 from graphrec.config import load_settings
 from graphrec.testing.server import free_port
@@ -36,7 +36,8 @@ SIM = "query($i: ID!) { similarItems(itemId: $i, first: 20) { degraded items { r
 REC_INT = ("mutation($in: InteractionInput!) { recordInteraction(input: $in) { key created stored } }")
 
 
-def make_ops(users: int, items: int, seed: int, token: str | None) -> dict[str, Any]:
+def make_ops(users: int, items: int, seed: int, token: str | None, run: str) -> dict[str, Any]:
+    """Request factories per operation; ``recordInteraction`` writes as users ``<run>-u<n>``."""
     def rec(port: int) -> Any:
         rng = random.Random(seed)
         return lambda i: graphql_request(HOST, port, REC, {"u": str(rng.randint(1, users))}, token)
@@ -47,7 +48,6 @@ def make_ops(users: int, items: int, seed: int, token: str | None) -> dict[str, 
 
     def interact(port: int) -> Any:
         rng = random.Random(seed)
-        run = f"bench-{int(time.time())}"
         return lambda i: graphql_request(HOST, port, REC_INT, {"in": {
             "userId": f"{run}-u{rng.randint(1, 500)}", "itemId": str(rng.randint(1, items)),
             "type": rng.choice(["VIEW", "CLICK", "PURCHASE"]), "dwellSeconds": 12.5}}, token)
@@ -55,12 +55,13 @@ def make_ops(users: int, items: int, seed: int, token: str | None) -> dict[str, 
     return {"recommendations": rec, "similarItems": sim, "recordInteraction": interact}
 
 
-def remove_bench_users(store: Any, prefix: str = "bench-") -> int:
-    """Remove the users (and interactions) ``recordInteraction`` wrote into the demo graph, and
-    set the graph's clock back: left in, they changed the next training's data and its evaluation
-    (a retrained GNN was then rejected for an NDCG@10 drop caused by random bench clicks)."""
+def remove_bench_users(store: Any, run: str) -> int:
+    """Remove the users (and interactions) ``recordInteraction`` wrote as ``<run>-u<n>`` into the
+    demo graph, and set the graph's clock back: left in, they changed the next training's data and
+    its evaluation (a retrained GNN was then rejected for an NDCG@10 drop caused by bench clicks).
+    Only this run's users: the prefix carries the run's start time."""
     removed = 0
-    while n := store.write("bench/remove_users", prefix=prefix, limit=1000)[0]["removed"]:
+    while n := store.write("bench/remove_users", prefix=f"{run}-u", limit=1000)[0]["removed"]:
         removed += n
     store.write("bench/reset_clock")
     return removed
@@ -89,11 +90,7 @@ def neo4j_rss_mb() -> float:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for op in sorted({r["op"] for r in rows}):
         rs = sorted((r for r in rows if r["op"] == op), key=lambda r: r["rate"])
@@ -105,10 +102,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.axhline(50, color="grey", linewidth=0.8, linestyle=":")
     ax.set_title("graphrec serve: latency against arrival rate (open loop, loopback)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -135,7 +129,8 @@ def main() -> None:
                GRAPHREC_API_RATE_LIMIT_BURST="100000")
     server = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers", str(workers)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ops = make_ops(a.users, a.items, 1, token)
+    run = f"bench-{int(time.time())}"
+    ops = make_ops(a.users, a.items, 1, token, run)
     rows: list[dict[str, Any]] = []
     try:
         for _ in range(600):
@@ -171,11 +166,9 @@ def main() -> None:
         if token:
             with GraphStore.from_settings(settings) as store:
                 revoke_key(store, kid)
-                removed = remove_bench_users(store)
+                removed = remove_bench_users(store, run)
             print(f"removed the {removed} users recordInteraction wrote (and their interactions)")
-    png = a.out.with_suffix(".png")
-    plot(rows, png)
-    print(f"plot: {png}")
+    plot(rows, a.out.with_suffix(".png"))
     write_report(a.out, {"benchmark": "serve", "workers": workers, "api_rss_start_mb": rss_start,
                          "targets": {"recommendations_p99_ms_at_100": 50, "recordInteraction_p99_ms": 20}, "runs": rows})
 

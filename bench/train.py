@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import peak_rss_mb
+from bench.common import peak_rss_mb, pyplot, save_figure
 
 DEFAULT_EPOCHS = {"movielens": 5, "synthetic": 1}
 
@@ -131,11 +131,7 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 
 def plot(results: list[dict[str, Any]], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = [f"{r['dataset']}\n{r['items']:,} items" for r in results]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
     x = np.arange(len(results))
@@ -154,10 +150,7 @@ def plot(results: list[dict[str, Any]], out: Path) -> None:
     ax2.set_ylabel("training examples / s")
     threads = sorted({r["torch_threads"] for r in results})
     fig.suptitle(f"GNN training on CPU: {'/'.join(map(str, threads))} torch thread(s), {os.cpu_count()} shared cores")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    print(f"plot: {out}")
+    save_figure(fig, out, dpi=110)
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ The generative story (all draws from one seed):
 1. ``n_categories`` categories; every item belongs to 1-2 categories and carries 1-4 tags drawn
    from a per-category tag pool; items have a Zipf-distributed base popularity.
 2. Every user has a taste: a Dirichlet mixture over categories (concentration ``alpha``).
-3. A user's interactions come in sessions of 3-12 events, a few minutes apart; each event picks a
-   category from the user's taste and an item from that category in proportion to popularity,
-   then a type (view with dwell time, click, purchase, skip, rating) whose odds depend on how well
-   the item fits the user.
+3. A user's interactions come in sessions (geometric lengths, 7.5 events on average; events minutes
+   apart, sessions days apart); each event picks a category from the user's taste and an item from
+   that category in proportion to popularity, then a type (view with dwell time, click, purchase,
+   skip, rating) whose odds depend on how well the item fits the user.
 
 Everything streams in chunks of users (and items), so memory stays flat at 1M × 1M × 20M. Chunk
 ``k`` draws from ``SeedSequence(seed).spawn`` stream ``k``: the output does not depend on the
@@ -118,6 +118,8 @@ class SyntheticCatalog:
         line = 0
         construct = InteractionRow.model_construct
         kinds = np.array(TYPES, dtype=object)
+        T = InteractionType
+        view, click, buy, skip, rate = (TYPES.index(t) for t in (T.VIEW, T.CLICK, T.PURCHASE, T.SKIP, T.RATE))
         for k, seq in enumerate(seqs):
             g = np.random.default_rng(seq)
             lo, hi = k * s.chunk, min(s.users, (k + 1) * s.chunk)
@@ -161,15 +163,15 @@ class SyntheticCatalog:
             p_buy = p_skip + 0.03 + 0.12 * fit
             p_rate = p_buy + 0.10
             p_click = p_rate + 0.30
-            kind = np.select([r < p_skip, r < p_buy, r < p_rate, r < p_click], [3, 2, 4, 1], default=0)
+            kind = np.select([r < p_skip, r < p_buy, r < p_rate, r < p_click], [skip, buy, rate, click], default=view)
             stars = np.clip(np.round(2 + 3 * fit + g.normal(0, 0.7, size=m)), 1, 5)
             dwell = np.round(5 + 120 * fit * g.random(m), 1)
-            value = np.where(kind == 4, stars, np.nan)
-            dwell = np.where(kind == 0, dwell, np.nan)
+            value = np.where(kind == rate, stars, np.nan)
+            dwell = np.where(kind == view, dwell, np.nan)
             for uid, iid, typ, t, v, d, sid in zip((owner + lo).tolist(), picks.tolist(), kinds[kind].tolist(),
                                                    ts.tolist(), value.tolist(), dwell.tolist(), sess.tolist(), strict=True):
                 line += 1
                 # Generated rows are valid by construction: skip validation (it would dominate).
-                yield construct(user_id=f"u{uid}", item_id=f"i{iid}", type=typ, ts=t,
+                yield construct(user_id=self.user_id(uid), item_id=self.item_id(iid), type=typ, ts=t,
                                 value=None if v != v else v, dwell_seconds=None if d != d else d,
                                 session_id=f"s{uid}-{sid}", key=None), Source("synthetic:interactions", line)

@@ -293,11 +293,12 @@ class GraphWriter:
         # The check costs the server as much CPU as a third of the write, so it runs only once a
         # batch met stored keys (a re-load, overlapping files); a fresh load goes straight to
         # CREATE, and the key constraint sends a batch that meets a stored key to MERGE.
+        params = [r.to_param() | {"type": r.type.value} for r, _ in good]
         present: set[str] = set()
         if self._check_keys:
             by_type: dict[str, list[str]] = defaultdict(list)
-            for r, _ in good:
-                by_type[r.type.value].append(r.idempotency_key)
+            for p in params:
+                by_type[p["type"]].append(p["key"])
             for t, keys in by_type.items():
                 present.update(self.store.read("load/interactions_check", {"rel": t}, keys=keys)[0]["present"])
             if not present:
@@ -306,14 +307,12 @@ class GraphWriter:
         first: dict[str, float] = {}
         item_eids, user_eids = self._item_eids, self._user_eids
         parts, n = out.parts, len(out.parts)
-        for r, _ in good:
-            p = r.to_param()
+        for p in params:
             key = p["key"]
             if key in present or key in seen:
                 continue
             seen.add(key)
             user = p["user"]
-            p["type"] = r.type.value
             p["ie"] = item_eids[p["item"]]
             p["ue"] = user_eids.get(user)
             if user in new_users and (user not in first or p["ts"] < first[user]):

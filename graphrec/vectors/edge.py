@@ -106,7 +106,7 @@ class EdgeIndex:
             (ef 512); with m=16 it gets them (docs/vectors.md has the measurements).
         quantization: ``"scalar"`` keeps int8 copies of the vectors; searches walk the graph on
             them and rescore 2× the asked-for hits with the originals. At 1M × 64 this halved
-            ``optimize`` (6.1 instead of 12 min) at the same filtered recall (docs/vectors.md).
+            ``optimize`` (5.6 instead of 10.9 min in bench.ann) at the same filtered recall (docs/vectors.md).
         full_scan_threshold: in KB of vectors; a filter leaving fewer is searched exactly.
         indexing_threshold: in KB of vectors; smaller segments get no HNSW (None = engine default,
             about 10 MB; tests lower it so that small collections exercise the HNSW path).

@@ -42,7 +42,7 @@ def open_vector_index(settings: Settings | None = None, /, *, backend: Literal["
         path: Edge root directory, or qdrant-client local-mode directory (``":memory:"`` allowed).
         url, api_key: a Qdrant server or cluster (backend ``"qdrant"``).
         hnsw_ef: search-time beam width.
-        shards, replicas, quantization: collection layout on a server/cluster.
+        shards, replicas: collection layout on a server/cluster. quantization: int8 copies (both engines).
         read_only: Edge only: refuse writes (API processes).
         engine_options: passed to the engine class (``m``, ``ef_construct``, ``timeout``, …).
 
@@ -60,6 +60,7 @@ def open_vector_index(settings: Settings | None = None, /, *, backend: Literal["
         # docs/scaling.md: setting GRAPHREC_QDRANT_URL alone moves graphrec to the server.
         log.info("qdrant.url is set: using the Qdrant server at %s instead of the embedded engine", url)
         backend = "qdrant"
+    quantization = quantization or (q.quantization if q else "none")
     if q is not None:
         for key, value in (("m", q.hnsw_m), ("ef_construct", q.hnsw_ef_construct), ("payload_m", q.hnsw_payload_m)):
             engine_options.setdefault(key, value)
@@ -69,15 +70,14 @@ def open_vector_index(settings: Settings | None = None, /, *, backend: Literal["
         from graphrec.vectors.edge import EdgeIndex
 
         root = Path(path) if path is not None else Path(settings.var_dir) / "vectors"  # type: ignore[union-attr]
-        engine_options.setdefault("quantization", quantization or (q.quantization if q else "none"))
-        return EdgeIndex(root, hnsw_ef=hnsw_ef, read_only=read_only, **engine_options)
+        return EdgeIndex(root, hnsw_ef=hnsw_ef, read_only=read_only, quantization=quantization, **engine_options)
     if backend != "qdrant":
         raise ConfigError(f"unknown vector backend {backend!r} (edge or qdrant)")
     from graphrec.vectors.qdrant_server import QdrantIndex
 
     layout: dict[str, Any] = {"shards": shards if shards is not None else (q.shards if q else 1),
                               "replicas": replicas if replicas is not None else (q.replicas if q else 1),
-                              "quantization": quantization or (q.quantization if q else "none")}
+                              "quantization": quantization}
     if url:
         return QdrantIndex(url=url, api_key=api_key, hnsw_ef=hnsw_ef, **layout, **engine_options)
     if path is None and settings is None:
