@@ -3,8 +3,8 @@
 
 Auth and rate limits are checked before GraphQL runs; request bodies over
 ``api.max_body_bytes`` are refused with 413 before parsing. After start-up the process calls
-``gc.freeze()``: the long-lived objects (schema, engine, caches) leave the collector's view and
-full collections stop dominating the latency tail.
+``gc.freeze()`` (the long-lived objects — schema, engine, caches — leave the collector's view)
+and, with ``api.gc = "idle"``, runs the cyclic collector between requests (api/collector.py).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -27,6 +28,7 @@ from strawberry.asgi import GraphQL
 
 from api import metrics as M
 from api.auth import KeyVerifier, RateLimiter, Unauthenticated
+from api.collector import CollectorMiddleware, IdleCollector
 from api.context import make_context
 from api.schema import build_schema
 from graphrec.config import Settings, get_settings
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     schema = build_schema(cfg)
     graphql = GraphQLApp(schema, state, settings)
     limiter = RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst)
+    collector = IdleCollector(cfg.gc_young_every, cfg.gc_young_limit, cfg.gc_full_every_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -101,14 +104,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # The engine's gauges are refreshed every second, not only when scraped: with several
         # workers a scrape reaches one of them (and not per request: reading the journal's size
         # is file I/O).
-        gauges = asyncio.create_task(_refresh_gauges(eng, 1.0))
         state["keys_store"] = AsyncGraphStore.from_settings(settings)
         state["verifier"] = KeyVerifier(state["keys_store"], cfg.key_cache_ttl_s)
-        gc.collect()
-        gc.freeze()
+        if cfg.gc == "idle":
+            collector.start()
+        else:
+            gc.collect()
+            gc.freeze()
+        gauges = asyncio.create_task(_refresh_gauges(eng, 1.0, collector))
         try:
             yield
         finally:
+            collector.stop()
             gauges.cancel()
             await state["keys_store"].close()
             if own:
@@ -182,8 +189,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
         Route("/widget/similar-items.js", widget), Route("/demo", demo),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, middleware=[Middleware(CollectorMiddleware, collector=collector)])
     app.state.graphrec = state
+    app.state.collector = collector
     return app
 
 
@@ -203,9 +211,10 @@ def _engine_gauges(eng: Engine) -> None:
     M.JOURNAL.set(eng.journal.pending())
 
 
-async def _refresh_gauges(eng: Engine, every_s: float) -> None:
+async def _refresh_gauges(eng: Engine, every_s: float, collector: IdleCollector) -> None:
     while True:
         _engine_gauges(eng)
+        collector.tick()
         await asyncio.sleep(every_s)
 
 

@@ -23,6 +23,8 @@ CANDIDATES = Gauge("graphrec_candidates_total", "Candidates proposed per source 
 CACHE_HIT = Gauge("graphrec_cache_hit_ratio", "Cache hit ratio", ["cache"], registry=REGISTRY, multiprocess_mode="liveall")
 DEGRADED = Counter("graphrec_degraded_answers_total", "Answers given in degraded mode", ["reason"], registry=REGISTRY)
 ERRORS = Counter("graphrec_errors_total", "Errors by GraphQL code", ["code"], registry=REGISTRY)
+GC_PAUSE = Histogram("graphrec_gc_pause_seconds", "Cyclic garbage collector runs (api.collector)", ["generation"],
+                     registry=REGISTRY, buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1))
 JOURNAL = Gauge("graphrec_journal_pending_bytes", "Interactions journalled and not yet replayed", registry=REGISTRY,
                 multiprocess_mode="livemax")
 

@@ -131,6 +131,10 @@ class EngineSettings(BaseModel):
     prefetch_neighbours: int = 5000  # neighbour lists of the most popular items loaded at start
     result_cache_size: int = 10000
     result_cache_ttl_s: float = 30.0
+    # Item fields shown with recommendations (title, tags...) are read through this cache; a change
+    # made by another process (a loader, another API worker) shows within item_cache_ttl_s.
+    item_cache_size: int = 100_000
+    item_cache_ttl_s: float = 30.0
     breaker_failures: int = 3
     breaker_reset_s: float = 5.0
     promotions: list[Promotion] = Field(default_factory=list)
@@ -153,6 +157,12 @@ class ApiSettings(BaseModel):
     rate_limit_per_s: float = 50.0  # token bucket per API key (anonymous: per client address)
     rate_limit_burst: int = 100
     key_cache_ttl_s: float = 5.0  # revocations take effect within this
+    # Cyclic GC: "idle" collects young generations between requests and a full collection every
+    # gc_full_every_s (api/collector.py); "auto" leaves CPython's automatic collector on.
+    gc: Literal["idle", "auto"] = "idle"
+    gc_young_every: int = 2000  # net allocations pending before an idle-time young collection
+    gc_young_limit: int = 100_000  # ... and before one even with requests in flight
+    gc_full_every_s: float = 60.0
 
 
 class TrainingSettings(BaseModel):

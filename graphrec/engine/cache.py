@@ -36,6 +36,9 @@ class TTLCache(Generic[V]):
         while len(self._data) > self.maxsize:
             self._data.popitem(last=False)
 
+    def discard(self, key: Hashable) -> None:
+        self._data.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._data)
 

@@ -88,6 +88,7 @@ class Engine:
         self.neo4j_breaker = Breaker("neo4j", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
         self.vector_breaker = Breaker("vectors", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
         self.results: TTLCache[RecResult] = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
+        self.item_cache: TTLCache[Item] = TTLCache(self.cfg.item_cache_size, self.cfg.item_cache_ttl_s)
         self.neighbours = NeighbourCache()
         self.journal = Journal(settings.var_dir / "journal")
         self.stats: dict[str, float] = {}
@@ -596,15 +597,29 @@ class Engine:
         return n
 
     async def get_items(self, ids: list[str]) -> dict[str, Item]:
-        """Items by id. While Neo4j is unavailable: what the in-memory catalogue knows of them (no
-        tags or description), so that a degraded list of recommendations still has its titles."""
+        """Items by id, read through the item cache (a page of recommendations costs no round trip
+        once its items were shown in the last ``item_cache_ttl_s``). While Neo4j is unavailable:
+        what the in-memory catalogue knows of them (no tags or description), so that a degraded
+        list of recommendations still has its titles."""
+        found: dict[str, Item] = {}
+        missing = []
+        for i in ids:
+            if (it := self.item_cache.get(i)) is not None:
+                found[i] = it
+            else:
+                missing.append(i)
+        if not missing:
+            return found
         try:
-            rows = await self._neo4j(self.store.read("repo/get_items", plain=True, ids=list(ids)))
+            rows = await self._neo4j(self.store.read("repo/get_items", plain=True, ids=missing))
         except GraphStoreUnavailable:
             if not self.catalog.loaded:
                 raise
-            return {i: _catalog_item(c) for i in ids if (c := self.catalog.items.get(i)) is not None}
-        return {r["id"]: Item.from_row(r) for r in rows}
+            return found | {i: _catalog_item(c) for i in missing if (c := self.catalog.items.get(i)) is not None}
+        for r in rows:
+            it = found[r["id"]] = Item.from_row(r)
+            self.item_cache.put(it.id, it)
+        return found
 
     async def get_user(self, user_id: str) -> User | None:
         rows = await self._neo4j(self.store.read("repo/get_users", ids=[user_id]))
@@ -620,6 +635,7 @@ class Engine:
     async def upsert_item(self, data: dict[str, Any]) -> Item:
         row: ItemRow = validate(ItemRow, data)
         await self._neo4j(self.store.write_many([("load/items", None, {"rows": [row.to_param()], "now": time.time()})]))
+        self.item_cache.discard(row.id)
         return (await self.get_items([row.id]))[row.id]
 
     async def upsert_user(self, data: dict[str, Any]) -> User:

@@ -194,3 +194,38 @@ def test_interactions_journal_while_neo4j_is_away_and_replay_once(tiny: Settings
     assert store.counts()["VIEWED"] == 1 + 3  # carol's view in the tiny graph + the three replayed
     hist = store.read("repo/user_history", user_id="erin", limit=10)
     assert sorted(h["ts"] for h in hist) == [3000.0, 3001.0, 3002.0]
+
+
+def test_item_fields_are_read_through_a_cache_that_upserts_invalidate(tiny: Settings, store) -> None:  # noqa: ANN001
+    from graphrec.graph.repository import Repository
+
+    s = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"item_cache_ttl_s": 0.5})})
+
+    async def go() -> tuple[list[str | None], int]:
+        e = await _engine(s)
+        reads: list[str] = []
+        real = e.store.read
+
+        def counting(name: str, *a: Any, **kw: Any) -> Any:
+            reads.append(name)
+            return real(name, *a, **kw)
+
+        e.store.read = counting  # type: ignore[method-assign]
+        try:
+            titles = [(await e.get_items(["heat", "alien"]))["heat"].title]
+            titles.append((await e.get_items(["heat"]))["heat"].title)  # from the cache
+            n_cached = reads.count("repo/get_items")
+            await e.upsert_item({"id": "heat", "title": "Heat (1995)"})  # this engine's own write: seen at once
+            titles.append((await e.get_items(["heat"]))["heat"].title)
+            Repository(store).upsert_item({"id": "heat", "title": "Heat, elsewhere"})  # another process's write
+            titles.append((await e.get_items(["heat"]))["heat"].title)  # still the cached one
+            await asyncio.sleep(0.6)
+            titles.append((await e.get_items(["heat"]))["heat"].title)  # after the TTL: re-read
+            return titles, n_cached
+        finally:
+            await e.close()
+
+    titles, n_cached = run(go())
+    assert n_cached == 1
+    assert titles[2:] == ["Heat (1995)", "Heat (1995)", "Heat, elsewhere"]
+    assert titles[0] == titles[1]
