@@ -55,6 +55,21 @@ def payloads(snap: Snapshot, counts: np.ndarray) -> list[dict[str, Any]]:
              "popularity": float(np.log1p(counts[k])), "year": it.year} for k, it in enumerate(snap.items)]
 
 
+def eval_sample(snap: Snapshot, va: np.ndarray, te: np.ndarray, max_users: int, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and test interactions of at most ``max_users`` users (a seeded sample, the same
+    users for both); unchanged when ``max_users`` is 0 or there are no more users than that.
+
+    Only the evaluated interactions shrink: training still sees the same train split, and the
+    interactions left out stay history (they are neither trained on nor tested)."""
+    users = np.unique(snap.user[va | te])
+    if max_users <= 0 or len(users) <= max_users:
+        return va, te
+    keep = np.zeros(snap.num_users, dtype=bool)
+    keep[np.random.default_rng(seed).choice(users, max_users, replace=False)] = True
+    return va & keep[snap.user], te & keep[snap.user]
+
+
 def publish(vectors: Any, collection: str, snap: Snapshot, emb: np.ndarray, batch: int = 2048) -> None:
     """Write every item's embedding with its payload into a new collection and build its index."""
     counts = np.bincount(snap.item, minlength=snap.num_items)
@@ -94,6 +109,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         version = new_version_id("gnn")
         art = registry.artifact_dir(version)
         tr, va, te = train_val_test(snap, val_fraction=cfg.validation_fraction)
+        va, te = eval_sample(snap, va, te, settings.training.max_eval_users, settings.seed)
         res = train(snap, tr, va, cfg, seed=settings.seed, checkpoint_dir=art / "checkpoints", progress=progress)
         if fail_at == "after_train":  # fault injection for tests: a retraining that crashes half-way
             raise RuntimeError("injected failure after training")
@@ -105,7 +121,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         eval_emb, eval_params = evalfit.item_emb, evalfit.user_params
         rows: dict[str, dict[str, float]] = {"GNN (PinSage)": gnn_metrics(eval_emb, snap, hist, te, eval_params)}
         rows["GNN (PinSage)"]["train_seconds"] = round(res.seconds, 1)
-        rows.update(baselines(snap, tr, va, te, settings.seed, progress))
+        if settings.training.baselines:
+            rows.update(baselines(snap, tr, va, te, settings.seed, progress))
         if evaluate_pipeline:
             rows.update(pipeline_rows(snap, hist, te, eval_emb, eval_params, version))
         # Refit on everything for serving, for the number of epochs validation chose.

@@ -174,6 +174,12 @@ class TrainingSettings(BaseModel):
     tolerance: float = 0.02
     keep_collections: int = 3  # published vector collections kept (the live one and rollbacks)
     refit_full: bool = True  # after evaluating on the temporal split, refit on all data for serving
+    # The offline comparison with MostPopular, ItemKNN, ALS and EASE (EASE inverts an items x items
+    # matrix: off for catalogues of ~100k items and more).
+    baselines: bool = True
+    # Validation and test rank the whole catalogue for every user: above this many users a seeded
+    # sample is evaluated (0: all). At 1M items each evaluated user costs ~1M dot products.
+    max_eval_users: int = 0
 
 
 class Settings(BaseSettings):

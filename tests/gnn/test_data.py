@@ -41,3 +41,25 @@ def test_from_rows_refuses_an_unknown_item() -> None:
     users, items, inter = _rows()
     with pytest.raises(ValueError, match="unknown item 'zz'"):
         Snapshot.from_rows(users, items, [*inter, InteractionRow(user_id="u1", item_id="zz", type="CLICK", ts=1)])
+
+
+def test_eval_sample_keeps_whole_users_and_is_seeded() -> None:
+    from types import SimpleNamespace
+
+    from gnn.lifecycle import eval_sample
+
+    rng = np.random.default_rng(0)
+    user = rng.integers(0, 50, size=2000)
+    snap = SimpleNamespace(user=user, num_users=50)
+    va, te = rng.random(2000) < 0.1, rng.random(2000) < 0.1
+    te &= ~va
+    same = eval_sample(snap, va, te, 0, 1)  # type: ignore[arg-type]
+    assert same[0] is va and same[1] is te
+    sv, st = eval_sample(snap, va, te, 10, 1)  # type: ignore[arg-type]
+    kept = set(user[sv | st].tolist())
+    assert len(kept) == 10
+    for u in kept:  # a sampled user keeps all of its validation and test interactions
+        assert (sv[user == u] == va[user == u]).all() and (st[user == u] == te[user == u]).all()
+    assert not (sv & ~va).any() and not (st & ~te).any()
+    again = eval_sample(snap, va, te, 10, 1)  # type: ignore[arg-type]
+    assert (again[0] == sv).all() and (again[1] == st).all()
