@@ -36,20 +36,28 @@ SIM = "query($i: ID!) { similarItems(itemId: $i, first: 20) { degraded items { r
 REC_INT = ("mutation($in: InteractionInput!) { recordInteraction(input: $in) { key created stored } }")
 
 
-def make_ops(users: int, items: int, seed: int, token: str | None, run: str) -> dict[str, Any]:
+#: How the dataset names its users and items: MovieLens numbers them from 1, the synthetic
+#: generator (loaders/synthetic.py) calls them u0..u(N-1) and i0..i(N-1).
+ID_FORMATS = {"movielens": (lambda rng, n: str(rng.randint(1, n)), lambda rng, n: str(rng.randint(1, n))),
+              "synthetic": (lambda rng, n: f"u{rng.randrange(n)}", lambda rng, n: f"i{rng.randrange(n)}")}
+
+
+def make_ops(users: int, items: int, seed: int, token: str | None, run: str, ids: str = "movielens") -> dict[str, Any]:
     """Request factories per operation; ``recordInteraction`` writes as users ``<run>-u<n>``."""
+    user_id, item_id = ID_FORMATS[ids]
+
     def rec(port: int) -> Any:
         rng = random.Random(seed)
-        return lambda i: graphql_request(HOST, port, REC, {"u": str(rng.randint(1, users))}, token)
+        return lambda i: graphql_request(HOST, port, REC, {"u": user_id(rng, users)}, token)
 
     def sim(port: int) -> Any:
         rng = random.Random(seed)
-        return lambda i: graphql_request(HOST, port, SIM, {"i": str(rng.randint(1, items))}, token)
+        return lambda i: graphql_request(HOST, port, SIM, {"i": item_id(rng, items)}, token)
 
     def interact(port: int) -> Any:
         rng = random.Random(seed)
         return lambda i: graphql_request(HOST, port, REC_INT, {"in": {
-            "userId": f"{run}-u{rng.randint(1, 500)}", "itemId": str(rng.randint(1, items)),
+            "userId": f"{run}-u{rng.randint(1, 500)}", "itemId": item_id(rng, items),
             "type": rng.choice(["VIEW", "CLICK", "PURCHASE"]), "dwellSeconds": 12.5}}, token)
 
     return {"recommendations": rec, "similarItems": sim, "recordInteraction": interact}
@@ -113,6 +121,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="API worker processes (default: config api.workers)")
     ap.add_argument("--users", type=int, default=943)
     ap.add_argument("--items", type=int, default=1682)
+    ap.add_argument("--ids", choices=sorted(ID_FORMATS), default="movielens", help="the dataset's id format")
+    ap.add_argument("--label", default="MovieLens-100K (the demo graph)", help="what graph this ran against, for the report")
+    ap.add_argument("--ready-timeout", type=float, default=300.0, help="seconds the API may take to start")
     ap.add_argument("--out", type=Path, default=Path("bench/reports/serve.json"))
     a = ap.parse_args()
     settings = load_settings()
@@ -130,16 +141,21 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers", str(workers)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = f"bench-{int(time.time())}"
-    ops = make_ops(a.users, a.items, 1, token, run)
+    ops = make_ops(a.users, a.items, 1, token, run, a.ids)
     rows: list[dict[str, Any]] = []
     try:
-        for _ in range(600):
+        t_ready = time.monotonic()
+        while True:
             try:
                 if httpx.get(f"http://{HOST}:{port}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
+            if server.poll() is not None or time.monotonic() - t_ready > a.ready_timeout:
+                raise SystemExit(f"the API did not become ready in {a.ready_timeout:.0f} s")
             time.sleep(0.2)
+        ready_s = round(time.monotonic() - t_ready, 1)
+        print(f"API ready in {ready_s} s", flush=True)
         rss_start = tree_rss_mb(server.pid)
         for op in a.ops.split(","):
             asyncio.run(open_loop(HOST, port, ops[op](port), 20, 5))  # warm-up: caches, JIT-less paths, connections
@@ -169,7 +185,7 @@ def main() -> None:
                 removed = remove_bench_users(store, run)
             print(f"removed the {removed} users recordInteraction wrote (and their interactions)")
     plot(rows, a.out.with_suffix(".png"))
-    write_report(a.out, {"benchmark": "serve", "workers": workers, "api_rss_start_mb": rss_start,
+    write_report(a.out, {"benchmark": "serve", "graph": a.label, "users": a.users, "items": a.items, "workers": workers, "api_ready_s": ready_s, "api_rss_start_mb": rss_start,
                          "targets": {"recommendations_p99_ms_at_100": 50, "recordInteraction_p99_ms": 20}, "runs": rows})
 
 
