@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             state["engine"] = await Engine.create(settings)
         eng = state["engine"]
         eng.observers.append(_observe)
+        eng.catalog_listeners.append(collector.freeze)
         # The engine's gauges are refreshed every second, not only when scraped: with several
         # workers a scrape reaches one of them (and not per request: reading the journal's size
         # is file I/O).

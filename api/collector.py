@@ -64,6 +64,13 @@ class IdleCollector:
         self.last_full = self.clock()
         self.active = True
 
+    def freeze(self) -> None:
+        """Move everything alive now out of the collector's view (called after the engine read a
+        full catalogue: at 1M items a million objects that every full collection would otherwise
+        walk, ~0.8 s). Frozen objects without cycles are still freed by reference counting when
+        the next catalogue replaces them."""
+        gc.freeze()
+
     def stop(self) -> None:
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)

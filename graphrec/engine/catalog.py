@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 
@@ -31,25 +32,80 @@ class Catalog:
     fresh: list[tuple[str, float]] = field(default_factory=list)  # (id, created_at), newest first
     now: float = 0.0  # the data's clock (newest interaction) at refresh
     refreshed_at: float = 0.0
+    started_at: float = 0.0  # when the last refresh began reading (the next one reads changes since)
+    full_at: float = 0.0  # when the last full read began
+    # From the last full read: the all-time most interacted items, overall and per category (the
+    # popular lists' fallback when the window is quiet).
+    all_time: list[tuple[str, int]] = field(default_factory=list)
+    all_time_by_category: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
     @property
     def loaded(self) -> bool:
         return self.refreshed_at > 0
 
 
-async def load_catalog(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float,
-                       page: int = 10_000, per_category: int = 200, top: int = 1000) -> Catalog:
-    """Read the whole catalogue page by page, then the popular lists (2 + pages round trips)."""
+#: A refresh reads the items upserted since the previous one began, minus this margin (clock skew
+#: between the writers' hosts and this one; a change is read twice rather than missed).
+CHANGES_MARGIN_S = 120.0
+
+
+async def _read_items(read_page: Callable[[str], Awaitable[list[dict[str, Any]]]]) -> dict[str, CatalogItem]:
+    """Every page ``read_page(after)`` returns, ordered by id, as catalogue items."""
     items: dict[str, CatalogItem] = {}
     after = ""
     while True:
-        rows = await store.read("recs/catalog", after=after, limit=page)
+        rows = await read_page(after)
         if not rows:
             break
         for r in rows:
             items[r["id"]] = CatalogItem(r["id"], r["title"], r["year"], bool(r["available"]), r["created_at"],
                                          tuple(r["categories"]), int(r["interactions"]))
         after = rows[-1]["id"]
+    return items
+
+
+def _all_time(items: dict[str, CatalogItem], top: int, per_category: int
+              ) -> tuple[list[tuple[str, int]], dict[str, list[tuple[str, int]]]]:
+    ranked = sorted((it for it in items.values() if it.available), key=lambda it: (-it.interactions, it.id))
+    by_cat: dict[str, list[tuple[str, int]]] = {}
+    for it in ranked:
+        for c in it.categories:
+            lst = by_cat.setdefault(c, [])
+            if len(lst) < 2 * per_category:  # twice: some are in the windowed list already
+                lst.append((it.id, it.interactions))
+    return [(it.id, it.interactions) for it in ranked[:2 * top]], by_cat
+
+
+async def load_catalog(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float,
+                       page: int = 10_000, per_category: int = 200, top: int = 1000,
+                       previous: Catalog | None = None) -> Catalog:
+    """Read the catalogue, then the popular lists.
+
+    Without ``previous`` (or one never loaded) every item is read, page by page (at 1M items ~60 s
+    of this process's CPU, so not every minute). With it, only the items upserted since
+    ``previous`` began reading (``recs/catalog_changed``, by the ``updated_at`` index) are read
+    and merged into its item map; the all-time fallback lists are kept from the last full read
+    (interaction counts there are as old as that read). The popular lists come from the graph
+    each time."""
+    started = time.time()
+    if previous is None or not previous.loaded:
+        items = await _read_items(lambda after: store.read("recs/catalog", plain=True, after=after, limit=page))
+        all_time, all_time_by_cat = _all_time(items, top, per_category)
+        full_at = started
+        fresh = sorted(((it.id, it.created_at) for it in items.values() if it.created_at is not None and it.available),
+                       key=lambda x: -x[1])[:top]
+    else:
+        since = previous.started_at - CHANGES_MARGIN_S
+        changed = await _read_items(
+            lambda after: store.read("recs/catalog_changed", plain=True, since=since, after=after, limit=page))
+        items = previous.items
+        items.update(changed)  # one dict, updated between two awaits: a request never sees half of it
+        all_time, all_time_by_cat, full_at = previous.all_time, previous.all_time_by_category, previous.full_at
+        seen = {i for i, _ in previous.fresh}
+        fresh = sorted([(i, t) for i, t in previous.fresh if items[i].available] +
+                       [(it.id, it.created_at) for it in changed.values()
+                        if it.created_at is not None and it.available and it.id not in seen],
+                       key=lambda x: -x[1])[:top]
     clock = (await store.read("recs/latest_ts"))[0]["ts"]
     now = float(clock) if clock else time.time()
     pop = await store.read("recs/popular", since=now - window_s, now=now, half_life_s=half_life_s,
@@ -57,20 +113,22 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     popular = [(r["item_id"], float(r["score"])) for r in pop]
     if len(popular) < top:  # a quiet window: fall back to all-time interaction counts
         seen = {i for i, _ in popular}
-        rest = sorted((it for it in items.values() if it.id not in seen and it.available),
-                      key=lambda it: (-it.interactions, it.id))
+        rest = [(i, n) for i, n in all_time if i not in seen and items[i].available]
         floor = min((s for _, s in popular), default=1.0)
-        popular += [(it.id, floor * 0.5 * it.interactions / max(1, rest[0].interactions)) for it in rest[: top - len(popular)]]
+        most = max(1, rest[0][1]) if rest else 1
+        popular += [(i, floor * 0.5 * n / most) for i, n in rest[: top - len(popular)]]
     by_cat_rows = await store.read("recs/popular_by_category", since=now - window_s, now=now, half_life_s=half_life_s,
                                    type_weights=type_weights, per_category=per_category)
     by_cat = {r["category"]: [(x["item_id"], float(x["score"])) for x in r["items"]] for r in by_cat_rows}
     # Categories with no recent interactions still get their all-time most popular items.
-    for it in sorted(items.values(), key=lambda it: (-it.interactions, it.id)):
-        for c in it.categories:
-            lst = by_cat.setdefault(c, [])
-            if len(lst) < per_category and it.available and all(i != it.id for i, _ in lst):
-                lst.append((it.id, 1e-6 * it.interactions))
-    fresh = sorted(((it.id, it.created_at) for it in items.values() if it.created_at is not None and it.available),
-                   key=lambda x: -x[1])[:top]
+    for c, ranked in all_time_by_cat.items():
+        lst = by_cat.setdefault(c, [])
+        have = {i for i, _ in lst}
+        for i, n in ranked:
+            if len(lst) >= per_category:
+                break
+            if i not in have and items[i].available:
+                lst.append((i, 1e-6 * n))
     return Catalog(items=items, popular=popular, popular_by_category=by_cat, fresh=fresh, now=now,
-                   refreshed_at=time.time())
+                   refreshed_at=time.time(), started_at=started, full_at=full_at, all_time=all_time,
+                   all_time_by_category=all_time_by_cat)

@@ -94,6 +94,7 @@ class Engine:
         self.stats: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.observers: list[Callable[[RecResult], None]] = []  # e.g. the API's metrics
+        self.catalog_listeners: list[Callable[[], None]] = []  # called after a full catalogue read
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -149,11 +150,18 @@ class Engine:
     async def _replay_task(self) -> None:
         await self.replay_journal()
 
-    async def refresh_catalog(self) -> None:
-        """Reload the in-memory catalogue and popular lists (the degraded-mode fallback)."""
+    async def refresh_catalog(self, full: bool = False) -> None:
+        """Refresh the in-memory catalogue and popular lists (the degraded-mode fallback): the
+        items changed since the last refresh, or every item once ``catalog_full_refresh_s`` has
+        passed since the last full read (and at start). After a full read the listeners run (the
+        API freezes the new catalogue out of the garbage collector's view)."""
+        full = full or not self.catalog.loaded or time.time() - self.catalog.full_at >= self.cfg.catalog_full_refresh_s
         self.catalog = await self._neo4j(load_catalog(
             self.store, DEFAULT_TYPE_WEIGHTS, self.cfg.popular_window_days * 86400.0,
-            self.cfg.popular_half_life_days * 86400.0))
+            self.cfg.popular_half_life_days * 86400.0, previous=None if full else self.catalog))
+        if full:
+            for listener in self.catalog_listeners:
+                listener()
 
     async def refresh_model(self) -> None:
         """Swap in the live GNN version (and the ranker) when the registry says it changed."""

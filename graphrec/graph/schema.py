@@ -10,7 +10,7 @@ from graphrec import cypher
 from graphrec.graph.store import GraphStore
 
 #: The schema version this code expects; ``cypher/schema/v<N>.cypher`` for N up to it are applied in order.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def statements(version: int) -> list[str]:

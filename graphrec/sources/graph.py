@@ -11,10 +11,12 @@ the demo and Neo4j Browser.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from graphrec.sources.base import Candidate, SourceContext
 
 
-def aggregate_neighbours(seeds: list[dict[str, object]], lists: dict[str, list[tuple[str, float]]], limit: int,
+def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Sequence[tuple[str, float]]], limit: int,
                          name: str) -> list[Candidate]:
     """Σ over seeds of seed weight × neighbour score (seeds themselves excluded), best first;
     ``because`` names the strongest seeds. Shared by the engine and the offline evaluation."""

@@ -8,6 +8,7 @@ has not seen lately, in one round trip; the sum happens in memory.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from graphrec.engine.cache import TTLCache
@@ -16,12 +17,12 @@ from graphrec.engine.cache import TTLCache
 class NeighbourCache:
     def __init__(self, maxsize: int = 200_000, ttl_s: float = 600.0, per_item: int = 50) -> None:
         self.per_item = per_item
-        self.caches: dict[str, TTLCache[list[tuple[str, float]]]] = {
+        self.caches: dict[str, TTLCache[Sequence[tuple[str, float]]]] = {
             rel: TTLCache(maxsize, ttl_s) for rel in ("CO_INTERACTED", "SIMILAR_CONTENT")}
 
-    async def lists(self, store: Any, rel: str, ids: list[str], timeout: float) -> dict[str, list[tuple[str, float]]]:
+    async def lists(self, store: Any, rel: str, ids: list[str], timeout: float) -> dict[str, Sequence[tuple[str, float]]]:
         cache = self.caches[rel]
-        out: dict[str, list[tuple[str, float]]] = {}
+        out: dict[str, Sequence[tuple[str, float]]] = {}
         missing = []
         for i in ids:
             got = cache.get(i)
@@ -32,9 +33,11 @@ class NeighbourCache:
         if missing:
             rows = await store.read("recs/neighbour_lists", {"nrel": rel}, timeout=timeout, plain=True, ids=missing,
                                     per_item=self.per_item)
-            found = {r["item_id"]: [(n[0], float(n[1])) for n in r["neighbours"]] for r in rows}
+            # Tuples of (str, float) tuples: CPython's collector stops tracking them, so a full
+            # cache (400k lists at 1M items) costs the full collections nothing.
+            found = {r["item_id"]: tuple((n[0], float(n[1])) for n in r["neighbours"]) for r in rows}
             for i in missing:
-                lst = found.get(i, [])
+                lst = found.get(i, ())
                 cache.put(i, lst)
                 out[i] = lst
         return out

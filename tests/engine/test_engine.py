@@ -229,3 +229,37 @@ def test_item_fields_are_read_through_a_cache_that_upserts_invalidate(tiny: Sett
     assert n_cached == 1
     assert titles[2:] == ["Heat (1995)", "Heat (1995)", "Heat, elsewhere"]
     assert titles[0] == titles[1]
+
+
+def test_catalog_refresh_reads_changes_and_full_reads_notify(tiny: Settings, store) -> None:  # noqa: ANN001
+    from graphrec.graph.repository import Repository
+
+    async def go() -> tuple[Any, Any, list[str], int]:
+        e = await _engine(tiny)
+        fulls: list[str] = []
+        e.catalog_listeners.append(lambda: fulls.append("full"))
+        reads: list[str] = []
+        real = e.store.read
+
+        def counting(name: str, *a: Any, **kw: Any) -> Any:
+            reads.append(name)
+            return real(name, *a, **kw)
+
+        e.store.read = counting  # type: ignore[method-assign]
+        try:
+            Repository(store).upsert_item({"id": "brand-new", "title": "Brand New", "categories": ["Drama"]})
+            Repository(store).upsert_item({"id": "heat", "available": False})
+            await e.refresh_catalog()  # incremental: only the two changed items are read
+            inc = (dict(e.catalog.items), list(reads))
+            await e.refresh_catalog(full=True)
+            return inc, e.catalog, fulls, reads.count("recs/catalog")
+        finally:
+            await e.close()
+
+    (items, reads), cat, fulls, full_reads = run(go())
+    assert "recs/catalog" not in reads and "recs/catalog_changed" in reads
+    assert items["brand-new"].title == "Brand New" and items["brand-new"].categories == ("Drama",)
+    assert items["heat"].available is False
+    assert all(i != "heat" for i, _ in cat.popular)  # unavailable items leave the popular lists
+    assert fulls == ["full"] and full_reads >= 1
+    assert set(cat.items) == set(items)

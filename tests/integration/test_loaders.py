@@ -86,6 +86,27 @@ def test_items_upsert_replaces_categories(store) -> None:  # noqa: ANN001
     assert it.categories == ("y", "z") and it.tags == ("t1",) and it.title == "A" and not it.available
 
 
+def test_item_updated_at_moves_only_when_something_changes(store) -> None:  # noqa: ANN001
+    from graphrec.graph.repository import Repository
+
+    repo = Repository(store)
+
+    def stamp() -> float:
+        return store.run_text("MATCH (i:Item {id: 'u1'}) RETURN i.updated_at AS t")[0]["t"]
+
+    repo.upsert_item({"id": "u1", "title": "A", "year": 1999, "categories": ["x"], "tags": ["t"]})
+    first = stamp()
+    assert first is not None
+    repo.upsert_item({"id": "u1", "title": "A", "year": 1999, "categories": ["x"], "tags": ["t"]})
+    assert stamp() == first  # the same row again: nothing changed, not even the stamp
+    repo.upsert_item({"id": "u1", "categories": ["x"]})  # only fields given are compared
+    assert stamp() == first
+    for change in ({"title": "B"}, {"categories": ["x", "y"]}, {"tags": []}, {"available": False}):
+        before = stamp()
+        repo.upsert_item({"id": "u1", **change})
+        assert stamp() > before, change
+
+
 def _events(n_users: int, n_items: int, per_user: int) -> str:
     lines = ["user_id,item_id,type,ts,session_id"]
     for u in range(n_users):
