@@ -14,6 +14,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -98,6 +99,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         single_threaded_math()
         own = state["engine"] is None
         if own:
+            if cfg.gc == "idle":
+                # The start-up reads (a 1M-item catalogue is a million objects) run without the
+                # automatic collector, which would walk the growing heap again and again; the
+                # collector takes over below and walks it once.
+                gc.disable()
             state["engine"] = await Engine.create(settings)
         eng = state["engine"]
         eng.observers.append(_observe)
@@ -171,7 +177,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             return JSONResponse({"ready": False}, status_code=503)
         h = await eng.health()
         ready = bool(h["neo4j"])
-        return JSONResponse({"ready": ready, **h, "journal_pending_bytes": eng.journal.pending()},
+        return JSONResponse({"ready": ready, **h, "journal_pending_bytes": eng.journal.pending(), "pid": os.getpid()},
                             status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:

@@ -281,8 +281,16 @@ class Engine:
             except (VectorStoreError, asyncio.TimeoutError) as exc:
                 log.info("vector index unavailable: %s", exc)
                 degraded.append("vectors")
-        # No index (or it failed): exact search over the live model's vectors in memory.
-        return [Candidate(i, s, "ann") for i, s in self.model.nearest(vec, limit, exclude)]
+        # No index (or it failed): exact search over the live model's vectors in memory, off the
+        # event loop. Above exact_fallback_max_items a scan costs tens of ms of CPU per request
+        # (1M x 64: ~30 ms) and, when the index failed under load, would turn a slow index into a
+        # saturated API: the source is skipped instead (the answer says "vectors").
+        if len(self.model.item_ids) > self.cfg.exact_fallback_max_items:
+            if "vectors" not in degraded:
+                degraded.append("vectors")
+            return []
+        found = await asyncio.to_thread(self.model.nearest, vec, limit, exclude)
+        return [Candidate(i, s, "ann") for i, s in found]
 
     async def _run_sources(self, names: dict[str, float], ctx: SourceContext, ann: Callable[[], Awaitable[list[Candidate]]],
                            timings: dict[str, float], degraded: list[str]) -> dict[str, list[Candidate]]:
