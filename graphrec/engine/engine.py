@@ -155,10 +155,12 @@ class Engine:
         items changed since the last refresh, or every item once ``catalog_full_refresh_s`` has
         passed since the last full read (and at start). After a full read the listeners run (the
         API freezes the new catalogue out of the garbage collector's view)."""
-        full = full or not self.catalog.loaded or time.time() - self.catalog.full_at >= self.cfg.catalog_full_refresh_s
+        now = time.time()
+        full = full or not self.catalog.loaded or now - self.catalog.full_at >= self.cfg.catalog_full_refresh_s
+        popular = full or now - self.catalog.popular_at >= self.cfg.popular_refresh_s
         self.catalog = await self._neo4j(load_catalog(
             self.store, DEFAULT_TYPE_WEIGHTS, self.cfg.popular_window_days * 86400.0,
-            self.cfg.popular_half_life_days * 86400.0, previous=None if full else self.catalog))
+            self.cfg.popular_half_life_days * 86400.0, previous=None if full else self.catalog, popular=popular))
         if full:
             for listener in self.catalog_listeners:
                 listener()

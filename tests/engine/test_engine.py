@@ -249,7 +249,9 @@ def test_catalog_refresh_reads_changes_and_full_reads_notify(tiny: Settings, sto
         try:
             Repository(store).upsert_item({"id": "brand-new", "title": "Brand New", "categories": ["Drama"]})
             Repository(store).upsert_item({"id": "heat", "available": False})
+            assert any(i == "heat" for i, _ in e.catalog.popular)
             await e.refresh_catalog()  # incremental: only the two changed items are read
+            assert all(i != "heat" for i, _ in e.catalog.popular)  # kept lists drop unavailable items
             inc = (dict(e.catalog.items), list(reads))
             await e.refresh_catalog(full=True)
             return inc, e.catalog, fulls, reads.count("recs/catalog")
@@ -258,6 +260,7 @@ def test_catalog_refresh_reads_changes_and_full_reads_notify(tiny: Settings, sto
 
     (items, reads), cat, fulls, full_reads = run(go())
     assert "recs/catalog" not in reads and "recs/catalog_changed" in reads
+    assert "recs/popular" not in reads  # not due yet (engine.popular_refresh_s)
     assert items["brand-new"].title == "Brand New" and items["brand-new"].categories == ("Drama",)
     assert items["heat"].available is False
     assert all(i != "heat" for i, _ in cat.popular)  # unavailable items leave the popular lists
