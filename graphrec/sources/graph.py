@@ -121,5 +121,6 @@ async def item_content_live(ctx: SourceContext, limit: int) -> list[Candidate]:
     seeds = ctx.params.get("seeds") or []
     if not seeds:
         return []
-    rows = await ctx.store.read("recs/item_content_live", timeout=ctx.timeout_s, item_id=str(seeds[0]["id"]), limit=limit)
+    rows = await ctx.store.read("recs/item_content_live", timeout=ctx.timeout_s, item_id=str(seeds[0]["id"]),
+                                max_degree=int(ctx.params.get("content_max_degree", 10_000)), limit=limit)
     return [Candidate(r["item_id"], float(r["score"]), "content", (str(seeds[0]["id"]),), tuple(r["via"])) for r in rows]
