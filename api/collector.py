@@ -68,7 +68,8 @@ class IdleCollector:
         """Move everything alive now out of the collector's view (called after the engine read a
         full catalogue: at 1M items a million objects that every full collection would otherwise
         walk, ~0.8 s). Frozen objects without cycles are still freed by reference counting when
-        the next catalogue replaces them."""
+        the next catalogue replaces them; cyclic garbage of the requests in flight at that moment
+        stays for the life of the process (a few requests' worth, once per full read)."""
         gc.freeze()
 
     def stop(self) -> None:

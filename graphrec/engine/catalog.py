@@ -79,7 +79,7 @@ def _all_time(items: dict[str, CatalogItem], top: int, per_category: int
 
 async def load_catalog(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float,
                        page: int = 10_000, per_category: int = 200, top: int = 1000,
-                       previous: Catalog | None = None, popular: bool = True) -> Catalog:
+                       previous: Catalog | None = None, refresh_popular: bool = True) -> Catalog:
     """Read the catalogue, then the popular lists.
 
     Without ``previous`` (or one never loaded) every item is read, page by page (at 1M items ~60 s
@@ -87,7 +87,7 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     ``previous`` began reading (``recs/catalog_changed``, by the ``updated_at`` index) are read
     and merged into its item map; the all-time fallback lists are kept from the last full read
     (interaction counts there are as old as that read). The popular lists come from the graph
-    each time, unless ``popular`` is false and ``previous`` has them: then its lists are kept,
+    each time, unless ``refresh_popular`` is false and ``previous`` has them: then its lists are kept,
     minus items no longer available (the window queries scan every interaction in the window:
     ~2–5 s of Neo4j CPU each at 2M interactions, so the engine runs them every
     ``engine.popular_refresh_s``, not every catalogue refresh)."""
@@ -110,16 +110,16 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
                        [(it.id, it.created_at) for it in changed.values()
                         if it.created_at is not None and it.available and it.id not in seen],
                        key=lambda x: -x[1])[:top]
-    if not popular and previous is not None and previous.loaded:
+    clock = (await store.read("recs/latest_ts"))[0]["ts"]  # one node: cheap, read every time
+    now = float(clock) if clock else time.time()
+    if not refresh_popular and previous is not None and previous.loaded:
         def kept(lst: list[tuple[str, float]]) -> list[tuple[str, float]]:
             return [(i, sc) for i, sc in lst if (it := items.get(i)) is not None and it.available]
 
         return Catalog(items=items, popular=kept(previous.popular),
                        popular_by_category={c: kept(v) for c, v in previous.popular_by_category.items()},
-                       fresh=fresh, now=previous.now, refreshed_at=time.time(), started_at=started, full_at=full_at,
+                       fresh=fresh, now=now, refreshed_at=time.time(), started_at=started, full_at=full_at,
                        popular_at=previous.popular_at, all_time=all_time, all_time_by_category=all_time_by_cat)
-    clock = (await store.read("recs/latest_ts"))[0]["ts"]
-    now = float(clock) if clock else time.time()
     pop = await store.read("recs/popular", since=now - window_s, now=now, half_life_s=half_life_s,
                            type_weights=type_weights, category=None, limit=top)
     popular = [(r["item_id"], float(r["score"])) for r in pop]

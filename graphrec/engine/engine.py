@@ -157,10 +157,11 @@ class Engine:
         API freezes the new catalogue out of the garbage collector's view)."""
         now = time.time()
         full = full or not self.catalog.loaded or now - self.catalog.full_at >= self.cfg.catalog_full_refresh_s
-        popular = full or now - self.catalog.popular_at >= self.cfg.popular_refresh_s
+        popular_due = full or now - self.catalog.popular_at >= self.cfg.popular_refresh_s
         self.catalog = await self._neo4j(load_catalog(
             self.store, DEFAULT_TYPE_WEIGHTS, self.cfg.popular_window_days * 86400.0,
-            self.cfg.popular_half_life_days * 86400.0, previous=None if full else self.catalog, popular=popular))
+            self.cfg.popular_half_life_days * 86400.0, previous=None if full else self.catalog,
+            refresh_popular=popular_due))
         if full:
             for listener in self.catalog_listeners:
                 listener()
