@@ -198,7 +198,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/widget/similar-items.js", widget), Route("/demo", demo),
     ], lifespan=lifespan, middleware=[Middleware(CollectorMiddleware, collector=collector)])
     app.state.graphrec = state
-    app.state.collector = collector
     return app
 
 

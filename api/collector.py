@@ -89,16 +89,12 @@ class IdleCollector:
         if self.active and self.in_flight == 0:
             self.collect_if_due()
 
-    def collect_if_due(self) -> int | None:
-        """The collection due now, if any (called when no request is in flight); the generation."""
-        now = self.clock()
-        if now - self.last_full >= self.full_every_s:
+    def collect_if_due(self) -> None:
+        """Run the collection due now, if any (called when no request is in flight)."""
+        if self.clock() - self.last_full >= self.full_every_s:
             self._collect(2)
-            return 2
-        if gc.get_count()[0] >= self.young_every:
+        elif gc.get_count()[0] >= self.young_every:
             self._collect(1)
-            return 1
-        return None
 
     def tick(self) -> None:
         """Called periodically: a full collection that found no idle moment for three periods runs
@@ -121,7 +117,6 @@ class IdleCollector:
             self._started_at = time.perf_counter()
         else:
             M.GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - self._started_at)
-
 
 
 class CollectorMiddleware:

@@ -31,7 +31,7 @@ def plan(scale: bool) -> list[tuple[str, list[str]]]:
         ("ann", ["bench.ann", "--sizes", *(["100000", "1000000"] if scale else ["100000"])]),
         ("engine", ["bench.engine", "--requests", "1000"]),
         ("serve", ["bench.serve", "--rates", "50,100,200", "--duration", "60" if scale else "30"]),
-        *([("serve-1m", ["bench.scale"])] if scale else []),  # builds the 1M graph once (~25 min), then serves
+        *([("serve-1m", ["bench.scale"])] if scale else []),  # builds the 1M graph once (~25 min), then serves (~12 min)
     ]
 
 

@@ -17,7 +17,7 @@ Steps already done for the same spec are skipped (``var/scale/steps.json``), so 
 stopped half-way resumes; ``--fresh`` starts over. Step times and the serving figures go to
 ``bench/reports/scale.json``; the serving report itself to ``bench/reports/serve-1m.json``.
 
-    python -m bench.scale                      # ~45 min on 2 cores from nothing
+    python -m bench.scale                      # ~25 min to build the graph on 2 cores, ~12 min to serve
     python -m bench.scale --rates 100 --duration 30 --ops recommendations
 """
 

@@ -53,7 +53,8 @@ def content_matrix(snap: Snapshot, max_feature_items: int = 1000) -> sp.csr_matr
     A feature held by more than ``max_feature_items`` items is left out: it ties thousands of
     items at the same score (no top-50 can be told apart by it), and it makes the item×item
     product quadratic (at 1M synthetic items a tag is held by ~2,000 items: ~6,000 co-holders per
-    item, 6e9 products). MovieLens's largest feature (Drama) has 725 items: nothing is dropped."""
+    item, 6e9 products). On MovieLens-100K this drops two KG entities held by 1,435 and 1,278 of
+    the 1,682 films (idf 0.16 and 0.27); every genre (Drama: 725) stays."""
     vocab: dict[str, int] = {}
     rows, cols = [], []
     for i, it in enumerate(snap.items):

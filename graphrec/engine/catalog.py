@@ -8,8 +8,8 @@ also the last line of degraded mode: when Neo4j is down, the popular list here s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from graphrec.config import Settings
 from graphrec.engine.engine import Engine
-from graphrec.engine.types import RecFilter, RecRequest, RequestContext, Surface
+from graphrec.engine.types import RecFilter, RecRequest, RequestContext
 from graphrec.errors import NotFound
 from graphrec.graph.store import AsyncGraphStore
 from graphrec.sources import SOURCES
@@ -39,6 +39,19 @@ def run(coro: Any) -> Any:
 
 async def _engine(s: Settings) -> Engine:
     return await Engine.create(s, vectors=None, background=False)
+
+
+def _count_reads(e: Engine) -> list[str]:
+    """From now on, the name of every query ``e`` reads is appended to the returned list."""
+    reads: list[str] = []
+    real = e.store.read
+
+    def counting(name: str, *a: Any, **kw: Any) -> Any:
+        reads.append(name)
+        return real(name, *a, **kw)
+
+    e.store.read = counting  # type: ignore[method-assign]
+    return reads
 
 
 def test_each_source(tiny: Settings) -> None:
@@ -203,14 +216,7 @@ def test_item_fields_are_read_through_a_cache_that_upserts_invalidate(tiny: Sett
 
     async def go() -> tuple[list[str | None], int]:
         e = await _engine(s)
-        reads: list[str] = []
-        real = e.store.read
-
-        def counting(name: str, *a: Any, **kw: Any) -> Any:
-            reads.append(name)
-            return real(name, *a, **kw)
-
-        e.store.read = counting  # type: ignore[method-assign]
+        reads = _count_reads(e)
         try:
             titles = [(await e.get_items(["heat", "alien"]))["heat"].title]
             titles.append((await e.get_items(["heat"]))["heat"].title)  # from the cache
@@ -238,14 +244,7 @@ def test_catalog_refresh_reads_changes_and_full_reads_notify(tiny: Settings, sto
         e = await _engine(tiny)
         fulls: list[str] = []
         e.catalog_listeners.append(lambda: fulls.append("full"))
-        reads: list[str] = []
-        real = e.store.read
-
-        def counting(name: str, *a: Any, **kw: Any) -> Any:
-            reads.append(name)
-            return real(name, *a, **kw)
-
-        e.store.read = counting  # type: ignore[method-assign]
+        reads = _count_reads(e)
         try:
             Repository(store).upsert_item({"id": "brand-new", "title": "Brand New", "categories": ["Drama"]})
             Repository(store).upsert_item({"id": "heat", "available": False})
