@@ -74,6 +74,19 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     print(f"report: {out}")
 
 
+def tree_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process and its children (the API's workers)."""
+    import psutil
+
+    if not pid:
+        return float("nan")
+    try:
+        p = psutil.Process(pid)
+        return sum(sum(x.cpu_times()[:2]) for x in [p, *p.children(recursive=True)])
+    except psutil.Error:
+        return float("nan")
+
+
 @contextmanager
 def scratch_neo4j(settings: Settings, name: str = "bench", bolt_port: int = 7688, http_port: int = 7475,
                   heap: str = "4g", pagecache: str = "4g") -> Iterator[Settings]:

@@ -16,7 +16,9 @@ import argparse
 import time
 from pathlib import Path
 
-from bench.common import scratch_neo4j, write_report
+import psutil
+
+from bench.common import scratch_neo4j, tree_cpu_s, write_report
 from graphrec.config import Settings, load_settings
 
 
@@ -24,6 +26,7 @@ def run(settings: Settings, synthetic_interactions: int = 5_000_000, out: Path =
         batch_size: int = 10_000, writers: int = 2) -> dict:
     from graphrec.graph import schema
     from graphrec.graph.store import GraphStore
+    from graphrec.neo4j_server import Neo4jServer
     from loaders import movielens
     from loaders.synthetic import SyntheticCatalog, SyntheticSpec
     from loaders.writer import GraphWriter
@@ -48,14 +51,28 @@ def run(settings: Settings, synthetic_interactions: int = 5_000_000, out: Path =
             cat = SyntheticCatalog(spec)
             w.users(cat.users(), total=spec.users)
             w.items(cat.items(), total=spec.items)
+            pid = Neo4jServer(s).pid()
+            me = psutil.Process()  # this process only: the Neo4j server it started is a child
+
+            def own_cpu_s() -> float:
+                return sum(me.cpu_times()[:2])
+
+            cpu0 = (own_cpu_s(), tree_cpu_s(pid))
             t0 = time.perf_counter()
             rep = w.interactions(cat.interactions(), total=n)
             secs = time.perf_counter() - t0
+            cpu1 = (own_cpu_s(), tree_cpu_s(pid))
+            # Where the two cores went: the loader (generation, validation, hashing, encoding)
+            # and Neo4j (the writes), in CPU microseconds per interaction.
+            loader_us, neo4j_us = ((b - a) * 1e6 / max(1, rep.rows) for a, b in zip(cpu0, cpu1, strict=True))
             results["synthetic"] = {"users": spec.users, "items": spec.items, "interactions": rep.rows,
                                     "new": rep.written, "seconds": round(secs, 1),
-                                    "interactions_per_s": round(rep.rows / secs), "with_sessions": True}
+                                    "interactions_per_s": round(rep.rows / secs), "with_sessions": True,
+                                    "loader_cpu_us_per_interaction": round(loader_us, 1),
+                                    "neo4j_cpu_us_per_interaction": round(neo4j_us, 1)}
             print(f"synthetic: {rep.rows:,} interactions ({spec.users:,} users, {spec.items:,} items, sessions) "
-                  f"in {secs:.1f}s = {rep.rows / secs:,.0f} interactions/s")
+                  f"in {secs:.1f}s = {rep.rows / secs:,.0f} interactions/s; CPU per interaction: loader "
+                  f"{loader_us:.1f} us, Neo4j {neo4j_us:.1f} us")
     results["target_interactions_per_s"] = 50_000
     write_report(out, {"benchmark": "load", **results})
     return results

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import pct, pyplot, save_figure, tree_rss_mb, write_report
+from bench.common import pct, pyplot, save_figure, tree_cpu_s, tree_rss_mb, write_report
 from bench.loadgen import graphql_request, open_loop
 from graphrec.config import load_settings
 from graphrec.testing.server import free_port
@@ -73,17 +73,6 @@ def remove_bench_users(store: Any, run: str) -> int:
         removed += n
     store.write("bench/reset_clock")
     return removed
-
-
-def tree_cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of a process and its children (the API's workers)."""
-    if not pid:
-        return float("nan")
-    try:
-        p = psutil.Process(pid)
-        return sum(sum(x.cpu_times()[:2]) for x in [p, *p.children(recursive=True)])
-    except psutil.Error:
-        return float("nan")
 
 
 def neo4j_pid() -> int | None:

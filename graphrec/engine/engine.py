@@ -136,8 +136,7 @@ class Engine:
         requests do not pay 40 ms of connection set-up and query planning."""
         await asyncio.gather(*(self.store.ping() for _ in range(connections)))
         await self.store.read("repo/user_state", user_id="", recent=1, max_consumed=1)
-        for rel in ("CO_INTERACTED", "SIMILAR_CONTENT"):
-            await self.store.read("recs/neighbour_lists", {"nrel": rel}, ids=[""], per_item=1)
+        await self.store.read("recs/neighbour_lists", ids=[""], per_item=1)
 
     async def _every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -502,9 +501,19 @@ class Engine:
         timings: dict[str, float] = {}
         by_source = await self._run_sources(weights, ctx, lambda: self._ann(vec, self.cfg.candidates_per_source, f, degraded, {item_id}),
                                             timings, degraded)
-        if not any(by_source.values()):  # a cold item: no vectors, no neighbours yet — its content, live
-            live = await self._run_sources({"item_content_live": 1.0}, ctx, _no_candidates, timings, degraded)
-            by_source, weights = {"content": live.get("item_content_live", [])}, {"content": 1.0}
+        if not any(by_source.values()):
+            if vec is None:  # a cold item: no vector, no neighbours yet — its content, live from the graph
+                live = await self._run_sources({"item_content_live": 1.0}, ctx, _no_candidates, timings, degraded)
+                by_source, weights = {"content": live.get("item_content_live", [])}, {"content": 1.0}
+            else:
+                # It has a vector, but the index was late or failed and it has no neighbour lists:
+                # the most popular items of its categories, from memory. (Walking its content in
+                # the graph instead costs Neo4j the most exactly when the index is late, under
+                # load: at 1M items that turned a slow index into a melt-down.)
+                known = self.catalog.items.get(item_id)
+                ctx.params["preferred_categories"] = tuple(known.categories) if known else ()
+                by_source = {"popular": await SOURCES["popular"](ctx, self.cfg.candidates_per_source)}
+                weights = {"popular": 1.0}
         merged = self._merge(by_source, weights)
         cands = [c for c in merged.values() if c.item_id != item_id and rules.passes_filter(self.catalog.items.get(c.item_id), f)]
         self._rank(cands, vec, None, [], self.catalog.now)

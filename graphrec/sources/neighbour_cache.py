@@ -3,50 +3,110 @@
 Summing the neighbours of 20 seed items in Cypher costs 20–40 ms per request; the lists
 themselves change only when ``graphrec refresh-neighbours`` runs. So the engine keeps them in
 a TTL cache (``maxsize`` items per kind, ``ttl_s`` seconds) and asks Neo4j only for the seeds it
-has not seen lately, in one round trip; the sum happens in memory.
+has not seen lately; the sum happens in memory.
+
+Misses are read in batches: every id missed during one turn of the event loop — by the
+co-interaction, content and session sources of one request, and by concurrent requests — goes
+into one query (``cypher/recs/neighbour_lists.cypher``) that returns both kinds of list. At 1M
+items, where most requests miss, that is one round trip per turn instead of one per source per
+request. A caller that gives up (its budget ran out) leaves the read running: its result still
+fills the cache for the next request.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from graphrec.engine.cache import TTLCache
 
+Lists = dict[str, Sequence[tuple[str, float]]]  # kind -> one item's neighbour list
+
+#: The kinds of neighbour list, and the column of recs/neighbour_lists that holds each.
+RELS = {"CO_INTERACTED": "co", "SIMILAR_CONTENT": "content"}
+
 
 class NeighbourCache:
-    def __init__(self, maxsize: int = 200_000, ttl_s: float = 600.0, per_item: int = 50) -> None:
+    def __init__(self, maxsize: int = 200_000, ttl_s: float = 600.0, per_item: int = 50, max_batch: int = 1000) -> None:
         self.per_item = per_item
-        self.caches: dict[str, TTLCache[Sequence[tuple[str, float]]]] = {
-            rel: TTLCache(maxsize, ttl_s) for rel in ("CO_INTERACTED", "SIMILAR_CONTENT")}
+        self.max_batch = max_batch
+        self.caches: dict[str, TTLCache[Sequence[tuple[str, float]]]] = {rel: TTLCache(maxsize, ttl_s) for rel in RELS}
+        self._pending: dict[str, asyncio.Future[Lists]] = {}  # id -> its lists, once the batch holding it is read
+        self._queue: list[str] = []  # ids missed during this turn of the loop, not yet asked for
+        self._reads: set[asyncio.Task[None]] = set()
+        self.round_trips = 0
 
     async def lists(self, store: Any, rel: str, ids: list[str], timeout: float) -> dict[str, Sequence[tuple[str, float]]]:
+        """The ``rel`` neighbour lists of ``ids`` (an id with none maps to ``()``). Raises what the
+        batch's read raised (a GraphStoreError) and asyncio.TimeoutError after ``timeout``."""
         cache = self.caches[rel]
         out: dict[str, Sequence[tuple[str, float]]] = {}
-        missing = []
+        waits: dict[str, asyncio.Future[Lists]] = {}
         for i in ids:
             got = cache.get(i)
-            if got is None:
-                missing.append(i)
-            else:
+            if got is not None:
                 out[i] = got
-        if missing:
-            rows = await store.read("recs/neighbour_lists", {"nrel": rel}, timeout=timeout, plain=True, ids=missing,
-                                    per_item=self.per_item)
-            # Tuples of (str, float) tuples: CPython's collector stops tracking them, so a full
-            # cache (400k lists at 1M items) costs the full collections nothing.
-            found = {r["item_id"]: tuple((n[0], float(n[1])) for n in r["neighbours"]) for r in rows}
-            for i in missing:
-                lst = found.get(i, ())
-                cache.put(i, lst)
-                out[i] = lst
+            elif i not in waits:
+                waits[i] = self._request(store, i, timeout)
+        if waits:
+            # asyncio.wait never cancels what it waits for: a caller that gives up leaves the
+            # read to the other callers and to the cache.
+            _, late = await asyncio.wait(set(waits.values()), timeout=timeout)
+            if late:
+                raise asyncio.TimeoutError
+            for i, fut in waits.items():
+                out[i] = fut.result()[rel]  # raises the batch's error
         return out
+
+    def _request(self, store: Any, item_id: str, timeout: float) -> asyncio.Future[Lists]:
+        fut = self._pending.get(item_id)
+        if fut is None:
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            fut.add_done_callback(_consume)
+            self._pending[item_id] = fut
+            if not self._queue:
+                loop.call_soon(self._dispatch, store, timeout)  # after the other callers of this turn
+            self._queue.append(item_id)
+        return fut
+
+    def _dispatch(self, store: Any, timeout: float) -> None:
+        queue, self._queue = self._queue, []
+        for k in range(0, len(queue), self.max_batch):
+            task = asyncio.get_running_loop().create_task(self._read(store, queue[k:k + self.max_batch], timeout))
+            self._reads.add(task)
+            task.add_done_callback(self._reads.discard)
+
+    async def _read(self, store: Any, ids: list[str], timeout: float) -> None:
+        self.round_trips += 1
+        try:
+            rows = await store.read("recs/neighbour_lists", timeout=timeout, plain=True, ids=ids, per_item=self.per_item)
+        except BaseException as exc:  # noqa: BLE001 - every waiter gets the error
+            for i in ids:
+                fut = self._pending.pop(i, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        # Tuples of (str, float) tuples: CPython's collector stops tracking them, so a full
+        # cache (400k lists at 1M items) costs the full collections nothing.
+        found = {r["item_id"]: {rel: tuple((n[0], float(n[1])) for n in r[col]) for rel, col in RELS.items()}
+                 for r in rows}
+        empty: Lists = {rel: () for rel in RELS}
+        for i in ids:
+            lists = found.get(i, empty)
+            for rel, lst in lists.items():
+                self.caches[rel].put(i, lst)
+            fut = self._pending.pop(i, None)
+            if fut is not None and not fut.done():
+                fut.set_result(lists)
 
     async def prefetch(self, store: Any, ids: list[str], timeout: float = 30.0, batch: int = 500) -> None:
         """Fill the cache for ``ids`` (the most popular items) so early requests do not miss."""
-        for rel in self.caches:
-            for k in range(0, len(ids), batch):
-                await self.lists(store, rel, ids[k:k + batch], timeout)
+        for k in range(0, len(ids), batch):
+            await self.lists(store, "CO_INTERACTED", ids[k:k + batch], timeout)
         for c in self.caches.values():
             c.hits = c.misses = 0
 
@@ -55,3 +115,9 @@ class NeighbourCache:
         hits = sum(c.hits for c in self.caches.values())
         total = hits + sum(c.misses for c in self.caches.values())
         return hits / total if total else 0.0
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Mark a batch's error as seen: the callers that gave up never read it."""
+    if not fut.cancelled():
+        fut.exception()

@@ -151,6 +151,45 @@ def test_similar_items_filters_and_not_found(tiny: Settings) -> None:
     assert [r.item_id for r in rr.items][0] == "alien" and len(rr.items) == 4
 
 
+def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_index_is_late(tiny: Settings) -> None:
+    """No neighbour lists and no answer from the index (late or failed) for an item that has a
+    vector: the popular items of its categories, from memory — the live content walk is for cold
+    items only (under load it made a late index melt Neo4j at 1M items)."""
+    import numpy as np
+
+    class StubModel:
+        version = "stub"
+        item_ids = ["heat"]
+
+        def vector_of(self, item_id: str) -> np.ndarray | None:
+            return np.ones(4, dtype=np.float32)
+
+        def scores(self, vec: np.ndarray, ids: list[str]) -> np.ndarray:
+            return np.zeros(len(ids))
+
+    async def late(*_: Any) -> list[Any]:
+        return []
+
+    async def go() -> tuple[Any, list[str], dict[str, tuple[str, ...]]]:
+        e = await _engine(tiny)
+        try:
+            e.model = StubModel()  # type: ignore[assignment]
+            e._ann = late  # type: ignore[method-assign]
+            for cache in e.neighbours.caches.values():
+                cache.put("heat", ())
+            reads = _count_reads(e)
+            cats = {i: it.categories for i, it in e.catalog.items.items()}
+            return await e.similar_items("heat", 5), reads, cats
+        finally:
+            await e.close()
+
+    sim, reads, cats = run(go())
+    assert sim.items and all(r.sources == ("popular",) for r in sim.items)
+    assert all(set(cats[r.item_id]) & set(cats["heat"]) for r in sim.items)  # its categories' popular items
+    assert "heat" not in [r.item_id for r in sim.items]
+    assert "recs/item_content_live" not in reads
+
+
 def test_degraded_when_neo4j_is_unreachable(tiny: Settings) -> None:
     budgets = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"request_budget_ms": 80.0, "source_budget_ms": 40.0})})
 

@@ -133,3 +133,31 @@ def test_scalar_quantization_rescores_with_the_original_vectors(scratch: Path) -
     with pytest.raises(VectorStoreError):
         EdgeIndex(scratch, quantization="pq")
     idx.close()
+
+
+def test_hits_are_named_from_the_id_map_and_from_the_payload_when_it_lacks_them(scratch: Path) -> None:
+    from graphrec.vectors.edge import IdMap
+
+    idx = EdgeIndex(scratch, indexing_threshold=1, full_scan_threshold=1)
+    data = make_data(1500, seed=13, prefix="M")
+    build(idx, "m", data)
+    assert all((scratch / "m" / f).exists() for f in ("ids.points.npy", "ids.offsets.npy", "ids.blob.npy"))
+    q = np.random.default_rng(3).standard_normal(D).astype(np.float32)
+    f = VectorFilter(available_only=False)
+    want = set(data.exact(q, 20, f))
+    assert len({h.id for h in idx.search("m", q, 20, f)} & want) >= 19  # unicode ids round-trip
+    # A point written after finalize is not in the map: its id comes from its payload.
+    idx.upsert("m", ["late/ü"], q[None, :], [{"available": True}])
+    hits = idx.search("m", q, 5, f)
+    assert hits[0].id == "late/ü" and abs(hits[0].score - 1.0) < 1e-4
+    assert [h.id for h in idx.search_batch("m", q[None, :], 5, f)[0]] == [h.id for h in hits]
+    idx.close()
+    # A shard without a map (built before it existed) answers from the payload, in another instance.
+    for name in ("ids.points.npy", "ids.offsets.npy", "ids.blob.npy"):
+        (scratch / "m" / name).unlink()
+    reader = EdgeIndex(scratch, read_only=True)
+    assert [h.id for h in reader.search("m", q, 5, f)] == [h.id for h in hits]
+    reader.close()
+    m = IdMap.build({7: "seven", 3: "three", 2**62: "big/ü"})
+    assert m.lookup([3, 2**62, 5, 7]) == ["three", "big/ü", None, "seven"]
+    assert IdMap.build({}).lookup([1]) == [None]

@@ -1,0 +1,85 @@
+"""The neighbour cache batches misses: one read per turn of the event loop, both kinds at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from graphrec.errors import GraphStoreUnavailable
+from graphrec.sources.neighbour_cache import NeighbourCache
+
+
+class FakeStore:
+    """Answers recs/neighbour_lists from a dict; records every call; can be slow or failing."""
+
+    def __init__(self, lists: dict[str, dict[str, list[list[Any]]]], delay: float = 0.0, fail: bool = False) -> None:
+        self.lists, self.delay, self.fail = lists, delay, fail
+        self.calls: list[list[str]] = []
+
+    async def read(self, name: str, timeout: float | None = None, plain: bool = False, **params: Any) -> list[dict[str, Any]]:
+        assert name == "recs/neighbour_lists" and plain
+        self.calls.append(list(params["ids"]))
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise GraphStoreUnavailable("down")
+        return [{"item_id": i, "co": self.lists[i].get("co", []), "content": self.lists[i].get("content", [])}
+                for i in params["ids"] if i in self.lists]
+
+
+LISTS = {"a": {"co": [["b", 0.9], ["c", 0.5]], "content": [["d", 0.7]]},
+         "b": {"co": [["a", 0.9]]}}
+
+
+def test_concurrent_misses_share_one_read_and_fill_both_kinds() -> None:
+    async def go() -> None:
+        store, cache = FakeStore(LISTS), NeighbourCache()
+        co, content, other = await asyncio.gather(
+            cache.lists(store, "CO_INTERACTED", ["a", "b", "ghost"], 1.0),
+            cache.lists(store, "SIMILAR_CONTENT", ["a"], 1.0),
+            cache.lists(store, "CO_INTERACTED", ["b"], 1.0))
+        assert len(store.calls) == 1 and sorted(store.calls[0]) == ["a", "b", "ghost"]
+        assert co == {"a": (("b", 0.9), ("c", 0.5)), "b": (("a", 0.9),), "ghost": ()}
+        assert content == {"a": (("d", 0.7),)}
+        assert other == {"b": (("a", 0.9),)}
+        # Both kinds are cached now: no further read.
+        assert (await cache.lists(store, "SIMILAR_CONTENT", ["b", "ghost"], 1.0)) == {"b": (), "ghost": ()}
+        assert len(store.calls) == 1 and cache.round_trips == 1
+
+    asyncio.run(go())
+
+
+def test_a_caller_that_gives_up_still_fills_the_cache() -> None:
+    async def go() -> None:
+        store, cache = FakeStore(LISTS, delay=0.05), NeighbourCache()
+        with pytest.raises(asyncio.TimeoutError):
+            await cache.lists(store, "CO_INTERACTED", ["a"], 0.01)
+        await asyncio.sleep(0.08)  # the read finishes in the background
+        assert (await cache.lists(store, "CO_INTERACTED", ["a"], 0.01))["a"][0] == ("b", 0.9)
+        assert len(store.calls) == 1
+
+    asyncio.run(go())
+
+
+def test_a_failed_read_raises_for_every_waiter_and_is_not_cached() -> None:
+    async def go() -> None:
+        store, cache = FakeStore(LISTS, fail=True), NeighbourCache()
+        res = await asyncio.gather(cache.lists(store, "CO_INTERACTED", ["a"], 1.0),
+                                   cache.lists(store, "SIMILAR_CONTENT", ["a", "b"], 1.0), return_exceptions=True)
+        assert all(isinstance(r, GraphStoreUnavailable) for r in res)
+        assert len(store.calls) == 1
+        store.fail = False
+        assert (await cache.lists(store, "CO_INTERACTED", ["a"], 1.0))["a"]  # asked again, now answered
+        assert len(store.calls) == 2
+
+    asyncio.run(go())
+
+
+def test_large_miss_sets_are_split_into_batches() -> None:
+    async def go() -> None:
+        store, cache = FakeStore({}), NeighbourCache(max_batch=10)
+        out = await cache.lists(store, "CO_INTERACTED", [f"i{k}" for k in range(25)], 1.0)
+        assert len(out) == 25 and [len(c) for c in store.calls] == [10, 10, 5]
+
+    asyncio.run(go())
