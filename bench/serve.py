@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from bench.common import pct, pyplot, save_figure, tree_cpu_s, tree_rss_mb, write_report
 from bench.loadgen import graphql_request, open_loop

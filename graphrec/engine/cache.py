@@ -30,6 +30,11 @@ class TTLCache(Generic[V]):
         self.hits += 1
         return item[1]
 
+    def peek(self, key: Hashable) -> V | None:
+        """The live value, without counting a hit or a miss or refreshing its recency."""
+        item = self._data.get(key)
+        return item[1] if item is not None and self.clock() - item[0] <= self.ttl_s else None
+
     def put(self, key: Hashable, value: V) -> None:
         self._data[key] = (self.clock(), value)
         self._data.move_to_end(key)

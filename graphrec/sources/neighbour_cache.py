@@ -54,10 +54,22 @@ class NeighbourCache:
             # read to the other callers and to the cache.
             _, late = await asyncio.wait(set(waits.values()), timeout=timeout)
             if late:
-                raise asyncio.TimeoutError
+                raise TimeoutError
             for i, fut in waits.items():
                 out[i] = fut.result()[rel]  # raises the batch's error
         return out
+
+    def start(self, store: Any, ids: list[str], timeout: float) -> None:
+        """Send the read for the ``ids`` not cached now, without waiting: a request calls this
+        with its seeds before it starts its sources, so the round trip to Neo4j overlaps the
+        in-process work (the ANN search) instead of queueing behind it."""
+        queued = False
+        for i in dict.fromkeys(ids):
+            if i not in self._pending and self.caches["CO_INTERACTED"].peek(i) is None:
+                self._request(store, i, timeout)
+                queued = True
+        if queued:
+            self._dispatch(store, timeout)
 
     def _request(self, store: Any, item_id: str, timeout: float) -> asyncio.Future[Lists]:
         fut = self._pending.get(item_id)

@@ -103,7 +103,10 @@ class IdMap:
     each the span of its id in one UTF-8 blob. 1M ids of ~8 characters take ~24 MB, memory-mapped."""
 
     def __init__(self, points: np.ndarray, offsets: np.ndarray, blob: np.ndarray) -> None:
-        self.points, self.offsets, self.blob = points, offsets, blob
+        # Plain ndarray views of the memory maps: slicing a np.memmap makes a memmap per slice.
+        self.points, self.offsets = points.view(np.ndarray), offsets.view(np.ndarray)
+        self.blob = blob.view(np.ndarray)
+        self._bytes = memoryview(self.blob)
 
     @classmethod
     def build(cls, pairs: dict[int, str]) -> IdMap:
@@ -138,8 +141,8 @@ class IdMap:
         pos = np.minimum(np.searchsorted(self.points, want), len(self.points) - 1)
         found = self.points[pos] == want
         starts, ends = self.offsets[pos], self.offsets[pos + 1]
-        blob = self.blob
-        return [bytes(blob[a:b]).decode() if ok else None
+        mv = self._bytes
+        return [str(mv[a:b], "utf-8") if ok else None
                 for ok, a, b in zip(found.tolist(), starts.tolist(), ends.tolist(), strict=True)]
 
 
@@ -195,6 +198,10 @@ class EdgeIndex:
         self._building: set[str] = set()  # collections created by this instance (kept open)
         self._aliases: dict[str, str] = {}
         self._aliases_stamp: tuple[int, ...] | None = None
+
+    #: Searches are in-process CPU work of a millisecond or two: callers run them inline rather
+    #: than on a thread (see Engine._vectors).
+    inline = True
 
     def __repr__(self) -> str:
         return f"EdgeIndex(root={str(self.root)!r}, hnsw_ef={self.hnsw_ef}, m={self.m}, read_only={self.read_only})"

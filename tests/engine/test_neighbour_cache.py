@@ -83,3 +83,18 @@ def test_large_miss_sets_are_split_into_batches() -> None:
         assert len(out) == 25 and [len(c) for c in store.calls] == [10, 10, 5]
 
     asyncio.run(go())
+
+
+def test_start_sends_the_read_at_once_and_the_sources_wait_for_it() -> None:
+    async def go() -> None:
+        store, cache = FakeStore(LISTS), NeighbourCache()
+        cache.start(store, ["a", "b", "a"], 1.0)
+        await asyncio.sleep(0)  # one turn: the read is on its way before any source asks
+        assert store.calls == [["a", "b"]]
+        co, content = await asyncio.gather(cache.lists(store, "CO_INTERACTED", ["a", "b"], 1.0),
+                                           cache.lists(store, "SIMILAR_CONTENT", ["a"], 1.0))
+        assert co["a"][0] == ("b", 0.9) and content["a"] == (("d", 0.7),)
+        cache.start(store, ["a", "b"], 1.0)  # cached: nothing to send
+        assert len(store.calls) == 1
+
+    asyncio.run(go())
