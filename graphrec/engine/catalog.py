@@ -7,7 +7,11 @@ also the last line of degraded mode: when Neo4j is down, the popular list here s
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,18 +83,21 @@ def _all_time(items: dict[str, CatalogItem], top: int, per_category: int
 
 async def load_catalog(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float,
                        page: int = 10_000, per_category: int = 200, top: int = 1000,
-                       previous: Catalog | None = None, refresh_popular: bool = True) -> Catalog:
+                       previous: Catalog | None = None, refresh_popular: bool = True,
+                       shared: SharedPopular | None = None, lists_from: Catalog | None = None) -> Catalog:
     """Read the catalogue, then the popular lists.
 
     Without ``previous`` (or one never loaded) every item is read, page by page (at 1M items ~60 s
     of this process's CPU, so not every minute). With it, only the items upserted since
     ``previous`` began reading (``recs/catalog_changed``, by the ``updated_at`` index) are read
     and merged into its item map; the all-time fallback lists are kept from the last full read
-    (interaction counts there are as old as that read). The popular lists come from the graph
-    each time, unless ``refresh_popular`` is false and ``previous`` has them: then its lists are kept,
-    minus items no longer available (the window queries scan every interaction in the window:
-    ~2–5 s of Neo4j CPU each at 2M interactions, so the engine runs them every
-    ``engine.popular_refresh_s``, not every catalogue refresh)."""
+    (interaction counts there are as old as that read). The popular lists are recomputed when
+    ``refresh_popular`` is true (or there are none yet) — through ``shared`` when given, so that
+    the fleet of API processes runs the window queries once (see :class:`SharedPopular`);
+    otherwise, or while another process computes them, the lists of ``lists_from`` (default
+    ``previous``) are kept, minus items no longer available. The window queries scan every
+    interaction in the window (~2–5 s of Neo4j CPU each at 2M interactions), so the engine asks
+    every ``engine.popular_refresh_s``, not every catalogue refresh."""
     started = time.time()
     if previous is None or not previous.loaded:
         items = await _read_items(lambda after: store.read("recs/catalog", plain=True, after=after, limit=page))
@@ -112,26 +119,34 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
                        key=lambda x: -x[1])[:top]
     clock = (await store.read("recs/latest_ts"))[0]["ts"]  # one node: cheap, read every time
     now = float(clock) if clock else time.time()
-    if not refresh_popular and previous is not None and previous.loaded:
-        def kept(lst: list[tuple[str, float]]) -> list[tuple[str, float]]:
-            return [(i, sc) for i, sc in lst if (it := items.get(i)) is not None and it.available]
 
-        return Catalog(items=items, popular=kept(previous.popular),
-                       popular_by_category={c: kept(v) for c, v in previous.popular_by_category.items()},
-                       fresh=fresh, now=now, refreshed_at=time.time(), started_at=started, full_at=full_at,
-                       popular_at=previous.popular_at, all_time=all_time, all_time_by_category=all_time_by_cat)
-    pop = await store.read("recs/popular", since=now - window_s, now=now, half_life_s=half_life_s,
-                           type_weights=type_weights, category=None, limit=top)
-    popular = [(r["item_id"], float(r["score"])) for r in pop]
+    def kept(lst: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        return [(i, sc) for i, sc in lst if (it := items.get(i)) is not None and it.available]
+
+    own = lists_from or previous  # the popular lists this process has now (a full read passes them apart)
+    lists: tuple[Lists, float] | None = None
+    if refresh_popular or own is None or not own.loaded:
+        if shared is None:
+            lists = await _window_lists(store, type_weights, window_s, half_life_s, now, top, per_category), started
+        else:
+            lists = await shared.get(store, lambda: _window_lists(store, type_weights, window_s, half_life_s, now, top,
+                                                                   per_category))
+    if lists is None:  # not due, or another process is computing the shared lists: keep ours
+        if own is not None and own.loaded:
+            return Catalog(items=items, popular=kept(own.popular),
+                           popular_by_category={c: kept(v) for c, v in own.popular_by_category.items()},
+                           fresh=fresh, now=now, refreshed_at=time.time(), started_at=started, full_at=full_at,
+                           popular_at=own.popular_at, all_time=all_time, all_time_by_category=all_time_by_cat)
+        lists = ([], {}), 0.0  # a fleet's first start, the lists being computed elsewhere: all-time counts meanwhile
+    (window, window_by_cat), popular_at = lists
+    popular = kept(window)
     if len(popular) < top:  # a quiet window: fall back to all-time interaction counts
         seen = {i for i, _ in popular}
         rest = [(i, n) for i, n in all_time if i not in seen and items[i].available]
         floor = min((s for _, s in popular), default=1.0)
         most = max(1, rest[0][1]) if rest else 1
         popular += [(i, floor * 0.5 * n / most) for i, n in rest[: top - len(popular)]]
-    by_cat_rows = await store.read("recs/popular_by_category", since=now - window_s, now=now, half_life_s=half_life_s,
-                                   type_weights=type_weights, per_category=per_category)
-    by_cat = {r["category"]: [(x["item_id"], float(x["score"])) for x in r["items"]] for r in by_cat_rows}
+    by_cat = {c: kept(v) for c, v in window_by_cat.items()}
     # Categories with no recent interactions still get their all-time most popular items.
     for c, ranked in all_time_by_cat.items():
         lst = by_cat.setdefault(c, [])
@@ -142,5 +157,67 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
             if i not in have and items[i].available:
                 lst.append((i, 1e-6 * n))
     return Catalog(items=items, popular=popular, popular_by_category=by_cat, fresh=fresh, now=now,
-                   refreshed_at=time.time(), started_at=started, full_at=full_at, popular_at=started,
+                   refreshed_at=time.time(), started_at=started, full_at=full_at, popular_at=popular_at,
                    all_time=all_time, all_time_by_category=all_time_by_cat)
+
+
+Lists = tuple[list[tuple[str, float]], dict[str, list[tuple[str, float]]]]  # overall, per category
+
+
+async def _window_lists(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float, now: float,
+                        top: int, per_category: int) -> Lists:
+    """The time-decayed popular lists over the window, from the graph (two scans of the window's
+    interactions: ~2-5 s of Neo4j CPU each at 2M interactions)."""
+    pop = await store.read("recs/popular", since=now - window_s, now=now, half_life_s=half_life_s,
+                           type_weights=type_weights, category=None, limit=top)
+    by_cat_rows = await store.read("recs/popular_by_category", since=now - window_s, now=now, half_life_s=half_life_s,
+                                   type_weights=type_weights, per_category=per_category)
+    return ([(r["item_id"], float(r["score"])) for r in pop],
+            {r["category"]: [(x["item_id"], float(x["score"])) for x in r["items"]] for r in by_cat_rows})
+
+
+class SharedPopular:
+    """The popular lists computed once per ``max_age_s`` by the whole fleet of API processes.
+
+    They are kept on a ``GraphrecMeta {key: 'popular'}`` node (``recs/popular_shared``). A process
+    whose copy is due reads that node; when it is older than ``max_age_s`` the process tries to
+    take a lease on it (``recs/popular_lease``: one taker at a time, for ``lease_s``), and the
+    taker runs the window queries and stores the lists (``recs/popular_store``). The others keep
+    their lists and look again at their next catalogue refresh. With N API processes the window
+    queries run once per period, not N times."""
+
+    def __init__(self, max_age_s: float, window_s: float, half_life_s: float, lease_s: float = 120.0,
+                 holder: str | None = None) -> None:
+        self.max_age_s, self.window_s, self.half_life_s, self.lease_s = max_age_s, window_s, half_life_s, lease_s
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.computed = 0  # how many times this process ran the window queries
+
+    def _usable(self, row: dict[str, Any], fresh_after: float) -> bool:
+        return (row.get("lists") is not None and row.get("computed_at") is not None
+                and row["computed_at"] >= fresh_after and row.get("window_s") == self.window_s
+                and row.get("half_life_s") == self.half_life_s)
+
+    @staticmethod
+    def _parse(row: dict[str, Any]) -> tuple[Lists, float]:
+        data = json.loads(row["lists"])
+        lists = ([(str(i), float(sc)) for i, sc in data["popular"]],
+                 {str(c): [(str(i), float(sc)) for i, sc in v] for c, v in data["by_category"].items()})
+        return lists, float(row["computed_at"])
+
+    async def get(self, store: Any, compute: Callable[[], Awaitable[Lists]]) -> tuple[Lists, float] | None:
+        """The shared lists and when they were computed; None while another process computes them."""
+        wall = time.time()
+        row = (await store.read("recs/popular_shared"))[0]
+        if self._usable(row, wall - self.max_age_s):
+            return self._parse(row)
+        mine = await store.write("recs/popular_lease", holder=self.holder, now=wall, lease_s=self.lease_s,
+                                 stale_before=wall - self.max_age_s)
+        if not mine:
+            return None
+        lists = await compute()
+        self.computed += 1
+        data = {"popular": [[i, sc] for i, sc in lists[0]],
+                "by_category": {c: [[i, sc] for i, sc in v] for c, v in lists[1].items()}}
+        await store.write("recs/popular_store", holder=self.holder, computed_at=wall, window_s=self.window_s,
+                          half_life_s=self.half_life_s, lists=json.dumps(data))
+        return lists, wall

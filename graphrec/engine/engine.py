@@ -35,7 +35,7 @@ from graphrec.config import Settings
 from graphrec.engine import rules
 from graphrec.engine.breaker import Breaker
 from graphrec.engine.cache import TTLCache
-from graphrec.engine.catalog import Catalog, load_catalog
+from graphrec.engine.catalog import Catalog, SharedPopular, load_catalog
 from graphrec.engine.merge import merge_candidates, seeds_from_history
 from graphrec.engine.model import LiveModel
 from graphrec.engine.types import (
@@ -90,6 +90,9 @@ class Engine:
         self.results: TTLCache[RecResult] = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
         self.item_cache: TTLCache[Item] = TTLCache(self.cfg.item_cache_size, self.cfg.item_cache_ttl_s)
         self.neighbours = NeighbourCache()
+        # The popular lists' window queries run once per popular_refresh_s for all API processes.
+        self.shared_popular = SharedPopular(self.cfg.popular_refresh_s, self.cfg.popular_window_days * 86400.0,
+                                            self.cfg.popular_half_life_days * 86400.0)
         self.journal = Journal(settings.var_dir / "journal")
         self.stats: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,7 +163,7 @@ class Engine:
         self.catalog = await self._neo4j(load_catalog(
             self.store, DEFAULT_TYPE_WEIGHTS, self.cfg.popular_window_days * 86400.0,
             self.cfg.popular_half_life_days * 86400.0, previous=None if full else self.catalog,
-            refresh_popular=popular_due))
+            refresh_popular=popular_due, shared=self.shared_popular, lists_from=self.catalog))
         if full:
             for listener in self.catalog_listeners:
                 listener()

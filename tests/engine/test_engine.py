@@ -304,3 +304,37 @@ def test_catalog_refresh_reads_changes_and_full_reads_notify(tiny: Settings, sto
     assert all(i != "heat" for i, _ in cat.popular)  # unavailable items leave the popular lists
     assert fulls == ["full"] and full_reads >= 1
     assert set(cat.items) == set(items)
+
+
+def test_popular_lists_are_computed_once_for_all_engines(tiny: Settings, store) -> None:  # noqa: ANN001
+    """The window queries run once per popular_refresh_s for the fleet: the first engine computes
+    and stores the lists, the others adopt them; a lease held elsewhere makes an engine keep its own."""
+    import time
+
+    from neo4j import RoutingControl
+
+    async def go() -> None:
+        a = await _engine(tiny)
+        b = await _engine(tiny)
+        try:
+            assert (a.shared_popular.computed, b.shared_popular.computed) == (1, 0)
+            assert a.catalog.popular == b.catalog.popular and a.catalog.popular[0][0] == "alien"
+            assert a.catalog.popular_at == b.catalog.popular_at > 0
+            # Due again for A: it recomputes; B's full refresh adopts A's new copy.
+            a.shared_popular.max_age_s = 0.0
+            await a.refresh_catalog(full=True)
+            await b.refresh_catalog(full=True)
+            assert (a.shared_popular.computed, b.shared_popular.computed) == (2, 0)
+            assert b.catalog.popular_at == a.catalog.popular_at
+            # Stale, and another process holds the lease: B keeps its lists and does not compute.
+            store.run_text("MATCH (m:GraphrecMeta {key: 'popular'}) SET m.computed_at = 0.0, "
+                           "m.lease_holder = 'elsewhere', m.lease_until = $until", routing=RoutingControl.WRITE,
+                           until=time.time() + 60)
+            before = b.catalog.popular_at
+            await b.refresh_catalog(full=True)
+            assert b.shared_popular.computed == 0 and b.catalog.popular_at == before and b.catalog.popular
+        finally:
+            await a.close()
+            await b.close()
+
+    run(go())
