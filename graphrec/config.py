@@ -127,7 +127,9 @@ class EngineSettings(BaseModel):
     popular_half_life_days: float = 7.0
     fresh_window_days: float = 14.0
     catalog_refresh_s: float = 60.0  # in-memory catalogue (items changed since) and popular lists
-    popular_refresh_s: float = 300.0  # the popular lists' window queries (they scan the window's interactions)
+    # The popular lists' window queries (they scan the window's interactions) run once per this
+    # period for all API processes together (one takes a lease, the others adopt its lists).
+    popular_refresh_s: float = 300.0
     catalog_full_refresh_s: float = 3600.0  # every item re-read (interaction counts; ~60 s of CPU at 1M items)
     model_poll_s: float = 10.0  # how often the live model version is checked
     max_per_category: int = 0  # 0: no cap
