@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -87,7 +88,8 @@ class Engine:
         self.ranker: Any | None = None
         self.neo4j_breaker = Breaker("neo4j", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
         self.vector_breaker = Breaker("vectors", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
-        self.results: TTLCache[RecResult] = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
+        # Cached results: (JSON rows of Recommendation fields, model version); see recommend().
+        self.results: TTLCache[tuple[str, str | None]] = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
         self.item_cache: TTLCache[Item] = TTLCache(self.cfg.item_cache_size, self.cfg.item_cache_ttl_s)
         self.neighbours = NeighbourCache()
         # The popular lists' window queries run once per popular_refresh_s for all API processes.
@@ -368,8 +370,9 @@ class Engine:
                      req.context.preferred_categories, recent[0]["ts"] if recent else None, len(consumed),
                      self.model.version if self.model else None)
         if not degraded and req.user_id and (hit := self.results.get(cache_key)) is not None:
-            return RecResult(hit.items, hit.degraded, hit.model_version, uuid.uuid4().hex, hit.degraded_reasons,
-                             {"cache_hit": 1.0, **timings})
+            rows, model_version = hit
+            items = [Recommendation(i, sc, rank, tuple(srcs), reason, query) for i, sc, rank, srcs, reason, query in json.loads(rows)]
+            return RecResult(items, False, model_version, uuid.uuid4().hex, (), {"cache_hit": 1.0, **timings})
 
         vec = self.model.user_vector(recent, now) if (self.model and recent) else None
         if vec is None and self.model and req.context.preferred_categories:
@@ -415,7 +418,11 @@ class Engine:
         reasons = tuple(sorted(set(degraded)))
         res = RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
         if not reasons and req.user_id:
-            self.results.put(cache_key, res)
+            # Kept as one JSON string, which CPython's collector never walks: at 1M items / 100k
+            # users the cache holds ~10k results that are rarely hit, and as Recommendation objects
+            # (~25 tracked objects per result) every full collection walked them.
+            rows = json.dumps([[r.item_id, r.score, r.rank, r.sources, r.reason, r.explain_query] for r in items])
+            self.results.put(cache_key, (rows, res.model_version))
         for observe in self.observers:
             observe(res)
         return res

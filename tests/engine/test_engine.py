@@ -338,3 +338,21 @@ def test_popular_lists_are_computed_once_for_all_engines(tiny: Settings, store) 
             await b.close()
 
     run(go())
+
+
+def test_a_cached_result_comes_back_whole(tiny: Settings) -> None:
+    """The result cache keeps a result as a JSON string (untracked by the GC): a hit returns the
+    same recommendations, field by field, with a new request id."""
+
+    async def go() -> tuple[Any, Any]:
+        e = await _engine(tiny)
+        try:
+            req = RecRequest("alice", first=5, context=RequestContext(now=2000.0))
+            return await e.recommend(req), await e.recommend(req)
+        finally:
+            await e.close()
+
+    miss, hit = run(go())
+    assert "cache_hit" not in miss.timings_ms and hit.timings_ms["cache_hit"] == 1.0
+    assert hit.items == miss.items and hit.items and isinstance(hit.items[0].sources, tuple)
+    assert hit.request_id != miss.request_id and hit.model_version == miss.model_version and not hit.degraded
