@@ -74,15 +74,15 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     print(f"report: {out}")
 
 
-def tree_cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of a process and its children (the API's workers)."""
+def tree_cpu_s(pid: int | None, children: bool = True) -> float:
+    """User + system CPU seconds of a process and (unless ``children`` is false) its children."""
     import psutil
 
     if not pid:
         return float("nan")
     try:
         p = psutil.Process(pid)
-        return sum(sum(x.cpu_times()[:2]) for x in [p, *p.children(recursive=True)])
+        return sum(sum(x.cpu_times()[:2]) for x in [p, *(p.children(recursive=True) if children else [])])
     except psutil.Error:
         return float("nan")
 

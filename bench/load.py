@@ -13,10 +13,9 @@ Runs against a scratch Neo4j (``var/bench``, ports 7688/7475), never the demo da
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
-
-import psutil
 
 from bench.common import scratch_neo4j, tree_cpu_s, write_report
 from graphrec.config import Settings, load_settings
@@ -52,16 +51,12 @@ def run(settings: Settings, synthetic_interactions: int = 5_000_000, out: Path =
             w.users(cat.users(), total=spec.users)
             w.items(cat.items(), total=spec.items)
             pid = Neo4jServer(s).pid()
-            me = psutil.Process()  # this process only: the Neo4j server it started is a child
-
-            def own_cpu_s() -> float:
-                return sum(me.cpu_times()[:2])
-
-            cpu0 = (own_cpu_s(), tree_cpu_s(pid))
+            me = os.getpid()  # this process only: the Neo4j server it started is its child
+            cpu0 = (tree_cpu_s(me, children=False), tree_cpu_s(pid))
             t0 = time.perf_counter()
             rep = w.interactions(cat.interactions(), total=n)
             secs = time.perf_counter() - t0
-            cpu1 = (own_cpu_s(), tree_cpu_s(pid))
+            cpu1 = (tree_cpu_s(me, children=False), tree_cpu_s(pid))
             # Where the two cores went: the loader (generation, validation, hashing, encoding)
             # and Neo4j (the writes), in CPU microseconds per interaction.
             loader_us, neo4j_us = ((b - a) * 1e6 / max(1, rep.rows) for a, b in zip(cpu0, cpu1, strict=True))

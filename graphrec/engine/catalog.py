@@ -84,22 +84,22 @@ def _all_time(items: dict[str, CatalogItem], top: int, per_category: int
 async def load_catalog(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float,
                        page: int = 10_000, per_category: int = 200, top: int = 1000,
                        previous: Catalog | None = None, refresh_popular: bool = True,
-                       shared: SharedPopular | None = None, lists_from: Catalog | None = None) -> Catalog:
+                       shared: SharedPopular | None = None, full: bool = False) -> Catalog:
     """Read the catalogue, then the popular lists.
 
-    Without ``previous`` (or one never loaded) every item is read, page by page (at 1M items ~60 s
-    of this process's CPU, so not every minute). With it, only the items upserted since
+    With ``full``, or without ``previous`` (or one never loaded), every item is read, page by page
+    (at 1M items ~60 s of this process's CPU, so not every minute). Otherwise only the items upserted since
     ``previous`` began reading (``recs/catalog_changed``, by the ``updated_at`` index) are read
     and merged into its item map; the all-time fallback lists are kept from the last full read
     (interaction counts there are as old as that read). The popular lists are recomputed when
     ``refresh_popular`` is true (or there are none yet) — through ``shared`` when given, so that
     the fleet of API processes runs the window queries once (see :class:`SharedPopular`);
-    otherwise, or while another process computes them, the lists of ``lists_from`` (default
-    ``previous``) are kept, minus items no longer available. The window queries scan every
+    otherwise, or while another process computes them, the lists of ``previous`` are kept, minus
+    items no longer available. The window queries scan every
     interaction in the window (~2–5 s of Neo4j CPU each at 2M interactions), so the engine asks
     every ``engine.popular_refresh_s``, not every catalogue refresh."""
     started = time.time()
-    if previous is None or not previous.loaded:
+    if full or previous is None or not previous.loaded:
         items = await _read_items(lambda after: store.read("recs/catalog", plain=True, after=after, limit=page))
         all_time, all_time_by_cat = _all_time(items, top, per_category)
         full_at = started
@@ -123,16 +123,16 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     def kept(lst: list[tuple[str, float]]) -> list[tuple[str, float]]:
         return [(i, sc) for i, sc in lst if (it := items.get(i)) is not None and it.available]
 
-    own = lists_from or previous  # the popular lists this process has now (a full read passes them apart)
+    own = previous if previous is not None and previous.loaded else None  # the lists this process has now
     lists: tuple[Lists, float] | None = None
-    if refresh_popular or own is None or not own.loaded:
+    if refresh_popular or own is None:
         if shared is None:
             lists = await _window_lists(store, type_weights, window_s, half_life_s, now, top, per_category), started
         else:
             lists = await shared.get(store, lambda: _window_lists(store, type_weights, window_s, half_life_s, now, top,
                                                                    per_category))
     if lists is None:  # not due, or another process is computing the shared lists: keep ours
-        if own is not None and own.loaded:
+        if own is not None:
             return Catalog(items=items, popular=kept(own.popular),
                            popular_by_category={c: kept(v) for c, v in own.popular_by_category.items()},
                            fresh=fresh, now=now, refreshed_at=time.time(), started_at=started, full_at=full_at,

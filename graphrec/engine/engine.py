@@ -62,6 +62,7 @@ from graphrec.graph.store import AsyncGraphStore
 from graphrec.journal import Journal, write_rows_sync
 from graphrec.sources import SOURCES
 from graphrec.sources.base import Candidate, SourceContext
+from graphrec.sources.graph import session_seeds
 from graphrec.sources.neighbour_cache import NeighbourCache
 from loaders.records import InteractionRow, ItemRow, UserRow, validate
 
@@ -164,8 +165,8 @@ class Engine:
         popular_due = full or now - self.catalog.popular_at >= self.cfg.popular_refresh_s
         self.catalog = await self._neo4j(load_catalog(
             self.store, DEFAULT_TYPE_WEIGHTS, self.cfg.popular_window_days * 86400.0,
-            self.cfg.popular_half_life_days * 86400.0, previous=None if full else self.catalog,
-            refresh_popular=popular_due, shared=self.shared_popular, lists_from=self.catalog))
+            self.cfg.popular_half_life_days * 86400.0, previous=self.catalog, full=full,
+            refresh_popular=popular_due, shared=self.shared_popular))
         if full:
             for listener in self.catalog_listeners:
                 listener()
@@ -310,11 +311,15 @@ class Engine:
                            timings: dict[str, float], degraded: list[str]) -> dict[str, list[Candidate]]:
         limit = self.cfg.candidates_per_source
         budget = self.cfg.source_budget_ms / 1000
-        if self.neo4j_breaker.state == "closed" and any(names.get(n, 0) > 0 for n in NEIGHBOUR_SOURCES):
-            # The neighbour lists the sources will ask for go out first (one read), so the round
-            # trip overlaps the inline ANN search rather than waiting behind it.
-            ids = [str(s["id"]) for s in ctx.params.get("seeds", [])] + list(ctx.session_items[-10:])
-            ctx.params["neighbours"].start(ctx.store, ids, budget)
+        if self.neo4j_breaker.state == "closed":
+            # The neighbour lists the weighted sources will ask for go out first (one read), so
+            # the round trip overlaps the inline ANN search rather than waiting behind it.
+            ids = [str(s["id"]) for s in ctx.params.get("seeds", [])] if (
+                names.get("co_interaction", 0) > 0 or names.get("content", 0) > 0) else []
+            if names.get("session", 0) > 0:
+                ids += session_seeds(ctx)
+            if ids:
+                ctx.params["neighbours"].start(ctx.store, ids, budget)
 
         async def one(name: str) -> tuple[str, list[Candidate]]:
             t0 = time.perf_counter()
@@ -710,10 +715,6 @@ class Engine:
             except Exception:  # noqa: BLE001 - health reports, never raises
                 vec = False
         return {"neo4j": neo, "vectors": vec, "degraded": not (neo and vec), "model": self.model is not None}
-
-
-#: Sources answered from the neighbour cache (see NeighbourCache.start).
-NEIGHBOUR_SOURCES = ("co_interaction", "content", "session")
 
 
 async def _no_candidates() -> list[Candidate]:

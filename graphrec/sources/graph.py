@@ -53,9 +53,18 @@ async def shared_content(ctx: SourceContext, limit: int) -> list[Candidate]:
     return await _neighbours(ctx, "SIMILAR_CONTENT", ctx.params.get("seeds", []), limit, "content")
 
 
+#: How many of the current session's last items seed the session sources.
+SESSION_SEEDS = 10
+
+
+def session_seeds(ctx: SourceContext) -> list[str]:
+    """The items of the current session that seed the session sources: its last ``SESSION_SEEDS``."""
+    return list(ctx.session_items[-SESSION_SEEDS:])
+
+
 async def session(ctx: SourceContext, limit: int) -> list[Candidate]:
     """The last 10 items of the current session → their co-interaction neighbours."""
-    items = ctx.session_items[-10:]
+    items = session_seeds(ctx)
     seeds = [{"id": i, "w": 0.5 + 0.5 * (k + 1) / len(items)} for k, i in enumerate(items)]  # latest counts most
     return await _neighbours(ctx, "CO_INTERACTED", seeds, limit, "session")
 
@@ -94,7 +103,7 @@ async def session_live(ctx: SourceContext, limit: int) -> list[Candidate]:
     if not ctx.session_items:
         return []
     rows = await ctx.store.read("recs/session_co_occurrence", timeout=ctx.timeout_s,
-                                item_ids=ctx.session_items[-10:], fanout=ctx.fanout, limit=limit)
+                                item_ids=session_seeds(ctx), fanout=ctx.fanout, limit=limit)
     return [Candidate(r["item_id"], float(r["score"]), "session_live", tuple(r["because"])) for r in rows]
 
 

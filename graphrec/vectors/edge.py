@@ -355,6 +355,7 @@ class EdgeIndex:
         written = self._written.pop(coll, None)
         if written is not None:  # built by this instance: it knows every id
             IdMap.build(written).save(self._dir(coll))
+        self._idmaps.pop(coll, None)  # a search before finalize cached "no map"
         (self._dir(coll) / _READY).write_text("optimized\n")
 
     # ---- reading ---------------------------------------------------------------------------

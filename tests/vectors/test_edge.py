@@ -140,7 +140,10 @@ def test_hits_are_named_from_the_id_map_and_from_the_payload_when_it_lacks_them(
 
     idx = EdgeIndex(scratch, indexing_threshold=1, full_scan_threshold=1)
     data = make_data(1500, seed=13, prefix="M")
-    build(idx, "m", data)
+    build(idx, "m", data, finalize=False)
+    assert idx.search("m", data.vectors[0], 1, None)[0].id == data.ids[0]  # before finalize: no map yet
+    idx.finalize("m")
+    assert idx._idmap("m") is not None  # the builder uses the map it wrote, not the "no map" it saw before
     assert all((scratch / "m" / f).exists() for f in ("ids.points.npy", "ids.offsets.npy", "ids.blob.npy"))
     q = np.random.default_rng(3).standard_normal(D).astype(np.float32)
     f = VectorFilter(available_only=False)
