@@ -116,6 +116,9 @@ class EngineSettings(BaseModel):
     exclude_consumed: list[str] = Field(default_factory=lambda: ["HOME_FEED", "EMAIL", "SIMILAR_ITEMS"])
     request_budget_ms: float = 80.0  # the whole request
     source_budget_ms: float = 40.0  # each source; a late source is dropped
+    # Answers slower than this are logged (WARNING, logger graphrec.engine) with their per-stage
+    # timings; 0 turns the log off.
+    slow_log_ms: float = 250.0
     # Without a usable vector index, the ANN source scans the live model's vectors exactly, in
     # memory, only up to this many items (1M x 64 costs ~30 ms of CPU per request).
     exact_fallback_max_items: int = 200_000

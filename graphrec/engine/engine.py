@@ -49,6 +49,7 @@ from graphrec.engine.types import (
     Surface,
 )
 from graphrec.errors import (
+    CollectionNotFound,
     GraphrecError,
     GraphStoreError,
     GraphStoreUnavailable,
@@ -178,7 +179,9 @@ class Engine:
             return
         m = rows[0]["m"]
         if self.model is None or self.model.version != m["id"]:
-            self.model = await asyncio.to_thread(LiveModel.load, m["id"], m["artifact_dir"])
+            model = await asyncio.to_thread(LiveModel.load, m["id"], m["artifact_dir"], m.get("collection"))
+            await self._warm_vectors(model)
+            self.model = model
             self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
         rrows = await self._neo4j(self.store.read("registry/live", kind="ranker"))
         if rrows and (self.ranker is None or self.ranker.version != rrows[0]["m"]["id"]):
@@ -186,6 +189,31 @@ class Engine:
 
             r = rrows[0]["m"]
             self.ranker = await asyncio.to_thread(LoadedRanker.load, r["id"], r["artifact_dir"], bool(r.get("enabled", False)))
+
+    def _collection(self, model: LiveModel) -> str:
+        return model.collection or self.settings.qdrant.alias
+
+    async def _warm_vectors(self, model: LiveModel) -> None:
+        """Open the model's collection and search it once, off the event loop, before the model
+        serves: searches run inline, and the first one on an unopened Edge shard maps it (3.4 s
+        at 1M points), which would stall every request of the process. A collection that is
+        gone (pruned) makes the model search through the alias instead."""
+        if self.vectors is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.vectors.warm, self._collection(model))
+        except CollectionNotFound:
+            if model.collection is None:
+                return
+            log.warning("collection %s of model %s is gone; searching through the alias", model.collection, model.version)
+            model.collection = None
+            with contextlib.suppress(VectorStoreError):
+                await asyncio.to_thread(self.vectors.warm, self._collection(model))
+        except VectorStoreError as exc:
+            log.warning("could not warm the vector index: %s", exc)
+            return
+        self.stats["vectors_warm_ms"] = (time.perf_counter() - t0) * 1000
 
     # ---- guarded store calls ---------------------------------------------------------------
     async def _neo4j(self, aw: Awaitable[T], timeout: float | None = None) -> T:
@@ -248,8 +276,16 @@ class Engine:
 
     async def _reopen_vectors(self) -> None:
         assert self.open_vectors is not None
+        model = self.model
+
+        def open_and_warm() -> Any:
+            index = self.open_vectors()  # type: ignore[misc]
+            if model is not None:
+                index.warm(self._collection(model))
+            return index
+
         try:
-            index = await asyncio.to_thread(self.open_vectors)
+            index = await asyncio.to_thread(open_and_warm)
         except Exception as exc:  # noqa: BLE001 - any failure to open is "still unavailable"
             log.info("vector index still unavailable: %s", exc)
             self.vector_breaker.failure()
@@ -290,8 +326,8 @@ class Engine:
                 vf = VectorFilter(categories_any=list(f.categories) or None, exclude_categories=list(f.exclude_categories) or None,
                                   exclude_ids=list(f.exclude_item_ids), available_only=f.available_only,
                                   year_min=f.year_min, year_max=f.year_max)
-                alias = self.settings.qdrant.alias
-                hits = await self._vectors(lambda index: index.search(alias, vec, limit + len(exclude), vf), budget)
+                coll = self._collection(self.model)
+                hits = await self._vectors(lambda index: index.search(coll, vec, limit + len(exclude), vf), budget)
                 return [Candidate(h.id, float(h.score), "ann") for h in hits if h.id not in exclude][:limit]
             except (TimeoutError, VectorStoreError) as exc:
                 log.info("vector index unavailable: %s", exc)
@@ -430,6 +466,16 @@ class Engine:
             self.results.put(cache_key, (rows, res.model_version))
         for observe in self.observers:
             observe(res)
+        return self._log_slow("recommendations", res)
+
+    def _log_slow(self, op: str, res: RecResult) -> RecResult:
+        """Log an answer slower than ``slow_log_ms`` with its per-stage timings (the on-call
+        operator's first question: which source or store made it slow)."""
+        total = res.timings_ms.get("total", 0.0)
+        if self.cfg.slow_log_ms and total >= self.cfg.slow_log_ms:
+            log.warning("slow %s %.0f ms request=%s degraded=%s timings=%s", op, total, res.request_id,
+                        ",".join(res.degraded_reasons) or "-",
+                        " ".join(f"{k}={v:.1f}" for k, v in res.timings_ms.items() if k != "total"))
         return res
 
     def _finish(self, cands: list[rules.Scored], first: int, req: RecRequest, consumed: dict[str, set[str]],
@@ -550,7 +596,8 @@ class Engine:
         items = [self._recommendation(c, k + 1, [], req) for k, c in enumerate(chosen)]
         timings["total"] = (time.perf_counter() - t_start) * 1000
         reasons = tuple(sorted(set(degraded)))
-        return RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
+        return self._log_slow("similarItems", RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex,
+                                                        reasons, timings))
 
     async def rerank(self, user_id: str, item_ids: list[str], first: int | None = None) -> RecResult:
         """Reorder a given list (search results) for a user; every given id comes back once."""
@@ -584,7 +631,8 @@ class Engine:
         items = [self._recommendation(c, k + 1, recent, req) for k, c in enumerate(cands[:n]) if c.item_id in wanted]
         timings["total"] = (time.perf_counter() - t_start) * 1000
         reasons = tuple(sorted(set(degraded)))
-        return RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
+        return self._log_slow("rerank", RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex,
+                                                        reasons, timings))
 
     async def batch(self, user_ids: list[str], first: int = 20, surface: Surface = Surface.EMAIL,
                     concurrency: int = 8) -> dict[str, RecResult]:

@@ -31,13 +31,16 @@ class LiveModel:
     emb: np.ndarray  # [n_items, d], rows L2-normalised
     user_params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_USER_PARAMS))
     index: dict[str, int] = field(default_factory=dict)
+    #: The vector collection published from these embeddings (the registry's record); searches
+    #: go there rather than through the alias, so query and index vectors are always one model's.
+    collection: str | None = None
 
     def __post_init__(self) -> None:
         if not self.index:
             self.index = {iid: k for k, iid in enumerate(self.item_ids)}
 
     @classmethod
-    def load(cls, version: str, artifact_dir: str | Path) -> LiveModel:
+    def load(cls, version: str, artifact_dir: str | Path, collection: str | None = None) -> LiveModel:
         d = Path(artifact_dir)
         emb = np.load(d / "item_embeddings.npy").astype(np.float32)
         ids = json.loads((d / "item_ids.json").read_text())
@@ -45,7 +48,7 @@ class LiveModel:
         params = json.loads(params_path.read_text()) if params_path.exists() else dict(DEFAULT_USER_PARAMS)
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return cls(version=version, item_ids=ids, emb=emb / norms, user_params=params)
+        return cls(version=version, item_ids=ids, emb=emb / norms, user_params=params, collection=collection)
 
     def vector_of(self, item_id: str) -> np.ndarray | None:
         k = self.index.get(item_id)

@@ -144,6 +144,10 @@ class VectorIndex(Protocol):
     def count(self, name: str) -> int:
         """Number of points."""
 
+    def warm(self, name: str) -> None:
+        """Open ``name`` and run one search so that the first request does not pay for it (an
+        embedded engine maps the collection's files on first use: seconds at 1M points)."""
+
     def healthy(self) -> bool:
         """True when the engine answers."""
 

@@ -247,6 +247,11 @@ class QdrantIndex:
         if not self._call(self.client.delete_collection, name):
             raise CollectionNotFound(f"no collection {name!r}")
 
+    def warm(self, name: str) -> None:
+        # The server (or local mode, which reads every collection when the client opens) has
+        # nothing to map lazily; this checks that the collection answers.
+        self.count(name)
+
     def healthy(self) -> bool:
         try:
             self._call(self.client.get_collections)

@@ -356,3 +356,58 @@ def test_a_cached_result_comes_back_whole(tiny: Settings) -> None:
     assert "cache_hit" not in miss.timings_ms and hit.timings_ms["cache_hit"] == 1.0
     assert hit.items == miss.items and hit.items and isinstance(hit.items[0].sources, tuple)
     assert hit.request_id != miss.request_id and hit.model_version == miss.model_version and not hit.degraded
+
+
+def test_the_model_searches_its_own_collection_warmed_before_it_serves(tiny: Settings, tmp_path: Any) -> None:
+    """Query vectors and index vectors come from one model: the engine searches the collection
+    the live model was published to (not whatever the alias points at now), opens it off the
+    event loop before the model serves, and falls back to the alias if it was pruned."""
+    import numpy as np
+
+    from graphrec.engine.model import LiveModel
+    from graphrec.vectors.edge import EdgeIndex
+
+    builder = EdgeIndex(tmp_path)
+    for name, ids in (("a", ["a1", "a2"]), ("b", ["b1", "b2"])):
+        builder.create_collection(name, 4)
+        builder.upsert(name, ids, np.eye(4, dtype=np.float32)[:2], [{}, {}])
+        builder.finalize(name)
+    builder.set_alias(tiny.qdrant.alias, "b")
+    builder.close()
+
+    async def go() -> tuple[list[str], list[str], Any, Any]:
+        e = await Engine.create(tiny, vectors=EdgeIndex(tmp_path, read_only=True), background=False)
+        try:
+            q = np.array([1, 0, 0, 0], dtype=np.float32)
+            own = LiveModel("v-a", ["a1", "a2"], np.eye(4, dtype=np.float32)[:2], collection="a")
+            await e._warm_vectors(own)
+            warmed = set(e.vectors._shards)
+            e.model = own
+            from_own = [c.item_id for c in await e._ann(q, 2, RecFilter(), [], set())]
+            gone = LiveModel("v-x", ["a1"], np.eye(4, dtype=np.float32)[:1], collection="pruned")
+            await e._warm_vectors(gone)
+            e.model = gone
+            return from_own, [c.item_id for c in await e._ann(q, 2, RecFilter(), [], set())], warmed, gone.collection
+        finally:
+            await e.close()
+
+    from_own, from_alias, warmed, collection = run(go())
+    assert "a" in warmed
+    assert from_own == ["a1", "a2"]
+    assert collection is None and from_alias == ["b1", "b2"]
+
+
+def test_slow_answers_are_logged_with_their_stage_timings(tiny: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    slow = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"slow_log_ms": 0.001})})
+
+    async def go() -> Any:
+        e = await _engine(slow)
+        try:
+            return await e.recommend(RecRequest("alice", first=3))
+        finally:
+            await e.close()
+
+    with caplog.at_level("WARNING", logger="graphrec.engine"):
+        res = run(go())
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("slow recommendations"))
+    assert res.request_id in line and "user_state=" in line and "source." in line

@@ -185,6 +185,7 @@ def test_missing_collections_raise_collection_not_found(index: VectorIndex) -> N
         lambda: index.upsert("nope", ["x"], q[None, :], [{}]),
         lambda: index.set_alias("live", "nope"),
         lambda: index.delete_collection("nope"),
+        lambda: index.warm("nope"),
     ]
     for call in calls:
         with pytest.raises(CollectionNotFound):
