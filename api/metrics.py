@@ -22,6 +22,8 @@ CANDIDATES = Gauge("graphrec_candidates_total", "Candidates proposed per source 
                    multiprocess_mode="livesum")
 CACHE_HIT = Gauge("graphrec_cache_hit_ratio", "Cache hit ratio", ["cache"], registry=REGISTRY, multiprocess_mode="liveall")
 DEGRADED = Counter("graphrec_degraded_answers_total", "Answers given in degraded mode", ["reason"], registry=REGISTRY)
+SHED = Counter("graphrec_requests_shed_total", "GraphQL requests refused with 503 (api.max_in_flight reached)",
+               registry=REGISTRY)
 ERRORS = Counter("graphrec_errors_total", "Errors by GraphQL code", ["code"], registry=REGISTRY)
 GC_PAUSE = Histogram("graphrec_gc_pause_seconds", "Cyclic garbage collector runs (api.collector)", ["generation"],
                      registry=REGISTRY, buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1))

@@ -29,7 +29,14 @@ import torch
 
 from gnn.config import GNNConfig
 from gnn.data import Snapshot
-from gnn.evaluate import baselines, format_table, gnn_metrics, plot_learning_curve, plot_version_history, write_report
+from gnn.evaluate import (
+    baselines,
+    format_table,
+    gnn_metrics,
+    plot_learning_curve,
+    plot_version_history,
+    write_report,
+)
 from gnn.export import export_snapshot
 from gnn.split import train_val_test
 from gnn.train import train

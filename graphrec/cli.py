@@ -426,7 +426,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mdir)
     console.print(f"graphrec API on http://{h}:{p}/graphql  (demo: http://{h}:{p}/demo, metrics: /metrics)")
     uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
-                timeout_graceful_shutdown=10, limit_concurrency=s.api.max_in_flight)
+                timeout_graceful_shutdown=10, limit_concurrency=s.api.max_connections)
 
 
 @apikey_app.command("create")

@@ -118,17 +118,18 @@ def refresh(store: GraphStore, snap: Snapshot, k: int = 50, batch_items: int = 5
     """Compute and write both neighbour kinds for every item; returns edges written per kind."""
     version = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     written: dict[str, int] = {}
+
+    def flush(rel: str, ids: list[str], rows: list[dict[str, object]]) -> int:
+        counters = store.write_many([
+            ("neighbours/delete_batch", {"nrel": rel}, {"ids": ids}),
+            ("neighbours/write_batch", {"nrel": rel}, {"rows": rows, "version": version}),
+        ])
+        return int(counters[1]["relationships_created"])
+
     for rel, x in (("CO_INTERACTED", interaction_matrix(snap).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(snap))):
         total = 0
         ids: list[str] = []
         rows: list[dict[str, object]] = []
-
-        def flush() -> int:
-            counters = store.write_many([
-                ("neighbours/delete_batch", {"nrel": rel}, {"ids": ids}),
-                ("neighbours/write_batch", {"nrel": rel}, {"rows": rows, "version": version}),
-            ])
-            return counters[1]["relationships_created"]
 
         with tqdm(total=snap.num_items, desc=f"neighbours {rel}", unit=" items", disable=not progress) as bar:
             for i, nbrs, scores in top_k_cosine(x, k):
@@ -136,11 +137,11 @@ def refresh(store: GraphStore, snap: Snapshot, k: int = 50, batch_items: int = 5
                 rows.extend({"src": snap.item_ids[i], "dst": snap.item_ids[j], "score": float(s), "rank": r}
                             for r, (j, s) in enumerate(zip(nbrs.tolist(), scores.tolist(), strict=True)))
                 if len(ids) >= batch_items:
-                    total += flush()
+                    total += flush(rel, ids, rows)
                     bar.update(len(ids))
                     ids, rows = [], []
             if ids:
-                total += flush()
+                total += flush(rel, ids, rows)
                 bar.update(len(ids))
         written[rel] = total
     return written

@@ -30,7 +30,7 @@ RESERVED_PROPS = frozenset({"id", "created_at", "title", "year", "available", "d
 TS_MIN, TS_MAX = 0.0, 4102444800.0
 
 
-class InteractionType(str, Enum):
+class InteractionType(str, Enum):  # noqa: UP042 - StrEnum would change str(member)
     RATE = "RATED"
     VIEW = "VIEWED"
     CLICK = "CLICKED"

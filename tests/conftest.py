@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from graphrec.config import Settings
 from graphrec.testing import isolated_settings, wipe
+
+if TYPE_CHECKING:
+    from graphrec.graph.store import GraphStore
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +35,7 @@ def neo4j_settings() -> Iterator[Settings]:
 
 
 @pytest.fixture()
-def store(neo4j_settings: Settings) -> Iterator["GraphStore"]:  # noqa: F821
+def store(neo4j_settings: Settings) -> Iterator[GraphStore]:
     """A store on an EMPTY test database (wiped before each test)."""
     from graphrec.graph.store import GraphStore
 

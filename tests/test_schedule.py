@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from gnn.schedule import next_run, retrain_lock, tick
 from graphrec.config import Settings
 from graphrec.errors import ConfigError, LockHeld
-from gnn.schedule import next_run, retrain_lock, tick
 
 
 def _settings(tmp_path: Path) -> Settings:

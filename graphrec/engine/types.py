@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 
-class Surface(str, Enum):
+class Surface(str, Enum):  # noqa: UP042 - StrEnum would change str(member) from 'Surface.X' to 'X'
     HOME_FEED = "HOME_FEED"
     SIMILAR_ITEMS = "SIMILAR_ITEMS"
     SEARCH_RERANK = "SEARCH_RERANK"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -128,6 +129,45 @@ def test_rate_limit(api: Any) -> None:
     rl = RateLimiter(rate=1.0, burst=2)
     assert [rl.allow("k", now=0.0) for _ in range(3)] == [True, True, False]
     assert rl.allow("k", now=1.5) and rl.allow("other", now=0.0)
+
+
+def test_overload_is_refused_at_once_with_retry_after(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past api.max_in_flight GraphQL requests in progress a worker answers 503 OVERLOADED at
+    once (instead of queueing); health checks still answer, and admission resumes after."""
+    import asyncio
+    import threading
+
+    from api.app import create_app
+    from graphrec.engine.engine import Engine
+    from graphrec.testing.server import live_server
+
+    real = Engine.recommend
+
+    async def slow(self: Engine, req: Any) -> Any:
+        await asyncio.sleep(1.5)
+        return await real(self, req)
+
+    monkeypatch.setattr(Engine, "recommend", slow)
+    one = api.settings.model_copy(update={"api": api.settings.api.model_copy(update={"max_in_flight": 1})})
+    with live_server(create_app(one)) as url:
+        first: list[httpx.Response] = []
+        t = threading.Thread(target=lambda: first.append(httpx.post(
+            url + "/graphql", json={"query": REC, "variables": {"u": "alice", "first": 2}},
+            headers={"Authorization": "Bearer " + api.read_key}, timeout=30)))
+        t.start()
+        time.sleep(0.5)
+        shed = httpx.post(url + "/graphql", json={"query": 'query { popularItems(first: 1) { id } }'},
+                          headers={"Authorization": "Bearer " + api.read_key}, timeout=30)
+        ready = httpx.get(url + "/readyz", timeout=30)
+        t.join()
+        after = httpx.post(url + "/graphql", json={"query": 'query { popularItems(first: 1) { id } }'},
+                           headers={"Authorization": "Bearer " + api.read_key}, timeout=30)
+        metrics = httpx.get(url + "/metrics", timeout=30).text
+    assert shed.status_code == 503 and codes(shed) == ["OVERLOADED"] and shed.headers["retry-after"] == "1"
+    assert ready.status_code == 200
+    assert first[0].status_code == 200 and first[0].json()["data"]["recommendations"]["items"]
+    assert after.status_code == 200
+    assert "graphrec_requests_shed_total 1.0" in metrics
 
 
 def test_operations_endpoints(api: Any) -> None:

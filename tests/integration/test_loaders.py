@@ -68,7 +68,7 @@ def test_stop_mode_writes_nothing_of_the_bad_batch(store, tmp_path: Path) -> Non
 
 def test_hostile_strings_are_stored_as_data(store, tmp_path: Path) -> None:  # noqa: ANN001
     evil = "'}) MATCH (n) DETACH DELETE n //"
-    items = _write(tmp_path, "items.jsonl", '{"id": "x`y", "title": "%s", "tags": ["%s"]}\n' % (evil, evil))
+    items = _write(tmp_path, "items.jsonl", f'{{"id": "x`y", "title": "{evil}", "tags": ["{evil}"]}}\n')
     GraphWriter(store, progress=False).items(read_file(items, "items"))
     from graphrec.graph.repository import Repository
 
