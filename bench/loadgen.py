@@ -23,6 +23,7 @@ from typing import Any
 @dataclass
 class Outcome:
     latency_ms: list[float] = field(default_factory=list)
+    sent_at_s: list[float] = field(default_factory=list)  # when each request of latency_ms was due
     status: dict[int, int] = field(default_factory=dict)
     errors: int = 0  # transport errors, non-200, or GraphQL errors
     graphql_errors: int = 0
@@ -127,6 +128,7 @@ async def open_loop(host: str, port: int, make_request: Callable[[int], bytes], 
             bad = True
             out.status[0] = out.status.get(0, 0) + 1
         out.latency_ms.append((time.perf_counter() - t) * 1000)
+        out.sent_at_s.append(t - t0)
         out.errors += bad
 
     t0 = time.perf_counter()
@@ -141,3 +143,14 @@ async def open_loop(host: str, port: int, make_request: Callable[[int], bytes], 
     out.elapsed_s = time.perf_counter() - t0
     pool.close()
     return out
+
+
+def p99_by_window(out: Outcome, window_s: float = 10.0) -> list[float]:
+    """p99 latency of the requests due in each ``window_s`` of the run (is the tail steady, or
+    made by a burst or a cold start?)."""
+    from bench.common import pct
+
+    by: dict[int, list[float]] = {}
+    for at, ms in zip(out.sent_at_s, out.latency_ms, strict=True):
+        by.setdefault(int(at // window_s), []).append(ms)
+    return [round(pct(by.get(w, []), 99), 1) for w in range(max(by) + 1)] if by else []
