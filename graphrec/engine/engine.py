@@ -632,7 +632,7 @@ class Engine:
         timings["total"] = (time.perf_counter() - t_start) * 1000
         reasons = tuple(sorted(set(degraded)))
         return self._log_slow("rerank", RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex,
-                                                        reasons, timings))
+                                                  reasons, timings))
 
     async def batch(self, user_ids: list[str], first: int = 20, surface: Surface = Surface.EMAIL,
                     concurrency: int = 8) -> dict[str, RecResult]:

@@ -198,6 +198,7 @@ class EdgeIndex:
         self._building: set[str] = set()  # collections created by this instance (kept open)
         self._aliases: dict[str, str] = {}
         self._aliases_stamp: tuple[int, ...] | None = None
+        self._pinned: str | None = None  # the collection last warmed: kept open (see _drop_unused)
 
     #: Searches are in-process CPU work of a millisecond or two: callers run them inline rather
     #: than on a thread (see Engine._vectors).
@@ -238,13 +239,18 @@ class EdgeIndex:
             except (OSError, ValueError) as exc:
                 raise VectorStoreError(f"unreadable alias file {self._alias_file}: {exc}") from exc
             self._aliases, self._aliases_stamp = aliases, stamp
-            # Drop shards no alias points at any more (unless built here): a reader process keeps
-            # only the live collection open. A search still running on one keeps its reference.
-            live = set(aliases.values()) | self._building
-            for coll in [c for c in self._shards if c not in live]:
-                del self._shards[coll]
-                self._idmaps.pop(coll, None)
+            self._drop_unused()
             return aliases
+
+    def _drop_unused(self) -> None:
+        """Close shards no alias points at any more, unless built here or pinned by ``warm`` (the
+        engine's live model searches its own collection, which may lag the alias by a poll): a
+        reader process keeps only what it serves open. A search still running on one keeps its
+        reference. Call with the lock held."""
+        keep = set(self._aliases.values()) | self._building | ({self._pinned} if self._pinned else set())
+        for coll in [c for c in self._shards if c not in keep]:
+            del self._shards[coll]
+            self._idmaps.pop(coll, None)
 
     def _resolve(self, name: str) -> str:
         return self._read_aliases().get(name, name)
@@ -486,13 +492,18 @@ class EdgeIndex:
             shutil.rmtree(d, ignore_errors=True)
 
     def warm(self, name: str) -> None:
-        coll, _ = self._shard(name)  # EdgeShard.load: ~3 s at 1M points, then the id map
+        """Open ``name`` (EdgeShard.load: ~3 s at 1M points), its id map, run one search, and keep
+        it open even when no alias points at it; the collection warmed before is released."""
+        coll, _ = self._shard(name)
         self._idmap(coll)
         try:
             dim = int(json.loads((self._dir(coll) / "edge_config.json").read_text())["vectors"][""]["size"])
         except (OSError, ValueError, KeyError) as exc:
             raise VectorStoreError(f"unreadable config of {coll!r}: {exc}") from exc
         self.search(coll, np.random.default_rng(0).standard_normal(dim).astype(np.float32), 100)
+        with self._lock:
+            self._pinned = coll
+            self._drop_unused()
 
     def healthy(self) -> bool:
         try:

@@ -180,4 +180,15 @@ def test_warm_opens_the_shard_and_its_id_map_before_the_first_search(scratch: Pa
     assert set(reader._shards) == {"w1"} and reader._idmaps["w1"] is not None
     q = data.vectors[7]
     assert reader.search("live", q, 1, None)[0].id == data.ids[7]
+    # The alias moves on (a promotion): the warmed collection stays open until another is warmed
+    # (the engine's live model searches it until its next poll; reopening it would stall).
+    builder = EdgeIndex(scratch, indexing_threshold=1, full_scan_threshold=1)
+    build(builder, "w2", make_data(500, seed=22, prefix="V"))
+    builder.set_alias("live", "w2")
+    builder.close()
+    assert reader.search("live", q, 1, None)[0].id.startswith("V")
+    assert set(reader._shards) == {"w1", "w2"}
+    assert reader.search("w1", q, 1, None)[0].id == data.ids[7]
+    reader.warm("w2")
+    assert set(reader._shards) == {"w2"}
     reader.close()
