@@ -411,9 +411,7 @@ class Engine:
                      req.context.preferred_categories, recent[0]["ts"] if recent else None, len(consumed),
                      self.model.version if self.model else None)
         if not degraded and req.user_id and (hit := self.results.get(cache_key)) is not None:
-            rows, model_version = hit
-            items = [Recommendation(i, sc, rank, tuple(srcs), reason, query) for i, sc, rank, srcs, reason, query in json.loads(rows)]
-            return RecResult(items, False, model_version, uuid.uuid4().hex, (), {"cache_hit": 1.0, **timings})
+            return _cached(hit, timings)
 
         vec = self.model.user_vector(recent, now) if (self.model and recent) else None
         if vec is None and self.model and req.context.preferred_categories:
@@ -459,11 +457,7 @@ class Engine:
         reasons = tuple(sorted(set(degraded)))
         res = RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
         if not reasons and req.user_id:
-            # Kept as one JSON string, which CPython's collector never walks: at 1M items / 100k
-            # users the cache holds ~10k results that are rarely hit, and as Recommendation objects
-            # (~25 tracked objects per result) every full collection walked them.
-            rows = json.dumps([[r.item_id, r.score, r.rank, r.sources, r.reason, r.explain_query] for r in items])
-            self.results.put(cache_key, (rows, res.model_version))
+            self.results.put(cache_key, _cache_entry(res))
         for observe in self.observers:
             observe(res)
         return self._log_slow("recommendations", res)
@@ -566,6 +560,11 @@ class Engine:
             if not found and not degraded:
                 raise NotFound("item", item_id)
         first = max(1, min(int(first), 100))
+        # The same answer for every user: a widget on a popular item's page is answered from the
+        # result cache (a model change starts a new cache; item changes show within its TTL).
+        cache_key = ("similar", item_id, first, f, self.model.version if self.model else None)
+        if not degraded and (hit := self.results.get(cache_key)) is not None:
+            return _cached(hit, {})
         weights = dict(self.cfg.sources.get("SIMILAR_ITEMS", {}))
         vec = self.model.vector_of(item_id) if self.model else None
         ctx = SourceContext(store=self.store, timeout_s=self.cfg.source_budget_ms / 1000, now=self.catalog.now,
@@ -596,8 +595,10 @@ class Engine:
         items = [self._recommendation(c, k + 1, [], req) for k, c in enumerate(chosen)]
         timings["total"] = (time.perf_counter() - t_start) * 1000
         reasons = tuple(sorted(set(degraded)))
-        return self._log_slow("similarItems", RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex,
-                                                        reasons, timings))
+        res = RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
+        if not reasons:
+            self.results.put(cache_key, _cache_entry(res))
+        return self._log_slow("similarItems", res)
 
     async def rerank(self, user_id: str, item_ids: list[str], first: int | None = None) -> RecResult:
         """Reorder a given list (search results) for a user; every given id comes back once."""
@@ -777,6 +778,20 @@ def _catalog_item(c: Any) -> Item:
 def _q(s: str) -> str:
     return s.replace("\\", "\\\\").replace("'", "\\'")
 
+
+
+def _cache_entry(res: RecResult) -> tuple[str, str | None]:
+    """A result as the result cache keeps it: one JSON string, which CPython's collector never
+    walks (at 1M items / 100k users the cache holds ~10k rarely hit results; as Recommendation
+    objects, ~25 tracked objects each, every full collection walked them)."""
+    rows = json.dumps([[r.item_id, r.score, r.rank, r.sources, r.reason, r.explain_query] for r in res.items])
+    return rows, res.model_version
+
+
+def _cached(hit: tuple[str, str | None], timings: dict[str, float]) -> RecResult:
+    rows, model_version = hit
+    items = [Recommendation(i, sc, rank, tuple(srcs), reason, query) for i, sc, rank, srcs, reason, query in json.loads(rows)]
+    return RecResult(items, False, model_version, uuid.uuid4().hex, (), {"cache_hit": 1.0, **timings})
 
 def _close(aw: Awaitable[Any]) -> None:
     close = getattr(aw, "close", None)

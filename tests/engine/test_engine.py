@@ -411,3 +411,26 @@ def test_slow_answers_are_logged_with_their_stage_timings(tiny: Settings, caplog
         res = run(go())
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("slow recommendations"))
     assert res.request_id in line and "user_state=" in line and "source." in line
+
+
+def test_similar_items_repeat_from_the_result_cache(tiny: Settings) -> None:
+    """The answer is the same for every user, so a repeat is served from the result cache without
+    a store read; another size or filter is its own entry."""
+
+    async def go() -> tuple[Any, Any, Any, list[str]]:
+        e = await _engine(tiny)
+        try:
+            a = await e.similar_items("heat", 3)
+            reads = _count_reads(e)
+            b = await e.similar_items("heat", 3)
+            seen = list(reads)
+            c = await e.similar_items("heat", 3, RecFilter(exclude_categories=("Horror",)))
+            return a, b, c, seen
+        finally:
+            await e.close()
+
+    a, b, c, reads_for_repeat = run(go())
+    assert [r.item_id for r in b.items] == [r.item_id for r in a.items] and a.items
+    assert [r.sources for r in b.items] == [r.sources for r in a.items]
+    assert b.timings_ms.get("cache_hit") == 1.0 and "cache_hit" not in a.timings_ms and reads_for_repeat == []
+    assert "cache_hit" not in c.timings_ms
