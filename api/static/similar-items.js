@@ -25,14 +25,23 @@
     return id;
   }
 
-  function gql(el, query, variables) {
+  // A 503 (OVERLOADED) or 429 (RATE_LIMITED) answer was refused before any work was done, so the
+  // request (a click too) is sent once more after Retry-After (1 s when unreadable, at most 5 s).
+  function gql(el, query, variables, retried) {
     var headers = { "Content-Type": "application/json" };
     if (el.dataset.apiKey) headers["Authorization"] = "Bearer " + el.dataset.apiKey;
     return fetch(el.dataset.endpoint || "/graphql", {
       method: "POST", headers: headers, body: JSON.stringify({ query: query, variables: variables })
-    }).then(function (r) { return r.json(); }).then(function (body) {
-      if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
-      return body.data;
+    }).then(function (r) {
+      if ((r.status === 503 || r.status === 429) && !retried) {
+        var wait = Math.min(Math.max(parseFloat(r.headers.get("Retry-After")) || 1, 0), 5);
+        return new Promise(function (done) { setTimeout(done, wait * 1000); })
+          .then(function () { return gql(el, query, variables, true); });
+      }
+      return r.json().then(function (body) {
+        if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+        return body.data;
+      });
     });
   }
 

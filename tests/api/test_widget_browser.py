@@ -58,3 +58,39 @@ def test_demo_page_renders_and_records_a_click(api: Any, store) -> None:  # noqa
     hist = store.read("repo/user_history", user_id="demo-visitor", limit=5)
     assert [(h["item_id"], h["type"]) for h in hist] == [(clicked, "CLICKED")]
     assert (OUT / "demo.png").stat().st_size > 5000
+
+
+def test_widget_retries_once_when_the_api_sheds_load(api: Any, store) -> None:  # noqa: ANN001
+    """An overloaded API answers 503 OVERLOADED with Retry-After before doing any work: the widget
+    sends the request once more after that delay and renders, instead of showing an error."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from graphrec.graph.repository import Repository
+
+    repo = Repository(store)
+    for iid, title in (("50", "Star Wars"), ("1", "Toy Story"), ("100", "Fargo")):
+        repo.upsert_item({"id": iid, "title": title, "categories": ["Action"], "tags": ["heist"]})
+    s: Settings = api.settings.model_copy(update={"api": api.settings.api.model_copy(update={"anonymous_read": True})})
+    seen: dict[str, int] = {}
+
+    def shed_first(route: Any) -> None:
+        body = route.request.post_data or ""
+        seen[body] = seen.get(body, 0) + 1
+        if seen[body] == 1:
+            route.fulfill(status=503, headers={"Retry-After": "1", "Content-Type": "application/json"},
+                          body=json.dumps({"data": None, "errors": [{"message": "overloaded", "extensions": {"code": "OVERLOADED"}}]}))
+        else:
+            route.continue_()
+
+    with live_server(create_app(s)) as url:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page()
+            page.route("**/graphql", shed_first)
+            page.goto(url + "/demo")
+            for w in ("#w50", "#w1", "#w100"):
+                page.wait_for_selector(f"{w}[data-graphrec-state=rendered] .graphrec-item", timeout=20_000)
+            browser.close()
+    assert len(seen) == 3 and all(n == 2 for n in seen.values()), seen
