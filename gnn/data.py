@@ -82,7 +82,8 @@ class Snapshot:
                                         tags=[intern(t) for t in it.tags or ()],
                                         available=it.available is not False, created_at=it.created_at))
         iidx = {i: k for k, i in enumerate(item_ids)}
-        cols = {"user": array("q"), "item": array("q"), "ts": array("d"), "kind": array("b"), "value": array("f")}
+        cols: dict[str, array[Any]] = {"user": array("q"), "item": array("q"), "ts": array("d"), "kind": array("b"),
+                                       "value": array("f")}
         for r in interactions:
             u = uidx.get(r.user_id)
             if u is None:

@@ -46,7 +46,7 @@ def baselines(snap: Snapshot, tr: np.ndarray, va: np.ndarray, te: np.ndarray, se
     lam = _tune(EASE, [100.0, 250.0, 500.0, 1000.0], m_tr, m_va)
     k = _tune(lambda k: ItemKNN(k=k), [50, 100, 200], m_tr, m_va)
     factors = _tune(lambda f: ALS(factors=f, seed=seed), [32, 64, 128], m_tr, m_va)
-    models = [MostPopular(), ItemKNN(k=k), ALS(factors=factors, seed=seed), EASE(lam)]
+    models: list[MostPopular | ItemKNN | ALS | EASE] = [MostPopular(), ItemKNN(k=k), ALS(factors=factors, seed=seed), EASE(lam)]
     out: dict[str, dict[str, float]] = {}
     for m in models:
         t0 = time.perf_counter()

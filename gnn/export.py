@@ -19,7 +19,7 @@ class _Growing:
     """An append-only numpy array that doubles its capacity."""
 
     def __init__(self, dtype: type, capacity: int = 1 << 16) -> None:
-        self.buf = np.empty(capacity, dtype=dtype)
+        self.buf: np.ndarray = np.empty(capacity, dtype=dtype)
         self.n = 0
 
     def extend(self, values: np.ndarray) -> None:

@@ -152,7 +152,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                           extra={"best_epoch": res.best_epoch, "report": str(report)})
         try:
             own_vectors = vectors is None
-            if own_vectors:
+            if vectors is None:
                 from graphrec.vectors.factory import open_vector_index
 
                 vectors = open_vector_index(settings)
@@ -162,7 +162,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                 if d.promote:
                     vectors.set_alias(settings.qdrant.alias, collection)
                     previous = registry.promote(version)
-                    _prune(vectors, registry, settings, keep={collection, live.collection if live else ""})
+                    _prune(vectors, registry, settings, keep={collection, (live.collection or "") if live else ""})
                     status = "promoted"
                 else:
                     registry.set_status(version, "rejected", d.reason)
@@ -208,7 +208,7 @@ def rollback(settings: Settings, vectors: Any | None = None) -> tuple[str, str]:
         registry = Registry(store, settings.var_dir / "models")
         target = registry.rollback_target("gnn")
         own = vectors is None
-        if own:
+        if vectors is None:
             from graphrec.vectors.factory import open_vector_index
 
             vectors = open_vector_index(settings)

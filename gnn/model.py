@@ -9,6 +9,8 @@ vector: its embedding comes from its content alone.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,11 @@ from gnn.nn import PinSageConv
 class PinSage(nn.Module):
     """``sparse_ids``: the id embedding yields sparse gradients (for ``torch.optim.SparseAdam``), so
     a training step on a large catalogue touches only the id rows of its batch."""
+
+    # Buffers (registered in __init__), declared for the type checker.
+    nbr: Tensor
+    nbr_w: Tensor
+    seen: Tensor
 
     def __init__(self, features: ItemFeatures, nbr: np.ndarray, nbr_w: np.ndarray, seen: np.ndarray, cfg: GNNConfig,
                  sparse_ids: bool = False) -> None:
@@ -45,7 +52,7 @@ class PinSage(nn.Module):
         if self.ids is not None:
             nn.init.normal_(self.ids.weight, std=0.05)
         for c in self.convs:
-            c.reset_parameters()
+            cast(PinSageConv, c).reset_parameters()  # nn.ModuleList types its items as Module
 
     def inputs(self, items: Tensor) -> Tensor:
         idx, w, off = self.features.rows(items.cpu().numpy())
@@ -72,7 +79,7 @@ class PinSage(nn.Module):
         h = self.inputs(widest)
         for k, conv in enumerate(self.convs):
             target = sets[self.cfg.layers - 1 - k]
-            h_new = conv.propagate(h, pos[target], pos[self.nbr[target]], self.nbr_w[target])
+            h_new = cast(PinSageConv, conv).propagate(h, pos[target], pos[self.nbr[target]], self.nbr_w[target])
             # Re-index onto the narrower set.
             pos = torch.full((self.num_items,), -1, dtype=torch.long, device=items.device)
             pos[target] = torch.arange(len(target), device=items.device)

@@ -145,11 +145,11 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
     timings: dict[str, float] = {}
     model = build_model(snap, train_mask, cfg, seed, timings).to(dev)
     params = user_params(cfg)
-    sparse_ids = model.ids is not None and model.ids.sparse
+    sparse_weight = model.ids.weight if model.ids is not None and model.ids.sparse else None
     opts: list[torch.optim.Optimizer] = [torch.optim.Adam(
-        [p for p in model.parameters() if not (sparse_ids and p is model.ids.weight)], lr=cfg.lr, weight_decay=cfg.weight_decay)]
-    if sparse_ids:  # sampled softmax on a large catalogue: Adam on the batch's id rows only (lazy, no weight decay)
-        opts.append(torch.optim.SparseAdam([model.ids.weight], lr=cfg.lr))
+        [p for p in model.parameters() if p is not sparse_weight], lr=cfg.lr, weight_decay=cfg.weight_decay)]
+    if sparse_weight is not None:  # sampled softmax on a large catalogue: Adam on the batch's id rows only (lazy, no weight decay)
+        opts.append(torch.optim.SparseAdam([sparse_weight], lr=cfg.lr))
     lines = _timelines(snap, train_mask)
     eligible = [u for u, tl in enumerate(lines) if len(tl) >= 3]
     rng = np.random.default_rng(seed)

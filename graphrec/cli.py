@@ -13,8 +13,9 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -135,13 +136,20 @@ def schema_apply() -> None:
 
 
 # ---- load ----------------------------------------------------------------------------------
-def _writer(store: Any, on_error: str | None, batch_size: int | None) -> Any:
+class OnErrorMode(str, Enum):  # noqa: UP042 - typer's choice type; str() of members is not used
+    skip = "skip"
+    stop = "stop"
+
+
+def _writer(store: Any, on_error: OnErrorMode | None, batch_size: int | None) -> Any:
     from loaders.writer import GraphWriter
 
     s = settings()
+    mode: Literal["skip", "stop"] = s.loader.on_error if on_error is None else (
+        "stop" if on_error is OnErrorMode.stop else "skip")
     return GraphWriter(store, batch_size=batch_size or s.loader.batch_size,
-                       on_error=(on_error or s.loader.on_error), progress=sys.stderr.isatty() or True,
-                       writers=s.loader.writers)  # type: ignore[arg-type]
+                       on_error=mode, progress=sys.stderr.isatty() or True,
+                       writers=s.loader.writers)
 
 
 def _print_reports(reports: list[Any], json_out: Path | None = None) -> None:
@@ -156,7 +164,7 @@ def _print_reports(reports: list[Any], json_out: Path | None = None) -> None:
         json_out.write_text(json.dumps([r.to_dict() for r in reports], indent=2))
 
 
-OnError = Annotated[str | None, typer.Option("--on-error", help="skip: report bad rows and go on; stop: stop at the first.")]
+OnError = Annotated[OnErrorMode | None, typer.Option("--on-error", help="skip: report bad rows and go on; stop: stop at the first.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Rows per transaction.")]
 
 
@@ -171,11 +179,11 @@ def load_movielens(kg: Annotated[bool, typer.Option(help="Also load the Freebase
     root = movielens.fetch(settings().cache_dir)
     with _store() as store:
         schema.apply(store)
-        reports = movielens.load(_writer(store, "stop", batch_size), root, with_kg=kg)
+        reports = movielens.load(_writer(store, OnErrorMode.stop, batch_size), root, with_kg=kg)
     _print_reports(reports)
 
 
-def _load_file(kind: str, path: Path, on_error: str | None, batch_size: int | None, report: Path | None) -> None:
+def _load_file(kind: str, path: Path, on_error: OnErrorMode | None, batch_size: int | None, report: Path | None) -> None:
     from graphrec.graph import schema
     from loaders import files
 
@@ -231,7 +239,7 @@ def load_synthetic(users: int = 10_000, items: int = 5_000, interactions: int = 
                                          categories=categories, seed=seed))
     with _store() as store:
         schema.apply(store)
-        w = _writer(store, "stop", batch_size)
+        w = _writer(store, OnErrorMode.stop, batch_size)
         reports = [w.users(cat.users(), total=users), w.items(cat.items(), total=items),
                    w.interactions(cat.interactions(), total=interactions)]
     _print_reports(reports)

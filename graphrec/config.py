@@ -71,9 +71,9 @@ class QdrantSettings(BaseModel):
     # HNSW build: graph degree, build beam, degree of the extra per-category links (see
     # docs/vectors.md: with m=32 Qdrant skips those links for categories above ~9% of the items,
     # and filtered recall at 1M collapses to 0.37; m=16 with payload_m=32 keeps them).
-    hnsw_m: int = Field(16, ge=4, le=128)
-    hnsw_ef_construct: int = Field(128, ge=16, le=1024)
-    hnsw_payload_m: int = Field(32, ge=0, le=128)
+    hnsw_m: int = Field(default=16, ge=4, le=128)
+    hnsw_ef_construct: int = Field(default=128, ge=16, le=1024)
+    hnsw_payload_m: int = Field(default=32, ge=0, le=128)
     shards: int = 1
     replicas: int = 1
     # "scalar": int8 copies of the vectors (searches rescore with the originals); both engines.
@@ -84,7 +84,7 @@ class LoaderSettings(BaseModel):
     batch_size: int = 10_000
     # Concurrent write transactions for interactions: each batch is split by user into one
     # transaction per writer (no shared users, items locked in one order: no deadlocks).
-    writers: int = Field(2, ge=1, le=16)
+    writers: int = Field(default=2, ge=1, le=16)
     # "skip": report bad rows and go on; "stop": stop at the first bad row (nothing of its batch is written).
     on_error: Literal["skip", "stop"] = "skip"
     max_string_length: int = 4096

@@ -31,7 +31,8 @@ from loaders.records import InteractionRow, ItemRow, UserRow, validate
 from loaders.writer import Item, Source
 
 Kind = Literal["users", "items", "interactions"]
-MODELS = {"users": UserRow, "items": ItemRow, "interactions": InteractionRow}
+MODELS: dict[Kind, type[UserRow] | type[ItemRow] | type[InteractionRow]] = {
+    "users": UserRow, "items": ItemRow, "interactions": InteractionRow}
 KNOWN = {
     "users": {"id", "created_at"},
     "items": {"id", "title", "year", "available", "description", "categories", "tags", "created_at"},

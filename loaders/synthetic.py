@@ -151,7 +151,7 @@ class SyntheticCatalog:
             # Sessions: an event opens a new session with probability 1/7.5 (geometric lengths,
             # 7.5 events on average); events are minutes apart, sessions days apart.
             new = (g.random(m) < 1 / 7.5) | first
-            sess = np.cumsum(new)
+            sess: np.ndarray = np.cumsum(new)  # int at run time (numpy's stubs say bool for a bool input)
             sess -= sess[first][owner]
             start = T0 + g.random(n) * SPAN * 0.5
             gap = g.exponential(120, size=m) + np.where(new & ~first, g.exponential(3 * 86400, size=m), 0.0)

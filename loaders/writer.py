@@ -246,9 +246,9 @@ class GraphWriter:
                 if fut is not None:
                     fut.exception()
             while commits:
-                fut = commits.popleft()
-                if fut.exception() is None:
-                    settle(fut)
+                done = commits.popleft()
+                if done.exception() is None:
+                    settle(done)
         report.unchanged = report.rows - report.bad - report.written
         report.seconds = time.perf_counter() - t0
         return report

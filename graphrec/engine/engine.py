@@ -478,7 +478,8 @@ class Engine:
             it = self.catalog.items.get(i)
             return it.categories if it else ()
 
-        emb = (lambda i: self.model.vector_of(i)) if self.model else None  # noqa: E731
+        model = self.model
+        emb = model.vector_of if model else None
         chosen = rules.diversify(cands, first, self.cfg.mmr_lambda, self.cfg.max_per_category, cats, emb)
         if req.context.explore and self.cfg.explore_epsilon > 0 and req.surface is Surface.HOME_FEED:
             pool = [i for i, _ in self.catalog.popular[:200]
@@ -489,7 +490,7 @@ class Engine:
         return chosen
 
     def _popular_fallback(self, first: int, f: RecFilter, excluded: set[str]) -> list[rules.Scored]:
-        out = []
+        out: list[rules.Scored] = []
         for i, s in self.catalog.popular:
             if i not in excluded and rules.passes_filter(self.catalog.items.get(i), f):
                 out.append(rules.Scored(i, s, {"popular": (s, len(out))}))
@@ -662,8 +663,9 @@ class Engine:
                                        self.cfg.request_budget_ms / 1000))[0]["found"]
             if not found:
                 raise NotFound("item", row.item_id)
-            statements = [("load/interactions", {"rel": row.type.value}, {"rows": [param]}),
-                          ("load/advance_clock", None, {"ts": row.ts})]
+            statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = [
+                ("load/interactions", {"rel": row.type.value}, {"rows": [param]}),
+                ("load/advance_clock", None, {"ts": row.ts})]
             if row.session_id:
                 statements.insert(1, ("load/sessions", None, {"rows": [
                     {"session": row.session_id, "user": row.user_id, "first_ts": row.ts, "last_ts": row.ts}]}))

@@ -22,6 +22,8 @@ Shapes:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -56,7 +58,7 @@ class DCNv2(nn.Module):
 
     def reset_parameters(self) -> None:
         for c in self.crosses:
-            c.reset_parameters()
+            cast(CrossLayer, c).reset_parameters()  # nn.ModuleList types its items as Module
         for m in self.deep:
             if isinstance(m, nn.Linear):
                 m.reset_parameters()

@@ -104,8 +104,8 @@ class NeighbourCache:
             return
         # Tuples of (str, float) tuples: CPython's collector stops tracking them, so a full
         # cache (400k lists at 1M items) costs the full collections nothing.
-        found = {r["item_id"]: {rel: tuple((n[0], float(n[1])) for n in r[col]) for rel, col in RELS.items()}
-                 for r in rows}
+        found: dict[str, Lists] = {
+            r["item_id"]: {rel: tuple((n[0], float(n[1])) for n in r[col]) for rel, col in RELS.items()} for r in rows}
         empty: Lists = {rel: () for rel in RELS}
         for i in ids:
             lists = found.get(i, empty)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from graphrec.config import Settings, load_settings
 
@@ -63,7 +63,15 @@ def wipe(store: Any) -> None:
         session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
 
 
-TINY_ITEMS = [
+class TinyItem(TypedDict):
+    id: str
+    title: str
+    year: int
+    categories: list[str]
+    tags: list[str]
+
+
+TINY_ITEMS: list[TinyItem] = [
     {"id": "heat", "title": "Heat", "year": 1995, "categories": ["Action", "Thriller"], "tags": ["heist", "la"]},
     {"id": "ronin", "title": "Ronin", "year": 1998, "categories": ["Action", "Thriller"], "tags": ["heist", "paris"]},
     {"id": "toy", "title": "Toy Story", "year": 1995, "categories": ["Animation", "Children"], "tags": ["toys"]},
@@ -72,7 +80,7 @@ TINY_ITEMS = [
     {"id": "new", "title": "Brand New", "year": 2024, "categories": ["Action"], "tags": ["heist"]},
 ]
 # (user, item, type, ts, value)
-TINY_INTERACTIONS = [
+TINY_INTERACTIONS: list[tuple[str, str, str, float, float | None]] = [
     ("alice", "heat", "RATE", 1000.0, 5.0), ("alice", "ronin", "RATE", 1100.0, 4.0),
     ("bob", "heat", "RATE", 1200.0, 5.0), ("bob", "ronin", "CLICK", 1300.0, None), ("bob", "alien", "PURCHASE", 1400.0, None),
     ("carol", "toy", "VIEW", 1500.0, None), ("carol", "up", "PURCHASE", 1600.0, None),
@@ -82,7 +90,7 @@ TINY_INTERACTIONS = [
 
 def tiny_graph(store: Any) -> None:
     """Write the tiny catalogue above through the real loaders."""
-    from loaders.records import InteractionRow, ItemRow, UserRow
+    from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow
     from loaders.writer import GraphWriter, Source
 
     w = GraphWriter(store, batch_size=100, on_error="stop", progress=False)
@@ -90,5 +98,5 @@ def tiny_graph(store: Any) -> None:
     w.users((UserRow(id=u), Source("tiny", n)) for n, u in enumerate(users, 1))
     w.items((ItemRow(**it, created_at=500.0 if it["id"] != "new" else 1900.0), Source("tiny", n))
             for n, it in enumerate(TINY_ITEMS, 1))
-    w.interactions((InteractionRow(user_id=u, item_id=i, type=t, ts=ts, value=v, session_id=f"{u}-s1"),
+    w.interactions((InteractionRow(user_id=u, item_id=i, type=InteractionType.parse(t), ts=ts, value=v, session_id=f"{u}-s1"),
                     Source("tiny", n)) for n, (u, i, t, ts, v) in enumerate(TINY_INTERACTIONS, 1))

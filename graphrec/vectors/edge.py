@@ -52,7 +52,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class IdMap:
         # Plain ndarray views of the memory maps: slicing a np.memmap makes a memmap per slice.
         self.points, self.offsets = points.view(np.ndarray), offsets.view(np.ndarray)
         self.blob = blob.view(np.ndarray)
-        self._bytes = memoryview(self.blob)
+        self._bytes = self.blob.data  # the memoryview of the blob (the same as memoryview(self.blob))
 
     @classmethod
     def build(cls, pairs: dict[int, str]) -> IdMap:
@@ -402,7 +402,8 @@ class EdgeIndex:
             unknown = [p.id for p, g in zip(points, gids, strict=True) if g is None]
             named = {r.id: str(r.payload[PAYLOAD_ID]) for r in sh.retrieve(unknown, with_payload=[PAYLOAD_ID], with_vector=False)}
             gids = [g if g is not None else named[p.id] for p, g in zip(points, gids, strict=True)]
-        return [Hit(g, float(p.score), {}) for p, g in zip(points, gids, strict=True)]
+        known = cast("list[str]", gids)  # every None was replaced just above
+        return [Hit(g, float(p.score), {}) for p, g in zip(points, known, strict=True)]
 
     def search_batch(self, name: str, vectors: np.ndarray, k: int, filter: VectorFilter | None = None,
                      with_payload: bool = False) -> list[list[Hit]]:
