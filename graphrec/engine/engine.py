@@ -193,23 +193,25 @@ class Engine:
     def _collection(self, model: LiveModel) -> str:
         return model.collection or self.settings.qdrant.alias
 
-    async def _warm_vectors(self, model: LiveModel) -> None:
-        """Open the model's collection and search it once, off the event loop, before the model
-        serves: searches run inline, and the first one on an unopened Edge shard maps it (3.4 s
-        at 1M points), which would stall every request of the process. A collection that is
-        gone (pruned) makes the model search through the alias instead."""
-        if self.vectors is None:
+    async def _warm_vectors(self, model: LiveModel, index: Any | None = None) -> None:
+        """Open the model's collection in ``index`` (default: the open one) and search it once,
+        off the event loop, before the model (or a reopened index) serves: searches run inline,
+        and the first one on an unopened Edge shard maps it (3.4 s at 1M points), which would
+        stall every request of the process. A collection that is gone (pruned) makes the model
+        search through the alias instead."""
+        index = index if index is not None else self.vectors
+        if index is None:
             return
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self.vectors.warm, self._collection(model))
+            await asyncio.to_thread(index.warm, self._collection(model))
         except CollectionNotFound:
             if model.collection is None:
                 return
             log.warning("collection %s of model %s is gone; searching through the alias", model.collection, model.version)
             model.collection = None
             with contextlib.suppress(VectorStoreError):
-                await asyncio.to_thread(self.vectors.warm, self._collection(model))
+                await asyncio.to_thread(index.warm, self._collection(model))
         except VectorStoreError as exc:
             log.warning("could not warm the vector index: %s", exc)
             return
@@ -276,20 +278,14 @@ class Engine:
 
     async def _reopen_vectors(self) -> None:
         assert self.open_vectors is not None
-        model = self.model
-
-        def open_and_warm() -> Any:
-            index = self.open_vectors()  # type: ignore[misc]
-            if model is not None:
-                index.warm(self._collection(model))
-            return index
-
         try:
-            index = await asyncio.to_thread(open_and_warm)
+            index = await asyncio.to_thread(self.open_vectors)
         except Exception as exc:  # noqa: BLE001 - any failure to open is "still unavailable"
             log.info("vector index still unavailable: %s", exc)
             self.vector_breaker.failure()
             return
+        if self.model is not None:
+            await self._warm_vectors(self.model, index)
         log.warning("vector index opened")
         self.vectors = index
         self.vector_breaker.success()
@@ -548,7 +544,8 @@ class Engine:
     async def similar_items(self, item_id: str, first: int = 20, filter: RecFilter | None = None) -> RecResult:
         t_start = time.perf_counter()
         f = filter or RecFilter()
-        f = RecFilter(f.categories, f.exclude_categories, tuple(set(f.exclude_item_ids) | {item_id}), f.available_only,
+        # Excluded ids sorted: the filter is part of the result cache's key.
+        f = RecFilter(f.categories, f.exclude_categories, tuple(sorted(set(f.exclude_item_ids) | {item_id})), f.available_only,
                       f.year_min, f.year_max)
         degraded: list[str] = []
         if item_id not in self.catalog.items:
@@ -781,7 +778,6 @@ def _q(s: str) -> str:
     return s.replace("\\", "\\\\").replace("'", "\\'")
 
 
-
 def _cache_entry(res: RecResult) -> tuple[str, str | None]:
     """A result as the result cache keeps it: one JSON string, which CPython's collector never
     walks (at 1M items / 100k users the cache holds ~10k rarely hit results; as Recommendation
@@ -794,6 +790,7 @@ def _cached(hit: tuple[str, str | None], timings: dict[str, float]) -> RecResult
     rows, model_version = hit
     items = [Recommendation(i, sc, rank, tuple(srcs), reason, query) for i, sc, rank, srcs, reason, query in json.loads(rows)]
     return RecResult(items, False, model_version, uuid.uuid4().hex, (), {"cache_hit": 1.0, **timings})
+
 
 def _close(aw: Awaitable[Any]) -> None:
     close = getattr(aw, "close", None)

@@ -375,7 +375,7 @@ def test_the_model_searches_its_own_collection_warmed_before_it_serves(tiny: Set
     builder.set_alias(tiny.qdrant.alias, "b")
     builder.close()
 
-    async def go() -> tuple[list[str], list[str], Any, Any]:
+    async def go() -> tuple[list[str], list[str], Any, Any, Any]:
         e = await Engine.create(tiny, vectors=EdgeIndex(tmp_path, read_only=True), background=False)
         try:
             q = np.array([1, 0, 0, 0], dtype=np.float32)
@@ -387,14 +387,23 @@ def test_the_model_searches_its_own_collection_warmed_before_it_serves(tiny: Set
             gone = LiveModel("v-x", ["a1"], np.eye(4, dtype=np.float32)[:1], collection="pruned")
             await e._warm_vectors(gone)
             e.model = gone
-            return from_own, [c.item_id for c in await e._ann(q, 2, RecFilter(), [], set())], warmed, gone.collection
+            from_alias = [c.item_id for c in await e._ann(q, 2, RecFilter(), [], set())]
+            # The index unavailable at start, reopened later for a model whose collection is gone:
+            # it opens (and searches through the alias), it does not stay "unavailable".
+            e.vectors.close()
+            e.vectors, e.open_vectors = None, lambda: EdgeIndex(tmp_path, read_only=True)
+            e.model = LiveModel("v-y", ["a1"], np.eye(4, dtype=np.float32)[:1], collection="pruned-too")
+            await e._reopen_vectors()
+            reopened = (e.vectors is not None, e.model.collection, sorted(e.vectors._shards) if e.vectors else [])
+            return from_own, from_alias, warmed, gone.collection, reopened
         finally:
             await e.close()
 
-    from_own, from_alias, warmed, collection = run(go())
+    from_own, from_alias, warmed, collection, reopened = run(go())
     assert "a" in warmed
     assert from_own == ["a1", "a2"]
     assert collection is None and from_alias == ["b1", "b2"]
+    assert reopened == (True, None, ["b"])
 
 
 def test_slow_answers_are_logged_with_their_stage_timings(tiny: Settings, caplog: pytest.LogCaptureFixture) -> None:
