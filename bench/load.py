@@ -54,7 +54,7 @@ def run(settings: Settings, synthetic_interactions: int = 5_000_000, out: Path =
             me = os.getpid()  # this process only: the Neo4j server it started is its child
             cpu0 = (tree_cpu_s(me, children=False), tree_cpu_s(pid))
             t0 = time.perf_counter()
-            rep = w.interactions(cat.interactions(), total=n)
+            rep = w.interactions(cat.interaction_batches(), total=n)
             secs = time.perf_counter() - t0
             cpu1 = (tree_cpu_s(me, children=False), tree_cpu_s(pid))
             # Where the two cores went: the loader (generation, validation, hashing, encoding)

@@ -88,7 +88,7 @@ def prepare(s: Settings, users: int, items: int, interactions: int, train: bool)
         w = GraphWriter(store, batch_size=10_000, progress=False)
         w.users(cat.users())
         w.items(cat.items())
-        w.interactions(cat.interactions())
+        w.interactions(cat.interaction_batches())
         refresh(store, export_snapshot(store, progress=False), k=20, progress=False)
         _, key = create_key(store, ["read", "write"], "bench.soak")
     print(f"catalogue: {users:,} users, {items:,} items, {interactions:,} interactions "

@@ -241,7 +241,7 @@ def load_synthetic(users: int = 10_000, items: int = 5_000, interactions: int = 
         schema.apply(store)
         w = _writer(store, OnErrorMode.stop, batch_size)
         reports = [w.users(cat.users(), total=users), w.items(cat.items(), total=items),
-                   w.interactions(cat.interactions(), total=interactions)]
+                   w.interactions(cat.interaction_batches(), total=interactions)]
     _print_reports(reports)
 
 

@@ -307,14 +307,18 @@ class InteractionRow(_Row):
     @property
     def idempotency_key(self) -> str:
         """The client's key, else one derived from what the interaction is."""
-        if self.key:
-            return self.key
-        raw = "\x1f".join([self.user_id, self.item_id, self.type.value, repr(self.ts), self.session_id or ""])
-        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+        return self.key or interaction_key(self.user_id, self.item_id, self.type.value, self.ts, self.session_id)
 
     def to_param(self) -> dict[str, Any]:
         return {"key": self.idempotency_key, "user": self.user_id, "item": self.item_id, "ts": self.ts,
                 "value": self.value, "dwell": self.dwell_seconds, "session": self.session_id}
+
+
+def interaction_key(user: str, item: str, type: str, ts: float, session: str | None) -> str:
+    """The idempotency key of an interaction that came without one: a hash of what it is (who,
+    what, which kind, when, in which session), so loading the same event twice finds it."""
+    raw = "\x1f".join([user, item, type, repr(ts), session or ""])
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
 def validate(model: type[_Row], data: dict[str, Any]) -> Any:

@@ -15,12 +15,11 @@ from __future__ import annotations
 import gc
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from tqdm import tqdm
 
@@ -42,6 +41,73 @@ class Source:
 
     file: str
     line: int
+
+
+class LineSources(Sequence[Source]):
+    """The sources of ``count`` consecutive lines of one file, from ``first`` (no object per row)."""
+
+    def __init__(self, file: str, first: int, count: int) -> None:
+        self.file, self.first, self.size = file, first, count
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, n: int) -> Source: ...
+    @overload
+    def __getitem__(self, n: slice) -> Sequence[Source]: ...
+    def __getitem__(self, n: int | slice) -> Source | Sequence[Source]:
+        if isinstance(n, slice):
+            start, stop, step = n.indices(self.size)
+            if step != 1:
+                return [self[k] for k in range(start, stop, step)]
+            return LineSources(self.file, self.first + start, max(0, stop - start))
+        if not -self.size <= n < self.size:
+            raise IndexError(n)
+        return Source(self.file, self.first + (n % self.size))
+
+
+@dataclass
+class InteractionBatch:
+    """Valid interactions as columns, one list per field: the writer's unit of work.
+
+    Loaders that validate row by row hand the writer ``(InteractionRow, Source)`` pairs and the
+    writer builds these (:meth:`from_rows`); a source of valid data in bulk (loaders.synthetic)
+    yields them directly, with no object per row. ``type`` holds relationship types
+    (InteractionType values), ``key`` idempotency keys (loaders.records.interaction_key for rows
+    that came without one), ``sources[n]`` where row ``n`` came from (for error reports)."""
+
+    type: list[str]
+    key: list[str]
+    user: list[str]
+    item: list[str]
+    ts: list[float]
+    value: list[float | None]
+    dwell: list[float | None]
+    session: list[str | None]
+    sources: Sequence[Source]
+
+    def __post_init__(self) -> None:
+        n = len(self.key)
+        if any(len(c) != n for c in (self.type, self.user, self.item, self.ts, self.value, self.dwell,
+                                     self.session, self.sources)):
+            raise ValueError("the columns of an InteractionBatch must have equal lengths")
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[InteractionRow, Source]]) -> InteractionBatch:
+        return cls(type=[r.type.value for r, _ in rows], key=[r.idempotency_key for r, _ in rows],
+                   user=[r.user_id for r, _ in rows], item=[r.item_id for r, _ in rows],
+                   ts=[r.ts for r, _ in rows], value=[r.value for r, _ in rows],
+                   dwell=[r.dwell_seconds for r, _ in rows], session=[r.session_id for r, _ in rows],
+                   sources=[src for _, src in rows])
+
+    def slice(self, start: int, stop: int) -> InteractionBatch:
+        return InteractionBatch(self.type[start:stop], self.key[start:stop], self.user[start:stop],
+                                self.item[start:stop], self.ts[start:stop], self.value[start:stop],
+                                self.dwell[start:stop], self.session[start:stop], self.sources[start:stop])
 
 
 @dataclass
@@ -77,12 +143,48 @@ Item = tuple[Any, Source]  # a validated row (or a BadRowError) with its source
 
 
 @dataclass
-class _Part:
-    """One lane's share of a prepared batch: new rows (every row carries its type and the element
-    ids of its item and, when already in the graph, its user) and the users to create."""
+class _Columns:
+    """Some rows of a batch, as the parameters of load/interactions_create(_new_users)."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    type: list[str]
+    key: list[str]
+    user: list[str]
+    item: list[str]
+    ie: list[str]  # element ids of the items
+    ue: list[str | None]  # ... and of the users (None: created by this transaction)
+    ts: list[float]
+    value: list[float | None]
+    dwell: list[float | None]
+    session: list[str | None]
+
+    @classmethod
+    def take(cls, b: InteractionBatch, ix: list[int], item_eids: dict[str, str],
+             user_eids: dict[str, str]) -> _Columns:
+        user, item = [b.user[n] for n in ix], [b.item[n] for n in ix]
+        return cls(type=[b.type[n] for n in ix], key=[b.key[n] for n in ix], user=user, item=item,
+                   ie=[item_eids[i] for i in item], ue=[user_eids.get(u) for u in user],
+                   ts=[b.ts[n] for n in ix], value=[b.value[n] for n in ix], dwell=[b.dwell[n] for n in ix],
+                   session=[b.session[n] for n in ix])
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        for j in range(len(self.key)):
+            yield {"type": self.type[j], "key": self.key[j], "user": self.user[j], "item": self.item[j],
+                   "ts": self.ts[j], "value": self.value[j], "dwell": self.dwell[j], "session": self.session[j]}
+
+
+@dataclass
+class _Part:
+    """One lane's share of a prepared batch: new rows of users already in the graph (``known``)
+    and of users this transaction creates (``fresh``, with ``new_users``), the batch's sessions."""
+
+    known: _Columns | None = None
+    fresh: _Columns | None = None
     new_users: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    max_ts: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.known is not None or self.fresh is not None
 
 
 @dataclass
@@ -194,7 +296,7 @@ class GraphWriter:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def interactions(self, rows: Iterable[Item], total: int | None = None) -> LoadReport:
+    def interactions(self, rows: Iterable[Item | InteractionBatch], total: int | None = None) -> LoadReport:
         """Write interactions batch by batch, in a pipeline: the caller's thread reads and
         validates batch k+2 while batch k+1 is *prepared* (one read: unknown items and users;
         stored keys once a batch met one) and batch k is *committed*, split by user into one
@@ -202,7 +304,10 @@ class GraphWriter:
         side by side. Under ``on_error="stop"`` a bad row stops the load after every batch before
         it is committed and before anything of its own batch is. A batch prepared before its
         predecessor committed can miss a key or a user that predecessor adds; the key constraint
-        and MERGE cover both."""
+        and MERGE cover both.
+
+        ``rows`` holds validated rows with their sources (bad ones as BadRowError), or
+        :class:`InteractionBatch` columns of valid rows (cut into ``batch_size`` pieces), or both."""
         report = LoadReport("interactions")
         t0 = time.perf_counter()
         prepared: Future[_Prepared] | None = None
@@ -217,23 +322,19 @@ class GraphWriter:
             for e in p.bad:
                 report.add_bad(e)
             for lane, part in zip(self._lanes, p.parts, strict=True):
-                if part.rows:
+                if part:
                     commits.append(lane.submit(self._commit, part))
             while len(commits) > 2 * self.writers:  # bounded: at most two batches in flight
                 settle(commits.popleft())
 
         try:
             with _gc_paused(), self._bar("interactions", total) as bar:
-                for batch in _batches(rows, self.batch_size):
-                    if report.rows // GC_EVERY_ROWS != (report.rows + len(batch)) // GC_EVERY_ROWS:
-                        gc.collect(1)
-                    report.rows += len(batch)
-                    good: list[tuple[InteractionRow, Source]] = self._split_bad(batch, report)
-                    nxt = self._pool.submit(self._prepare, good)
+                for batch, seen in self._interaction_batches(rows, report):
+                    nxt = self._pool.submit(self._prepare, batch)
                     if prepared is not None:
                         commit(prepared)
                     prepared = nxt
-                    bar.update(len(batch))
+                    bar.update(seen)
                 if prepared is not None:
                     commit(prepared)
                     prepared = None
@@ -253,6 +354,39 @@ class GraphWriter:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def _interaction_batches(self, rows: Iterable[Item | InteractionBatch],
+                             report: LoadReport) -> Iterator[tuple[InteractionBatch, int]]:
+        """Batches of at most ``batch_size`` valid rows as columns, each with the number of input
+        rows it stands for (bad rows included; they are reported here, and under "stop" raise)."""
+
+        def counted(n: int) -> None:
+            if report.rows // GC_EVERY_ROWS != (report.rows + n) // GC_EVERY_ROWS:
+                gc.collect(1)
+            report.rows += n
+
+        def of_rows(batch: list[Item]) -> tuple[InteractionBatch, int]:
+            counted(len(batch))
+            good: list[tuple[InteractionRow, Source]] = self._split_bad(batch, report)
+            return InteractionBatch.from_rows(good), len(batch)
+
+        pending: list[Item] = []
+        for x in rows:
+            if isinstance(x, InteractionBatch):
+                if pending:
+                    yield of_rows(pending)
+                    pending = []
+                for lo in range(0, len(x), self.batch_size):
+                    part = x if len(x) <= self.batch_size else x.slice(lo, lo + self.batch_size)
+                    counted(len(part))
+                    yield part, len(part)
+            else:
+                pending.append(x)
+                if len(pending) >= self.batch_size:
+                    yield of_rows(pending)
+                    pending = []
+        if pending:
+            yield of_rows(pending)
+
     def _resolve(self, item_ids: set[str], user_ids: set[str]) -> tuple[set[str], set[str]]:
         """Element ids of the batch's items and users (cached); returns the ids not in the graph."""
         if self._stale_ids:
@@ -270,90 +404,108 @@ class GraphWriter:
             cache.update(pairs)
         return ({i for i in items if i not in self._item_eids}, {u for u in users if u not in self._user_eids})
 
-    def _prepare(self, good: list[tuple[InteractionRow, Source]]) -> _Prepared:
+    def _prepare(self, batch: InteractionBatch) -> _Prepared:
         """One read for the batch: drop rows naming unknown items (reported; under "stop" the
         load stops here), keys already stored and duplicates inside the batch; note new users;
         split the rows by user into the lanes' parts."""
         out = _Prepared(parts=[_Part() for _ in self._lanes])
-        if not good:
+        if not len(batch):
             return out
-        missing, new_users = self._resolve({r.item_id for r, _ in good}, {r.user_id for r, _ in good})
+        items, users, keys, types = batch.item, batch.user, batch.key, batch.type
+        missing, new_users = self._resolve(set(items), set(users))
+        idx: Iterable[int] = range(len(batch))
         if missing:
             kept = []
-            for r, src in good:
-                if r.item_id in missing:
-                    err = BadRowError(src.file, src.line, f"unknown item id {r.item_id!r}")
+            for n in idx:
+                if items[n] in missing:
+                    src = batch.sources[n]
+                    err = BadRowError(src.file, src.line, f"unknown item id {items[n]!r}")
                     if self.on_error == "stop":
                         raise err
                     out.bad.append(err)
                 else:
-                    kept.append((r, src))
-            good = kept
+                    kept.append(n)
+            idx = kept
         # Drop keys already stored (and duplicates inside the batch): CREATE is cheaper than MERGE.
         # The check costs the server as much CPU as a third of the write, so it runs only once a
         # batch met stored keys (a re-load, overlapping files); a fresh load goes straight to
         # CREATE, and the key constraint sends a batch that meets a stored key to MERGE.
-        params = [r.to_param() | {"type": r.type.value} for r, _ in good]
         present: set[str] = set()
         if self._check_keys:
             by_type: dict[str, list[str]] = defaultdict(list)
-            for p in params:
-                by_type[p["type"]].append(p["key"])
-            for t, keys in by_type.items():
-                present.update(self.store.read("load/interactions_check", {"rel": t}, keys=keys)[0]["present"])
+            for n in idx:
+                by_type[types[n]].append(keys[n])
+            for t, ks in by_type.items():
+                present.update(self.store.read("load/interactions_check", {"rel": t}, keys=ks)[0]["present"])
             if not present:
                 self._check_keys = False  # back to the optimistic path
         seen: set[str] = set()
-        first: dict[str, float] = {}
-        item_eids, user_eids = self._item_eids, self._user_eids
-        parts, n = out.parts, len(out.parts)
-        for p in params:
-            key = p["key"]
+        lanes: list[list[int]] = [[] for _ in out.parts]
+        nl = len(lanes)
+        for n in idx:
+            key = keys[n]
             if key in present or key in seen:
                 continue
             seen.add(key)
-            user = p["user"]
-            p["ie"] = item_eids[p["item"]]
-            p["ue"] = user_eids.get(user)
-            if user in new_users and (user not in first or p["ts"] < first[user]):
-                first[user] = p["ts"]
-            parts[hash(user) % n].rows.append(p)
-        for user, ts in sorted(first.items()):
-            parts[hash(user) % n].new_users.append({"user": user, "ts": ts})
-        for part in parts:
-            # Every transaction takes its item locks in the same order.
-            part.rows.sort(key=itemgetter("item"))
+            lanes[hash(users[n]) % nl].append(n)
+        for part, ix in zip(out.parts, lanes, strict=True):
+            if ix:
+                self._fill(part, batch, ix, new_users)
         return out
 
-    def _commit(self, part: _Part) -> int:
-        rows = part.rows
-        known = [q for q in rows if q["ue"] is not None]
-        first_seen = [q for q in rows if q["ue"] is None]  # users created by this transaction
+    def _fill(self, part: _Part, b: InteractionBatch, ix: list[int], new_users: set[str]) -> None:
+        """A lane's rows as columns (sorted by item: every transaction takes its item locks in the
+        same order), its new users with their first time, its sessions with their time span."""
+        users, ts, sessions = b.user, b.ts, b.session
+        ix.sort(key=b.item.__getitem__)
+        if new_users:
+            known = [n for n in ix if users[n] not in new_users]
+            fresh = [n for n in ix if users[n] in new_users]
+            first: dict[str, float] = {}
+            for n in fresh:
+                u = users[n]
+                if u not in first or ts[n] < first[u]:
+                    first[u] = ts[n]
+            part.new_users = [{"user": u, "ts": t} for u, t in sorted(first.items())]
+        else:
+            known, fresh = ix, []
+        if known:
+            part.known = _Columns.take(b, known, self._item_eids, self._user_eids)
+        if fresh:
+            part.fresh = _Columns.take(b, fresh, self._item_eids, {})
         # One row per session with its time span: sessions are MERGEd once per batch.
-        span: dict[str, dict[str, Any]] = {}
-        for q in rows:
-            sid = q["session"]
+        span: dict[str, list[Any]] = {}
+        for n in ix:
+            sid = sessions[n]
             if sid:
+                t = ts[n]
                 cur = span.get(sid)
                 if cur is None:
-                    span[sid] = {"session": sid, "user": q["user"], "first_ts": q["ts"], "last_ts": q["ts"]}
-                else:
-                    if q["ts"] < cur["first_ts"]:
-                        cur["first_ts"] = q["ts"]
-                    if q["ts"] > cur["last_ts"]:
-                        cur["last_ts"] = q["ts"]
-        sessions = sorted(span.values(), key=itemgetter("session"))
+                    span[sid] = [users[n], t, t]
+                elif t < cur[1]:
+                    cur[1] = t
+                elif t > cur[2]:
+                    cur[2] = t
+        part.sessions = [{"session": sid, "user": u, "first_ts": lo, "last_ts": hi}
+                         for sid, (u, lo, hi) in sorted(span.items())]
+        part.max_ts = max(ts[n] for n in ix)
+
+    def _commit(self, part: _Part) -> int:
         tail: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = (
-            [("load/sessions", None, {"rows": sessions})] if sessions else [])
-        tail.append(("load/advance_clock", None, {"ts": max(q["ts"] for q in rows)}))  # last: one lock, taken last
+            [("load/sessions", None, {"rows": part.sessions})] if part.sessions else [])
+        tail.append(("load/advance_clock", None, {"ts": part.max_ts}))  # last: one lock, taken last
         writes: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = []
         if part.new_users:
             writes.append(("load/users_first_sight", None, {"rows": part.new_users}))
         first = len(writes)
-        if known:
-            writes.append(("load/interactions_create", None, {"rows": known}))
-        if first_seen:
-            writes.append(("load/interactions_create_new_users", None, {"rows": first_seen}))
+        if (k := part.known) is not None:
+            writes.append(("load/interactions_create", None, {
+                "type": k.type, "key": k.key, "user": k.user, "item": k.item, "ie": k.ie, "ue": k.ue,
+                "ts": k.ts, "value": k.value, "dwell": k.dwell, "session": k.session}))
+        if (f := part.fresh) is not None:
+            writes.append(("load/interactions_create_new_users", None, {
+                "type": f.type, "key": f.key, "user": f.user, "item": f.item, "ie": f.ie,
+                "ts": f.ts, "value": f.value, "dwell": f.dwell, "session": f.session}))
         try:
             counters = self.store.write_many([*writes, *tail])
             return sum(c["relationships_created"] for c in counters[first:len(writes)])
@@ -364,8 +516,9 @@ class GraphWriter:
             self._check_keys = True
             self._stale_ids = True
             by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for q in rows:
-                by_type[q["type"]].append(q)
+            for cols in (part.known, part.fresh):
+                for q in cols.rows() if cols is not None else ():
+                    by_type[q["type"]].append(q)
             merge = [("load/interactions", {"rel": t}, {"rows": params}) for t, params in sorted(by_type.items())]
             counters = self.store.write_many([*merge, *tail])
             # Only the interaction statements count (sessions add HAS_SESSION/INCLUDES links).

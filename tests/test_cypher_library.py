@@ -113,6 +113,7 @@ def test_the_loader_fast_path_seeks_nodes_by_element_id(store) -> None:  # noqa:
 
     for name in ("load/interactions_create", "load/interactions_create_new_users"):
         with store.driver.session(database=store.database) as session:
-            plan = session.run("EXPLAIN " + cypher.load(name).render(), {"rows": []}).consume().plan
+            q = cypher.load(name)
+            plan = session.run("EXPLAIN " + q.render(), {p: [] for p in q.params}).consume().plan
         ops = operators(plan)
         assert "NodeByElementIdSeek" in ops and not any("Scan" in op for op in ops), (name, ops)

@@ -2,12 +2,12 @@
 // earlier in the same transaction (their element ids are not known yet): users found by id.
 // A missing item or user fails the transaction (CREATE with a NULL node), as there.
 // Returns: count of rows seen.
-// Params: $rows: list of {type, key, user, item, ie (element id of the item), ts: float,
-//   value: float|null, dwell: float|null, session: string|null}.
-UNWIND $rows AS row
-OPTIONAL MATCH (i) WHERE elementId(i) = row.ie
-OPTIONAL MATCH (u:User {id: row.user})
-WITH row, CASE WHEN i:Item AND i.id = row.item THEN i END AS i,
+// Params: lists of equal length (row n is $key[n], ...): $type, $key, $user, $item, $ie (element
+//   id of the item), $ts (float), $value (float|null), $dwell (float|null), $session (string|null).
+UNWIND range(0, size($key) - 1) AS n
+OPTIONAL MATCH (i) WHERE elementId(i) = $ie[n]
+OPTIONAL MATCH (u:User {id: $user[n]})
+WITH n, CASE WHEN i:Item AND i.id = $item[n] THEN i END AS i,
      u
-CREATE (u)-[r:$(row.type) {key: row.key, ts: row.ts, value: row.value, dwell: row.dwell, session: row.session}]->(i)
+CREATE (u)-[r:$($type[n]) {key: $key[n], ts: $ts[n], value: $value[n], dwell: $dwell[n], session: $session[n]}]->(i)
 RETURN count(*) AS seen

@@ -152,3 +152,36 @@ def test_a_stale_element_id_never_attaches_an_interaction_to_the_wrong_node(stor
     real = store.run_text("MATCH (i:Item {id: 'i1'}) RETURN elementId(i) AS e")[0]["e"]
     assert w._item_eids == {"i1": real}  # forgotten and looked up again
     assert store.run_text("MATCH (:User {id: 'u1'})-[:PURCHASED]->(i) RETURN i.id AS i") == [{"i": "i1"}]
+
+
+def test_column_batches_load_like_rows(store, tmp_path: Path) -> None:  # noqa: ANN001
+    """The writer takes InteractionBatch columns (the synthetic generator's bulk path) mixed with
+    rows: bad rows are reported with their source line, a re-load through the other path is
+    idempotent, new users are created on first sight, sessions get their time span."""
+    from loaders.records import InteractionRow, InteractionType
+    from loaders.writer import InteractionBatch, LineSources, Source
+
+    items = _write(tmp_path, "items.csv", "id,title\ni1,One\ni2,Two\n")
+    GraphWriter(store, progress=False).items(read_file(items, "items"))
+    rows = [(InteractionRow(user_id=u, item_id=i, type=InteractionType.parse(t), ts=ts, value=v, session_id=s), Source("x", n))
+            for n, (u, i, t, ts, v, s) in enumerate([("u1", "i1", "VIEW", 10.0, None, "s1"),
+                                                     ("u1", "i2", "RATE", 20.0, 4.0, "s1"),
+                                                     ("u2", "i2", "CLICK", 30.0, None, None),
+                                                     ("u2", "ghost", "CLICK", 40.0, None, None),
+                                                     ("u1", "i1", "PURCHASE", 5.0, None, "s1")], start=1)]
+    cols = InteractionBatch.from_rows(rows)
+    cols.sources = LineSources("gen", 100, len(rows))
+    w = GraphWriter(store, batch_size=2, on_error="skip", progress=False)
+    rep = w.interactions([cols])
+    assert (rep.rows, rep.written, rep.bad) == (5, 4, 1)
+    assert [(e.file, e.line) for e in rep.errors] == [("gen", 103)]
+    c = _counts(store)
+    assert (c["users"], c["VIEWED"], c["RATED"], c["CLICKED"], c["PURCHASED"], c["sessions"]) == (2, 1, 1, 1, 1, 1)
+    span = store.run_text("MATCH (:User {id: 'u1'})-[:HAS_SESSION]->(s:Session {id: 's1'}) "
+                          "RETURN s.started_at AS a, s.last_at AS b")
+    assert span == [{"a": 5.0, "b": 20.0}]
+    assert store.run_text("MATCH (:User {id: 'u1'})-[r:RATED]->(:Item {id: 'i2'}) RETURN r.value AS v") == [{"v": 4.0}]
+    # The same events as rows, then as a batch again: nothing new.
+    again = GraphWriter(store, batch_size=2, on_error="skip", progress=False).interactions([*rows[:2], cols, *rows[2:]])
+    assert (again.rows, again.written, again.bad) == (10, 0, 2)
+    assert _counts(store) == c

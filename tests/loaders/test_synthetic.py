@@ -39,3 +39,20 @@ def test_items_have_categories_and_tags() -> None:
     cat = SyntheticCatalog(SyntheticSpec(users=10, items=50, interactions=100, categories=5))
     items = [r for r, _ in cat.items()]
     assert len(items) == 50 and all(1 <= len(i.categories) <= 2 and i.tags for i in items)
+
+
+def test_batches_are_the_rows_as_columns() -> None:
+    """interaction_batches yields the events of interactions(), in order, with the keys, values and
+    sources the row path gives them (so either path re-loads the other's events idempotently)."""
+    from loaders.writer import InteractionBatch
+
+    spec = SyntheticSpec(users=300, items=200, interactions=6000, categories=8, seed=9, chunk=100)
+    rows = list(SyntheticCatalog(spec).interactions())
+    batches = list(SyntheticCatalog(spec).interaction_batches(size=700))
+    assert max(len(b) for b in batches) == 700
+    want = InteractionBatch.from_rows(rows)
+    for col in ("type", "key", "user", "item", "ts", "value", "dwell", "session"):
+        assert [v for b in batches for v in getattr(b, col)] == getattr(want, col), col
+    got = [s for b in batches for s in b.sources]
+    assert [(s.file, s.line) for s in got] == [(s.file, s.line) for _, s in rows]
+    assert any(v is None for v in want.value) and any(v is not None for v in want.value)
