@@ -141,6 +141,11 @@ class EngineSettings(BaseModel):
     prefetch_neighbours: int = 5000  # neighbour lists of the most popular items loaded at start
     result_cache_size: int = 10000
     result_cache_ttl_s: float = 30.0
+    # While Neo4j is unavailable, the last complete answer to the same request (same user, surface,
+    # size, filter and context; similarItems: same item) up to stale_ttl_s old is served again,
+    # marked degraded with the reasons "neo4j" and "stale", instead of the popular list from memory.
+    # 0 turns this off.
+    stale_ttl_s: float = Field(default=600.0, ge=0)
     # Item fields shown with recommendations (title, tags...) are read through this cache; a change
     # made by another process (a loader, another API worker) shows within item_cache_ttl_s.
     item_cache_size: int = 100_000

@@ -92,6 +92,9 @@ class Engine:
         self.vector_breaker = Breaker("vectors", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
         # Cached results: (JSON rows of Recommendation fields, model version); see recommend().
         self.results: TTLCache[tuple[str, str | None]] = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
+        # The last complete answer per request, served while Neo4j is unavailable (see _stale).
+        # Entries are the same strings as the result cache's; a model change does not clear them.
+        self.last_good: TTLCache[tuple[str, str | None]] = TTLCache(self.cfg.result_cache_size, self.cfg.stale_ttl_s)
         self.item_cache: TTLCache[Item] = TTLCache(self.cfg.item_cache_size, self.cfg.item_cache_ttl_s)
         self.neighbours = NeighbourCache()
         # The popular lists' window queries run once per popular_refresh_s for all API processes.
@@ -408,6 +411,12 @@ class Engine:
                      self.model.version if self.model else None)
         if not degraded and req.user_id and (hit := self.results.get(cache_key)) is not None:
             return _cached(hit, timings)
+        # Without the user's history (Neo4j unavailable) the answer would be the popular list:
+        # this user's last complete answer to the same request is better, if there is one.
+        shape = (req.user_id, req.surface, first, req.filter, req.context.session_item_ids,
+                 req.context.preferred_categories)
+        if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings)) is not None:
+            return stale
 
         vec = self.model.user_vector(recent, now) if (self.model and recent) else None
         if vec is None and self.model and req.context.preferred_categories:
@@ -453,7 +462,9 @@ class Engine:
         reasons = tuple(sorted(set(degraded)))
         res = RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
         if not reasons and req.user_id:
-            self.results.put(cache_key, _cache_entry(res))
+            entry = _cache_entry(res)
+            self.results.put(cache_key, entry)
+            self.last_good.put(shape, entry)
         for observe in self.observers:
             observe(res)
         return self._log_slow("recommendations", res)
@@ -561,8 +572,10 @@ class Engine:
         # The same answer for every user: a widget on a popular item's page is answered from the
         # result cache (a model change starts a new cache; item changes show within its TTL).
         cache_key = ("similar", item_id, first, f, self.model.version if self.model else None)
-        if not degraded and (hit := self.results.get(cache_key)) is not None:
+        if (hit := self.results.get(cache_key)) is not None:  # a complete answer, recent enough
             return _cached(hit, {})
+        if degraded and (stale := self._stale(cache_key, degraded, {})) is not None:
+            return stale
         weights = dict(self.cfg.sources.get("SIMILAR_ITEMS", {}))
         vec = self.model.vector_of(item_id) if self.model else None
         ctx = SourceContext(store=self.store, timeout_s=self.cfg.source_budget_ms / 1000, now=self.catalog.now,
@@ -595,8 +608,25 @@ class Engine:
         reasons = tuple(sorted(set(degraded)))
         res = RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex, reasons, timings)
         if not reasons:
-            self.results.put(cache_key, _cache_entry(res))
+            entry = _cache_entry(res)
+            self.results.put(cache_key, entry)
+            self.last_good.put(cache_key, entry)
+        elif "neo4j" in reasons and (stale := self._stale(cache_key, list(reasons), timings)) is not None:
+            return stale
         return self._log_slow("similarItems", res)
+
+    def _stale(self, key: Any, degraded: list[str], timings: dict[str, float]) -> RecResult | None:
+        """The last complete answer to this request (up to ``stale_ttl_s`` old), marked degraded
+        with "stale" among the reasons, or None."""
+        if self.cfg.stale_ttl_s <= 0 or (hit := self.last_good.get(key)) is None:
+            return None
+        cached = _cached(hit, {})
+        res = RecResult(cached.items, True, cached.model_version, cached.request_id,
+                        tuple(sorted({*degraded, "stale"})), dict(timings))
+        for observe in self.observers:  # the stages that ran and the reasons, for the metrics
+            observe(res)
+        res.timings_ms["stale_hit"] = 1.0
+        return res
 
     async def rerank(self, user_id: str, item_ids: list[str], first: int | None = None) -> RecResult:
         """Reorder a given list (search results) for a user; every given id comes back once."""

@@ -443,3 +443,48 @@ def test_similar_items_repeat_from_the_result_cache(tiny: Settings) -> None:
     assert [r.sources for r in b.items] == [r.sources for r in a.items]
     assert b.timings_ms.get("cache_hit") == 1.0 and "cache_hit" not in a.timings_ms and reads_for_repeat == []
     assert "cache_hit" not in c.timings_ms
+
+
+def test_while_neo4j_is_away_the_last_complete_answer_is_served_stale(tiny: Settings) -> None:
+    """With Neo4j unreachable, a user (or an item page) answered completely before gets that answer
+    again, marked degraded with "neo4j" and "stale", instead of the popular list; a request never
+    answered completely still gets the popular list; with stale_ttl_s = 0 nobody gets a stale one."""
+    budgets = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"request_budget_ms": 80.0, "source_budget_ms": 40.0})})
+
+    async def go(s: Settings) -> dict[str, Any]:
+        e = await _engine(s)
+        seen: list[Any] = []
+        e.observers.append(seen.append)
+        try:
+            req = RecRequest("alice", first=4, context=RequestContext(now=2000.0))
+            out: dict[str, Any] = {"before": await e.recommend(req), "similar_before": await e.similar_items("heat", 3)}
+            e.results = type(e.results)(10, 30.0)  # the short-lived result cache has expired
+            dead = s.neo4j.model_copy(update={"uri": "bolt://127.0.0.1:1", "connection_timeout_s": 0.5})
+            await e.store.close()
+            e.store = AsyncGraphStore(dead, "x" * 12)  # a real driver against a closed port
+            seen.clear()
+            out["during"] = await e.recommend(req)
+            out["other_size"] = await e.recommend(RecRequest("alice", first=3, context=RequestContext(now=2000.0)))
+            e.catalog.items.pop("heat", None)  # not in memory: its existence is asked of Neo4j
+            out["similar_during"] = await e.similar_items("heat", 3)
+            out["observed"] = [r.degraded_reasons for r in seen]
+            return out
+        finally:
+            await e.close()
+
+    out = run(go(budgets))
+    before, during = out["before"], out["during"]
+    assert not before.degraded and before.items
+    assert during.degraded and during.degraded_reasons == ("neo4j", "stale")
+    assert [r.item_id for r in during.items] == [r.item_id for r in before.items]
+    assert [r.reason for r in during.items] == [r.reason for r in before.items]
+    assert during.timings_ms["stale_hit"] == 1.0 and during.request_id != before.request_id
+    assert out["other_size"].degraded and "stale" not in out["other_size"].degraded_reasons  # the popular list
+    sim = out["similar_during"]
+    assert sim.degraded and "stale" in sim.degraded_reasons
+    assert [r.item_id for r in sim.items] == [r.item_id for r in out["similar_before"].items]
+    assert ("neo4j", "stale") in out["observed"]  # the metrics count stale answers
+
+    off = budgets.model_copy(update={"engine": budgets.engine.model_copy(update={"stale_ttl_s": 0.0})})
+    out = run(go(off))
+    assert out["during"].degraded and "stale" not in out["during"].degraded_reasons
