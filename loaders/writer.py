@@ -174,8 +174,9 @@ class _Columns:
 
 @dataclass
 class _Part:
-    """One lane's share of a prepared batch: new rows of users already in the graph (``known``)
-    and of users this transaction creates (``fresh``, with ``new_users``), the batch's sessions."""
+    """One lane's share of a prepared batch: new rows of users whose element ids are remembered
+    (``known``) and of the others, found by id (``fresh``: among them the users this transaction
+    creates, ``new_users``), and the batch's sessions."""
 
     known: _Columns | None = None
     fresh: _Columns | None = None
@@ -393,15 +394,18 @@ class GraphWriter:
             self._stale_ids = False
             self._item_eids.clear()
             self._user_eids.clear()
+        # A full map is dropped before the lookup, never after it: every id of this batch that is
+        # in the graph is in the map when the batch is prepared (it may pass the bound by a batch).
+        for cache in (self._item_eids, self._user_eids):
+            if len(cache) >= MAX_CACHED_IDS:
+                cache.clear()
         items = [i for i in item_ids if i not in self._item_eids]
         users = [u for u in user_ids if u not in self._user_eids]
         if not items and not users:
             return set(), set()
         found = self.store.read("load/resolve_refs", item_ids=sorted(items), user_ids=sorted(users))[0]
-        for cache, pairs in ((self._item_eids, found["items"]), (self._user_eids, found["users"])):
-            if len(cache) + len(pairs) > MAX_CACHED_IDS:
-                cache.clear()
-            cache.update(pairs)
+        self._item_eids.update(found["items"])
+        self._user_eids.update(found["users"])
         return ({i for i in items if i not in self._item_eids}, {u for u in users if u not in self._user_eids})
 
     def _prepare(self, batch: InteractionBatch) -> _Prepared:
@@ -457,20 +461,19 @@ class GraphWriter:
         """A lane's rows as columns (sorted by item: every transaction takes its item locks in the
         same order), its new users with their first time, its sessions with their time span."""
         users, ts, sessions = b.user, b.ts, b.session
+        user_eids = self._user_eids
         ix.sort(key=b.item.__getitem__)
+        known = [n for n in ix if users[n] in user_eids]
+        fresh = [n for n in ix if users[n] not in user_eids] if len(known) < len(ix) else []  # found by id
         if new_users:
-            known = [n for n in ix if users[n] not in new_users]
-            fresh = [n for n in ix if users[n] in new_users]
             first: dict[str, float] = {}
             for n in fresh:
                 u = users[n]
-                if u not in first or ts[n] < first[u]:
+                if u in new_users and (u not in first or ts[n] < first[u]):
                     first[u] = ts[n]
             part.new_users = [{"user": u, "ts": t} for u, t in sorted(first.items())]
-        else:
-            known, fresh = ix, []
         if known:
-            part.known = _Columns.take(b, known, self._item_eids, self._user_eids)
+            part.known = _Columns.take(b, known, self._item_eids, user_eids)
         if fresh:
             part.fresh = _Columns.take(b, fresh, self._item_eids, {})
         # One row per session with its time span: sessions are MERGEd once per batch.

@@ -1,5 +1,6 @@
 // Like load/interactions_create, for the rows of users that load/users_first_sight created
-// earlier in the same transaction (their element ids are not known yet): users found by id.
+// earlier in the same transaction (their element ids are not known yet), or whose element ids the
+// loader does not remember: users found by id.
 // A missing item or user fails the transaction (CREATE with a NULL node), as there.
 // Returns: count of rows seen.
 // Params: lists of equal length (row n is $key[n], ...): $type, $key, $user, $item, $ie (element

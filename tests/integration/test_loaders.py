@@ -185,3 +185,21 @@ def test_column_batches_load_like_rows(store, tmp_path: Path) -> None:  # noqa: 
     again = GraphWriter(store, batch_size=2, on_error="skip", progress=False).interactions([*rows[:2], cols, *rows[2:]])
     assert (again.rows, again.written, again.bad) == (10, 0, 2)
     assert _counts(store) == c
+
+
+def test_a_full_element_id_map_is_dropped_without_losing_a_batch(store, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """When the remembered element ids pass MAX_CACHED_IDS the map starts over before a batch is
+    resolved (before, it was cleared after the lookup: ids remembered from earlier batches were
+    gone, an item's lookup raised KeyError and a user's sent the batch to the MERGE fallback)."""
+    import loaders.writer as writer
+
+    monkeypatch.setattr(writer, "MAX_CACHED_IDS", 3)
+    items = _write(tmp_path, "items.csv", "id,title\n" + "".join(f"i{k},Item {k}\n" for k in range(6)))
+    GraphWriter(store, progress=False).items(read_file(items, "items"))
+    events = _write(tmp_path, "e.csv", _events(n_users=12, n_items=6, per_user=5))  # 60 rows
+    w = GraphWriter(store, batch_size=7, on_error="stop", progress=False, writers=2)
+    rep = w.interactions(read_file(events, "interactions"))
+    assert (rep.rows, rep.written, rep.bad) == (60, 60, 0)
+    assert not w._check_keys  # no batch fell back to MERGE
+    c = _counts(store)
+    assert (c["CLICKED"], c["users"]) == (60, 12)
