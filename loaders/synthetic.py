@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from hashlib import blake2b
 from typing import Any
 
 import numpy as np
 
-from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow
+from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, interaction_key
 from loaders.writer import InteractionBatch, Item, LineSources, Source
 
 TYPES = (InteractionType.VIEW, InteractionType.CLICK, InteractionType.PURCHASE,
@@ -213,10 +212,7 @@ class SyntheticCatalog:
                 typ = [types[k] for k in kind[a:b].tolist()]
                 t = ts[a:b].tolist()
                 sessions: list[str | None] = [self.session_id(u, n) for u, n in zip(uids, sess[a:b].tolist(), strict=True)]
-                # The keys loaders.records.interaction_key gives these events (an f-string of the same
-                # fields: the ids hold no separator character).
-                keys = [blake2b(f"{u}\x1f{i}\x1f{y}\x1f{x!r}\x1f{z}".encode(), digest_size=16).hexdigest()
-                        for u, i, y, x, z in zip(users, items, typ, t, sessions, strict=True)]
+                keys = [interaction_key(u, i, y, x, z) for u, i, y, x, z in zip(users, items, typ, t, sessions, strict=True)]
                 yield InteractionBatch(
                     type=typ, key=keys, user=users, item=items, ts=t,
                     value=[None if v != v else v for v in value[a:b].tolist()],
