@@ -415,7 +415,7 @@ class Engine:
         # this user's last complete answer to the same request is better, if there is one.
         shape = (req.user_id, req.surface, first, req.filter, req.context.session_item_ids,
                  req.context.preferred_categories)
-        if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings)) is not None:
+        if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings, observe=True)) is not None:
             return stale
 
         vec = self.model.user_vector(recent, now) if (self.model and recent) else None
@@ -615,16 +615,17 @@ class Engine:
             return stale
         return self._log_slow("similarItems", res)
 
-    def _stale(self, key: Any, degraded: list[str], timings: dict[str, float]) -> RecResult | None:
+    def _stale(self, key: Any, degraded: list[str], timings: dict[str, float], observe: bool = False) -> RecResult | None:
         """The last complete answer to this request (up to ``stale_ttl_s`` old), marked degraded
-        with "stale" among the reasons, or None."""
+        with "stale" among the reasons, or None. ``observe``: pass it to the observers (the API's
+        metrics), as recommend() does with every answer it computes."""
         if self.cfg.stale_ttl_s <= 0 or (hit := self.last_good.get(key)) is None:
             return None
         cached = _cached(hit, {})
         res = RecResult(cached.items, True, cached.model_version, cached.request_id,
                         tuple(sorted({*degraded, "stale"})), dict(timings))
-        for observe in self.observers:  # the stages that ran and the reasons, for the metrics
-            observe(res)
+        for observer in self.observers if observe else ():  # the stages that ran and the reasons
+            observer(res)
         res.timings_ms["stale_hit"] = 1.0
         return res
 

@@ -449,7 +449,6 @@ def test_while_neo4j_is_away_the_last_complete_answer_is_served_stale(tiny: Sett
     """With Neo4j unreachable, a user (or an item page) answered completely before gets that answer
     again, marked degraded with "neo4j" and "stale", instead of the popular list; a request never
     answered completely still gets the popular list; with stale_ttl_s = 0 nobody gets a stale one."""
-    budgets = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"request_budget_ms": 80.0, "source_budget_ms": 40.0})})
 
     async def go(s: Settings) -> dict[str, Any]:
         e = await _engine(s)
@@ -459,6 +458,8 @@ def test_while_neo4j_is_away_the_last_complete_answer_is_served_stale(tiny: Sett
             req = RecRequest("alice", first=4, context=RequestContext(now=2000.0))
             out: dict[str, Any] = {"before": await e.recommend(req), "similar_before": await e.similar_items("heat", 3)}
             e.results = type(e.results)(10, 30.0)  # the short-lived result cache has expired
+            # Neo4j goes away; short budgets so that each degraded answer comes quickly.
+            e.cfg = e.cfg.model_copy(update={"request_budget_ms": 80.0, "source_budget_ms": 40.0})
             dead = s.neo4j.model_copy(update={"uri": "bolt://127.0.0.1:1", "connection_timeout_s": 0.5})
             await e.store.close()
             e.store = AsyncGraphStore(dead, "x" * 12)  # a real driver against a closed port
@@ -472,7 +473,7 @@ def test_while_neo4j_is_away_the_last_complete_answer_is_served_stale(tiny: Sett
         finally:
             await e.close()
 
-    out = run(go(budgets))
+    out = run(go(tiny))
     before, during = out["before"], out["during"]
     assert not before.degraded and before.items
     assert during.degraded and during.degraded_reasons == ("neo4j", "stale")
@@ -485,6 +486,6 @@ def test_while_neo4j_is_away_the_last_complete_answer_is_served_stale(tiny: Sett
     assert [r.item_id for r in sim.items] == [r.item_id for r in out["similar_before"].items]
     assert ("neo4j", "stale") in out["observed"]  # the metrics count stale answers
 
-    off = budgets.model_copy(update={"engine": budgets.engine.model_copy(update={"stale_ttl_s": 0.0})})
+    off = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"stale_ttl_s": 0.0})})
     out = run(go(off))
     assert out["during"].degraded and "stale" not in out["during"].degraded_reasons
