@@ -311,6 +311,7 @@ class GraphWriter:
         :class:`InteractionBatch` columns of valid rows (cut into ``batch_size`` pieces), or both."""
         report = LoadReport("interactions")
         t0 = time.perf_counter()
+        self._check_keys = True  # the first batch is checked (see _prepare)
         prepared: Future[_Prepared] | None = None
         nxt: Future[_Prepared] | None = None
         commits: deque[Future[int]] = deque()
@@ -431,9 +432,11 @@ class GraphWriter:
                     kept.append(n)
             idx = kept
         # Drop keys already stored (and duplicates inside the batch): CREATE is cheaper than MERGE.
-        # The check costs the server as much CPU as a third of the write, so it runs only once a
-        # batch met stored keys (a re-load, overlapping files); a fresh load goes straight to
-        # CREATE, and the key constraint sends a batch that meets a stored key to MERGE.
+        # The check costs the server as much CPU as a third of the write, so it runs on the first
+        # batch of a load and then only while batches meet stored keys (a re-load, overlapping
+        # files): a fresh load goes straight to CREATE after its first batch, a re-load never
+        # tries to CREATE what is stored, and the key constraint sends a batch that meets a key
+        # stored since its check (a concurrent writer) to MERGE.
         present: set[str] = set()
         if self._check_keys:
             by_type: dict[str, list[str]] = defaultdict(list)

@@ -203,3 +203,31 @@ def test_a_full_element_id_map_is_dropped_without_losing_a_batch(store, tmp_path
     assert not w._check_keys  # no batch fell back to MERGE
     c = _counts(store)
     assert (c["CLICKED"], c["users"]) == (60, 12)
+
+
+def test_keys_stored_after_the_check_go_to_the_merge_form(store, tmp_path: Path) -> None:  # noqa: ANN001
+    """The first batch of a load is checked for stored keys (so a re-load never tries to CREATE
+    them); keys stored by someone else after the check make the CREATE fail on the key constraint
+    and the batch is written with the MERGE form: nothing twice, nothing lost."""
+    items = _write(tmp_path, "items.csv", "id,title\n" + "".join(f"i{k},Item {k}\n" for k in range(10)))
+    GraphWriter(store, progress=False).items(read_file(items, "items"))
+    events = _write(tmp_path, "e.csv", _events(n_users=20, n_items=10, per_user=5))  # 100 rows
+    assert GraphWriter(store, batch_size=30, progress=False).interactions(read_file(events, "interactions")).written == 100
+    before = _counts(store)
+    checks: list[int] = []
+    w = GraphWriter(store, batch_size=30, progress=False)
+    real = store.read
+
+    def blind_check(name: str, *a: object, **kw: object) -> object:  # a concurrent writer stored them since
+        if name == "load/interactions_check":
+            checks.append(len(kw["keys"]))  # type: ignore[arg-type]
+            return [{"present": []}]
+        return real(name, *a, **kw)
+
+    store.read = blind_check  # type: ignore[method-assign]
+    try:
+        rep = w.interactions(read_file(events, "interactions"))
+    finally:
+        store.read = real  # type: ignore[method-assign]
+    assert (rep.rows, rep.written, rep.unchanged) == (100, 0, 100)
+    assert checks and _counts(store) == before
