@@ -300,8 +300,8 @@ class GraphWriter:
     def interactions(self, rows: Iterable[Item | InteractionBatch], total: int | None = None) -> LoadReport:
         """Write interactions batch by batch, in a pipeline: the caller's thread reads and
         validates batch k+2 while batch k+1 is *prepared* (one read: unknown items and users;
-        stored keys on the first batch and while batches meet them) and batch k is *committed*, split by user into one
-        transaction per lane (``writers``). A lane commits its transactions in order; lanes run
+        stored keys on the first batch and while batches meet them) and batch k is *committed*,
+        split by user into one transaction per lane (``writers``). A lane commits its transactions in order; lanes run
         side by side. Under ``on_error="stop"`` a bad row stops the load after every batch before
         it is committed and before anything of its own batch is. A batch prepared before its
         predecessor committed can miss a key or a user that predecessor adds; the key constraint
