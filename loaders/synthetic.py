@@ -206,13 +206,16 @@ class SyntheticCatalog:
         for lo, owner, picks, kind, ts, value, dwell, sess in self._event_chunks():
             for a in range(0, len(owner), size):
                 b = min(len(owner), a + size)
-                uids = (owner[a:b] + lo).tolist()
-                users = self._names(owner[a:b] + lo, self.user_id)
+                who = owner[a:b] + lo
+                uids = who.tolist()
+                users = self._names(who, self.user_id)
                 items = self._names(picks[a:b], self.item_id)
                 typ = [types[k] for k in kind[a:b].tolist()]
                 t = ts[a:b].tolist()
-                sessions: list[str | None] = [self.session_id(u, n) for u, n in zip(uids, sess[a:b].tolist(), strict=True)]
-                keys = [interaction_key(u, i, y, x, z) for u, i, y, x, z in zip(users, items, typ, t, sessions, strict=True)]
+                sessions: list[str | None] = [self.session_id(u, n)
+                                              for u, n in zip(uids, sess[a:b].tolist(), strict=True)]
+                keys = [interaction_key(u, i, y, x, z)
+                        for u, i, y, x, z in zip(users, items, typ, t, sessions, strict=True)]
                 yield InteractionBatch(
                     type=typ, key=keys, user=users, item=items, ts=t,
                     value=[None if v != v else v for v in value[a:b].tolist()],

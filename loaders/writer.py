@@ -235,7 +235,7 @@ class GraphWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphrec-load-prepare")
         self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"graphrec-load-commit-{k}")
                        for k in range(writers)]
-        self._check_keys = False  # see _prepare
+        self._check_keys = True  # set again by every interactions() load: its first batch is checked (see _prepare)
         # Element ids of items and users seen so far: a commit finds its nodes by element id (a
         # cheap seek) instead of an index lookup per row. Every use re-checks the node's id
         # property, and a stale entry fails the whole transaction (see load/interactions_create).
@@ -301,8 +301,8 @@ class GraphWriter:
         """Write interactions batch by batch, in a pipeline: the caller's thread reads and
         validates batch k+2 while batch k+1 is *prepared* (one read: unknown items and users;
         stored keys on the first batch and while batches meet them) and batch k is *committed*,
-        split by user into one transaction per lane (``writers``). A lane commits its transactions in order; lanes run
-        side by side. Under ``on_error="stop"`` a bad row stops the load after every batch before
+        split by user into one transaction per lane (``writers``). A lane commits its transactions
+        in order; lanes run side by side. Under ``on_error="stop"`` a bad row stops the load after every batch before
         it is committed and before anything of its own batch is. A batch prepared before its
         predecessor committed can miss a key or a user that predecessor adds; the key constraint
         and MERGE cover both.
@@ -516,8 +516,9 @@ class GraphWriter:
             counters = self.store.write_many([*writes, *tail])
             return sum(c["relationships_created"] for c in counters[first:len(writes)])
         except QueryError:
-            # Some keys were stored already (a re-load without the check, or a concurrent writer
-            # since the check), or a remembered element id went stale (the node was deleted):
+            # Some keys were stored since the check (a concurrent writer) or were not checked (a
+            # batch prepared before its predecessor committed them), or a remembered element id
+            # went stale (the node was deleted):
             # MERGE by id instead, check keys before the next batches and forget the element ids.
             self._check_keys = True
             self._stale_ids = True
