@@ -214,12 +214,16 @@ class Neo4jServer:
     def _set_initial_password(self, java: Path) -> None:
         if (self.home / "data" / "dbms" / "auth.ini").exists():
             return
+        # "--" ends the options: a password starting with "-" (token_urlsafe makes one in 64) was
+        # read as an unknown option, and the server could never start.
         proc = subprocess.run(
-            [str(java), "-cp", f"{self.lib}/*", ADMIN_TOOL, "dbms", "set-initial-password", self.password()],
+            [str(java), "-cp", f"{self.lib}/*", ADMIN_TOOL, "dbms", "set-initial-password", "--", self.password()],
             capture_output=True, text=True, env=self._env(),
         )
         if proc.returncode != 0:
-            raise ServerError("could not set the initial Neo4j password (neo4j-admin failed)")
+            said = (proc.stderr or proc.stdout).strip().splitlines()[:1]
+            raise ServerError("could not set the initial Neo4j password (neo4j-admin failed"
+                              + (f": {said[0][:200]})" if said else ")"))
 
     # -- lifecycle -------------------------------------------------------------------------
     def pid(self) -> int | None:

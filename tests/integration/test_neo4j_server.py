@@ -76,3 +76,19 @@ def test_external_uri_starts_nothing(neo4j_settings: Settings, tmp_path) -> None
     st = server.start()
     assert not st.managed and st.bolt  # answered by the existing server, via a routing URI
     assert not (tmp_path / "neo4j").exists()  # nothing provisioned locally
+
+
+def test_a_password_starting_with_a_dash_is_set(neo4j_settings: Settings, tmp_path) -> None:  # noqa: ANN001
+    """Generated passwords (secrets.token_urlsafe) start with "-" one time in 64; neo4j-admin read
+    such a password as an option and the server could never start (seen in a CI run)."""
+    from pydantic import SecretStr
+
+    s = neo4j_settings.model_copy(update={
+        "var_dir": tmp_path,
+        "neo4j": neo4j_settings.neo4j.model_copy(update={"password": SecretStr("-a8zkIOVjlXd4eb0Rp1jiD0A")}),
+    })
+    server = Neo4jServer(s)
+    server.provision()  # the jars are cached by the session's server
+    server.write_config()
+    server._set_initial_password(find_java())
+    assert (server.home / "data" / "dbms" / "auth.ini").exists()
