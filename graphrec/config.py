@@ -146,6 +146,10 @@ class EngineSettings(BaseModel):
     # marked degraded with the reasons "neo4j" and "stale", instead of the popular list from memory.
     # 0 turns this off.
     stale_ttl_s: float = Field(default=600.0, ge=0)
+    # recordInteraction moves the graph's clock (the newest interaction time, "now" for decay)
+    # only when it is more than this far behind: the clock is one node, and writing it on every
+    # request queued all concurrent writes on its lock. 0 = every request.
+    clock_slack_s: float = Field(default=60.0, ge=0)
     # Item fields shown with recommendations (title, tags...) are read through this cache; a change
     # made by another process (a loader, another API worker) shows within item_cache_ttl_s.
     item_cache_size: int = 100_000

@@ -141,7 +141,7 @@ def write_rows_sync(store: Any, rows: list[dict[str, Any]]) -> list[tuple[dict[s
     if sessions:
         statements.append(("load/sessions", None, {"rows": sessions}))
     if good:
-        statements.append(("load/advance_clock", None, {"ts": max(r["ts"] for r in good)}))
+        statements.append(("load/advance_clock", None, {"ts": max(r["ts"] for r in good), "slack": 0.0}))
     if statements:
         try:
             store.write_many(statements)

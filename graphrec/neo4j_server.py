@@ -30,7 +30,13 @@ from graphrec.config import Settings
 from graphrec.errors import ConfigError, MissingToolError, ServerError
 
 POM = Path(__file__).resolve().parent.parent / "neo4j" / "pom.xml"
-ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
+ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"  # 5.x
+CALENDAR_ENTRY_POINT = "org.neo4j.server.Neo4jCommunity"  # calendar releases (2025.01 and later)
+
+
+def entry_point(version: str) -> str:
+    """The server's main class: 5.x names it ``CommunityEntryPoint``, calendar releases ``Neo4jCommunity``."""
+    return CALENDAR_ENTRY_POINT if int(version.split(".", 1)[0]) >= 2025 else ENTRY_POINT
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 
 
@@ -75,23 +81,32 @@ def _running(pid: int) -> bool:
         return True
 
 
-def find_java() -> Path:
-    """The ``java`` to run Neo4j 5.26 with (17 or newer), from ``JAVA_HOME`` or ``PATH``."""
+def required_java(version: str) -> int:
+    """The oldest Java a Neo4j release runs on: 17 for 5.x, 21 for calendar releases."""
+    return 21 if int(version.split(".", 1)[0]) >= 2025 else 17
+
+
+def find_java(version: str = "5.26") -> Path:
+    """The ``java`` to run Neo4j ``version`` with, from ``JAVA_HOME`` or ``PATH``."""
+    need = required_java(version)
     candidates = []
     if os.environ.get("JAVA_HOME"):
         candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
     which = shutil.which("java")
     if which:
         candidates.append(Path(which))
+    seen = []
     for java in candidates:
         if java.is_file():
             out = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
             m = re.search(r'version "(\d+)', out)
-            if m and int(m.group(1)) >= 17:
+            if m and int(m.group(1)) >= need:
                 return java
+            seen.append(f"{java} is Java {m.group(1) if m else '?'}")
     raise MissingToolError(
-        "Java 17 or newer is needed to run Neo4j 5.26 and was not found "
-        "(set JAVA_HOME, or install it: apt-get install openjdk-17-jre-headless)"
+        f"Java {need} or newer is needed to run Neo4j {version} and was not found"
+        + (f" ({'; '.join(seen)})" if seen else "")
+        + f" (set JAVA_HOME, or install it: apt-get install openjdk-{need}-jre-headless)"
     )
 
 
@@ -159,7 +174,7 @@ class Neo4jServer:
         """Resolve the server jars from Maven Central into the cache (once)."""
         if self.provisioned():
             return
-        find_java()
+        find_java(self.cfg.version)
         mvn = find_maven()
         self.lib.mkdir(parents=True, exist_ok=True)
         cmd = [
@@ -240,7 +255,7 @@ class Neo4jServer:
         # A zombie or a recycled pid is not our server.
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if ENTRY_POINT.encode() not in cmdline:
+            if entry_point(self.cfg.version).encode() not in cmdline:
                 return None
             state = Path(f"/proc/{pid}/stat").read_text().split()[2]
             if state == "Z":
@@ -261,7 +276,7 @@ class Neo4jServer:
                 f"port {self.cfg.bolt_port} is already taken by another process; "
                 "stop it or set GRAPHREC_NEO4J_BOLT_PORT"
             )
-        java = find_java()
+        java = find_java(self.cfg.version)
         self.provision()
         self.write_config()
         self.password()
@@ -273,7 +288,7 @@ class Neo4jServer:
             "-XX:+UnlockDiagnosticVMOptions", "-XX:+DebugNonSafepoints",
             "-Djdk.tls.ephemeralDHKeySize=2048", "-Dlog4j2.disable.jmx=true",
             "-cp", f"{self.lib}/*",
-            ENTRY_POINT, f"--home-dir={self.home}", f"--config-dir={self.home / 'conf'}",
+            entry_point(self.cfg.version), f"--home-dir={self.home}", f"--config-dir={self.home / 'conf'}",
         ]
         log = open(self.console_log, "ab")
         proc = subprocess.Popen(

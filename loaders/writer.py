@@ -499,7 +499,7 @@ class GraphWriter:
     def _commit(self, part: _Part) -> int:
         tail: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = (
             [("load/sessions", None, {"rows": part.sessions})] if part.sessions else [])
-        tail.append(("load/advance_clock", None, {"ts": part.max_ts}))  # last: one lock, taken last
+        tail.append(("load/advance_clock", None, {"ts": part.max_ts, "slack": 0.0}))  # last: one lock, taken last
         writes: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = []
         if part.new_users:
             writes.append(("load/users_first_sight", None, {"rows": part.new_users}))

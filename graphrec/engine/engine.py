@@ -693,7 +693,7 @@ class Engine:
                 raise NotFound("item", row.item_id)
             statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = [
                 ("load/interactions", {"rel": row.type.value}, {"rows": [param]}),
-                ("load/advance_clock", None, {"ts": row.ts})]
+                ("load/advance_clock", None, {"ts": row.ts, "slack": self.cfg.clock_slack_s})]
             if row.session_id:
                 statements.insert(1, ("load/sessions", None, {"rows": [
                     {"session": row.session_id, "user": row.user_id, "first_ts": row.ts, "last_ts": row.ts}]}))

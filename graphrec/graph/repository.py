@@ -95,7 +95,7 @@ class Repository:
             raise NotFound("item", row.item_id)
         statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = [
             ("load/interactions", {"rel": row.type.value}, {"rows": [row.to_param()]}),
-            ("load/advance_clock", None, {"ts": row.ts}),
+            ("load/advance_clock", None, {"ts": row.ts, "slack": 0.0}),
         ]
         if row.session_id:
             statements.insert(1, ("load/sessions", None, {"rows": [

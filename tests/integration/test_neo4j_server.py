@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import stat
+from pathlib import Path
 
 import httpx
 import pytest
@@ -60,6 +61,21 @@ def test_missing_java_is_a_readable_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(MissingToolError, match="Java 17"):
         find_java()
+
+
+def test_calendar_releases_need_java_21_and_their_own_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphrec.neo4j_server import entry_point, required_java
+
+    assert required_java("5.26.30") == 17 and required_java("2026.08.1") == 21
+    assert entry_point("5.26.30") == "org.neo4j.server.CommunityEntryPoint"
+    assert entry_point("2025.10.1") == "org.neo4j.server.Neo4jCommunity"
+    java17 = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+    if not (java17 / "bin" / "java").exists():
+        pytest.skip("no OpenJDK 17 here")
+    monkeypatch.setenv("JAVA_HOME", str(java17))
+    monkeypatch.setenv("PATH", str(java17 / "bin"))
+    with pytest.raises(MissingToolError, match="Java 21 or newer is needed to run Neo4j 2026.08.1.*is Java 17"):
+        find_java("2026.08.1")
 
 
 def test_external_uri_starts_nothing(neo4j_settings: Settings, tmp_path) -> None:  # noqa: ANN001

@@ -67,3 +67,17 @@ def test_collaborative_paths(store) -> None:  # noqa: ANN001
     fresh = store.read("recs/fresh_items", since=1800.0, limit=5)
     assert [r["item_id"] for r in fresh] == ["new"]
     assert store.read("recs/latest_ts")[0]["ts"] == 1800.0
+
+
+def test_the_clock_moves_forward_and_only_past_the_slack(store) -> None:  # noqa: ANN001
+    """load/advance_clock never moves the clock back, and with a slack writes (and locks) nothing
+    until the clock is that far behind: recordInteraction passes engine.clock_slack_s."""
+    def clock() -> float | None:
+        return store.read("recs/latest_ts")[0]["ts"]
+
+    assert store.write("load/advance_clock", ts=1000.0, slack=0.0) == [{"ts": 1000.0}]
+    assert store.write("load/advance_clock", ts=1030.0, slack=60.0) == []  # 30 s behind: left
+    assert clock() == 1000.0
+    assert store.write("load/advance_clock", ts=1061.0, slack=60.0) == [{"ts": 1061.0}]
+    store.write("load/advance_clock", ts=500.0, slack=0.0)  # older: never back
+    assert clock() == 1061.0
