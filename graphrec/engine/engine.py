@@ -65,7 +65,7 @@ from graphrec.sources import SOURCES
 from graphrec.sources.base import Candidate, SourceContext
 from graphrec.sources.graph import session_seeds
 from graphrec.sources.neighbour_cache import NeighbourCache
-from loaders.records import InteractionRow, ItemRow, UserRow, validate
+from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, validate
 
 log = logging.getLogger("graphrec.engine")
 T = TypeVar("T")
@@ -147,6 +147,12 @@ class Engine:
         await asyncio.gather(*(self.store.ping() for _ in range(connections)))
         await self.store.read("repo/user_state", user_id="", recent=1, max_consumed=1)
         await self.store.read("recs/neighbour_lists", ids=[""], per_item=1)
+        # The write path too (one query text per interaction type), in a transaction rolled back:
+        # after a Neo4j start its first recordInteraction calls took ~350 ms each otherwise.
+        await self.store.read("repo/item_exists", item_id="")
+        nobody = {"key": "", "user": "", "item": "", "ts": 0.0, "value": None, "dwell": None, "session": None}
+        await self.store.rehearse([s for t in InteractionType
+                                   for s in self._record_statements(t, nobody, session_id="", user_id="", ts=0.0)])
 
     async def _every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -691,12 +697,7 @@ class Engine:
                                        self.cfg.request_budget_ms / 1000))[0]["found"]
             if not found:
                 raise NotFound("item", row.item_id)
-            statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = [
-                ("load/interactions", {"rel": row.type.value}, {"rows": [param]}),
-                ("load/advance_clock", None, {"ts": row.ts, "slack": self.cfg.clock_slack_s})]
-            if row.session_id:
-                statements.insert(1, ("load/sessions", None, {"rows": [
-                    {"session": row.session_id, "user": row.user_id, "first_ts": row.ts, "last_ts": row.ts}]}))
+            statements = self._record_statements(row.type, param, row.session_id, row.user_id, row.ts)
             counters = await self._neo4j(self.store.write_many(statements), self.cfg.request_budget_ms / 1000 * 4)
             return RecordResult(key=row.idempotency_key, created=counters[0]["relationships_created"] > 0, stored="direct")
         except (TimeoutError, GraphStoreUnavailable):
@@ -707,6 +708,17 @@ class Engine:
             await asyncio.to_thread(self.journal.append, {**param, "type": row.type.value})
             self.stats["journalled"] = self.stats.get("journalled", 0) + 1
             return RecordResult(key=row.idempotency_key, created=True, stored="journal")
+
+    def _record_statements(self, type: InteractionType, param: dict[str, Any], session_id: str | None, user_id: str,
+                           ts: float) -> list[tuple[str, dict[str, str] | None, dict[str, Any]]]:
+        """One interaction's write transaction: the interaction, its session, the graph's clock."""
+        statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = [
+            ("load/interactions", {"rel": type.value}, {"rows": [param]})]
+        if session_id is not None:
+            statements.append(("load/sessions", None, {"rows": [
+                {"session": session_id, "user": user_id, "first_ts": ts, "last_ts": ts}]}))
+        statements.append(("load/advance_clock", None, {"ts": ts, "slack": self.cfg.clock_slack_s}))
+        return statements
 
     async def replay_journal(self) -> int:
         """Write journalled interactions to Neo4j (in order); returns how many were replayed."""
