@@ -242,12 +242,13 @@ async def _refresh_gauges(eng: Engine, every_s: float, collector: IdleCollector)
         await asyncio.sleep(every_s)
 
 
-def _observe(res: Any) -> None:
-    """Feed an engine result's per-stage timings and degraded reasons to Prometheus."""
+def _observe(op: str, res: Any) -> None:
+    """Feed an engine answer's per-stage timings and degraded reasons to Prometheus, labelled with
+    the engine operation (recommendations, similarItems, rerank)."""
     for stage, ms in res.timings_ms.items():
-        M.STAGE.labels(stage).observe(ms / 1000.0)
+        M.STAGE.labels(op, stage).observe(ms / 1000.0)
     for r in res.degraded_reasons:
-        M.DEGRADED.labels(r).inc()
+        M.DEGRADED.labels(op, r).inc()
 
 
 def app_factory() -> Starlette:

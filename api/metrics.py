@@ -16,12 +16,13 @@ REGISTRY = CollectorRegistry()
 REQUESTS = Counter("graphrec_requests_total", "GraphQL requests", ["operation", "status"], registry=REGISTRY)
 LATENCY = Histogram("graphrec_request_seconds", "GraphQL request latency", ["operation"], registry=REGISTRY,
                     buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0))
-STAGE = Histogram("graphrec_pipeline_stage_seconds", "Engine stage latency", ["stage"], registry=REGISTRY,
+STAGE = Histogram("graphrec_pipeline_stage_seconds", "Engine stage latency", ["operation", "stage"], registry=REGISTRY,
                   buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
 CANDIDATES = Gauge("graphrec_candidates_total", "Candidates proposed per source since start", ["source"], registry=REGISTRY,
                    multiprocess_mode="livesum")
 CACHE_HIT = Gauge("graphrec_cache_hit_ratio", "Cache hit ratio", ["cache"], registry=REGISTRY, multiprocess_mode="liveall")
-DEGRADED = Counter("graphrec_degraded_answers_total", "Answers given in degraded mode", ["reason"], registry=REGISTRY)
+DEGRADED = Counter("graphrec_degraded_answers_total", "Answers given in degraded mode", ["operation", "reason"],
+                   registry=REGISTRY)
 SHED = Counter("graphrec_requests_shed_total", "GraphQL requests refused with 503 (api.max_in_flight reached)",
                registry=REGISTRY)
 ERRORS = Counter("graphrec_errors_total", "Errors by GraphQL code", ["code"], registry=REGISTRY)

@@ -103,7 +103,9 @@ class Engine:
         self.journal = Journal(settings.var_dir / "journal")
         self.stats: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.observers: list[Callable[[RecResult], None]] = []  # e.g. the API's metrics
+        # Called with (operation, answer) for every answer computed or served stale (not for
+        # result-cache hits): the API's metrics (stage timings, degraded reasons per operation).
+        self.observers: list[Callable[[str, RecResult], None]] = []
         self.catalog_listeners: list[Callable[[], None]] = []  # called after a full catalogue read
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -421,7 +423,7 @@ class Engine:
         # this user's last complete answer to the same request is better, if there is one.
         shape = (req.user_id, req.surface, first, req.filter, req.context.session_item_ids,
                  req.context.preferred_categories)
-        if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings, observe=True)) is not None:
+        if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings, "recommendations")) is not None:
             return stale
 
         vec = self.model.user_vector(recent, now) if (self.model and recent) else None
@@ -471,9 +473,13 @@ class Engine:
             entry = _cache_entry(res)
             self.results.put(cache_key, entry)
             self.last_good.put(shape, entry)
+        return self._answer("recommendations", res)
+
+    def _answer(self, op: str, res: RecResult) -> RecResult:
+        """Every computed answer leaves through here: to the observers, then the slow log."""
         for observe in self.observers:
-            observe(res)
-        return self._log_slow("recommendations", res)
+            observe(op, res)
+        return self._log_slow(op, res)
 
     def _log_slow(self, op: str, res: RecResult) -> RecResult:
         """Log an answer slower than ``slow_log_ms`` with its per-stage timings (the on-call
@@ -580,7 +586,7 @@ class Engine:
         cache_key = ("similar", item_id, first, f, self.model.version if self.model else None)
         if (hit := self.results.get(cache_key)) is not None:  # a complete answer, recent enough
             return _cached(hit, {})
-        if degraded and (stale := self._stale(cache_key, degraded, {})) is not None:
+        if degraded and (stale := self._stale(cache_key, degraded, {}, "similarItems")) is not None:
             return stale
         weights = dict(self.cfg.sources.get("SIMILAR_ITEMS", {}))
         vec = self.model.vector_of(item_id) if self.model else None
@@ -617,21 +623,20 @@ class Engine:
             entry = _cache_entry(res)
             self.results.put(cache_key, entry)
             self.last_good.put(cache_key, entry)
-        elif "neo4j" in reasons and (stale := self._stale(cache_key, list(reasons), timings)) is not None:
+        elif "neo4j" in reasons and (stale := self._stale(cache_key, list(reasons), timings, "similarItems")) is not None:
             return stale
-        return self._log_slow("similarItems", res)
+        return self._answer("similarItems", res)
 
-    def _stale(self, key: Any, degraded: list[str], timings: dict[str, float], observe: bool = False) -> RecResult | None:
+    def _stale(self, key: Any, degraded: list[str], timings: dict[str, float], op: str) -> RecResult | None:
         """The last complete answer to this request (up to ``stale_ttl_s`` old), marked degraded
-        with "stale" among the reasons, or None. ``observe``: pass it to the observers (the API's
-        metrics), as recommend() does with every answer it computes."""
+        with "stale" among the reasons, or None. It goes to the observers as ``op``'s answer."""
         if self.cfg.stale_ttl_s <= 0 or (hit := self.last_good.get(key)) is None:
             return None
         cached = _cached(hit, {})
         res = RecResult(cached.items, True, cached.model_version, cached.request_id,
                         tuple(sorted({*degraded, "stale"})), dict(timings))
-        for observer in self.observers if observe else ():  # the stages that ran and the reasons
-            observer(res)
+        for observer in self.observers:  # the stages that ran and the reasons
+            observer(op, res)
         res.timings_ms["stale_hit"] = 1.0
         return res
 
@@ -667,7 +672,7 @@ class Engine:
         items = [self._recommendation(c, k + 1, recent, req) for k, c in enumerate(cands[:n]) if c.item_id in wanted]
         timings["total"] = (time.perf_counter() - t_start) * 1000
         reasons = tuple(sorted(set(degraded)))
-        return self._log_slow("rerank", RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex,
+        return self._answer("rerank", RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex,
                                                   reasons, timings))
 
     async def batch(self, user_ids: list[str], first: int = 20, surface: Surface = Surface.EMAIL,

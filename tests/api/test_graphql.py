@@ -175,10 +175,13 @@ def test_operations_endpoints(api: Any) -> None:
     ready = httpx.get(api.url + "/readyz")
     assert ready.status_code == 200 and ready.json()["neo4j"] is True
     gql(api, REC, {"u": "alice", "first": 2})
+    gql(api, 'query { similarItems(itemId: "toy", first: 2) { items { rank } } }')
     text = httpx.get(api.url + "/metrics").text
     for name in ("graphrec_requests_total", "graphrec_request_seconds_bucket", "graphrec_pipeline_stage_seconds",
                  "graphrec_candidates_total", "graphrec_cache_hit_ratio", "graphrec_errors_total"):
         assert name in text
+    for op in ("recommendations", "similarItems"):  # the engine's stage timings, per operation
+        assert f'graphrec_pipeline_stage_seconds_count{{operation="{op}",stage="total"}}' in text
     js = httpx.get(api.url + "/widget/similar-items.js")
     assert js.status_code == 200 and "similarItems" in js.text and "javascript" in js.headers["content-type"]
     assert "graphrec-similar" in httpx.get(api.url + "/demo").text
