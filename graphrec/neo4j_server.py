@@ -32,12 +32,12 @@ from graphrec.errors import ConfigError, MissingToolError, ServerError
 POM = Path(__file__).resolve().parent.parent / "neo4j" / "pom.xml"
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"  # 5.x
 CALENDAR_ENTRY_POINT = "org.neo4j.server.Neo4jCommunity"  # calendar releases (2025.01 and later)
+ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 
 
 def entry_point(version: str) -> str:
     """The server's main class: 5.x names it ``CommunityEntryPoint``, calendar releases ``Neo4jCommunity``."""
     return CALENDAR_ENTRY_POINT if int(version.split(".", 1)[0]) >= 2025 else ENTRY_POINT
-ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 
 
 @dataclass

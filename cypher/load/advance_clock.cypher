@@ -3,7 +3,7 @@
 // The clock is one node: every write to it takes the same exclusive lock, held until the commit.
 // The check runs first, lock-free: when the clock is less than $slack seconds behind $ts nothing
 // is written and no lock is taken. The API passes engine.clock_slack_s (live events carry "now",
-// so with slack 0 every recordInteraction queued on this one lock); loaders and the journal
+// so with slack 0 every recordInteraction would take this one lock); loaders and the journal
 // replay, one update per batch, pass 0.
 // Returns: ts (the clock after the update), no row when it was not behind.
 // Params: $ts (epoch seconds of the newest interaction just written), $slack (seconds, >= 0).
