@@ -81,8 +81,10 @@ class ALS:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        self.model = AlternatingLeastSquares(random_state=self.seed, **self.params)
-        with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads slow it down
+        # implicit parallelises itself; nested BLAS threads slow it down (its constructor checks
+        # and warns, so it is built inside the limit too).
+        with threadpool_limits(1, "blas"):
+            self.model = AlternatingLeastSquares(random_state=self.seed, **self.params)
             self.model.fit(train.tocsr(), show_progress=False)
         return self
 
