@@ -128,8 +128,10 @@ def main() -> None:
             kid, token = create_key(store, ["read", "write"], "bench.serve")
     env = dict(os.environ, GRAPHREC_API_ANONYMOUS_READ="true", GRAPHREC_API_RATE_LIMIT_PER_S="100000",
                GRAPHREC_API_RATE_LIMIT_BURST="100000")
+    # The API's own log (slow answers with their stage timings, warnings) next to the report.
+    api_log = open(a.out.with_suffix(".api.log"), "wb")  # noqa: SIM115 - closed after the server
     server = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers", str(workers)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              env=env, stdout=api_log, stderr=subprocess.STDOUT)
     run = f"bench-{int(time.time())}"
     ops = make_ops(a.users, a.items, 1, token, run, a.ids)
     rows: list[dict[str, Any]] = []
@@ -175,6 +177,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        api_log.close()
         if token:
             with GraphStore.from_settings(settings) as store:
                 revoke_key(store, kid)

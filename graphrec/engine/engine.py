@@ -107,6 +107,7 @@ class Engine:
         # result-cache hits): the API's metrics (stage timings, degraded reasons per operation).
         self.observers: list[Callable[[str, RecResult], None]] = []
         self.catalog_listeners: list[Callable[[], None]] = []  # called after a full catalogue read
+        self._warming = False  # warm_requests is running: its answers are not slow-logged
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -124,6 +125,8 @@ class Engine:
             await eng.neighbours.prefetch(store, [i for i, _ in eng.catalog.popular[: eng.cfg.prefetch_neighbours]])
         with contextlib.suppress(GraphrecError):
             await eng.refresh_model()
+        with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
+            await eng.warm_requests()
         if background:
             eng._tasks.append(asyncio.create_task(eng._every(eng.cfg.catalog_refresh_s, eng.refresh_catalog)))
             eng._tasks.append(asyncio.create_task(eng._every(eng.cfg.model_poll_s, eng.refresh_model)))
@@ -155,6 +158,46 @@ class Engine:
         nobody = {"key": "", "user": "", "item": "", "ts": 0.0, "value": None, "dwell": None, "session": None}
         await self.store.rehearse([s for t in InteractionType
                                    for s in self._record_statements(t, nobody, session_id="", user_id="", ts=0.0)])
+
+    async def warm_requests(self, round_size: int = 25, at_least: int = 200) -> int:
+        """Serve recommendations to a sample of real users, in rounds: ``at_least`` answers, then
+        until a round is less than 15% faster than the one before and none of its answers was
+        degraded (or ``warm_up_s`` passed); returns how many were served. After a Neo4j restart
+        its read path runs interpreted at first and the first answers miss their budgets
+        (degraded: no user state); the JIT compiles it only after some hundreds of requests. Nothing is observed (no metrics, no slow log) and nothing is
+        kept: the result and last-good caches start empty afterwards."""
+        if self.cfg.warm_up_s <= 0:
+            return 0
+        t0 = time.monotonic()
+        users = [r["id"] for r in await self.store.read("repo/sample_users", limit=4 * round_size)]
+        if not users:
+            return 0
+        observers, self.observers = self.observers, []
+        served, previous = 0, float("inf")
+        self._warming = True
+        try:
+            while time.monotonic() - t0 < self.cfg.warm_up_s:
+                self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)  # computed, not cached
+                lat, degraded = [], False
+                for k in range(round_size):
+                    user = users[(served + k) % len(users)]
+                    t = time.perf_counter()
+                    res = await self.recommend(RecRequest(user, Surface.HOME_FEED, 20, context=RequestContext(explore=False)))
+                    lat.append(time.perf_counter() - t)
+                    degraded = degraded or res.degraded
+                served += round_size
+                median = sorted(lat)[len(lat) // 2]
+                if served >= at_least and not degraded and median >= 0.85 * previous:
+                    break
+                previous = median
+        finally:
+            self._warming = False
+            self.observers = observers + self.observers
+            self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
+            self.last_good = TTLCache(self.cfg.result_cache_size, self.cfg.stale_ttl_s)
+        self.stats["warm_up_requests"] = served
+        self.stats["warm_up_ms"] = (time.monotonic() - t0) * 1000
+        return served
 
     async def _every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -485,7 +528,7 @@ class Engine:
         """Log an answer slower than ``slow_log_ms`` with its per-stage timings (the on-call
         operator's first question: which source or store made it slow)."""
         total = res.timings_ms.get("total", 0.0)
-        if self.cfg.slow_log_ms and total >= self.cfg.slow_log_ms:
+        if self.cfg.slow_log_ms and total >= self.cfg.slow_log_ms and not self._warming:
             log.warning("slow %s %.0f ms request=%s degraded=%s timings=%s", op, total, res.request_id,
                         ",".join(res.degraded_reasons) or "-",
                         " ".join(f"{k}={v:.1f}" for k, v in res.timings_ms.items() if k != "total"))

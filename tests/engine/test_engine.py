@@ -510,3 +510,23 @@ def test_start_up_rehearses_the_write_path_without_writing(tiny: Settings, store
     assert store.counts() == before
     assert store.read("recs/latest_ts")[0]["ts"] == clock
     assert store.read("repo/get_users", ids=["rehearsed"]) == []
+
+
+def test_start_up_serves_sample_users_until_answers_stop_getting_faster(tiny: Settings) -> None:
+    """Engine.create warms the read path with real recommendations (rounds of 25, 200 at least),
+    observed by nobody and leaving no cached answer; warm_up_s = 0 turns it off."""
+    async def go(s: Settings) -> tuple[float, int, int, list[Any]]:
+        e = await _engine(s)
+        seen: list[Any] = []
+        e.observers.append(lambda op, r: seen.append(op))
+        try:
+            again = await e.warm_requests()
+            return e.stats.get("warm_up_requests", 0.0), again, len(e.results._data) + len(e.last_good._data), seen
+        finally:
+            await e.close()
+
+    at_start, again, cached, seen = run(go(tiny))
+    assert at_start >= 200 and again >= 200 and at_start % 25 == 0
+    assert cached == 0 and seen == []
+    off = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"warm_up_s": 0.0})})
+    assert run(go(off))[:2] == (0.0, 0)
