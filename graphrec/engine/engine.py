@@ -162,10 +162,13 @@ class Engine:
     async def warm_requests(self, round_size: int = 25, at_least: int = 200) -> int:
         """Serve recommendations to a sample of real users, in rounds: ``at_least`` answers, then
         until a round is less than 15% faster than the one before and none of its answers was
-        degraded (or ``warm_up_s`` passed); returns how many were served. After a Neo4j restart
-        its read path runs interpreted at first and the first answers miss their budgets
-        (degraded: no user state); the JIT compiles it only after some hundreds of requests. Nothing is observed (no metrics, no slow log) and nothing is
-        kept: the result and last-good caches start empty afterwards."""
+        degraded by Neo4j (or ``warm_up_s`` passed); returns how many were served. After a
+        Neo4j restart its read path runs interpreted at first and the first answers miss their
+        budgets (degraded: no user state); its JIT compiles the path after some hundreds of
+        requests.
+        Nothing is observed (no metrics, no slow log) and nothing is kept: the result and
+        last-good caches start empty afterwards. A failing request ends the warm-up, never the
+        start."""
         if self.cfg.warm_up_s <= 0:
             return 0
         t0 = time.monotonic()
@@ -173,21 +176,27 @@ class Engine:
         if not users:
             return 0
         observers, self.observers = self.observers, []
-        served, previous = 0, float("inf")
+        served, previous, warming = 0, float("inf"), True
         self._warming = True
         try:
-            while time.monotonic() - t0 < self.cfg.warm_up_s:
+            while warming and time.monotonic() - t0 < self.cfg.warm_up_s:
                 self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)  # computed, not cached
-                lat, degraded = [], False
+                lat, slow_store = [], False
                 for k in range(round_size):
                     user = users[(served + k) % len(users)]
                     t = time.perf_counter()
-                    res = await self.recommend(RecRequest(user, Surface.HOME_FEED, 20, context=RequestContext(explore=False)))
+                    try:
+                        res = await self.recommend(RecRequest(user, Surface.HOME_FEED, 20,
+                                                              context=RequestContext(explore=False)))
+                    except Exception as exc:  # noqa: BLE001 - warming must never stop the start
+                        log.warning("warm-up stopped: recommendations for user %r failed: %r", user, exc)
+                        warming = False
+                        break
                     lat.append(time.perf_counter() - t)
-                    degraded = degraded or res.degraded
-                served += round_size
-                median = sorted(lat)[len(lat) // 2]
-                if served >= at_least and not degraded and median >= 0.85 * previous:
+                    slow_store = slow_store or "neo4j" in res.degraded_reasons
+                served += len(lat)
+                median = sorted(lat)[len(lat) // 2] if lat else 0.0
+                if served >= at_least and not slow_store and median >= 0.85 * previous:
                     break
                 previous = median
         finally:

@@ -530,3 +530,25 @@ def test_start_up_serves_sample_users_until_answers_stop_getting_faster(tiny: Se
     assert cached == 0 and seen == []
     off = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"warm_up_s": 0.0})})
     assert run(go(off))[:2] == (0.0, 0)
+
+
+def test_a_failing_warm_up_request_ends_the_warm_up_not_the_start(tiny: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    async def go() -> tuple[int, list[Any]]:
+        e = await _engine(tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"warm_up_s": 0.0})}))
+        try:
+            e.cfg = e.cfg.model_copy(update={"warm_up_s": 20.0})
+            calls: list[Any] = []
+
+            async def broken(req: Any) -> Any:
+                calls.append(req)
+                raise ValueError("a bug in a source")
+
+            e.recommend = broken  # type: ignore[method-assign]
+            return await e.warm_requests(), calls
+        finally:
+            await e.close()
+
+    with caplog.at_level("WARNING", logger="graphrec.engine"):
+        served, calls = run(go())
+    assert served == 0 and len(calls) == 1
+    assert any("warm-up stopped" in r.getMessage() for r in caplog.records)
