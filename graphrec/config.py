@@ -152,7 +152,7 @@ class EngineSettings(BaseModel):
     # measured at 200 req/s on 2 cores; a serial point for many API replicas). 0 = every request.
     clock_slack_s: float = Field(default=60.0, ge=0)
     # At start, before the worker reports ready, real users (a sample) are served recommendations
-    # in rounds of 25 until the answers stop getting faster and none is degraded, for at most
+    # in rounds of 25 until the answers stop getting faster and none is degraded by Neo4j, at most
     # warm_up_s: after a Neo4j restart its read path runs interpreted at first (the first 100
     # answers took a median 22 ms, 3 degraded; from the 300th ~10 ms). 0 = off.
     warm_up_s: float = Field(default=20.0, ge=0)

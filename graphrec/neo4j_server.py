@@ -35,9 +35,14 @@ CALENDAR_ENTRY_POINT = "org.neo4j.server.Neo4jCommunity"  # calendar releases (2
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 
 
+def calendar_release(version: str) -> bool:
+    """Calendar releases (2025.01 and later) follow the 5.x line: another main class, Java 21+."""
+    return int(version.split(".", 1)[0]) >= 2025
+
+
 def entry_point(version: str) -> str:
     """The server's main class: 5.x names it ``CommunityEntryPoint``, calendar releases ``Neo4jCommunity``."""
-    return CALENDAR_ENTRY_POINT if int(version.split(".", 1)[0]) >= 2025 else ENTRY_POINT
+    return CALENDAR_ENTRY_POINT if calendar_release(version) else ENTRY_POINT
 
 
 @dataclass
@@ -83,7 +88,7 @@ def _running(pid: int) -> bool:
 
 def required_java(version: str) -> int:
     """The oldest Java a Neo4j release runs on: 17 for 5.x, 21 for calendar releases."""
-    return 21 if int(version.split(".", 1)[0]) >= 2025 else 17
+    return 21 if calendar_release(version) else 17
 
 
 def find_java(version: str = "5.26") -> Path:

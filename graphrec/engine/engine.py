@@ -58,7 +58,13 @@ from graphrec.errors import (
     VectorStoreError,
     VectorStoreUnavailable,
 )
-from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS, Interaction, Item, User
+from graphrec.graph.repository import (
+    DEFAULT_TYPE_WEIGHTS,
+    Interaction,
+    Item,
+    User,
+    interaction_statements,
+)
 from graphrec.graph.store import AsyncGraphStore
 from graphrec.journal import Journal, write_rows_sync
 from graphrec.sources import SOURCES
@@ -157,7 +163,7 @@ class Engine:
         await self.store.read("repo/item_exists", item_id="")
         nobody = {"key": "", "user": "", "item": "", "ts": 0.0, "value": None, "dwell": None, "session": None}
         await self.store.rehearse([s for t in InteractionType
-                                   for s in self._record_statements(t, nobody, session_id="", user_id="", ts=0.0)])
+                                   for s in interaction_statements(t, nobody, "", "", 0.0, self.cfg.clock_slack_s)])
 
     async def warm_requests(self, round_size: int = 25, at_least: int = 200) -> int:
         """Serve recommendations to a sample of real users, in rounds: ``at_least`` answers, then
@@ -754,7 +760,8 @@ class Engine:
                                        self.cfg.request_budget_ms / 1000))[0]["found"]
             if not found:
                 raise NotFound("item", row.item_id)
-            statements = self._record_statements(row.type, param, row.session_id, row.user_id, row.ts)
+            statements = interaction_statements(row.type, param, row.session_id, row.user_id, row.ts,
+                                                self.cfg.clock_slack_s)
             counters = await self._neo4j(self.store.write_many(statements), self.cfg.request_budget_ms / 1000 * 4)
             return RecordResult(key=row.idempotency_key, created=counters[0]["relationships_created"] > 0, stored="direct")
         except (TimeoutError, GraphStoreUnavailable):
@@ -765,17 +772,6 @@ class Engine:
             await asyncio.to_thread(self.journal.append, {**param, "type": row.type.value})
             self.stats["journalled"] = self.stats.get("journalled", 0) + 1
             return RecordResult(key=row.idempotency_key, created=True, stored="journal")
-
-    def _record_statements(self, type: InteractionType, param: dict[str, Any], session_id: str | None, user_id: str,
-                           ts: float) -> list[tuple[str, dict[str, str] | None, dict[str, Any]]]:
-        """One interaction's write transaction: the interaction, its session, the graph's clock."""
-        statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = [
-            ("load/interactions", {"rel": type.value}, {"rows": [param]})]
-        if session_id is not None:
-            statements.append(("load/sessions", None, {"rows": [
-                {"session": session_id, "user": user_id, "first_ts": ts, "last_ts": ts}]}))
-        statements.append(("load/advance_clock", None, {"ts": ts, "slack": self.cfg.clock_slack_s}))
-        return statements
 
     async def replay_journal(self) -> int:
         """Write journalled interactions to Neo4j (in order); returns how many were replayed."""

@@ -13,7 +13,21 @@ from typing import Any
 
 from graphrec.errors import NotFound
 from graphrec.graph.store import GraphStore
-from loaders.records import InteractionRow, ItemRow, UserRow, validate
+from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, validate
+
+Statement = tuple[str, dict[str, str] | None, dict[str, Any]]
+
+
+def interaction_statements(type: InteractionType, param: dict[str, Any], session_id: str | None, user_id: str,
+                           ts: float, clock_slack_s: float = 0.0) -> list[Statement]:
+    """One interaction's write transaction: the interaction (``param``: ``InteractionRow.to_param()``),
+    its session, the graph's clock (moved only when more than ``clock_slack_s`` behind)."""
+    statements: list[Statement] = [("load/interactions", {"rel": type.value}, {"rows": [param]})]
+    if session_id is not None:
+        statements.append(("load/sessions", None, {"rows": [
+            {"session": session_id, "user": user_id, "first_ts": ts, "last_ts": ts}]}))
+    statements.append(("load/advance_clock", None, {"ts": ts, "slack": clock_slack_s}))
+    return statements
 
 #: Default weight of each interaction type in collaborative scores (SKIPPED counts against).
 DEFAULT_TYPE_WEIGHTS: dict[str, float] = {"PURCHASED": 3.0, "RATED": 1.0, "CLICKED": 0.7, "VIEWED": 0.3, "SKIPPED": 0.0}
@@ -93,14 +107,8 @@ class Repository:
         row: InteractionRow = validate(InteractionRow, data)
         if not self.store.read("repo/item_exists", item_id=row.item_id)[0]["found"]:
             raise NotFound("item", row.item_id)
-        statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = [
-            ("load/interactions", {"rel": row.type.value}, {"rows": [row.to_param()]}),
-            ("load/advance_clock", None, {"ts": row.ts, "slack": 0.0}),
-        ]
-        if row.session_id:
-            statements.insert(1, ("load/sessions", None, {"rows": [
-                {"session": row.session_id, "user": row.user_id, "first_ts": row.ts, "last_ts": row.ts}]}))
-        counters = self.store.write_many(statements)
+        counters = self.store.write_many(
+            interaction_statements(row.type, row.to_param(), row.session_id, row.user_id, row.ts))
         return Recorded(key=row.idempotency_key, created=counters[0]["relationships_created"] > 0)
 
     # ---- reads -----------------------------------------------------------------------------
