@@ -231,3 +231,20 @@ def test_keys_stored_after_the_check_go_to_the_merge_form(store, tmp_path: Path)
         store.read = real  # type: ignore[method-assign]
     assert (rep.rows, rep.written, rep.unchanged) == (100, 0, 100)
     assert checks and _counts(store) == before
+
+
+def test_sessions_are_stored_once_and_their_span_grows(store, tmp_path: Path) -> None:  # noqa: ANN001
+    """A session that crosses batches, and one the graph already holds, end as one Session node
+    with one HAS_SESSION link and the span of all their events."""
+    items = _write(tmp_path, "items.csv", "id,title\n" + "".join(f"i{k},Item {k}\n" for k in range(4)))
+    GraphWriter(store, progress=False).items(read_file(items, "items"))
+    first = _write(tmp_path, "a.csv", "user_id,item_id,type,ts,session_id\nu0,i0,CLICK,50,s0\n")
+    GraphWriter(store, progress=False).interactions(read_file(first, "interactions"))
+    events = _write(tmp_path, "b.csv", "user_id,item_id,type,ts,session_id\n"
+                    "u1,i0,CLICK,10,s1\nu1,i1,CLICK,20,s1\nu1,i2,CLICK,30,s1\nu0,i1,CLICK,40,s0\nu0,i2,CLICK,60,s0\n")
+    rep = GraphWriter(store, batch_size=2, progress=False, writers=2).interactions(read_file(events, "interactions"))
+    assert rep.written == 5
+    rows = store.run_text("MATCH (s:Session) OPTIONAL MATCH (u:User)-[h:HAS_SESSION]->(s) "
+                          "RETURN s.id AS id, s.started_at AS a, s.last_at AS b, collect(u.id) AS users ORDER BY id")
+    assert rows == [{"id": "s0", "a": 40.0, "b": 60.0, "users": ["u0"]},
+                    {"id": "s1", "a": 10.0, "b": 30.0, "users": ["u1"]}]
