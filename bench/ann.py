@@ -83,7 +83,7 @@ def open_index(engine: str, root: Path, m: int, ef_construct: int, payload_m: in
 
 
 def worker(engine: str, n: int, dim: int, nq: int, k: int, efs: list[int], seed: int, root: Path,
-           m: int = 16, ef_construct: int = 128, payload_m: int = 32, quantization: str = "none") -> dict[str, Any]:
+           m: int = 16, ef_construct: int = 128, payload_m: int = 16, quantization: str = "none") -> dict[str, Any]:
     """Build one collection and measure it; runs in a child process (see module docstring)."""
     from graphrec.vectors.base import VectorFilter
 
@@ -185,7 +185,7 @@ def main() -> None:
                     help="hnsw_ef values (Edge; raised to k when below)")
     ap.add_argument("--m", type=int, default=16, help="HNSW graph degree (Edge; config qdrant.hnsw_m)")
     ap.add_argument("--ef-construct", type=int, default=128, help="HNSW build beam (Edge)")
-    ap.add_argument("--payload-m", type=int, default=32, help="degree of the per-category links (Edge)")
+    ap.add_argument("--payload-m", type=int, default=16, help="degree of the per-category links (Edge)")
     ap.add_argument("--quantization", choices=["none", "scalar"], default="none", help="Edge: int8 copies, rescored")
     ap.add_argument("--engines", nargs="+", default=["edge", "qdrant-local"], choices=["edge", "qdrant-local"])
     ap.add_argument("--seed", type=int, default=42)
