@@ -61,9 +61,13 @@ def test_collaborative_paths(store) -> None:  # noqa: ANN001
     pop_anim = store.read("recs/popular", since=0.0, now=2000.0, half_life_s=1e9, type_weights=DEFAULT_TYPE_WEIGHTS,
                           category="Animation", limit=3)
     assert [r["item_id"] for r in pop_anim] == ["up", "toy"]
-    by_cat = {r["category"]: r["items"] for r in store.read(
-        "recs/popular_by_category", since=0.0, now=2000.0, half_life_s=1e9, type_weights=DEFAULT_TYPE_WEIGHTS, per_category=2)}
+    lists = store.read("recs/popular_lists", since=0.0, now=2000.0, half_life_s=1e9, type_weights=DEFAULT_TYPE_WEIGHTS,
+                       limit=3, per_category=2)[0]
+    assert [x["item_id"] for x in lists["overall"]] == [r["item_id"] for r in pop]  # the same ranking
+    assert [x["score"] for x in lists["overall"]] == pytest.approx([r["score"] for r in pop])
+    by_cat = {r["category"]: r["items"] for r in lists["by_category"]}
     assert [x["item_id"] for x in by_cat["Horror"]] == ["alien"]
+    assert [x["item_id"] for x in by_cat["Animation"]] == ["up", "toy"]  # as recs/popular within the category
     fresh = store.read("recs/fresh_items", since=1800.0, limit=5)
     assert [r["item_id"] for r in fresh] == ["new"]
     assert store.read("recs/latest_ts")[0]["ts"] == 1800.0
