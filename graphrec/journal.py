@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from graphrec.errors import GraphStoreUnavailable, LockHeld
+from graphrec.graph.store import Statement
 
 
 class Journal:
@@ -134,7 +135,7 @@ def write_rows_sync(store: Any, rows: list[dict[str, Any]]) -> list[tuple[dict[s
     by_type: dict[str, list[dict[str, Any]]] = {}
     for r in good:
         by_type.setdefault(r["type"], []).append({k: v for k, v in r.items() if k != "type"})
-    statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = [
+    statements: list[Statement] = [
         ("load/interactions", {"rel": t}, {"rows": ps}) for t, ps in sorted(by_type.items())]
     sessions = [{"session": r["session"], "user": r["user"], "first_ts": r["ts"], "last_ts": r["ts"]}
                 for r in good if r.get("session")]

@@ -24,7 +24,7 @@ from typing import Any, Literal, overload
 from tqdm import tqdm
 
 from graphrec.errors import BadRowError, QueryError
-from graphrec.graph.store import GraphStore
+from graphrec.graph.store import GraphStore, Statement
 from loaders.records import InteractionRow, ItemRow
 
 #: How many bad rows a report keeps in full (all are counted).
@@ -497,10 +497,10 @@ class GraphWriter:
         part.max_ts = max(ts[n] for n in ix)
 
     def _commit(self, part: _Part) -> int:
-        tail: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = (
+        tail: list[Statement] = (
             [("load/sessions", None, {"rows": part.sessions})] if part.sessions else [])
         tail.append(("load/advance_clock", None, {"ts": part.max_ts, "slack": 0.0}))  # last: one lock, taken last
-        writes: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = []
+        writes: list[Statement] = []
         if part.new_users:
             writes.append(("load/users_first_sight", None, {"rows": part.new_users}))
         first = len(writes)

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphrec.errors import NotFound
-from graphrec.graph.store import GraphStore
+from graphrec.graph.store import GraphStore, Statement
 from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, validate
-
-Statement = tuple[str, dict[str, str] | None, dict[str, Any]]
 
 
 def interaction_statements(type: InteractionType, param: dict[str, Any], session_id: str | None, user_id: str,

@@ -21,6 +21,8 @@ from graphrec.config import Neo4jSettings, Settings
 from graphrec.errors import GraphStoreError, GraphStoreUnavailable, QueryError
 
 Row = dict[str, Any]
+#: One library statement of a write transaction: (query name, identifiers for its {{placeholders}}, parameters).
+Statement = tuple[str, dict[str, str] | None, dict[str, Any]]
 
 
 class _Batch(list):  # type: ignore[type-arg]
@@ -83,6 +85,12 @@ def _query(name: str, identifiers: dict[str, str] | None, timeout: float) -> neo
     return neo4j.Query(q.render(**(identifiers or {})), timeout=timeout)  # type: ignore[arg-type]
 
 
+def _rendered(statements: list[Statement]) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """The statements' query texts with their (quiet) parameters, and a name for errors."""
+    return ([(cypher.load(n).render(**(ids or {})), _quiet(p)) for n, ids, p in statements],
+            ",".join(sorted({n for n, _, _ in statements})))
+
+
 class GraphStore:
     """Synchronous store, for the CLI, loaders, export and tests."""
 
@@ -127,25 +135,24 @@ class GraphStore:
             )
         return [r.data() for r in records]
 
-    def write_many(self, statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]]) -> list[dict[str, int]]:
+    def write_many(self, statements: list[Statement]) -> list[dict[str, int]]:
         """Run several library queries in ONE write transaction (all or nothing).
 
         Returns each statement's update counters (``relationships_created``, ``nodes_created``, ...).
         The transaction function is retried by the driver on transient errors, so every
         statement must be idempotent (ours are: MERGE on keys).
         """
-        rendered = [(cypher.load(n).render(**(ids or {})), n, _quiet(p)) for n, ids, p in statements]
+        rendered, name = _rendered(statements)
 
         @neo4j.unit_of_work(timeout=max(self.cfg.query_timeout_s, 300.0))
         def work(tx: neo4j.ManagedTransaction) -> list[dict[str, int]]:
             out = []
-            for query, _name, params in rendered:
+            for query, params in rendered:
                 counters = tx.run(query, params).consume().counters
                 out.append({key: getattr(counters, key) for key in
                             ("nodes_created", "relationships_created", "properties_set", "relationships_deleted")})
             return out
 
-        name = ",".join(sorted({n for _, n, _ in rendered}))
         with translate_errors(name), self.driver.session(database=self.database, default_access_mode=neo4j.WRITE_ACCESS) as session:
             return session.execute_write(work)
 
@@ -202,9 +209,9 @@ class AsyncGraphStore:
             return [dict(zip(keys, r, strict=True)) for r in records]
         return [r.data() for r in records]
 
-    async def write_many(self, statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]]) -> list[dict[str, int]]:
+    async def write_many(self, statements: list[Statement]) -> list[dict[str, int]]:
         """Several library queries in ONE write transaction; each statement's counters."""
-        rendered = [(cypher.load(n).render(**(ids or {})), p) for n, ids, p in statements]
+        rendered, name = _rendered(statements)
 
         @neo4j.unit_of_work(timeout=self.cfg.query_timeout_s)
         async def work(tx: neo4j.AsyncManagedTransaction) -> list[dict[str, int]]:
@@ -215,18 +222,17 @@ class AsyncGraphStore:
                             ("nodes_created", "relationships_created", "properties_set", "relationships_deleted")})
             return out
 
-        name = ",".join(sorted({n for n, _, _ in statements}))
         with translate_errors(name):
             async with self.driver.session(database=self.database, default_access_mode=neo4j.WRITE_ACCESS) as session:
                 return await session.execute_write(work)
 
-    async def rehearse(self, statements: list[tuple[str, dict[str, str] | None, dict[str, Any]]]) -> None:
+    async def rehearse(self, statements: list[Statement]) -> None:
         """Run library statements in one write transaction and roll it back: Neo4j plans and
         caches them (and runs their operators once) without changing the graph. The API does this
         at start with the write path's statements: the first write after a Neo4j start took
         ~1 s without it, ~0.2 s with it."""
-        rendered = [(cypher.load(n).render(**(ids or {})), p) for n, ids, p in statements]
-        with translate_errors(",".join(sorted({n for n, _, _ in statements}))):
+        rendered, name = _rendered(statements)
+        with translate_errors(name):
             async with self.driver.session(database=self.database, default_access_mode=neo4j.WRITE_ACCESS) as session:
                 tx = await session.begin_transaction(timeout=self.cfg.query_timeout_s)
                 try:

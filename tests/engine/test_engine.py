@@ -18,6 +18,7 @@ from graphrec.sources import SOURCES
 from graphrec.sources.base import SourceContext
 from graphrec.sources.neighbour_cache import NeighbourCache
 from graphrec.testing import tiny_graph
+from loaders.records import InteractionType
 
 pytestmark = pytest.mark.integration
 
@@ -493,11 +494,19 @@ def test_while_neo4j_is_away_the_last_complete_answer_is_served_stale(tiny: Sett
     assert out["during"].degraded and "stale" not in out["during"].degraded_reasons
 
 
-def test_start_up_rehearses_the_write_path_without_writing(tiny: Settings, store) -> None:  # noqa: ANN001
+def test_start_up_rehearses_the_write_path_without_writing(tiny: Settings, store, monkeypatch) -> None:  # noqa: ANN001
     """warm_up plans recordInteraction's statements (the first write after a Neo4j start took
     ~1 s instead of ~0.2 s without it) in a transaction it rolls back: the graph is unchanged."""
     before = store.counts()
     clock = store.read("recs/latest_ts")[0]["ts"]
+    rehearsed: list[tuple[str, str | None]] = []
+    real = AsyncGraphStore.rehearse
+
+    async def spy(self: AsyncGraphStore, statements: list[Any]) -> None:
+        rehearsed.extend((n, (ids or {}).get("rel")) for n, ids, _ in statements)
+        await real(self, statements)
+
+    monkeypatch.setattr(AsyncGraphStore, "rehearse", spy)
 
     async def go() -> None:
         e = await _engine(tiny)  # warm_up runs in Engine.create
@@ -507,9 +516,12 @@ def test_start_up_rehearses_the_write_path_without_writing(tiny: Settings, store
             await e.close()
 
     run(go())
+    # Start-up rehearsed what recordInteraction runs, for every interaction type (then the test's own).
+    assert {("load/interactions", t.value) for t in InteractionType} <= set(rehearsed)
+    assert {("load/sessions", None), ("load/advance_clock", None)} <= set(rehearsed)
     assert store.counts() == before
     assert store.read("recs/latest_ts")[0]["ts"] == clock
-    assert store.read("repo/get_users", ids=["rehearsed"]) == []
+    assert store.read("repo/get_users", ids=["rehearsed"]) == []  # a statement that would create one, rolled back
 
 
 def test_start_up_serves_sample_users_until_answers_stop_getting_faster(tiny: Settings) -> None:
