@@ -129,9 +129,14 @@ def main() -> None:
     env = dict(os.environ, GRAPHREC_API_ANONYMOUS_READ="true", GRAPHREC_API_RATE_LIMIT_PER_S="100000",
                GRAPHREC_API_RATE_LIMIT_BURST="100000")
     # The API's own log (slow answers with their stage timings, warnings) next to the report.
-    api_log = open(a.out.with_suffix(".api.log"), "wb")  # noqa: SIM115 - closed after the server
-    server = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers", str(workers)],
-                              env=env, stdout=api_log, stderr=subprocess.STDOUT)
+    log_path = a.out.with_suffix(".api.log")
+    api_log = open(log_path, "wb")  # noqa: SIM115 - closed after the server
+    try:
+        server = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers",
+                                   str(workers)], env=env, stdout=api_log, stderr=subprocess.STDOUT)
+    except BaseException:
+        api_log.close()
+        raise
     run = f"bench-{int(time.time())}"
     ops = make_ops(a.users, a.items, 1, token, run, a.ids)
     rows: list[dict[str, Any]] = []
@@ -148,7 +153,11 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             if server.poll() is not None or time.monotonic() - t_ready > a.ready_timeout:
-                raise SystemExit(f"the API did not become ready in {a.ready_timeout:.0f} s ({len(ready_pids)} of {workers} workers)")
+                api_log.flush()
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+                why = "exited" if server.poll() is not None else f"was not ready in {a.ready_timeout:.0f} s"
+                raise SystemExit(f"the API {why} ({len(ready_pids)} of {workers} workers ready); "
+                                 f"the end of {log_path}:\n{tail}")
             time.sleep(0.05)
         ready_s = round(time.monotonic() - t_ready, 1)
         print(f"API ready in {ready_s} s", flush=True)

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import marshal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -101,7 +102,8 @@ class Engine:
         # The last complete answer per request, served while Neo4j is unavailable (see _stale).
         # Entries are the same strings as the result cache's; a model change does not clear them.
         self.last_good: TTLCache[tuple[str, str | None]] = TTLCache(self.cfg.result_cache_size, self.cfg.stale_ttl_s)
-        self.item_cache: TTLCache[Item] = TTLCache(self.cfg.item_cache_size, self.cfg.item_cache_ttl_s)
+        # Items as marshal bytes (an item has nested tuples): see graphrec.engine.cache on why.
+        self.item_cache: TTLCache[bytes] = TTLCache(self.cfg.item_cache_size, self.cfg.item_cache_ttl_s)
         self.neighbours = NeighbourCache()
         # The popular lists' window queries run once per popular_refresh_s for all API processes.
         self.shared_popular = SharedPopular(self.cfg.popular_refresh_s, self.cfg.popular_window_days * 86400.0,
@@ -472,15 +474,15 @@ class Engine:
         t0 = time.perf_counter()
         recent, consumed = await self._user_state(req.user_id, degraded)
         timings["user_state"] = (time.perf_counter() - t0) * 1000
-        cache_key = (req.user_id, req.surface, first, req.filter, req.context.session_item_ids,
-                     req.context.preferred_categories, recent[0]["ts"] if recent else None, len(consumed),
-                     self.model.version if self.model else None)
+        cache_key = _key(req.user_id, req.surface.value, first, req.filter, req.context.session_item_ids,
+                         req.context.preferred_categories, recent[0]["ts"] if recent else None, len(consumed),
+                         self.model.version if self.model else None)
         if not degraded and req.user_id and (hit := self.results.get(cache_key)) is not None:
             return _cached(hit, timings)
         # Without the user's history (Neo4j unavailable) the answer would be the popular list:
         # this user's last complete answer to the same request is better, if there is one.
-        shape = (req.user_id, req.surface, first, req.filter, req.context.session_item_ids,
-                 req.context.preferred_categories)
+        shape = _key(req.user_id, req.surface.value, first, req.filter, req.context.session_item_ids,
+                     req.context.preferred_categories)
         if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings, "recommendations")) is not None:
             return stale
 
@@ -641,7 +643,7 @@ class Engine:
         first = max(1, min(int(first), 100))
         # The same answer for every user: a widget on a popular item's page is answered from the
         # result cache (a model change starts a new cache; item changes show within its TTL).
-        cache_key = ("similar", item_id, first, f, self.model.version if self.model else None)
+        cache_key = _key("similar", item_id, first, f, self.model.version if self.model else None)
         if (hit := self.results.get(cache_key)) is not None:  # a complete answer, recent enough
             return _cached(hit, {})
         if degraded and (stale := self._stale(cache_key, degraded, {}, "similarItems")) is not None:
@@ -803,8 +805,8 @@ class Engine:
         found: dict[str, Item] = {}
         missing = []
         for i in ids:
-            if (it := self.item_cache.get(i)) is not None:
-                found[i] = it
+            if (packed := self.item_cache.get(i)) is not None:
+                found[i] = Item._make(marshal.loads(packed))
             else:
                 missing.append(i)
         if not missing:
@@ -816,8 +818,8 @@ class Engine:
                 raise
             return found | {i: _catalog_item(c) for i in missing if (c := self.catalog.items.get(i)) is not None}
         for r in rows:
-            it = found[r["id"]] = Item.from_row(r)
-            self.item_cache.put(it.id, it)
+            item = found[r["id"]] = Item.from_row(r)
+            self.item_cache.put(item.id, marshal.dumps(tuple(item)))
         return found
 
     async def get_user(self, user_id: str) -> User | None:
@@ -863,6 +865,12 @@ class Engine:
 
 async def _no_candidates() -> list[Candidate]:
     return []
+
+
+def _key(*parts: Any) -> str:
+    """A result-cache key: the ``repr`` of the request's parts (strings, numbers, None and tuples
+    of them, e.g. a RecFilter), one string the cyclic collector never tracks (graphrec.engine.cache)."""
+    return repr(parts)
 
 
 def _catalog_item(c: Any) -> Item:

@@ -1,15 +1,16 @@
 """The typed repository over the graph of record: what the rest of graphrec calls.
 
 Inputs are validated with the loader's row models (one definition of a valid user, item and
-interaction); outputs are small frozen dataclasses. Every call goes through :class:`GraphStore`,
-which names the database and the routing and turns driver errors into graphrec's.
+interaction); outputs are small frozen dataclasses (and :class:`Item`, a named tuple). Every call
+goes through :class:`GraphStore`, which names the database and the routing and turns driver
+errors into graphrec's.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphrec.errors import NotFound
 from graphrec.graph.store import GraphStore, Statement
@@ -31,8 +32,11 @@ def interaction_statements(type: InteractionType, param: dict[str, Any], session
 DEFAULT_TYPE_WEIGHTS: dict[str, float] = {"PURCHASED": 3.0, "RATED": 1.0, "CLICKED": 0.7, "VIEWED": 0.3, "SKIPPED": 0.0}
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
+    """An item as the API shows it: a named tuple of plain values, so that the engine's item
+    cache can keep it as ``marshal.dumps(tuple(item))`` and rebuild it with ``Item._make`` (see
+    ``graphrec.engine.cache``: cached dataclass instances cost every full garbage collection)."""
+
     id: str
     title: str | None = None
     year: int | None = None

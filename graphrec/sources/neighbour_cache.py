@@ -16,6 +16,7 @@ fills the cache for the next request.
 from __future__ import annotations
 
 import asyncio
+import marshal
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,9 @@ class NeighbourCache:
     def __init__(self, maxsize: int = 200_000, ttl_s: float = 600.0, per_item: int = 50, max_batch: int = 1000) -> None:
         self.per_item = per_item
         self.max_batch = max_batch
-        self.caches: dict[str, TTLCache[Sequence[tuple[str, float]]]] = {rel: TTLCache(maxsize, ttl_s) for rel in RELS}
+        # Lists kept as marshal bytes (see graphrec.engine.cache: 400k nested tuples at 1M items
+        # would stay in the full collections' walk for minutes after each was cached).
+        self.caches: dict[str, TTLCache[bytes]] = {rel: TTLCache(maxsize, ttl_s) for rel in RELS}
         self._pending: dict[str, asyncio.Future[Lists]] = {}  # id -> its lists, once the batch holding it is read
         self._queue: list[str] = []  # ids missed during this turn of the loop, not yet asked for
         self._reads: set[asyncio.Task[None]] = set()
@@ -46,7 +49,7 @@ class NeighbourCache:
         for i in ids:
             got = cache.get(i)
             if got is not None:
-                out[i] = got
+                out[i] = marshal.loads(got)
             elif i not in waits:
                 waits[i] = self._request(store, i, timeout)
         if waits:
@@ -102,18 +105,20 @@ class NeighbourCache:
             if not isinstance(exc, Exception):
                 raise
             return
-        # Tuples of (str, float) tuples: CPython's collector stops tracking them, so a full
-        # cache (400k lists at 1M items) costs the full collections nothing.
         found: dict[str, Lists] = {
             r["item_id"]: {rel: tuple((n[0], float(n[1])) for n in r[col]) for rel, col in RELS.items()} for r in rows}
         empty: Lists = {rel: () for rel in RELS}
         for i in ids:
             lists = found.get(i, empty)
             for rel, lst in lists.items():
-                self.caches[rel].put(i, lst)
+                self.put(rel, i, lst)
             fut = self._pending.pop(i, None)
             if fut is not None and not fut.done():
                 fut.set_result(lists)
+
+    def put(self, rel: str, item_id: str, neighbours: Sequence[tuple[str, float]]) -> None:
+        """Cache one item's ``rel`` list (``(neighbour id, score)`` pairs, best first)."""
+        self.caches[rel].put(item_id, marshal.dumps(tuple(neighbours)))
 
     async def prefetch(self, store: Any, ids: list[str], timeout: float = 30.0, batch: int = 500) -> None:
         """Fill the cache for ``ids`` (the most popular items) so early requests do not miss."""

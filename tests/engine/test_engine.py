@@ -176,8 +176,8 @@ def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_in
         try:
             e.model = StubModel()  # type: ignore[assignment]
             e._ann = late  # type: ignore[method-assign]
-            for cache in e.neighbours.caches.values():
-                cache.put("heat", ())
+            for rel in e.neighbours.caches:
+                e.neighbours.put(rel, "heat", ())
             reads = _count_reads(e)
             cats = {i: it.categories for i, it in e.catalog.items.items()}
             return await e.similar_items("heat", 5), reads, cats
@@ -247,6 +247,32 @@ def test_interactions_journal_while_neo4j_is_away_and_replay_once(tiny: Settings
     assert store.counts()["VIEWED"] == 1 + 3  # carol's view in the tiny graph + the three replayed
     hist = store.read("repo/user_history", user_id="erin", limit=10)
     assert sorted(h["ts"] for h in hist) == [3000.0, 3001.0, 3002.0]
+
+
+def test_what_the_engine_caches_is_untracked_by_the_cyclic_collector_at_once(tiny: Settings) -> None:
+    """What the engine keeps between requests (cached items, neighbour lists, result-cache keys and
+    answers) must leave the collector's view at the first collection that sees it: at 1M items
+    the caches held ~100k entries, and as dataclass instances or nested tuples they made each
+    full collection 70-350 ms per API worker (graphrec/engine/cache.py)."""
+    import gc
+
+    async def go() -> list[tuple[Any, Any]]:
+        e = await _engine(tiny)
+        try:
+            items = await e.get_items(["heat", "alien"])
+            again = await e.get_items(["heat", "alien"])  # from the cache: the same values back
+            assert again == items and again["heat"].categories == items["heat"].categories
+            await e.similar_items("heat", 3, RecFilter(exclude_categories=("Horror",)))
+            await e.recommend(RecRequest("alice", first=3))
+            caches = [e.item_cache, e.results, e.last_good, *e.neighbours.caches.values()]
+            return [entry for c in caches for entry in c.items()]
+        finally:
+            await e.close()
+
+    entries = run(go())
+    assert len(entries) >= 2 + 2 * 2 + 2  # items; two answers in both result caches; neighbour lists
+    gc.collect()
+    assert [(k, v) for k, v in entries if gc.is_tracked(k) or gc.is_tracked(v)] == []
 
 
 def test_item_fields_are_read_through_a_cache_that_upserts_invalidate(tiny: Settings, store) -> None:  # noqa: ANN001
