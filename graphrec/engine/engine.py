@@ -819,7 +819,10 @@ class Engine:
             return found | {i: _catalog_item(c) for i in missing if (c := self.catalog.items.get(i)) is not None}
         for r in rows:
             item = found[r["id"]] = Item.from_row(r)
-            self.item_cache.put(item.id, marshal.dumps(tuple(item)))
+            try:
+                self.item_cache.put(item.id, marshal.dumps(tuple(item)))
+            except ValueError:  # a property of a type marshal does not know (set by hand): served, not cached
+                continue
         return found
 
     async def get_user(self, user_id: str) -> User | None:
