@@ -559,7 +559,7 @@ def test_start_up_serves_sample_users_until_answers_stop_getting_faster(tiny: Se
         e.observers.append(lambda op, r: seen.append(op))
         try:
             again = await e.warm_requests()
-            return e.stats.get("warm_up_requests", 0.0), again, len(e.results._data) + len(e.last_good._data), seen
+            return e.stats.get("warm_up_requests", 0.0), again, len(e.results) + len(e.last_good), seen
         finally:
             await e.close()
 
