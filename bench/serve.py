@@ -130,6 +130,7 @@ def main() -> None:
                GRAPHREC_API_RATE_LIMIT_BURST="100000")
     # The API's own log (slow answers with their stage timings, warnings) next to the report.
     log_path = a.out.with_suffix(".api.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     api_log = open(log_path, "wb")  # noqa: SIM115 - closed after the server
     try:
         server = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers",

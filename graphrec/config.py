@@ -134,6 +134,10 @@ class EngineSettings(BaseModel):
     # The popular lists' window queries (they scan the window's interactions) run once per this
     # period for all API processes together (one takes a lease, the others adopt its lists).
     popular_refresh_s: float = 300.0
+    # That scan reads this many items' interactions per query and pauses between queries so that
+    # it keeps one Neo4j core busy at most this share of the time (1.0: no pause).
+    popular_page_items: int = Field(default=20_000, ge=1)
+    popular_scan_duty: float = Field(default=0.33, gt=0, le=1)
     catalog_full_refresh_s: float = 3600.0  # every item re-read (interaction counts; ~60 s of CPU at 1M items)
     model_poll_s: float = 10.0  # how often the live model version is checked
     max_per_category: int = 0  # 0: no cap
@@ -157,6 +161,11 @@ class EngineSettings(BaseModel):
     # warm_up_s: after a Neo4j restart its read path runs interpreted at first (the first 100
     # answers took a median 22 ms, 3 degraded; from the 300th ~10 ms). 0 = off.
     warm_up_s: float = Field(default=20.0, ge=0)
+    # Before that, each worker commits the write path's shape this many times on nodes of its own
+    # (removed after): after a Neo4j start the first commits are slow until Neo4j's JIT compiles
+    # its commit path (first 250 interactions at 100/s: median 355-405 ms without, 7-8 ms after
+    # 1,000; ~4 s). 0 = off.
+    warm_up_commits: int = Field(default=1000, ge=0)
     # Item fields shown with recommendations (title, tags...) are read through this cache; a change
     # made by another process (a loader, another API worker) shows within item_cache_ttl_s.
     item_cache_size: int = 100_000

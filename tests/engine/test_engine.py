@@ -550,6 +550,44 @@ def test_start_up_rehearses_the_write_path_without_writing(tiny: Settings, store
     assert store.read("repo/get_users", ids=["rehearsed"]) == []  # a statement that would create one, rolled back
 
 
+def test_start_up_commits_the_write_paths_shape_and_leaves_nothing_behind(tiny: Settings, store) -> None:  # noqa: ANN001
+    """Engine.warm_writes commits repo/warm_commit (engine.warm_up_commits times at least, in
+    rounds of 25) on two GraphrecMeta nodes of its own, then removes them: the graph is as before."""
+    before = store.counts()
+
+    def leftovers() -> list[dict[str, Any]]:
+        return store.run_text("MATCH (m:GraphrecMeta) WHERE m.key STARTS WITH 'warm-up:' RETURN m.key AS key "
+                              "UNION ALL MATCH ()-[r:WARMED_UP]->() RETURN r.key AS key")
+
+    async def go(s: Settings) -> tuple[int, list[str], list[dict[str, Any]]]:
+        e = await _engine(s.model_copy(update={"engine": s.engine.model_copy(update={"warm_up_s": 0.0})}))
+        e.cfg = s.engine
+        writes: list[str] = []
+        real = e.store.write
+
+        async def counting(name: str, *a: Any, **kw: Any) -> Any:
+            writes.append(name)
+            if name == "repo/warm_commit" and kw["round"] == 30:  # committed, mid-way: visible to others
+                writes.append(f"seen {len(leftovers())}")
+            return await real(name, *a, **kw)
+
+        e.store.write = counting  # type: ignore[method-assign]
+        try:
+            done = await e.warm_writes()
+            assert e.stats.get("warm_up_commits", 0) == done
+            return done, writes, leftovers()
+        finally:
+            await e.close()
+
+    done, writes, left = run(go(tiny))
+    assert done >= tiny.engine.warm_up_commits == 50 and done % 25 == 0
+    assert writes.count("repo/warm_commit") == done and writes[-1] == "repo/warm_commit_done"
+    assert "seen 3" in writes  # the two nodes and the relationship of the round before
+    assert left == [] and store.counts() == before
+    off = tiny.engine.model_copy(update={"warm_up_commits": 0})
+    assert run(go(tiny.model_copy(update={"engine": off})))[0] == 0
+
+
 def test_start_up_serves_sample_users_until_answers_stop_getting_faster(tiny: Settings) -> None:
     """Engine.create warms the read path with real recommendations (rounds of 25, 200 at least),
     observed by nobody and leaving no cached answer; warm_up_s = 0 turns it off."""

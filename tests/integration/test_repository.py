@@ -61,16 +61,45 @@ def test_collaborative_paths(store) -> None:  # noqa: ANN001
     pop_anim = store.read("recs/popular", since=0.0, now=2000.0, half_life_s=1e9, type_weights=DEFAULT_TYPE_WEIGHTS,
                           category="Animation", limit=3)
     assert [r["item_id"] for r in pop_anim] == ["up", "toy"]
-    lists = store.read("recs/popular_lists", since=0.0, now=2000.0, half_life_s=1e9, type_weights=DEFAULT_TYPE_WEIGHTS,
-                       limit=3, per_category=2)[0]
-    assert [x["item_id"] for x in lists["overall"]] == [r["item_id"] for r in pop]  # the same ranking
-    assert [x["score"] for x in lists["overall"]] == pytest.approx([r["score"] for r in pop])
-    by_cat = {r["category"]: r["items"] for r in lists["by_category"]}
-    assert [x["item_id"] for x in by_cat["Horror"]] == ["alien"]
-    assert [x["item_id"] for x in by_cat["Animation"]] == ["up", "toy"]  # as recs/popular within the category
     fresh = store.read("recs/fresh_items", since=1800.0, limit=5)
     assert [r["item_id"] for r in fresh] == ["new"]
     assert store.read("recs/latest_ts")[0]["ts"] == 1800.0
+
+
+def test_the_paged_popular_lists_rank_as_one_scan_of_the_window(store) -> None:  # noqa: ANN001
+    """window_lists reads the window page by page, each page returning only the items that can
+    still enter the lists: whatever the page size, the lists are recs/popular's ranking, overall
+    and within each category, and later pages return fewer items once the lists are full."""
+    import asyncio
+
+    from graphrec.engine.catalog import window_lists
+
+    tiny_graph(store)
+    returned: list[int] = []
+
+    class Reader:  # the engine's async store, over the session's sync one
+        async def read(self, name: str, plain: bool = False, **params: object) -> list[dict]:
+            rows = store.read(name, **params)
+            returned.append(len(rows[0]["items"]))
+            return rows
+
+    common = {"since": 0.0, "now": 2000.0, "half_life_s": 1e9, "type_weights": DEFAULT_TYPE_WEIGHTS}
+
+    def popular(category: str | None, limit: int) -> list[tuple[str, float]]:
+        return [(r["item_id"], r["score"]) for r in store.read("recs/popular", category=category, limit=limit, **common)]
+
+    categories = [r["c"] for r in store.run_text("MATCH (c:Category) RETURN c.name AS c")]
+    for page in (1, 2, 3, 100):
+        for top, per_category in ((1, 1), (3, 2), (50, 50)):
+            returned.clear()
+            overall, by_cat = asyncio.run(window_lists(Reader(), DEFAULT_TYPE_WEIGHTS, 2000.0, 1e9, 2000.0, top,
+                                                       per_category, page_items=page, duty=0.9))
+            assert [i for i, _ in overall] == [i for i, _ in popular(None, top)], (page, top)
+            assert [s for _, s in overall] == pytest.approx([s for _, s in popular(None, top)])
+            for c in categories:
+                assert [i for i, _ in by_cat.get(c, [])] == [i for i, _ in popular(c, per_category)], (page, c)
+            if page == 1 and top == 1:
+                assert sum(returned) < len(returned) - 1  # pages of one item: most return nothing
 
 
 def test_the_clock_moves_forward_and_only_past_the_slack(store) -> None:  # noqa: ANN001
