@@ -198,7 +198,7 @@ class Engine:
                     break
                 previous = min(previous, median)
         finally:
-            await self.store.write("repo/warm_commit_done", key=key)
+            await self.store.write("repo/warm_commit_done", key=key, stale_before=time.time() - 3600.0)
         self.stats["warm_up_commits"] = done
         self.stats["warm_up_commits_ms"] = (time.monotonic() - t0) * 1000
         log.info("write path warmed: %d commits in %.1f s, median commit %.1f ms in the first round, %.1f ms in the last",

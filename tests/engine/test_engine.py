@@ -552,8 +552,14 @@ def test_start_up_rehearses_the_write_path_without_writing(tiny: Settings, store
 
 def test_start_up_commits_the_write_paths_shape_and_leaves_nothing_behind(tiny: Settings, store) -> None:  # noqa: ANN001
     """Engine.warm_writes commits repo/warm_commit (engine.warm_up_commits times at least, in
-    rounds of 25) on two GraphrecMeta nodes of its own, then removes them: the graph is as before."""
+    rounds of 25) on two GraphrecMeta nodes of its own, then removes them, and those of a warm-up
+    killed an hour ago: the graph is as before."""
+    from neo4j import RoutingControl
+
     before = store.counts()
+    store.run_text("CREATE (:GraphrecMeta {key: 'warm-up:killed', last_at: 1.0})"
+                   "-[:WARMED_UP]->(:GraphrecMeta {key: 'warm-up:killed:session', last_at: 1.0})",
+                   routing=RoutingControl.WRITE)
 
     def leftovers() -> list[dict[str, Any]]:
         return store.run_text("MATCH (m:GraphrecMeta) WHERE m.key STARTS WITH 'warm-up:' RETURN m.key AS key "
@@ -582,8 +588,8 @@ def test_start_up_commits_the_write_paths_shape_and_leaves_nothing_behind(tiny: 
     done, writes, left = run(go(tiny))
     assert done >= tiny.engine.warm_up_commits == 50 and done % 25 == 0
     assert writes.count("repo/warm_commit") == done and writes[-1] == "repo/warm_commit_done"
-    assert "seen 3" in writes  # the two nodes and the relationship of the round before
-    assert left == [] and store.counts() == before
+    assert "seen 6" in writes  # its two nodes and the relationship of the round before, and the killed ones
+    assert left == [] and store.counts() == before  # and the killed warm-up's nodes are gone
     off = tiny.engine.model_copy(update={"warm_up_commits": 0})
     assert run(go(tiny.model_copy(update={"engine": off})))[0] == 0
 
