@@ -49,25 +49,39 @@ def resolve_password(settings: Settings) -> str:
     raise GraphStoreError("GRAPHREC_NEO4J_PASSWORD is required for an external Neo4j server")
 
 
+def _translated(name: str, exc: BaseException) -> Exception | None:
+    """graphrec's error for a driver exception, or None when it is not the driver's."""
+    if isinstance(exc, nx.ResultFailedError) and isinstance(exc.__cause__, Exception):
+        # A result read after its statement failed (e.g. a retried transaction function whose
+        # statement met a constraint): the statement's own failure is the cause, and it decides.
+        return _translated(name, exc.__cause__)
+    if isinstance(exc, nx.ServiceUnavailable | nx.SessionExpired | nx.SessionError):
+        return GraphStoreUnavailable(f"Neo4j unavailable during {name}: {type(exc).__name__}")
+    if isinstance(exc, nx.AuthError):
+        return GraphStoreError("Neo4j refused the credentials")
+    if isinstance(exc, nx.TransientError):
+        return GraphStoreUnavailable(f"transient Neo4j error during {name}: {exc.code}")
+    if isinstance(exc, nx.ConstraintError):
+        return QueryError(f"{name}: constraint violated: {exc.message}")
+    if isinstance(exc, nx.Neo4jError):
+        return QueryError(f"{name}: {exc.code}: {exc.message}")
+    if isinstance(exc, nx.DriverError):
+        return GraphStoreUnavailable(f"Neo4j driver error during {name}: {type(exc).__name__}")
+    if isinstance(exc, OSError):
+        return GraphStoreUnavailable(f"Neo4j connection failed during {name}: {exc}")
+    return None
+
+
 @contextlib.contextmanager
 def translate_errors(name: str) -> Iterator[None]:
     """Turn driver exceptions into graphrec's. Messages never include credentials."""
     try:
         yield
-    except (nx.ServiceUnavailable, nx.SessionExpired, nx.SessionError) as exc:
-        raise GraphStoreUnavailable(f"Neo4j unavailable during {name}: {type(exc).__name__}") from exc
-    except nx.AuthError as exc:
-        raise GraphStoreError("Neo4j refused the credentials") from exc
-    except nx.TransientError as exc:
-        raise GraphStoreUnavailable(f"transient Neo4j error during {name}: {exc.code}") from exc
-    except nx.ConstraintError as exc:
-        raise QueryError(f"{name}: constraint violated: {exc.message}") from exc
-    except nx.Neo4jError as exc:
-        raise QueryError(f"{name}: {exc.code}: {exc.message}") from exc
-    except nx.DriverError as exc:
-        raise GraphStoreUnavailable(f"Neo4j driver error during {name}: {type(exc).__name__}") from exc
-    except OSError as exc:
-        raise GraphStoreUnavailable(f"Neo4j connection failed during {name}: {exc}") from exc
+    except Exception as exc:
+        err = _translated(name, exc)
+        if err is None:
+            raise
+        raise err from exc
 
 
 def _driver_kwargs(cfg: Neo4jSettings) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
+from neo4j import exceptions as nx
 
 from graphrec.errors import BadRowError
 from graphrec.testing import tiny_graph
@@ -231,6 +233,49 @@ def test_keys_stored_after_the_check_go_to_the_merge_form(store, tmp_path: Path)
         store.read = real  # type: ignore[method-assign]
     assert (rep.rows, rep.written, rep.unchanged) == (100, 0, 100)
     assert checks and _counts(store) == before
+
+
+def test_a_key_conflict_read_from_a_failed_result_still_goes_to_the_merge_form(store, tmp_path: Path) -> None:  # noqa: ANN001
+    """When the driver retries a batch after a connection died mid-commit, the retry's key conflict
+    can reach the loader as a failed result read again (``ResultFailedError`` caused by the real
+    ``ConstraintError``; seen once in CI). It is the constraint case: the batch is rewritten with the
+    MERGE form, and the load goes on instead of stopping as if Neo4j were down."""
+    items = _write(tmp_path, "items.csv", "id,title\n" + "".join(f"i{k},Item {k}\n" for k in range(10)))
+    GraphWriter(store, progress=False).items(read_file(items, "items"))
+    events = _write(tmp_path, "e.csv", _events(n_users=20, n_items=10, per_user=5))  # 100 rows
+    assert GraphWriter(store, batch_size=30, progress=False).interactions(read_file(events, "interactions")).written == 100
+    before = _counts(store)
+    real_read, real_session = store.read, store.driver.session
+    surfaced: list[str] = []
+
+    def blind_check(name: str, *a: object, **kw: object) -> object:  # the keys look new: CREATE form
+        return [{"present": []}] if name == "load/interactions_check" else real_read(name, *a, **kw)
+
+    def session(**kw: object) -> object:
+        s = real_session(**kw)
+        execute_write = s.execute_write
+
+        def retried(work, *a: object, **k: object) -> object:  # noqa: ANN001
+            @functools.wraps(work)
+            def again(tx):  # noqa: ANN001, ANN202
+                try:
+                    return work(tx)
+                except nx.ConstraintError as exc:  # the real conflict, read again by the retry
+                    surfaced.append(exc.code)
+                    raise nx.ResultFailedError(None, "result failed") from exc
+            return execute_write(again, *a, **k)
+
+        s.execute_write = retried
+        return s
+
+    store.read, store.driver.session = blind_check, session  # type: ignore[method-assign]
+    try:
+        rep = GraphWriter(store, batch_size=30, progress=False).interactions(read_file(events, "interactions"))
+    finally:
+        store.read, store.driver.session = real_read, real_session  # type: ignore[method-assign]
+    assert surfaced and set(surfaced) == {"Neo.ClientError.Schema.ConstraintValidationFailed"}
+    assert (rep.rows, rep.written, rep.unchanged) == (100, 0, 100)
+    assert _counts(store) == before
 
 
 def test_sessions_are_stored_once_and_their_span_grows(store, tmp_path: Path) -> None:  # noqa: ANN001
