@@ -52,6 +52,10 @@ class BadRowError(ValidationError):
         self.line = line
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[BadRowError], tuple[str, int, str]]:
+        # Pickled with its own arguments (a bulk import's parts send bad rows between processes).
+        return (BadRowError, (self.file, self.line, self.reason))
+
 
 class NotFound(GraphrecError):
     code = "NOT_FOUND"
@@ -72,6 +76,10 @@ class MissingToolError(ServerError):
 
 class GraphStoreError(GraphrecError):
     pass
+
+
+class BulkImportError(GraphrecError):
+    """A bulk import that cannot run: the graph is not empty, or Neo4j is not graphrec's local server."""
 
 
 class GraphStoreUnavailable(GraphStoreError):

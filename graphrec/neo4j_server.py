@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,6 +305,37 @@ class Neo4jServer:
         if wait:
             self.wait_for_bolt(proc)
         return self.status()
+
+    def import_full(self, options: list[str], log: Path, on_stage: Callable[[str], None] | None = None) -> None:
+        """``neo4j-admin database import full`` into the configured database, which it REPLACES
+        (``--overwrite-destination``): the caller checks that it holds nothing to lose. The
+        server must be stopped (Community runs one user database and cannot stop it alone). The
+        tool's output goes to ``log``; ``on_stage`` gets its stage lines ("(1/4) Node import")."""
+        if self.pid() is not None:
+            raise ServerError("the Neo4j server must be stopped for an import")
+        java = find_java(self.cfg.version)
+        self.provision()
+        self.write_config()
+        cmd = [str(java), f"-Xmx{self.cfg.heap}", "-XX:+ExitOnOutOfMemoryError", "-cp", f"{self.lib}/*",
+               ADMIN_TOOL, "database", "import", "full", self.cfg.database, "--overwrite-destination=true",
+               *options]
+        log.parent.mkdir(parents=True, exist_ok=True)
+        last: list[str] = []
+        with open(log, "w") as fh:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    text=True, env=self._env(), cwd=self.home)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                fh.write(line)
+                text = line.strip()
+                if text and not text.startswith(("at ", ".", "-")):
+                    last = [*last[-4:], text]
+                if on_stage is not None and re.match(r"^\(\d+/\d+\) ", text):
+                    on_stage(text)
+            rc = proc.wait()
+        if rc != 0:
+            said = "; ".join(t[:300] for t in last)
+            raise ServerError(f"neo4j-admin database import failed (exit {rc}): {said} (whole output: {log})")
 
     def wait_for_bolt(self, proc: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + self.cfg.start_timeout_s

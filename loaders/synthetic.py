@@ -32,6 +32,14 @@ T0 = 1_700_000_000.0  # 2023-11-14, the start of synthetic time
 SPAN = 180 * 86400.0  # six months of history
 
 
+def _children(seq: np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
+    """The first ``n`` children of ``seq`` — what ``seq.spawn(n)`` returns on its first call,
+    without advancing it: ``spawn`` is stateful, so a second call (a second pass over the
+    interactions, or the parts of a parallel import) would draw other events."""
+    return [np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, k), pool_size=seq.pool_size)
+            for k in range(n)]
+
+
 @dataclass(frozen=True)
 class SyntheticSpec:
     users: int = 10_000
@@ -99,7 +107,7 @@ class SyntheticCatalog:
 
     def items(self) -> Iterator[Item]:
         s = self.spec
-        seqs = self._item_seq.spawn((s.items + s.chunk - 1) // s.chunk)
+        seqs = _children(self._item_seq, (s.items + s.chunk - 1) // s.chunk)
         for k, seq in enumerate(seqs):
             g = np.random.default_rng(seq)
             lo, hi = k * s.chunk, min(s.items, (k + 1) * s.chunk)
@@ -120,16 +128,20 @@ class SyntheticCatalog:
                                               description=None, attributes={}), \
                     Source("synthetic:items", i + 1)
 
-    def _event_chunks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                              np.ndarray, np.ndarray]]:
+    def _event_chunks(self, part: int = 0, parts: int = 1) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray,
+                                                                          np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Per chunk of users: (first user, owner, item, type index, ts, value, dwell, session no.),
-        every event as NumPy arrays; value and dwell are NaN where the type has none."""
+        every event as NumPy arrays; value and dwell are NaN where the type has none. With
+        ``parts`` > 1, only the chunks ``part``, ``part + parts``, ...: the parts partition the
+        users (and so the sessions and keys), and each can be generated in its own process."""
         s = self.spec
         per_user = s.interactions / s.users
-        seqs = self._user_seq.spawn((s.users + s.chunk - 1) // s.chunk)
+        seqs = _children(self._user_seq, (s.users + s.chunk - 1) // s.chunk)
         T = InteractionType
         view, click, buy, skip, rate = (TYPES.index(t) for t in (T.VIEW, T.CLICK, T.PURCHASE, T.SKIP, T.RATE))
         for k, seq in enumerate(seqs):
+            if k % parts != part:
+                continue
             g = np.random.default_rng(seq)
             lo, hi = k * s.chunk, min(s.users, (k + 1) * s.chunk)
             n = hi - lo
@@ -197,13 +209,16 @@ class SyntheticCatalog:
                                 value=None if v != v else v, dwell_seconds=None if d != d else d,
                                 session_id=self.session_id(uid, sid), key=None), Source("synthetic:interactions", line)
 
-    def interaction_batches(self, size: int = 10_000) -> Iterator[InteractionBatch]:
+    def interaction_batches(self, size: int = 10_000, part: int = 0, parts: int = 1) -> Iterator[InteractionBatch]:
         """The events of :meth:`interactions`, in the same order and with the same idempotency
         keys, as columns of at most ``size`` rows: no object per event, so the loader's CPU goes
-        to the writes (a bulk load runs both on the same cores)."""
+        to the writes (a bulk load runs both on the same cores). ``part`` of ``parts``: the
+        events of every ``parts``-th chunk of users (see :meth:`_event_chunks`; line numbers then
+        count within the part)."""
         line = 1
         types = [t.value for t in TYPES]
-        for lo, owner, picks, kind, ts, value, dwell, sess in self._event_chunks():
+        name = "synthetic:interactions" if parts == 1 else f"synthetic:interactions[part {part + 1}/{parts}]"
+        for lo, owner, picks, kind, ts, value, dwell, sess in self._event_chunks(part, parts):
             for a in range(0, len(owner), size):
                 b = min(len(owner), a + size)
                 who = owner[a:b] + lo
@@ -220,5 +235,5 @@ class SyntheticCatalog:
                     type=typ, key=keys, user=users, item=items, ts=t,
                     value=[None if v != v else v for v in value[a:b].tolist()],
                     dwell=[None if d != d else d for d in dwell[a:b].tolist()],
-                    session=sessions, sources=LineSources("synthetic:interactions", line, b - a))
+                    session=sessions, sources=LineSources(name, line, b - a))
                 line += b - a

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from graphrec.errors import BadRowError, QueryError
 from graphrec.graph.store import GraphStore, Statement
-from loaders.records import InteractionRow, ItemRow
+from loaders.records import InteractionRow
 
 #: How many bad rows a report keeps in full (all are counted).
 MAX_REPORTED = 1000
@@ -284,11 +284,21 @@ class GraphWriter:
                 report.rows += len(batch)
                 good = self._split_bad(batch, report)
                 if good:
-                    # The same id twice in one batch: the last row wins, once.
-                    by_id: dict[str, ItemRow] = {}
+                    # The same id twice in one batch: one row, as if they came in two batches
+                    # (properties updated, categories/tags replaced when given, created_at of
+                    # the first), so the graph does not depend on the batch size.
+                    by_id: dict[str, dict[str, Any]] = {}
                     for it, _ in good:
-                        by_id[it.id] = it
-                    params = [it.to_param() for it in by_id.values()]
+                        p = it.to_param()
+                        have = by_id.get(it.id)
+                        if have is None:
+                            by_id[it.id] = p
+                            continue
+                        have["props"].update(p["props"])
+                        for k in ("categories", "tags"):
+                            if p[k] is not None:
+                                have[k] = p[k]
+                    params = list(by_id.values())
                     existing = self.store.read("load/existing_items", ids=list(by_id))[0]["found"]
                     self.store.write_many([("load/items", None, {"rows": params, "now": time.time()})])
                     report.written += len(by_id) - existing
@@ -479,7 +489,8 @@ class GraphWriter:
             part.known = _Columns.take(b, known, self._item_eids, user_eids)
         if fresh:
             part.fresh = _Columns.take(b, fresh, self._item_eids, {})
-        # One row per session with its time span: sessions are MERGEd once per batch.
+        # One row per session with its time span (sessions are MERGEd once per batch), and one
+        # more per other user of it, so every user of a session is linked to it (HAS_SESSION).
         span: dict[str, list[Any]] = {}
         for n in ix:
             sid = sessions[n]
@@ -487,13 +498,17 @@ class GraphWriter:
                 t = ts[n]
                 cur = span.get(sid)
                 if cur is None:
-                    span[sid] = [users[n], t, t]
-                elif t < cur[1]:
+                    span[sid] = [users[n], t, t, None]
+                    continue
+                if t < cur[1]:
                     cur[1] = t
                 elif t > cur[2]:
                     cur[2] = t
+                if users[n] != cur[0]:
+                    cur[3] = (cur[3] or set()) | {users[n]}
         part.sessions = [{"session": sid, "user": u, "first_ts": lo, "last_ts": hi}
-                         for sid, (u, lo, hi) in sorted(span.items())]
+                         for sid, (first_user, lo, hi, others) in sorted(span.items())
+                         for u in [first_user, *sorted(others or ())]]
         part.max_ts = max(ts[n] for n in ix)
 
     def _commit(self, part: _Part) -> int:

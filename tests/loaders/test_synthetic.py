@@ -56,3 +56,17 @@ def test_batches_are_the_rows_as_columns() -> None:
     got = [s for b in batches for s in b.sources]
     assert [(s.file, s.line) for s in got] == [(s.file, s.line) for _, s in rows]
     assert any(v is None for v in want.value) and any(v is not None for v in want.value)
+
+
+def test_every_pass_draws_the_same_catalogue_and_parts_partition_the_users() -> None:
+    """A second pass over the same catalogue object gives the same items and events (SeedSequence
+    .spawn is stateful; the chunks' seeds must not depend on earlier passes), and the parts of a
+    parallel import hold exactly the events of one pass, each user in one part only."""
+    cat = SyntheticCatalog(SyntheticSpec(users=300, items=120, interactions=4000, categories=5, seed=3, chunk=50))
+    keys = [k for b in cat.interaction_batches() for k in b.key]
+    assert [k for b in cat.interaction_batches() for k in b.key] == keys
+    assert [(r.categories, r.tags) for r, _ in cat.items()] == [(r.categories, r.tags) for r, _ in cat.items()]
+    parts = [list(cat.interaction_batches(part=k, parts=2)) for k in range(2)]
+    assert sorted(k for p in parts for b in p for k in b.key) == sorted(keys)
+    users = [{u for b in p for u in b.user} for p in parts]
+    assert users[0] and users[1] and not users[0] & users[1]
