@@ -378,13 +378,16 @@ class Neo4jServer:
             return "(no log)"
         return "\n".join(lines)
 
-    def stop(self, timeout: float = 60.0) -> bool:
-        """Stop the server; True when one was running."""
+    def stop(self, timeout: float = 60.0, wait: bool = True) -> bool:
+        """Stop the server; True when one was running. ``wait=False`` only asks it to stop (a
+        later ``stop()`` waits for it, killing it after ``timeout``)."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
         os.kill(pid, signal.SIGTERM)
+        if not wait:
+            return True
         if not self._wait_exited(pid, timeout):
             os.kill(pid, signal.SIGKILL)
             self._wait_exited(pid, 10.0)

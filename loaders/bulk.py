@@ -29,7 +29,6 @@ import csv
 import math
 import multiprocessing as mp
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -147,7 +146,6 @@ class BulkImport:
         self._reports: list[LoadReport] = []
         self._file: Any = None
         self._writer: Any = None
-        self._stopping = threading.Thread()
         self._committed = False
         self._parts: list[str] = []  # interaction files written by parallel parts
 
@@ -166,10 +164,10 @@ class BulkImport:
 
     def __enter__(self) -> BulkImport:
         self._check_target()
-        # The server goes down now, in the background while rows are read: nothing can write to
-        # the database between the check and the import, and the stop costs no wall time.
-        self._stopping = threading.Thread(target=self.server.stop, name="graphrec-bulk-stop", daemon=True)
-        self._stopping.start()
+        # The server is asked to stop now and shuts down while rows are read: nothing can write
+        # to the database between the check and the import, and the stop costs no wall time. (No
+        # thread waits for it: interaction_parts forks, and a fork must not copy a busy thread.)
+        self.server.stop(wait=False)
         self._t0 = time.perf_counter()  # the rate counts from the first row read
         self.dir.mkdir(parents=True, exist_ok=True)
         self._file = open(self.dir / "interactions.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
@@ -181,7 +179,7 @@ class BulkImport:
             self._file.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         if not self._committed:  # nothing imported: the server comes back as it was, untouched
-            self._stopping.join()
+            self.server.stop()
             self.server.start()
 
     # -- rows ------------------------------------------------------------------------------
@@ -481,7 +479,7 @@ class BulkImport:
         out.notes, out.nodes, out.interactions = self._notes, self._nodes, self._interactions
         out.phases["files"] = time.perf_counter() - t
         t = time.perf_counter()
-        self._stopping.join()
+        self.server.stop()
         out.phases["stop"] = time.perf_counter() - t  # what was left of it
         t = time.perf_counter()
         options = [*(f"--nodes={n}" for n in nodes), *(f"--relationships={r}" for r in rels),
