@@ -45,6 +45,9 @@ class Neo4jSettings(BaseModel):
     start_timeout_s: float = 180.0
     # Driver.
     max_connection_pool_size: int = 50
+    # Connections each API process opens at start and keeps pooled (for reads and for writes):
+    # the driver opens them on demand otherwise, 5-50 ms each, all at once when the rate steps up.
+    warm_connections: int = Field(default=16, ge=0)
     connection_timeout_s: float = 5.0
     query_timeout_s: float = 30.0
 

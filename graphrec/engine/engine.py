@@ -155,10 +155,11 @@ class Engine:
             with contextlib.suppress(Exception):
                 self.vectors.close()
 
-    async def warm_up(self, connections: int = 4) -> None:
-        """Open pooled connections and let Neo4j plan the request-path queries once, so the first
-        requests do not pay 40 ms of connection set-up and query planning."""
-        await asyncio.gather(*(self.store.ping() for _ in range(connections)))
+    async def warm_up(self) -> None:
+        """Open pooled connections (``neo4j.warm_connections``) and let Neo4j plan the
+        request-path queries once, so the first requests do not pay connection set-up and query
+        planning."""
+        await self.store.fill_pool(self.settings.neo4j.warm_connections)
         await self.store.read("repo/user_state", user_id="", recent=1, max_consumed=1)
         await self.store.read("recs/neighbour_lists", ids=[""], per_item=1)
         # The write path too (one query text per interaction type), in a transaction rolled back:

@@ -34,6 +34,7 @@ def isolated_settings(var_dir: Path | None = None, ports: tuple[int, int] | None
         "var_dir": var,
         "neo4j": base.neo4j.model_copy(update={
             "uri": None, "password": None, "bolt_port": bolt, "http_port": http, "heap": "1g", "pagecache": "512m",
+            "warm_connections": 4,  # engines are created by the dozen in the suite
         }),
         # The session's Neo4j is warmed by the suite; 1,000 warm-up commits per engine would add minutes.
         "engine": base.engine.model_copy(update={"warm_up_commits": 50}),

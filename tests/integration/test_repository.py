@@ -117,3 +117,33 @@ def test_the_clock_moves_forward_and_only_past_the_slack(store) -> None:  # noqa
     assert store.write("load/advance_clock", ts=1061.0, slack=60.0) == [{"ts": 1061.0}]
     store.write("load/advance_clock", ts=500.0, slack=0.0)  # older: never back
     assert clock() == 1061.0
+
+
+def test_fill_pool_leaves_that_many_connections_open_and_stops_on_a_dead_server(neo4j_settings) -> None:  # noqa: ANN001
+    """The API opens ``neo4j.warm_connections`` at start, so a step up in the request rate does not
+    open them all at once under load. The driver keeps them (its pool, read through the driver's
+    internals: no public count); a failed open ends the fill at once, not after its timeout."""
+    import asyncio
+    import time
+
+    from graphrec.errors import GraphStoreUnavailable
+    from graphrec.graph.store import AsyncGraphStore, resolve_password
+
+    async def main() -> None:
+        st = AsyncGraphStore(neo4j_settings.neo4j, resolve_password(neo4j_settings))
+        try:
+            await st.fill_pool(6)
+            assert sum(len(c) for c in st.driver._pool.connections.values()) == 6
+        finally:
+            await st.close()
+        dead = AsyncGraphStore(neo4j_settings.neo4j.model_copy(update={"uri": "bolt://127.0.0.1:1",
+                                                                       "connection_timeout_s": 0.3}), "x" * 12)
+        t = time.monotonic()
+        try:
+            with pytest.raises(GraphStoreUnavailable):
+                await dead.fill_pool(6, timeout=20.0)
+        finally:
+            await dead.close()
+        assert time.monotonic() - t < 10
+
+    asyncio.run(main())
