@@ -206,7 +206,10 @@ class BulkImport:
                 have = self._users.get(u.id)
                 if have is None:
                     self._users[u.id] = [u.created_at if u.created_at is not None else now, dict(u.attributes)]
-                    report.written += 1
+                    if u.id in self._seen:  # already created on first sight by an interaction
+                        report.unchanged += 1
+                    else:
+                        report.written += 1
                 else:
                     have[1].update(u.attributes)
                     report.unchanged += 1
@@ -422,9 +425,13 @@ class BulkImport:
             icols.see({k: v for k, v in it["props"].items() if k not in ITEM_OWN})
         inames, ifields, inotes = icols.header(skip=ITEM_OWN)
         self._notes = notes + inotes
-        # Users named only by interactions are created on first sight (load/users_first_sight).
-        users = [(uid, ca, *(text(attrs.get(k)) for k in unames)) for uid, (ca, attrs) in self._users.items()]
-        users += [(uid, ts, *([None] * len(unames))) for uid, ts in self._seen.items()]
+        # Users named by interactions before any profile are created on first sight, at their
+        # earliest interaction (load/users_first_sight); a profile read later adds its attributes
+        # and leaves created_at alone (load/users sets it on create only).
+        seen = self._seen
+        users = [(uid, seen.get(uid, ca), *(text(attrs.get(k)) for k in unames))
+                 for uid, (ca, attrs) in self._users.items()]
+        users += [(uid, ts, *([None] * len(unames))) for uid, ts in seen.items() if uid not in self._users]
         cats: set[str] = set()
         tags: set[str] = set()
         item_rows, in_cat, has_tag = [], [], []

@@ -120,12 +120,14 @@ def test_a_bulk_import_writes_the_graph_the_online_loader_writes(store, bulk_sto
     # One lane: a session two users share takes the user_id of the first to write it (bulk: the
     # first in the file), and lanes race.
     w = GraphWriter(store, batch_size=100, progress=False, writers=1)
+    late = _write(tmp_path, "late.csv", "id,age\nu3,25\n")  # a profile for a user first seen in events
     online = [w.users(read_file(users, "users")), w.items(read_file(items, "items")),
-              w.interactions(read_file(events, "interactions"))]
+              w.interactions(read_file(events, "interactions")), w.users(read_file(late, "users"))]
     with BulkImport(bulk_neo4j, progress=False) as bulk:
         bulk.users(read_file(users, "users"))
         bulk.items(read_file(items, "items"))
         bulk.interactions(read_file(events, "interactions"))
+        bulk.users(read_file(late, "users"))
         rep = bulk.commit()
     assert [(r.kind, r.rows, r.bad) for r in rep.reports] == [(r.kind, r.rows, r.bad) for r in online]
     assert [(r.written, r.unchanged) for r in rep.reports] == [(r.written, r.unchanged) for r in online]
@@ -133,6 +135,8 @@ def test_a_bulk_import_writes_the_graph_the_online_loader_writes(store, bulk_sto
     errors = sorted((e.line, e.reason) for e in rep.reports[2].errors)
     assert errors == sorted((e.line, e.reason) for e in online[2].errors) and [n for n, _ in errors] == [9, 10]
     assert rep.interactions == 7 and rep.nodes["users"] == 3 and rep.notes == []
+    assert bulk_store.run_text("MATCH (u:User {id: 'u3'}) RETURN u.created_at AS c, u.age AS a") == \
+        [{"c": 1700000200.0, "a": "25"}]  # created at first sight (its earliest event), profile added
     assert set(rep.phases) == {"read", "files", "stop", "import", "start", "schema"}
     nodes, rels = _dump(bulk_store)
     assert (nodes, rels) == _dump(store)
