@@ -141,14 +141,18 @@ class OnErrorMode(str, Enum):  # noqa: UP042 - typer's choice type; str() of mem
     stop = "stop"
 
 
+def _on_error(on_error: OnErrorMode | None) -> Literal["skip", "stop"]:
+    if on_error is None:
+        return settings().loader.on_error
+    return "stop" if on_error is OnErrorMode.stop else "skip"
+
+
 def _writer(store: Any, on_error: OnErrorMode | None, batch_size: int | None) -> Any:
     from loaders.writer import GraphWriter
 
     s = settings()
-    mode: Literal["skip", "stop"] = s.loader.on_error if on_error is None else (
-        "stop" if on_error is OnErrorMode.stop else "skip")
     return GraphWriter(store, batch_size=batch_size or s.loader.batch_size,
-                       on_error=mode, progress=sys.stderr.isatty() or True,
+                       on_error=_on_error(on_error), progress=sys.stderr.isatty() or True,
                        writers=s.loader.writers)
 
 
@@ -227,12 +231,6 @@ def load_interactions(path: PathArg, on_error: OnError = None, batch_size: Batch
     _load_file("interactions", path, on_error, batch_size, report)
 
 
-def _on_error(on_error: OnErrorMode | None) -> Literal["skip", "stop"]:
-    if on_error is None:
-        return settings().loader.on_error
-    return "stop" if on_error is OnErrorMode.stop else "skip"
-
-
 def _print_bulk(rep: Any, json_out: Path | None = None) -> None:
     _print_reports(rep.reports)
     for note in rep.notes:
@@ -254,7 +252,7 @@ def load_bulk(users: Annotated[Path | None, typer.Option(help="Users, .csv or .j
               on_error: OnError = None, report: ReportOpt = None) -> None:
     """The FIRST load of an empty local graph, through neo4j-admin database import (stops and
     restarts the local server; refused when the graph holds data). Same files as load users/items/
-    interactions; several times faster than the online loader for millions of interactions."""
+    interactions; about twice the online loader's rate at 5M interactions (python -m bench.load)."""
     from loaders import files
     from loaders.bulk import BulkImport
 
