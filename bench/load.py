@@ -27,20 +27,12 @@ from graphrec.config import Settings, load_settings
 
 def _bulk(settings: Settings, n: int) -> dict:
     """The synthetic set of :func:`run` as a bulk import into an empty scratch Neo4j."""
-    import functools
-
-    from loaders.bulk import BulkImport
+    from loaders.bulk import import_synthetic
     from loaders.synthetic import SyntheticCatalog, SyntheticSpec
 
     spec = SyntheticSpec(users=max(1000, n // 50), items=max(500, n // 100), interactions=n, seed=11)
-    cat = SyntheticCatalog(spec)
     with scratch_neo4j(settings, name="bench-bulk", bolt_port=7691, http_port=7478) as s:
-        with BulkImport(s, on_error="stop") as bulk:
-            bulk.users(cat.users(), total=spec.users)
-            bulk.items(cat.items(), total=spec.items)
-            bulk.interaction_parts([functools.partial(cat.interaction_batches, part=k, parts=2) for k in range(2)],
-                                   total=n)
-            rep = bulk.commit()
+        rep = import_synthetic(s, SyntheticCatalog(spec))
     out = {"users": spec.users, "items": spec.items, "interactions": rep.interactions,
            "seconds": round(rep.seconds, 1), "interactions_per_s": round(rep.rate),
            "phases_s": {k: round(v, 1) for k, v in rep.phases.items()}, "nodes": rep.nodes}

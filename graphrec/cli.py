@@ -287,15 +287,9 @@ def load_synthetic(users: int = 10_000, items: int = 5_000, interactions: int = 
     cat = SyntheticCatalog(SyntheticSpec(users=users, items=items, interactions=interactions,
                                          categories=categories, seed=seed))
     if bulk:
-        from loaders.bulk import BulkImport
+        from loaders.bulk import import_synthetic
 
-        with BulkImport(settings(), on_error="stop") as b:
-            b.users(cat.users(), total=users)
-            b.items(cat.items(), total=items)
-            # Two processes generate the users' events side by side (the parts partition the users).
-            b.interaction_parts([functools.partial(cat.interaction_batches, part=k, parts=2) for k in range(2)],
-                                total=interactions)
-            _print_bulk(b.commit())
+        _print_bulk(import_synthetic(settings(), cat))
         return
     with _store() as store:
         schema.apply(store)

@@ -26,6 +26,7 @@ every user and item, and every session are held until the import (~2 GB at 20M i
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import multiprocessing as mp
 import shutil
@@ -38,8 +39,8 @@ from tqdm import tqdm
 
 from graphrec.config import Settings
 from graphrec.errors import BadRowError, BulkImportError
-from loaders.records import InteractionRow, ItemRow, UserRow
-from loaders.writer import InteractionBatch, Item, LoadReport
+from loaders.records import InteractionRow
+from loaders.writer import InteractionBatch, Item, LoadReport, merge_item_param
 
 #: Interactions written to the CSV file per ``writerows`` call.
 CHUNK = 10_000
@@ -192,57 +193,51 @@ class BulkImport:
         if self.on_error == "stop":
             raise err
 
-    def users(self, rows: Iterable[Item], total: int | None = None) -> LoadReport:
-        """Users; a repeated id updates the attributes (as load/users' ``SET u += props``)."""
-        report, t0, now = LoadReport("users"), time.perf_counter(), time.time()
-        with self._bar("users", total) as bar:
+    def _valid(self, rows: Iterable[Item], report: LoadReport, total: int | None) -> Iterator[Any]:
+        """The valid rows of ``rows``, counted in ``report`` (bad ones reported, or raised under
+        "stop"); at the end the report gets its time and joins the import's reports."""
+        t0 = time.perf_counter()
+        with self._bar(report.kind, total) as bar:
             for row, _ in rows:
                 report.rows += 1
                 bar.update()
                 if isinstance(row, BadRowError):
                     self._bad(row, report)
-                    continue
-                u: UserRow = row
-                have = self._users.get(u.id)
-                if have is None:
-                    self._users[u.id] = [u.created_at if u.created_at is not None else now, dict(u.attributes)]
-                    if u.id in self._seen:  # already created on first sight by an interaction
-                        report.unchanged += 1
-                    else:
-                        report.written += 1
                 else:
-                    have[1].update(u.attributes)
-                    report.unchanged += 1
+                    yield row
         report.seconds = time.perf_counter() - t0
         self._reports.append(report)
+
+    def users(self, rows: Iterable[Item], total: int | None = None) -> LoadReport:
+        """Users; a repeated id updates the attributes (as load/users' ``SET u += props``)."""
+        report, now = LoadReport("users"), time.time()
+        for u in self._valid(rows, report, total):
+            have = self._users.get(u.id)
+            if have is not None:
+                have[1].update(u.attributes)
+                report.unchanged += 1
+                continue
+            self._users[u.id] = [u.created_at if u.created_at is not None else now, dict(u.attributes)]
+            if u.id in self._seen:  # already created on first sight by an interaction
+                report.unchanged += 1
+            else:
+                report.written += 1
         return report
 
     def items(self, rows: Iterable[Item], total: int | None = None) -> LoadReport:
         """Items with categories and tags; a repeated id updates properties and replaces the
-        categories or tags it gives (as load/items)."""
-        report, t0, now = LoadReport("items"), time.perf_counter(), time.time()
-        with self._bar("items", total) as bar:
-            for row, _ in rows:
-                report.rows += 1
-                bar.update()
-                if isinstance(row, BadRowError):
-                    self._bad(row, report)
-                    continue
-                it: ItemRow = row
-                p = it.to_param()
-                have = self._items.get(it.id)
-                if have is None:
-                    self._items[it.id] = {"props": p["props"], "created_at": p["created_at"] if p["created_at"] is not None else now,
-                                          "categories": p["categories"] or [], "tags": p["tags"] or []}
-                    report.written += 1
-                    continue
-                have["props"].update(p["props"])
-                for k in ("categories", "tags"):
-                    if p[k] is not None:
-                        have[k] = p[k]
+        categories or tags it gives (:func:`loaders.writer.merge_item_param`, as online)."""
+        report, now = LoadReport("items"), time.time()
+        for it in self._valid(rows, report, total):
+            p = it.to_param()
+            if it.id in self._items:
+                merge_item_param(self._items[it.id], p)
                 report.unchanged += 1
-        report.seconds = time.perf_counter() - t0
-        self._reports.append(report)
+                continue
+            if p["created_at"] is None:
+                p["created_at"] = now
+            self._items[it.id] = p
+            report.written += 1
         return report
 
     def interactions(self, rows: Iterable[Item | InteractionBatch], total: int | None = None) -> LoadReport:
@@ -440,10 +435,10 @@ class BulkImport:
             item_rows.append((iid, text(p.get("title")), p.get("year"), _cell(p.get("available", True)),
                               text(p.get("description")), it["created_at"], now,
                               *(text(p.get(k)) for k in inames)))
-            for c in it["categories"]:
+            for c in it["categories"] or ():
                 cats.add(c)
                 in_cat.append((iid, c))
-            for t in it["tags"]:
+            for t in it["tags"] or ():
                 tags.add(t)
                 has_tag.append((iid, t))
         nodes = [
@@ -507,3 +502,16 @@ class BulkImport:
             schema.apply(store, workers=SCHEMA_WORKERS)  # built once, over the imported graph
         out.phases["schema"] = time.perf_counter() - t
         return out
+
+
+def import_synthetic(settings: Settings, catalog: Any, parts: int = 2) -> BulkReport:
+    """A :class:`loaders.synthetic.SyntheticCatalog` as the first load of an empty local graph:
+    users, items, then the events generated by ``parts`` processes side by side (each a share of
+    the users, so the parts partition keys and sessions)."""
+    spec = catalog.spec
+    with BulkImport(settings, on_error="stop") as bulk:
+        bulk.users(catalog.users(), total=spec.users)
+        bulk.items(catalog.items(), total=spec.items)
+        bulk.interaction_parts([functools.partial(catalog.interaction_batches, part=k, parts=parts)
+                                for k in range(parts)], total=spec.interactions)
+        return bulk.commit()

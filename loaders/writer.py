@@ -110,6 +110,16 @@ class InteractionBatch:
                                 self.dwell[start:stop], self.session[start:stop], self.sources[start:stop])
 
 
+def merge_item_param(have: dict[str, Any], later: dict[str, Any]) -> None:
+    """Fold a later row of the same item (``ItemRow.to_param()``) into ``have`` as load/items
+    would apply it: properties updated, categories and tags replaced when the later row gives
+    them, ``created_at`` kept (it is set on create only)."""
+    have["props"].update(later["props"])
+    for k in ("categories", "tags"):
+        if later[k] is not None:
+            have[k] = later[k]
+
+
 @dataclass
 class LoadReport:
     kind: str
@@ -290,14 +300,10 @@ class GraphWriter:
                     by_id: dict[str, dict[str, Any]] = {}
                     for it, _ in good:
                         p = it.to_param()
-                        have = by_id.get(it.id)
-                        if have is None:
+                        if it.id in by_id:
+                            merge_item_param(by_id[it.id], p)
+                        else:
                             by_id[it.id] = p
-                            continue
-                        have["props"].update(p["props"])
-                        for k in ("categories", "tags"):
-                            if p[k] is not None:
-                                have[k] = p[k]
                     params = list(by_id.values())
                     existing = self.store.read("load/existing_items", ids=list(by_id))[0]["found"]
                     self.store.write_many([("load/items", None, {"rows": params, "now": time.time()})])
@@ -505,7 +511,9 @@ class GraphWriter:
                 elif t > cur[2]:
                     cur[2] = t
                 if users[n] != cur[0]:
-                    cur[3] = (cur[3] or set()) | {users[n]}
+                    if cur[3] is None:
+                        cur[3] = set()
+                    cur[3].add(users[n])
         part.sessions = [{"session": sid, "user": u, "first_ts": lo, "last_ts": hi}
                          for sid, (first_user, lo, hi, others) in sorted(span.items())
                          for u in [first_user, *sorted(others or ())]]

@@ -32,13 +32,9 @@ def apply(store: GraphStore, workers: int = 1) -> int:
     ``workers`` > 1 creates a version's constraints and indexes side by side (each is built by a
     scan of its label or relationship type; a bulk import builds them all over a full graph: at
     5M interactions 9 s with three workers against 14 s one by one)."""
-    for v in range(1, SCHEMA_VERSION + 1):
-        if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graphrec-schema") as pool:
-                list(pool.map(lambda stmt: store.run_text(stmt, routing=RoutingControl.WRITE), statements(v)))
-        else:
-            for stmt in statements(v):
-                store.run_text(stmt, routing=RoutingControl.WRITE)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="graphrec-schema") as pool:
+        for v in range(1, SCHEMA_VERSION + 1):  # versions in order, a version's statements side by side
+            list(pool.map(lambda stmt: store.run_text(stmt, routing=RoutingControl.WRITE), statements(v)))
     store.run_text("CALL db.awaitIndexes(300)", routing=RoutingControl.READ)
     store.write("schema/set_version", version=SCHEMA_VERSION, applied_at=time.time())
     return SCHEMA_VERSION

@@ -1,6 +1,7 @@
 """Helpers for graphrec's tests (and for anyone testing code built on graphrec).
 
 - :func:`isolated_settings`: settings for an isolated Neo4j under ``var/test`` on its own ports;
+- :func:`own_neo4j`: a small Neo4j of a test's own (free ports), for tests that stop or restart it;
 - :func:`wipe`: empty a test database;
 - :func:`tiny_graph`: a small hand-checkable catalogue written through the real loaders.
 """
@@ -8,6 +9,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -39,6 +42,27 @@ def isolated_settings(var_dir: Path | None = None, ports: tuple[int, int] | None
         # The session's Neo4j is warmed by the suite; 1,000 warm-up commits per engine would add minutes.
         "engine": base.engine.model_copy(update={"warm_up_commits": 50}),
     })
+
+
+@contextmanager
+def own_neo4j(home: Path) -> Iterator[Settings]:
+    """A small Neo4j (512 MB heap) under ``home`` on free ports, running, with the settings to reach
+    it (password included); stopped at the end. Not the session's server: tests that stop, kill
+    or restart their Neo4j (fault injection, bulk imports) use one of these."""
+    from pydantic import SecretStr
+
+    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.testing.server import free_port
+
+    s = isolated_settings(var_dir=home, ports=(free_port(), free_port()))
+    s = s.model_copy(update={"neo4j": s.neo4j.model_copy(update={"heap": "512m", "pagecache": "256m"})})
+    server = Neo4jServer(s)
+    server.stop()  # a leftover from an interrupted run would hold the store files
+    server.start()
+    try:
+        yield s.model_copy(update={"neo4j": s.neo4j.model_copy(update={"password": SecretStr(server.password())})})
+    finally:
+        server.stop()
 
 
 def _taken_by_another(var: Path, *ports: int) -> bool:

@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 
 from graphrec.config import Settings
-from graphrec.testing import isolated_settings, wipe
-from graphrec.testing.server import free_port
+from graphrec.testing import own_neo4j, wipe
 from tests.faults.harness import FAULTS_VAR, Stack
 
 
@@ -76,21 +75,8 @@ def _load_catalogue(store: Any) -> None:
 @pytest.fixture(scope="session")
 def fault_neo4j() -> Iterator[Settings]:
     """A Neo4j for the faults suite only (stopped and killed by it); stopped at the end."""
-    from pydantic import SecretStr
-
-    from graphrec.neo4j_server import Neo4jServer
-
-    home = FAULTS_VAR / "neo4j-home"
-    s = isolated_settings(var_dir=home, ports=(free_port(), free_port()))
-    s = s.model_copy(update={"neo4j": s.neo4j.model_copy(update={"heap": "512m", "pagecache": "256m"})})
-    server = Neo4jServer(s)
-    server.stop()  # a leftover from an interrupted run would hold the store files
-    server.start()
-    s = s.model_copy(update={"neo4j": s.neo4j.model_copy(update={"password": SecretStr(server.password())})})
-    try:
+    with own_neo4j(FAULTS_VAR / "neo4j-home") as s:
         yield s
-    finally:
-        server.stop()
 
 
 @pytest.fixture()

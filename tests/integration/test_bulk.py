@@ -18,8 +18,7 @@ from neo4j import RoutingControl
 
 from graphrec.config import Settings
 from graphrec.errors import BadRowError, BulkImportError, QueryError
-from graphrec.testing import isolated_settings, wipe
-from graphrec.testing.server import free_port
+from graphrec.testing import own_neo4j, wipe
 from loaders.bulk import BulkImport, _Columns
 from loaders.files import read_file
 from loaders.synthetic import SyntheticCatalog, SyntheticSpec
@@ -30,22 +29,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def bulk_neo4j(neo4j_settings: Settings) -> Iterator[Settings]:
-    from pydantic import SecretStr
-
-    from graphrec.neo4j_server import Neo4jServer
-
-    home = neo4j_settings.var_dir.parent / "test-bulk"
-    s = isolated_settings(var_dir=home, ports=(free_port(), free_port()))
-    s = s.model_copy(update={"neo4j": s.neo4j.model_copy(update={"heap": "512m", "pagecache": "256m"})})
-    server = Neo4jServer(s)
-    server.stop()  # a leftover from an interrupted run would hold the store files
-    server.start()
-    s = s.model_copy(update={"neo4j": s.neo4j.model_copy(update={"password": SecretStr(server.password())})})
-    try:
+    with own_neo4j(neo4j_settings.var_dir.parent / "test-bulk") as s:
         yield s
-    finally:
-        server.stop()
-        shutil.rmtree(server.home / "import", ignore_errors=True)
+    shutil.rmtree(s.var_dir / "neo4j" / "import", ignore_errors=True)
 
 
 @pytest.fixture()
