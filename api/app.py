@@ -1,8 +1,9 @@
 """The ASGI app: ``/graphql`` (GraphiQL when enabled), ``/healthz``, ``/readyz``, ``/metrics``,
 ``/widget/similar-items.js`` and ``/demo``.
 
-Auth and rate limits are checked before GraphQL runs; request bodies over
-``api.max_body_bytes`` are refused with 413 before parsing. After start-up the process calls
+Every ``/graphql`` POST passes the gate first (api/gate.py: body size, credentials, rate limits,
+the JSON envelope); anything else on ``/graphql`` but GraphiQL's page is 405. Errors and their
+HTTP statuses are in api/errors.py. After start-up the process calls
 ``gc.freeze()`` (the long-lived objects — schema, engine, caches — leave the collector's view)
 and, with ``api.gc = "idle"``, runs the cyclic collector between requests (api/collector.py).
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import time
@@ -20,17 +20,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from cross_web import HTTPException as CrossHTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 
 from api import metrics as M
-from api.auth import KeyVerifier, RateLimiter, Unauthenticated
+from api.auth import KeyVerifier
 from api.collector import CollectorMiddleware, IdleCollector
 from api.context import make_context
+from api.errors import error_response
+from api.gate import Gate
 from api.schema import build_schema
 from graphrec.config import Settings, get_settings
 from graphrec.engine.engine import Engine
@@ -38,11 +42,6 @@ from graphrec.graph.store import AsyncGraphStore
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("graphrec.api")
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    M.ERRORS.labels(code).inc()
-    return JSONResponse({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status)
 
 
 class GraphQLApp(GraphQL):
@@ -56,6 +55,11 @@ class GraphQLApp(GraphQL):
 
     async def get_context(self, request: Any, response: Any = None) -> Any:
         return make_context(self.state["engine"], request.state.principal, request, response)
+
+    async def parse_http_body(self, request_adapter: Any) -> GraphQLRequestData:
+        op = request_adapter._request.state.operation  # parsed and checked by the gate (api/http.py)
+        return GraphQLRequestData(query=op.query, variables=op.variables, operation_name=op.operation_name,
+                                  extensions=op.extensions, protocol="http")
 
     async def process_result(self, request: Any, result: Any) -> Any:
         data = await super().process_result(request, result)
@@ -91,7 +95,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     state: dict[str, Any] = {"engine": engine}
     schema = build_schema(cfg)
     graphql = GraphQLApp(schema, state, settings)
-    limiter = RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst)
+    gate = Gate(cfg)
     collector = IdleCollector(cfg.gc_young_every, cfg.gc_young_limit, cfg.gc_full_every_s)
 
     @contextlib.asynccontextmanager
@@ -112,7 +116,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # workers a scrape reaches one of them (and not per request: reading the journal's size
         # is file I/O).
         state["keys_store"] = AsyncGraphStore.from_settings(settings)
-        state["verifier"] = KeyVerifier(state["keys_store"], cfg.key_cache_ttl_s)
+        state["verifier"] = gate.verifier = KeyVerifier(state["keys_store"], cfg.key_cache_ttl_s,
+                                                        unknown_ttl_s=cfg.unknown_key_ttl_s)
         if cfg.gc == "idle":
             collector.start()
         else:
@@ -137,9 +142,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # pauses over 100 ms, 10 s timeouts for a quarter of the requests).
         if in_flight[0] >= cfg.max_in_flight:
             M.SHED.inc()
-            resp = _error(503, "OVERLOADED", "the server is overloaded; retry later")
-            resp.headers["Retry-After"] = "1"
-            return resp
+            return error_response("OVERLOADED", "the server is overloaded; retry later")
         in_flight[0] += 1
         try:
             return await _graphql(request)
@@ -148,42 +151,23 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     async def _graphql(request: Request) -> Response:
         t0 = time.perf_counter()
-        if request.method == "POST":
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > cfg.max_body_bytes:
-                return _error(413, "BAD_USER_INPUT", f"request body over {cfg.max_body_bytes} bytes")
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > cfg.max_body_bytes:
-                    return _error(413, "BAD_USER_INPUT", f"request body over {cfg.max_body_bytes} bytes")
-            request._body = body  # re-readable by Strawberry
-        try:
-            principal = await state["verifier"].verify(request.headers.get("authorization"), cfg.anonymous_read)
-        except Unauthenticated as exc:
-            return _error(401, "UNAUTHENTICATED", str(exc))
-        except Exception:  # noqa: BLE001 - the key store is down: refuse, do not leak
-            return _error(503, "INTERNAL", "authentication is unavailable")
-        if not principal.scopes:
-            return _error(401, "UNAUTHENTICATED", "an API key is required (Authorization: Bearer <key>)")
-        who = principal.key_id or (request.client.host if request.client else "anonymous")
-        executes = request.method == "POST" or "query" in request.query_params  # GET queries count too
-        if executes and not limiter.allow(who):
-            return _error(429, "RATE_LIMITED", "rate limit exceeded")
-        request.state.principal = principal
-        op = "unknown"
-        with contextlib.suppress(Exception):
-            payload = json.loads(request._body or b"{}")
-            op = (payload.get("operationName") or _first_field(payload.get("query") or "") or "unknown")[:64]
-        from starlette.exceptions import HTTPException
-
+        if request.method != "POST":
+            if cfg.graphiql and request.method == "GET" and "query" not in request.query_params:
+                return await graphql.run(request)  # GraphiQL's page
+            return error_response("METHOD_NOT_ALLOWED", "send GraphQL operations with POST (application/json)"
+                                  + ("" if cfg.graphiql else "; GraphiQL is off"), headers={"Allow": "POST"})
+        admitted = await gate.admit(request)
+        if isinstance(admitted, Response):
+            return admitted
+        request.state.principal, op = admitted
+        request.state.operation = op
         try:
             response = await graphql.run(request)
-        except HTTPException as exc:
-            return _error(exc.status_code, "BAD_USER_INPUT", str(exc.detail))
-        dt = time.perf_counter() - t0
-        M.REQUESTS.labels(op, str(response.status_code)).inc()
-        M.LATENCY.labels(op).observe(dt)
+        except CrossHTTPException as exc:  # what Strawberry raises for a request it refuses
+            return error_response("BAD_USER_INPUT", str(exc.reason), exc.status_code if 400 <= exc.status_code < 500 else 400)
+        name = (op.operation_name or _first_field(op.query) or "unknown")[:64]
+        M.REQUESTS.labels(name, str(response.status_code)).inc()
+        M.LATENCY.labels(name).observe(time.perf_counter() - t0)
         return response
 
     async def healthz(request: Request) -> Response:

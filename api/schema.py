@@ -1,5 +1,6 @@
 """The root schema: queries and mutations over the engine, with production settings.
 
+The query cost (api/cost.py) is checked after validation, before any resolver runs.
 Validation rules (depth, aliases) are built ONCE at import and added through a single
 ``AddValidationRules``: Strawberry's ValidationCache keys on the rule classes, and limiters
 passed as factories would build new classes per request so the cache would never hit.
@@ -7,6 +8,7 @@ passed as factories would build new classes per request so the cache would never
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -24,6 +26,9 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from api.context import Context
+from api.cost import CostLimiter
+from api.errors import code_of
+from api.limits import CostBudget
 from api.types import (
     InteractionInput,
     InteractionResult,
@@ -45,6 +50,7 @@ from graphrec.engine import types as et
 from graphrec.errors import GraphrecError, NotFound, ValidationError
 
 Info = strawberry.Info[Context, None]
+log = logging.getLogger("graphrec.api")
 
 
 def _read(info: Info) -> None:
@@ -128,7 +134,7 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Record an interaction; the next request for this user reflects it.")
     async def record_interaction(self, info: Info, input: InteractionInput) -> InteractionResult:
-        _write(info)
+        info.context.principal.require("write", "interact")  # interact: widgets' keys, this mutation only
         res = await info.context.engine.record_interaction(input.to_domain(time.time()))
         return InteractionResult(key=res.key, created=res.created, stored=StoredIn(res.stored.upper()))
 
@@ -144,8 +150,8 @@ class Mutation:
 
 
 class ErrorCodes(SchemaExtension):
-    """Every error carries ``extensions.code``; anything that is not graphrec's own error (or a
-    GraphQL syntax/validation error) is masked as INTERNAL: no stack trace, no driver message."""
+    """Every error carries ``extensions.code`` (api/errors.py: ``code_of``); INTERNAL ones are
+    masked (no stack trace, no driver message; ``Schema.process_errors`` logged them)."""
 
     def on_operation(self) -> Any:
         yield
@@ -155,21 +161,22 @@ class ErrorCodes(SchemaExtension):
         fixed = []
         for err in result.errors:
             orig = err.original_error
-            if isinstance(orig, GraphrecError):
-                code = orig.code
-                msg = str(orig)
-            elif orig is None:
-                code, msg = "BAD_USER_INPUT", err.message
-            else:
-                code, msg = "INTERNAL", "internal error"
+            code = code_of(orig)
+            msg = str(orig) if isinstance(orig, GraphrecError) else err.message
             if code == "INTERNAL":
-                import logging
-
-                logging.getLogger("graphrec.api").error("internal error in %s: %r", err.path, orig)
                 msg = "internal error"
             fixed.append(GraphQLError(msg, nodes=err.nodes, source=err.source, positions=err.positions, path=err.path,
                                       extensions={"code": code}))
         result.errors = fixed
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Log what is a bug (INTERNAL), with its traceback; a client's mistake is answered, not
+        logged (Strawberry's default logs every error with a traceback)."""
+        for err in errors:
+            if code_of(err.original_error) == "INTERNAL":
+                log.error("internal error in %s", err.path, exc_info=err.original_error)
 
 
 def build_schema(cfg: ApiSettings) -> strawberry.Schema:
@@ -179,7 +186,8 @@ def build_schema(cfg: ApiSettings) -> strawberry.Schema:
         from graphql.validation import NoSchemaIntrospectionCustomRule
 
         rules.append(NoSchemaIntrospectionCustomRule)
-    return strawberry.Schema(
+    budget = CostBudget(cfg.cost_per_window, cfg.cost_window_s)  # one per process: the window spans requests
+    return Schema(
         query=Query, mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
@@ -187,6 +195,7 @@ def build_schema(cfg: ApiSettings) -> strawberry.Schema:
             lambda: MaxTokensLimiter(max_token_count=cfg.max_tokens),
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
+            lambda: CostLimiter(max_cost=cfg.max_query_cost, budget=budget),
             ErrorCodes,
         ],
     )

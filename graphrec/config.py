@@ -201,6 +201,29 @@ class ApiSettings(BaseModel):
     rate_limit_per_s: float = 50.0  # token bucket per API key (anonymous: per client address)
     rate_limit_burst: int = 100
     key_cache_ttl_s: float = 5.0  # revocations take effect within this
+    # Query cost (api/cost.py: list sizes multiply down nested fields, batches count per entry,
+    # aliases add up): per request, and per API key (anonymous: client address) per window.
+    max_query_cost: int = 10_000
+    cost_per_window: int = 200_000
+    cost_window_s: float = 60.0
+    # Requests refused for their credentials (no key, a bad, unknown or revoked key), per client
+    # address; past it, 429 without looking the key up. Unknown key ids are remembered this long.
+    auth_failures_per_s: float = 1.0
+    auth_failures_burst: int = 20
+    unknown_key_ttl_s: float = 60.0
+    # The HTTP connection (api/server.py): a request's line and headers at most max_header_bytes
+    # in at most max_headers headers; a request (head and body) must arrive within
+    # read_timeout_s of its first byte (or of the connection, or of the previous answer);
+    # at most max_connections_per_client open connections per client address per worker.
+    max_header_bytes: int = 16_384
+    max_headers: int = 64
+    read_timeout_s: float = 10.0
+    max_connections_per_client: int = 64
+    # Keys with the `interact` scope (browser widgets) may only record interactions, and only from
+    # these origins (the key's own list when it has one); empty: no origin is allowed.
+    interact_origins: list[str] = Field(default_factory=list)
+    interact_per_s: float = 5.0  # interact-scope requests per key per client address
+    interact_burst: int = 20
     # Cyclic GC: "idle" collects young generations between requests and a full collection every
     # gc_full_every_s (api/collector.py); "auto" leaves CPython's automatic collector on.
     gc: Literal["idle", "auto"] = "idle"

@@ -110,7 +110,7 @@ def test_auth_limits_and_errors(api: Any) -> None:
 
 def test_rate_limit(api: Any) -> None:
     from api.app import create_app
-    from api.auth import RateLimiter
+    from api.limits import RateLimiter
     from graphrec.testing.server import live_server
 
     slow = api.settings.model_copy(update={"api": api.settings.api.model_copy(
@@ -122,7 +122,8 @@ def test_rate_limit(api: Any) -> None:
         assert [r.status_code for r in post] == [200, 200, 429]
         assert codes(post[2]) == ["RATE_LIMITED"]
         got = httpx.get(url + "/graphql", params={"query": q}, headers={"Authorization": "Bearer " + api.read_key})
-        assert got.status_code == 429  # GET queries share the bucket
+        assert got.status_code == 405 and codes(got) == ["METHOD_NOT_ALLOWED"]  # queries are POSTed only
+        assert post[2].headers["Retry-After"] == "100"  # 1 token at 0.01/s
         other = httpx.post(url + "/graphql", json={"query": q}, headers={"Authorization": "Bearer " + api.write_key})
         assert other.status_code == 200  # the bucket is per key
 
