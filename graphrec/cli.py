@@ -487,8 +487,11 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
         mdir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mdir)
     console.print(f"graphrec API on http://{h}:{p}/graphql  (demo: http://{h}:{p}/demo, metrics: /metrics)")
+    # api.server's protocol bounds request heads, the time a request may take to arrive and the
+    # connections per client address (uvicorn's own limits do not).
     uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
-                timeout_graceful_shutdown=10, limit_concurrency=s.api.max_connections)
+                timeout_graceful_shutdown=10, limit_concurrency=s.api.max_connections,
+                http="api.server:GuardedHttpToolsProtocol")
 
 
 @apikey_app.command("create")

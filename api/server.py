@@ -1,0 +1,173 @@
+"""The HTTP connection layer: uvicorn's httptools protocol with the bounds it lacks.
+
+uvicorn with httptools bounds neither the size of a request's head (an 8 MB header was served,
+four never-finished 64 MB ones held 320 MB) nor the time a request may take to arrive (only the
+idle time between requests, ``timeout_keep_alive``); its one connection limit
+(``limit_concurrency``) is global, so 25 slow sockets from one client made every client, ``/healthz``
+included, get 503. (``h11_max_incomplete_event_size`` exists for the h11 protocol only.)
+``GuardedHttpToolsProtocol`` adds, per worker (settings in ``[api]``):
+
+- ``max_header_bytes``: the request line and headers, counted as the bytes arrive, so a head that
+  never ends is refused once it passes the limit (431, connection closed); memory per connection
+  stays within the limit plus one read;
+- ``max_headers``: more header lines: 431;
+- ``read_timeout_s``: a request, head and body, must have arrived within this of its first byte (or
+  of the connection's opening, for the first one): else 408 and the connection is closed, and an
+  app still waiting for the body sees the client gone. The time between requests stays uvicorn's
+  keep-alive timeout;
+- ``max_connections_per_client``: open connections per peer address (the socket's, never a
+  forwarded header); one more is answered 429 with ``Retry-After`` and closed at once.
+
+Every refusal is a JSON error body like the app's (api/errors.py), counted in
+``graphrec_errors_total{code}``. ``graphrec serve`` runs uvicorn with this protocol
+(``http="api.server:GuardedHttpToolsProtocol"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from api import metrics as M
+from graphrec.config import ApiSettings
+
+PROTOCOL = "api.server:GuardedHttpToolsProtocol"  # for uvicorn's ``http=`` option
+
+
+class HeadTooLarge(Exception):
+    pass
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    limits: ClassVar[ApiSettings | None] = None  # None: read from get_settings() on first use
+    open_per_client: ClassVar[Counter[str]] = Counter()  # this worker's open connections per address
+
+    def __init__(self, *args: Any, limits: ApiSettings | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if limits is None:
+            if GuardedHttpToolsProtocol.limits is None:
+                from graphrec.config import get_settings
+
+                GuardedHttpToolsProtocol.limits = get_settings().api
+            limits = GuardedHttpToolsProtocol.limits
+        self.cfg: ApiSettings = limits
+        self._peer: str | None = None
+        self._in_head = True  # the next bytes belong to a request line and headers
+        self._head_bytes = 0
+        self._header_count = 0
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    # ---- connection ----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        peer = self.client[0] if self.client else "unknown"
+        if self.open_per_client[peer] >= self.cfg.max_connections_per_client:
+            self._refuse(429, "Too Many Requests", "RATE_LIMITED",
+                         f"more than {self.cfg.max_connections_per_client} open connections from this address",
+                         retry_after=1)
+            return
+        self._peer = peer
+        self.open_per_client[peer] += 1
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._peer is not None:
+            self.open_per_client[self._peer] -= 1
+            if self.open_per_client[self._peer] <= 0:
+                del self.open_per_client[self._peer]
+            self._peer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own, with the head counted and the parser's refusals answered in JSON.
+        if self._refused:
+            return
+        self._unset_keepalive_if_required()
+        if self._in_head:
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, HeadTooLarge):
+                self._refuse(431, "Request Header Fields Too Large", "BAD_USER_INPUT", str(exc.__context__))
+            else:
+                self._refuse(400, "Bad Request", "BAD_USER_INPUT", "invalid HTTP request")
+            return
+        except httptools.HttpParserError:
+            self._refuse(400, "Bad Request", "BAD_USER_INPUT", "invalid HTTP request")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        if not self._refused and self._in_head and self._head_bytes > self.cfg.max_header_bytes:
+            self._refuse(431, "Request Header Fields Too Large", "BAD_USER_INPUT",
+                         f"request line and headers over {self.cfg.max_header_bytes} bytes")
+
+    # ---- parser callbacks ----------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = 0
+        self._arm()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.cfg.max_headers:
+            raise HeadTooLarge(f"more than {self.cfg.max_headers} header lines")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()  # the whole request is in: from here the app's own budgets apply
+        self._in_head, self._head_bytes = True, 0
+        super().on_message_complete()
+
+    # ---- the read deadline -----------------------------------------------------------------------
+    def _arm(self) -> None:
+        if self._deadline is None and self.cfg.read_timeout_s > 0:
+            self._deadline = self.loop.call_later(self.cfg.read_timeout_s, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _timed_out(self) -> None:
+        self._deadline = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()  # an answer is on its way: only stop reading the rest
+            return
+        self._refuse(408, "Request Timeout", "BAD_USER_INPUT",
+                     f"the request did not arrive within {self.cfg.read_timeout_s:g} s")
+
+    def _refuse(self, status: int, reason: str, code: str, message: str, retry_after: int | None = None) -> None:
+        self._refused = True
+        self._disarm()
+        M.ERRORS.labels(code).inc()
+        body = json.dumps({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+        head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json",
+                f"content-length: {len(body)}", "connection: close"]
+        if retry_after is not None:
+            head.append(f"retry-after: {retry_after}")
+        if not self.transport.is_closing():
+            self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+            self.transport.close()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # the app must not answer on this connection
+            self.cycle.message_event.set()
+
+
+__all__ = ["GuardedHttpToolsProtocol", "PROTOCOL"]
