@@ -496,14 +496,19 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
 
 @apikey_app.command("create")
 @friendly
-def apikey_create(scopes: Annotated[str, typer.Option(help="Comma-separated: read, write.")] = "read",
-                  name: Annotated[str, typer.Option(help="A label for people.")] = "") -> None:
+def apikey_create(scopes: Annotated[str, typer.Option(help="Comma-separated: read, write, interact (only "
+                                                             "recordInteraction, for keys in public pages).")] = "read",
+                  name: Annotated[str, typer.Option(help="A label for people.")] = "",
+                  origins: Annotated[str, typer.Option(help="Comma-separated origins an interact key may be used from "
+                                                            "(https://shop.example); default api.interact_origins.")] = ""
+                  ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
     from api.auth import create_key
 
     with _store() as store:
-        kid, key = create_key(store, [x.strip() for x in scopes.split(",") if x.strip()], name)
-    console.print(f"key id {kid} (scopes: {scopes}). The key, shown once:")
+        kid, key = create_key(store, [x.strip() for x in scopes.split(",") if x.strip()], name,
+                              [x.strip() for x in origins.split(",") if x.strip()])
+    console.print(f"key id {kid} (scopes: {scopes}{'; origins: ' + origins if origins else ''}). The key, shown once:")
     print(key)
 
 
@@ -527,9 +532,9 @@ def apikey_list() -> None:
 
     with _store() as store:
         rows = list_keys(store)
-    t = Table("id", "name", "scopes", "created", "revoked")
+    t = Table("id", "name", "scopes", "origins", "created", "revoked")
     for r in rows:
-        t.add_row(r["id"], r["name"] or "", ",".join(r["scopes"]), time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["created_at"])),
+        t.add_row(r["id"], r["name"] or "", ",".join(r["scopes"]), ",".join(r["origins"]), time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["created_at"])),
                   "yes" if r["revoked_at"] else "")
     console.print(t)
 

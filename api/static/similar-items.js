@@ -2,11 +2,17 @@
  * graphrec similar-items widget. No build step: include it and mark up an element.
  *
  *   <div class="graphrec-similar" data-item-id="50" data-first="6"
- *        data-endpoint="/graphql" data-api-key="grk_..." data-user-id="u42"></div>
+ *        data-endpoint="/graphql" data-api-key="grk_... (an interact key)" data-user-id="u42"></div>
  *   <script src="/widget/similar-items.js" defer></script>
  *
  * It renders the item's similar items (title, categories, reason) and records a CLICK
  * interaction when one is clicked. Without data-user-id an anonymous id is kept in localStorage.
+ *
+ * Keys in public HTML: with anonymous reads on (api.anonymous_read) the widget reads with no key;
+ * for clicks give data-api-key an `interact` key, which may only record interactions and only
+ * from the origins it was made for:
+ *   graphrec apikey create --scopes interact --origins https://shop.example
+ * Never put a `write` key in a page: it can also change items and users.
  */
 (function () {
   "use strict";

@@ -20,6 +20,23 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 OUT = Path(__file__).resolve().parents[2] / "test-output"
 
 
+def _cli_interact_key(settings: Settings, origin: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from graphrec.graph.store import resolve_password
+
+    n = settings.neo4j
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHREC_")}
+    env.update({"GRAPHREC_VAR_DIR": str(settings.var_dir), "GRAPHREC_NEO4J_BOLT_PORT": str(n.bolt_port),
+                "GRAPHREC_NEO4J_HTTP_PORT": str(n.http_port), "GRAPHREC_NEO4J_PASSWORD": resolve_password(settings)})
+    out = subprocess.run([sys.executable, "-m", "graphrec.cli", "apikey", "create", "--scopes", "interact",
+                          "--origins", origin, "--name", "widget"], env=env, capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    return out.stdout.strip().splitlines()[-1]
+
+
 def test_demo_page_renders_and_records_a_click(api: Any, store) -> None:  # noqa: ANN001
     from playwright.sync_api import sync_playwright
 
@@ -32,18 +49,21 @@ def test_demo_page_renders_and_records_a_click(api: Any, store) -> None:  # noqa
     for iid, title in (("50", "Star Wars"), ("1", "Toy Story"), ("100", "Fargo")):
         repo.upsert_item({"id": iid, "title": title, "categories": ["Action"], "tags": ["heist"]})
     s: Settings = api.settings.model_copy(update={"api": api.settings.api.model_copy(update={"anonymous_read": True})})
-    # anonymous_read allows reads only: the widget's click needs a write key.
-    _, write_key = __import__("api.auth", fromlist=["create_key"]).create_key(store, ["read", "write"], "widget")
     with live_server(create_app(s)) as url:
+        # The click needs a key: an interact key made for this page's origin (it may record
+        # interactions and nothing else), created with the CLI as a site owner would.
+        key = _cli_interact_key(api.settings, url)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(url + "/demo")
-            page.evaluate("""key => document.querySelectorAll('.graphrec-similar').forEach(el => {
-                el.dataset.apiKey = key; el.removeAttribute('data-graphrec-state'); window.graphrecSimilarItems.mount(el); })""",
-                          write_key)
+            # Read-only widgets need no key at all while anonymous reads are on.
             for w in ("#w50", "#w1", "#w100"):
                 page.wait_for_selector(f"{w}[data-graphrec-state=rendered] .graphrec-item", timeout=20_000)
+            page.evaluate("""key => { const el = document.querySelector('#w50');
+                el.dataset.apiKey = key; el.removeAttribute('data-graphrec-state'); window.graphrecSimilarItems.mount(el); }""",
+                          key)
+            page.wait_for_selector("#w50[data-graphrec-state=rendered] .graphrec-item", timeout=20_000)
             items = page.locator("#w50 .graphrec-item")
             assert items.count() >= 1
             clicked = items.first.get_attribute("data-graphrec-item")
