@@ -76,6 +76,14 @@ SOAK_MINUTES ?= 20
 soak: setup
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
+# GraphQL fuzzing: hypothesis-graphql cases (valid, one violation, arbitrary JSON variables; read,
+# write, interact and no keys) against one `graphrec serve` on a scratch Neo4j (var/fuzz) with the
+# tiny catalogue; prints answers by status and code, fails on INTERNAL or a 5xx but OVERLOADED.
+FUZZ_CASES ?= 10000
+.PHONY: fuzz
+fuzz: setup
+	$(BIN)/python -m bench.fuzz --cases $(FUZZ_CASES)
+
 bench-load: setup
 	$(BIN)/python -m bench.load --synthetic 5000000
 
