@@ -48,6 +48,7 @@ from graphql import GraphQLError as _GraphQLError
 from graphql.execution import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 
+from api.auth import RateLimited
 from api.limits import CostBudget
 from graphrec.errors import ValidationError
 
@@ -69,10 +70,8 @@ class CostExceeded(ValidationError):
     """The operation costs more than one request may."""
 
 
-class CostRateLimited(ValidationError):
+class CostRateLimited(RateLimited):
     """The caller's cost budget for the window is spent."""
-
-    code = "RATE_LIMITED"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
@@ -187,7 +186,7 @@ class CostLimiter(SchemaExtension):
         doc = ec.graphql_document
         if doc is not None and ec.result is None:
             cost = operation_cost(ec.schema._schema, doc, ec.variables, ec.operation_name)
-            err: ValidationError | None = None
+            err: ValidationError | RateLimited | None = None
             if cost > self.max_cost:
                 err = CostExceeded(f"query cost {cost} exceeds the limit of {self.max_cost} per request "
                                    "(lower `first`, the batch size, the nesting or the aliases)")
