@@ -35,6 +35,7 @@ from api.collector import CollectorMiddleware, IdleCollector
 from api.context import make_context
 from api.errors import error_response
 from api.gate import Gate
+from api.http import cors_preflight, with_cors
 from api.schema import build_schema
 from graphrec.config import Settings, get_settings
 from graphrec.engine.engine import Engine
@@ -140,12 +141,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # worker that admits everything queues without bound, and every queued request's objects
         # make each garbage collection longer (at 1M items, 200 req/s of similarItems: gen-1
         # pauses over 100 ms, 10 s timeouts for a quarter of the requests).
+        if request.method == "OPTIONS":
+            return cors_preflight(request)
         if in_flight[0] >= cfg.max_in_flight:
             M.SHED.inc()
-            return error_response("OVERLOADED", "the server is overloaded; retry later")
+            return with_cors(request, error_response("OVERLOADED", "the server is overloaded; retry later"))
         in_flight[0] += 1
         try:
-            return await _graphql(request)
+            return with_cors(request, await _graphql(request))
         finally:
             in_flight[0] -= 1
 
@@ -195,7 +198,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return FileResponse(STATIC / "demo.html", media_type="text/html")
 
     app = Starlette(routes=[
-        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        Route("/graphql", graphql_endpoint, methods=["GET", "POST", "OPTIONS"]),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
         Route("/widget/similar-items.js", widget), Route("/demo", demo),
     ], lifespan=lifespan, middleware=[Middleware(CollectorMiddleware, collector=collector)])

@@ -7,6 +7,11 @@ null, ``extensions`` an object or null. Everything else is refused here with a J
 traceback in the log): a batch (JSON array), an APQ-only body (a ``persistedQuery`` hash with no
 query: persisted queries are not supported), invalid or empty JSON, ``NaN``/``Infinity`` (not
 JSON, though Python's parser takes them), another content type.
+
+Cross-origin requests (a widget on a shop's pages calling the API on another host) are answered
+with CORS headers for any origin: the API's credentials are bearer keys, never cookies, so a page
+can only use a key it was given, and an ``interact`` key only from its own origins (api/gate.py).
+``Retry-After`` is exposed to scripts.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
 
 
 class BadRequest(Exception):
@@ -70,4 +78,21 @@ def parse_operation(content_type: str | None, body: bytes) -> Operation:
     return Operation(query, variables, name, ext)
 
 
-__all__ = ["BadRequest", "Operation", "parse_operation", "media_type"]
+def cors_preflight(request: Request) -> Response:
+    """The answer to a browser's ``OPTIONS`` before a cross-origin POST."""
+    resp = Response(status_code=204, headers={"Access-Control-Allow-Methods": "POST",
+                                              "Access-Control-Allow-Headers": "authorization, content-type",
+                                              "Access-Control-Max-Age": "600", "Allow": "POST"})
+    return with_cors(request, resp)
+
+
+def with_cors(request: Request, response: Response) -> Response:
+    origin = request.headers.get("origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+__all__ = ["BadRequest", "Operation", "parse_operation", "media_type", "cors_preflight", "with_cors"]

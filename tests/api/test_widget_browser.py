@@ -52,17 +52,20 @@ def test_demo_page_renders_and_records_a_click(api: Any, store) -> None:  # noqa
     with live_server(create_app(s)) as url:
         # The click needs a key: an interact key made for this page's origin (it may record
         # interactions and nothing else), created with the CLI as a site owner would.
-        key = _cli_interact_key(api.settings, url)
+        # The page is served as http://localhost:<port> and the widget under test calls the API at
+        # http://127.0.0.1:<port>: another origin, as on a shop's own site (CORS, the key's origin).
+        site = url.replace("127.0.0.1", "localhost")
+        key = _cli_interact_key(api.settings, site)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(url + "/demo")
+            page.goto(site + "/demo")
             # Read-only widgets need no key at all while anonymous reads are on.
             for w in ("#w50", "#w1", "#w100"):
                 page.wait_for_selector(f"{w}[data-graphrec-state=rendered] .graphrec-item", timeout=20_000)
-            page.evaluate("""key => { const el = document.querySelector('#w50');
+            page.evaluate("""([key, api]) => { const el = document.querySelector('#w50'); el.dataset.endpoint = api;
                 el.dataset.apiKey = key; el.removeAttribute('data-graphrec-state'); window.graphrecSimilarItems.mount(el); }""",
-                          key)
+                          [key, url + "/graphql"])
             page.wait_for_selector("#w50[data-graphrec-state=rendered] .graphrec-item", timeout=20_000)
             items = page.locator("#w50 .graphrec-item")
             assert items.count() >= 1
