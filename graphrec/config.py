@@ -214,7 +214,8 @@ class ApiSettings(BaseModel):
     # The HTTP connection (api/server.py): a request's line and headers at most max_header_bytes
     # in at most max_headers headers; a request (head and body) must arrive within
     # read_timeout_s of its first byte (or of the connection, or of the previous answer);
-    # at most max_connections_per_client open connections per client address per worker.
+    # at most max_connections_per_client open connections per client address per worker (the
+    # socket's peer: behind a reverse proxy that is the proxy, so raise it there).
     max_header_bytes: int = 16_384
     max_headers: int = 64
     read_timeout_s: float = 10.0
