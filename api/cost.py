@@ -109,16 +109,16 @@ def _field_size(parent: str, node: FieldNode, field: Any, variables: Mapping[str
         if name in field.args:
             given, value = _arg(node, name, variables)
             page = _int(value) if given else _int(field.args[name].default_value)
-            if page is None:  # null or not a number: the field's default applies (or validation refuses it)
+            if page is None and "itemIds" in field.args:  # rerank without first: all its ids
+                _, ids = _arg(node, "itemIds", variables)
+                page = len(ids) if isinstance(ids, list) else 1
+            elif page is None:  # null or not a number: the default applies (or validation refuses it)
                 page = _int(field.args[name].default_value) or DEFAULT_LIST
             break
     batch = None
     if (parent, node.name.value) in BATCH_ARGS:
         _, value = _arg(node, BATCH_ARGS[(parent, node.name.value)], variables)
         batch = len(value) if isinstance(value, list) else 1
-    elif page is None and "itemIds" in field.args:  # rerank without first: all its ids
-        _, value = _arg(node, "itemIds", variables)
-        page = len(value) if isinstance(value, list) else 1
     return batch, page
 
 
