@@ -1,13 +1,13 @@
 """Admission of a ``/graphql`` POST, in order, each step refusing with a JSON error
 (api/errors.py) before anything costly runs:
 
-1. the body, read up to ``api.max_body_bytes`` (413);
-2. the credentials: an address that has spent its refused-credentials budget
+1. the credentials: an address that has spent its refused-credentials budget
    (``AddressGuard``) gets 429 at once unless its key is already verified; otherwise the key is
    verified (401 / 503 UNAVAILABLE while Neo4j cannot be asked), and a refusal is charged to the
    address;
-3. an ``interact`` key: its origin (403) and its own rate per client address;
-4. the rate limit per key (anonymous: per address) (429);
+2. an ``interact`` key: its origin (403) and its own rate per client address;
+3. the rate limit per key (anonymous: per address) (429);
+4. the body, read up to ``api.max_body_bytes`` (413);
 5. the envelope: one JSON operation (api/http.py: 400 / 415).
 
 Every 429 and 503 carries ``Retry-After``.
@@ -37,19 +37,6 @@ class Gate:
     async def admit(self, request: Request) -> tuple[Principal, Operation] | Response:
         cfg = self.cfg
         addr = request.client.host if request.client else "unknown"
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > cfg.max_body_bytes:
-            return error_response("BAD_USER_INPUT", f"request body over {cfg.max_body_bytes} bytes", 413)
-        body = bytearray()
-        try:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > cfg.max_body_bytes:
-                    return error_response("BAD_USER_INPUT", f"request body over {cfg.max_body_bytes} bytes", 413)
-        except ClientDisconnect:
-            return Response(status_code=400)  # nobody is listening
-        request._body = bytes(body)  # re-readable by Strawberry
-
         principal = await self._authenticate(request, addr)
         if isinstance(principal, Response):
             return principal
@@ -64,6 +51,18 @@ class Gate:
         who = principal.key_id or addr
         if not self.limiter.allow(who):
             return error_response("RATE_LIMITED", "rate limit exceeded", retry_after=self.limiter.retry_after(who))
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > cfg.max_body_bytes:
+            return error_response("BAD_USER_INPUT", f"request body over {cfg.max_body_bytes} bytes", 413)
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > cfg.max_body_bytes:
+                    return error_response("BAD_USER_INPUT", f"request body over {cfg.max_body_bytes} bytes", 413)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening
+        request._body = bytes(body)  # re-readable by Strawberry
         try:
             return principal, parse_operation(request.headers.get("content-type"), request._body)
         except BadRequest as exc:
