@@ -30,7 +30,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
 
 from api import metrics as M
-from api.auth import KeyVerifier
+from api.auth import KeyVerifier, Principal
 from api.collector import CollectorMiddleware, IdleCollector
 from api.context import make_context
 from api.errors import error_response
@@ -155,8 +155,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def _graphql(request: Request) -> Response:
         t0 = time.perf_counter()
         if request.method != "POST":
-            if cfg.graphiql and request.method == "GET" and "query" not in request.query_params:
-                return await graphql.run(request)  # GraphiQL's page
+            if (cfg.graphiql and request.method == "GET" and "query" not in request.query_params
+                    and "text/html" in request.headers.get("accept", "")):
+                request.state.principal = Principal(None, frozenset())
+                return await graphql.run(request)  # GraphiQL's page (it sends its queries by POST)
             return error_response("METHOD_NOT_ALLOWED", "send GraphQL operations with POST (application/json)"
                                   + ("" if cfg.graphiql else "; GraphiQL is off"), headers={"Allow": "POST"})
         admitted = await gate.admit(request)

@@ -266,6 +266,16 @@ def test_malformed_http_gets_a_json_error_and_a_4xx(hostile: Hostile) -> None:
     assert not [r for r in records if r.levelno >= logging.ERROR or r.exc_info], [r.getMessage() for r in records]
 
 
+def test_graphiql_page_and_nothing_else_by_get(api: Any) -> None:
+    ide = api.settings.model_copy(update={"api": api.settings.api.model_copy(update={"graphiql": True})})
+    with live_server(create_app(ide)) as url:
+        page = httpx.get(url + "/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200 and "graphiql" in page.text.lower()
+        for accept in ("application/json", "*/*"):
+            r = httpx.get(url + "/graphql", headers={"Accept": accept})
+            assert r.status_code == 405 and codes(r) == ["METHOD_NOT_ALLOWED"], r.text
+
+
 # ---- 9: every 429 tells when to come back ------------------------------------------------------
 def test_every_429_carries_retry_after(hostile: Hostile, api: Any) -> None:
     slow = api.settings.model_copy(update={"api": api.settings.api.model_copy(
