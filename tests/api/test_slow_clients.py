@@ -159,3 +159,12 @@ def test_slow_and_oversized_clients_do_not_starve_others(serve: tuple[str, int])
     assert all(b"retry-after: 1" in a for a in answers if a.startswith(b"HTTP/1.1 429"))
     assert waited < READ_TIMEOUT_S + 30
     assert _legit(url) == [200] * 10
+    # A body that stops arriving is cut off the same way, while the app waits for it.
+    body = _connect(port, "127.0.0.6")
+    t0 = time.monotonic()
+    body.sendall(b"POST /graphql HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"qu")
+    answer = body.recv(4096)
+    body.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert READ_TIMEOUT_S - 0.5 < time.monotonic() - t0 < READ_TIMEOUT_S + 5
+    assert _legit(url) == [200] * 10
