@@ -137,8 +137,6 @@ def _clean_attrs(v: Any) -> dict[str, Any]:
         if isinstance(x, bool | int | float):
             if isinstance(x, float) and not math.isfinite(x):
                 raise ValueError(f"attribute {k} is not a finite number")
-            if isinstance(x, int) and not -(2**63) <= x < 2**63:  # Neo4j integers are 64-bit
-                raise ValueError(f"attribute {k} is outside the 64-bit integer range")
             out[k] = x
         else:
             out[k] = _check_str(x, f"attribute {k}", 1024)
