@@ -37,12 +37,8 @@ from graphrec.sources.graph import aggregate_neighbours, session_seed_weights
 
 
 def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:
-    session = getattr(snap, "session", None)
-    out = Snapshot(snap.user_ids, snap.item_ids, snap.user[mask], snap.item[mask], snap.ts[mask], snap.kind[mask],
-                   snap.value[mask], snap.items, snap.user_attrs)
-    if session is not None:
-        out.session = session[mask]
-    return out
+    return Snapshot(snap.user_ids, snap.item_ids, snap.user[mask], snap.item[mask], snap.ts[mask], snap.kind[mask],
+                    snap.value[mask], snap.items, snap.user_attrs, None if snap.session is None else snap.session[mask])
 
 
 def _engine_settings(engine: Any | None) -> Any:
@@ -114,7 +110,7 @@ class World:
             if len(h) < eng.history:
                 h.append({"item_id": iid, "type": kind, "ts": float(tr.ts[j]), "value": float(tr.value[j])})
         sessions: dict[int, list[str]] = {}
-        sess = getattr(tr, "session", None)
+        sess = tr.session
         if sess is not None:
             latest: dict[int, Any] = {}
             for j in order:  # newest first per user: the user's latest session
@@ -137,13 +133,10 @@ class World:
         counted = tr.kind != KINDS.index("SKIPPED")
         counts = np.bincount(tr.item[counted], minlength=full.num_items)
         popular = popular_lists(tr, now, eng.popular_window_days * 86400.0, eng.popular_half_life_days * 86400.0, available)
-        first = np.full(full.num_items, np.inf)
-        np.minimum.at(first, tr.item, tr.ts)
-        # An item's creation time as the engine's catalogue has it; when the data has none, when it
-        # was first interacted with in the history.
-        created = [it.created_at if it.created_at is not None else (float(first[i]) if np.isfinite(first[i]) else None)
-                   for i, it in enumerate(full.items)]
-        fresh = sorted(((ids[i], float(c)) for i, c in enumerate(created) if c is not None and c <= now and available[i]),
+        # An item's creation time as the engine's catalogue has it (None: no age, never fresh); the
+        # fresh list is the newest 1,000 available items.
+        created = [it.created_at for it in full.items]
+        fresh = sorted(((ids[i], float(c)) for i, c in enumerate(created) if c is not None and available[i]),
                        key=lambda x: -x[1])[:1000]
         info = {ids[i]: (int(counts[i]), created[i], tuple(full.items[i].categories)) for i in range(full.num_items)}
         return cls(tr, now, hist, consumed, nb, popular, fresh, info, model, {k2: v[2] for k2, v in info.items()}, eng,

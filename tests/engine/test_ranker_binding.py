@@ -70,10 +70,10 @@ def test_a_ranker_serves_only_with_the_gnn_it_was_trained_on(store, neo4j_settin
             e.ranker.score = counting  # the real scoring, counted
             await e.recommend(RecRequest("alice", first=5, context=RequestContext(now=2000.0, explore=False)))
             calls.append(-1)  # separator: the answer with gnn-b live is above
-            statuses.append(e.ranker_status)
+            statuses.append(getattr(e, "ranker_status", ""))
             reg.promote("gnn-a")  # the ranker's own GNN is live again
             await e.refresh_model()
-            statuses.append(e.ranker_status)
+            statuses.append(getattr(e, "ranker_status", ""))
             await e.recommend(RecRequest("alice", first=6, context=RequestContext(now=2000.0, explore=False)))
         finally:
             await e.close()
