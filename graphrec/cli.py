@@ -379,7 +379,7 @@ def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even 
     if out["status"] == "skipped":
         console.print(out["reason"])
         return
-    console.print(out["table"], highlight=False)
+    console.print(out["table"], highlight=False, markup=False)
     console.print(f"\nversion {out['version']}: {out['status']} ({out['reason']}); training {out['train_seconds']}s, "
                   f"total {out['seconds']}s; report {out['report']}")
 
@@ -412,7 +412,7 @@ def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id 
         res = evaluate_version(s, version, list(dict.fromkeys(protocol)), cut)
         v = res["version"]
         console.print(f"{v.id} ({v.status}) — evaluated now on the current graph")
-        console.print(res["table"], highlight=False)
+        console.print(res["table"], highlight=False, markup=False)
         report_path = Path(res["report"])
     else:
         with _store() as store:
@@ -425,7 +425,7 @@ def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id 
         console.print(f"{v.id} ({v.status}) — stored evaluation of its training run")
         for p, m in meta.items():
             console.print(f"  {p}: {m.get('description', '')}", highlight=False)
-        console.print(format_tables(tables, meta), highlight=False)
+        console.print(format_tables(tables, meta), highlight=False, markup=False)
         out.mkdir(parents=True, exist_ok=True)
         report_path = out / "evaluation.json"
         report_path.write_text(json.dumps(report, indent=2))
