@@ -209,6 +209,10 @@ class ApiSettings(BaseModel):
     gc_full_every_s: float = 60.0
 
 
+Protocol = Literal["user-temporal", "global-time"]
+_PROTOCOLS: tuple[Protocol, ...] = ("user-temporal", "global-time")
+
+
 class TrainingSettings(BaseModel):
     """Model lifecycle: retraining schedule and promotion gate."""
 
@@ -227,10 +231,10 @@ class TrainingSettings(BaseModel):
     # Evaluation protocols of `graphrec train` (gnn.evaluate): "user-temporal" (per user, the last
     # 20% by time held out) and "global-time" (train before the global_cut quantile of timestamps,
     # test what each user did after it, new users and items counted). Every model runs on each.
-    protocols: list[Literal["user-temporal", "global-time"]] = Field(default_factory=lambda: ["user-temporal", "global-time"])
+    protocols: list[Protocol] = Field(default_factory=lambda: list(_PROTOCOLS))
     # The protocol whose split chooses the epochs and gates promotion (candidate and live version
     # scored on the same split in the same run).
-    gate_protocol: Literal["user-temporal", "global-time"] = "user-temporal"
+    gate_protocol: Protocol = "user-temporal"
     global_cut: float = Field(default=0.8, gt=0, lt=1)
 
 
