@@ -3,6 +3,7 @@ skip without new data, and a crash half-way that leaves the live model and alias
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,34 @@ def test_gate_compares_candidate_and_live_on_the_same_split(store, neo4j_setting
     assert gate["candidate"] == second["metrics"] and gate["live_stored"]["ndcg@10"] == 1e-4
     assert f"live GNN {first['version']} (same split)" in second["table"]
     vec.close()
+
+
+def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(store, neo4j_settings: Settings,  # noqa: ANN001
+                                                                                tmp_path: Path) -> None:
+    from neo4j import RoutingControl
+
+    from graphrec.graph.repository import Repository
+    from graphrec.ranking.lifecycle import retrain_cycle, train_ranker
+
+    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
+    w = GraphWriter(store, batch_size=2000, progress=False)
+    w.users(cat.users())
+    w.items(cat.items())
+    w.interactions(cat.interactions())
+    s = _settings(neo4j_settings, tmp_path)
+    s = s.model_copy(update={"training": s.training.model_copy(update={"protocols": ["user-temporal"], "tolerance": 0.5})})
+    first = retrain_cycle(s)
+    assert first["status"] == "promoted" and first["ranker"] == "not retrained: no ranker in use"
+    ranker = train_ranker(s, progress=False, negatives=10)
+    reg = Registry(store, tmp_path / "models")
+    assert reg.live("ranker").extra["gnn_version"] == first["version"]
+    # The ranker is in use (as if it had passed its gate); then new data and a scheduled run.
+    store.run_text("MATCH (m:ModelVersion {id: $id}) SET m.enabled = true", RoutingControl.WRITE, id=ranker["version"])
+    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": 1.8e9})
+    second = retrain_cycle(s)
+    assert second["status"] == "promoted"
+    assert second["ranker"]["version"] != ranker["version"]
+    live = reg.live("ranker")
+    assert live.id == second["ranker"]["version"] and live.extra["gnn_version"] == second["version"]
+    evaluation = json.loads((Path(live.artifact_dir) / "evaluation.json").read_text())
+    assert {"pipeline (fusion + MMR: served without the ranker)", "pipeline (DCN-v2 ranker + MMR)"} <= set(evaluation["results"])
