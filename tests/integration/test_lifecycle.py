@@ -86,8 +86,6 @@ def test_gate_compares_candidate_and_live_on_the_same_split(store, neo4j_setting
     """A candidate worse than the live version on the same split is rejected even though its
     number beats the live version's stored one (an older snapshot's split); the registry keeps
     both rows of the comparison."""
-    import json
-
     from neo4j import RoutingControl
 
     from graphrec.graph.repository import Repository
