@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             state["engine"] = await Engine.create(settings)
         eng = state["engine"]
         eng.observers.append(_observe)
+        eng.cache_observers.append(_observe_cache)
         eng.catalog_listeners.append(collector.freeze)
         # The engine's gauges are refreshed every second, not only when scraped: with several
         # workers a scrape reaches one of them (and not per request: reading the journal's size
@@ -184,7 +185,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             return JSONResponse({"ready": False}, status_code=503)
         h = await eng.health()
         ready = bool(h["neo4j"])
-        return JSONResponse({"ready": ready, **h, "journal_pending_bytes": eng.journal.pending(), "pid": os.getpid()},
+        return JSONResponse({"ready": ready, **h, "ranker": eng.ranker_status, "model_version": eng.model.version if eng.model else None,
+                             "journal_pending_bytes": eng.journal.pending(), "pid": os.getpid()},
                             status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
@@ -229,6 +231,10 @@ async def _refresh_gauges(eng: Engine, every_s: float, collector: IdleCollector)
         _engine_gauges(eng)
         collector.tick()
         await asyncio.sleep(every_s)
+
+
+def _observe_cache(op: str, hit: bool) -> None:
+    M.RESULT_CACHE.labels(op, "hit" if hit else "miss").inc()
 
 
 def _observe(op: str, res: Any) -> None:

@@ -21,6 +21,8 @@ STAGE = Histogram("graphrec_pipeline_stage_seconds", "Engine stage latency", ["o
 CANDIDATES = Gauge("graphrec_candidates_total", "Candidates proposed per source since start", ["source"], registry=REGISTRY,
                    multiprocess_mode="livesum")
 CACHE_HIT = Gauge("graphrec_cache_hit_ratio", "Cache hit ratio", ["cache"], registry=REGISTRY, multiprocess_mode="liveall")
+RESULT_CACHE = Counter("graphrec_result_cache_lookups_total", "Result-cache lookups of the engine, by operation and "
+                       "result (hit: answered from the cache; miss: computed)", ["operation", "result"], registry=REGISTRY)
 DEGRADED = Counter("graphrec_degraded_answers_total", "Answers given in degraded mode", ["operation", "reason"],
                    registry=REGISTRY)
 SHED = Counter("graphrec_requests_shed_total", "GraphQL requests refused with 503 (api.max_in_flight reached)",

@@ -11,7 +11,9 @@ needs passed as ``GRAPHREC_*`` variables:
    items x items), ``training.max_eval_users`` (validation and test on a seeded user sample),
    ``training.refit_full=false``, ``gnn.examples_per_user`` and ``gnn.epochs`` small, and int8
    scalar quantization (the Edge shard builds in about half the time);
-5. ``python -m bench.serve --ids synthetic`` at 50, 100 and 200 req/s.
+5. ``python -m bench.serve --ids synthetic`` at 50, 100 and 200 req/s, in both modes (``computed``:
+   keys that never repeat; ``traffic``: a Zipf-like mix with the result cache on), with the cache
+   hit ratio of every phase.
 
 Steps already done for the same spec are skipped (``var/scale/steps.json``), so a run that
 stopped half-way resumes; ``--fresh`` starts over. Step times and the serving figures go to
@@ -62,6 +64,7 @@ def main() -> None:
     ap.add_argument("--rates", default="50,100,200")
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--ops", default="recommendations,similarItems,recordInteraction")
+    ap.add_argument("--modes", default="computed,traffic", help="bench.serve's modes (computed, traffic)")
     ap.add_argument("--var-dir", type=Path, default=Path("var/scale"))
     ap.add_argument("--fresh", action="store_true", help="drop the scale graph and build it again")
     ap.add_argument("--keep-running", action="store_true", help="leave the scale Neo4j running afterwards")
@@ -106,7 +109,7 @@ def main() -> None:
         report["steps"] = state["steps"]
         print("=== serve", flush=True)
         subprocess.run([sys.executable, "-m", "bench.serve", "--ids", "synthetic", "--users", str(a.users),
-                        "--items", str(a.items), "--rates", a.rates, "--duration", str(a.duration), "--ops", a.ops,
+                        "--items", str(a.items), "--rates", a.rates, "--duration", str(a.duration), "--ops", a.ops, "--modes", a.modes,
                         "--label", f"synthetic: {a.items:,} items, {a.users:,} users, {a.interactions:,} interactions",
                         "--ready-timeout", "900", "--out", str(serve_out)], env=env, check=True)
         report["serve"] = json.loads(serve_out.read_text())

@@ -49,6 +49,7 @@ class Snapshot:
         value: rating value (or dwell seconds for views; 0 otherwise), ``float32[n]``.
         items: content of every item, aligned with ``item_ids``.
         user_attrs: optional per-user attributes (e.g. MovieLens demographics).
+        session: optional session id of each interaction (object array, None where there is none).
     """
 
     user_ids: list[str]
@@ -60,6 +61,7 @@ class Snapshot:
     value: np.ndarray
     items: list[ItemContent]
     user_attrs: list[dict[str, str]] | None = None
+    session: np.ndarray | None = None
 
     @classmethod
     def from_rows(cls, users: Iterable[Any], items: Iterable[Any], interactions: Iterable[Any]) -> Snapshot:

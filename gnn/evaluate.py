@@ -1,11 +1,26 @@
-"""``graphrec evaluate``: the GNN against strong baselines in the same run, on the same split.
+"""``graphrec evaluate``: the GNN, the served pipeline and strong baselines in the same run, on
+the same split, under two protocols.
 
-Protocol (MovieLens-100K or any snapshot): every interaction counts; per user the last 20% by
-time are the test set, users with fewer than 5 interactions stay in train; the validation split
-(last 10% of each user's train) selects epochs and baseline hyperparameters; the test split is
-scored once. Full ranking over the whole catalogue minus each user's train items.
+Protocols (:data:`gnn.split.PROTOCOLS`), each a :class:`Split` of one snapshot:
 
-Writes the table as JSON and two PNGs: the learning curve of the run and the metric history
+- ``user-temporal``: per user, the last 20% by time are the test set (users with fewer than 5
+  interactions stay in train); validation is the last 10% of each user's train;
+- ``global-time``: one cut T at the ``cut`` quantile of all timestamps (0.8 by default): train on
+  everything before T, test on what each user did from T on. Users and items first seen after
+  T are included and counted (a new user is ranked with no history; a new item is ranked by
+  whatever a model makes of it); validation is the last 10% of the time before T.
+
+In both, a SKIPPED interaction is never a relevant target (it stays history); the validation
+split selects epochs and hyperparameters; the test split is scored once; ranking is over the
+whole catalogue minus each user's history.
+
+The table is made of **model families**: one function per family
+``(snapshot, split, context) -> {row name: metrics}`` (:data:`FAMILIES`), each fitting on the
+split's history (``train | val``) and scoring its test. A new family (e.g. LightGCN) is one such
+function and one entry in :data:`FAMILIES`; :func:`score_rows` turns a full score function
+``users -> [len(users), n_items]`` into a row.
+
+Writes the tables as JSON and two PNGs: the learning curve of the run and the metric history
 across model versions.
 """
 
@@ -13,17 +28,89 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gnn.baselines import ALS, EASE, ItemKNN, MostPopular
+from gnn.config import GNNConfig
 from gnn.data import Snapshot
 from gnn.metrics import interaction_matrix, ranking_metrics
+from gnn.split import PROTOCOLS, global_time_split, relevant, train_val_test
 from gnn.user import user_matrix
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "hitrate@10", "coverage@10")
+Row = dict[str, float]
+
+
+@dataclass
+class Split:
+    """One protocol's split of a snapshot: boolean masks over its interactions."""
+
+    protocol: str
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hist(self) -> np.ndarray:
+        """What a model may see before the test: train + validation."""
+        return self.train | self.val
+
+
+def eval_sample(snap: Snapshot, va: np.ndarray, te: np.ndarray, max_users: int, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and test interactions of at most ``max_users`` users (a seeded sample, the same
+    users for both); unchanged when ``max_users`` is 0 or there are no more users than that.
+
+    Only the evaluated interactions shrink: training still sees the same train split, and the
+    interactions left out stay history (they are neither trained on nor tested)."""
+    users = np.unique(snap.user[va | te])
+    if max_users <= 0 or len(users) <= max_users:
+        return va, te
+    keep = np.zeros(snap.num_users, dtype=bool)
+    keep[np.random.default_rng(seed).choice(users, max_users, replace=False)] = True
+    return va & keep[snap.user], te & keep[snap.user]
+
+
+def make_split(snap: Snapshot, protocol: str, cut: float = 0.8, val_fraction: float = 0.1, max_eval_users: int = 0,
+               seed: int = 42) -> Split:
+    """The ``protocol``'s split (see the module docstring), with counts of what it tests."""
+    if protocol == "user-temporal":
+        tr, va, te = train_val_test(snap, val_fraction=val_fraction)
+        meta: dict[str, Any] = {"description": "per user, the last 20% by time held out (users with <5 interactions "
+                                               "in train); validation: the last 10% of each user's train"}
+    elif protocol == "global-time":
+        tr, va, te, t_cut = global_time_split(snap, cut, val_fraction)
+        meta = {"description": f"global time cut at the {cut:.2f} quantile of timestamps: train before T, test "
+                               "what each user did from T on (new users and items counted); validation: the "
+                               "last 10% of the time before T", "cut": cut, "cut_ts": t_cut}
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
+    va, te = eval_sample(snap, va, te, max_eval_users, seed)
+    hist = tr | va
+    rel = relevant(snap, te)
+    test_users = np.unique(snap.user[rel])
+    known_users = np.zeros(snap.num_users, dtype=bool)
+    known_users[snap.user[hist]] = True
+    known_items = np.zeros(snap.num_items, dtype=bool)
+    known_items[snap.item[hist]] = True
+    meta.update(test_users=int(len(test_users)), new_test_users=int((~known_users[test_users]).sum()),
+                test_interactions=int(rel.sum()), new_item_test_interactions=int((~known_items[snap.item[rel]]).sum()))
+    return Split(protocol, tr, va, te, meta)
+
+
+def score_rows(snap: Snapshot, split: Split, score: Callable[[np.ndarray], np.ndarray]) -> Row:
+    """Full-ranking metrics of ``score(users) -> [len(users), n_items]`` on the split's test."""
+    return ranking_metrics(score, _matrix(snap, split.hist), _matrix(snap, relevant(snap, split.test)))
+
+
+def _matrix(snap: Snapshot, mask: np.ndarray) -> Any:
+    return interaction_matrix(snap.user[mask], snap.item[mask], snap.num_users, snap.num_items)
 
 
 def _tune(make: Any, grid: list[Any], train: Any, val: Any) -> Any:
@@ -37,12 +124,14 @@ def _tune(make: Any, grid: list[Any], train: Any, val: Any) -> Any:
 
 def baselines(snap: Snapshot, tr: np.ndarray, va: np.ndarray, te: np.ndarray, seed: int, progress: bool = True) -> dict[str, dict[str, float]]:
     """MostPopular, ItemKNN, ALS and EASE: tuned on validation, refit on train+validation, tested."""
-    n_u, n_i = snap.num_users, snap.num_items
-    m_tr = interaction_matrix(snap.user[tr], snap.item[tr], n_u, n_i)
-    m_va = interaction_matrix(snap.user[va], snap.item[va], n_u, n_i)
+    # Fit on positive interactions (a skip is not a vote for an item); rank everything the user
+    # has seen (skips included) out, as for the GNN; only relevant (non-skipped) targets count.
+    m_tr = _matrix(snap, relevant(snap, tr))
+    m_va = _matrix(snap, relevant(snap, va))
     full = tr | va
-    m_full = interaction_matrix(snap.user[full], snap.item[full], n_u, n_i)
-    m_te = interaction_matrix(snap.user[te], snap.item[te], n_u, n_i)
+    m_full = _matrix(snap, relevant(snap, full))
+    m_seen = _matrix(snap, full)
+    m_te = _matrix(snap, relevant(snap, te))
     lam = _tune(EASE, [100.0, 250.0, 500.0, 1000.0], m_tr, m_va)
     k = _tune(lambda k: ItemKNN(k=k), [50, 100, 200], m_tr, m_va)
     factors = _tune(lambda f: ALS(factors=f, seed=seed), [32, 64, 128], m_tr, m_va)
@@ -51,7 +140,7 @@ def baselines(snap: Snapshot, tr: np.ndarray, va: np.ndarray, te: np.ndarray, se
     for m in models:
         t0 = time.perf_counter()
         m.fit(m_full)
-        res = ranking_metrics(m.score, m_full, m_te)
+        res = ranking_metrics(m.score, m_seen, m_te)
         res["fit_seconds"] = round(time.perf_counter() - t0, 2)
         out[m.name] = res
     out["EASE"]["lambda"] = lam
@@ -64,25 +153,141 @@ def gnn_metrics(item_emb: np.ndarray, snap: Snapshot, hist: np.ndarray, te: np.n
     now = float(snap.ts[hist].max())
     users = user_matrix(item_emb, snap.user[hist], snap.item[hist], snap.kind[hist], snap.value[hist], snap.ts[hist],
                         snap.num_users, now, params)
-    m_hist = interaction_matrix(snap.user[hist], snap.item[hist], snap.num_users, snap.num_items)
-    m_te = interaction_matrix(snap.user[te], snap.item[te], snap.num_users, snap.num_items)
-    return ranking_metrics(lambda u: users[u] @ item_emb.T, m_hist, m_te)
+    return ranking_metrics(lambda u: users[u] @ item_emb.T, _matrix(snap, hist), _matrix(snap, relevant(snap, te)))
+
+
+@dataclass
+class EvalContext:
+    """What the model families share within one evaluation run.
+
+    ``epochs`` and ``prior_weight``: the GNN's number of epochs and trend-prior weight, chosen on
+    the validation split of the gate protocol (None: early-stop on each split's own validation).
+    ``fitted``: per protocol, the GNN fit on that split's history (item embeddings, user-vector
+    recipe), so that the pipeline replay uses the same one. ``engine``: the engine's settings
+    (sources, weights, MMR) the pipeline replay serves with; ``ranker``: when a ranker is served
+    with this GNN, a callable ``(snapshot, split, model, world) -> scorer`` that trains one on the
+    split (as ``graphrec train-ranker`` does: candidates from train, labels from validation) and
+    scores the replay; None: the engine serves fusion + MMR."""
+
+    cfg: GNNConfig
+    seed: int = 42
+    progress: bool = True
+    epochs: int | None = None
+    prior_weight: float | None = None
+    fitted: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)
+    engine: Any | None = None
+    ranker: Callable[[Snapshot, Split, Any, Any], Any] | None = None
+    version: str = "candidate"
+    baselines: bool = True
+
+
+Family = Callable[[Snapshot, Split, EvalContext], dict[str, Row]]
+
+
+def fit_gnn(snap: Snapshot, split: Split, ctx: EvalContext) -> tuple[np.ndarray, dict[str, Any]]:
+    """The GNN fit on the split's history (train + validation) for ``ctx.epochs`` epochs (or
+    early-stopped on the split's validation first when not set); cached in ``ctx.fitted``."""
+    if split.protocol in ctx.fitted:
+        return ctx.fitted[split.protocol]
+    from gnn.train import train
+
+    if ctx.epochs is None:
+        res = train(snap, split.train, relevant(snap, split.val), ctx.cfg, seed=ctx.seed, progress=ctx.progress)
+        ctx.epochs, ctx.prior_weight = max(1, res.best_epoch), res.user_params["prior_weight"]
+    fit = train(snap, split.hist, None, ctx.cfg.model_copy(update={"epochs": ctx.epochs}), seed=ctx.seed,
+                progress=ctx.progress, prior_weight=ctx.prior_weight)
+    ctx.fitted[split.protocol] = (fit.item_emb, fit.user_params)
+    return ctx.fitted[split.protocol]
+
+
+def gnn_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
+    """The GNN (PinSage), like every baseline refit on train + validation, then tested."""
+    t0 = time.perf_counter()
+    emb, params = fit_gnn(snap, split, ctx)
+    row = gnn_metrics(emb, snap, split.hist, split.test, params)
+    row["fit_seconds"] = round(time.perf_counter() - t0, 1)
+    return {"GNN (PinSage)": row}
+
+
+def baseline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
+    """MostPopular, ItemKNN, ALS and EASE (see :func:`baselines`)."""
+    if not ctx.baselines:
+        return {}
+    return baselines(snap, split.train, split.val, split.test, ctx.seed, ctx.progress)
+
+
+def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
+    """What the engine would serve, replayed offline on the split (graphrec.ranking.offline):
+    its sources, merge, ranking and MMR with the engine's settings, on the GNN fit on this split.
+    Served means: the DCN-v2 ranker when one trained on this GNN is given (``ctx.ranker``),
+    else fusion + MMR."""
+    from graphrec.engine.model import LiveModel
+    from graphrec.ranking.offline import World, evaluate, fusion_scorer, targets
+
+    emb, params = fit_gnn(snap, split, ctx)
+    model = LiveModel(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
+                      params)
+    world = World.build(snap, split.hist, model, engine=ctx.engine)
+    truth = targets(snap, split.test)
+    if ctx.ranker is not None:
+        return {"pipeline (served: DCN-v2 ranker + MMR)": evaluate(world, truth, ctx.ranker(snap, split, model, world)),
+                "pipeline (fusion + MMR, without the ranker)": evaluate(world, truth, fusion_scorer(world))}
+    return {"pipeline (served: fusion + MMR)": evaluate(world, truth, fusion_scorer(world))}
+
+
+#: The model families of the evaluation table, in table order: name -> function.
+FAMILIES: dict[str, Family] = {"gnn": gnn_family, "pipeline": pipeline_family, "baselines": baseline_family}
+
+
+def evaluate_splits(snap: Snapshot, splits: dict[str, Split], ctx: EvalContext,
+                    families: dict[str, Family] | None = None) -> dict[str, dict[str, Row]]:
+    """Every family on every split: ``{protocol: {row name: metrics}}``."""
+    fams = FAMILIES if families is None else families
+    out: dict[str, dict[str, Row]] = {}
+    for protocol, split in splits.items():
+        rows: dict[str, Row] = {}
+        for fn in fams.values():
+            rows.update(fn(snap, split, ctx))
+        out[protocol] = rows
+    return out
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
-    head = f"{'model':<26}" + "".join(f"{m:>13}" for m in METRICS)
+    head = f"{'model':<44}" + "".join(f"{m:>13}" for m in METRICS)
     lines = [head, "-" * len(head)]
     for name, r in rows.items():
-        lines.append(f"{name:<26}" + "".join(f"{r.get(m, float('nan')):>13.4f}" for m in METRICS))
+        lines.append(f"{name:<44}" + "".join(f"{r.get(m, float('nan')):>13.4f}" for m in METRICS))
     return "\n".join(lines)
 
 
-def write_report(out_dir: Path, rows: dict[str, dict[str, float]], meta: dict[str, Any]) -> Path:
+def format_tables(tables: dict[str, dict[str, Row]], meta: dict[str, dict[str, Any]] | None = None) -> str:
+    """One table per protocol, each headed by what its test holds."""
+    out = []
+    for protocol, rows in tables.items():
+        m = (meta or {}).get(protocol, {})
+        counts = (f" — {m['test_users']} test users ({m['new_test_users']} new), {m['test_interactions']} test "
+                  f"interactions ({m['new_item_test_interactions']} with new items)") if "test_users" in m else ""
+        out.append(f"[{protocol}]{counts}\n{format_table(rows)}")
+    return "\n\n".join(out)
+
+
+def write_report(out_dir: Path, tables: dict[str, dict[str, Row]], meta: dict[str, Any],
+                 splits: dict[str, dict[str, Any]] | None = None) -> Path:
+    """``evaluation.json``: per protocol its description, counts and rows."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "evaluation.json"
-    path.write_text(json.dumps({"protocol": "temporal: last 20% per user held out; users with <5 interactions in train; "
-                                "full ranking minus train items", **meta, "results": rows}, indent=2, default=str))
+    protocols = {p: {**(splits or {}).get(p, {}), "results": rows} for p, rows in tables.items()}
+    path.write_text(json.dumps({**meta, "protocols": protocols}, indent=2, default=str))
     return path
+
+
+def report_tables(report: dict[str, Any]) -> tuple[dict[str, dict[str, Row]], dict[str, dict[str, Any]]]:
+    """Tables and split descriptions of an ``evaluation.json`` (also one written before protocols
+    existed: its single table is the user-temporal one)."""
+    if "protocols" in report:
+        return ({p: v["results"] for p, v in report["protocols"].items()},
+                {p: {k: x for k, x in v.items() if k != "results"} for p, v in report["protocols"].items()})
+    return {"user-temporal": report["results"]}, {"user-temporal": {"description": report.get("protocol", "")}}
 
 
 def plot_learning_curve(history: list[dict[str, float]], path: Path) -> None:

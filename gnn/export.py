@@ -61,6 +61,7 @@ def export_snapshot(store: GraphStore, page: int = 5000, max_entities: int = 64,
     attrs: list[dict[str, str]] = []
     cols = {"user": _Growing(np.int64), "item": _Growing(np.int64), "ts": _Growing(np.float64),
             "kind": _Growing(np.int8), "value": _Growing(np.float32)}
+    sessions: list[str | None] = []
     after = ""
     with tqdm(desc="export interactions", unit=" users", disable=not progress) as bar:
         while True:
@@ -80,10 +81,12 @@ def export_snapshot(store: GraphStore, page: int = 5000, max_entities: int = 64,
                 cols["ts"].extend(np.fromiter((r["ts"] for r in rows), np.float64, len(rows)))
                 cols["kind"].extend(np.fromiter((KIND_CODE[r["type"]] for r in rows), np.int8, len(rows)))
                 cols["value"].extend(np.fromiter((r["value"] or 0.0 for r in rows), np.float32, len(rows)))
+                sessions.extend(r.get("session") for r in rows)
             after = users[-1]["id"]
             bar.update(len(users))
     arr = {k: v.array() for k, v in cols.items()}
     order = np.lexsort((arr["item"], arr["ts"], arr["user"]))  # by user, then time: deterministic
     return Snapshot(user_ids=user_ids, item_ids=item_ids, user=arr["user"][order], item=arr["item"][order],
                     ts=arr["ts"][order], kind=arr["kind"][order], value=arr["value"][order], items=contents,
-                    user_attrs=attrs if any(attrs) else None)
+                    user_attrs=attrs if any(attrs) else None,
+                    session=np.array(sessions, dtype=object)[order] if any(x is not None for x in sessions) else None)

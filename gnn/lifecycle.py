@@ -1,15 +1,18 @@
 """One retraining: export → train → evaluate → register → publish → promote (or reject).
 
 1. **export** a snapshot from Neo4j; skip (when scheduled) if nothing changed since the live version;
-2. **train** on the temporal train split, early-stopped on validation; then, like every baseline,
-   refit on train + validation for the chosen number of epochs;
-3. **evaluate** the GNN and every baseline in the same run on the test split (and the full
-   request pipeline replayed offline), write the table and the plots;
+2. **train** on the gate protocol's train split (``training.gate_protocol``, user-temporal by
+   default), early-stopped on its validation;
+3. **evaluate** under every protocol of ``training.protocols`` (gnn.evaluate): the GNN refit on
+   each split's train + validation for the chosen epochs, the served pipeline replayed offline and
+   every baseline, in the same run on the same splits; the live version is scored on the gate
+   split too, in this run; write the tables and the plots;
 4. **refit** on all interactions for the best number of epochs (what is served);
 5. **register** the version (config, seed, snapshot statistics, metrics, training time) in the
    graph, artifacts under ``var/models/<id>/``;
 6. **publish** item embeddings with payload into a NEW vector collection, fully built and indexed;
-7. **promote** when the gate passes: switch the alias (atomic; readers never see a half-built
+7. **promote** when the gate passes (the candidate against the live version on the same split,
+   both rows stored with the candidate as ``gate_json``): switch the alias (atomic; readers never see a half-built
    collection), then mark the version live; otherwise mark it rejected and drop its collection.
    Old collections beyond ``training.keep_collections`` are deleted; the previous one stays for
    rollback.
@@ -30,15 +33,21 @@ import torch
 from gnn.config import GNNConfig
 from gnn.data import Snapshot
 from gnn.evaluate import (
-    baselines,
-    format_table,
+    FAMILIES,
+    METRICS,
+    EvalContext,
+    Split,
+    eval_sample,  # noqa: F401 - re-exported (tests, callers of gnn.lifecycle)
+    evaluate_splits,
+    format_tables,
     gnn_metrics,
+    make_split,
     plot_learning_curve,
     plot_version_history,
     write_report,
 )
 from gnn.export import export_snapshot
-from gnn.split import train_val_test
+from gnn.split import relevant
 from gnn.train import train
 from graphrec.config import Settings
 from graphrec.errors import ModelError
@@ -60,21 +69,6 @@ def has_new_data(snap: Snapshot, live_snapshot: dict[str, Any]) -> bool:
 def payloads(snap: Snapshot, counts: np.ndarray) -> list[dict[str, Any]]:
     return [{"categories": list(it.categories), "tags": list(it.tags), "available": bool(it.available),
              "popularity": float(np.log1p(counts[k])), "year": it.year} for k, it in enumerate(snap.items)]
-
-
-def eval_sample(snap: Snapshot, va: np.ndarray, te: np.ndarray, max_users: int, seed: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Validation and test interactions of at most ``max_users`` users (a seeded sample, the same
-    users for both); unchanged when ``max_users`` is 0 or there are no more users than that.
-
-    Only the evaluated interactions shrink: training still sees the same train split, and the
-    interactions left out stay history (they are neither trained on nor tested)."""
-    users = np.unique(snap.user[va | te])
-    if max_users <= 0 or len(users) <= max_users:
-        return va, te
-    keep = np.zeros(snap.num_users, dtype=bool)
-    keep[np.random.default_rng(seed).choice(users, max_users, replace=False)] = True
-    return va & keep[snap.user], te & keep[snap.user]
 
 
 def publish(vectors: Any, collection: str, snap: Snapshot, emb: np.ndarray, batch: int = 2048) -> None:
@@ -99,10 +93,37 @@ def save_artifacts(d: Path, snap: Snapshot, serve_emb: np.ndarray, eval_emb: np.
     torch.save(model.state_dict(), d / "model.pt")
 
 
+def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, progress: bool = False) -> tuple[dict[str, float], str]:
+    """The live version's metrics on the candidate's split, in this run: its evaluation embeddings
+    (fit on its own train + validation, never on its test, nor on this split's test when the data
+    only grew since) and user-vector recipe, scored with this split's history and test; items it
+    does not know get no vector (as when it serves). Without those artifacts, its config is refit
+    on this split's history for its recorded number of epochs. Returns (metrics, how)."""
+    art = Path(live.artifact_dir or "")
+    if (art / "eval_item_embeddings.npy").exists() and (art / "item_ids.json").exists():
+        emb_live = np.load(art / "eval_item_embeddings.npy")
+        ids = json.loads((art / "item_ids.json").read_text())
+        params_file = art / ("eval_user_params.json" if (art / "eval_user_params.json").exists() else "user_params.json")
+        params = json.loads(params_file.read_text())
+        pos = {iid: k for k, iid in enumerate(ids)}
+        emb = np.zeros((snap.num_items, emb_live.shape[1]), dtype=np.float32)
+        for k, iid in enumerate(snap.item_ids):
+            j = pos.get(iid)
+            if j is not None:
+                emb[k] = emb_live[j]
+        return gnn_metrics(emb, snap, split.hist, split.test, params), "its evaluation embeddings scored on this split"
+    cfg = GNNConfig(**live.config) if live.config else GNNConfig()
+    epochs = int(live.extra.get("best_epoch") or cfg.epochs)
+    fit = train(snap, split.hist, None, cfg.model_copy(update={"epochs": max(1, epochs)}), seed=live.seed or seed,
+                progress=progress)
+    return gnn_metrics(fit.item_emb, snap, split.hist, split.test, fit.user_params), "its config refit on this split"
+
+
 def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = False, vectors: Any | None = None,
                  progress: bool = True, evaluate_pipeline: bool = True, fail_at: str | None = None) -> dict[str, Any]:
     """Run once; returns a summary (``status``: skipped, promoted, rejected)."""
     cfg = gnn_config(settings)
+    tcfg = settings.training
     t_all = time.perf_counter()
     models_dir = settings.var_dir / "models"
     with GraphStore.from_settings(settings) as store:
@@ -115,26 +136,36 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             return {"status": "skipped", "reason": f"no new data since the live version {live.id}", "live": live.id}
         version = new_version_id("gnn")
         art = registry.artifact_dir(version)
-        tr, va, te = train_val_test(snap, val_fraction=cfg.validation_fraction)
-        va, te = eval_sample(snap, va, te, settings.training.max_eval_users, settings.seed)
-        res = train(snap, tr, va, cfg, seed=settings.seed, checkpoint_dir=art / "checkpoints", progress=progress)
+        gate_protocol = tcfg.gate_protocol
+        protocols = list(dict.fromkeys([gate_protocol, *tcfg.protocols]))
+        splits = {p: make_split(snap, p, tcfg.global_cut, cfg.validation_fraction, tcfg.max_eval_users, settings.seed)
+                  for p in protocols}
+        gsplit = splits[gate_protocol]
+        # Early stopping on the gate protocol's validation chooses the epochs (and the trend prior)
+        # for every fit that follows: the evaluation fits of each protocol and the serving refit.
+        res = train(snap, gsplit.train, relevant(snap, gsplit.val), cfg, seed=settings.seed,
+                    checkpoint_dir=art / "checkpoints", progress=progress)
         if fail_at == "after_train":  # fault injection for tests: a retraining that crashes half-way
             raise RuntimeError("injected failure after training")
-        hist = tr | va
-        # Like every baseline (tuned on validation, refit on train + validation, then tested), the
-        # GNN is refit on train + validation for the epochs validation chose before the test.
-        evalfit = train(snap, hist, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}), seed=settings.seed,
-                        progress=progress, prior_weight=res.user_params["prior_weight"])
-        eval_emb, eval_params = evalfit.item_emb, evalfit.user_params
-        rows: dict[str, dict[str, float]] = {"GNN (PinSage)": gnn_metrics(eval_emb, snap, hist, te, eval_params)}
-        rows["GNN (PinSage)"]["train_seconds"] = round(res.seconds, 1)
-        if settings.training.baselines:
-            rows.update(baselines(snap, tr, va, te, settings.seed, progress))
-        if evaluate_pipeline:
-            rows.update(pipeline_rows(snap, hist, te, eval_emb, eval_params, version))
+        ctx = EvalContext(cfg, settings.seed, progress, epochs=max(1, res.best_epoch),
+                          prior_weight=res.user_params["prior_weight"], engine=settings.engine, version=version,
+                          baselines=tcfg.baselines)
+        families = {k: f for k, f in FAMILIES.items() if evaluate_pipeline or k != "pipeline"}
+        tables = evaluate_splits(snap, splits, ctx, families)
+        tables[gate_protocol]["GNN (PinSage)"]["train_seconds"] = round(res.seconds, 1)
+        eval_emb, eval_params = ctx.fitted[gate_protocol]
+        metrics = {k: float(v) for k, v in tables[gate_protocol]["GNN (PinSage)"].items() if k in METRICS}
+        # The gate compares the candidate with the live version on the same split, in this run.
+        live_metrics: dict[str, float] | None = None
+        gate: dict[str, Any] = {"protocol": gate_protocol, "candidate": metrics, "candidate_version": version}
+        if live:
+            live_row, how = live_on_split(snap, gsplit, live, settings.seed, progress)
+            live_metrics = {k: float(v) for k, v in live_row.items() if k in METRICS}
+            tables[gate_protocol][f"live GNN {live.id} (same split)"] = live_row
+            gate.update(live=live_metrics, live_version=live.id, live_how=how, live_stored=live.metrics)
         # Refit on everything for serving, for the number of epochs validation chose.
         serve_emb, serve_model, serve_params = res.item_emb, res.model, res.user_params
-        if settings.training.refit_full:
+        if tcfg.refit_full:
             every = np.ones(snap.num_interactions, dtype=bool)
             refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
                           seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
@@ -142,14 +173,16 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
         (art / "eval_user_params.json").write_text(json.dumps(eval_params))
         plot_learning_curve(res.history, art / "learning_curve.png")
-        metrics = {k: float(v) for k, v in rows["GNN (PinSage)"].items() if k in ("ndcg@10", "recall@10", "recall@100",
-                                                                                    "hitrate@10", "coverage@10")}
-        report = write_report(art, rows, {"version": version, "seed": settings.seed, "snapshot": snap.stats(),
-                                          "best_epoch": res.best_epoch})
+        report = write_report(art, tables, {"version": version, "seed": settings.seed, "snapshot": snap.stats(),
+                                            "best_epoch": res.best_epoch, "gate_protocol": gate_protocol, "gate": gate},
+                              {p: sp.meta for p, sp in splits.items()})
         collection = f"items_{version.replace('-', '_')}"
+        d = decide(metrics, live_metrics, tcfg.tolerance, force)
+        gate["decision"] = d.reason
         registry.register("gnn", version, seed=settings.seed, config=cfg.model_dump(), metrics=metrics,
                           snapshot=snap.stats(), training_seconds=res.seconds, collection=collection,
-                          extra={"best_epoch": res.best_epoch, "report": str(report)})
+                          extra={"best_epoch": res.best_epoch, "report": str(report),
+                                 "gate_json": json.dumps(gate, sort_keys=True, default=str)})
         try:
             own_vectors = vectors is None
             if vectors is None:
@@ -158,7 +191,6 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                 vectors = open_vector_index(settings)
             try:
                 publish(vectors, collection, snap, serve_emb)
-                d = decide(metrics, live.metrics if live else None, settings.training.tolerance, force)
                 if d.promote:
                     vectors.set_alias(settings.qdrant.alias, collection)
                     previous = registry.promote(version)
@@ -177,21 +209,49 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         versions = [{"id": v.id, "metrics": v.metrics, "status": v.status} for v in reversed(registry.list("gnn", 50))]
         plot_version_history(versions, art / "versions.png")
     return {"status": status, "version": version, "previous": previous, "reason": d.reason, "metrics": metrics,
-            "table": format_table(rows), "report": str(report), "train_seconds": round(res.seconds, 1),
+            "gate": gate, "tables": tables, "table": format_tables(tables, {p: sp.meta for p, sp in splits.items()}),
+            "report": str(report), "train_seconds": round(res.seconds, 1),
             "seconds": round(time.perf_counter() - t_all, 1), "artifacts": str(art)}
 
 
-def pipeline_rows(snap: Snapshot, hist: np.ndarray, te: np.ndarray, item_emb: np.ndarray, params: dict[str, Any],
-                  version: str) -> dict[str, dict[str, float]]:
-    """The engine's request pipeline replayed offline on the same split (see graphrec.ranking.offline)."""
-    from graphrec.engine.model import LiveModel
-    from graphrec.ranking.offline import World, embedding_scorer, evaluate, fusion_scorer, targets
+def evaluate_version(settings: Settings, version_id: str | None, protocols: list[str], cut: float | None = None,
+                     progress: bool = True) -> dict[str, Any]:
+    """``graphrec evaluate --protocol ...``: a fresh evaluation of a version on the current graph.
 
-    model = LiveModel(version, list(snap.item_ids), item_emb / np.maximum(1e-12, np.linalg.norm(item_emb, axis=1, keepdims=True)), params)
-    world = World.build(snap, hist, model)
-    truth = targets(snap, te)
-    return {"pipeline (fusion + MMR)": evaluate(world, truth, fusion_scorer(world)),
-            "pipeline (GNN similarity)": evaluate(world, truth, embedding_scorer(world))}
+    For each protocol, in one run: the version's GNN config refit on the split's history for its
+    recorded epochs (its served embeddings saw the test), the pipeline as the engine serves it
+    with that GNN (with the DCN-v2 ranker, retrained on the split, when the live ranker is enabled
+    and was trained on this version; else fusion + MMR) and the four baselines."""
+    tcfg = settings.training
+    with GraphStore.from_settings(settings) as store:
+        registry = Registry(store, settings.var_dir / "models")
+        v = registry.get(version_id) if version_id else registry.live("gnn")
+        if v is None:
+            raise ModelError("no live model yet: run `graphrec train` first")
+        ranker = registry.live("ranker")
+        snap = export_snapshot(store, progress=progress)
+    cfg = GNNConfig(**v.config) if v.config else settings.gnn
+    art = Path(v.artifact_dir or "")
+    params_file = art / "eval_user_params.json"
+    prior = json.loads(params_file.read_text()).get("prior_weight") if params_file.exists() else None
+    served_ranker = None
+    if ranker is not None and ranker.extra.get("enabled") and ranker.extra.get("gnn_version") == v.id:
+        from graphrec.ranking.lifecycle import ranker_on_split
+
+        served_ranker = ranker_on_split(settings, progress=progress)
+    ctx = EvalContext(cfg, v.seed if v.seed is not None else settings.seed, progress,
+                      epochs=max(1, int(v.extra.get("best_epoch") or cfg.epochs)), prior_weight=prior,
+                      engine=settings.engine, version=v.id, baselines=tcfg.baselines, ranker=served_ranker)
+    splits = {p: make_split(snap, p, cut if cut is not None else tcfg.global_cut, cfg.validation_fraction,
+                            tcfg.max_eval_users, ctx.seed) for p in protocols}
+    t0 = time.perf_counter()
+    tables = evaluate_splits(snap, splits, ctx)
+    meta = {p: sp.meta for p, sp in splits.items()}
+    out = settings.var_dir / "reports"
+    report = write_report(out, tables, {"version": v.id, "seed": ctx.seed, "snapshot": snap.stats(), "epochs": ctx.epochs,
+                                        "ranker": ranker.id if served_ranker else None,
+                                        "seconds": round(time.perf_counter() - t0, 1)}, meta)
+    return {"version": v, "tables": tables, "meta": meta, "table": format_tables(tables, meta), "report": str(report)}
 
 
 def _prune(vectors: Any, registry: Registry, settings: Settings, keep: set[str]) -> None:

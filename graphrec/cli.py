@@ -379,47 +379,75 @@ def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even 
     if out["status"] == "skipped":
         console.print(out["reason"])
         return
-    console.print(out["table"], highlight=False)
+    console.print(out["table"], highlight=False, markup=False)
     console.print(f"\nversion {out['version']}: {out['status']} ({out['reason']}); training {out['train_seconds']}s, "
                   f"total {out['seconds']}s; report {out['report']}")
 
 
 @app.command("evaluate")
 @friendly
-def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id (default: the live one).")] = None) -> None:
-    """Print a version's evaluation table (the GNN and every baseline from the same run) and
-    redraw the metric history across versions (PNG)."""
-    from gnn.evaluate import format_table, plot_version_history
+def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id (default: the live one).")] = None,
+                 protocol: Annotated[list[str] | None, typer.Option(
+                     "--protocol", help="Run a fresh evaluation under this protocol (user-temporal, global-time; "
+                                        "repeat the option for both) instead of printing the stored one.")] = None,
+                 cut: Annotated[float, typer.Option(help="global-time: the quantile of timestamps where test begins.")] = 0.8,
+                 ) -> None:
+    """Print a version's evaluation tables (the GNN, the served pipeline and every baseline from the
+    same run, per protocol), or with --protocol evaluate it afresh on the current graph; redraw
+    the metric history across versions (PNG)."""
+    from gnn.evaluate import format_tables, plot_version_history, report_tables
+    from gnn.split import PROTOCOLS
     from graphrec.registry import Registry
 
     s = settings()
-    with _store() as store:
-        reg = Registry(store, s.var_dir / "models")
-        v = reg.get(version) if version else reg.live("gnn")
-        if v is None:
-            raise GraphrecError("no live model yet: run `graphrec train` first")
-        report = json.loads((Path(v.artifact_dir or "") / "evaluation.json").read_text())
-        versions = [{"id": x.id, "metrics": x.metrics, "status": x.status} for x in reversed(reg.list("gnn", 50))]
-    console.print(f"{v.id} ({v.status}) — {report['protocol']}")
-    console.print(format_table(report["results"]), highlight=False)
     out = s.var_dir / "reports"
+    if protocol:
+        bad = [p for p in protocol if p not in PROTOCOLS]
+        if bad:
+            raise GraphrecError(f"unknown protocol {bad[0]!r}: one of {', '.join(PROTOCOLS)}")
+        if not 0.0 < cut < 1.0:
+            raise GraphrecError(f"--cut must be between 0 and 1, got {cut}")
+        from gnn.lifecycle import evaluate_version
+
+        res = evaluate_version(s, version, list(dict.fromkeys(protocol)), cut)
+        v = res["version"]
+        console.print(f"{v.id} ({v.status}) — evaluated now on the current graph")
+        console.print(res["table"], highlight=False, markup=False)
+        report_path = Path(res["report"])
+    else:
+        with _store() as store:
+            reg = Registry(store, s.var_dir / "models")
+            v = reg.get(version) if version else reg.live("gnn")
+            if v is None:
+                raise GraphrecError("no live model yet: run `graphrec train` first")
+            report = json.loads((Path(v.artifact_dir or "") / "evaluation.json").read_text())
+        tables, meta = report_tables(report)
+        console.print(f"{v.id} ({v.status}) — stored evaluation of its training run")
+        for p, m in meta.items():
+            console.print(f"  {p}: {m.get('description', '')}", highlight=False)
+        console.print(format_tables(tables, meta), highlight=False, markup=False)
+        out.mkdir(parents=True, exist_ok=True)
+        report_path = out / "evaluation.json"
+        report_path.write_text(json.dumps(report, indent=2))
+    with _store() as store:
+        versions = [{"id": x.id, "metrics": x.metrics, "status": x.status}
+                    for x in reversed(Registry(store, s.var_dir / "models").list("gnn", 50))]
     plot_version_history(versions, out / "versions.png")
-    (out / "evaluation.json").write_text(json.dumps(report, indent=2))
-    console.print(f"JSON: {out / 'evaluation.json'}; plots: {Path(v.artifact_dir or '') / 'learning_curve.png'}, {out / 'versions.png'}")
+    console.print(f"JSON: {report_path}; plots: {Path(v.artifact_dir or '') / 'learning_curve.png'}, {out / 'versions.png'}")
 
 
 @app.command("train-ranker")
 @friendly
 def train_ranker_cmd() -> None:
-    """Train the DCN-v2 ranker on the live GNN's candidates; it is used only if it beats ranking by
-    embedding similarity alone in the same offline evaluation."""
+    """Train the DCN-v2 ranker on the live GNN's candidates; it is used only if it beats the pipeline
+    served without it (fusion + MMR) on the same offline replay, and only with that GNN version."""
     from gnn.evaluate import format_table
     from graphrec.ranking.lifecycle import train_ranker
 
     out = train_ranker(settings())
     console.print(format_table(out["rows"]), highlight=False)
-    console.print(f"ranker {out['version']} registered; {'ENABLED' if out['enabled'] else 'disabled'} "
-                  f"(needs to beat GNN similarity on NDCG@10 and Recall@100); {out['seconds']}s")
+    console.print(f"ranker {out['version']} registered; {'ENABLED' if out['enabled'] else 'disabled'}: {out['reason']} "
+                  f"(it must beat the pipeline served without it on the same replay); {out['seconds']}s")
 
 
 @models_app.command("list")
@@ -452,15 +480,16 @@ def models_rollback() -> None:
 @friendly
 def schedule_cmd(cron: Annotated[str | None, typer.Option(help="Cron expression (default: training.cron).")] = None,
                  once: Annotated[bool, typer.Option("--once", help="Run one cycle now and exit.")] = False) -> None:
-    """Retrain on a cron schedule: skips when there is no new data, one run at a time, every run logged."""
-    from gnn.lifecycle import run_pipeline
+    """Retrain on a cron schedule: skips when there is no new data, one run at a time, every run
+    logged; after a promoted GNN, the ranker too when one is in use."""
     from gnn.schedule import next_run, run_forever
+    from graphrec.ranking.lifecycle import retrain_cycle
 
     s = settings()
     if not once:
         console.print(f"next run at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(next_run(cron or s.training.cron, time.time())))}")
-    run_forever(s, lambda st, scheduled: run_pipeline(st, scheduled=scheduled, progress=False), cron, once,
-                on_tick=lambda e: console.print(json.dumps({k: v for k, v in e.items() if k != "table"}, default=str)))
+    run_forever(s, lambda st, scheduled: retrain_cycle(st, scheduled=scheduled, progress=False), cron, once,
+                on_tick=lambda e: console.print(json.dumps({k: v for k, v in e.items() if k not in ("table", "tables")}, default=str)))
 
 
 # ---- serving -------------------------------------------------------------------------------

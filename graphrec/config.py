@@ -233,6 +233,10 @@ class ApiSettings(BaseModel):
     gc_full_every_s: float = 60.0
 
 
+Protocol = Literal["user-temporal", "global-time"]
+_PROTOCOLS: tuple[Protocol, ...] = ("user-temporal", "global-time")
+
+
 class TrainingSettings(BaseModel):
     """Model lifecycle: retraining schedule and promotion gate."""
 
@@ -248,6 +252,14 @@ class TrainingSettings(BaseModel):
     # Validation and test rank the whole catalogue for every user: above this many users a seeded
     # sample is evaluated (0: all). At 1M items each evaluated user costs ~1M dot products.
     max_eval_users: int = 0
+    # Evaluation protocols of `graphrec train` (gnn.evaluate): "user-temporal" (per user, the last
+    # 20% by time held out) and "global-time" (train before the global_cut quantile of timestamps,
+    # test what each user did after it, new users and items counted). Every model runs on each.
+    protocols: list[Protocol] = Field(default_factory=lambda: list(_PROTOCOLS))
+    # The protocol whose split chooses the epochs and gates promotion (candidate and live version
+    # scored on the same split in the same run).
+    gate_protocol: Protocol = "user-temporal"
+    global_cut: float = Field(default=0.8, gt=0, lt=1)
 
 
 class Settings(BaseSettings):

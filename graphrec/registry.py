@@ -44,15 +44,24 @@ class ModelVersion:
     previous: str | None = None
     promoted_at: float | None = None
     status_reason: str | None = None
+    #: The promotion gate's comparison on one split (GNN versions): ``protocol``, ``candidate``
+    #: and ``live`` metrics measured in the same run, ``live_version``.
+    gate: dict[str, Any] = field(default_factory=dict)
+    #: Other properties (e.g. a ranker's ``enabled``, ``gnn_version``, ``baseline_json``).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_props(cls, m: dict[str, Any]) -> ModelVersion:
+        known = {"id", "kind", "status", "created_at", "seed", "metrics_json", "snapshot_json", "config_json",
+                 "training_seconds", "artifact_dir", "collection", "previous", "promoted_at", "status_reason", "gate_json"}
         return cls(
             id=m["id"], kind=m["kind"], status=m["status"], created_at=m.get("created_at", 0.0), seed=m.get("seed"),
             metrics=json.loads(m.get("metrics_json") or "{}"), snapshot=json.loads(m.get("snapshot_json") or "{}"),
             config=json.loads(m.get("config_json") or "{}"), training_seconds=m.get("training_seconds"),
             artifact_dir=m.get("artifact_dir"), collection=m.get("collection"), previous=m.get("previous"),
             promoted_at=m.get("promoted_at"), status_reason=m.get("status_reason"),
+            gate=json.loads(m.get("gate_json") or "{}"),
+            extra={k: v for k, v in m.items() if k not in known and not k.startswith("metric_")},
         )
 
 

@@ -15,3 +15,33 @@ def test_p99_by_window_groups_requests_by_when_they_were_due() -> None:
     got = p99_by_window(out, 10.0)
     assert len(got) == 3 and got[1] == 500.0 and got[0] == got[2] == 11.0  # nearest-rank p99 of 10.00..10.99, to 0.1 ms
     assert p99_by_window(Outcome()) == []
+
+
+def test_computed_keys_never_repeat_and_traffic_is_skewed() -> None:
+    from collections import Counter
+
+    from bench.serve import KeyPool, all_ids, zipf_keys
+
+    users = all_ids("movielens", "user", 943)
+    assert users[0] == "1" and users[-1] == "943" and all_ids("synthetic", "item", 3) == ["i0", "i1", "i2"]
+    pool = KeyPool(users, seed=1)
+    warm, phase1, phase2 = pool.take(100), pool.take(3000), pool.take(6000)
+    assert len(set(warm) | set(phase1) | set(phase2)) == 9100  # no key repeats across the run's phases
+    assert len({u for u, _ in phase1}) > 900 and len({n for _, n in phase1}) == 91
+    counts = Counter(u for u, _ in zipf_keys(users, 10_000, seed=2))
+    top = counts.most_common(10)
+    assert sum(n for _, n in top) > 0.25 * 10_000  # a few users make much of the traffic
+    assert zipf_keys(users, 50, seed=3) != zipf_keys(users, 50, seed=4)  # each phase draws its own
+
+
+def test_hit_ratio_from_the_metrics_exposition() -> None:
+    from bench.serve import hit_ratio, parse_cache_lookups
+
+    before = parse_cache_lookups('# HELP x\ngraphrec_result_cache_lookups_total{operation="recommendations",result="hit"} 10.0\n'
+                                 'graphrec_result_cache_lookups_total{operation="recommendations",result="miss"} 5.0\n')
+    after = parse_cache_lookups('graphrec_result_cache_lookups_total{operation="recommendations",result="hit"} 40.0\n'
+                                'graphrec_result_cache_lookups_total{operation="recommendations",result="miss"} 15.0\n'
+                                'graphrec_result_cache_lookups_total{operation="similarItems",result="miss"} 3.0\n')
+    assert hit_ratio(before, after, "recommendations") == (30, 10, 0.75)
+    assert hit_ratio(before, after, "similarItems") == (0, 3, 0.0)
+    assert hit_ratio(after, after, "recommendations") == (0, 0, None)

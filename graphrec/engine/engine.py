@@ -95,6 +95,9 @@ class Engine:
         self.catalog = Catalog()
         self.model: LiveModel | None = None
         self.ranker: Any | None = None
+        # Why the ranker is or is not used (the engine uses a ranker only with the GNN version it
+        # was trained on): shown by /readyz and logged when it changes.
+        self.ranker_status = "no ranker"
         self.neo4j_breaker = Breaker("neo4j", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
         self.vector_breaker = Breaker("vectors", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
         # Cached results: (JSON rows of Recommendation fields, model version); see recommend().
@@ -110,10 +113,13 @@ class Engine:
                                             self.cfg.popular_half_life_days * 86400.0)
         self.journal = Journal(settings.var_dir / "journal")
         self.stats: dict[str, float] = {}
+        self.cache_counts: dict[str, int] = {}  # "<operation>.hit" / "<operation>.miss", since start
         self._tasks: list[asyncio.Task[None]] = []
         # Called with (operation, answer) for every answer computed or served stale (not for
         # result-cache hits): the API's metrics (stage timings, degraded reasons per operation).
         self.observers: list[Callable[[str, RecResult], None]] = []
+        # Called with (operation, hit) on every result-cache lookup (the API counts hits and misses).
+        self.cache_observers: list[Callable[[str, bool], None]] = []
         self.catalog_listeners: list[Callable[[], None]] = []  # called after a full catalogue read
         self._warming = False  # warm_requests is running: its answers are not slow-logged
 
@@ -299,7 +305,31 @@ class Engine:
             from graphrec.engine.ranker import LoadedRanker
 
             r = rrows[0]["m"]
-            self.ranker = await asyncio.to_thread(LoadedRanker.load, r["id"], r["artifact_dir"], bool(r.get("enabled", False)))
+            self.ranker = await asyncio.to_thread(LoadedRanker.load, r["id"], r["artifact_dir"], bool(r.get("enabled", False)),
+                                                  r.get("gnn_version"))
+            self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
+        self._update_ranker_status()
+
+    def _ranker_usable(self) -> bool:
+        """The ranker is used only when it is enabled and was trained on the live GNN version (its
+        features, embedding similarities among them, come from that GNN's embeddings)."""
+        r = self.ranker
+        return bool(r is not None and r.enabled and self.model is not None and r.gnn_version == self.model.version)
+
+    def _update_ranker_status(self) -> None:
+        r, m = self.ranker, self.model
+        if r is None:
+            status = "no ranker"
+        elif not r.enabled:
+            status = f"ranker {r.version} disabled: it did not beat the pipeline served without it offline"
+        elif m is None or r.gnn_version != m.version:
+            status = (f"ranker {r.version} not used: trained on GNN {r.gnn_version}, the live GNN is "
+                      f"{m.version if m else 'none'}; ranking by fusion + MMR until it is retrained")
+        else:
+            status = f"ranker {r.version} in use (trained on GNN {r.gnn_version})"
+        if status != self.ranker_status:
+            (log.warning if "not used" in status else log.info)("%s", status)
+        self.ranker_status = status
 
     def _collection(self, model: LiveModel) -> str:
         return model.collection or self.settings.qdrant.alias
@@ -494,9 +524,10 @@ class Engine:
         if not cands:
             return
         sims = self.model.scores(vec, [c.item_id for c in cands]) if (vec is not None and self.model) else None
-        if self.ranker is not None and self.ranker.enabled:
+        if self._ranker_usable():
+            assert self.ranker is not None
             cats = [self.catalog.items[h["item_id"]].categories for h in recent if h["item_id"] in self.catalog.items]
-            feats = self.ranker.features(cands, sims, session_vec, self.model, self.catalog, cats, now)
+            feats = self.ranker.features(cands, vec, session_vec, self.model, self.catalog, cats, now)
             for c, s in zip(cands, self.ranker.score(feats), strict=True):
                 c.score = float(s)
             return
@@ -517,7 +548,7 @@ class Engine:
         cache_key = _key(req.user_id, req.surface.value, first, req.filter, req.context.session_item_ids,
                          req.context.preferred_categories, recent[0]["ts"] if recent else None, len(consumed),
                          self.model.version if self.model else None)
-        if not degraded and req.user_id and (hit := self.results.get(cache_key)) is not None:
+        if not degraded and req.user_id and (hit := self._lookup("recommendations", cache_key)) is not None:
             return _cached(hit, timings)
         # Without the user's history (Neo4j unavailable) the answer would be the popular list:
         # this user's last complete answer to the same request is better, if there is one.
@@ -574,6 +605,15 @@ class Engine:
             self.results.put(cache_key, entry)
             self.last_good.put(shape, entry)
         return self._answer("recommendations", res)
+
+    def _lookup(self, op: str, key: str) -> tuple[str, str | None] | None:
+        """A result-cache lookup, counted as a hit or a miss of ``op`` (``cache_counts``, the observers)."""
+        hit = self.results.get(key)
+        k = f"{op}.{'hit' if hit is not None else 'miss'}"
+        self.cache_counts[k] = self.cache_counts.get(k, 0) + 1
+        for observe in self.cache_observers:
+            observe(op, hit is not None)
+        return hit
 
     def _answer(self, op: str, res: RecResult) -> RecResult:
         """Every computed answer leaves through here: to the observers, then the slow log."""
@@ -684,7 +724,7 @@ class Engine:
         # The same answer for every user: a widget on a popular item's page is answered from the
         # result cache (a model change starts a new cache; item changes show within its TTL).
         cache_key = _key("similar", item_id, first, f, self.model.version if self.model else None)
-        if (hit := self.results.get(cache_key)) is not None:  # a complete answer, recent enough
+        if (hit := self._lookup("similarItems", cache_key)) is not None:  # a complete answer, recent enough
             return _cached(hit, {})
         if degraded and (stale := self._stale(cache_key, degraded, {}, "similarItems")) is not None:
             return stale

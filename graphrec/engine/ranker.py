@@ -1,6 +1,8 @@
 """The learned ranker as the engine holds it: DCN-v2 weights and feature scaling, one batched
 forward pass per request. ``enabled`` comes from the registry: a ranker is used only when its
-offline evaluation beat ranking by embedding similarity alone (``graphrec train-ranker``)."""
+offline evaluation beat the pipeline served without it (fusion + MMR, ``graphrec train-ranker``).
+``gnn_version``: the GNN version whose candidates and embeddings it was trained on; the engine
+uses it only while that version is live."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from graphrec.ranking.dcn import DCNv2
 
 
 class LoadedRanker:
-    def __init__(self, version: str, model: DCNv2, mean: np.ndarray, std: np.ndarray, enabled: bool) -> None:
+    def __init__(self, version: str, model: DCNv2, mean: np.ndarray, std: np.ndarray, enabled: bool,
+                 gnn_version: str | None = None) -> None:
         self.version = version
+        self.gnn_version = gnn_version
         self.model = model.eval()
         self.mean = mean.astype(np.float32)
         self.std = std.astype(np.float32)
@@ -31,7 +35,7 @@ class LoadedRanker:
         self._out = (sd["out.weight"].T.copy(), sd["out.bias"])
 
     @classmethod
-    def load(cls, version: str, artifact_dir: str | Path, enabled: bool = True) -> LoadedRanker:
+    def load(cls, version: str, artifact_dir: str | Path, enabled: bool = True, gnn_version: str | None = None) -> LoadedRanker:
         d = Path(artifact_dir)
         meta = json.loads((d / "ranker.json").read_text())
         if tuple(meta["features"]) != F.FEATURE_NAMES:
@@ -39,17 +43,18 @@ class LoadedRanker:
         model = DCNv2(len(F.FEATURE_NAMES), meta["cross_layers"], meta["hidden"], meta["dropout"])
         model.load_state_dict(torch.load(d / "ranker.pt", map_location="cpu", weights_only=True))
         enabled = enabled and bool(meta.get("enabled", True))
-        return cls(version, model, np.array(meta["mean"]), np.array(meta["std"]), enabled)
+        return cls(version, model, np.array(meta["mean"]), np.array(meta["std"]), enabled,
+                   gnn_version or meta.get("gnn_version"))
 
-    def features(self, cands: list[Any], sims: np.ndarray | None, session_vec: np.ndarray | None, model: Any,
+    def features(self, cands: list[Any], vec: np.ndarray | None, session_vec: np.ndarray | None, model: Any,
                  catalog: Any, history_categories: list[tuple[str, ...]], now: float) -> np.ndarray:
-        session_sims = model.scores(session_vec, [c.item_id for c in cands]) if (session_vec is not None and model) else None
+        """The request's features (graphrec.ranking.features.request_features, as offline)."""
 
         def info(i: str) -> tuple[int, float | None, tuple[str, ...]]:
             it = catalog.items.get(i)
             return (it.interactions, it.created_at, it.categories) if it else (0, None, ())
 
-        return F.build(cands, sims, session_sims, info, now, F.category_affinity(history_categories))
+        return F.request_features(cands, model, vec, session_vec, info, history_categories, now)
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Scores of feature rows ``x`` (inference: dropout off), the same as ``DCNv2.forward``."""

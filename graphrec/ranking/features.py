@@ -72,3 +72,16 @@ def build(cands: Sequence[Any], sims: np.ndarray | None, session_sims: np.ndarra
     if session_sims is not None:
         x[:, base + 1] = session_sims
     return x
+
+
+def request_features(cands: Sequence[Any], model: Any, vec: np.ndarray | None, session_vec: np.ndarray | None,
+                     item_info: Callable[[str], tuple[int, float | None, tuple[str, ...]]],
+                     history_categories: Sequence[tuple[str, ...]], now: float) -> np.ndarray:
+    """One request's feature rows, as the engine computes them at request time and the offline
+    replay computes them for training and evaluation (one function, so they cannot drift):
+    similarity of each candidate to the user vector and to the session vector (``model.scores``),
+    the category affinity of the user's recent history, and :func:`build`."""
+    ids = [c.item_id for c in cands]
+    sims = model.scores(vec, ids) if (vec is not None and model is not None) else None
+    session_sims = model.scores(session_vec, ids) if (session_vec is not None and model is not None) else None
+    return build(cands, sims, session_sims, item_info, now, category_affinity(history_categories))

@@ -1,11 +1,18 @@
-"""The request pipeline replayed offline on a temporal split, for ranker training and evaluation.
+"""The request pipeline replayed offline on a split, for ranker training and evaluation.
 
-Everything a source would read at request time is rebuilt from the TRAIN interactions only
-(neighbour lists, popularity, item first-seen times, user histories), the sources and the merge
-are the engine's own functions, and the result is a candidate list per test user with every
-source's score and rank. Three rankings are compared on the same candidates:
-``fusion`` (the engine's default), ``embedding`` (similarity to the user vector alone) and
-``ranker`` (the learned DCN-v2), each followed by the engine's MMR step.
+Everything a source would read at request time is rebuilt from the history interactions only
+(neighbour lists, the popular and fresh lists, item interaction counts, user histories and
+sessions), with the engine's own functions and the engine's settings (``EngineSettings``: source
+weights of the home feed, candidates per source, seeds and their half-life, the history length,
+the popular window and half-life, the fresh window, MMR): the sources, the merge, the consumed-item
+rules and the ranker's features are the code the engine runs (graphrec.engine.merge,
+graphrec.engine.rules, graphrec.sources.graph, graphrec.ranking.features.request_features). A
+replayed request is the user's home feed at the history's last instant, in their latest session
+(the session source and the session similarity see its items, as when a client passes them).
+The result is a candidate list per test user with every source's score and rank. Rankings
+compared on the same candidates: ``fusion`` (what the engine serves without a ranker),
+``embedding`` (similarity to the user vector alone) and ``ranker`` (the learned DCN-v2), each
+followed by the engine's MMR step.
 """
 
 from __future__ import annotations
@@ -18,98 +25,181 @@ from typing import Any
 import numpy as np
 
 from gnn.data import KINDS, Snapshot
+from gnn.split import relevant
 from graphrec.engine import rules
 from graphrec.engine.merge import merge_candidates, seeds_from_history
 from graphrec.engine.model import LiveModel
+from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS
 from graphrec.neighbours import content_matrix, interaction_matrix, top_k_cosine
 from graphrec.ranking import features as F
 from graphrec.sources.base import Candidate
-from graphrec.sources.graph import aggregate_neighbours
-
-WEIGHTS = {"ann": 1.0, "co_interaction": 1.0, "content": 0.4, "popular": 0.3, "fresh": 0.1}
+from graphrec.sources.graph import aggregate_neighbours, session_seed_weights
 
 
 def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:
     return Snapshot(snap.user_ids, snap.item_ids, snap.user[mask], snap.item[mask], snap.ts[mask], snap.kind[mask],
-                    snap.value[mask], snap.items, snap.user_attrs)
+                    snap.value[mask], snap.items, snap.user_attrs, None if snap.session is None else snap.session[mask])
+
+
+def _engine_settings(engine: Any | None) -> Any:
+    if engine is not None:
+        return engine
+    from graphrec.config import EngineSettings
+
+    return EngineSettings()
+
+
+def popular_lists(tr: Snapshot, now: float, window_s: float, half_life_s: float, available: np.ndarray,
+                  top: int = 1000) -> list[tuple[str, float]]:
+    """The engine's popular list (graphrec.engine.catalog.load_catalog, cypher/recs/popular_page):
+    Σ type weight × 2^(-(now - ts) / half-life) over the window's interactions of available items,
+    best first; a quiet window is topped up with all-time interaction counts."""
+    ids = tr.item_ids
+    tw = np.array([DEFAULT_TYPE_WEIGHTS.get(k, 0.0) if k != "SKIPPED" else 0.0 for k in KINDS])
+    counted = tr.kind != KINDS.index("SKIPPED")
+    inwin = counted & (tr.ts >= now - window_s)
+    w = tw[tr.kind.astype(np.int64)] * np.exp(-0.6931 * np.abs(now - tr.ts) / half_life_s)
+    score = np.bincount(tr.item[inwin], weights=w[inwin], minlength=len(ids))
+    ranked = [i for i in np.argsort(-score, kind="stable") if score[i] > 0 and available[i]][:top]
+    popular = [(ids[i], float(score[i])) for i in ranked]
+    if len(popular) < top:
+        counts = np.bincount(tr.item[counted], minlength=len(ids))
+        order = sorted((i for i in range(len(ids)) if available[i]), key=lambda i: (-counts[i], ids[i]))[:2 * top]
+        seen = {i for i, _ in popular}
+        rest = [(ids[i], int(counts[i])) for i in order if ids[i] not in seen]
+        floor = min((s for _, s in popular), default=1.0)
+        most = max(1, rest[0][1]) if rest else 1
+        popular += [(i, floor * 0.5 * n / most) for i, n in rest[: top - len(popular)]]
+    return popular
 
 
 @dataclass
 class World:
-    """What the sources see, rebuilt from one set of (training) interactions."""
+    """What the sources see, rebuilt from one set of (history) interactions."""
 
     snap: Snapshot
     now: float
     history: dict[int, list[dict[str, Any]]]
-    consumed: dict[int, set[str]]
+    consumed: dict[int, dict[str, set[str]]]
     neighbours: dict[str, dict[str, list[tuple[str, float]]]]
     popular: list[tuple[str, float]]
     fresh: list[tuple[str, float]]
     info: dict[str, tuple[int, float | None, tuple[str, ...]]]
     model: LiveModel | None = None
     cats: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    engine: Any = None
+    sessions: dict[int, list[str]] = field(default_factory=dict)  # each user's latest session, oldest item first
+    available: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def build(cls, full: Snapshot, train_mask: np.ndarray, model: LiveModel | None = None, k: int = 50,
-              recent: int = 50) -> World:
+              engine: Any | None = None) -> World:
+        eng = _engine_settings(engine)
         tr = subset(full, train_mask)
         now = float(tr.ts.max())
         ids = full.item_ids
         hist: dict[int, list[dict[str, Any]]] = {}
-        consumed: dict[int, set[str]] = {}
+        consumed: dict[int, dict[str, set[str]]] = {}
         order = np.lexsort((-tr.ts, tr.user))
         for j in order:
             u = int(tr.user[j])
             iid = ids[int(tr.item[j])]
-            consumed.setdefault(u, set()).add(iid)
+            kind = KINDS[int(tr.kind[j])]
+            consumed.setdefault(u, {}).setdefault(iid, set()).add(kind)
             h = hist.setdefault(u, [])
-            if len(h) < recent:
-                h.append({"item_id": iid, "type": KINDS[int(tr.kind[j])], "ts": float(tr.ts[j]), "value": float(tr.value[j])})
+            if len(h) < eng.history:
+                h.append({"item_id": iid, "type": kind, "ts": float(tr.ts[j]), "value": float(tr.value[j])})
+        sessions: dict[int, list[str]] = {}
+        sess = tr.session
+        if sess is not None:
+            latest: dict[int, Any] = {}
+            for j in order:  # newest first per user: the user's latest session
+                u = int(tr.user[j])
+                if u not in latest:
+                    latest[u] = sess[j]
+            for j in order[::-1]:  # oldest first within the session
+                u = int(tr.user[j])
+                if latest.get(u) is not None and sess[j] == latest[u] and tr.kind[j] != KINDS.index("SKIPPED"):
+                    lst = sessions.setdefault(u, [])
+                    iid = ids[int(tr.item[j])]
+                    if iid in lst:
+                        lst.remove(iid)
+                    lst.append(iid)
         nb: dict[str, dict[str, list[tuple[str, float]]]] = {}
         for rel, x in (("CO_INTERACTED", interaction_matrix(tr, now=now).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(tr))):
             nb[rel] = {ids[i]: [(ids[j], float(s)) for j, s in zip(nbrs.tolist(), sc.tolist(), strict=True)]
                        for i, nbrs, sc in top_k_cosine(x, k)}
-        counts = np.bincount(tr.item, minlength=full.num_items)
-        age = np.maximum(0.0, now - tr.ts) / (7 * 86400.0)
-        recentw = np.bincount(tr.item, weights=np.power(2.0, -age) * (tr.ts >= now - 30 * 86400), minlength=full.num_items)
-        pop_score = recentw + 1e-6 * counts
-        top = np.argsort(-pop_score, kind="stable")[:1000]
-        popular = [(ids[i], float(pop_score[i])) for i in top if counts[i] > 0]
-        first = np.full(full.num_items, np.inf)
-        np.minimum.at(first, tr.item, tr.ts)
-        fresh = sorted(((ids[i], float(first[i])) for i in range(full.num_items) if np.isfinite(first[i])), key=lambda x: -x[1])[:1000]
-        info = {ids[i]: (int(counts[i]), float(first[i]) if np.isfinite(first[i]) else None, tuple(full.items[i].categories))
-                for i in range(full.num_items)}
-        return cls(tr, now, hist, consumed, nb, popular, fresh, info, model, {k2: v[2] for k2, v in info.items()})
+        available = np.array([it.available is not False for it in full.items])
+        counted = tr.kind != KINDS.index("SKIPPED")
+        counts = np.bincount(tr.item[counted], minlength=full.num_items)
+        popular = popular_lists(tr, now, eng.popular_window_days * 86400.0, eng.popular_half_life_days * 86400.0, available)
+        # An item's creation time as the engine's catalogue has it (None: no age, never fresh); the
+        # fresh list is the newest 1,000 available items.
+        created = [it.created_at for it in full.items]
+        fresh = sorted(((ids[i], float(c)) for i, c in enumerate(created) if c is not None and available[i]),
+                       key=lambda x: -x[1])[:1000]
+        info = {ids[i]: (int(counts[i]), created[i], tuple(full.items[i].categories)) for i in range(full.num_items)}
+        return cls(tr, now, hist, consumed, nb, popular, fresh, info, model, {k2: v[2] for k2, v in info.items()}, eng,
+                   sessions, {ids[i]: bool(available[i]) for i in range(full.num_items)})
 
-    def candidates(self, u: int, per_source: int = 200) -> tuple[list[rules.Scored], np.ndarray | None]:
-        """The engine's sources and merge for user ``u``; consumed items removed."""
+    def weights(self) -> dict[str, float]:
+        return dict(self.engine.sources.get("HOME_FEED", {}))
+
+    def candidates(self, u: int, per_source: int | None = None, session: list[str] | None = None
+                   ) -> tuple[list[rules.Scored], np.ndarray | None]:
+        """The engine's home-feed sources, merge and consumed-item rules for user ``u`` (in their
+        latest session unless ``session`` is given)."""
+        eng = self.engine
+        per_source = per_source or eng.candidates_per_source
         recent = self.history.get(u, [])
-        seeds = seeds_from_history(recent, self.now, 90 * 86400.0, 20)
+        seeds = seeds_from_history(recent, self.now, eng.half_life_days * 86400.0, eng.seeds)
         vec = self.model.user_vector(recent, self.now) if (self.model and recent) else None
-        consumed = self.consumed.get(u, set())
-        by: dict[str, list[Candidate]] = {
-            "co_interaction": aggregate_neighbours(seeds, self.neighbours["CO_INTERACTED"], per_source, "co_interaction"),
-            "content": aggregate_neighbours(seeds, self.neighbours["SIMILAR_CONTENT"], per_source, "content"),
-            "popular": [Candidate(i, s, "popular") for i, s in self.popular[:per_source]],
-            "fresh": [Candidate(i, 1.0 - k / (2 * per_source), "fresh") for k, (i, t) in enumerate(self.fresh[:per_source])
-                      if t >= self.now - 14 * 86400.0],
+        consumed = self.consumed.get(u, {})
+        hard = {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES}
+        weights = self.weights()
+        if not recent:
+            weights["popular"] = max(weights.get("popular", 0.0), 1.0)
+            weights["fresh"] = max(weights.get("fresh", 0.0), 0.2)
+        session_items = self.sessions.get(u, []) if session is None else session
+        fresh_since = self.now - eng.fresh_window_days * 86400.0
+        fresh = [i for i, t in self.fresh if t >= fresh_since][:per_source]
+        makers: dict[str, Callable[[], list[Candidate]]] = {
+            "co_interaction": lambda: aggregate_neighbours(seeds, self.neighbours["CO_INTERACTED"], per_source, "co_interaction"),
+            "content": lambda: aggregate_neighbours(seeds, self.neighbours["SIMILAR_CONTENT"], per_source, "content"),
+            "session": lambda: aggregate_neighbours(session_seed_weights(session_items), self.neighbours["CO_INTERACTED"],
+                                                    per_source, "session") if session_items else [],
+            "popular": lambda: [Candidate(i, s, "popular") for i, s in self.popular[:per_source]],
+            "fresh": lambda: [Candidate(i, 1.0 - k / (2 * max(1, len(fresh))), "fresh") for k, i in enumerate(fresh)],
+            "ann": lambda: ([Candidate(i, s, "ann") for i, s in self.model.nearest(vec, per_source, hard)]
+                            if vec is not None and self.model is not None else []),
         }
-        if vec is not None and self.model is not None:
-            by["ann"] = [Candidate(i, s, "ann") for i, s in self.model.nearest(vec, per_source, consumed)]
-        merged = merge_candidates(by, WEIGHTS)
-        cands = [c for c in merged.values() if c.item_id not in consumed]
+        by = {name: makers[name]() for name, w in weights.items() if w > 0 and name in makers}
+        merged = merge_candidates(by, weights)
+        # The engine's default filter (available items only; an unknown item passes), then its rules
+        # for consumed items (excluded after a click, purchase or rating; viewed and skipped down-weighted).
+        cands = [c for c in merged.values() if self.available.get(c.item_id, True)]
+        cands = rules.apply_consumed(cands, consumed, True)
         return cands, vec
 
-    def features(self, u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
-        sims = self.model.scores(vec, [c.item_id for c in cands]) if (vec is not None and self.model) else None
-        aff = F.category_affinity([self.cats.get(h["item_id"], ()) for h in self.history.get(u, [])])
-        return F.build(cands, sims, None, lambda i: self.info.get(i, (0, None, ())), self.now, aff)
+    def session_vector(self, u: int, session: list[str] | None = None) -> np.ndarray | None:
+        items = self.sessions.get(u, []) if session is None else session
+        if not (self.model and items):
+            return None
+        return self.model.user_vector([{"item_id": i, "type": "CLICKED", "ts": self.now, "value": None} for i in items],
+                                      self.now)
+
+    def features(self, u: int, cands: list[rules.Scored], vec: np.ndarray | None, session: list[str] | None = None
+                 ) -> np.ndarray:
+        hist_cats = [self.cats[h["item_id"]] for h in self.history.get(u, []) if h["item_id"] in self.cats]
+        return F.request_features(cands, self.model, vec, self.session_vector(u, session),
+                                  lambda i: self.info.get(i, (0, None, ())), hist_cats, self.now)
 
 
 def targets(full: Snapshot, mask: np.ndarray) -> dict[int, set[str]]:
+    """Each user's relevant items among ``mask`` (never a SKIPPED interaction)."""
     out: dict[int, set[str]] = {}
-    for u, i in zip(full.user[mask].tolist(), full.item[mask].tolist(), strict=True):
+    rel = relevant(full, mask)
+    for u, i in zip(full.user[rel].tolist(), full.item[rel].tolist(), strict=True):
         out.setdefault(u, set()).add(full.item_ids[i])
     return out
 
@@ -132,7 +222,7 @@ def _metrics(ranked: dict[int, list[str]], truth: dict[int, set[str]], num_items
 
 
 def evaluate(world: World, truth: dict[int, set[str]], scorer: Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray],
-             mmr_lambda: float = 0.85) -> dict[str, float]:
+             mmr_lambda: float | None = None) -> dict[str, float]:
     """Rank each user's candidates with ``scorer``, take the top 100 after MMR on the top 10."""
     ranked: dict[int, list[str]] = {}
     for u in truth:
@@ -144,7 +234,8 @@ def evaluate(world: World, truth: dict[int, set[str]], scorer: Callable[[int, li
             c.score = float(v)
         order = sorted(cands, key=lambda c: -c.score)
         emb = world.model.vector_of if world.model else None
-        head = rules.diversify(order[:50], 10, mmr_lambda, 0, lambda i: world.cats.get(i, ()), emb)
+        lam = world.engine.mmr_lambda if mmr_lambda is None else mmr_lambda
+        head = rules.diversify(order[:50], 10, lam, world.engine.max_per_category, lambda i: world.cats.get(i, ()), emb)
         head_ids = [c.item_id for c in head]
         ranked[u] = head_ids + [c.item_id for c in order if c.item_id not in set(head_ids)][:90]
     return _metrics(ranked, truth, world.snap.num_items)

@@ -62,11 +62,16 @@ def session_seeds(ctx: SourceContext) -> list[str]:
     return list(ctx.session_items[-SESSION_SEEDS:])
 
 
+def session_seed_weights(session_items: list[str]) -> list[dict[str, object]]:
+    """Seeds of the session source: the session's last ``SESSION_SEEDS`` items (oldest first),
+    the latest weighted most. Shared by the engine and the offline replay."""
+    items = list(session_items[-SESSION_SEEDS:])
+    return [{"id": i, "w": 0.5 + 0.5 * (k + 1) / len(items)} for k, i in enumerate(items)]
+
+
 async def session(ctx: SourceContext, limit: int) -> list[Candidate]:
     """The last 10 items of the current session → their co-interaction neighbours."""
-    items = session_seeds(ctx)
-    seeds = [{"id": i, "w": 0.5 + 0.5 * (k + 1) / len(items)} for k, i in enumerate(items)]  # latest counts most
-    return await _neighbours(ctx, "CO_INTERACTED", seeds, limit, "session")
+    return await _neighbours(ctx, "CO_INTERACTED", session_seed_weights(ctx.session_items), limit, "session")
 
 
 async def co_interaction_live(ctx: SourceContext, limit: int) -> list[Candidate]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -175,9 +176,15 @@ def test_operations_endpoints(api: Any) -> None:
     assert httpx.get(api.url + "/healthz").json()["status"] == "alive"
     ready = httpx.get(api.url + "/readyz")
     assert ready.status_code == 200 and ready.json()["neo4j"] is True
+    assert "ranker" in ready.json()  # whether the ranker is used, and why not
     gql(api, REC, {"u": "alice", "first": 2})
+    gql(api, REC, {"u": "alice", "first": 2})  # the same request again: a result-cache hit
     gql(api, 'query { similarItems(itemId: "toy", first: 2) { items { rank } } }')
     text = httpx.get(api.url + "/metrics").text
+    lookups = {(op, r): float(v) for op, r, v in re.findall(
+        r'graphrec_result_cache_lookups_total\{operation="(\w+)",result="(\w+)"\} ([0-9.]+)', text)}
+    assert lookups[("recommendations", "hit")] >= 1 and lookups[("recommendations", "miss")] >= 1
+    assert lookups[("similarItems", "miss")] >= 1
     for name in ("graphrec_requests_total", "graphrec_request_seconds_bucket", "graphrec_pipeline_stage_seconds",
                  "graphrec_candidates_total", "graphrec_cache_hit_ratio", "graphrec_errors_total"):
         assert name in text

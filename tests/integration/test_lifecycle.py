@@ -3,6 +3,7 @@ skip without new data, and a crash half-way that leaves the live model and alias
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,71 @@ def test_train_publish_promote_gate_rollback(store, neo4j_settings: Settings, tm
     assert reg.get(third["version"]).status == "rejected" and set(vec.list_collections()) == before
     assert reg.live("gnn").id == first["version"] and vec.get_alias(s.qdrant.alias) == alias
     vec.close()
+
+
+def test_gate_compares_candidate_and_live_on_the_same_split(store, neo4j_settings: Settings, tmp_path: Path) -> None:  # noqa: ANN001
+    """A candidate worse than the live version on the same split is rejected even though its
+    number beats the live version's stored one (an older snapshot's split); the registry keeps
+    both rows of the comparison."""
+    from neo4j import RoutingControl
+
+    from graphrec.graph.repository import Repository
+
+    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
+    w = GraphWriter(store, batch_size=2000, progress=False)
+    w.users(cat.users())
+    w.items(cat.items())
+    w.interactions(cat.interactions())
+    s = _settings(neo4j_settings, tmp_path)
+    s = s.model_copy(update={"gnn": SMALL.model_copy(update={"epochs": 6, "patience": 6}),
+                             "training": s.training.model_copy(update={"protocols": ["user-temporal"]})})
+    vec = EdgeIndex(tmp_path / "vectors")
+    first = run_pipeline(s, vectors=vec, progress=False, evaluate_pipeline=False)
+    assert first["status"] == "promoted"
+    reg = Registry(store, tmp_path / "models")
+    # The live version's stored numbers are low (as if measured on a harder, older split).
+    store.run_text("MATCH (m:ModelVersion {id: $id}) SET m.metrics_json = $m", RoutingControl.WRITE, id=first["version"],
+                   m=json.dumps({"ndcg@10": 1e-4, "recall@100": 1e-4}))
+    # New data, and a candidate that learns nothing (learning rate 0: its initial weights).
+    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": 1.8e9})
+    bad = s.model_copy(update={"gnn": s.gnn.model_copy(update={"lr": 0.0})})
+    second = run_pipeline(bad, vectors=vec, progress=False, evaluate_pipeline=False)
+    assert second["status"] == "rejected" and reg.live("gnn").id == first["version"]
+    gate = reg.get(second["version"]).gate
+    assert gate["protocol"] == "user-temporal" and gate["live_version"] == first["version"]
+    assert second["metrics"]["ndcg@10"] > 1e-4  # it beats the stored number ...
+    assert gate["live"]["ndcg@10"] > second["metrics"]["ndcg@10"] * 1.1  # ... and loses on the same split
+    assert gate["candidate"] == second["metrics"] and gate["live_stored"]["ndcg@10"] == 1e-4
+    assert f"live GNN {first['version']} (same split)" in second["table"]
+    vec.close()
+
+
+def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(store, neo4j_settings: Settings,  # noqa: ANN001
+                                                                                tmp_path: Path) -> None:
+    from neo4j import RoutingControl
+
+    from graphrec.graph.repository import Repository
+    from graphrec.ranking.lifecycle import retrain_cycle, train_ranker
+
+    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
+    w = GraphWriter(store, batch_size=2000, progress=False)
+    w.users(cat.users())
+    w.items(cat.items())
+    w.interactions(cat.interactions())
+    s = _settings(neo4j_settings, tmp_path)
+    s = s.model_copy(update={"training": s.training.model_copy(update={"protocols": ["user-temporal"], "tolerance": 0.5})})
+    first = retrain_cycle(s)
+    assert first["status"] == "promoted" and first["ranker"] == "not retrained: no ranker in use"
+    ranker = train_ranker(s, progress=False, negatives=10)
+    reg = Registry(store, tmp_path / "models")
+    assert reg.live("ranker").extra["gnn_version"] == first["version"]
+    # The ranker is in use (as if it had passed its gate); then new data and a scheduled run.
+    store.run_text("MATCH (m:ModelVersion {id: $id}) SET m.enabled = true", RoutingControl.WRITE, id=ranker["version"])
+    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": 1.8e9})
+    second = retrain_cycle(s)
+    assert second["status"] == "promoted"
+    assert second["ranker"]["version"] != ranker["version"]
+    live = reg.live("ranker")
+    assert live.id == second["ranker"]["version"] and live.extra["gnn_version"] == second["version"]
+    evaluation = json.loads((Path(live.artifact_dir) / "evaluation.json").read_text())
+    assert {"pipeline (fusion + MMR: served without the ranker)", "pipeline (DCN-v2 ranker + MMR)"} <= set(evaluation["results"])
