@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$(shell echo $(CURDIR) | sha1sum | cut -c1-8)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup chromium demo test test-fast neo4j neo4j-stop bench bench-scale bench-data bench-load bench-engine bench-serve lint clean
+.PHONY: setup graphiql chromium demo test test-fast neo4j neo4j-stop bench bench-scale bench-data bench-load bench-engine bench-serve lint clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# GraphiQL's browser files (React, ReactDOM, GraphiQL) from the npm registry into $(CACHE)/graphiql:
+# the API serves them itself, so GraphiQL works offline (api/assets.py; a no-op once installed).
+graphiql: setup
+	@$(BIN)/python -m api.assets
 
 # Debian's Chromium for the widget's browser test (Playwright drives it; no browser download).
 chromium:
@@ -37,7 +42,7 @@ neo4j-stop: setup
 # The demo: MovieLens-100K in Neo4j, neighbours materialised, the GNN trained (or the live version
 # reused when nothing changed), published to the vector index, then the API served with
 # anonymous reads (GraphiQL at /graphql, the widget at /demo). Ctrl-C stops the API.
-demo: neo4j
+demo: neo4j graphiql
 	graphrec load movielens
 	graphrec refresh-neighbours
 	graphrec train
@@ -49,7 +54,7 @@ demo: neo4j
 	@echo "  open http://127.0.0.1:8000/demo (similar-items widget), http://127.0.0.1:8000/graphql (GraphiQL)"
 	GRAPHREC_API_ANONYMOUS_READ=true GRAPHREC_API_GRAPHIQL=true graphrec serve
 
-test: setup chromium
+test: setup graphiql chromium
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from api import metrics as M
+from api import pages
 from api.auth import KeyVerifier, RateLimiter, Unauthenticated
 from api.collector import CollectorMiddleware, IdleCollector
 from api.context import make_context
@@ -53,6 +54,10 @@ class GraphQLApp(GraphQL):
                          allow_queries_via_get=False)
         self.state = state
         self.settings = settings
+        self.examples = pages.Examples(state)
+
+    async def render_graphql_ide(self, request: Any) -> Any:  # GraphiQL from our own assets (api/pages.py)
+        return await pages.graphiql_page(self.examples, self.settings)
 
     async def get_context(self, request: Any, response: Any = None) -> Any:
         return make_context(self.state["engine"], request.state.principal, request, response)
@@ -214,6 +219,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
         Route("/widget/similar-items.js", widget), Route("/demo", demo),
+        *pages.routes(state, settings),
     ], lifespan=lifespan, middleware=[Middleware(CollectorMiddleware, collector=collector)])
     app.state.graphrec = state
     return app

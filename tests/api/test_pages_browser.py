@@ -1,0 +1,111 @@
+"""The API's pages for people in a real headless Chromium (Debian's chromium, Playwright), with
+every request that leaves 127.0.0.1 blocked and counted: GraphiQL runs its default query offline,
+the dashboard renders the numbers of /metrics. Screenshots go to docs/img/ (shown in the README)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from api.app import create_app
+from graphrec.config import Settings
+from graphrec.testing.server import live_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.integration]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# No name resolves except loopback: a page that reaches for a CDN fails loudly in the checks below.
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+class Watch:
+    """Console errors, failed loads and requests that tried to leave loopback, for one page."""
+
+    def __init__(self, page: Any) -> None:
+        self.console: list[str] = []
+        self.failed: list[str] = []
+        self.outside: list[str] = []
+        page.on("console", lambda m: self.console.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.console.append(str(e)))
+        page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
+        page.on("response", lambda r: self.failed.append(f"{r.url} {r.status}") if r.status >= 400 else None)
+
+        def guard(route: Any) -> None:
+            if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+                route.continue_()
+            else:
+                self.outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", guard)
+
+    def assert_clean(self) -> None:
+        assert not self.outside, f"requests left the machine: {self.outside}"
+        assert not self.failed, f"failed loads: {self.failed}"
+        assert not self.console, f"console errors: {self.console}"
+
+
+@contextmanager
+def chromium_page(width: int = 1400, height: int = 900) -> Iterator[tuple[Any, Watch]]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is required (make chromium installs it)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            yield page, Watch(page)
+        finally:
+            browser.close()
+
+
+def demo_settings(api: Any) -> Settings:
+    s: Settings = api.settings
+    return s.model_copy(update={"api": s.api.model_copy(update={"anonymous_read": True, "graphiql": True})})
+
+
+def test_graphiql_runs_its_default_query_offline(api: Any) -> None:
+    from api.assets import install
+
+    install(api.settings.cache_dir)  # what make setup does; a no-op when installed
+    with live_server(create_app(demo_settings(api))) as url, chromium_page() as (page, watch):
+        page.goto(url + "/graphql", wait_until="networkidle")
+        page.wait_for_selector(".graphiql-execute-button", timeout=30_000)
+        variables = json.loads(page.evaluate(
+            "() => document.querySelectorAll('.graphiql-editor-tool .CodeMirror')[0].CodeMirror.getValue()"))
+        # a user of the tiny graph who has history, read from the graph (not a MovieLens id)
+        assert variables["first"] == 5 and variables["userId"] in {"alice", "bob", "carol", "dave"}
+        page.click(".graphiql-execute-button")
+        page.wait_for_function(
+            "() => { const cm = document.querySelector('.result-window .CodeMirror');"
+            " return cm && cm.CodeMirror.getValue().includes('requestId'); }", timeout=30_000)
+        result = json.loads(page.evaluate("() => document.querySelector('.result-window .CodeMirror').CodeMirror.getValue()"))
+        assert "errors" not in result, result
+        items = result["data"]["recommendations"]["items"]
+        assert items and all(it["item"]["title"] for it in items)
+        IMG.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(IMG / "graphiql.png"))
+        watch.assert_clean()
+    assert (IMG / "graphiql.png").stat().st_size > 20_000
+
+
+def test_graphiql_page_says_how_to_install_missing_assets(api: Any, tmp_path: Path) -> None:
+    import httpx
+
+    s = demo_settings(api)
+    s = s.model_copy(update={"cache_dir": tmp_path})
+    with live_server(create_app(s)) as url:
+        r = httpx.get(url + "/graphql", headers={"Accept": "text/html"})
+    assert r.status_code == 503 and "make setup" in r.text
+    assert not re.search(r"https?://(?!127\.0\.0\.1)", r.text)
