@@ -8,6 +8,7 @@ linked to them) are read from the graph once a minute, so the examples run on an
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from pathlib import Path
@@ -37,6 +38,64 @@ query Recommendations($userId: ID!, $first: Int!) {
 """
 
 _MEDIA = {".js": "application/javascript", ".css": "text/css"}
+# Neo4j Browser (on Neo4j's own port) fetches the guide and the style sheet from here (a
+# cross-origin fetch with a preflight).
+_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*",
+         "Access-Control-Allow-Methods": "GET, OPTIONS", "Cache-Control": "no-cache"}
+
+# The Browser guide's slides: (title, what it shows, explore query, parameters as the guide sets them).
+# Parameters are filled from the graph (Examples); {user_id}, {item_id}, {seed_id} are replaced.
+GUIDE: tuple[tuple[str, str, str | None, str], ...] = (
+    ("The graph of record",
+     "Users, items, their categories, tags and knowledge-graph entities, and every interaction as a typed "
+     "relationship (RATED, VIEWED, CLICKED, PURCHASED, SKIPPED). Run the schema view: items are captioned by "
+     "title, users by id, tags and categories by name (graphrec's style sheet, applied on connect).",
+     None, ""),
+    ("One user's recent history",
+     "The 25 most recent interactions of a user and those items' categories. Click the first block to set "
+     "the parameter, then the query.",
+     "explore/user_neighbourhood", "{{user_id: {user_id}}}"),
+    ("Why this recommendation?",
+     "The collaborative reason behind recommending an item: paths from the user through an item they "
+     "interacted with and another user who interacted with both. This is what the API's "
+     "co_interaction source follows, and what its explainQuery field points to.",
+     "explore/co_interaction_path", "{{user_id: {user_id}, item_id: {item_id}}}"),
+    ("Neighbours of what you saw",
+     "What the neighbour sources compute at request time: the materialised CO_INTERACTED neighbours of "
+     "weighted seed items (graphrec refresh-neighbours), summed.",
+     "explore/neighbours_of", "{{seeds: [{{id: {seed_id}, w: 1.0}}], per_seed: 20, limit: 10}}"),
+)
+
+
+def _cypher_string(value: str) -> str:
+    return json.dumps(value)  # a double-quoted Cypher string literal, escapes included
+
+
+def guide_html(ids: dict[str, str]) -> str:
+    """The Browser guide (``:play <api>/guide``): HTML slides with runnable blocks."""
+    from graphrec import cypher
+
+    vals = {k: _cypher_string(ids.get(k, d)) for k, d in (("user_id", "196"), ("item_id", "50"), ("seed_id", "1"))}
+    slides = []
+    for title, text, name, params in GUIDE:
+        blocks = []
+        if name is None:
+            blocks.append("CALL db.schema.visualization()")
+        else:
+            q = cypher.load(name)
+            body = q.render(nrel="CO_INTERACTED") if q.slots else q.text
+            body = "\n".join(line for line in body.splitlines() if not line.startswith("//"))
+            blocks += [":params " + params.format(**vals), body.strip()]
+        pres = "".join(f'<pre class="code runnable pre-scrollable">{html.escape(b)}</pre>' for b in blocks)
+        source = f"<p><small>cypher/{name}.cypher</small></p>" if name else ""
+        slides.append(f'<slide class="row-fluid"><div class="col-sm-12"><h3>{html.escape(title)}</h3>'
+                      f"<p>{html.escape(text)}</p>{pres}{source}</div></slide>")
+    slides.append('<slide class="row-fluid"><div class="col-sm-12"><h3>The model registry</h3>'
+                  "<p>Every trained version with its metrics; the live one serves embeddings.</p>"
+                  '<pre class="code runnable pre-scrollable">MATCH (m:ModelVersion) RETURN m.id AS id, m.kind AS kind, '
+                  "m.status AS status, m.created_at AS created_at ORDER BY created_at DESC LIMIT 10</pre></div></slide>")
+    return ('<article class="guide"><carousel class="deck container-fluid">'
+            + "".join(slides) + "</carousel></article>")
 
 
 class Examples:
@@ -86,7 +145,20 @@ def routes(state: dict[str, Any], settings: Settings) -> list[Route]:
         return FileResponse(path, media_type=_MEDIA[path.suffix],
                             headers={"Cache-Control": "public, max-age=86400"})
 
-    return [Route("/graphiql/{name}", graphiql_asset)]
+    examples = Examples(state)
+
+    async def guide(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=_CORS)
+        return HTMLResponse(guide_html(await examples.ids()), headers=_CORS)
+
+    async def browser_style(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=_CORS)
+        return FileResponse(STATIC / "browser-style.grass", media_type="text/plain", headers=_CORS)
+
+    return [Route("/graphiql/{name}", graphiql_asset), Route("/guide", guide, methods=["GET", "OPTIONS"]),
+            Route("/browser/style.grass", browser_style, methods=["GET", "OPTIONS"])]
 
 
-__all__ = ["Examples", "graphiql_page", "routes"]
+__all__ = ["Examples", "graphiql_page", "guide_html", "routes"]

@@ -19,8 +19,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: Any, timeout: float = 60.0) -> Iterator[str]:
-    port = free_port()
+def live_server(app: Any, timeout: float = 60.0, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

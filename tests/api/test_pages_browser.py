@@ -109,3 +109,62 @@ def test_graphiql_page_says_how_to_install_missing_assets(api: Any, tmp_path: Pa
         r = httpx.get(url + "/graphql", headers={"Accept": "text/html"})
     assert r.status_code == 503 and "make setup" in r.text
     assert not re.search(r"https?://(?!127\.0\.0\.1)", r.text)
+
+
+def test_neo4j_browser_opens_the_guide_and_captions_items_by_title(tmp_path: Path) -> None:
+    """A Neo4j of the test's own whose Browser is configured by graphrec (neo4j.conf written by
+    Neo4jServer): after login the style sheet and the guide come from the API; a guide query
+    draws items captioned by their titles; no usage banner; nothing leaves the machine."""
+    from api.pages import GUIDE
+    from gnn.export import export_snapshot
+    from graphrec.graph import schema
+    from graphrec.graph.store import GraphStore
+    from graphrec.neighbours import refresh
+    from graphrec.testing import TINY_ITEMS, own_neo4j, tiny_graph
+    from graphrec.testing.server import free_port
+
+    api_port = free_port()
+    with own_neo4j(tmp_path / "browser", api_port=api_port) as s:
+        with GraphStore.from_settings(s) as store:
+            schema.apply(store)
+            tiny_graph(store)
+            refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+        conf = (s.var_dir / "neo4j" / "conf" / "neo4j.conf").read_text()
+        assert "client.allow_telemetry=false" in conf and "dbms.usage_report.enabled=false" in conf
+        s = s.model_copy(update={"api": s.api.model_copy(update={"anonymous_read": True, "port": api_port})})
+        with live_server(create_app(s), port=api_port), chromium_page(1400, 1000) as (page, watch):
+            page.goto(f"http://127.0.0.1:{s.neo4j.http_port}/browser/", wait_until="networkidle")
+            page.fill("[data-testid=boltaddress]", f"bolt://127.0.0.1:{s.neo4j.bolt_port}")
+            page.fill("[data-testid=username]", "neo4j")
+            page.fill("[data-testid=password]", s.neo4j.password.get_secret_value())
+            page.click("[data-testid=connect]")
+            # post_connect_cmd: the guide and the style sheet, both from the API
+            page.wait_for_selector("text=The graph of record", timeout=60_000)
+            head = page.locator("h3", has_text="Why this recommendation?")
+            for _ in range(len(GUIDE)):
+                if head.is_visible():
+                    break
+                page.click("[data-testid=nextSlide]")
+                page.wait_for_timeout(300)
+            blocks = head.locator("xpath=..").locator("pre.runnable")
+            assert blocks.count() == 2  # :params with ids from the graph, then the query
+            for block in blocks.all():
+                block.click()
+                page.click("[data-testid=editor-Run]")
+                page.wait_for_timeout(1500)
+            page.wait_for_selector("svg .node", timeout=30_000)
+            captions = {t.strip() for t in page.locator("svg .node text").all_text_contents()}
+            titles = {it["title"] for it in TINY_ITEMS}
+            assert captions & titles and captions <= titles | {"alice", "bob", "carol", "dave"}, captions
+            IMG.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(IMG / "neo4j-browser.png"))
+            # The Browser's page itself asks for web fonts, analytics, feedback and error-reporting
+            # scripts on the internet: the content security policy in neo4j.conf refuses them before
+            # any connection (console errors, failure "csp"), and it probes Bolt's port over HTTP.
+            probe = f"http://127.0.0.1:{s.neo4j.bolt_port}/"
+            assert not watch.outside, watch.outside
+            assert all(f.endswith(" csp") or f.startswith(probe) for f in watch.failed), watch.failed
+            assert all("Content Security Policy" in m or "ERR_EMPTY_RESPONSE" in m for m in watch.console), watch.console
+        with GraphStore.from_settings(s) as store:
+            client = {r["name"]: r["value"] for r in store.run_text("CALL dbms.clientConfig() YIELD name, value")}
+        assert client["client.allow_telemetry"] == "false"  # no usage banner, no usage data
