@@ -203,11 +203,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return JSONResponse({"ready": ready, **h, "journal_pending_bytes": eng.journal.pending(), "pid": os.getpid()},
                             status_code=200 if ready else 503)
 
-    async def metrics(request: Request) -> Response:
+    def exposition() -> bytes:  # /metrics and the dashboard read the same numbers
         eng: Engine | None = state.get("engine")
         if eng is not None:
             _engine_gauges(eng)
-        return PlainTextResponse(M.exposition().decode(), media_type="text/plain; version=0.0.4")
+        return M.exposition()
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(exposition().decode(), media_type="text/plain; version=0.0.4")
 
     async def widget(request: Request) -> Response:
         return FileResponse(STATIC / "similar-items.js", media_type="application/javascript")
@@ -219,7 +222,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
         Route("/widget/similar-items.js", widget), Route("/demo", demo),
-        *pages.routes(state, settings),
+        *pages.routes(state, settings, exposition),
     ], lifespan=lifespan, middleware=[Middleware(CollectorMiddleware, collector=collector)])
     app.state.graphrec = state
     return app

@@ -11,13 +11,21 @@ from __future__ import annotations
 import html
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 from starlette.routing import Route
 
+from api import dashboard
 from api.assets import ASSETS, assets_dir, missing
 from graphrec.config import Settings
 
@@ -134,7 +142,8 @@ async def graphiql_page(examples: Examples, settings: Settings) -> Response:
     return HTMLResponse(html)
 
 
-def routes(state: dict[str, Any], settings: Settings) -> list[Route]:
+def routes(state: dict[str, Any], settings: Settings, exposition: Callable[[], bytes]) -> list[Route]:
+    """The pages' routes. ``exposition``: the Prometheus text /metrics serves (the dashboard's numbers)."""
     served = {name for _, _, name in ASSETS}
 
     async def graphiql_asset(request: Request) -> Response:
@@ -157,8 +166,43 @@ def routes(state: dict[str, Any], settings: Settings) -> list[Route]:
             return Response(status_code=204, headers=_CORS)
         return FileResponse(STATIC / "browser-style.grass", media_type="text/plain", headers=_CORS)
 
+    async def allowed(request: Request) -> Response | None:
+        """None when the caller may read (the read scope, or anonymous reads on), else the refusal."""
+        try:
+            principal = await state["verifier"].verify(request.headers.get("authorization"), settings.api.anonymous_read)
+        except Exception:  # noqa: BLE001 - an invalid key, or the key store down
+            principal = None
+        if principal is None or "read" not in principal.scopes:
+            return JSONResponse({"error": "the dashboard needs an API key with the read scope (open /dashboard#key=<key>)"},
+                                status_code=401)
+        return None
+
+    async def dashboard_page(request: Request) -> Response:
+        return FileResponse(STATIC / "dashboard.html", media_type="text/html")
+
+    async def dashboard_json(request: Request) -> Response:
+        refused = await allowed(request)
+        if refused is not None:
+            return refused
+        return JSONResponse(await dashboard.snapshot(state.get("engine"), exposition().decode()),
+                            headers={"Cache-Control": "no-store"})
+
+    async def learning_curve(request: Request) -> Response:
+        refused = await allowed(request)
+        if refused is not None:
+            return refused
+        eng = state.get("engine")
+        version = request.path_params["version"]
+        if eng is not None:
+            for v in await eng.model_versions(100):  # only a registered version's own plot
+                if v.id == version and v.artifact_dir and (Path(v.artifact_dir) / "learning_curve.png").is_file():
+                    return FileResponse(Path(v.artifact_dir) / "learning_curve.png", media_type="image/png")
+        return PlainTextResponse("not found", status_code=404)
+
     return [Route("/graphiql/{name}", graphiql_asset), Route("/guide", guide, methods=["GET", "OPTIONS"]),
-            Route("/browser/style.grass", browser_style, methods=["GET", "OPTIONS"])]
+            Route("/browser/style.grass", browser_style, methods=["GET", "OPTIONS"]),
+            Route("/dashboard", dashboard_page), Route("/dashboard.json", dashboard_json),
+            Route("/dashboard/curve/{version}.png", learning_curve)]
 
 
 __all__ = ["Examples", "graphiql_page", "guide_html", "routes"]

@@ -168,3 +168,72 @@ def test_neo4j_browser_opens_the_guide_and_captions_items_by_title(tmp_path: Pat
         with GraphStore.from_settings(s) as store:
             client = {r["name"]: r["value"] for r in store.run_text("CALL dbms.clientConfig() YIELD name, value")}
         assert client["client.allow_telemetry"] == "false"  # no usage banner, no usage data
+
+
+def test_dashboard_shows_the_numbers_of_metrics(api: Any, tmp_path: Path) -> None:
+    """/dashboard renders, from the same collectors as /metrics: after some traffic, the request
+    counts, candidate shares, cache hit ratios and journal backlog on the page are those of a
+    /metrics scrape taken at the same moment; a registered version and its learning curve show."""
+    import httpx
+    from neo4j import RoutingControl
+
+    from gnn.evaluate import plot_learning_curve
+    from graphrec.graph.store import GraphStore
+    from graphrec.registry import Registry, new_version_id
+
+    s = demo_settings(api)
+    with GraphStore.from_settings(s) as store:
+        reg = Registry(store, tmp_path / "models")
+        vid = new_version_id("gnn")
+        reg.register("gnn", vid, seed=42, config={}, metrics={"ndcg@10": 0.1234, "recall@100": 0.5678},
+                     snapshot={}, training_seconds=12.0)
+        plot_learning_curve([{"epoch": e, "loss": 1.0 / e, "val_ndcg@10": 0.05 * e} for e in range(1, 6)],
+                            reg.artifact_dir(vid) / "learning_curve.png")
+        # (not promoted: a live version needs its embeddings, which only training writes)
+    try:
+        with live_server(create_app(s)) as url, chromium_page(1400, 1100) as (page, watch):
+            q = {"query": '{ recommendations(userId: "alice", first: 3) { items { rank } } }'}
+            for user in ("alice", "bob", "carol", "alice"):
+                q["query"] = q["query"].replace("alice", user)
+                assert httpx.post(url + "/graphql", json=q).status_code == 200
+            assert httpx.post(url + "/graphql", json={"query": "{ nope }"}).status_code == 200  # an error
+            page.goto(url + "/dashboard", wait_until="networkidle")
+            page.wait_for_selector(f"#models td:text-is('{vid}')", timeout=20_000)
+            page.wait_for_selector("#curves img", timeout=20_000)
+            import time as _t
+
+            _t.sleep(2.5)  # the engine's gauges are refreshed every second
+            before = page.get_attribute("body", "data-refreshed")
+            page.wait_for_function(f"() => document.body.dataset.refreshed !== '{before}'", timeout=10_000)
+            metrics = httpx.get(url + "/metrics").text
+            shown = {row[0]: row[1:] for row in page.evaluate(
+                "() => [...document.querySelectorAll('main table tr')].map(tr => [...tr.children].map(c => c.textContent.trim()))")
+                if row}
+            journal = page.text_content("#journal")
+            IMG.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(IMG / "dashboard.png"), full_page=True)
+            watch.assert_clean()
+    finally:
+        with GraphStore.from_settings(s) as store:
+            store.run_text("MATCH (m:ModelVersion) DETACH DELETE m", routing=RoutingControl.WRITE)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = [x for fam in text_string_to_metric_families(metrics) for x in fam.samples]
+    requests = {x.labels["operation"]: x.value for x in samples if x.name == "graphrec_requests_total"
+                and x.labels["status"] == "200"}
+    assert requests.get("recommendations", 0) >= 4
+    counts = {x.labels["operation"]: x.value for x in samples if x.name == "graphrec_request_seconds_count"}
+    for op, n in counts.items():
+        assert shown[op][0] == f"{n:,.0f}", (op, shown[op], n)
+    cands = {x.labels["source"]: x.value for x in samples if x.name == "graphrec_candidates_total"}
+    total = sum(cands.values())
+    assert total > 0
+    for src, n in cands.items():
+        assert shown[src][:2] == [f"{n:,.0f}", f"{100 * n / total:.1f} %"], (src, shown[src])
+    for x in samples:
+        if x.name == "graphrec_cache_hit_ratio":
+            assert shown[x.labels["cache"]] == [f"{100 * x.value:.1f} %"]
+        if x.name == "graphrec_journal_pending_bytes":
+            assert journal == f"{x.value:,.0f} bytes"
+    assert shown[vid][:4] == ["candidate", "0.1234", "0.5678", "12"]
+    assert shown["BAD_USER_INPUT"] == ["1"]
