@@ -316,6 +316,7 @@ def stats() -> None:
 @friendly
 def demo_summary(user_id: str = "196", limit: int = 10) -> None:
     """Counts, a sample of collaborative recommendations straight from Cypher, the Browser address."""
+    from graphrec.engine.merge import decay_now
     from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS
     from graphrec.neo4j_server import Neo4jServer
 
@@ -326,8 +327,10 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
         for k, v in counts.items():
             t.add_row(k, f"{v:,}")
         console.print(t)
-        now = store.read("recs/latest_ts")[0]["ts"] or time.time()
         hist = store.read("repo/user_history", user_id=user_id, limit=5)
+        # Decay as of the user's latest event (graphrec.engine.merge.decay_now): a live write that
+        # moved the graph's clock to today must not decay a 1998 history to nothing.
+        now = decay_now(hist, store.read("recs/latest_ts")[0]["ts"] or time.time())
         rows = store.read("recs/co_interaction", user_id=user_id, type_weights=DEFAULT_TYPE_WEIGHTS, now=now,
                           half_life_s=90 * 86400.0, history=20, fanout=30, limit=limit)
         ids = [r["item_id"] for r in rows] + [h["item_id"] for h in hist] + [b for r in rows for b in r["because"]]
