@@ -156,7 +156,11 @@ def _writer(store: Any, on_error: OnErrorMode | None, batch_size: int | None) ->
                        writers=s.loader.writers)
 
 
-def _print_reports(reports: list[Any], json_out: Path | None = None) -> None:
+def _print_reports(reports: list[Any], json_out: Path | None = None, warnings: list[Any] | None = None) -> None:
+    for w in (warnings or [])[:20]:
+        console.print(f"  [yellow]warning[/yellow] {w}", highlight=False)
+    if len(warnings or []) > 20:
+        console.print(f"  ... and {len(warnings or []) - 20} more dropped fields (all in --report)")
     for r in reports:
         console.print(r.summary())
         for e in r.errors[:20]:
@@ -165,7 +169,11 @@ def _print_reports(reports: list[Any], json_out: Path | None = None) -> None:
             console.print(f"  ... and {r.bad - 20} more bad rows")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+        dicts = [r.to_dict() for r in reports]
+        if warnings:
+            dicts[0]["warnings"] = [{"file": w.file, "line": w.line, "field": w.field, "value": w.value,
+                                     "reason": w.reason} for w in warnings]
+        json_out.write_text(json.dumps(dicts, indent=2))
 
 
 OnError = Annotated[OnErrorMode | None, typer.Option("--on-error", help="skip: report bad rows and go on; stop: stop at the first.")]
@@ -191,7 +199,8 @@ def _load_file(kind: str, path: Path, on_error: OnErrorMode | None, batch_size: 
     from graphrec.graph import schema
     from loaders import files
 
-    rows = files.read_file(path, kind)  # type: ignore[arg-type]
+    warnings: list[files.FieldWarning] = []
+    rows = files.read_file(path, kind, warnings)  # type: ignore[arg-type]
     with _store() as store:
         schema.apply(store)
         w = _writer(store, on_error, batch_size)
@@ -201,7 +210,11 @@ def _load_file(kind: str, path: Path, on_error: OnErrorMode | None, batch_size: 
         except BadRowError as exc:
             raise GraphrecError(f"stopped at bad row {exc.file}:{exc.line}: {exc.reason} "
                                 "(nothing of that batch was written; earlier batches were)") from None
-    _print_reports([rep], report)
+        if kind in ("items", "interactions"):
+            dated = store.write("load/created_from_first_interaction", now=time.time())[0]["items"]
+            if dated:
+                console.print(f"{dated:,} items without created_at dated by their first interaction")
+    _print_reports([rep], report, warnings)
     if rep.bad:
         raise typer.Exit(2)
 
