@@ -490,6 +490,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
 
     s = settings()
     h, p, w = host or s.api.host, port or s.api.port, workers or s.api.workers
+    _port_free(h, p)
     # Worker processes inherit these before numpy/torch load: one math thread each (see
     # api.app.single_threaded_math, which also applies them when the app is started otherwise).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -505,6 +506,19 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
     console.print(f"graphrec API on http://{h}:{p}/graphql  (demo: http://{h}:{p}/demo, metrics: /metrics)")
     uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
                 timeout_graceful_shutdown=10, limit_concurrency=s.api.max_connections)
+
+
+def _port_free(host: str, port: int) -> None:
+    """A port already in use is a one-line error that says what to do (a second `make demo`)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise GraphrecError(f"port {port} is in use (another `graphrec serve` or `make demo` running?): "
+                                "stop it, or pass --port / set GRAPHREC_API_PORT") from None
 
 
 @apikey_app.command("create")

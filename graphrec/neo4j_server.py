@@ -388,9 +388,12 @@ class Neo4jServer:
                 driver.execute_query("RETURN 1", database_=self.cfg.database)
             return True
         except AuthError:
+            where = ("GRAPHREC_NEO4J_PASSWORD (or neo4j.password)" if self.cfg.password is not None
+                     else str(self.password_file))
             raise ServerError(
-                "Neo4j refused the password; the database under "
-                f"{self.home / 'data'} was initialised with another one"
+                f"Neo4j refused the password from {where}: the database under {self.home / 'data'} was "
+                "initialised with another one; use that password, or stop Neo4j and delete "
+                f"{self.home / 'data'} to start over (this deletes the graph)"
             ) from None
         except (ServiceUnavailable, Neo4jError, OSError):
             return False
