@@ -39,19 +39,23 @@ neo4j: setup
 neo4j-stop: setup
 	graphrec neo4j stop
 
-# The demo: MovieLens-100K in Neo4j, neighbours materialised, the GNN trained (or the live version
-# reused when nothing changed), published to the vector index, then the API served with
-# anonymous reads (GraphiQL at /graphql, the widget at /demo). Ctrl-C stops the API.
+# The demo: MovieLens-100K in Neo4j, neighbours materialised, then the API served at once with
+# anonymous reads (GraphiQL at /graphql, the widget at /demo, the dashboard at /dashboard) while
+# the first GNN trains in the background (`graphrec status`: stage, epoch, ETA; the API switches
+# to the promoted version by itself). Until then answers come from the Cypher paths, content and
+# popularity (modelVersion null). A second run reuses everything (loads are idempotent, training
+# is skipped when nothing changed). Ctrl-C stops the API; training goes on (var/logs/train.log).
 demo: neo4j graphiql
+	@graphrec serve --check
 	graphrec load movielens
 	graphrec refresh-neighbours
-	graphrec train
 	graphrec demo-summary
+	graphrec train --background
 	@echo ""
 	@echo "Example queries (anonymous reads are on for the demo):"
 	@echo "  curl -s localhost:8000/graphql -H 'Content-Type: application/json' \\"
-	@echo "    -d '{\"query\": \"{ recommendations(userId: \\\"196\\\", first: 5) { items { rank reason item { title } } } }\"}'"
-	@echo "  open http://127.0.0.1:8000/demo (similar-items widget), http://127.0.0.1:8000/graphql (GraphiQL)"
+	@echo "    -d '{\"query\": \"{ recommendations(userId: \\\"196\\\", first: 5) { modelVersion items { rank sources reason item { title } } } }\"}'"
+	@echo "  open http://127.0.0.1:8000/graphql (GraphiQL), /dashboard, /demo; Neo4j Browser at http://127.0.0.1:7474/browser/"
 	GRAPHREC_API_ANONYMOUS_READ=true GRAPHREC_API_GRAPHIQL=true graphrec serve
 
 test: setup graphiql chromium

@@ -36,6 +36,7 @@ from api.schema import build_schema
 from graphrec.config import Settings, get_settings
 from graphrec.engine.engine import Engine
 from graphrec.graph.store import AsyncGraphStore
+from graphrec.progress import read_status
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("graphrec.api")
@@ -200,7 +201,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             return JSONResponse({"ready": False}, status_code=503)
         h = await eng.health()
         ready = bool(h["neo4j"])
-        return JSONResponse({"ready": ready, **h, "journal_pending_bytes": eng.journal.pending(), "pid": os.getpid()},
+        return JSONResponse({"ready": ready, **h, "journal_pending_bytes": eng.journal.pending(), "pid": os.getpid(),
+                             "model_version": eng.model.version if eng.model else None,
+                             "training": read_status(settings.var_dir)},  # graphrec.progress
                             status_code=200 if ready else 503)
 
     def exposition() -> bytes:  # /metrics and the dashboard read the same numbers

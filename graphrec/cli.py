@@ -383,21 +383,69 @@ def refresh_neighbours(k: int = 50) -> None:
 @app.command("train")
 @friendly
 def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even if it regresses; train even without new data.")] = False,
-              no_pipeline_eval: Annotated[bool, typer.Option("--no-pipeline-eval", help="Skip the offline replay of the request pipeline.")] = False) -> None:
+              no_pipeline_eval: Annotated[bool, typer.Option("--no-pipeline-eval", help="Skip the offline replay of the request pipeline.")] = False,
+              background: Annotated[bool, typer.Option("--background", help="Start it detached and return at once (log: var/logs/train.log; progress: graphrec status).")] = False) -> None:
     """Export, train the GNN (early stopping on validation NDCG@10), evaluate against baselines,
-    register, publish to the vector index and promote if it does not regress."""
+    register, publish to the vector index and promote if it does not regress. Progress goes to
+    var/run/train-status.json (``graphrec status``, the API's /readyz)."""
     from gnn.lifecycle import run_pipeline
     from gnn.schedule import retrain_lock
+    from graphrec.progress import StatusWriter
 
     s = settings()
-    with retrain_lock(s.var_dir):
+    if background:
+        _train_in_background(s, force, no_pipeline_eval)
+        return
+    with retrain_lock(s.var_dir), StatusWriter(s.var_dir) as status:
         out = run_pipeline(s, force=force, evaluate_pipeline=not no_pipeline_eval)
+        status.status["version"] = out.get("version")
     if out["status"] == "skipped":
         console.print(out["reason"])
         return
     console.print(out["table"], highlight=False)
     console.print(f"\nversion {out['version']}: {out['status']} ({out['reason']}); training {out['train_seconds']}s, "
                   f"total {out['seconds']}s; report {out['report']}")
+
+
+def _train_in_background(s: Settings, force: bool, no_pipeline_eval: bool) -> None:
+    import subprocess
+
+    from graphrec.progress import pid_path, running_pid
+
+    pid = running_pid(s.var_dir)
+    if pid is not None:
+        console.print(f"training is already running (pid {pid}); `graphrec status` shows its progress")
+        return
+    log = s.var_dir / "logs" / "train.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "graphrec.cli", "train"] + (["--force"] if force else []) \
+        + (["--no-pipeline-eval"] if no_pipeline_eval else [])
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    pid_path(s.var_dir).parent.mkdir(parents=True, exist_ok=True)
+    pid_path(s.var_dir).write_text(f"{proc.pid}\n")
+    console.print(f"training the GNN in the background (pid {proc.pid}, log {log}); `graphrec status` shows "
+                  "its progress; the API switches to the new version when it is promoted")
+
+
+@app.command("status")
+@friendly
+def status_cmd() -> None:
+    """What is running: Neo4j, the live model version, background training (stage, epoch, ETA)."""
+    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.progress import describe, read_status
+    from graphrec.registry import Registry
+
+    s = settings()
+    st = Neo4jServer(s).status()
+    for line in st.lines():
+        console.print(line)
+    if st.bolt:
+        with _store() as store:
+            live = Registry(store, s.var_dir / "models").live("gnn")
+        console.print(f"live model: {live.id if live else 'none yet (answers come from the Cypher paths, content and popularity)'}")
+    console.print(describe(read_status(s.var_dir)), highlight=False)
 
 
 @app.command("evaluate")
@@ -484,13 +532,16 @@ def schedule_cmd(cron: Annotated[str | None, typer.Option(help="Cron expression 
 @friendly
 def serve(host: Annotated[str | None, typer.Option(help="Bind address (default api.host, 127.0.0.1).")] = None,
           port: Annotated[int | None, typer.Option(help="Port (default api.port, 8000).")] = None,
-          workers: Annotated[int | None, typer.Option(help="Worker processes (default api.workers).")] = None) -> None:
-    """Serve the GraphQL API on uvicorn (GraphQL at /graphql, widget demo at /demo)."""
+          workers: Annotated[int | None, typer.Option(help="Worker processes (default api.workers).")] = None,
+          check: Annotated[bool, typer.Option("--check", help="Only check that the port is free.")] = False) -> None:
+    """Serve the GraphQL API on uvicorn (GraphQL at /graphql, widget demo at /demo, /dashboard)."""
     import uvicorn
 
     s = settings()
     h, p, w = host or s.api.host, port or s.api.port, workers or s.api.workers
     _port_free(h, p)
+    if check:
+        return
     # Worker processes inherit these before numpy/torch load: one math thread each (see
     # api.app.single_threaded_math, which also applies them when the app is started otherwise).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -56,3 +56,14 @@ def test_dashboard_json_needs_the_read_scope(api: Any) -> None:
     assert httpx.get(api.url + "/dashboard.json", headers={"Authorization": f"Bearer {api.revoked_key}"}).status_code == 401
     r = httpx.get(api.url + "/dashboard.json", headers={"Authorization": f"Bearer {api.read_key}"})
     assert r.status_code == 200 and "latency_ms" in r.json() and r.json()["models"] == []
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+def test_readyz_says_which_model_serves_and_how_training_goes(api: Any) -> None:
+    from graphrec.progress import StatusWriter
+
+    with StatusWriter(api.settings.var_dir, every_s=3600):
+        r = httpx.get(api.url + "/readyz").json()
+    assert r["model_version"] is None  # no model yet: the Cypher paths, content and popularity answer
+    assert r["training"]["state"] == "running" and r["training"]["pid"] == __import__("os").getpid()
