@@ -48,7 +48,7 @@ neo4j-stop: setup
 demo: neo4j graphiql
 	@graphrec serve --check
 	graphrec load movielens
-	graphrec refresh-neighbours
+	graphrec refresh-neighbours --if-changed
 	graphrec demo-summary
 	graphrec train --background
 	@echo ""

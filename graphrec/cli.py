@@ -183,15 +183,21 @@ BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Rows per tr
 @load_app.command("movielens")
 @friendly
 def load_movielens(kg: Annotated[bool, typer.Option(help="Also load the Freebase knowledge graph.")] = True,
-                   batch_size: BatchSize = None) -> None:
+                   batch_size: BatchSize = None,
+                   reload: Annotated[bool, typer.Option("--reload", help="Load again even if a previous load completed.")] = False) -> None:
     """MovieLens-100K from the recbole==1.2.1 wheel (downloaded once, sha256-verified, cached)."""
     from graphrec.graph import schema
     from loaders import movielens
 
     root = movielens.fetch(settings().cache_dir)
+    key = "dataset:movielens-100k" + (":kg" if kg else "")
     with _store() as store:
         schema.apply(store)
+        if not reload and store.read("load/meta_get", key=key):
+            console.print("MovieLens-100K is already loaded (a previous load completed); --reload loads it again")
+            return
         reports = movielens.load(_writer(store, OnErrorMode.stop, batch_size), root, with_kg=kg)
+        store.write("load/meta_set", key=key, props={"loaded_at": time.time()})
     _print_reports(reports)
 
 
@@ -367,14 +373,21 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
 
 @app.command("refresh-neighbours")
 @friendly
-def refresh_neighbours(k: int = 50) -> None:
+def refresh_neighbours(k: int = 50, if_changed: Annotated[bool, typer.Option(
+        "--if-changed", help="Skip when the graph is unchanged since the last refresh (counts and clock).")] = False) -> None:
     """Recompute the materialised CO_INTERACTED and SIMILAR_CONTENT neighbour edges (nearline job)."""
     from gnn.export import export_snapshot
     from graphrec.neighbours import refresh
 
     with _store() as store:
+        signature = json.dumps([store.counts(), store.read("recs/latest_ts")[0]["ts"], k], sort_keys=True)
+        last = store.read("load/meta_get", key="neighbours")
+        if if_changed and last and last[0]["props"].get("signature") == signature:
+            console.print("neighbours: the graph is unchanged since the last refresh; reused")
+            return
         snap = export_snapshot(store)
         written = refresh(store, snap, k=k)
+        store.write("load/meta_set", key="neighbours", props={"signature": signature, "at": time.time()})
     for rel, n in written.items():
         console.print(f"{rel}: {n:,} edges")
 
