@@ -401,14 +401,14 @@ def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even 
     """Export, train the GNN (early stopping on validation NDCG@10), evaluate against baselines,
     register, publish to the vector index and promote if it does not regress. Progress goes to
     var/run/train-status.json (``graphrec status``, the API's /readyz)."""
+    s = settings()
+    if background:  # before importing torch: returns in a second
+        _train_in_background(s, force, no_pipeline_eval)
+        return
     from gnn.lifecycle import run_pipeline
     from gnn.schedule import retrain_lock
     from graphrec.progress import StatusWriter
 
-    s = settings()
-    if background:
-        _train_in_background(s, force, no_pipeline_eval)
-        return
     with retrain_lock(s.var_dir), StatusWriter(s.var_dir) as status:
         out = run_pipeline(s, force=force, evaluate_pipeline=not no_pipeline_eval)
         status.status["version"] = out.get("version")
