@@ -28,6 +28,7 @@ from starlette.routing import Route
 from api import dashboard
 from api.assets import ASSETS, assets_dir, missing
 from graphrec.config import Settings
+from graphrec.progress import describe, read_status
 
 STATIC = Path(__file__).resolve().parent / "static"
 EXAMPLES_TTL_S = 60.0
@@ -184,8 +185,9 @@ def routes(state: dict[str, Any], settings: Settings, exposition: Callable[[], b
         refused = await allowed(request)
         if refused is not None:
             return refused
-        return JSONResponse(await dashboard.snapshot(state.get("engine"), exposition().decode()),
-                            headers={"Cache-Control": "no-store"})
+        data = await dashboard.snapshot(state.get("engine"), exposition().decode())
+        data["training"] = describe(read_status(settings.var_dir))  # graphrec train's progress file
+        return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     async def learning_curve(request: Request) -> Response:
         refused = await allowed(request)

@@ -210,6 +210,7 @@ def test_dashboard_shows_the_numbers_of_metrics(api: Any, tmp_path: Path) -> Non
                 "() => [...document.querySelectorAll('main table tr')].map(tr => [...tr.children].map(c => c.textContent.trim()))")
                 if row}
             journal = page.text_content("#journal")
+            training = page.text_content("#training")
             IMG.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(IMG / "dashboard.png"), full_page=True)
             watch.assert_clean()
@@ -237,3 +238,6 @@ def test_dashboard_shows_the_numbers_of_metrics(api: Any, tmp_path: Path) -> Non
             assert journal == f"{x.value:,.0f} bytes"
     assert shown[vid][:4] == ["candidate", "0.1234", "0.5678", "12"]
     assert shown["BAD_USER_INPUT"] == ["1"]
+    from graphrec.progress import describe, read_status
+
+    assert training == describe(read_status(s.var_dir))  # graphrec train's progress line
