@@ -1,5 +1,6 @@
 """The ASGI app: ``/graphql`` (GraphiQL when enabled), ``/healthz``, ``/readyz``, ``/metrics``,
-``/widget/similar-items.js`` and ``/demo``.
+``/widget/similar-items.js`` and ``/demo``; the pages for people (GraphiQL's own assets, the Neo4j
+Browser guide and style sheet, ``/dashboard``) are in api/pages.py.
 
 Auth and rate limits are checked before GraphQL runs; request bodies over
 ``api.max_body_bytes`` are refused with 413 before parsing. After start-up the process calls
