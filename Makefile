@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$(shell echo $(CURDIR) | sha1sum | cut -c1-8)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup chromium demo test test-fast neo4j neo4j-stop bench bench-scale bench-data bench-load bench-engine bench-serve lint clean
+.PHONY: setup graphiql chromium demo test test-fast neo4j neo4j-stop bench bench-scale bench-data bench-load bench-engine bench-serve lint clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# GraphiQL's browser files (React, ReactDOM, GraphiQL) from the npm registry into $(CACHE)/graphiql:
+# the API serves them itself, so GraphiQL works offline (api/assets.py; a no-op once installed).
+graphiql: setup
+	@$(BIN)/python -m api.assets
+
 # Debian's Chromium for the widget's browser test (Playwright drives it; no browser download).
 chromium:
 	@command -v chromium >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null || \
@@ -34,22 +39,26 @@ neo4j: setup
 neo4j-stop: setup
 	graphrec neo4j stop
 
-# The demo: MovieLens-100K in Neo4j, neighbours materialised, the GNN trained (or the live version
-# reused when nothing changed), published to the vector index, then the API served with
-# anonymous reads (GraphiQL at /graphql, the widget at /demo). Ctrl-C stops the API.
-demo: neo4j
+# The demo: MovieLens-100K in Neo4j, neighbours materialised, then the API served at once with
+# anonymous reads (GraphiQL at /graphql, the widget at /demo, the dashboard at /dashboard) while
+# the first GNN trains in the background (`graphrec status`: stage, epoch, ETA; the API switches
+# to the promoted version by itself). Until then answers come from the Cypher paths, content and
+# popularity (modelVersion null). A second run reuses everything (loads are idempotent, training
+# is skipped when nothing changed). Ctrl-C stops the API; training goes on (var/logs/train.log).
+demo: neo4j graphiql
+	@graphrec serve --check
 	graphrec load movielens
-	graphrec refresh-neighbours
-	graphrec train
+	graphrec refresh-neighbours --if-changed
 	graphrec demo-summary
+	graphrec train --background
 	@echo ""
 	@echo "Example queries (anonymous reads are on for the demo):"
 	@echo "  curl -s localhost:8000/graphql -H 'Content-Type: application/json' \\"
-	@echo "    -d '{\"query\": \"{ recommendations(userId: \\\"196\\\", first: 5) { items { rank reason item { title } } } }\"}'"
-	@echo "  open http://127.0.0.1:8000/demo (similar-items widget), http://127.0.0.1:8000/graphql (GraphiQL)"
+	@echo "    -d '{\"query\": \"{ recommendations(userId: \\\"196\\\", first: 5) { modelVersion items { rank sources reason item { title } } } }\"}'"
+	@echo "  open http://127.0.0.1:8000/graphql (GraphiQL), /dashboard, /demo; Neo4j Browser at http://127.0.0.1:7474/browser/"
 	GRAPHREC_API_ANONYMOUS_READ=true GRAPHREC_API_GRAPHIQL=true graphrec serve
 
-test: setup chromium
+test: setup graphiql chromium
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

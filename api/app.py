@@ -1,5 +1,6 @@
 """The ASGI app: ``/graphql`` (GraphiQL when enabled), ``/healthz``, ``/readyz``, ``/metrics``,
-``/widget/similar-items.js`` and ``/demo``.
+``/widget/similar-items.js`` and ``/demo``; the pages for people (GraphiQL's own assets, the Neo4j
+Browser guide and style sheet, ``/dashboard``) are in api/pages.py.
 
 Every ``/graphql`` POST passes the gate first (api/gate.py: body size, credentials, rate limits,
 the JSON envelope); anything else on ``/graphql`` but GraphiQL's page is 405. Errors and their
@@ -30,6 +31,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
 
 from api import metrics as M
+from api import pages
 from api.auth import KeyVerifier, Principal
 from api.collector import CollectorMiddleware, IdleCollector
 from api.context import make_context
@@ -40,6 +42,7 @@ from api.schema import build_schema
 from graphrec.config import Settings, get_settings
 from graphrec.engine.engine import Engine
 from graphrec.graph.store import AsyncGraphStore
+from graphrec.progress import read_status
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("graphrec.api")
@@ -53,6 +56,10 @@ class GraphQLApp(GraphQL):
                          allow_queries_via_get=False)
         self.state = state
         self.settings = settings
+        self.examples = pages.Examples(state)
+
+    async def render_graphql_ide(self, request: Any) -> Any:  # GraphiQL from our own assets (api/pages.py)
+        return await pages.graphiql_page(self.examples, self.settings)
 
     async def get_context(self, request: Any, response: Any = None) -> Any:
         return make_context(self.state["engine"], request.state.principal, request, response)
@@ -186,14 +193,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         h = await eng.health()
         ready = bool(h["neo4j"])
         return JSONResponse({"ready": ready, **h, "ranker": eng.ranker_status, "model_version": eng.model.version if eng.model else None,
-                             "journal_pending_bytes": eng.journal.pending(), "pid": os.getpid()},
+                             "journal_pending_bytes": eng.journal.pending(), "pid": os.getpid(),
+                             "training": read_status(settings.var_dir)},  # graphrec.progress
                             status_code=200 if ready else 503)
 
-    async def metrics(request: Request) -> Response:
+    def exposition() -> bytes:  # /metrics and the dashboard read the same numbers
         eng: Engine | None = state.get("engine")
         if eng is not None:
             _engine_gauges(eng)
-        return PlainTextResponse(M.exposition().decode(), media_type="text/plain; version=0.0.4")
+        return M.exposition()
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(exposition().decode(), media_type="text/plain; version=0.0.4")
 
     async def widget(request: Request) -> Response:
         return FileResponse(STATIC / "similar-items.js", media_type="application/javascript")
@@ -205,6 +216,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/graphql", graphql_endpoint, methods=["GET", "POST", "OPTIONS"]),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
         Route("/widget/similar-items.js", widget), Route("/demo", demo),
+        *pages.routes(state, settings, exposition),
     ], lifespan=lifespan, middleware=[Middleware(CollectorMiddleware, collector=collector)])
     app.state.graphrec = state
     return app

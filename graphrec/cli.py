@@ -156,7 +156,11 @@ def _writer(store: Any, on_error: OnErrorMode | None, batch_size: int | None) ->
                        writers=s.loader.writers)
 
 
-def _print_reports(reports: list[Any], json_out: Path | None = None) -> None:
+def _print_reports(reports: list[Any], json_out: Path | None = None, warnings: list[Any] | None = None) -> None:
+    for w in (warnings or [])[:20]:
+        console.print(f"  [yellow]warning[/yellow] {w}", highlight=False)
+    if len(warnings or []) > 20:
+        console.print(f"  ... and {len(warnings or []) - 20} more dropped fields (all in --report)")
     for r in reports:
         console.print(r.summary())
         for e in r.errors[:20]:
@@ -165,7 +169,11 @@ def _print_reports(reports: list[Any], json_out: Path | None = None) -> None:
             console.print(f"  ... and {r.bad - 20} more bad rows")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+        dicts = [r.to_dict() for r in reports]
+        if warnings:
+            dicts[0]["warnings"] = [{"file": w.file, "line": w.line, "field": w.field, "value": w.value,
+                                     "reason": w.reason} for w in warnings]
+        json_out.write_text(json.dumps(dicts, indent=2))
 
 
 OnError = Annotated[OnErrorMode | None, typer.Option("--on-error", help="skip: report bad rows and go on; stop: stop at the first.")]
@@ -175,15 +183,21 @@ BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Rows per tr
 @load_app.command("movielens")
 @friendly
 def load_movielens(kg: Annotated[bool, typer.Option(help="Also load the Freebase knowledge graph.")] = True,
-                   batch_size: BatchSize = None) -> None:
+                   batch_size: BatchSize = None,
+                   reload: Annotated[bool, typer.Option("--reload", help="Load again even if a previous load completed.")] = False) -> None:
     """MovieLens-100K from the recbole==1.2.1 wheel (downloaded once, sha256-verified, cached)."""
     from graphrec.graph import schema
     from loaders import movielens
 
     root = movielens.fetch(settings().cache_dir)
+    key = "dataset:movielens-100k" + (":kg" if kg else "")
     with _store() as store:
         schema.apply(store)
+        if not reload and store.read("load/meta_get", key=key):
+            console.print("MovieLens-100K is already loaded (a previous load completed); --reload loads it again")
+            return
         reports = movielens.load(_writer(store, OnErrorMode.stop, batch_size), root, with_kg=kg)
+        store.write("load/meta_set", key=key, props={"loaded_at": time.time()})
     _print_reports(reports)
 
 
@@ -191,7 +205,8 @@ def _load_file(kind: str, path: Path, on_error: OnErrorMode | None, batch_size: 
     from graphrec.graph import schema
     from loaders import files
 
-    rows = files.read_file(path, kind)  # type: ignore[arg-type]
+    warnings: list[files.FieldWarning] = []
+    rows = files.read_file(path, kind, warnings)  # type: ignore[arg-type]
     with _store() as store:
         schema.apply(store)
         w = _writer(store, on_error, batch_size)
@@ -201,7 +216,11 @@ def _load_file(kind: str, path: Path, on_error: OnErrorMode | None, batch_size: 
         except BadRowError as exc:
             raise GraphrecError(f"stopped at bad row {exc.file}:{exc.line}: {exc.reason} "
                                 "(nothing of that batch was written; earlier batches were)") from None
-    _print_reports([rep], report)
+        if kind in ("items", "interactions"):
+            dated = store.write("load/created_from_first_interaction", now=time.time())[0]["items"]
+            if dated:
+                console.print(f"{dated:,} items without created_at dated by their first interaction")
+    _print_reports([rep], report, warnings)
     if rep.bad:
         raise typer.Exit(2)
 
@@ -316,6 +335,7 @@ def stats() -> None:
 @friendly
 def demo_summary(user_id: str = "196", limit: int = 10) -> None:
     """Counts, a sample of collaborative recommendations straight from Cypher, the Browser address."""
+    from graphrec.engine.merge import decay_now
     from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS
     from graphrec.neo4j_server import Neo4jServer
 
@@ -326,8 +346,10 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
         for k, v in counts.items():
             t.add_row(k, f"{v:,}")
         console.print(t)
-        now = store.read("recs/latest_ts")[0]["ts"] or time.time()
         hist = store.read("repo/user_history", user_id=user_id, limit=5)
+        # Decay as of the user's latest event (graphrec.engine.merge.decay_now): a live write that
+        # moved the graph's clock to today must not decay a 1998 history to nothing.
+        now = decay_now(hist, store.read("recs/latest_ts")[0]["ts"] or time.time())
         rows = store.read("recs/co_interaction", user_id=user_id, type_weights=DEFAULT_TYPE_WEIGHTS, now=now,
                           half_life_s=90 * 86400.0, history=20, fanout=30, limit=limit)
         ids = [r["item_id"] for r in rows] + [h["item_id"] for h in hist] + [b for r in rows for b in r["because"]]
@@ -351,14 +373,21 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
 
 @app.command("refresh-neighbours")
 @friendly
-def refresh_neighbours(k: int = 50) -> None:
+def refresh_neighbours(k: int = 50, if_changed: Annotated[bool, typer.Option(
+        "--if-changed", help="Skip when the graph is unchanged since the last refresh (counts and clock).")] = False) -> None:
     """Recompute the materialised CO_INTERACTED and SIMILAR_CONTENT neighbour edges (nearline job)."""
     from gnn.export import export_snapshot
     from graphrec.neighbours import refresh
 
     with _store() as store:
+        signature = json.dumps([store.counts(), store.read("recs/latest_ts")[0]["ts"], k], sort_keys=True)
+        last = store.read("load/meta_get", key="neighbours")
+        if if_changed and last and last[0]["props"].get("signature") == signature:
+            console.print("neighbours: the graph is unchanged since the last refresh; reused")
+            return
         snap = export_snapshot(store)
         written = refresh(store, snap, k=k)
+        store.write("load/meta_set", key="neighbours", props={"signature": signature, "at": time.time()})
     for rel, n in written.items():
         console.print(f"{rel}: {n:,} edges")
 
@@ -367,21 +396,69 @@ def refresh_neighbours(k: int = 50) -> None:
 @app.command("train")
 @friendly
 def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even if it regresses; train even without new data.")] = False,
-              no_pipeline_eval: Annotated[bool, typer.Option("--no-pipeline-eval", help="Skip the offline replay of the request pipeline.")] = False) -> None:
+              no_pipeline_eval: Annotated[bool, typer.Option("--no-pipeline-eval", help="Skip the offline replay of the request pipeline.")] = False,
+              background: Annotated[bool, typer.Option("--background", help="Start it detached and return at once (log: var/logs/train.log; progress: graphrec status).")] = False) -> None:
     """Export, train the GNN (early stopping on validation NDCG@10), evaluate against baselines,
-    register, publish to the vector index and promote if it does not regress."""
+    register, publish to the vector index and promote if it does not regress. Progress goes to
+    var/run/train-status.json (``graphrec status``, the API's /readyz)."""
+    s = settings()
+    if background:  # before importing torch: returns in a second
+        _train_in_background(s, force, no_pipeline_eval)
+        return
     from gnn.lifecycle import run_pipeline
     from gnn.schedule import retrain_lock
+    from graphrec.progress import StatusWriter
 
-    s = settings()
-    with retrain_lock(s.var_dir):
+    with retrain_lock(s.var_dir), StatusWriter(s.var_dir) as status:
         out = run_pipeline(s, force=force, evaluate_pipeline=not no_pipeline_eval)
+        status.status["version"] = out.get("version")
     if out["status"] == "skipped":
         console.print(out["reason"])
         return
     console.print(out["table"], highlight=False, markup=False)
     console.print(f"\nversion {out['version']}: {out['status']} ({out['reason']}); training {out['train_seconds']}s, "
                   f"total {out['seconds']}s; report {out['report']}")
+
+
+def _train_in_background(s: Settings, force: bool, no_pipeline_eval: bool) -> None:
+    import subprocess
+
+    from graphrec.progress import pid_path, running_pid
+
+    pid = running_pid(s.var_dir)
+    if pid is not None:
+        console.print(f"training is already running (pid {pid}); `graphrec status` shows its progress")
+        return
+    log = s.var_dir / "logs" / "train.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "graphrec.cli", "train"] + (["--force"] if force else []) \
+        + (["--no-pipeline-eval"] if no_pipeline_eval else [])
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    pid_path(s.var_dir).parent.mkdir(parents=True, exist_ok=True)
+    pid_path(s.var_dir).write_text(f"{proc.pid}\n")
+    console.print(f"training the GNN in the background (pid {proc.pid}, log {log}); `graphrec status` shows "
+                  "its progress; the API switches to the new version when it is promoted")
+
+
+@app.command("status")
+@friendly
+def status_cmd() -> None:
+    """What is running: Neo4j, the live model version, background training (stage, epoch, ETA)."""
+    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.progress import describe, read_status
+    from graphrec.registry import Registry
+
+    s = settings()
+    st = Neo4jServer(s).status()
+    for line in st.lines():
+        console.print(line)
+    if st.bolt:
+        with _store() as store:
+            live = Registry(store, s.var_dir / "models").live("gnn")
+        console.print(f"live model: {live.id if live else 'none yet (answers come from the Cypher paths, content and popularity)'}")
+    console.print(describe(read_status(s.var_dir)), highlight=False)
 
 
 @app.command("evaluate")
@@ -497,12 +574,16 @@ def schedule_cmd(cron: Annotated[str | None, typer.Option(help="Cron expression 
 @friendly
 def serve(host: Annotated[str | None, typer.Option(help="Bind address (default api.host, 127.0.0.1).")] = None,
           port: Annotated[int | None, typer.Option(help="Port (default api.port, 8000).")] = None,
-          workers: Annotated[int | None, typer.Option(help="Worker processes (default api.workers).")] = None) -> None:
-    """Serve the GraphQL API on uvicorn (GraphQL at /graphql, widget demo at /demo)."""
+          workers: Annotated[int | None, typer.Option(help="Worker processes (default api.workers).")] = None,
+          check: Annotated[bool, typer.Option("--check", help="Only check that the port is free.")] = False) -> None:
+    """Serve the GraphQL API on uvicorn (GraphQL at /graphql, widget demo at /demo, /dashboard)."""
     import uvicorn
 
     s = settings()
     h, p, w = host or s.api.host, port or s.api.port, workers or s.api.workers
+    _port_free(h, p)
+    if check:
+        return
     # Worker processes inherit these before numpy/torch load: one math thread each (see
     # api.app.single_threaded_math, which also applies them when the app is started otherwise).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -521,6 +602,19 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
     uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
                 timeout_graceful_shutdown=10, limit_concurrency=s.api.max_connections,
                 http="api.server:GuardedHttpToolsProtocol")
+
+
+def _port_free(host: str, port: int) -> None:
+    """A port already in use is a one-line error that says what to do (a second `make demo`)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise GraphrecError(f"port {port} is in use (another `graphrec serve` or `make demo` running?): "
+                                "stop it, or pass --port / set GRAPHREC_API_PORT") from None
 
 
 @apikey_app.command("create")

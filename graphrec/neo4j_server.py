@@ -219,12 +219,36 @@ class Neo4jServer:
             "dbms.security.auth_enabled=true",
             "dbms.usage_report.enabled=false",
             "server.bolt.telemetry.enabled=false",
+            *self.browser_config(),
             "dbms.transaction.timeout=10m",
             "db.logs.query.enabled=OFF",
         ]
         path = conf_dir / "neo4j.conf"
         path.write_text("\n".join(line for line in lines if line) + "\n")
         return path
+
+    def browser_config(self) -> list[str]:
+        """Neo4j Browser: no product-usage collection or banner, nothing fetched from the internet;
+        on connect it applies graphrec's style sheet (items captioned by title, users by id, tags and
+        categories by name) and opens the guide, both served by graphrec's API (api/pages.py)."""
+        api = self.settings.api
+        host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host
+        base = f"http://{host}:{api.port}"
+        # The Browser's page loads its analytics and feedback scripts and web fonts from the
+        # internet whatever the settings say; this policy (Neo4j's default minus those hosts)
+        # makes Chromium refuse them before any connection is made.
+        csp = ("default-src 'self'; script-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+               "font-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; "
+               f"connect-src 'self' ws://{host}:* http://{host}:*")
+        return [
+            "client.allow_telemetry=false",
+            f"dbms.security.http_static_content_security_policy_header={csp}",
+            # Remote guides and style sheets only from here. 5.26 declares this key by its old
+            # name, and has no browser.allow_outgoing_connections: unknown keys fail its strict
+            # config validation.
+            f"browser.remote_content_hostname_whitelist={host}",
+            f"browser.post_connect_cmd=play {base}/guide; style {base}/browser/style.grass",
+        ]
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -364,9 +388,12 @@ class Neo4jServer:
                 driver.execute_query("RETURN 1", database_=self.cfg.database)
             return True
         except AuthError:
+            where = ("GRAPHREC_NEO4J_PASSWORD (or neo4j.password)" if self.cfg.password is not None
+                     else str(self.password_file))
             raise ServerError(
-                "Neo4j refused the password; the database under "
-                f"{self.home / 'data'} was initialised with another one"
+                f"Neo4j refused the password from {where}: the database under {self.home / 'data'} was "
+                "initialised with another one; use that password, or stop Neo4j and delete "
+                f"{self.home / 'data'} to start over (this deletes the graph)"
             ) from None
         except (ServiceUnavailable, Neo4jError, OSError):
             return False

@@ -14,6 +14,12 @@ CSV columns (header required; unknown columns become attributes for users and it
 
 JSON Lines: one object per line with the same field names (``categories``/``tags`` as arrays,
 ``attributes`` as an object; ``userId``/``itemId``-style camelCase names are accepted too).
+
+Forgiving: an invalid value of an optional field (an item's ``year`` = ``unkonwn``, a user's
+``created_at`` = ``soon``) drops that field with a :class:`FieldWarning` (file, line, field,
+value, reason) appended to the reader's ``warnings`` list; the row is kept. Items read from a file
+without ``created_at`` are marked "created: unknown" (never fresh) until ``graphrec load``
+sets it to their first interaction (``load/created_from_first_interaction``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +45,52 @@ KNOWN = {
     "items": {"id", "title", "year", "available", "description", "categories", "tags", "created_at"},
     "interactions": {"user_id", "item_id", "type", "ts", "value", "dwell_seconds", "session_id", "key"},
 }
+#: Fields dropped with a warning when their value is invalid (the row is kept without them).
+OPTIONAL: dict[Kind, frozenset[str]] = {
+    "users": frozenset({"created_at"}),
+    "items": frozenset({"year", "available", "description", "created_at"}),
+    "interactions": frozenset({"dwell_seconds"}),
+}
 MAX_LINE = 1 << 20  # 1 MiB per line
+
+
+@dataclass(frozen=True)
+class FieldWarning:
+    """An optional field's invalid value, dropped; the row was loaded without it."""
+
+    file: str
+    line: int
+    field: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: dropped {self.field}={self.value!r} ({self.reason})"
+
+
+class FileItemRow(ItemRow):
+    """An item read from a file: without ``created_at`` its creation time is unknown (not "now"),
+    so the ``fresh`` source never calls it new; its first interaction supplies it later."""
+
+    def to_param(self) -> dict[str, Any]:
+        return {**super().to_param(), "created_unknown": self.created_at is None}
+
+
+def _validate(kind: Kind, data: dict[str, Any], path: Path, n: int, warnings: list[FieldWarning] | None) -> Any:
+    """Validate a shaped row; an optional field's bad value is dropped with a warning."""
+    model = FileItemRow if kind == "items" else MODELS[kind]
+    for _ in range(len(OPTIONAL[kind]) + 1):
+        try:
+            return validate(model, data)
+        except ValidationError as exc:
+            field = exc.field
+            if field not in OPTIONAL[kind] or data.get(field) is None:
+                raise
+            reason = str(exc).removeprefix(f"{field}: ")
+            if warnings is not None:
+                warnings.append(FieldWarning(str(path), n, field, str(data[field])[:80], reason))
+            data = {**data, field: None}
+    return validate(model, data)
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -85,8 +137,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str | BadRowError]]:
             yield n, text
 
 
-def read_jsonl(path: Path, kind: Kind) -> Iterator[Item]:
-    model = MODELS[kind]
+def read_jsonl(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None) -> Iterator[Item]:
     for n, line in _lines(path):
         src = Source(str(path), n)
         if isinstance(line, BadRowError):
@@ -103,13 +154,12 @@ def read_jsonl(path: Path, kind: Kind) -> Iterator[Item]:
             yield BadRowError(str(path), n, "expected a JSON object"), src
             continue
         try:
-            yield validate(model, _shape(kind, data)), src
+            yield _validate(kind, _shape(kind, data), path, n, warnings), src
         except ValidationError as exc:
             yield BadRowError(str(path), n, str(exc)), src
 
 
-def read_csv(path: Path, kind: Kind) -> Iterator[Item]:
-    model = MODELS[kind]
+def read_csv(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None) -> Iterator[Item]:
     lines = _lines(path)
     header: list[str] | None = None
     for n, line in lines:
@@ -138,21 +188,21 @@ def read_csv(path: Path, kind: Kind) -> Iterator[Item]:
             continue
         data = {k: (v if v != "" else None) for k, v in zip(header, fields, strict=True)}
         try:
-            yield validate(model, _shape(kind, data)), src
+            yield _validate(kind, _shape(kind, data), path, n, warnings), src
         except ValidationError as exc:
             yield BadRowError(str(path), n, str(exc)), src
 
 
-def read_file(path: Path, kind: Kind) -> Iterator[Item]:
-    """Read a ``.csv`` or ``.jsonl``/``.ndjson`` file of ``kind`` rows."""
+def read_file(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None) -> Iterator[Item]:
+    """Read a ``.csv`` or ``.jsonl``/``.ndjson`` file of ``kind`` rows (dropped optional fields: ``warnings``)."""
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"no such file: {path}", field="path")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv(path, kind)
+        return read_csv(path, kind, warnings)
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return read_jsonl(path, kind)
+        return read_jsonl(path, kind, warnings)
     raise ValidationError(f"unsupported file type {suffix!r} (use .csv or .jsonl)", field="path")
 
 

@@ -4,11 +4,15 @@
 // or the tags) and left alone otherwise: loading the same file twice changes nothing, and the
 // engine's periodic catalogue refresh (recs/catalog_changed) reads only what really changed.
 // Returns: count of rows written.
+// A new item's created_at is the row's, else $now, except for rows with created_unknown = true
+// (read from a file without it): null, "unknown" (never fresh), until
+// load/created_from_first_interaction sets it.
 // Params: $now (epoch seconds); $rows: list of {id, props: map (title, year, available,
-//   description, ...), created_at: float|null, categories: list|null, tags: list|null}.
+//   description, ...), created_at: float|null, created_unknown: bool (optional),
+//   categories: list|null, tags: list|null}.
 UNWIND $rows AS row
 MERGE (i:Item {id: row.id})
-ON CREATE SET i.created_at = coalesce(row.created_at, $now), i.available = true, i.updated_at = $now
+ON CREATE SET i.created_at = CASE WHEN row.created_unknown = true THEN row.created_at ELSE coalesce(row.created_at, $now) END, i.available = true, i.updated_at = $now
 WITH i, row,
      any(k IN keys(row.props) WHERE NOT coalesce(i[k] = row.props[k], i[k] IS NULL AND row.props[k] IS NULL)) OR
      (row.categories IS NOT NULL AND

@@ -38,7 +38,7 @@ from graphrec.engine import rules
 from graphrec.engine.breaker import Breaker
 from graphrec.engine.cache import TTLCache
 from graphrec.engine.catalog import Catalog, SharedPopular, load_catalog
-from graphrec.engine.merge import merge_candidates, seeds_from_history
+from graphrec.engine.merge import decay_now, merge_candidates, seeds_from_history
 from graphrec.engine.model import LiveModel
 from graphrec.engine.types import (
     RecFilter,
@@ -557,6 +557,7 @@ class Engine:
         if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings, "recommendations")) is not None:
             return stale
 
+        clock, now = now, (now if req.context.now else decay_now(recent, now))  # see merge.decay_now
         vec = self.model.user_vector(recent, now) if (self.model and recent) else None
         if vec is None and self.model and req.context.preferred_categories:
             vec = self._category_vector(req.context.preferred_categories)
@@ -572,9 +573,9 @@ class Engine:
         exclude_consumed = req.surface.value in self.cfg.exclude_consumed
         hard_excluded = {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES} if exclude_consumed else set()
         ctx = SourceContext(store=self.store, user_id=req.user_id, session_items=list(req.context.session_item_ids),
-                            now=now, half_life_s=self.cfg.half_life_days * 86400.0, type_weights=DEFAULT_TYPE_WEIGHTS,
+                            now=clock, half_life_s=self.cfg.half_life_days * 86400.0, type_weights=DEFAULT_TYPE_WEIGHTS,
                             timeout_s=self.cfg.source_budget_ms / 1000,
-                            params={"seeds": seeds, "catalog": self.catalog, "neighbours": self.neighbours,
+                            params={"seeds": seeds, "catalog": self.catalog, "neighbours": self.neighbours, "decay_now": now,
                                     "preferred_categories": req.context.preferred_categories,
                                     "fresh_window_s": self.cfg.fresh_window_days * 86400.0})
         by_source = await self._run_sources(
@@ -586,7 +587,7 @@ class Engine:
         cands = rules.apply_consumed(cands, consumed, exclude_consumed)
         timings["merge"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
-        self._rank(cands, vec, session_vec, recent, now)
+        self._rank(cands, vec, session_vec, recent, clock)
         rules.apply_promotions(cands, self.cfg.promotions)
         timings["rank"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
@@ -786,15 +787,16 @@ class Engine:
         degraded: list[str] = []
         ids = list(dict.fromkeys(item_ids))
         recent, consumed = await self._user_state(user_id, degraded)
-        now = self._now(RequestContext())
+        clock = self._now(RequestContext())
+        now = decay_now(recent, clock)
         vec = self.model.user_vector(recent, now) if (self.model and recent) else None
         weights = dict(self.cfg.sources.get("SEARCH_RERANK", {}))
         weights.pop("ann", None)
         weights.pop("fresh", None)
-        ctx = SourceContext(store=self.store, user_id=user_id, now=now, timeout_s=self.cfg.source_budget_ms / 1000,
+        ctx = SourceContext(store=self.store, user_id=user_id, now=clock, timeout_s=self.cfg.source_budget_ms / 1000,
                             type_weights=DEFAULT_TYPE_WEIGHTS,
                             params={"seeds": self._seeds(recent, now), "catalog": self.catalog,
-                                    "neighbours": self.neighbours})
+                                    "neighbours": self.neighbours, "decay_now": now})
         timings: dict[str, float] = {}
         by_source = await self._run_sources(weights, ctx, _no_candidates, timings, degraded)
         merged = self._merge(by_source, weights)
@@ -802,7 +804,7 @@ class Engine:
         cands = [merged.get(i) or rules.Scored(i, 0.0, {}) for i in ids]
         for c in cands:
             c.sources = {k: v for k, v in c.sources.items()}
-        self._rank(cands, vec, None, recent, now)
+        self._rank(cands, vec, None, recent, clock)
         rules.apply_consumed(cands, consumed, exclude=False)
         # Stable: ties keep the caller's order.
         order = {i: k for k, i in enumerate(ids)}

@@ -10,6 +10,17 @@ from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS
 from graphrec.sources.base import Candidate
 
 
+def decay_now(recent: list[dict[str, Any]], clock: float) -> float:
+    """"Now" for a user's time decay: their own latest event, else the graph's clock.
+
+    Ages are measured from the user's last activity, not from the newest event anywhere: on a
+    historical dataset (MovieLens is from 1998) one live interaction moves the graph's clock to
+    today, and decaying a 1998 user's history over 28 years would turn every weight into ~2^-113
+    (scores printed as 0.00). Popularity and freshness windows stay on the graph's clock."""
+    latest = max((h["ts"] for h in recent if h.get("ts") is not None), default=None)
+    return float(latest) if latest is not None else clock
+
+
 def seeds_from_history(recent: list[dict[str, Any]], now: float, half_life_s: float, n: int) -> list[dict[str, Any]]:
     """The ``n`` strongest recent positive items: weight = type weight (ratings: (value-2)/3)
     × 2^(-age/half-life); an item seen several times keeps its strongest weight."""

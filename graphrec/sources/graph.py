@@ -79,8 +79,8 @@ async def co_interaction_live(ctx: SourceContext, limit: int) -> list[Candidate]
     if not ctx.user_id:
         return []
     rows = await ctx.store.read("recs/co_interaction", timeout=ctx.timeout_s, user_id=ctx.user_id,
-                                type_weights=ctx.type_weights, now=ctx.now, half_life_s=ctx.half_life_s,
-                                history=ctx.history, fanout=ctx.fanout, limit=limit)
+                                type_weights=ctx.type_weights, now=ctx.params.get("decay_now", ctx.now),
+                                half_life_s=ctx.half_life_s, history=ctx.history, fanout=ctx.fanout, limit=limit)
     return [Candidate(r["item_id"], float(r["score"]), "co_interaction_live", tuple(r["because"])) for r in rows]
 
 

@@ -45,10 +45,11 @@ def isolated_settings(var_dir: Path | None = None, ports: tuple[int, int] | None
 
 
 @contextmanager
-def own_neo4j(home: Path) -> Iterator[Settings]:
+def own_neo4j(home: Path, api_port: int | None = None) -> Iterator[Settings]:
     """A small Neo4j (512 MB heap) under ``home`` on free ports, running, with the settings to reach
     it (password included); stopped at the end. Not the session's server: tests that stop, kill
-    or restart their Neo4j (fault injection, bulk imports) use one of these."""
+    or restart their Neo4j (fault injection, bulk imports) use one of these. ``api_port``: the API
+    port its Browser fetches graphrec's guide and style sheet from (api.port)."""
     from pydantic import SecretStr
 
     from graphrec.neo4j_server import Neo4jServer
@@ -56,6 +57,8 @@ def own_neo4j(home: Path) -> Iterator[Settings]:
 
     s = isolated_settings(var_dir=home, ports=(free_port(), free_port()))
     s = s.model_copy(update={"neo4j": s.neo4j.model_copy(update={"heap": "512m", "pagecache": "256m"})})
+    if api_port is not None:
+        s = s.model_copy(update={"api": s.api.model_copy(update={"port": api_port})})
     server = Neo4jServer(s)
     server.stop()  # a leftover from an interrupted run would hold the store files
     server.start()

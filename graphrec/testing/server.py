@@ -19,9 +19,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: Any, timeout: float = 60.0, **options: Any) -> Iterator[str]:
+def live_server(app: Any, timeout: float = 60.0, port: int | None = None, **options: Any) -> Iterator[str]:
     """``options`` are passed to ``uvicorn.Config`` (``http=...`` for the protocol ``graphrec serve`` uses)."""
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                                            **options))
     thread = threading.Thread(target=server.run, daemon=True)
