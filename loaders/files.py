@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from graphrec.errors import BadRowError, ValidationError
-from loaders.records import InteractionRow, ItemRow, UserRow, validate
+from loaders.records import InteractionRow, ItemRow, RowLimits, UserRow, validate
 from loaders.writer import Item, Source
 
 Kind = Literal["users", "items", "interactions"]
@@ -85,7 +85,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str | BadRowError]]:
             yield n, text
 
 
-def read_jsonl(path: Path, kind: Kind) -> Iterator[Item]:
+def read_jsonl(path: Path, kind: Kind, limits: RowLimits | None = None) -> Iterator[Item]:
     model = MODELS[kind]
     for n, line in _lines(path):
         src = Source(str(path), n)
@@ -103,12 +103,12 @@ def read_jsonl(path: Path, kind: Kind) -> Iterator[Item]:
             yield BadRowError(str(path), n, "expected a JSON object"), src
             continue
         try:
-            yield validate(model, _shape(kind, data)), src
+            yield validate(model, _shape(kind, data), limits), src
         except ValidationError as exc:
             yield BadRowError(str(path), n, str(exc)), src
 
 
-def read_csv(path: Path, kind: Kind) -> Iterator[Item]:
+def read_csv(path: Path, kind: Kind, limits: RowLimits | None = None) -> Iterator[Item]:
     model = MODELS[kind]
     lines = _lines(path)
     header: list[str] | None = None
@@ -138,21 +138,22 @@ def read_csv(path: Path, kind: Kind) -> Iterator[Item]:
             continue
         data = {k: (v if v != "" else None) for k, v in zip(header, fields, strict=True)}
         try:
-            yield validate(model, _shape(kind, data)), src
+            yield validate(model, _shape(kind, data), limits), src
         except ValidationError as exc:
             yield BadRowError(str(path), n, str(exc)), src
 
 
-def read_file(path: Path, kind: Kind) -> Iterator[Item]:
-    """Read a ``.csv`` or ``.jsonl``/``.ndjson`` file of ``kind`` rows."""
+def read_file(path: Path, kind: Kind, limits: RowLimits | None = None) -> Iterator[Item]:
+    """Read a ``.csv`` or ``.jsonl``/``.ndjson`` file of ``kind`` rows (interactions checked
+    against ``limits``, default the code defaults: see loaders.records)."""
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"no such file: {path}", field="path")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv(path, kind)
+        return read_csv(path, kind, limits)
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return read_jsonl(path, kind)
+        return read_jsonl(path, kind, limits)
     raise ValidationError(f"unsupported file type {suffix!r} (use .csv or .jsonl)", field="path")
 
 

@@ -2,6 +2,12 @@
 
 closed ──(``failures`` consecutive errors)──▶ open ──(``reset_s`` elapsed)──▶ half-open
 half-open: one probe call is let through; success closes, failure re-opens.
+
+Only "the store is unavailable" counts as a failure: a query the store refused (a constraint, a
+bad parameter) is an answer, and the caller reports it as a success (see Engine._neo4j). A probe
+whose outcome never comes back (its caller was cancelled, or forgot to report) expires after
+``reset_s``, and the next caller probes again: a lost probe must not hold the breaker open while
+the store is back.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ class Breaker:
         self.failures = 0
         self.opened_at: float | None = None
         self.probing = False
+        self.probe_at = 0.0  # when the current probe was let through
+        self.opened = 0  # times it went from closed to open (for /metrics and /readyz)
 
     @property
     def state(self) -> str:
@@ -33,17 +41,20 @@ class Breaker:
         return "open"
 
     def allow(self) -> bool:
-        """May a call go through now? In half-open, only one probe at a time."""
+        """May a call go through now? In half-open, only one probe at a time (a probe out for
+        longer than ``reset_s`` is taken as lost)."""
         st = self.state
         if st == "closed":
             return True
-        if st == "half-open" and not self.probing:
+        if st == "half-open" and (not self.probing or self.clock() - self.probe_at >= self.reset_s):
             self.probing = True
+            self.probe_at = self.clock()
             return True
         return False
 
     def release(self) -> None:
-        """Give back a probe that :meth:`allow` granted but that was not used for a call."""
+        """Give back a probe that :meth:`allow` granted but that was not used for a call (or whose
+        call ended with no verdict on the store)."""
         self.probing = False
 
     def success(self) -> None:
@@ -55,4 +66,6 @@ class Breaker:
         self.failures += 1
         self.probing = False
         if self.failures >= self.threshold or self.opened_at is not None:
+            if self.opened_at is None:
+                self.opened += 1
             self.opened_at = self.clock()

@@ -28,6 +28,16 @@ def interaction_statements(type: InteractionType, param: dict[str, Any], session
     statements.append(("load/advance_clock", None, {"ts": ts, "slack": clock_slack_s}))
     return statements
 
+
+def repair_clock(store: Any, max_clock_skew_s: float, now: float | None = None) -> dict[str, Any]:
+    """Set the graph's clock back to the newest interaction no later than ``now`` (wall clock by
+    default) plus ``max_clock_skew_s`` (``load/repair_clock``: scans every interaction). Returns
+    ``{was, ts, future}``: the clock before and after, and how many stored interactions lie
+    past that limit (kept, never deleted)."""
+    max_ts = (time.time() if now is None else now) + max_clock_skew_s
+    return dict(store.write("load/repair_clock", max_ts=max_ts)[0])
+
+
 #: Default weight of each interaction type in collaborative scores (SKIPPED counts against).
 DEFAULT_TYPE_WEIGHTS: dict[str, float] = {"PURCHASED": 3.0, "RATED": 1.0, "CLICKED": 0.7, "VIEWED": 0.3, "SKIPPED": 0.0}
 
