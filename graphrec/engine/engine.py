@@ -890,7 +890,9 @@ class Engine:
                                                 self.cfg.clock_slack_s)
             try:
                 counters = await self._neo4j(self.store.write_many(statements), budget * 4)
-            except QueryError:
+            except QueryError as exc:
+                if "constraint" not in str(exc):
+                    raise
                 # The key constraint: another request stored this key, for another user or item,
                 # between the check and this write.
                 raise KeyConflict(key) from None

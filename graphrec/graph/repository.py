@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from graphrec.errors import NotFound
+from graphrec.errors import KeyConflict, NotFound
 from graphrec.graph.store import GraphStore, Statement
 from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, validate
 
@@ -115,10 +115,14 @@ class Repository:
         return self.get_item(row.id)
 
     def record_interaction(self, data: dict[str, Any]) -> Recorded:
-        """Write one interaction at once (idempotent on its key). Unknown item: :class:`NotFound`."""
+        """Write one interaction at once (idempotent on its key). Unknown item: :class:`NotFound`;
+        a key stored for another user, item or type: :class:`KeyConflict`."""
         row: InteractionRow = validate(InteractionRow, data)
-        if not self.store.read("repo/item_exists", item_id=row.item_id)[0]["found"]:
+        refs = self.store.read("load/interaction_refs", ids=[row.item_id], keys=[row.idempotency_key])[0]
+        if refs["missing"]:
             raise NotFound("item", row.item_id)
+        if any((r["user"], r["item"], r["type"]) != (row.user_id, row.item_id, row.type.value) for r in refs["stored"]):
+            raise KeyConflict(row.idempotency_key)
         counters = self.store.write_many(
             interaction_statements(row.type, row.to_param(), row.session_id, row.user_id, row.ts))
         return Recorded(key=row.idempotency_key, created=counters[0]["relationships_created"] > 0)
