@@ -185,8 +185,9 @@ class EngineSettings(BaseModel):
     breaker_failures: int = 3
     breaker_reset_s: float = 5.0
     # The last user state (recent history, consumed items) read per user, kept so that an answer
-    # given while Neo4j is slow or away still excludes what the user consumed.
-    user_state_cache_size: int = Field(default=20_000, ge=0)
+    # given while Neo4j is slow or away still excludes what the user consumed (users whose state is
+    # over 32 KB are not kept: at most ~320 MB per process at the default size).
+    user_state_cache_size: int = Field(default=10_000, ge=0)
     user_state_cache_ttl_s: float = Field(default=600.0, ge=0)
     promotions: list[Promotion] = Field(default_factory=list)
 

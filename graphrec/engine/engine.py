@@ -79,6 +79,8 @@ from loaders.records import InteractionRow, InteractionType, ItemRow, RowLimits,
 log = logging.getLogger("graphrec.engine")
 T = TypeVar("T")
 
+#: A user state larger than this (marshalled) is not kept for degraded answers (see _keep_user_state).
+USER_STATE_MAX_BYTES = 32_768
 VERB = {"RATED": "rated", "PURCHASED": "bought", "CLICKED": "clicked", "VIEWED": "viewed"}
 
 
@@ -453,9 +455,14 @@ class Engine:
     def _keep_user_state(self, user_id: str, recent: list[dict[str, Any]], consumed: dict[str, set[str]]) -> None:
         if self.cfg.user_state_cache_size <= 0:
             return
-        with contextlib.suppress(ValueError):  # a property of a type marshal does not know: not kept
-            self.user_states.put(user_id, marshal.dumps(
-                ([dict(h) for h in recent], {i: sorted(t) for i, t in consumed.items()})))
+        try:
+            packed = marshal.dumps(([dict(h) for h in recent], {i: sorted(t) for i, t in consumed.items()}))
+        except ValueError:  # a property of a type marshal does not know: not kept
+            return
+        if len(packed) <= USER_STATE_MAX_BYTES:  # the heaviest users are not kept: memory stays bounded
+            self.user_states.put(user_id, packed)
+        else:
+            self.user_states.discard(user_id)
 
     def _note_recorded(self, row: InteractionRow) -> None:
         """An interaction this process recorded joins the user's kept state (if any), so that a
