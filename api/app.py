@@ -194,12 +194,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if eng is None:
             return JSONResponse({"ready": False}, status_code=503)
         # Ready: Neo4j answers and this worker's breaker lets calls through. Degraded: answers
-        # are (or may be) degraded: a store down, a breaker not closed, the journal backlog growing.
+        # are (or may be) degraded: a store down, a breaker not closed, the journal backlog growing,
+        # or a fifth of this worker's recent answers (at least 5) degraded by Neo4j being slow.
         h, r = await eng.health(), eng.readiness()
         ready = bool(h["neo4j"]) and r["breakers"]["neo4j"] != "open"
+        a = r["answers"]
         reasons = [k for k, bad in (("neo4j", not h["neo4j"]), ("vectors", not h["vectors"]),
                                     *((f"{n}_breaker_{st}", st != "closed") for n, st in r["breakers"].items()),
-                                    ("journal_growing", r["journal"]["growing"])) if bad]
+                                    ("journal_growing", r["journal"]["growing"]),
+                                    ("answers_degraded", a["degraded_by_neo4j"] >= 5 and a["degraded_by_neo4j"] * 5 >= a["recent"]))
+                   if bad]
         return JSONResponse({"ready": ready, **h, "degraded": bool(reasons), "degraded_reasons": reasons, **r,
                              "journal_pending_bytes": r["journal"]["pending_bytes"], "pid": os.getpid()},
                             status_code=200 if ready else 503)

@@ -288,10 +288,18 @@ async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: fl
     async def reused_keys() -> None:
         """A careless client: one idempotency key for two users (the second must be refused)."""
         k = f"reused-{rng.getrandbits(32):08x}"
-        for u in (f"u{rng.randrange(users)}", f"x{rng.randrange(users)}"):
-            body = json.dumps({"query": RECORD, "variables": {"in": {
-                "userId": u, "itemId": f"i{rng.randrange(items)}", "type": "CLICK", "key": k}}}).encode()
-            counts[f"reused_key:{await _raw(port, _post(port, body, key=key))}"] += 1
+        item = f"i{rng.randrange(items)}"
+        async with httpx.AsyncClient(timeout=10) as client:
+            for n, u in enumerate((f"u{rng.randrange(users)}", f"x{rng.randrange(users)}")):
+                try:
+                    r = await client.post(f"http://{HOST}:{port}/graphql", headers={"Authorization": f"Bearer {key}"},
+                                          json={"query": RECORD, "variables": {"in": {
+                                              "userId": u, "itemId": item, "type": "CLICK", "key": k}}})
+                    errs = r.json().get("errors") or []
+                    got = errs[0].get("extensions", {}).get("code") if errs else "ok"
+                    counts[f"reused_key_{'first' if n == 0 else 'second'}:{r.status_code}:{got}"] += 1
+                except (httpx.HTTPError, ValueError):
+                    counts[f"reused_key_{'first' if n == 0 else 'second'}:no_answer"] += 1
 
     async def poison() -> None:
         """While Neo4j is down, lines that can never be written go straight into the journal (as an

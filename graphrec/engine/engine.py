@@ -122,6 +122,8 @@ class Engine:
         self.user_states: TTLCache[bytes] = TTLCache(self.cfg.user_state_cache_size, self.cfg.user_state_cache_ttl_s)
         # (monotonic time, pending bytes) of the journal, sampled by the replay task: is it growing?
         self.journal_samples: list[tuple[float, int]] = []
+        # Answers given in the current and the previous 10-s period: [period, answers, degraded by Neo4j].
+        self.answer_counts: list[list[int]] = [[0, 0, 0], [0, 0, 0]]
         self.stats: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # Called with (operation, answer) for every answer computed or served stale (not for
@@ -640,8 +642,16 @@ class Engine:
             return set()
         return {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES}
 
+    def _count_answer(self, res: RecResult) -> None:
+        period = int(time.monotonic() // 10)
+        if self.answer_counts[-1][0] != period:
+            self.answer_counts = [self.answer_counts[-1], [period, 0, 0]]
+        self.answer_counts[-1][1] += 1
+        self.answer_counts[-1][2] += "neo4j" in res.degraded_reasons
+
     def _answer(self, op: str, res: RecResult) -> RecResult:
         """Every computed answer leaves through here: to the observers, then the slow log."""
+        self._count_answer(res)
         for observe in self.observers:
             observe(op, res)
         return self._log_slow(op, res)
@@ -805,6 +815,7 @@ class Engine:
                  for k, r in enumerate(kept, 1)]
         res = RecResult(items, True, cached.model_version, cached.request_id,
                         tuple(sorted({*degraded, "stale"})), dict(timings))
+        self._count_answer(res)
         for observer in self.observers:  # the stages that ran and the reasons
             observer(op, res)
         res.timings_ms["stale_hit"] = 1.0
@@ -982,13 +993,17 @@ class Engine:
 
     def readiness(self) -> dict[str, Any]:
         """What /readyz reports besides the stores' health: the breakers' states, the journal's
-        backlog (bytes, and whether it grew over the last minute of samples) and how many entries
-        were dead-lettered."""
+        backlog (bytes, and whether it grew over the last minute of samples), how many entries
+        were dead-lettered, and the answers computed in the last 10-20 s with how many of them
+        were degraded by Neo4j (slow or away: what clients saw)."""
         pending = self.journal.pending()
         oldest = self.journal_samples[0][1] if self.journal_samples else pending
+        period = int(time.monotonic() // 10)
+        recent = [c for c in self.answer_counts if c[0] >= period - 1]
         return {"breakers": {"neo4j": self.neo4j_breaker.state, "vectors": self.vector_breaker.state},
                 "journal": {"pending_bytes": pending, "growing": pending > oldest,
-                            "dead_lettered": self.journal.dead_lettered()}}
+                            "dead_lettered": self.journal.dead_lettered()},
+                "answers": {"recent": sum(c[1] for c in recent), "degraded_by_neo4j": sum(c[2] for c in recent)}}
 
     async def get_items(self, ids: list[str]) -> dict[str, Item]:
         """Items by id, read through the item cache (a page of recommendations costs no round trip
