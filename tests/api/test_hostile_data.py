@@ -151,3 +151,21 @@ def test_rerank_names_ids_that_are_not_items(served: Served) -> None:
     data = body["data"]["rerank"]
     assert data["unknownItemIds"] == ["ghost"]
     assert {i["item"]["id"] for i in data["items"]} == {"toy", "alien"} and all(i["item"]["title"] for i in data["items"])
+
+
+def test_readyz_says_degraded_while_neo4j_is_too_slow_for_the_answers(served: Served) -> None:
+    """Neo4j reachable (ready) but too slow for the request budgets: the answers are degraded, and
+    /readyz says so instead of "not degraded"."""
+    eng = served.app.state.graphrec["engine"]
+    fast = eng.cfg
+    try:
+        eng.cfg = fast.model_copy(update={"request_budget_ms": 0.001, "source_budget_ms": 0.001})
+        for k in range(6):
+            body = gql(served, "query($u: ID!) { recommendations(userId: $u, first: 3) { degraded degradedReasons } }",
+                       {"u": f"slow-{k}"})
+            assert "neo4j" in body["data"]["recommendations"]["degradedReasons"], body
+        status, ready = _readyz(served)
+        assert status == 200 and ready["ready"] is True and ready["degraded"] is True
+        assert "answers_degraded" in ready["degraded_reasons"] and ready["answers"]["degraded_by_neo4j"] >= 6
+    finally:
+        eng.cfg = fast
