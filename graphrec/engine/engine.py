@@ -643,6 +643,8 @@ class Engine:
         return {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES}
 
     def _count_answer(self, res: RecResult) -> None:
+        if self._warming:  # the start-up's own requests are not what clients saw
+            return
         period = int(time.monotonic() // 10)
         if self.answer_counts[-1][0] != period:
             self.answer_counts = [self.answer_counts[-1], [period, 0, 0]]
