@@ -4,10 +4,11 @@ closed ──(``failures`` consecutive errors)──▶ open ──(``reset_s`` 
 half-open: one probe call is let through; success closes, failure re-opens.
 
 Only "the store is unavailable" counts as a failure: a query the store refused (a constraint, a
-bad parameter) is an answer, and the caller reports it as a success (see Engine._neo4j). A probe
-whose outcome never comes back (its caller was cancelled, or forgot to report) expires after
-``reset_s``, and the next caller probes again: a lost probe must not hold the breaker open while
-the store is back.
+bad parameter) is an answer, and the caller reports it as a success (see Engine._neo4j). Every caller reports its
+probe's outcome (or gives it back with :meth:`release`); a probe that never reports back all the
+same expires after ``probe_timeout_s`` (longer than any call may take: a probe still waiting on a
+slow store must not be joined by more), and the next caller probes again: a lost probe must not
+hold the breaker open for good while the store is back.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ class CircuitOpen(Exception):
 
 
 class Breaker:
-    def __init__(self, name: str, failures: int = 3, reset_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str, failures: int = 3, reset_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 probe_timeout_s: float = 120.0) -> None:
         self.name = name
         self.threshold = failures
         self.reset_s = reset_s
+        self.probe_timeout_s = probe_timeout_s
         self.clock = clock
         self.failures = 0
         self.opened_at: float | None = None
@@ -42,11 +45,11 @@ class Breaker:
 
     def allow(self) -> bool:
         """May a call go through now? In half-open, only one probe at a time (a probe out for
-        longer than ``reset_s`` is taken as lost)."""
+        longer than ``probe_timeout_s`` is taken as lost)."""
         st = self.state
         if st == "closed":
             return True
-        if st == "half-open" and (not self.probing or self.clock() - self.probe_at >= self.reset_s):
+        if st == "half-open" and (not self.probing or self.clock() - self.probe_at >= self.probe_timeout_s):
             self.probing = True
             self.probe_at = self.clock()
             return True

@@ -99,7 +99,10 @@ class Engine:
         self.catalog = Catalog()
         self.model: LiveModel | None = None
         self.ranker: Any | None = None
-        self.neo4j_breaker = Breaker("neo4j", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
+        # A probe is taken as lost only after longer than any Neo4j call may take (query timeout,
+        # connection acquisition): until then the other calls fail fast rather than hang beside it.
+        self.neo4j_breaker = Breaker("neo4j", self.cfg.breaker_failures, self.cfg.breaker_reset_s,
+                                     probe_timeout_s=2 * settings.neo4j.query_timeout_s + 4 * settings.neo4j.connection_timeout_s)
         self.vector_breaker = Breaker("vectors", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
         # Cached results: (JSON rows of Recommendation fields, model version); see recommend().
         self.results: TTLCache[tuple[str, str | None]] = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
