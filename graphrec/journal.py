@@ -289,10 +289,21 @@ def write_rows_sync(store: Any, rows: list[dict[str, Any]], limits: RowLimits | 
         store.write_many(_statements(ok))
     except QueryError:
         # Something in the batch is refused (a key stored since the check, by a concurrent
-        # writer): one transaction per row, so that only the refused rows are set aside.
+        # writer): one transaction per row, so that only the refused rows are set aside. A row
+        # refused for a passing reason (a transaction timeout on a busy server) is not a poison
+        # row: that raises, and the replay tries again later from the same place.
         for r in ok:
             try:
                 store.write_many(_statements([r]))
             except QueryError as exc:
+                if not refused_for_good(exc):
+                    raise
                 refused.append((r, f"refused by Neo4j: {exc}"))
     return refused
+
+
+def refused_for_good(exc: QueryError) -> bool:
+    """A refusal that writing the same row again cannot change: a constraint, or the statement
+    itself (types, arguments). Timeouts and terminated transactions are not."""
+    text = str(exc)
+    return "constraint violated" in text or "Neo.ClientError.Statement." in text

@@ -86,3 +86,15 @@ def test_an_append_after_a_torn_line_is_not_glued_to_it_and_bad_lines_are_dead_l
     dead = [json.loads(x) for x in j.dead_path.read_text().splitlines()]
     assert [d["reason"] for d in dead] == ["malformed journal line (not a JSON object)"]
     assert dead[0]["row"] == '{"key": "torn' and dead[0]["at"] > 0 and j.dead_lettered() == 1
+
+
+def test_only_a_refusal_for_good_is_a_dead_letter() -> None:
+    """A transaction Neo4j timed out on a busy server is not a poison row: replaying it later
+    writes it (it must never be set aside, or an acknowledged interaction would be lost)."""
+    from graphrec.errors import QueryError
+    from graphrec.journal import refused_for_good
+
+    assert refused_for_good(QueryError("load/interactions: constraint violated: Relationship(162) already exists"))
+    assert refused_for_good(QueryError("load/interactions: Neo.ClientError.Statement.TypeError: bad value"))
+    assert not refused_for_good(QueryError(
+        "load/interaction_refs: Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration: terminated"))

@@ -69,7 +69,7 @@ from graphrec.graph.repository import (
     interaction_statements,
 )
 from graphrec.graph.store import AsyncGraphStore
-from graphrec.journal import Journal, write_rows_sync
+from graphrec.journal import Journal, refused_for_good, write_rows_sync
 from graphrec.sources import SOURCES
 from graphrec.sources.base import Candidate, SourceContext
 from graphrec.sources.graph import session_seeds
@@ -921,16 +921,19 @@ class Engine:
                 raise KeyConflict(key) from None
             created = counters[0]["relationships_created"] > 0
             stored = "direct"
-        except (TimeoutError, GraphStoreUnavailable):
-            # Neo4j is away (or too slow to trust): journal it. A write that timed out may still
-            # land; the replay is idempotent on the key, so it will not double-count.
+        except (TimeoutError, GraphStoreUnavailable, QueryError) as exc:
+            if isinstance(exc, QueryError) and refused_for_good(exc):
+                raise
+            # Neo4j is away (or too slow to trust, or it timed the transaction out): journal it. A
+            # write that timed out may still land; the replay is idempotent on the key, so it will
+            # not double-count.
             if self.catalog.loaded and row.item_id not in self.catalog.items:
                 # Not in this process's catalogue (it may be newer than its last refresh): ask the
                 # graph once more, with more time, before saying it does not exist.
                 try:
                     self._check_refs(await self._neo4j(self.store.read(
                         "load/interaction_refs", plain=True, ids=[row.item_id], keys=[key]), budget * 4), row, ident)
-                except (TimeoutError, GraphStoreUnavailable):
+                except (TimeoutError, GraphStoreUnavailable, QueryError):
                     raise NotFound("item", row.item_id) from None
             created = await asyncio.to_thread(self.journal.append_checked, {**param, "type": row.type.value})
             if created:
