@@ -1015,7 +1015,8 @@ class Engine:
 
     async def get_items(self, ids: list[str]) -> dict[str, Item]:
         """Items by id, read through the item cache (a page of recommendations costs no round trip
-        once its items were shown in the last ``item_cache_ttl_s``). While Neo4j is unavailable:
+        once its items were shown in the last ``item_cache_ttl_s``). While Neo4j is unavailable (or
+        slower than four request budgets, at least 1 s):
         what the in-memory catalogue knows of them (no tags or description), so that a degraded
         list of recommendations still has its titles."""
         found: dict[str, Item] = {}
@@ -1028,10 +1029,15 @@ class Engine:
         if not missing:
             return found
         try:
-            rows = await self._neo4j(self.store.read("repo/get_items", plain=True, ids=missing))
-        except GraphStoreUnavailable:
-            if not self.catalog.loaded:
+            # Bounded: a Neo4j too slow to answer in time is treated as away (a page of answers
+            # must not wait for the 30-s query timeout; seen with a starved Neo4j in the faults suite).
+            rows = await self._neo4j(self.store.read("repo/get_items", plain=True, ids=missing),
+                                     max(1.0, 4 * self.cfg.request_budget_ms / 1000))
+        except (GraphStoreUnavailable, TimeoutError, QueryError) as exc:
+            if isinstance(exc, QueryError) and refused_for_good(exc):
                 raise
+            if not self.catalog.loaded:
+                raise GraphStoreUnavailable(f"item fields unavailable: {type(exc).__name__}") from exc
             return found | {i: _catalog_item(c) for i in missing if (c := self.catalog.items.get(i)) is not None}
         for r in rows:
             item = found[r["id"]] = Item.from_row(r)
