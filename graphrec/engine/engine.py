@@ -585,8 +585,14 @@ class Engine:
         # this user's last complete answer to the same request is better, if there is one.
         shape = _key(req.user_id, req.surface.value, first, req.filter, req.context.session_item_ids,
                      req.context.preferred_categories)
+        excluded = self._excluded(req, consumed)
         if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings, "recommendations",
-                                                                         self._excluded(req, consumed))) is not None:
+                                                                         excluded)) is not None:
+            if len(stale.items) < first:  # items consumed since were left out: the popular list fills in
+                have = excluded | {r.item_id for r in stale.items}
+                extra = self._popular_fallback(first - len(stale.items), req.filter, have)
+                n = len(stale.items)
+                stale.items.extend([self._recommendation(c, n + k, recent, req) for k, c in enumerate(extra, 1)])
             return stale
 
         vec = self.model.user_vector(recent, now) if (self.model and recent) else None
@@ -602,7 +608,7 @@ class Engine:
             weights["popular"] = max(weights.get("popular", 0.0), 1.0)
             weights["fresh"] = max(weights.get("fresh", 0.0), 0.2)
         exclude_consumed = req.surface.value in self.cfg.exclude_consumed
-        hard_excluded = self._excluded(req, consumed)
+        hard_excluded = excluded
         ctx = SourceContext(store=self.store, user_id=req.user_id, session_items=list(req.context.session_item_ids),
                             now=now, half_life_s=self.cfg.half_life_days * 86400.0, type_weights=DEFAULT_TYPE_WEIGHTS,
                             timeout_s=self.cfg.source_budget_ms / 1000,

@@ -243,5 +243,7 @@ def test_a_degraded_answer_never_recommends_what_the_user_consumed(tiny: Setting
         assert not {r.item_id for r in res.items} & consumed, (name, [r.item_id for r in res.items])
         assert "consumed_unknown" not in res.degraded_reasons
     assert "stale" in out["stale"].degraded_reasons
+    # The stale answer lost what was consumed since; the popular list filled it up again.
     assert [r.rank for r in out["stale"].items] == list(range(1, len(out["stale"].items) + 1))
+    assert {r.item_id for r in out["stale"].items} == {"new", "toy", "up"}  # all the tiny catalogue has left
     assert "consumed_unknown" in out["stranger"].degraded_reasons
