@@ -190,10 +190,20 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         eng: Engine | None = state.get("engine")
         if eng is None:
             return JSONResponse({"ready": False}, status_code=503)
-        h = await eng.health()
-        ready = bool(h["neo4j"])
-        return JSONResponse({"ready": ready, **h, "ranker": eng.ranker_status, "model_version": eng.model.version if eng.model else None,
-                             "journal_pending_bytes": eng.journal.pending(), "pid": os.getpid(),
+        # Ready: Neo4j answers and this worker's breaker lets calls through. Degraded: answers
+        # are (or may be) degraded: a store down, a breaker not closed, the journal backlog growing,
+        # or a fifth of this worker's recent answers (at least 5) degraded by Neo4j being slow.
+        h, r = await eng.health(), eng.readiness()
+        ready = bool(h["neo4j"]) and r["breakers"]["neo4j"] != "open"
+        a = r["answers"]
+        reasons = [k for k, bad in (("neo4j", not h["neo4j"]), ("vectors", not h["vectors"]),
+                                    *((f"{n}_breaker_{st}", st != "closed") for n, st in r["breakers"].items()),
+                                    ("journal_growing", r["journal"]["growing"]),
+                                    ("answers_degraded", a["degraded_by_neo4j"] >= 5 and a["degraded_by_neo4j"] * 5 >= a["recent"]))
+                   if bad]
+        return JSONResponse({"ready": ready, **h, "degraded": bool(reasons), "degraded_reasons": reasons, **r,
+                             "journal_pending_bytes": r["journal"]["pending_bytes"], "pid": os.getpid(),
+                             "ranker": eng.ranker_status, "model_version": eng.model.version if eng.model else None,
                              "training": read_status(settings.var_dir)},  # graphrec.progress
                             status_code=200 if ready else 503)
 
@@ -236,6 +246,9 @@ def _engine_gauges(eng: Engine) -> None:
     M.CACHE_HIT.labels("results").set(eng.results.hit_rate)
     M.CACHE_HIT.labels("neighbours").set(eng.neighbours.hit_rate)
     M.JOURNAL.set(eng.journal.pending())
+    M.DEAD_LETTERS.set(eng.journal.dead_lettered())
+    M.BREAKER_OPEN.labels("neo4j").set(eng.neo4j_breaker.state != "closed")
+    M.BREAKER_OPEN.labels("vectors").set(eng.vector_breaker.state != "closed")
 
 
 async def _refresh_gauges(eng: Engine, every_s: float, collector: IdleCollector) -> None:

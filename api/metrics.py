@@ -4,7 +4,7 @@ With several worker processes (`graphrec serve --workers N`, N > 1) ``PROMETHEUS
 is set before the workers start: every worker writes its samples to files there and ``/metrics``,
 whichever worker answers, adds them all up (prometheus_client's multiprocess mode). Gauges say how
 they combine: candidates are summed over live workers, the journal backlog is the max (one
-journal per host), cache hit ratios are reported per worker (``pid`` label)."""
+journal per host; so is the dead-letter count), breaker states and cache hit ratios are reported per worker (``pid`` label)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ GC_PAUSE = Histogram("graphrec_gc_pause_seconds", "Cyclic garbage collector runs
                      registry=REGISTRY, buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1))
 JOURNAL = Gauge("graphrec_journal_pending_bytes", "Interactions journalled and not yet replayed", registry=REGISTRY,
                 multiprocess_mode="livemax")
+DEAD_LETTERS = Gauge("graphrec_journal_dead_letters", "Journal entries that can never be written, set aside in "
+                     "dead-letter.jsonl with their reason", registry=REGISTRY, multiprocess_mode="livemax")
+BREAKER_OPEN = Gauge("graphrec_breaker_open", "1 while a store's circuit breaker in this worker is not closed", ["store"],
+                     registry=REGISTRY, multiprocess_mode="liveall")
 
 
 def exposition() -> bytes:

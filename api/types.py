@@ -136,12 +136,15 @@ class RecommendationList:
     degraded_reasons: list[str]
     model_version: str | None
     request_id: strawberry.ID
+    unknown_item_ids: list[strawberry.ID] = strawberry.field(
+        default_factory=list, description="rerank: the given ids that are not items (left out of items).")
 
     @classmethod
     def from_domain(cls, r: et.RecResult) -> RecommendationList:
         return cls(items=[Recommendation.from_domain(x) for x in r.items], degraded=r.degraded,
                    degraded_reasons=list(r.degraded_reasons), model_version=r.model_version,
-                   request_id=strawberry.ID(r.request_id))
+                   request_id=strawberry.ID(r.request_id),
+                   unknown_item_ids=[strawberry.ID(i) for i in r.unknown_ids])
 
 
 @strawberry.type

@@ -18,6 +18,16 @@ in which the store is away, and that no acknowledged interaction is lost.
 5. The API's RSS is sampled every second: start (after a warm-up), peak and end are reported.
 6. After the traffic, once the API has replayed its journal: the interactions acknowledged by the
    API are looked up by key in Neo4j (accepted vs found, duplicates, lost).
+7. The hostile mix (``--no-hostile`` turns it off): the first third of the traffic is the quiet
+   phase; from then on, beside the same traffic, clients that mean harm or are careless: sockets
+   that never finish their headers (a byte now and then), oversized bodies and headers, malformed
+   requests (bad JSON, a JSON array, GET and a wrong content type on /graphql), floods of random
+   unknown keys, reused idempotency keys through the API, and, while Neo4j is down, poison lines
+   written straight into the journal (a key reused for another user, a value out of range, a line
+   that is not JSON). Reported: legitimate p99 in the quiet phase and in the hostile phase (outside
+   the degraded window), the hostile requests by answer, and ``/readyz`` sampled every second,
+   checked against what is known (Neo4j down: it must not say ready; healthy: the reads answered
+   around it must be whole), and its dead-letter count against the poison lines written.
 
 Writes ``bench/reports/soak.json`` and prints the figures.
 """
@@ -188,6 +198,172 @@ async def traffic(port: int, key: str, seconds: float, rate: float, users: int, 
     return done
 
 
+def _random_key(rng: random.Random) -> str:
+    return f"grk_{rng.getrandbits(48):012x}_" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+                                                    for _ in range(43))
+
+
+async def _raw(port: int, data: bytes, timeout: float = 10.0) -> int:
+    """Send raw bytes as one request; the HTTP status of the answer (0: none in time, or reset)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
+    except (OSError, TimeoutError):
+        return 0
+    try:
+        writer.write(data)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        parts = line.split()
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+        return 0
+    finally:
+        writer.close()
+
+
+def _post(port: int, body: bytes, ctype: str = "application/json", extra: str = "", key: str | None = None) -> bytes:
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
+    return (f"POST /graphql HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: {ctype}\r\n{auth}{extra}"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: float, end_s: float,
+                  marks: dict[str, float], users: int, items: int, out: dict[str, Any], slow_sockets: int = 50) -> None:
+    """The hostile mix from ``start_s`` to ``end_s`` (seconds since ``t0``): see the module's doc.
+    Counts answers by kind and status in ``out["hostile"]``; poison lines written in ``out["poison"]``."""
+    from graphrec.journal import Journal
+
+    rng = random.Random(11)
+    counts: Counter[str] = Counter()
+    out["hostile"], out["poison"] = counts, []
+    await asyncio.sleep(max(0.0, t0 + start_s - time.monotonic()))
+    socks: list[asyncio.StreamWriter] = []
+
+    async def slow() -> None:
+        """Sockets that start a request and never finish its headers (a byte every few seconds)."""
+        for _ in range(slow_sockets):
+            try:
+                _, w = await asyncio.open_connection(HOST, port)
+                w.write(f"POST /graphql HTTP/1.1\r\nHost: {HOST}\r\nX-Slow: ".encode())
+                socks.append(w)
+            except OSError:
+                counts["slow_socket_refused"] += 1
+        counts["slow_sockets_opened"] = len(socks)
+        while time.monotonic() - t0 < end_s:
+            await asyncio.sleep(5.0)
+            for w in list(socks):
+                try:
+                    w.write(b"a")
+                    await w.drain()
+                except OSError:
+                    socks.remove(w)
+                    counts["slow_socket_closed_by_server"] += 1
+
+    async def every(period: float, fn: Any) -> None:
+        while time.monotonic() - t0 < end_s:
+            await fn()
+            await asyncio.sleep(period)
+
+    async def oversized() -> None:
+        big = b'{"query": "' + b"x" * 1_000_000 + b'"}'
+        status = await _raw(port, _post(port, big, key=key))
+        counts[f"oversized_body:{status}"] += 1
+        header = "X-Big: " + "y" * 65_536 + "\r\n"
+        status = await _raw(port, _post(port, b"{}", extra=header, key=key))
+        counts[f"oversized_header:{status}"] += 1
+
+    async def malformed() -> None:
+        for name, raw in (("bad_json", _post(port, b'{"query": ', key=key)),
+                          ("json_array", _post(port, b'[{"query": "{ popularItems { id } }"}]', key=key)),
+                          ("wrong_content_type", _post(port, b"query=1", "text/plain", key=key)),
+                          ("get_graphql", f"GET /graphql HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())):
+            counts[f"{name}:{await _raw(port, raw)}"] += 1
+
+    async def flood() -> None:
+        body = json.dumps({"query": "{ popularItems(first: 1) { id } }"}).encode()
+        got = await asyncio.gather(*(_raw(port, _post(port, body, key=_random_key(rng))) for _ in range(10)))
+        for status in got:
+            counts[f"unauthenticated:{status}"] += 1
+
+    async def reused_keys() -> None:
+        """A careless client: one idempotency key for two users (the second must be refused)."""
+        k = f"reused-{rng.getrandbits(32):08x}"
+        item = f"i{rng.randrange(items)}"
+        async with httpx.AsyncClient(timeout=10) as client:
+            for n, u in enumerate((f"u{rng.randrange(users)}", f"x{rng.randrange(users)}")):
+                try:
+                    r = await client.post(f"http://{HOST}:{port}/graphql", headers={"Authorization": f"Bearer {key}"},
+                                          json={"query": RECORD, "variables": {"in": {
+                                              "userId": u, "itemId": item, "type": "CLICK", "key": k}}})
+                    errs = r.json().get("errors") or []
+                    got = errs[0].get("extensions", {}).get("code") if errs else "ok"
+                    counts[f"reused_key_{'first' if n == 0 else 'second'}:{r.status_code}:{got}"] += 1
+                except (httpx.HTTPError, ValueError):
+                    counts[f"reused_key_{'first' if n == 0 else 'second'}:no_answer"] += 1
+
+    async def poison() -> None:
+        """While Neo4j is down, lines that can never be written go straight into the journal (as an
+        older API, or a hand edit, would have left them)."""
+        while time.monotonic() - t0 < end_s:
+            if "down" in marks and "start" not in marks and not out["poison"]:
+                j, now = Journal(journal_dir), time.time()
+                base = {"dwell": None, "session": None, "ts": now, "type": "CLICKED", "item": f"i{rng.randrange(items)}"}
+                lines = [{**base, "key": "poison-1", "user": "p-a", "value": None},
+                         {**base, "key": "poison-1", "user": "p-b", "value": None},  # the key, another user
+                         {**base, "key": "poison-2", "user": "p-c", "value": -95464.0}]  # no CLICK has that value
+                for line in lines:
+                    await asyncio.to_thread(j.append, line)
+                with open(j.path, "ab") as fh:
+                    fh.write(b"this is not json\n")
+                out["poison"] = [*lines, "not json"]
+            await asyncio.sleep(0.5)
+
+    await asyncio.gather(slow(), every(1.0, oversized), every(1.0, malformed), every(0.5, flood),
+                         every(2.0, reused_keys), poison())
+    for w in socks:
+        w.close()
+
+
+async def sample_readyz(port: int, t0: float, seconds: float, samples: list[dict[str, Any]]) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() - t0 < seconds:
+            t = time.monotonic() - t0
+            try:
+                r = await client.get(f"http://{HOST}:{port}/readyz")
+                d = r.json()
+                samples.append({"t": round(t, 2), "status": r.status_code, "ready": d.get("ready"),
+                                "degraded": d.get("degraded"), "reasons": d.get("degraded_reasons"),
+                                "breaker": (d.get("breakers") or {}).get("neo4j"),
+                                "pending": d.get("journal_pending_bytes"),
+                                "dead_lettered": (d.get("journal") or {}).get("dead_lettered")})
+            except (httpx.HTTPError, ValueError):
+                samples.append({"t": round(t, 2), "status": 0})
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - t0 - t)))
+
+
+def p99_ms(done: list[Done]) -> float | None:
+    lat = sorted((d.t - d.sent) * 1000 for d in done)
+    return round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1) if lat else None
+
+
+def readyz_truth(samples: list[dict[str, Any]], done: list[Done], marks: dict[str, float]) -> dict[str, Any]:
+    """/readyz against what is known: while Neo4j is down (stopped to started) no sample may say
+    ready; a sample that says healthy (ready, not degraded) must not sit among reads answered
+    degraded by Neo4j (sent within a second of it)."""
+    down = (marks.get("down", float("inf")), marks.get("start", float("-inf")))
+    reads = [d for d in done if d.op != "recordInteraction"]
+    ready_while_down = [x for x in samples if down[0] <= x["t"] <= down[1] and x.get("ready")]
+    healthy = [x for x in samples if x.get("ready") and not x.get("degraded")]
+    lies = [x for x in healthy
+            if sum("neo4j" in d.reasons for d in reads if abs(d.sent - x["t"]) <= 1.0) >= 2]
+    return {"samples": len(samples), "no_answer": sum(x["status"] == 0 for x in samples),
+            "said_ready_while_neo4j_down": len(ready_while_down),
+            "said_healthy_amid_neo4j_degraded_reads": len(lies),
+            "said_not_ready": sum(x["status"] != 200 for x in samples),
+            "said_degraded": sum(bool(x.get("degraded")) for x in samples),
+            "last": samples[-1] if samples else None}
+
+
 def drained(port: int) -> bool:
     """The API answers ready and has replayed its whole journal."""
     try:
@@ -247,6 +423,7 @@ def main() -> None:
     ap.add_argument("--interactions", type=int, default=50_000)
     ap.add_argument("--no-train", action="store_true", help="no GNN: recommendations without the vector index")
     ap.add_argument("--out", type=Path, default=Path("bench/reports/soak.json"))
+    ap.add_argument("--no-hostile", action="store_true", help="normal traffic only (no hostile mix)")
     a = ap.parse_args()
     seconds = a.minutes * 60
     run_id = str(int(time.time()))
@@ -280,10 +457,18 @@ def main() -> None:
             if now >= seconds / 2 and not restarter:
                 restarter.append(asyncio.create_task(restart_store()))
 
+        hostile_out: dict[str, Any] = {}
+        readyz: list[dict[str, Any]] = []
+
         async def go() -> list[Done]:
+            side = [asyncio.create_task(sample_readyz(port, t0, seconds, readyz))]
+            if not a.no_hostile:
+                side.append(asyncio.create_task(hostile(port, key, s.var_dir / "journal", t0, seconds / 3, seconds, marks,
+                                                        a.users, a.items, hostile_out)))
             out = await traffic(port, key, seconds, a.rate, a.users, a.items, run_id, t0, on_tick)
             for t in restarter:
                 await t
+            await asyncio.gather(*side)
             return out
 
         print(f"soak: {a.minutes:g} min at {a.rate:g} req/s against API pid {api.pid}; "
@@ -296,6 +481,7 @@ def main() -> None:
             while not drained(port) and time.monotonic() < deadline:
                 time.sleep(1)
             rss_end = tree_rss_mb(api.pid)
+            final = httpx.get(f"http://{HOST}:{port}/readyz", timeout=10).json()
             with GraphStore.from_settings(s) as store:
                 found = [r["key"] for r in store.run_text(
                     "MATCH ()-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->() WHERE r.key STARTS WITH $prefix "
@@ -309,6 +495,18 @@ def main() -> None:
     report = {"benchmark": "soak", "minutes": a.minutes, "rate": a.rate, "traffic_seconds": round(traffic_s, 1),
               "catalogue": {"users": a.users, "items": a.items, "interactions": a.interactions, "gnn": not a.no_train},
               **summarise(done, found, marks, rss, rss_end, a.warmup_seconds)}
+    # The hostile mix: legitimate latency in the quiet phase (after the warm-up, before the mix)
+    # and in the hostile phase outside the degraded window; /readyz against what is known.
+    w0, w1 = report["degraded_window_s"]
+    quiet = [d for d in done if a.warmup_seconds <= d.sent < seconds / 3 and d.ok]
+    loud = [d for d in done if d.sent >= seconds / 3 and not w0 <= d.sent <= w1 and d.ok]
+    report["hostile"] = {
+        "enabled": not a.no_hostile, "answers": dict(sorted(hostile_out.get("hostile", Counter()).items())),
+        "poison_lines_written": len(hostile_out.get("poison", [])),
+        "legit_p99_ms": {"quiet": p99_ms(quiet), "hostile_outside_window": p99_ms(loud),
+                         "ratio": round(p99_ms(loud) / p99_ms(quiet), 2) if quiet and loud else None},
+        "readyz": {**readyz_truth(readyz, done, marks), "final": final},
+    }
     i, r, w, n = report["interactions"], report["api_rss_mb"], report["degraded_window_s"], report["neo4j_restart"]
     ops = ", ".join(f"{op} {v['requests']:,}" for op, v in report["by_op"].items())
     print(f"requests served: {report['served_ok']:,} of {report['requests']:,} ({ops})")
@@ -319,6 +517,16 @@ def main() -> None:
     print(f"interactions accepted: {i['accepted']:,} ({i['direct']:,} direct, {i['journal']:,} journalled); "
           f"found in Neo4j: {i['found_in_neo4j']:,}; duplicates: {i['duplicates']}; lost: {i['lost']}")
     print(f"API RSS: start {r['start']} MB (after {a.warmup_seconds:g} s of traffic), peak {r['peak']} MB, end {r['end']} MB")
+    h = report["hostile"]
+    if h["enabled"]:
+        rz = h["readyz"]
+        print(f"hostile mix: {h['answers']}")
+        print(f"legitimate p99: quiet {h['legit_p99_ms']['quiet']} ms, hostile phase {h['legit_p99_ms']['hostile_outside_window']} ms "
+              f"(x{h['legit_p99_ms']['ratio']})")
+        print(f"/readyz: {rz['samples']} samples, {rz['said_ready_while_neo4j_down']} said ready while Neo4j was down, "
+              f"{rz['said_healthy_amid_neo4j_degraded_reads']} said healthy amid degraded reads; at the end: "
+              f"dead-lettered {rz['final'].get('journal', {}).get('dead_lettered')} of {h['poison_lines_written']} poison "
+              f"lines written (one of them is the first use of its key: it lands), pending {rz['final'].get('journal_pending_bytes')} bytes")
     write_report(a.out, report)
 
 

@@ -37,6 +37,8 @@ models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 apikey_app = typer.Typer(help="API keys for the GraphQL API.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
+clock_app = typer.Typer(help="The graph's clock (the newest interaction time, 'now' for decay).", no_args_is_help=True)
+app.add_typer(clock_app, name="clock")
 
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -204,9 +206,10 @@ def load_movielens(kg: Annotated[bool, typer.Option(help="Also load the Freebase
 def _load_file(kind: str, path: Path, on_error: OnErrorMode | None, batch_size: int | None, report: Path | None) -> None:
     from graphrec.graph import schema
     from loaders import files
+    from loaders.records import RowLimits
 
     warnings: list[files.FieldWarning] = []
-    rows = files.read_file(path, kind, warnings)  # type: ignore[arg-type]
+    rows = files.read_file(path, kind, warnings, RowLimits.from_settings(settings().loader))  # type: ignore[arg-type]
     with _store() as store:
         schema.apply(store)
         w = _writer(store, on_error, batch_size)
@@ -277,6 +280,9 @@ def load_bulk(users: Annotated[Path | None, typer.Option(help="Users, .csv or .j
 
     if items is None and users is None:
         raise GraphrecError("give at least --items (interactions name loaded items) or --users")
+    from loaders.records import RowLimits
+
+    limits = RowLimits.from_settings(settings().loader)
     with BulkImport(settings(), on_error=_on_error(on_error)) as bulk:
         try:
             if users is not None:
@@ -284,7 +290,7 @@ def load_bulk(users: Annotated[Path | None, typer.Option(help="Users, .csv or .j
             if items is not None:
                 bulk.items(files.read_file(items, "items"), total=files.count_lines(items))
             if interactions is not None:
-                bulk.interactions(files.read_file(interactions, "interactions"), total=files.count_lines(interactions))
+                bulk.interactions(files.read_file(interactions, "interactions", limits=limits), total=files.count_lines(interactions))
         except BadRowError as exc:
             raise GraphrecError(f"stopped at bad row {exc.file}:{exc.line}: {exc.reason} (nothing was imported)") from None
         rep = bulk.commit()
@@ -329,6 +335,25 @@ def stats() -> None:
     for k, v in counts.items():
         t.add_row(k, f"{v:,}")
     console.print(t)
+
+
+@clock_app.command("repair")
+@friendly
+def clock_repair() -> None:
+    """Recompute the clock from the interactions stored, ignoring any later than now plus
+    loader.max_clock_skew_s (an event from the future moved it). Scans every interaction."""
+    from graphrec.graph.repository import repair_clock
+
+    with _store() as store:
+        r = repair_clock(store, settings().loader.max_clock_skew_s)
+
+    def when(ts: float | None) -> str:
+        return "none" if ts is None else f"{ts:.0f} ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(ts))} UTC)"
+
+    console.print(f"clock was {when(r['was'])}, now {when(r['ts'])}")
+    if r["future"]:
+        console.print(f"[yellow]{r['future']:,} interaction(s) lie past now + max_clock_skew_s; they were kept and "
+                      "no longer move the clock[/yellow]")
 
 
 @app.command("demo-summary")

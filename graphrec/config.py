@@ -92,6 +92,15 @@ class LoaderSettings(BaseModel):
     # "skip": report bad rows and go on; "stop": stop at the first bad row (nothing of its batch is written).
     on_error: Literal["skip", "stop"] = "skip"
     max_string_length: int = 4096
+    # What an interaction may say, on every path into the graph (loaders, recordInteraction, the
+    # journal's replay): a time at most this far past now (a future event would move the graph's
+    # clock, the "now" of every decay and popular window), ...
+    max_clock_skew_s: float = Field(default=300.0, ge=0)
+    # ... a rating within [rating_min, rating_max] (the model centres ratings on a 0-5 scale), any
+    # other type's value within [0, other_value_max] (one event must not outweigh many ratings).
+    rating_min: float = 0.0
+    rating_max: float = 5.0
+    other_value_max: float = Field(default=1.0, ge=0)
 
 
 class Promotion(BaseModel):
@@ -175,6 +184,11 @@ class EngineSettings(BaseModel):
     item_cache_ttl_s: float = 30.0
     breaker_failures: int = 3
     breaker_reset_s: float = 5.0
+    # The last user state (recent history, consumed items) read per user, kept so that an answer
+    # given while Neo4j is slow or away still excludes what the user consumed (users whose state is
+    # over 32 KB are not kept: at most ~320 MB per process at the default size).
+    user_state_cache_size: int = Field(default=10_000, ge=0)
+    user_state_cache_ttl_s: float = Field(default=600.0, ge=0)
     promotions: list[Promotion] = Field(default_factory=list)
 
 

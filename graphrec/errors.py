@@ -5,7 +5,8 @@
     GraphrecError
     ├── ConfigError                 bad or missing configuration
     ├── ValidationError             bad input (field named in ``.field``)
-    │   └── BadRowError             a bad row in a loaded file (file, line, reason)
+    │   ├── BadRowError             a bad row in a loaded file (file, line, reason)
+    │   └── KeyConflict             an idempotency key already names another interaction
     ├── NotFound                    an unknown id where one is required
     ├── ServerError                 the local Neo4j server could not be provisioned or started
     │   └── MissingToolError        Java or Maven is absent
@@ -55,6 +56,18 @@ class BadRowError(ValidationError):
     def __reduce__(self) -> tuple[type[BadRowError], tuple[str, int, str]]:
         # Pickled with its own arguments (a bulk import's parts send bad rows between processes).
         return (BadRowError, (self.file, self.line, self.reason))
+
+
+class KeyConflict(ValidationError):
+    """An idempotency key reused for a different interaction (another user, item or type). A key
+    names one interaction, whoever sends it: the same key with the same user, item and type is a
+    retry (``created: false``); with anything else it is refused, on the direct path and the
+    journal's alike."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key[:80]!r} already names a different interaction "
+                         "(another user, item or type); use a new key", field="key")
+        self.key = key
 
 
 class NotFound(GraphrecError):

@@ -7,8 +7,16 @@ Neo4j in order, batch by batch, and records how far it got in ``replayed.offset`
 fsync'd, replaced atomically). Interactions carry their idempotency key, so a batch replayed
 twice (a crash between writing and recording the offset) changes nothing. Several API
 processes share one journal: appends hold an exclusive ``flock``; one replayer at a time holds
-``replay.lock``. Rows Neo4j refuses for good (an item that does not exist) go to
-``dead-letter.jsonl`` with the reason instead of blocking the journal.
+``replay.lock``.
+
+Before acknowledging, :meth:`Journal.append_checked` applies the direct path's key semantics to
+what is pending: a key already journalled for another user, item or type is refused
+(:class:`KeyConflict`), the same interaction journalled again is not appended twice. On replay,
+every row is validated again and checked against the graph (``load/interaction_refs``); a row
+that can never be written (invalid, an unknown item, a key stored for another interaction, a line
+that is not JSON, or a row Neo4j refuses on its own) goes to ``dead-letter.jsonl`` (one JSON object
+per line: ``row``, ``reason``, ``at``) and the rows after it go on. Only "Neo4j unavailable" stops
+a replay (it resumes from the same place).
 """
 
 from __future__ import annotations
@@ -17,12 +25,18 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from graphrec.errors import GraphStoreUnavailable, LockHeld
+from graphrec.errors import KeyConflict, LockHeld, QueryError, ValidationError
 from graphrec.graph.store import Statement
+from loaders.records import InteractionRow, RowLimits, validate
+
+#: Pending keys remembered per process for append_checked (the oldest are forgotten beyond this;
+#: a conflict among those is still caught by the replay, which dead-letters it).
+MAX_PENDING_KEYS = 200_000
 
 
 class Journal:
@@ -33,6 +47,64 @@ class Journal:
         self.offset_path = self.dir / "replayed.offset"
         self.dead_path = self.dir / "dead-letter.jsonl"
         self.lock_path = self.dir / "replay.lock"
+        # Keys journalled and not yet replayed, as far as this process has read the file:
+        # key -> (user, item, type); _indexed is the byte position read up to.
+        self._pending_keys: dict[str, tuple[str, str, str]] = {}
+        self._indexed = 0
+        self._dead_count: tuple[int, int] = (-1, 0)  # (file size, lines) of the dead-letter file
+
+    def append_checked(self, row: dict[str, Any]) -> bool:
+        """Durably append one interaction unless its key is already pending: False when the same
+        interaction (key, user, item, type) is pending already, :class:`KeyConflict` when the key
+        is pending for another one. A torn last line left by a crash is closed first, so this
+        append is never glued to it."""
+        ident = (row["user"], row["item"], row["type"])
+        line = (json.dumps(row, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            self._index_pending(size)
+            had = self._pending_keys.get(row["key"])
+            if had is not None:
+                if had != ident:
+                    raise KeyConflict(row["key"])
+                return False
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                os.write(fd, b"\n")  # close a torn line (replayed as a dead letter, never acknowledged)
+            os.write(fd, line)
+            os.fsync(fd)
+            self._indexed = os.fstat(fd).st_size
+            self._remember(row["key"], ident)
+            return True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _remember(self, key: str, ident: tuple[str, str, str]) -> None:
+        self._pending_keys[key] = ident
+        while len(self._pending_keys) > MAX_PENDING_KEYS:
+            del self._pending_keys[next(iter(self._pending_keys))]
+
+    def _index_pending(self, size: int) -> None:
+        """Read what other processes appended since this one last looked (under the append lock);
+        forget everything once the replay has passed it (those keys are in the graph, where the
+        direct path checks them)."""
+        done = self.offset()
+        if done >= self._indexed:
+            self._pending_keys.clear()
+            self._indexed = done
+        if size <= self._indexed:
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(self._indexed)
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    break
+                self._indexed += len(raw)
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    r = json.loads(raw)
+                    self._remember(r["key"], (r["user"], r["item"], r["type"]))
 
     def append(self, row: dict[str, Any]) -> None:
         """Durably append one interaction (returns after fsync)."""
@@ -67,24 +139,46 @@ class Journal:
         except OSError:
             return 0
 
-    def _read_from(self, start: int, max_rows: int) -> tuple[list[dict[str, Any]], int]:
+    def dead_lettered(self) -> int:
+        """Rows in the dead-letter file (all processes'); counted again only when it grew."""
+        try:
+            size = self.dead_path.stat().st_size
+        except OSError:
+            return 0
+        if size != self._dead_count[0]:
+            with open(self.dead_path, "rb") as fh:
+                self._dead_count = (size, sum(1 for _ in fh))
+        return self._dead_count[1]
+
+    def _read_from(self, start: int, max_rows: int) -> tuple[list[dict[str, Any]], list[str], int]:
+        """Up to ``max_rows`` complete lines from ``start``: the rows, the lines that are not a
+        JSON object (as text), and the position after them."""
         rows: list[dict[str, Any]] = []
+        bad: list[str] = []
         pos = start
         try:
             fh = open(self.path, "rb")
         except OSError:
-            return rows, start
+            return rows, bad, start
         with fh:
             fh.seek(start)
             for raw in fh:
                 if not raw.endswith(b"\n"):
                     break  # a torn last line (crash mid-append): not acknowledged, stop before it
                 pos += len(raw)
-                with contextlib.suppress(ValueError):
-                    rows.append(json.loads(raw))
-                if len(rows) >= max_rows:
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw)
+                except ValueError:
+                    row = None
+                if isinstance(row, dict):
+                    rows.append(row)
+                else:
+                    bad.append(raw.decode("utf-8", "replace").rstrip("\n")[:4096])
+                if len(rows) + len(bad) >= max_rows:
                     break
-        return rows, pos
+        return rows, bad, pos
 
     @contextlib.contextmanager
     def _replay_lock(self) -> Iterator[None]:
@@ -99,53 +193,117 @@ class Journal:
             os.close(fd)
 
     def replay(self, write_batch: Any, batch: int = 500) -> int:
-        """Replay pending rows in order with ``write_batch(rows) -> list of (row, reason) refused``.
+        """Replay pending rows in order with ``write_batch(rows) -> list of (row, reason) refused``;
+        refused rows and lines that are not JSON objects go to the dead-letter file.
 
         Stops (raising) at the first batch Neo4j cannot take; the offset only moves past batches
-        that were written. Returns the number of rows replayed."""
+        that were written. Returns the number of lines replayed or dead-lettered."""
         done = 0
         with self._replay_lock():
             while True:
                 start = self.offset()
-                rows, end = self._read_from(start, batch)
-                if not rows:
+                rows, bad, end = self._read_from(start, batch)
+                if not rows and not bad:
                     if end != start:
                         self._set_offset(end)
                     return done
-                refused = write_batch(rows)
-                for row, reason in refused:
-                    self._dead_letter(row, reason)
+                refused = write_batch(rows) if rows else []
+                self._dead_letter([*((row, reason) for row, reason in refused),
+                                   *((text, "malformed journal line (not a JSON object)") for text in bad)])
                 self._set_offset(end)
-                done += len(rows)
+                done += len(rows) + len(bad)
 
-    def _dead_letter(self, row: dict[str, Any], reason: str) -> None:
+    def _dead_letter(self, entries: list[tuple[Any, str]]) -> None:
+        if not entries:
+            return
+        now = time.time()
         with open(self.dead_path, "a") as fh:
-            fh.write(json.dumps({"row": row, "reason": reason}) + "\n")
+            for row, reason in entries:
+                fh.write(json.dumps({"row": row, "reason": reason, "at": now}, sort_keys=True) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
 
-def write_rows_sync(store: Any, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
-    """Write journalled rows (``InteractionRow.to_param()`` dicts plus ``type``) through a sync
-    GraphStore; rows whose item is unknown are returned as refused."""
-    ids = sorted({r["item"] for r in rows})
-    missing = set(store.read("load/missing_items", ids=ids)[0]["missing"])
-    good = [r for r in rows if r["item"] not in missing]
-    refused = [(r, f"unknown item id {r['item']!r}") for r in rows if r["item"] in missing]
+def _checked(r: dict[str, Any], limits: RowLimits | None) -> tuple[dict[str, Any] | None, str]:
+    """A journalled row validated again as the direct path validates it: (the row as written, "")
+    or (None, the reason it can never be written)."""
+    try:
+        row: InteractionRow = validate(InteractionRow, {
+            "user_id": r.get("user"), "item_id": r.get("item"), "type": r.get("type"), "ts": r.get("ts"),
+            "value": r.get("value"), "dwell_seconds": r.get("dwell"), "session_id": r.get("session"),
+            "key": r.get("key")}, limits)
+    except ValidationError as exc:
+        return None, f"invalid interaction: {exc}"
+    if not r.get("key"):
+        return None, "invalid interaction: no idempotency key"
+    return {**row.to_param(), "type": row.type.value}, ""
+
+
+def _statements(rows: list[dict[str, Any]]) -> list[Statement]:
     by_type: dict[str, list[dict[str, Any]]] = {}
-    for r in good:
+    for r in rows:
         by_type.setdefault(r["type"], []).append({k: v for k, v in r.items() if k != "type"})
     statements: list[Statement] = [
         ("load/interactions", {"rel": t}, {"rows": ps}) for t, ps in sorted(by_type.items())]
     sessions = [{"session": r["session"], "user": r["user"], "first_ts": r["ts"], "last_ts": r["ts"]}
-                for r in good if r.get("session")]
+                for r in rows if r.get("session")]
     if sessions:
         statements.append(("load/sessions", None, {"rows": sessions}))
-    if good:
-        statements.append(("load/advance_clock", None, {"ts": max(r["ts"] for r in good), "slack": 0.0}))
-    if statements:
-        try:
-            store.write_many(statements)
-        except GraphStoreUnavailable:
-            raise
+    statements.append(("load/advance_clock", None, {"ts": max(r["ts"] for r in rows), "slack": 0.0}))
+    return statements
+
+
+def write_rows_sync(store: Any, rows: list[dict[str, Any]], limits: RowLimits | None = None
+                    ) -> list[tuple[dict[str, Any], str]]:
+    """Write journalled rows (``InteractionRow.to_param()`` dicts plus ``type``) through a sync
+    GraphStore, in one transaction; returns the rows refused for good, with the reason: invalid
+    now (``limits``: the loader settings), an unknown item, a key stored (or earlier in the batch)
+    for another interaction, or — when the batch's transaction is refused — a row Neo4j refuses
+    in a transaction of its own. "Neo4j unavailable" raises: nothing is refused for it."""
+    refused: list[tuple[dict[str, Any], str]] = []
+    good: list[dict[str, Any]] = []
+    for r in rows:
+        clean, reason = _checked(r, limits)
+        if clean is None:
+            refused.append((r, reason))
+        else:
+            good.append(clean)
+    if not good:
+        return refused
+    refs = store.read("load/interaction_refs", ids=sorted({r["item"] for r in good}),
+                      keys=sorted({r["key"] for r in good}))[0]
+    missing = set(refs["missing"])
+    names: dict[str, tuple[str, str, str]] = {s["key"]: (s["user"], s["item"], s["type"]) for s in refs["stored"]}
+    ok: list[dict[str, Any]] = []
+    for r in good:
+        ident = (r["user"], r["item"], r["type"])
+        if r["item"] in missing:
+            refused.append((r, f"unknown item id {r['item']!r}"))
+        elif names.setdefault(r["key"], ident) != ident:
+            refused.append((r, "idempotency key already names a different interaction (another user, item or type)"))
+        else:
+            ok.append(r)
+    if not ok:
+        return refused
+    try:
+        store.write_many(_statements(ok))
+    except QueryError:
+        # Something in the batch is refused (a key stored since the check, by a concurrent
+        # writer): one transaction per row, so that only the refused rows are set aside. A row
+        # refused for a passing reason (a transaction timeout on a busy server) is not a poison
+        # row: that raises, and the replay tries again later from the same place.
+        for r in ok:
+            try:
+                store.write_many(_statements([r]))
+            except QueryError as exc:
+                if not refused_for_good(exc):
+                    raise
+                refused.append((r, f"refused by Neo4j: {exc}"))
     return refused
+
+
+def refused_for_good(exc: QueryError) -> bool:
+    """A refusal that writing the same row again cannot change: a constraint, or the statement
+    itself (types, arguments). Timeouts and terminated transactions are not."""
+    text = str(exc)
+    return "constraint violated" in text or "Neo.ClientError.Statement." in text

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from graphrec.errors import BadRowError, ValidationError
-from loaders.records import InteractionRow, ItemRow, UserRow, validate
+from loaders.records import InteractionRow, ItemRow, RowLimits, UserRow, validate
 from loaders.writer import Item, Source
 
 Kind = Literal["users", "items", "interactions"]
@@ -76,12 +76,13 @@ class FileItemRow(ItemRow):
         return {**super().to_param(), "created_unknown": self.created_at is None}
 
 
-def _validate(kind: Kind, data: dict[str, Any], path: Path, n: int, warnings: list[FieldWarning] | None) -> Any:
+def _validate(kind: Kind, data: dict[str, Any], path: Path, n: int, warnings: list[FieldWarning] | None,
+              limits: RowLimits | None = None) -> Any:
     """Validate a shaped row; an optional field's bad value is dropped with a warning."""
     model = FileItemRow if kind == "items" else MODELS[kind]
     for _ in range(len(OPTIONAL[kind]) + 1):
         try:
-            return validate(model, data)
+            return validate(model, data, limits)
         except ValidationError as exc:
             field = exc.field
             if field not in OPTIONAL[kind] or data.get(field) is None:
@@ -90,7 +91,7 @@ def _validate(kind: Kind, data: dict[str, Any], path: Path, n: int, warnings: li
             if warnings is not None:
                 warnings.append(FieldWarning(str(path), n, field, str(data[field])[:80], reason))
             data = {**data, field: None}
-    return validate(model, data)
+    return validate(model, data, limits)
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -137,7 +138,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str | BadRowError]]:
             yield n, text
 
 
-def read_jsonl(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None) -> Iterator[Item]:
+def read_jsonl(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None,
+               limits: RowLimits | None = None) -> Iterator[Item]:
     for n, line in _lines(path):
         src = Source(str(path), n)
         if isinstance(line, BadRowError):
@@ -154,12 +156,13 @@ def read_jsonl(path: Path, kind: Kind, warnings: list[FieldWarning] | None = Non
             yield BadRowError(str(path), n, "expected a JSON object"), src
             continue
         try:
-            yield _validate(kind, _shape(kind, data), path, n, warnings), src
+            yield _validate(kind, _shape(kind, data), path, n, warnings, limits), src
         except ValidationError as exc:
             yield BadRowError(str(path), n, str(exc)), src
 
 
-def read_csv(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None) -> Iterator[Item]:
+def read_csv(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None,
+             limits: RowLimits | None = None) -> Iterator[Item]:
     lines = _lines(path)
     header: list[str] | None = None
     for n, line in lines:
@@ -188,21 +191,24 @@ def read_csv(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None)
             continue
         data = {k: (v if v != "" else None) for k, v in zip(header, fields, strict=True)}
         try:
-            yield _validate(kind, _shape(kind, data), path, n, warnings), src
+            yield _validate(kind, _shape(kind, data), path, n, warnings, limits), src
         except ValidationError as exc:
             yield BadRowError(str(path), n, str(exc)), src
 
 
-def read_file(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None) -> Iterator[Item]:
-    """Read a ``.csv`` or ``.jsonl``/``.ndjson`` file of ``kind`` rows (dropped optional fields: ``warnings``)."""
+def read_file(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None,
+              limits: RowLimits | None = None) -> Iterator[Item]:
+    """Read a ``.csv`` or ``.jsonl``/``.ndjson`` file of ``kind`` rows (dropped optional fields:
+    ``warnings``; interactions checked against ``limits``, default the code defaults: see
+    loaders.records)."""
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"no such file: {path}", field="path")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv(path, kind, warnings)
+        return read_csv(path, kind, warnings, limits)
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return read_jsonl(path, kind, warnings)
+        return read_jsonl(path, kind, warnings, limits)
     raise ValidationError(f"unsupported file type {suffix!r} (use .csv or .jsonl)", field="path")
 
 

@@ -2,19 +2,30 @@
 
 Strings are stored as data, never executed: a title like ``'); MATCH (n) DETACH DELETE n //``
 is just a title. Limits: ids at most 256 characters, other strings at most
-``loader.max_string_length``; no NUL or other control characters in ids.
+``loader.max_string_length``; no NUL or other control characters in ids. Attributes: at most
+:data:`MAX_ATTRIBUTES` per row, scalars as they are (integers within 64 bits), lists and objects
+as JSON text, every value at most :data:`MAX_ATTRIBUTE_CHARS` characters.
+
+An interaction is also checked against :class:`RowLimits` (``loader.*`` settings): its time may
+lie at most ``max_clock_skew_s`` past now (a future event would move the graph's clock, the "now"
+of every decay), a rating must lie in ``[rating_min, rating_max]`` and any other type's value in
+``[0, other_value_max]`` (one event must not outweigh many ratings). Pass the limits as
+``validate(InteractionRow, data, limits)``; without them the code defaults apply.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from graphrec.errors import ValidationError
@@ -26,8 +37,35 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PROP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 #: Properties graphrec manages itself; a row may not set them through ``attributes``.
 RESERVED_PROPS = frozenset({"id", "created_at", "title", "year", "available", "description"})
-# Earliest and latest timestamps accepted (1970 .. 2100).
+# Earliest and latest timestamps accepted (1970 .. 2100); interactions are also bounded by
+# RowLimits.max_clock_skew_s past now.
 TS_MIN, TS_MAX = 0.0, 4102444800.0
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_CHARS = 1024
+_INT64 = 2**63
+
+
+@dataclass(frozen=True)
+class RowLimits:
+    """What an interaction may say (the ``loader`` settings of the same names; these defaults are
+    the code defaults). ``now`` (epoch seconds) is the clock the skew is measured from: None means
+    the wall clock at validation."""
+
+    max_clock_skew_s: float = 300.0
+    rating_min: float = 0.0
+    rating_max: float = 5.0
+    other_value_max: float = 1.0
+    now: float | None = None
+
+    @classmethod
+    def from_settings(cls, loader: Any) -> RowLimits:
+        return cls(loader.max_clock_skew_s, loader.rating_min, loader.rating_max, loader.other_value_max)
+
+    def latest_ts(self) -> float:
+        return (self.now if self.now is not None else time.time()) + self.max_clock_skew_s
+
+
+DEFAULT_LIMITS = RowLimits()
 
 
 class InteractionType(str, Enum):  # noqa: UP042 - StrEnum would change str(member)
@@ -128,18 +166,33 @@ def _clean_attrs(v: Any) -> dict[str, Any]:
         return {}
     if not isinstance(v, dict):
         raise ValueError("attributes must be an object")
+    if len(v) > MAX_ATTRIBUTES:
+        raise ValueError(f"more than {MAX_ATTRIBUTES} attributes")
     out: dict[str, Any] = {}
     for k, x in v.items():
         if not isinstance(k, str) or not _PROP_NAME.match(k) or k in RESERVED_PROPS:
             raise ValueError(f"attribute name {str(k)[:40]!r} is not allowed")
         if x is None:
             continue
-        if isinstance(x, bool | int | float):
-            if isinstance(x, float) and not math.isfinite(x):
+        if isinstance(x, bool):
+            out[k] = x
+        elif isinstance(x, int):
+            if not -_INT64 <= x < _INT64:
+                raise ValueError(f"attribute {k} is outside the 64-bit integer range")
+            out[k] = x
+        elif isinstance(x, float):
+            if not math.isfinite(x):
                 raise ValueError(f"attribute {k} is not a finite number")
             out[k] = x
+        elif isinstance(x, dict | list | tuple):
+            # Nested values are stored as JSON text (never Python's repr), which any client can parse.
+            try:
+                text = json.dumps(x, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            except (TypeError, ValueError):
+                raise ValueError(f"attribute {k} is not plain JSON") from None
+            out[k] = _check_str(text, f"attribute {k} (as JSON)", MAX_ATTRIBUTE_CHARS)
         else:
-            out[k] = _check_str(x, f"attribute {k}", 1024)
+            out[k] = _check_str(x, f"attribute {k}", MAX_ATTRIBUTE_CHARS)
     return out
 
 
@@ -276,8 +329,12 @@ class InteractionRow(_Row):
 
     @field_validator("ts", mode="before")
     @classmethod
-    def _ts(cls, v: Any) -> float:
-        return parse_ts(v)
+    def _ts(cls, v: Any, info: ValidationInfo) -> float:
+        ts = parse_ts(v)
+        limits: RowLimits = (info.context or {}).get("limits", DEFAULT_LIMITS)
+        if ts > limits.latest_ts():
+            raise ValueError(f"timestamp {v!r} is in the future (more than {limits.max_clock_skew_s:g} s past now)")
+        return ts
 
     @field_validator("value", "dwell_seconds", mode="before")
     @classmethod
@@ -295,11 +352,15 @@ class InteractionRow(_Row):
         return f
 
     @model_validator(mode="after")
-    def _ranges(self) -> InteractionRow:
-        if self.type is InteractionType.RATE and self.value is None:
-            raise ValueError("a RATE interaction needs a value")
-        if self.value is not None and not -1e6 <= self.value <= 1e6:
-            raise ValueError("value is out of range")
+    def _ranges(self, info: ValidationInfo) -> InteractionRow:
+        limits: RowLimits = (info.context or {}).get("limits", DEFAULT_LIMITS)
+        if self.type is InteractionType.RATE:
+            if self.value is None:
+                raise ValueError("a RATE interaction needs a value")
+            if not limits.rating_min <= self.value <= limits.rating_max:
+                raise ValueError(f"value: a rating must be between {limits.rating_min:g} and {limits.rating_max:g}")
+        elif self.value is not None and not 0.0 <= self.value <= limits.other_value_max:
+            raise ValueError(f"value: a {self.type.name} value must be between 0 and {limits.other_value_max:g}")
         if self.dwell_seconds is not None and not 0 <= self.dwell_seconds <= 86400 * 7:
             raise ValueError("dwellSeconds must be between 0 and 604800")
         return self
@@ -321,14 +382,17 @@ def interaction_key(user: str, item: str, type: str, ts: float, session: str | N
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
-def validate(model: type[_Row], data: dict[str, Any]) -> Any:
-    """Validate one row, turning pydantic's error into ours with the field named."""
+def validate(model: type[_Row], data: dict[str, Any], limits: RowLimits | None = None) -> Any:
+    """Validate one row, turning pydantic's error into ours with the field named (``value`` for
+    an out-of-range value)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"limits": limits or DEFAULT_LIMITS})
     except PydanticValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
         msg = err["msg"].removeprefix("Value error, ")
+        if field is None and msg.startswith("value: "):
+            field, msg = "value", msg.removeprefix("value: ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         raise ValidationError(msg, field=field) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,53 @@ def test_one_replayer_at_a_time(tmp_path: Path) -> None:
     j.append({"key": "a"})
     with j._replay_lock(), pytest.raises(LockHeld):
         j.replay(lambda rows: [])
+
+
+def _row(key: str, user: str, item: str = "50", type: str = "CLICKED") -> dict:
+    return {"key": key, "user": user, "item": item, "type": type, "ts": 1.0, "value": None, "dwell": None,
+            "session": None}
+
+
+def test_a_pending_key_names_one_interaction_for_every_process(tmp_path: Path) -> None:
+    """Issue 21: two entries with one key and different users were both acknowledged; the second
+    could never replay. Now the second is refused before it is journalled, whichever process
+    (journal object) journalled the first; the same interaction again is not appended twice."""
+    from graphrec.errors import KeyConflict
+
+    one, two = Journal(tmp_path), Journal(tmp_path)  # two API processes sharing the journal
+    assert one.append_checked(_row("k-1", "a")) is True
+    with pytest.raises(KeyConflict) as e:
+        two.append_checked(_row("k-1", "b"))
+    assert e.value.field == "key" and e.value.code == "BAD_USER_INPUT"
+    with pytest.raises(KeyConflict):
+        one.append_checked(_row("k-1", "a", type="VIEWED"))
+    assert two.append_checked(_row("k-1", "a")) is False  # a retry: not appended again
+    assert len(one.path.read_text().splitlines()) == 1
+    one._set_offset(one.path.stat().st_size)  # replayed: those keys are the graph's to check now
+    assert two.append_checked(_row("k-2", "b")) is True
+
+
+def test_an_append_after_a_torn_line_is_not_glued_to_it_and_bad_lines_are_dead_lettered(tmp_path: Path) -> None:
+    j = Journal(tmp_path)
+    j.append_checked(_row("k-1", "a"))
+    with open(j.path, "ab") as fh:
+        fh.write(b'{"key": "torn')  # a crash mid-append: never acknowledged
+    assert j.append_checked(_row("k-2", "a")) is True
+    got: list[str] = []
+    assert j.replay(lambda rows: got.extend(r["key"] for r in rows) or []) == 3
+    assert got == ["k-1", "k-2"]  # the acknowledged entry after the torn line is replayed
+    dead = [json.loads(x) for x in j.dead_path.read_text().splitlines()]
+    assert [d["reason"] for d in dead] == ["malformed journal line (not a JSON object)"]
+    assert dead[0]["row"] == '{"key": "torn' and dead[0]["at"] > 0 and j.dead_lettered() == 1
+
+
+def test_only_a_refusal_for_good_is_a_dead_letter() -> None:
+    """A transaction Neo4j timed out on a busy server is not a poison row: replaying it later
+    writes it (it must never be set aside, or an acknowledged interaction would be lost)."""
+    from graphrec.errors import QueryError
+    from graphrec.journal import refused_for_good
+
+    assert refused_for_good(QueryError("load/interactions: constraint violated: Relationship(162) already exists"))
+    assert refused_for_good(QueryError("load/interactions: Neo.ClientError.Statement.TypeError: bad value"))
+    assert not refused_for_good(QueryError(
+        "load/interaction_refs: Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration: terminated"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import os
 import socket
 import time
@@ -17,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+log = logging.getLogger("graphrec.engine")
 
 @dataclass(frozen=True)
 class CatalogItem:
@@ -86,7 +89,7 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
                        page: int = 10_000, per_category: int = 200, top: int = 1000,
                        previous: Catalog | None = None, refresh_popular: bool = True,
                        shared: SharedPopular | None = None, full: bool = False, popular_page_items: int = 20_000,
-                       popular_duty: float = 0.33) -> Catalog:
+                       popular_duty: float = 0.33, max_clock_skew_s: float = math.inf) -> Catalog:
     """Read the catalogue, then the popular lists.
 
     With ``full``, or without ``previous`` (or one never loaded), every item is read, page by page
@@ -100,7 +103,12 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     items no longer available. The window lists read every
     interaction in the window (~2.5 s of Neo4j CPU at 2M interactions; paged and paced by
     :func:`window_lists`), so the engine asks every ``engine.popular_refresh_s``, not every
-    catalogue refresh."""
+    catalogue refresh.
+
+    The data's clock (``Catalog.now``) is the graph's, but never more than ``max_clock_skew_s``
+    past the wall clock: a clock moved by an event from the future (written before events were
+    bounded) would otherwise decay every user's history to nothing and empty the popular window;
+    ``graphrec clock repair`` sets the stored clock right."""
     started = time.time()
     if full or previous is None or not previous.loaded:
         items = await _read_items(lambda after: store.read("recs/catalog", plain=True, after=after, limit=page))
@@ -122,6 +130,10 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
                        key=lambda x: -x[1])[:top]
     clock = (await store.read("recs/latest_ts"))[0]["ts"]  # one node: cheap, read every time
     now = float(clock) if clock else time.time()
+    if now > (latest := time.time() + max_clock_skew_s):
+        log.warning("the graph's clock is %.0f s in the future; using now + %.0f s (run `graphrec clock repair`)",
+                    now - time.time(), max_clock_skew_s)
+        now = latest
 
     def kept(lst: list[tuple[str, float]]) -> list[tuple[str, float]]:
         return [(i, sc) for i, sc in lst if (it := items.get(i)) is not None and it.available]

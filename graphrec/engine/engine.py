@@ -37,7 +37,7 @@ from graphrec.config import Settings
 from graphrec.engine import rules
 from graphrec.engine.breaker import Breaker
 from graphrec.engine.cache import TTLCache
-from graphrec.engine.catalog import Catalog, SharedPopular, load_catalog
+from graphrec.engine.catalog import Catalog, CatalogItem, SharedPopular, load_catalog
 from graphrec.engine.merge import decay_now, merge_candidates, seeds_from_history
 from graphrec.engine.model import LiveModel
 from graphrec.engine.types import (
@@ -54,8 +54,10 @@ from graphrec.errors import (
     GraphrecError,
     GraphStoreError,
     GraphStoreUnavailable,
+    KeyConflict,
     LockHeld,
     NotFound,
+    QueryError,
     VectorStoreError,
     VectorStoreUnavailable,
 )
@@ -67,16 +69,18 @@ from graphrec.graph.repository import (
     interaction_statements,
 )
 from graphrec.graph.store import AsyncGraphStore
-from graphrec.journal import Journal, write_rows_sync
+from graphrec.journal import Journal, refused_for_good, write_rows_sync
 from graphrec.sources import SOURCES
 from graphrec.sources.base import Candidate, SourceContext
 from graphrec.sources.graph import session_seeds
 from graphrec.sources.neighbour_cache import NeighbourCache
-from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, validate
+from loaders.records import InteractionRow, InteractionType, ItemRow, RowLimits, UserRow, validate
 
 log = logging.getLogger("graphrec.engine")
 T = TypeVar("T")
 
+#: A user state larger than this (marshalled) is not kept for degraded answers (see _keep_user_state).
+USER_STATE_MAX_BYTES = 32_768
 VERB = {"RATED": "rated", "PURCHASED": "bought", "CLICKED": "clicked", "VIEWED": "viewed"}
 
 
@@ -98,7 +102,10 @@ class Engine:
         # Why the ranker is or is not used (the engine uses a ranker only with the GNN version it
         # was trained on): shown by /readyz and logged when it changes.
         self.ranker_status = "no ranker"
-        self.neo4j_breaker = Breaker("neo4j", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
+        # A probe is taken as lost only after longer than any Neo4j call may take (query timeout,
+        # connection acquisition): until then the other calls fail fast rather than hang beside it.
+        self.neo4j_breaker = Breaker("neo4j", self.cfg.breaker_failures, self.cfg.breaker_reset_s,
+                                     probe_timeout_s=2 * settings.neo4j.query_timeout_s + 4 * settings.neo4j.connection_timeout_s)
         self.vector_breaker = Breaker("vectors", self.cfg.breaker_failures, self.cfg.breaker_reset_s)
         # Cached results: (JSON rows of Recommendation fields, model version); see recommend().
         self.results: TTLCache[tuple[str, str | None]] = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
@@ -112,6 +119,17 @@ class Engine:
         self.shared_popular = SharedPopular(self.cfg.popular_refresh_s, self.cfg.popular_window_days * 86400.0,
                                             self.cfg.popular_half_life_days * 86400.0)
         self.journal = Journal(settings.var_dir / "journal")
+        self.limits = RowLimits.from_settings(settings.loader)
+        # Idempotency keys this process wrote or journalled lately: key -> (user, item, type), so a
+        # key reused for another interaction is refused even while Neo4j cannot be asked.
+        self.recent_keys: dict[str, tuple[str, str, str]] = {}
+        # The last user state read per user (marshal bytes: recent history, consumed items), plus
+        # what this process recorded since: a degraded answer still excludes what they consumed.
+        self.user_states: TTLCache[bytes] = TTLCache(self.cfg.user_state_cache_size, self.cfg.user_state_cache_ttl_s)
+        # (monotonic time, pending bytes) of the journal, sampled by the replay task: is it growing?
+        self.journal_samples: list[tuple[float, int]] = []
+        # Answers given in the current and the previous 10-s period: [period, answers, degraded by Neo4j].
+        self.answer_counts: list[list[int]] = [[0, 0, 0], [0, 0, 0]]
         self.stats: dict[str, float] = {}
         self.cache_counts: dict[str, int] = {}  # "<operation>.hit" / "<operation>.miss", since start
         self._tasks: list[asyncio.Task[None]] = []
@@ -170,7 +188,7 @@ class Engine:
         await self.store.read("recs/neighbour_lists", ids=[""], per_item=1)
         # The write path too (one query text per interaction type), in a transaction rolled back:
         # the first recordInteraction after a Neo4j start took ~1 s without this, ~0.2 s with it.
-        await self.store.read("repo/item_exists", item_id="")
+        await self.store.read("load/interaction_refs", plain=True, ids=[""], keys=[""])
         nobody = {"key": "", "user": "", "item": "", "ts": 0.0, "value": None, "dwell": None, "session": None}
         await self.store.rehearse([s for t in InteractionType
                                    for s in interaction_statements(t, nobody, "", "", 0.0, self.cfg.clock_slack_s)])
@@ -284,7 +302,8 @@ class Engine:
             self.store, DEFAULT_TYPE_WEIGHTS, self.cfg.popular_window_days * 86400.0,
             self.cfg.popular_half_life_days * 86400.0, previous=self.catalog, full=full,
             refresh_popular=popular_due, shared=self.shared_popular,
-            popular_page_items=self.cfg.popular_page_items, popular_duty=self.cfg.popular_scan_duty))
+            popular_page_items=self.cfg.popular_page_items, popular_duty=self.cfg.popular_scan_duty,
+            max_clock_skew_s=self.settings.loader.max_clock_skew_s))
         if full:
             for listener in self.catalog_listeners:
                 listener()
@@ -376,17 +395,27 @@ class Engine:
         except (GraphStoreUnavailable, OSError):
             self.neo4j_breaker.failure()
             raise
+        except QueryError:
+            self.neo4j_breaker.success()  # Neo4j answered: it refused the query, it is not down
+            raise
+        except BaseException:
+            self.neo4j_breaker.release()  # no verdict on Neo4j (cancelled, or not its error)
+            raise
         self.neo4j_breaker.success()
         return res
 
     def _settle_late(self, task: asyncio.Future[Any]) -> None:
         """A late call finished: feed its outcome to the breaker and swallow its result."""
         if task.cancelled():
+            self.neo4j_breaker.release()
             return
-        if isinstance(task.exception(), GraphStoreUnavailable | OSError):
+        exc = task.exception()
+        if isinstance(exc, GraphStoreUnavailable | OSError):
             self.neo4j_breaker.failure()
-        else:
+        elif exc is None or isinstance(exc, QueryError):
             self.neo4j_breaker.success()
+        else:
+            self.neo4j_breaker.release()
 
     async def _vectors(self, fn: Callable[[Any], T], timeout: float) -> T:
         """``fn(index)`` on a worker thread, through the vector breaker."""
@@ -443,11 +472,44 @@ class Engine:
                                                      max_consumed=5000), self.cfg.request_budget_ms / 1000)
         except (TimeoutError, GraphStoreError):
             degraded.append("neo4j")
+            # The state this process read last (and what it recorded since): what the user
+            # consumed is still excluded. Without it the answer says so ("consumed_unknown").
+            if (known := self.user_states.get(user_id)) is not None:
+                recent, consumed = marshal.loads(known)
+                return list(recent), {i: set(t) for i, t in consumed.items()}
+            degraded.append("consumed_unknown")
             return [], {}
         if not rows:
+            self.user_states.discard(user_id)
             return [], {}
         consumed = {c["item_id"]: set(c["types"]) for c in rows[0]["consumed"]}
-        return list(rows[0]["recent"]), consumed
+        recent = list(rows[0]["recent"])
+        self._keep_user_state(user_id, recent, consumed)
+        return recent, consumed
+
+    def _keep_user_state(self, user_id: str, recent: list[dict[str, Any]], consumed: dict[str, set[str]]) -> None:
+        if self.cfg.user_state_cache_size <= 0:
+            return
+        try:
+            packed = marshal.dumps(([dict(h) for h in recent], {i: sorted(t) for i, t in consumed.items()}))
+        except ValueError:  # a property of a type marshal does not know: not kept
+            return
+        if len(packed) <= USER_STATE_MAX_BYTES:  # the heaviest users are not kept: memory stays bounded
+            self.user_states.put(user_id, packed)
+        else:
+            self.user_states.discard(user_id)
+
+    def _note_recorded(self, row: InteractionRow) -> None:
+        """An interaction this process recorded joins the user's kept state (if any), so that a
+        degraded answer right after it excludes the item too."""
+        if (known := self.user_states.peek(row.user_id)) is None:
+            return
+        recent, consumed = marshal.loads(known)
+        consumed.setdefault(row.item_id, [])
+        if row.type.value not in consumed[row.item_id]:
+            consumed[row.item_id].append(row.type.value)
+        recent = [{"item_id": row.item_id, "type": row.type.value, "ts": row.ts, "value": row.value}, *recent][: self.cfg.history]
+        self._keep_user_state(row.user_id, recent, {i: set(t) for i, t in consumed.items()})
 
     def _seeds(self, recent: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
         return seeds_from_history(recent, now, self.cfg.half_life_days * 86400.0, self.cfg.seeds)
@@ -554,7 +616,14 @@ class Engine:
         # this user's last complete answer to the same request is better, if there is one.
         shape = _key(req.user_id, req.surface.value, first, req.filter, req.context.session_item_ids,
                      req.context.preferred_categories)
-        if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings, "recommendations")) is not None:
+        excluded = self._excluded(req, consumed)
+        if "neo4j" in degraded and req.user_id and (stale := self._stale(shape, degraded, timings, "recommendations",
+                                                                         excluded)) is not None:
+            if len(stale.items) < first:  # items consumed since were left out: the popular list fills in
+                have = excluded | {r.item_id for r in stale.items}
+                extra = self._popular_fallback(first - len(stale.items), req.filter, have)
+                n = len(stale.items)
+                stale.items.extend([self._recommendation(c, n + k, recent, req) for k, c in enumerate(extra, 1)])
             return stale
 
         clock, now = now, (now if req.context.now else decay_now(recent, now))  # see merge.decay_now
@@ -571,7 +640,7 @@ class Engine:
             weights["popular"] = max(weights.get("popular", 0.0), 1.0)
             weights["fresh"] = max(weights.get("fresh", 0.0), 0.2)
         exclude_consumed = req.surface.value in self.cfg.exclude_consumed
-        hard_excluded = {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES} if exclude_consumed else set()
+        hard_excluded = excluded
         ctx = SourceContext(store=self.store, user_id=req.user_id, session_items=list(req.context.session_item_ids),
                             now=clock, half_life_s=self.cfg.half_life_days * 86400.0, type_weights=DEFAULT_TYPE_WEIGHTS,
                             timeout_s=self.cfg.source_budget_ms / 1000,
@@ -616,8 +685,25 @@ class Engine:
             observe(op, hit is not None)
         return hit
 
+    def _excluded(self, req: RecRequest, consumed: dict[str, set[str]]) -> set[str]:
+        """The items this request must not recommend: what the user clicked, bought or rated, on
+        the surfaces that exclude consumed items."""
+        if req.surface.value not in self.cfg.exclude_consumed:
+            return set()
+        return {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES}
+
+    def _count_answer(self, res: RecResult) -> None:
+        if self._warming:  # the start-up's own requests are not what clients saw
+            return
+        period = int(time.monotonic() // 10)
+        if self.answer_counts[-1][0] != period:
+            self.answer_counts = [self.answer_counts[-1], [period, 0, 0]]
+        self.answer_counts[-1][1] += 1
+        self.answer_counts[-1][2] += "neo4j" in res.degraded_reasons
+
     def _answer(self, op: str, res: RecResult) -> RecResult:
         """Every computed answer leaves through here: to the observers, then the slow log."""
+        self._count_answer(res)
         for observe in self.observers:
             observe(op, res)
         return self._log_slow(op, res)
@@ -768,24 +854,43 @@ class Engine:
             return stale
         return self._answer("similarItems", res)
 
-    def _stale(self, key: Any, degraded: list[str], timings: dict[str, float], op: str) -> RecResult | None:
+    def _stale(self, key: Any, degraded: list[str], timings: dict[str, float], op: str,
+               excluded: set[str] | frozenset[str] = frozenset()) -> RecResult | None:
         """The last complete answer to this request (up to ``stale_ttl_s`` old), marked degraded
-        with "stale" among the reasons, or None. It goes to the observers as ``op``'s answer."""
+        with "stale" among the reasons, or None. Items in ``excluded`` (consumed since) are left
+        out. It goes to the observers as ``op``'s answer."""
         if self.cfg.stale_ttl_s <= 0 or (hit := self.last_good.get(key)) is None:
             return None
         cached = _cached(hit, {})
-        res = RecResult(cached.items, True, cached.model_version, cached.request_id,
+        kept = [r for r in cached.items if r.item_id not in excluded]
+        items = [r if r.rank == k else Recommendation(r.item_id, r.score, k, r.sources, r.reason, r.explain_query)
+                 for k, r in enumerate(kept, 1)]
+        res = RecResult(items, True, cached.model_version, cached.request_id,
                         tuple(sorted({*degraded, "stale"})), dict(timings))
+        self._count_answer(res)
         for observer in self.observers:  # the stages that ran and the reasons
             observer(op, res)
         res.timings_ms["stale_hit"] = 1.0
         return res
 
     async def rerank(self, user_id: str, item_ids: list[str], first: int | None = None) -> RecResult:
-        """Reorder a given list (search results) for a user; every given id comes back once."""
+        """Reorder a given list (search results) for a user; every given id that is an item comes
+        back once. Ids that are not items are left out and listed in ``unknown_ids`` (a frontend
+        renders what comes back; it never gets an item without a title). While Neo4j cannot say
+        whether an id the catalogue does not know is an item, it is kept (and the answer is
+        degraded)."""
         t_start = time.perf_counter()
         degraded: list[str] = []
         ids = list(dict.fromkeys(item_ids))
+        unknown = [i for i in ids if i not in self.catalog.items]
+        missing: set[str] = set()
+        if unknown:
+            try:
+                missing = set((await self._neo4j(self.store.read("load/missing_items", ids=unknown),
+                                                 self.cfg.request_budget_ms / 1000))[0]["missing"])
+            except (TimeoutError, GraphStoreError):
+                degraded.append("neo4j")
+            ids = [i for i in ids if i not in missing]
         recent, consumed = await self._user_state(user_id, degraded)
         clock = self._now(RequestContext())
         now = decay_now(recent, clock)
@@ -815,7 +920,7 @@ class Engine:
         timings["total"] = (time.perf_counter() - t_start) * 1000
         reasons = tuple(sorted(set(degraded)))
         return self._answer("rerank", RecResult(items, bool(reasons), self.model.version if self.model else None, uuid.uuid4().hex,
-                                                  reasons, timings))
+                                                  reasons, timings, tuple(i for i in dict.fromkeys(item_ids) if i in missing)))
 
     async def batch(self, user_ids: list[str], first: int = 20, surface: Surface = Surface.EMAIL,
                     concurrency: int = 8) -> dict[str, RecResult]:
@@ -835,53 +940,131 @@ class Engine:
 
     # ---- the record ------------------------------------------------------------------------
     async def record_interaction(self, data: dict[str, Any]) -> RecordResult:
-        """Write one interaction at once (idempotent on its key), or, when Neo4j is unavailable,
-        to the fsync'd journal that is replayed when it returns. Unknown item: NotFound."""
-        row: InteractionRow = validate(InteractionRow, data)
+        """Write one interaction at once (idempotent on its key), or, when Neo4j is unavailable or
+        too slow, to the fsync'd journal that is replayed when it returns. Both paths validate the
+        same way (``loader`` limits: no future times, bounded values) and give a key the same
+        meaning: one interaction; reused for another user, item or type it is a
+        :class:`KeyConflict`. Unknown item: NotFound (an item upserted through this process is
+        known at once; one the catalogue does not know yet is looked up in the graph, with four
+        times the budget, before NotFound)."""
+        row: InteractionRow = validate(InteractionRow, data, self.limits)
         param = row.to_param()
+        key = row.idempotency_key
+        ident = (row.user_id, row.item_id, row.type.value)
+        if self.recent_keys.get(key, ident) != ident:
+            raise KeyConflict(key)
+        budget = self.cfg.request_budget_ms / 1000
         try:
-            found = (await self._neo4j(self.store.read("repo/item_exists", item_id=row.item_id),
-                                       self.cfg.request_budget_ms / 1000))[0]["found"]
-            if not found:
-                raise NotFound("item", row.item_id)
+            self._check_refs(await self._neo4j(self.store.read("load/interaction_refs", plain=True, ids=[row.item_id],
+                                                               keys=[key]), budget), row, ident)
             statements = interaction_statements(row.type, param, row.session_id, row.user_id, row.ts,
                                                 self.cfg.clock_slack_s)
-            counters = await self._neo4j(self.store.write_many(statements), self.cfg.request_budget_ms / 1000 * 4)
-            return RecordResult(key=row.idempotency_key, created=counters[0]["relationships_created"] > 0, stored="direct")
-        except (TimeoutError, GraphStoreUnavailable):
-            # Neo4j is away (or too slow to trust): journal it. A write that timed out may still
-            # land; the replay is idempotent on the key, so it will not double-count.
+            try:
+                counters = await self._neo4j(self.store.write_many(statements), budget * 4)
+            except QueryError as exc:
+                if "constraint" not in str(exc):
+                    raise
+                # The key constraint: another request stored this key, for another user or item,
+                # between the check and this write.
+                raise KeyConflict(key) from None
+            created = counters[0]["relationships_created"] > 0
+            stored = "direct"
+        except (TimeoutError, GraphStoreUnavailable, QueryError) as exc:
+            if isinstance(exc, QueryError) and refused_for_good(exc):
+                raise
+            # Neo4j is away (or too slow to trust, or it timed the transaction out): journal it. A
+            # write that timed out may still land; the replay is idempotent on the key, so it will
+            # not double-count.
             if self.catalog.loaded and row.item_id not in self.catalog.items:
-                raise NotFound("item", row.item_id) from None
-            await asyncio.to_thread(self.journal.append, {**param, "type": row.type.value})
-            self.stats["journalled"] = self.stats.get("journalled", 0) + 1
-            return RecordResult(key=row.idempotency_key, created=True, stored="journal")
+                # Not in this process's catalogue (it may be newer than its last refresh): ask the
+                # graph once more, with more time, before saying it does not exist.
+                try:
+                    self._check_refs(await self._neo4j(self.store.read(
+                        "load/interaction_refs", plain=True, ids=[row.item_id], keys=[key]), budget * 4), row, ident)
+                except (TimeoutError, GraphStoreUnavailable, QueryError):
+                    raise NotFound("item", row.item_id) from None
+            created = await asyncio.to_thread(self.journal.append_checked, {**param, "type": row.type.value})
+            if created:
+                self.stats["journalled"] = self.stats.get("journalled", 0) + 1
+            stored = "journal"
+        self._remember_key(key, ident)
+        self._note_recorded(row)
+        return RecordResult(key=key, created=created, stored=stored)
+
+    @staticmethod
+    def _check_refs(rows: list[dict[str, Any]], row: InteractionRow, ident: tuple[str, str, str]) -> None:
+        """``load/interaction_refs`` of one interaction: NotFound for an unknown item, KeyConflict
+        for a key stored for another interaction."""
+        refs = rows[0]
+        if refs["missing"]:
+            raise NotFound("item", row.item_id)
+        if any((s["user"], s["item"], s["type"]) != ident for s in refs["stored"]):
+            raise KeyConflict(row.idempotency_key)
+
+    def _remember_key(self, key: str, ident: tuple[str, str, str], most: int = 100_000) -> None:
+        self.recent_keys.pop(key, None)
+        self.recent_keys[key] = ident
+        if len(self.recent_keys) > most:
+            del self.recent_keys[next(iter(self.recent_keys))]
 
     async def replay_journal(self) -> int:
-        """Write journalled interactions to Neo4j (in order); returns how many were replayed."""
-        if self.journal.pending() == 0 or not self.neo4j_breaker.allow():
+        """Write journalled interactions to Neo4j (in order); returns how many were replayed
+        (dead letters included). Only "Neo4j unavailable" counts against its breaker; a replay
+        that could not run (another process holds the replay lock) gives back the probe."""
+        pending = self.journal.pending()
+        self._sample_journal(pending)
+        if pending == 0 or not self.neo4j_breaker.allow():
             return 0
         from graphrec.graph.store import GraphStore
 
         def work() -> int:
             with GraphStore.from_settings(self.settings) as store:
-                return self.journal.replay(lambda rows: write_rows_sync(store, rows))
+                return self.journal.replay(lambda rows: write_rows_sync(store, rows, self.limits))
 
+        dead_before = self.journal.dead_lettered()
         try:
             n = await asyncio.to_thread(work)
         except LockHeld:
+            self.neo4j_breaker.release()
             return 0
-        except GraphStoreError:
+        except GraphStoreUnavailable:
             self.neo4j_breaker.failure()
             return 0
+        except Exception:
+            self.neo4j_breaker.release()  # not Neo4j being away: never opens the breaker
+            log.exception("journal replay failed")
+            return 0
         self.neo4j_breaker.success()
+        if (dead := self.journal.dead_lettered() - dead_before) > 0:
+            log.warning("journal replay: %d entries dead-lettered (see %s)", dead, self.journal.dead_path)
         if n:
             self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
         return n
 
+    def _sample_journal(self, pending: int, window_s: float = 60.0) -> None:
+        now = time.monotonic()
+        self.journal_samples.append((now, pending))
+        while len(self.journal_samples) > 2 and now - self.journal_samples[1][0] >= window_s:
+            self.journal_samples.pop(0)
+
+    def readiness(self) -> dict[str, Any]:
+        """What /readyz reports besides the stores' health: the breakers' states, the journal's
+        backlog (bytes, and whether it grew over the last minute of samples), how many entries
+        were dead-lettered, and the answers computed in the last 10-20 s with how many of them
+        were degraded by Neo4j (slow or away: what clients saw)."""
+        pending = self.journal.pending()
+        oldest = self.journal_samples[0][1] if self.journal_samples else pending
+        period = int(time.monotonic() // 10)
+        recent = [c for c in self.answer_counts if c[0] >= period - 1]
+        return {"breakers": {"neo4j": self.neo4j_breaker.state, "vectors": self.vector_breaker.state},
+                "journal": {"pending_bytes": pending, "growing": pending > oldest,
+                            "dead_lettered": self.journal.dead_lettered()},
+                "answers": {"recent": sum(c[1] for c in recent), "degraded_by_neo4j": sum(c[2] for c in recent)}}
+
     async def get_items(self, ids: list[str]) -> dict[str, Item]:
         """Items by id, read through the item cache (a page of recommendations costs no round trip
-        once its items were shown in the last ``item_cache_ttl_s``). While Neo4j is unavailable:
+        once its items were shown in the last ``item_cache_ttl_s``). While Neo4j is unavailable (or
+        slower than four request budgets, at least 1 s):
         what the in-memory catalogue knows of them (no tags or description), so that a degraded
         list of recommendations still has its titles."""
         found: dict[str, Item] = {}
@@ -894,10 +1077,15 @@ class Engine:
         if not missing:
             return found
         try:
-            rows = await self._neo4j(self.store.read("repo/get_items", plain=True, ids=missing))
-        except GraphStoreUnavailable:
-            if not self.catalog.loaded:
+            # Bounded: a Neo4j too slow to answer in time is treated as away (a page of answers
+            # must not wait for the 30-s query timeout; seen with a starved Neo4j in the faults suite).
+            rows = await self._neo4j(self.store.read("repo/get_items", plain=True, ids=missing),
+                                     max(1.0, 4 * self.cfg.request_budget_ms / 1000))
+        except (GraphStoreUnavailable, TimeoutError, QueryError) as exc:
+            if isinstance(exc, QueryError) and refused_for_good(exc):
                 raise
+            if not self.catalog.loaded:
+                raise GraphStoreUnavailable(f"item fields unavailable: {type(exc).__name__}") from exc
             return found | {i: _catalog_item(c) for i in missing if (c := self.catalog.items.get(i)) is not None}
         for r in rows:
             item = found[r["id"]] = Item.from_row(r)
@@ -922,7 +1110,11 @@ class Engine:
         row: ItemRow = validate(ItemRow, data)
         await self._neo4j(self.store.write_many([("load/items", None, {"rows": [row.to_param()], "now": time.time()})]))
         self.item_cache.discard(row.id)
-        return (await self.get_items([row.id]))[row.id]
+        item = (await self.get_items([row.id]))[row.id]
+        # Known to this process at once (recordInteraction, filters), not at the next catalogue refresh.
+        self.catalog.items[item.id] = CatalogItem(item.id, item.title, item.year, item.available, item.created_at,
+                                                  item.categories, item.interactions)
+        return item
 
     async def upsert_user(self, data: dict[str, Any]) -> User:
         row: UserRow = validate(UserRow, data)

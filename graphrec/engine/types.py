@@ -63,6 +63,7 @@ class RecResult:
     request_id: str
     degraded_reasons: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    unknown_ids: tuple[str, ...] = ()  # rerank: given ids that are not items (left out of items)
 
 
 @dataclass(frozen=True)

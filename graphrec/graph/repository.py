@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from graphrec.errors import NotFound
+from graphrec.errors import KeyConflict, NotFound
 from graphrec.graph.store import GraphStore, Statement
 from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, validate
 
@@ -27,6 +27,16 @@ def interaction_statements(type: InteractionType, param: dict[str, Any], session
             {"session": session_id, "user": user_id, "first_ts": ts, "last_ts": ts}]}))
     statements.append(("load/advance_clock", None, {"ts": ts, "slack": clock_slack_s}))
     return statements
+
+
+def repair_clock(store: Any, max_clock_skew_s: float, now: float | None = None) -> dict[str, Any]:
+    """Set the graph's clock back to the newest interaction no later than ``now`` (wall clock by
+    default) plus ``max_clock_skew_s`` (``load/repair_clock``: scans every interaction). Returns
+    ``{was, ts, future}``: the clock before and after, and how many stored interactions lie
+    past that limit (kept, never deleted)."""
+    max_ts = (time.time() if now is None else now) + max_clock_skew_s
+    return dict(store.write("load/repair_clock", max_ts=max_ts)[0])
+
 
 #: Default weight of each interaction type in collaborative scores (SKIPPED counts against).
 DEFAULT_TYPE_WEIGHTS: dict[str, float] = {"PURCHASED": 3.0, "RATED": 1.0, "CLICKED": 0.7, "VIEWED": 0.3, "SKIPPED": 0.0}
@@ -105,10 +115,14 @@ class Repository:
         return self.get_item(row.id)
 
     def record_interaction(self, data: dict[str, Any]) -> Recorded:
-        """Write one interaction at once (idempotent on its key). Unknown item: :class:`NotFound`."""
+        """Write one interaction at once (idempotent on its key). Unknown item: :class:`NotFound`;
+        a key stored for another user, item or type: :class:`KeyConflict`."""
         row: InteractionRow = validate(InteractionRow, data)
-        if not self.store.read("repo/item_exists", item_id=row.item_id)[0]["found"]:
+        refs = self.store.read("load/interaction_refs", ids=[row.item_id], keys=[row.idempotency_key])[0]
+        if refs["missing"]:
             raise NotFound("item", row.item_id)
+        if any((r["user"], r["item"], r["type"]) != (row.user_id, row.item_id, row.type.value) for r in refs["stored"]):
+            raise KeyConflict(row.idempotency_key)
         counters = self.store.write_many(
             interaction_statements(row.type, row.to_param(), row.session_id, row.user_id, row.ts))
         return Recorded(key=row.idempotency_key, created=counters[0]["relationships_created"] > 0)

@@ -149,7 +149,9 @@ def test_similar_items_filters_and_not_found(tiny: Settings) -> None:
     sim, rr = run(go())
     ids = [r.item_id for r in sim.items]
     assert "heat" not in ids and "alien" not in ids and "ronin" in ids
-    assert [r.item_id for r in rr.items][0] == "alien" and len(rr.items) == 4
+    # An id that is not an item is left out and named, never returned as an item without a title.
+    assert [r.item_id for r in rr.items][0] == "alien" and len(rr.items) == 3
+    assert rr.unknown_ids == ("ghost",) and not rr.degraded
 
 
 def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_index_is_late(tiny: Settings) -> None:

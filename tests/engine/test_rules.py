@@ -105,3 +105,19 @@ def test_ttl_cache_bounded_and_expiring() -> None:
     t[0] = 11.0
     assert c.get("b") is None and c.get("c") is None
     assert 0 < c.hit_rate < 1
+
+
+def test_a_lost_probe_expires_instead_of_holding_the_breaker_open() -> None:
+    """A probe whose caller never reports (it was cancelled, or it lost the journal's replay lock
+    to another worker) must not keep the breaker open once the store is back (issue 21)."""
+    t = [0.0]
+    br = Breaker("x", failures=1, reset_s=5.0, clock=lambda: t[0], probe_timeout_s=60.0)
+    br.failure()
+    t[0] = 6.0
+    assert br.allow()  # the probe: its caller never calls success(), failure() or release()
+    t[0] = 60.0
+    assert not br.allow()  # still out (it may be waiting on a slow store): one probe at a time
+    t[0] = 66.5
+    assert br.allow()  # out for probe_timeout_s: taken as lost, the next caller probes
+    br.success()
+    assert br.state == "closed" and br.opened == 1

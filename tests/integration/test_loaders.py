@@ -130,8 +130,8 @@ def test_parallel_writers_lose_nothing_and_keep_the_prefix_on_stop(store, tmp_pa
     assert (again.written, again.unchanged) == (0, 3000) and _counts(store) == c
     # Under "stop", a bad row in the 3rd batch: the first two batches are in, nothing after them.
     more = _write(tmp_path, "more.csv", "user_id,item_id,type,ts\n"
-                  + "".join(f"v{k},i{k % 50},VIEW,{1_800_000_000 + k}\n" for k in range(600))
-                  + "v1,ghost,VIEW,1900000000\n" + "".join(f"w{k},i1,VIEW,{1_800_000_000 + k}\n" for k in range(300)))
+                  + "".join(f"v{k},i{k % 50},VIEW,{1_750_000_000 + k}\n" for k in range(600))
+                  + "v1,ghost,VIEW,1760000000\n" + "".join(f"w{k},i1,VIEW,{1_750_000_000 + k}\n" for k in range(300)))
     with pytest.raises(BadRowError):
         GraphWriter(store, batch_size=250, on_error="stop", progress=False, writers=3).interactions(read_file(more, "interactions"))
     assert _counts(store)["VIEWED"] == 500

@@ -25,12 +25,12 @@ def _row(user: str, item: str, t: float, **kw: object) -> InteractionRow:
 
 def test_from_rows_keeps_the_client_key_or_derives_one() -> None:
     rows = [(_row("u1", "i1", 1.0, session_id="s"), Source("a", 2)),
-            (_row("u2", "i2", 2.5, key="client-key", value=3), Source("a", 3))]
+            (_row("u2", "i2", 2.5, key="client-key", value=0.5), Source("a", 3))]
     b = InteractionBatch.from_rows(rows)
     assert b.key == [interaction_key("u1", "i1", "CLICKED", 1.0, "s"), "client-key"]
     assert rows[0][0].idempotency_key == b.key[0]
     assert (b.type, b.user, b.item, b.ts, b.value, b.session) == (
-        ["CLICKED"] * 2, ["u1", "u2"], ["i1", "i2"], [1.0, 2.5], [None, 3.0], ["s", None])
+        ["CLICKED"] * 2, ["u1", "u2"], ["i1", "i2"], [1.0, 2.5], [None, 0.5], ["s", None])
     part = b.slice(1, 2)
     assert (part.key, part.user, list(part.sources)) == (["client-key"], ["u2"], [Source("a", 3)])
 

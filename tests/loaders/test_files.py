@@ -67,3 +67,20 @@ def test_header_and_file_errors(tmp_path: Path) -> None:
     (tmp_path / "x.xml").write_text("<a/>")
     with pytest.raises(ValidationError, match="unsupported"):
         read_file(tmp_path / "x.xml", "users")
+
+
+def test_future_times_and_out_of_range_values_are_bad_rows(tmp_path: Path) -> None:
+    """Issue 21: a loader takes the same limits as the API (loader.max_clock_skew_s, value ranges)."""
+    from loaders.records import RowLimits
+
+    p = tmp_path / "events.csv"
+    p.write_text("user_id,item_id,type,ts,value\n"
+                 "u1,i1,VIEW,1700000000,\n"
+                 "u1,i1,VIEW,2099-12-31T00:00:00Z,\n"  # line 3: from the future
+                 "u1,i2,RATE,1700000000,9\n"           # line 4: a rating of 9 on a 0-5 scale
+                 "u1,i3,RATE,1700000000,9\n")          # line 5: fine on a 0-10 scale
+    good, bad = _rows(p, "interactions")
+    assert len(good) == 1 and [b.line for b in bad] == [3, 4, 5]
+    assert "in the future" in bad[0].reason and "a rating must be between 0 and 5" in bad[1].reason
+    ten = [r for r, _ in read_file(p, "interactions", limits=RowLimits(rating_max=10.0)) if not isinstance(r, BadRowError)]
+    assert [r.item_id for r in ten] == ["i1", "i2", "i3"]

@@ -72,3 +72,50 @@ def test_parse_ts_accepts_epoch_and_iso() -> None:
     assert parse_ts("1700000000") == 1700000000.0
     assert parse_ts("2023-11-14T22:13:20+00:00") == 1700000000.0
     assert parse_ts("2023-11-14T22:13:20") == 1700000000.0  # naive = UTC
+
+
+def test_future_interactions_are_refused_with_the_field_named() -> None:
+    """Issue 21: one VIEW stamped 2099 moved the graph's clock and wrecked every user's history."""
+    import time
+
+    from loaders.records import RowLimits
+
+    with pytest.raises(ValidationError) as e:
+        validate(InteractionRow, {"user_id": "x", "item_id": "50", "type": "VIEW", "ts": "2099-12-31T00:00:00Z"})
+    assert e.value.field == "ts" and "in the future" in str(e.value)
+    now = time.time()
+    validate(InteractionRow, {"user_id": "x", "item_id": "50", "type": "VIEW", "ts": now + 200})  # within the skew
+    with pytest.raises(ValidationError):
+        validate(InteractionRow, {"user_id": "x", "item_id": "50", "type": "VIEW", "ts": now + 200},
+                 RowLimits(max_clock_skew_s=60.0))
+
+
+@pytest.mark.parametrize("type_, value, ok", [
+    ("RATE", 5.0, True), ("RATE", 0.5, True), ("RATE", 6.0, False), ("RATE", 1e6, False), ("RATE", -1.0, False),
+    ("CLICK", -95464.0, False), ("VIEW", 0.7, True), ("PURCHASE", 40.0, False), ("SKIP", None, True),
+])
+def test_values_are_bounded_per_type(type_: str, value: float | None, ok: bool) -> None:
+    """One event must not outweigh many ratings: a rating within [rating_min, rating_max], any
+    other type's value within [0, other_value_max]."""
+    data = {"user_id": "u", "item_id": "i", "type": type_, "ts": 1, "value": value}
+    if ok:
+        assert validate(InteractionRow, data).value == value
+    else:
+        with pytest.raises(ValidationError) as e:
+            validate(InteractionRow, data)
+        assert e.value.field == "value"
+
+
+def test_nested_attributes_are_json_and_attributes_are_capped() -> None:
+    import json
+
+    from loaders.records import MAX_ATTRIBUTES
+
+    u = validate(UserRow, {"id": "7", "attributes": {"prefs": {"b": [1, 2], "a": "x"}, "tags": ["p", "q"]}})
+    props = u.to_param()["props"]
+    assert json.loads(props["prefs"]) == {"a": "x", "b": [1, 2]} and json.loads(props["tags"]) == ["p", "q"]
+    for bad in ({f"a{k}": k for k in range(MAX_ATTRIBUTES + 1)}, {"big": 2**63}, {"long": "x" * 1025},
+                {"deep": {"x": "y" * 1100}}):
+        with pytest.raises(ValidationError) as e:
+            validate(UserRow, {"id": "7", "attributes": bad})
+        assert e.value.field == "attributes"

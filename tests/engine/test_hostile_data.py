@@ -1,0 +1,249 @@
+"""Issue 21, the data side, against the real test Neo4j on the tiny catalogue: idempotency keys
+that name one interaction on both write paths, future timestamps and the graph's clock, an item
+upserted moments before, and degraded answers that still exclude what the user consumed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graphrec.config import Settings
+from graphrec.engine.engine import Engine
+from graphrec.engine.types import RecRequest, RequestContext
+from graphrec.errors import KeyConflict, ValidationError
+from graphrec.graph.store import AsyncGraphStore
+from graphrec.testing import tiny_graph
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def tiny(store, neo4j_settings: Settings, tmp_path: Path) -> Iterator[Settings]:  # noqa: ANN001
+    from pydantic import SecretStr
+
+    from gnn.export import export_snapshot
+    from graphrec.graph.store import resolve_password
+    from graphrec.neighbours import refresh
+
+    tiny_graph(store)
+    refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+    yield neo4j_settings.model_copy(update={
+        "var_dir": tmp_path,  # a journal of this test's own
+        "neo4j": neo4j_settings.neo4j.model_copy(update={"password": SecretStr(resolve_password(neo4j_settings))}),
+        "engine": neo4j_settings.engine.model_copy(update={"explore_epsilon": 0.0, "request_budget_ms": 3000.0,
+                                                          "source_budget_ms": 2000.0})})
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _engine(s: Settings) -> Engine:
+    return await Engine.create(s, vectors=None, background=False)
+
+
+def _unreachable(s: Settings) -> AsyncGraphStore:
+    """A real driver against a closed port: Neo4j unavailable."""
+    return AsyncGraphStore(s.neo4j.model_copy(update={"uri": "bolt://127.0.0.1:1", "connection_timeout_s": 0.3}), "x" * 12)
+
+
+def _click(user: str, key: str, item: str = "up", **kw: Any) -> dict[str, Any]:
+    return {"user_id": user, "item_id": item, "type": "CLICK", "ts": time.time(), "key": key, **kw}
+
+
+# ---- finding 1 / 9: a key names one interaction, on the direct path and the journal's --------------
+def test_a_key_reused_for_another_interaction_is_refused_on_both_paths(tiny: Settings, store) -> None:  # noqa: ANN001
+    async def go() -> dict[str, Any]:
+        e = await _engine(tiny)
+        out: dict[str, Any] = {}
+        try:
+            out["first"] = await e.record_interaction(_click("erin", "k-direct"))
+            out["retry"] = await e.record_interaction(_click("erin", "k-direct"))
+            for name, data in (("other_user", _click("frank", "k-direct")), ("other_item", _click("erin", "k-direct", "toy")),
+                               ("other_type", {**_click("erin", "k-direct"), "type": "VIEW"})):
+                with pytest.raises(KeyConflict) as exc:
+                    await e.record_interaction(data)
+                out[name] = exc.value
+            # Another process (an engine of its own) wrote the key: the graph says so.
+            e2 = await _engine(tiny)
+            try:
+                with pytest.raises(KeyConflict):
+                    await e2.record_interaction(_click("frank", "k-direct"))
+                live = e2.store
+                e2.store = _unreachable(tiny)  # Neo4j away: the journal applies the same meaning
+                out["journalled"] = await e2.record_interaction(_click("gina", "k-journal"))
+                with pytest.raises(KeyConflict):
+                    await e2.record_interaction(_click("hank", "k-journal"))
+                out["journal_retry"] = await e2.record_interaction(_click("gina", "k-journal"))
+                await e2.store.close()
+                e2.store = live
+                e2.neo4j_breaker.success()
+                out["replayed"] = await e2.replay_journal()
+            finally:
+                await e2.close()
+            return out
+        finally:
+            await e.close()
+
+    out = run(go())
+    assert out["first"].created and out["first"].stored == "direct"
+    assert not out["retry"].created  # the same interaction again: a retry
+    assert all(out[k].code == "BAD_USER_INPUT" and out[k].field == "key" for k in ("other_user", "other_item", "other_type"))
+    assert out["journalled"].stored == "journal" and out["journalled"].created
+    assert not out["journal_retry"].created and out["replayed"] == 1
+    rows = store.run_text("MATCH (u:User)-[r]->(i:Item) WHERE r.key IN ['k-direct', 'k-journal'] "
+                          "RETURN r.key AS key, u.id AS user, type(r) AS type ORDER BY key")
+    assert rows == [{"key": "k-direct", "user": "erin", "type": "CLICKED"}, {"key": "k-journal", "user": "gina", "type": "CLICKED"}]
+
+
+# ---- finding 1: poison entries are dead-lettered, never block, never open the breaker -----------
+def test_a_poison_journal_entry_is_dead_lettered_and_the_rest_replays(tiny: Settings, store) -> None:  # noqa: ANN001
+    """The journal of issue 21 (two entries with one key, different users; the second with a
+    value no CLICK may have) plus one more conflicting entry, a line that is not JSON, and good
+    entries after them: the good ones land, the rest is dead-lettered with reasons, the breaker
+    stays closed."""
+    import json
+
+    now = time.time()
+    lines = [
+        {"dwell": None, "item": "up", "key": "k-1", "session": None, "ts": now - 20, "type": "CLICKED", "user": "a", "value": None},
+        {"dwell": 0.0, "item": "up", "key": "k-1", "session": None, "ts": now - 10, "type": "CLICKED", "user": "b", "value": -95464.0},
+        {"dwell": None, "item": "up", "key": "k-1", "session": None, "ts": now - 9, "type": "CLICKED", "user": "b", "value": None},
+        {"dwell": None, "item": "up", "key": "k-2", "session": None, "ts": now - 5, "type": "CLICKED", "user": "c", "value": None},
+    ]
+    journal = tiny.var_dir / "journal"
+    journal.mkdir(parents=True)
+    text = "".join(json.dumps(x) + "\n" for x in lines[:3]) + "not json\n" + json.dumps(lines[3]) + "\n"
+    (journal / "interactions.jsonl").write_text(text)
+
+    async def go() -> tuple[int, str, int]:
+        e = await _engine(tiny)
+        try:
+            n = await e.replay_journal()
+            return n, e.neo4j_breaker.state, e.journal.pending()
+        finally:
+            await e.close()
+
+    n, state, pending = run(go())
+    rows = store.run_text("MATCH (u:User)-[r:CLICKED]->(:Item {id: 'up'}) WHERE r.key IN ['k-1', 'k-2'] "
+                          "RETURN r.key AS key, u.id AS user ORDER BY key")
+    assert rows == [{"key": "k-1", "user": "a"}, {"key": "k-2", "user": "c"}]
+    assert (n, state, pending) == (5, "closed", 0)
+    letters = [json.loads(x) for x in (journal / "dead-letter.jsonl").read_text().splitlines()]
+    reasons = sorted(d["reason"] for d in letters)
+    assert reasons[0].startswith("idempotency key already names a different interaction")
+    assert reasons[1] == "invalid interaction: value: a CLICK value must be between 0 and 1"
+    assert reasons[2] == "malformed journal line (not a JSON object)"
+    assert all(d["at"] >= now for d in letters)
+
+
+# ---- finding 4: future timestamps and the graph's clock -------------------------------------------
+def _sources(res: Any) -> list[tuple[str, tuple[str, ...]]]:
+    return [(r.item_id, r.sources) for r in res.items]
+
+
+def test_a_write_from_the_future_is_refused_and_a_wrecked_clock_is_repaired(tiny: Settings, store) -> None:  # noqa: ANN001
+    """Issue 21: one VIEW stamped 2099 moved the clock to 2099 and every user's recommendations
+    became the popular list. Now it is BAD_USER_INPUT naming the field, and a clock already
+    wrecked (by a write from before the limit) is set right by ``graphrec clock repair``."""
+    from typer.testing import CliRunner
+
+    import graphrec.cli as cli
+
+    async def recs() -> Any:
+        e = await _engine(tiny)
+        try:
+            await e.refresh_catalog(full=True)
+            return await e.recommend(RecRequest("alice", first=5))
+        finally:
+            await e.close()
+
+    async def future() -> ValidationError:
+        e = await _engine(tiny)
+        try:
+            with pytest.raises(ValidationError) as exc:
+                await e.record_interaction({"user_id": "x", "item_id": "heat", "type": "VIEW", "ts": "2099-12-31T00:00:00Z"})
+            return exc.value
+        finally:
+            await e.close()
+
+    before = run(recs())
+    assert any("co_interaction" in s for _, s in _sources(before))
+    err = run(future())
+    assert err.code == "BAD_USER_INPUT" and err.field == "ts" and "future" in str(err)
+    assert store.read("recs/latest_ts")[0]["ts"] == 1800.0
+    assert _sources(run(recs())) == _sources(before)
+
+    # A clock wrecked before the limit existed: the CLI repairs it from the data.
+    store.write("load/advance_clock", ts=4_102_000_000.0, slack=0.0)
+    wrecked = run(recs())
+    assert _sources(wrecked) != _sources(before)
+    cli.settings = lambda: tiny  # type: ignore[assignment]  # the CLI on the test Neo4j
+    result = CliRunner().invoke(cli.app, ["clock", "repair"])
+    assert result.exit_code == 0, result.output
+    assert "now 1800" in result.output
+    assert store.read("recs/latest_ts")[0]["ts"] == 1800.0
+    assert _sources(run(recs())) == _sources(before)
+
+
+# ---- finding 9: an item upserted moments before, while Neo4j is slow ------------------------------
+def test_an_item_upserted_moments_before_is_known_while_neo4j_is_slow(tiny: Settings, store) -> None:  # noqa: ANN001
+    async def go() -> tuple[Any, int]:
+        e = await _engine(tiny)
+        try:
+            await e.upsert_item({"id": "brand-new", "title": "Brand New Too", "categories": ["Action"]})
+            # Neo4j slow: every call outlives its budget (a timeout setting, the real store).
+            e.cfg = e.cfg.model_copy(update={"request_budget_ms": 0.001})
+            res = await e.record_interaction(_click("erin", "k-new", item="brand-new"))
+            e.cfg = e.cfg.model_copy(update={"request_budget_ms": 3000.0})
+            await asyncio.sleep(0.5)  # the abandoned calls settle
+            e.neo4j_breaker.success()
+            return res, await e.replay_journal()
+        finally:
+            await e.close()
+
+    res, replayed = run(go())
+    assert res.stored == "journal" and res.created and replayed == 1
+    assert store.run_text("MATCH (:User {id: 'erin'})-[r:CLICKED {key: 'k-new'}]->(:Item {id: 'brand-new'}) "
+                          "RETURN count(r) AS n") == [{"n": 1}]
+
+
+# ---- finding 10: a degraded answer still excludes what the user consumed ---------------------------
+def test_a_degraded_answer_never_recommends_what_the_user_consumed(tiny: Settings) -> None:
+    """Issue 21: with Neo4j slow, a degraded answer ranked the user's own rated items. The state
+    read before (and what was recorded since) is kept: it is excluded. A user whose state was never
+    read (zoe: not even by the start-up warm-up) is answered with "consumed_unknown" among the reasons."""
+
+    async def go() -> dict[str, Any]:
+        e = await _engine(tiny)
+        try:
+            out = {"before": await e.recommend(RecRequest("alice", first=100, context=RequestContext(now=2000.0)))}
+            await e.record_interaction({"user_id": "alice", "item_id": "alien", "type": "PURCHASE", "ts": 1900.0})
+            # Neo4j slow: the user state read outlives its budget (and every source its own).
+            e.cfg = e.cfg.model_copy(update={"request_budget_ms": 0.001, "source_budget_ms": 0.001, "stale_ttl_s": 0.0})
+            out["during"] = await e.recommend(RecRequest("alice", first=100, context=RequestContext(now=2000.0)))
+            out["stranger"] = await e.recommend(RecRequest("zoe", first=100, context=RequestContext(now=2000.0)))
+            e.cfg = e.cfg.model_copy(update={"stale_ttl_s": 600.0})
+            out["stale"] = await e.recommend(RecRequest("alice", first=100, context=RequestContext(now=2000.0)))
+            return out
+        finally:
+            await e.close()
+
+    out = run(go())
+    consumed = {"heat", "ronin", "alien"}  # rated, rated, bought just now
+    assert not out["before"].degraded and not {r.item_id for r in out["before"].items} & {"heat", "ronin"}
+    for name in ("during", "stale"):
+        res = out[name]
+        assert res.degraded and "neo4j" in res.degraded_reasons and res.items, name
+        assert not {r.item_id for r in res.items} & consumed, (name, [r.item_id for r in res.items])
+        assert "consumed_unknown" not in res.degraded_reasons
+    assert "stale" in out["stale"].degraded_reasons
+    # The stale answer lost what was consumed since; the popular list filled it up again.
+    assert [r.rank for r in out["stale"].items] == list(range(1, len(out["stale"].items) + 1))
+    assert {r.item_id for r in out["stale"].items} == {"new", "toy", "up"}  # all the tiny catalogue has left
+    assert "consumed_unknown" in out["stranger"].degraded_reasons
