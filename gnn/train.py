@@ -31,8 +31,10 @@ from tqdm import tqdm
 from gnn.config import GNNConfig
 from gnn.data import Snapshot
 from gnn.features import ItemFeatures, build_features
+from gnn.hetero import positive_edges, to_hetero_data
 from gnn.metrics import interaction_matrix, ranking_metrics
 from gnn.model import PinSage
+from gnn.threads import choose_threads
 from gnn.user import interaction_weights, pool, user_matrix, user_params
 from gnn.walks import importance_neighbourhoods
 
@@ -71,7 +73,8 @@ def build_model(snap: Snapshot, train_mask: np.ndarray, cfg: GNNConfig, seed: in
     t = time.perf_counter()
     feats = build_features(snap, train_mask, cfg)
     t_feats = time.perf_counter()
-    nbr, w = importance_neighbourhoods(snap.user[train_mask], snap.item[train_mask], snap.num_users, snap.num_items,
+    ui = positive_edges(to_hetero_data(snap, train_mask)).numpy()  # walks follow what users wanted, not SKIPPED
+    nbr, w = importance_neighbourhoods(ui[0], ui[1], snap.num_users, snap.num_items,
                                        top_t=cfg.neighbors, walks=cfg.walks_per_item, length=cfg.walk_length,
                                        restart=cfg.restart, seed=seed)
     t_walks = time.perf_counter()
@@ -140,9 +143,9 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
     cfg = cfg or GNNConfig()
     t0 = time.perf_counter()
     seed_everything(seed)
-    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    threads = choose_threads(cfg.threads)
     dev = device()
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"threads": threads}
     model = build_model(snap, train_mask, cfg, seed, timings).to(dev)
     params = user_params(cfg)
     sparse_weight = model.ids.weight if model.ids is not None and model.ids.sparse else None
