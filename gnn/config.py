@@ -14,11 +14,11 @@ class LightGCNConfig(BaseModel):
     enabled: bool = True  # train and evaluate it in every retraining (needed for model = "lightgcn"/"auto")
     dim: int = 64  # embedding size (the vector index dimension: keep equal to gnn.dim)
     layers: int = 3  # propagation layers
-    epochs: int = 300
-    patience: int = 5  # early stopping: validations without improvement
+    epochs: int = 100
+    patience: int = 4  # early stopping: validations without improvement
     eval_every: int = 5  # validate every this many epochs
-    lr: float = 0.01
-    batch: int = 8192  # BPR triples per step (the whole graph is propagated once per step)
+    lr: float = 0.05
+    batch: int = 4096  # BPR triples per step (the whole graph is propagated once per step)
     reg: float = 1e-4  # L2 on the batch's layer-0 embeddings
     pop_negatives: float = 0.5  # share of negatives drawn by popularity^0.75 (the rest uniform)
 

@@ -38,8 +38,10 @@ from gnn.evaluate import (
     write_report,
 )
 from gnn.export import export_snapshot
+from gnn.features import build_features
+from gnn.lightgcn import train_lightgcn
 from gnn.split import train_val_test
-from gnn.train import train
+from gnn.train import _validate_emb, train
 from graphrec.config import Settings
 from graphrec.errors import ModelError
 from graphrec.graph.store import GraphStore
@@ -130,11 +132,25 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         rows["GNN (PinSage)"]["train_seconds"] = round(res.seconds, 1)
         if settings.training.baselines:
             rows.update(baselines(snap, tr, va, te, settings.seed, progress))
+        lgcn = lightgcn_rows(snap, tr, va, te, cfg, settings.seed, progress) if cfg.lightgcn.enabled else None
+        if lgcn is not None:
+            rows.update(lgcn["rows"])
+        served = served_model(cfg, res, lgcn, snap, tr, va)
+        if served == "lightgcn" and lgcn is not None:  # the pipeline is replayed with what is served
+            eval_emb, eval_params = lgcn["eval_fit"].item_emb, lgcn["params"]
         if evaluate_pipeline:
             rows.update(pipeline_rows(snap, hist, te, eval_emb, eval_params, version))
         # Refit on everything for serving, for the number of epochs validation chose.
         serve_emb, serve_model, serve_params = res.item_emb, res.model, res.user_params
-        if settings.training.refit_full:
+        if served == "lightgcn" and lgcn is not None:
+            serve_emb, serve_model, serve_params = lgcn["fit"].item_emb, lgcn["fit"].model, lgcn["params"]
+            if settings.training.refit_full:
+                every = np.ones(snap.num_interactions, dtype=bool)
+                refit_l = train_lightgcn(snap, every, None, cfg.lightgcn, seed=settings.seed, threads=cfg.threads,
+                                         progress=progress, epochs=max(1, lgcn["fit"].best_epoch),
+                                         alpha=lgcn["fit"].alpha, features=build_features(snap, every, cfg))
+                serve_emb, serve_model = refit_l.item_emb, refit_l.model
+        elif settings.training.refit_full:
             every = np.ones(snap.num_interactions, dtype=bool)
             refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
                           seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
@@ -142,10 +158,11 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
         (art / "eval_user_params.json").write_text(json.dumps(eval_params))
         plot_learning_curve(res.history, art / "learning_curve.png")
-        metrics = {k: float(v) for k, v in rows["GNN (PinSage)"].items() if k in ("ndcg@10", "recall@10", "recall@100",
-                                                                                    "hitrate@10", "coverage@10")}
+        served_row = "LightGCN (pooled, served)" if served == "lightgcn" else "GNN (PinSage)"
+        metrics = {k: float(v) for k, v in rows[served_row].items() if k in ("ndcg@10", "recall@10", "recall@100",
+                                                                             "hitrate@10", "coverage@10")}
         report = write_report(art, rows, {"version": version, "seed": settings.seed, "snapshot": snap.stats(),
-                                          "best_epoch": res.best_epoch})
+                                          "best_epoch": res.best_epoch, "served_model": served})
         collection = f"items_{version.replace('-', '_')}"
         registry.register("gnn", version, seed=settings.seed, config=cfg.model_dump(), metrics=metrics,
                           snapshot=snap.stats(), training_seconds=res.seconds, collection=collection,
@@ -179,6 +196,45 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
     return {"status": status, "version": version, "previous": previous, "reason": d.reason, "metrics": metrics,
             "table": format_table(rows), "report": str(report), "train_seconds": round(res.seconds, 1),
             "seconds": round(time.perf_counter() - t_all, 1), "artifacts": str(art)}
+
+
+def lightgcn_rows(snap: Snapshot, tr: np.ndarray, va: np.ndarray, te: np.ndarray, cfg: GNNConfig, seed: int,
+                  progress: bool) -> dict[str, Any]:
+    """LightGCN on the same split as the GNN: early-stopped and layer-weighted on validation, refit
+    on train + validation for the chosen epochs, tested; two rows: its own user vectors, and user
+    vectors pooled from history as the engine serves them (what ``gnn.model = lightgcn`` serves)."""
+    from gnn.metrics import interaction_matrix, ranking_metrics
+    from gnn.user import user_params
+
+    hist = tr | va
+    fit = train_lightgcn(snap, tr, va, cfg.lightgcn, seed=seed, threads=cfg.threads, progress=progress,
+                         features=build_features(snap, tr, cfg))
+    eval_fit = train_lightgcn(snap, hist, None, cfg.lightgcn, seed=seed, threads=cfg.threads, progress=progress,
+                              epochs=max(1, fit.best_epoch), alpha=fit.alpha, features=build_features(snap, hist, cfg))
+    m_hist = interaction_matrix(snap.user[hist], snap.item[hist], snap.num_users, snap.num_items)
+    m_te = interaction_matrix(snap.user[te], snap.item[te], snap.num_users, snap.num_items)
+    own = ranking_metrics(lambda u: eval_fit.user_emb[u] @ eval_fit.item_emb.T, m_hist, m_te)
+    own["train_seconds"] = round(fit.seconds, 1)
+    params = user_params(cfg)
+    pooled = gnn_metrics(eval_fit.item_emb, snap, hist, te, params)
+    # Validation of the served recipe (pooled user vectors), for gnn.model = "auto".
+    val_pooled = _validate_emb(fit.item_emb, snap, tr, va, params)
+    return {"rows": {"LightGCN": own, "LightGCN (pooled, served)": pooled}, "fit": fit, "eval_fit": eval_fit,
+            "params": params, "val": val_pooled["ndcg@10"] + val_pooled["recall@100"]}
+
+
+def served_model(cfg: GNNConfig, res: Any, lgcn: dict[str, Any] | None, snap: Snapshot, tr: np.ndarray,
+                 va: np.ndarray) -> str:
+    """``gnn.model``, or for ``auto`` the model whose served recipe (pooled user vectors) scores
+    higher NDCG@10 + Recall@100 on validation. ``lightgcn`` needs ``gnn.lightgcn.enabled``."""
+    if cfg.model == "pinsage" or lgcn is None:
+        if cfg.model == "lightgcn":
+            raise ModelError("gnn.model = 'lightgcn' needs gnn.lightgcn.enabled = true")
+        return "pinsage"
+    if cfg.model == "lightgcn":
+        return "lightgcn"
+    val = _validate_emb(res.item_emb, snap, tr, va, res.user_params)
+    return "lightgcn" if lgcn["val"] > val["ndcg@10"] + val["recall@100"] else "pinsage"
 
 
 def pipeline_rows(snap: Snapshot, hist: np.ndarray, te: np.ndarray, item_emb: np.ndarray, params: dict[str, Any],
