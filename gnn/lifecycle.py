@@ -111,6 +111,9 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         registry = Registry(store, models_dir)
         live = registry.live("gnn")
         snap = export_snapshot(store, progress=progress)
+        stages: dict[str, float] = {}  # wall seconds of each step, in the summary
+        lap = _Lap(stages, t_all)
+        lap("export_s")
         if snap.num_interactions == 0:
             raise ModelError("the graph has no interactions to learn from")
         if live and not force and not has_new_data(snap, live.snapshot):
@@ -120,6 +123,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         tr, va, te = train_val_test(snap, val_fraction=cfg.validation_fraction)
         va, te = eval_sample(snap, va, te, settings.training.max_eval_users, settings.seed)
         res = train(snap, tr, va, cfg, seed=settings.seed, checkpoint_dir=art / "checkpoints", progress=progress)
+        lap("fit_s")
         if fail_at == "after_train":  # fault injection for tests: a retraining that crashes half-way
             raise RuntimeError("injected failure after training")
         hist = tr | va
@@ -128,18 +132,22 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         evalfit = train(snap, hist, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}), seed=settings.seed,
                         progress=progress, prior_weight=res.user_params["prior_weight"])
         eval_emb, eval_params = evalfit.item_emb, evalfit.user_params
+        lap("eval_fit_s")
         rows: dict[str, dict[str, float]] = {"GNN (PinSage)": gnn_metrics(eval_emb, snap, hist, te, eval_params)}
         rows["GNN (PinSage)"]["train_seconds"] = round(res.seconds, 1)
         if settings.training.baselines:
             rows.update(baselines(snap, tr, va, te, settings.seed, progress))
+        lap("baselines_s")
         lgcn = lightgcn_rows(snap, tr, va, te, cfg, settings.seed, progress) if cfg.lightgcn.enabled else None
         if lgcn is not None:
             rows.update(lgcn["rows"])
         served = served_model(cfg, res, lgcn, snap, tr, va)
+        lap("lightgcn_s")
         if served == "lightgcn" and lgcn is not None:  # the pipeline is replayed with what is served
             eval_emb, eval_params = lgcn["eval_fit"].item_emb, lgcn["params"]
         if evaluate_pipeline:
             rows.update(pipeline_rows(snap, hist, te, eval_emb, eval_params, version))
+        lap("pipeline_eval_s")
         # Refit on everything for serving, for the number of epochs validation chose.
         serve_emb, serve_model, serve_params = res.item_emb, res.model, res.user_params
         if served == "lightgcn" and lgcn is not None:
@@ -155,6 +163,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
                           seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
             serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
+        lap("refit_s")
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
         (art / "eval_user_params.json").write_text(json.dumps(eval_params))
         plot_learning_curve(res.history, art / "learning_curve.png")
@@ -191,11 +200,26 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         except Exception as exc:
             registry.set_status(version, "failed", f"{type(exc).__name__}: {exc}")
             raise
+        lap("publish_s")  # artifacts, report, register, publish, promote
         versions = [{"id": v.id, "metrics": v.metrics, "status": v.status} for v in reversed(registry.list("gnn", 50))]
         plot_version_history(versions, art / "versions.png")
     return {"status": status, "version": version, "previous": previous, "reason": d.reason, "metrics": metrics,
             "table": format_table(rows), "report": str(report), "train_seconds": round(res.seconds, 1),
-            "seconds": round(time.perf_counter() - t_all, 1), "artifacts": str(art)}
+            "seconds": round(time.perf_counter() - t_all, 1), "artifacts": str(art),
+            "stages": {k: round(v, 1) for k, v in stages.items()}, "threads": res.extra["timings"].get("threads"),
+            "served_model": served, "best_epoch": res.best_epoch}
+
+
+class _Lap:
+    """``lap(name)`` records the seconds since the previous lap under ``name``."""
+
+    def __init__(self, into: dict[str, float], start: float) -> None:
+        self.into, self.last = into, start
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = now - self.last
+        self.last = now
 
 
 def lightgcn_rows(snap: Snapshot, tr: np.ndarray, va: np.ndarray, te: np.ndarray, cfg: GNNConfig, seed: int,

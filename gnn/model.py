@@ -9,6 +9,7 @@ vector: its embedding comes from its content alone.
 
 from __future__ import annotations
 
+import warnings
 from typing import cast
 
 import numpy as np
@@ -19,6 +20,10 @@ from torch import Tensor, nn
 from gnn.config import GNNConfig
 from gnn.features import ItemFeatures
 from gnn.nn import PinSageConv
+
+# Each hop's adjacency is a sparse CSR tensor (gnn.model.PinSage.edges); torch says once per
+# process that its CSR support is "beta", which is noise in every training log.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 class PinSage(nn.Module):
