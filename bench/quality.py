@@ -144,8 +144,8 @@ def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epo
         t = time.perf_counter()
         lcfg = cfg.lightgcn
         feats = build_features(snap, hist, cfg)
-        lg = train_lightgcn(snap, tr, va, lcfg, seed=seed, progress=False)
-        lfit = train_lightgcn(snap, hist, None, lcfg, seed=seed, progress=False, epochs=max(1, lg.best_epoch),
+        lg = train_lightgcn(snap, tr, va, lcfg, seed=seed, dim=cfg.dim, progress=False)
+        lfit = train_lightgcn(snap, hist, None, lcfg, seed=seed, dim=cfg.dim, progress=False, epochs=max(1, lg.best_epoch),
                               alpha=lg.alpha, features=feats)
         own = score_fn_metrics(lambda u: lfit.user_emb[u] @ lfit.item_emb.T, snap, hist, te)
         rows["LightGCN"] = {**{m: own[m] for m in METRICS}, "best_epoch": lg.best_epoch, "alpha": lg.alpha}

@@ -9,10 +9,10 @@ from pydantic import BaseModel, Field
 
 
 class LightGCNConfig(BaseModel):
-    """LightGCN (:mod:`gnn.lightgcn`), trained beside the PinSage GNN on the same split."""
+    """LightGCN (:mod:`gnn.lightgcn`), trained beside the PinSage GNN on the same split; its
+    embedding size is ``gnn.dim`` (one vector index dimension whichever model is served)."""
 
     enabled: bool = True  # train and evaluate it in every retraining (needed for model = "lightgcn"/"auto")
-    dim: int = 64  # embedding size (the vector index dimension: keep equal to gnn.dim)
     layers: int = 3  # propagation layers
     epochs: int = 100
     patience: int = 4  # early stopping: validations without improvement

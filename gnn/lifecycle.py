@@ -154,7 +154,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             serve_emb, serve_model, serve_params = lgcn["fit"].item_emb, lgcn["fit"].model, lgcn["params"]
             if settings.training.refit_full:
                 every = np.ones(snap.num_interactions, dtype=bool)
-                refit_l = train_lightgcn(snap, every, None, cfg.lightgcn, seed=settings.seed, threads=cfg.threads,
+                refit_l = train_lightgcn(snap, every, None, cfg.lightgcn, seed=settings.seed, dim=cfg.dim, threads=cfg.threads,
                                          progress=progress, epochs=max(1, lgcn["fit"].best_epoch),
                                          alpha=lgcn["fit"].alpha, features=build_features(snap, every, cfg))
                 serve_emb, serve_model = refit_l.item_emb, refit_l.model
@@ -231,9 +231,9 @@ def lightgcn_rows(snap: Snapshot, tr: np.ndarray, va: np.ndarray, te: np.ndarray
     from gnn.user import user_params
 
     hist = tr | va
-    fit = train_lightgcn(snap, tr, va, cfg.lightgcn, seed=seed, threads=cfg.threads, progress=progress,
+    fit = train_lightgcn(snap, tr, va, cfg.lightgcn, seed=seed, dim=cfg.dim, threads=cfg.threads, progress=progress,
                          features=build_features(snap, tr, cfg))
-    eval_fit = train_lightgcn(snap, hist, None, cfg.lightgcn, seed=seed, threads=cfg.threads, progress=progress,
+    eval_fit = train_lightgcn(snap, hist, None, cfg.lightgcn, seed=seed, dim=cfg.dim, threads=cfg.threads, progress=progress,
                               epochs=max(1, fit.best_epoch), alpha=fit.alpha, features=build_features(snap, hist, cfg))
     m_hist = interaction_matrix(snap.user[hist], snap.item[hist], snap.num_users, snap.num_items)
     m_te = interaction_matrix(snap.user[te], snap.item[te], snap.num_users, snap.num_items)

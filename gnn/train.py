@@ -203,14 +203,16 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
             pos_of = torch.full((n_items,), -1, dtype=torch.long, device=dev)
             pos_of[cand] = torch.arange(len(cand), device=dev)
             q = pool(emb, pos_of[hi], hw, ho, B)
-            logits = q @ emb.T / cfg.temperature
+            scores = q @ emb.T  # [B, candidates]: the softmax logits and every max-margin score
+            logits = scores / cfg.temperature
             logits = logits.index_put((ho, pos_of[hi]), torch.tensor(-1e9, device=dev))  # never predict the history
             logp = F.log_softmax(logits, dim=-1)
             # A target already in the history (a repeat) is masked, as in evaluation: not a softmax positive.
             fresh = logits[to, pos_of[ti]] > -1e8
             loss = -logp[to, pos_of[ti]][fresh].sum() / fresh.sum().clamp_min(1)
             # Max-margin with easy and (curriculum) hard negatives.
-            pos_s = (q[to] * emb[pos_of[ti]]).sum(-1)
+            user_scores = scores[to]  # [targets, candidates]
+            pos_s = user_scores.gather(1, pos_of[ti].unsqueeze(1)).squeeze(1)
             easy = torch.from_numpy(rng.integers(0, len(cand), size=(len(ti), cfg.easy_negatives))).to(dev)
             negs = [easy]
             if n_hard > 0:
@@ -220,7 +222,7 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
                 pick = torch.from_numpy(rng.integers(0, ranked.shape[1], size=(len(ti), n_hard))).to(dev)
                 negs.append(ranked[to].gather(1, pick))
             neg_idx = torch.cat(negs, dim=1)
-            neg_s = (q[to].unsqueeze(1) * emb[neg_idx]).sum(-1)
+            neg_s = user_scores.gather(1, neg_idx)  # gathered scores, not gathered [targets, negatives, dim] vectors
             is_pos = (neg_idx == pos_of[ti].unsqueeze(1))
             mm = F.relu(cfg.margin - pos_s.unsqueeze(1) + neg_s).masked_fill(is_pos, 0.0).mean()
             loss = loss + cfg.margin_weight * mm

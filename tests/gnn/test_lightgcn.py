@@ -38,8 +38,8 @@ def test_hetero_data_has_every_node_and_edge_type() -> None:
 def test_lightgcn_learns_the_toy_clusters() -> None:
     snap = _toy()
     tr, va, te = train_val_test(snap)
-    cfg = LightGCNConfig(dim=16, layers=2, epochs=60, eval_every=5, patience=4, batch=256, lr=0.05)
-    res = train_lightgcn(snap, tr, va, cfg, seed=0, progress=False)
+    cfg = LightGCNConfig(layers=2, epochs=60, eval_every=5, patience=4, batch=256, lr=0.05)
+    res = train_lightgcn(snap, tr, va, cfg, seed=0, dim=16, progress=False)
     assert isinstance(res.model, LightGCN)
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert res.best_val_ndcg > 0.15  # far above random (about 0.05)
@@ -49,7 +49,7 @@ def test_lightgcn_learns_the_toy_clusters() -> None:
     scores = res.user_emb[0] @ res.item_emb.T
     assert scores[:19].mean() > scores[20:39].mean()
     # The refit runs the given epochs with the given layer weights.
-    again = train_lightgcn(snap, tr | va, None, cfg, seed=0, progress=False, epochs=3, alpha=res.alpha)
+    again = train_lightgcn(snap, tr | va, None, cfg, seed=0, dim=16, progress=False, epochs=3, alpha=res.alpha)
     assert len(again.history) == 3 and again.alpha == res.alpha
 
 

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from gnn.config import GNNConfig
 from gnn.lifecycle import rollback, run_pipeline
 from graphrec.config import Settings
+from graphrec.errors import ModelError
 from graphrec.graph.store import resolve_password
 from graphrec.registry import Registry
 from graphrec.vectors.edge import EdgeIndex
@@ -79,3 +80,34 @@ def test_train_publish_promote_gate_rollback(store, neo4j_settings: Settings, tm
     assert reg.get(third["version"]).status == "rejected" and set(vec.list_collections()) == before
     assert reg.live("gnn").id == first["version"] and vec.get_alias(s.qdrant.alias) == alias
     vec.close()
+
+
+def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_settings: Settings,  # noqa: ANN001
+                                                                 tmp_path: Path) -> None:
+    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
+    w = GraphWriter(store, batch_size=2000, progress=False)
+    w.users(cat.users())
+    w.items(cat.items())
+    w.interactions(cat.interactions())
+    base = _settings(neo4j_settings, tmp_path)
+    lg = SMALL.lightgcn.model_copy(update={"epochs": 10, "eval_every": 2})
+    s = base.model_copy(update={"gnn": SMALL.model_copy(update={"model": "lightgcn", "lightgcn": lg})})
+    vec = EdgeIndex(tmp_path / "vectors")
+    out = run_pipeline(s, vectors=vec, progress=False, evaluate_pipeline=False)
+    assert out["served_model"] == "lightgcn" and out["status"] == "promoted"
+    for row in ("GNN (PinSage)", "LightGCN", "LightGCN (pooled, served)", "EASE"):
+        assert row in out["table"], row
+    art = Path(out["artifacts"])
+    emb = np.load(art / "item_embeddings.npy")
+    assert emb.shape[1] == SMALL.dim and np.isfinite(emb).all()
+    assert set(out["stages"]) >= {"export_s", "fit_s", "eval_fit_s", "lightgcn_s", "refit_s", "publish_s"}
+    # The gate's metrics are the served model's row.
+    import json
+
+    rows = json.loads((art / "evaluation.json").read_text())["results"]
+    assert out["metrics"]["ndcg@10"] == pytest.approx(rows["LightGCN (pooled, served)"]["ndcg@10"])
+    # LightGCN off: gnn.model = lightgcn is a configuration error, with a clear message.
+    off = base.model_copy(update={"gnn": SMALL.model_copy(update={
+        "model": "lightgcn", "lightgcn": lg.model_copy(update={"enabled": False})})})
+    with pytest.raises(ModelError, match="lightgcn.enabled"):
+        run_pipeline(off, vectors=vec, progress=False, evaluate_pipeline=False, force=True)
