@@ -177,3 +177,32 @@ def test_model_builds_on_unseen_items_without_neighbours() -> None:
     assert not bool(model.seen[39]) and model.nbr_w[39].sum() == 0
     out = model.embed(torch.tensor([39, 0]))
     assert out.shape == (2, 8) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("n_items", [8, 40, 300])
+def test_metrics_equal_a_per_user_reference_on_random_scores(n_items: int) -> None:
+    # ranking_metrics goes through torch_geometric.metrics; the reference is the plain definition.
+    rng = np.random.default_rng(n_items)
+    n_users = 60
+    train = interaction_matrix(rng.integers(0, n_users, 300), rng.integers(0, n_items, 300), n_users, n_items)
+    test = interaction_matrix(rng.integers(0, n_users, 90), rng.integers(0, n_items, 90), n_users, n_items)
+    scores = rng.standard_normal((n_users, n_items))
+    got = ranking_metrics(lambda u: scores[u], train, test, batch=7)
+    ndcg, r10, r100, hit, shown = [], [], [], [], set()
+    for u in np.nonzero(np.diff(test.indptr))[0]:
+        s = scores[u].copy()
+        s[train[u].indices] = -np.inf
+        ranked = [int(i) for i in np.argsort(-s, kind="stable") if s[i] > -np.inf][:100]  # train items never ranked
+        rel = set(test[u].indices.tolist())
+        hits = [i in rel for i in ranked]
+        ndcg.append(sum(h / np.log2(r + 2) for r, h in enumerate(hits[:10]))
+                    / sum(1 / np.log2(r + 2) for r in range(min(10, len(rel)))))
+        r10.append(sum(hits[:10]) / len(rel))
+        r100.append(sum(hits[:100]) / len(rel))
+        hit.append(float(any(hits[:10])))
+        shown.update(ranked[:10])
+    assert got["ndcg@10"] == pytest.approx(np.mean(ndcg), abs=1e-6)
+    assert got["recall@10"] == pytest.approx(np.mean(r10), abs=1e-6)
+    assert got["recall@100"] == pytest.approx(np.mean(r100), abs=1e-6)
+    assert got["hitrate@10"] == pytest.approx(np.mean(hit), abs=1e-6)
+    assert got["coverage@10"] == pytest.approx(len(shown) / n_items, abs=1e-6)
