@@ -115,8 +115,17 @@ def worker(dataset: str, a: argparse.Namespace) -> dict[str, Any]:
         "loss": [round(h["loss"], 4) for h in res.history],
         "val_ndcg@10": [round(h["val_ndcg@10"], 4) for h in res.history if "val_ndcg@10" in h],
         "best_epoch": res.best_epoch, "peak_rss_data_mb": round(data_rss, 1),
-        "load_average_start": load_start, "load_average_end": os.getloadavg(),
+        "load_average_start": load_start, "load_average_end": os.getloadavg(), "cpu_s": round(cpu_s(), 1),
     }
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process so far (user + system): on a shared machine, what the work cost
+    whatever the wall clock says."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def pipeline_worker() -> dict[str, Any]:
@@ -127,7 +136,7 @@ def pipeline_worker() -> dict[str, Any]:
 
     t = time.perf_counter()
     out = run_pipeline(load_settings(), force=True, progress=False)
-    return {"wall_s": round(time.perf_counter() - t, 1), "seconds": out["seconds"], "stages": out["stages"],
+    return {"wall_s": round(time.perf_counter() - t, 1), "cpu_s": round(cpu_s(), 1), "seconds": out["seconds"], "stages": out["stages"],
             "threads": out["threads"], "status": out["status"], "served_model": out["served_model"],
             "best_epoch": out["best_epoch"], "table": out["table"], "peak_rss_mb": round(peak_rss_mb(), 1)}
 
@@ -243,7 +252,8 @@ def main() -> None:
                                       text=True, check=True)
                 p = json.loads(proc.stdout.strip().splitlines()[-1])
                 p["contention"] = mode
-                print(f"  {p['wall_s']} s, {p['threads']} thread(s): {p['stages']}", file=sys.stderr, flush=True)
+                print(f"  {p['wall_s']} s wall, {p['cpu_s']} s CPU, {p['threads']} thread(s): {p['stages']}", file=sys.stderr,
+                      flush=True)
                 pipelines.append(p)
 
     from bench.common import write_report
