@@ -31,6 +31,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +68,10 @@ def worker(dataset: str, a: argparse.Namespace) -> dict[str, Any]:
     from gnn.train import FULL_SOFTMAX_MAX_ITEMS, train
     from graphrec.config import load_settings
 
-    torch.set_num_threads(a.threads)  # train() keeps min(4, this)
     settings = load_settings()
     epochs = a.epochs or DEFAULT_EPOCHS[dataset]
-    cfg = settings.gnn.model_copy(update={"epochs": epochs, "patience": epochs + 1})
+    # threads 0: train() takes the cores free when it starts (gnn.threads.choose_threads)
+    cfg = settings.gnn.model_copy(update={"epochs": epochs, "patience": epochs + 1, "threads": a.threads})
 
     load_start = os.getloadavg()
     t0 = time.perf_counter()
@@ -103,7 +105,7 @@ def worker(dataset: str, a: argparse.Namespace) -> dict[str, Any]:
         "val_users": int(len(np.unique(snap.user[va]))), "val_users_total": val_users_total,
         "softmax": "full" if snap.num_items <= FULL_SOFTMAX_MAX_ITEMS else "sampled",
         "epochs": len(res.history), "config": cfg.model_dump(), "seed": settings.seed,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "threads_setting": a.threads,
         "data_s": round(data_s, 2), "split_s": round(split_s, 2),
         "setup": {k: round(tm[k], 2) for k in ("features_s", "walks_s", "model_s")},
         "epoch_train_s": [round(x, 2) for x in ep_train], "epoch_val_s": [round(x, 2) for x in ep_val],
@@ -113,8 +115,45 @@ def worker(dataset: str, a: argparse.Namespace) -> dict[str, Any]:
         "loss": [round(h["loss"], 4) for h in res.history],
         "val_ndcg@10": [round(h["val_ndcg@10"], 4) for h in res.history if "val_ndcg@10" in h],
         "best_epoch": res.best_epoch, "peak_rss_data_mb": round(data_rss, 1),
-        "load_average_start": load_start, "load_average_end": os.getloadavg(),
+        "load_average_start": load_start, "load_average_end": os.getloadavg(), "cpu_s": round(cpu_s(), 1),
     }
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process so far (user + system): on a shared machine, what the work cost
+    whatever the wall clock says."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def pipeline_worker() -> dict[str, Any]:
+    """``graphrec train --force`` in-process (the Neo4j of the settings must hold the data): the
+    summary of :func:`gnn.lifecycle.run_pipeline`, with its wall seconds per stage."""
+    from gnn.lifecycle import run_pipeline
+    from graphrec.config import load_settings
+
+    t = time.perf_counter()
+    out = run_pipeline(load_settings(), force=True, progress=False)
+    return {"wall_s": round(time.perf_counter() - t, 1), "cpu_s": round(cpu_s(), 1), "seconds": out["seconds"], "stages": out["stages"],
+            "threads": out["threads"], "status": out["status"], "served_model": out["served_model"],
+            "best_epoch": out["best_epoch"], "table": out["table"], "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+@contextmanager
+def contention(busy: bool) -> Iterator[int | None]:
+    """With ``busy``, one process spinning on a core (``yes > /dev/null``) for the duration."""
+    if not busy:
+        yield None
+        return
+    proc = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)  # let the scheduler see it before threads are chosen
+        yield proc.pid
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def summary(results: list[dict[str, Any]]) -> str:
@@ -123,7 +162,7 @@ def summary(results: list[dict[str, Any]]) -> str:
             f"{'final s':>8s} {'peak MB':>8s} {'val NDCG@10':>11s}")
     lines = [head, "-" * len(head)]
     for r in results:
-        lines.append(f"{r['dataset']:10s} {r['users']:>9,} {r['items']:>10,} {r['interactions']:>11,} {r['data_s']:>7.1f} "
+        lines.append(f"{r['dataset'] + ' ' + r.get('contention', '') + ' ' + r.get('code', ''):10s} {r['users']:>9,} {r['items']:>10,} {r['interactions']:>11,} {r['data_s']:>7.1f} "
                      f"{r['setup_s']:>8.1f} {r['setup']['walks_s']:>8.1f} {r['epochs']:>6d} {r['s_per_epoch']:>8.1f} "
                      f"{r['val_s_per_epoch']:>7.1f} {r['examples_per_epoch']:>9,} {r['examples_per_s']:>7.0f} "
                      f"{r['final_s']:>8.1f} {r['peak_rss_mb']:>8.0f} {r['best_val_ndcg@10']:>11.4f}")
@@ -163,37 +202,77 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None,
                     help=f"epochs for every dataset (default: {', '.join(f'{k} {v}' for k, v in DEFAULT_EPOCHS.items())})")
     ap.add_argument("--val-users", type=int, default=1000, help="synthetic: validation users sampled (0 = all)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1: on a shared 2-core machine two OpenMP threads ran an epoch 6x slower)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: the cores free when training starts; on a shared 2-core machine two "
+                         "OpenMP threads with one core taken ran an epoch several times slower)")
+    ap.add_argument("--contention", nargs="+", default=["quiet"], choices=["quiet", "busy"],
+                    help="busy: run everything again with one core kept busy by `yes > /dev/null`")
+    ap.add_argument("--old-tree", type=Path, default=None,
+                    help="also run each dataset with the gnn/ of this source tree (e.g. `git archive main`), "
+                         "side by side: the code before this branch")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also time the whole `graphrec train --force` (needs the configured Neo4j loaded)")
     ap.add_argument("--progress", action="store_true", help="show the training progress bar")
     ap.add_argument("--out", type=Path, default=Path("bench/reports/train.json"))
     ap.add_argument("--worker", metavar="DATASET", help=argparse.SUPPRESS)
     a = ap.parse_args()
 
+    if a.worker == "pipeline":  # child: the whole retraining
+        print(json.dumps(pipeline_worker()))
+        return
     if a.worker:  # child: one dataset; JSON on stdout
         print(json.dumps(worker(a.worker, a)))
         return
 
     results = []
-    for ds in a.datasets:
-        print(f"{ds}: building the snapshot and training", file=sys.stderr, flush=True)
-        cmd = [sys.executable, "-m", "bench.train", "--worker", ds, "--items", str(a.items), "--users", str(a.users),
-               "--interactions", str(a.interactions), "--data-seed", str(a.data_seed), "--val-users", str(a.val_users), "--threads", str(a.threads)]
-        if a.epochs:
-            cmd += ["--epochs", str(a.epochs)]
-        if a.progress:
-            cmd += ["--progress"]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"  setup {r['setup_s']} s, {r['s_per_epoch']} s/epoch, {r['examples_per_s']} examples/s, "
-              f"peak RSS {r['peak_rss_mb']} MB", file=sys.stderr, flush=True)
-        results.append(r)
+    pipelines = []
+    for mode in a.contention:
+        with contention(mode == "busy") as busy_pid:
+            for ds, tree in [(d, t) for d in a.datasets for t in ([None, a.old_tree] if a.old_tree else [None])]:
+                print(f"{ds} ({mode}{', old code' if tree else ''}): building the snapshot and training", file=sys.stderr, flush=True)
+                env = dict(os.environ, PYTHONPATH=str(tree.resolve())) if tree else None
+                # The old tree's gnn/ and bench/common, this file's worker (run as a script path).
+                entry = [str(Path(__file__).resolve())] if tree else ["-m", "bench.train"]
+                cmd = [sys.executable, *entry, "--worker", ds, "--items", str(a.items), "--users", str(a.users),
+                       "--interactions", str(a.interactions), "--data-seed", str(a.data_seed), "--val-users", str(a.val_users),
+                       "--threads", str(a.threads)]
+                if a.epochs:
+                    cmd += ["--epochs", str(a.epochs)]
+                if a.progress:
+                    cmd += ["--progress"]
+                proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=env)
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                r["contention"], r["busy_pid"], r["code"] = mode, busy_pid, "old" if tree else "new"
+                print(f"  setup {r['setup_s']} s, {r['s_per_epoch']} s/epoch, {r['examples_per_s']} examples/s, "
+                      f"{r['torch_threads']} thread(s), peak RSS {r['peak_rss_mb']} MB", file=sys.stderr, flush=True)
+                results.append(r)
+            if a.pipeline:
+                print(f"pipeline ({mode}): graphrec train --force", file=sys.stderr, flush=True)
+                proc = subprocess.run([sys.executable, "-m", "bench.train", "--worker", "pipeline"], stdout=subprocess.PIPE,
+                                      text=True, check=True)
+                p = json.loads(proc.stdout.strip().splitlines()[-1])
+                p["contention"] = mode
+                print(f"  {p['wall_s']} s wall, {p['cpu_s']} s CPU, {p['threads']} thread(s): {p['stages']}", file=sys.stderr,
+                      flush=True)
+                pipelines.append(p)
 
     from bench.common import write_report
 
     print(summary(results))
-    write_report(a.out, {"benchmark": "train", "load_average": os.getloadavg(), "runs": results})
+    if pipelines:
+        print(pipeline_summary(pipelines))
+    write_report(a.out, {"benchmark": "train", "load_average": os.getloadavg(), "runs": results, "pipeline": pipelines})
     plot(results, a.out.with_suffix(".png"))
+
+
+def pipeline_summary(runs: list[dict[str, Any]]) -> str:
+    stages = list(runs[0]["stages"])
+    head = f"{'pipeline':10s} {'threads':>7s} {'wall s':>7s} " + " ".join(f"{s.removesuffix('_s'):>13s}" for s in stages)
+    lines = [head, "-" * len(head)]
+    for r in runs:
+        lines.append(f"{r['contention']:10s} {r['threads']!s:>7s} {r['wall_s']:>7.1f} "
+                     + " ".join(f"{r['stages'].get(s, float('nan')):>13.1f}" for s in stages))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

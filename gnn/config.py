@@ -3,10 +3,28 @@ with each model version."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class LightGCNConfig(BaseModel):
+    """LightGCN (:mod:`gnn.lightgcn`), trained beside the PinSage GNN on the same split; its
+    embedding size is ``gnn.dim`` (one vector index dimension whichever model is served)."""
+
+    enabled: bool = True  # train and evaluate it in every retraining (needed for model = "lightgcn"/"auto")
+    layers: int = 3  # propagation layers
+    epochs: int = 100
+    patience: int = 4  # early stopping: validations without improvement
+    eval_every: int = 5  # validate every this many epochs
+    lr: float = 0.05
+    batch: int = 4096  # BPR triples per step (the whole graph is propagated once per step)
+    reg: float = 1e-4  # L2 on the batch's layer-0 embeddings
+    pop_negatives: float = 0.5  # share of negatives drawn by popularity^0.75 (the rest uniform)
 
 
 class GNNConfig(BaseModel):
+    model: Literal["pinsage", "lightgcn", "auto"] = "pinsage"  # served embeddings; auto: the better on validation
     dim: int = 64  # output embedding size
     hidden: int = 128  # hidden size of the convolutions
     layers: int = 2  # PinSage convolutions (K hops over importance neighbourhoods)
@@ -37,3 +55,5 @@ class GNNConfig(BaseModel):
     rating_center: float = 0.0  # rating weight = (value - centre) / (5 - centre)
     validation_fraction: float = 0.1
     dropout: float = 0.1
+    threads: int = 0  # torch threads in training; 0: the cores free when training starts (gnn.threads)
+    lightgcn: LightGCNConfig = Field(default_factory=LightGCNConfig)

@@ -179,6 +179,13 @@ class EvalContext:
     ranker: Callable[[Snapshot, Split, Any, Any], Any] | None = None
     version: str = "candidate"
     baselines: bool = True
+    #: LightGCN's epochs and layer weights, chosen on the gate protocol's validation (None: chosen
+    #: on each split's own validation); ``lgcn_fitted``: per protocol, its fit on the split's history.
+    lgcn_epochs: int | None = None
+    lgcn_alpha: list[float] | None = None
+    lgcn_fitted: dict[str, Any] = field(default_factory=dict)
+    #: The model whose embeddings are served ("pinsage" or "lightgcn"): the pipeline replays with it.
+    served: str = "pinsage"
 
 
 Family = Callable[[Snapshot, Split, EvalContext], dict[str, Row]]
@@ -209,6 +216,53 @@ def gnn_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]
     return {"GNN (PinSage)": row}
 
 
+def fit_lightgcn(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
+    """LightGCN fit on the split's history for ``ctx.lgcn_epochs`` with ``ctx.lgcn_alpha`` (both
+    chosen on the split's own validation first when not set); cached in ``ctx.lgcn_fitted``."""
+    if split.protocol in ctx.lgcn_fitted:
+        return ctx.lgcn_fitted[split.protocol]
+    from gnn.features import build_features
+    from gnn.lightgcn import train_lightgcn
+
+    common = {"seed": ctx.seed, "dim": ctx.cfg.dim, "threads": ctx.cfg.threads, "progress": ctx.progress}
+    if ctx.lgcn_epochs is None:
+        early = train_lightgcn(snap, split.train, relevant(snap, split.val), ctx.cfg.lightgcn,
+                               features=build_features(snap, split.train, ctx.cfg), **common)
+        ctx.lgcn_epochs, ctx.lgcn_alpha = max(1, early.best_epoch), early.alpha
+    fit = train_lightgcn(snap, split.hist, None, ctx.cfg.lightgcn, epochs=ctx.lgcn_epochs, alpha=ctx.lgcn_alpha,
+                         features=build_features(snap, split.hist, ctx.cfg), **common)
+    ctx.lgcn_fitted[split.protocol] = fit
+    return fit
+
+
+def lightgcn_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
+    """LightGCN (gnn.lightgcn) refit on train + validation, then tested, in two rows: its own user
+    embeddings, and user vectors pooled from history as the engine serves them."""
+    if not ctx.cfg.lightgcn.enabled:
+        return {}
+    from gnn.metrics import interaction_matrix, ranking_metrics
+    from gnn.user import user_params
+
+    t0 = time.perf_counter()
+    fit = fit_lightgcn(snap, split, ctx)
+    m_hist = interaction_matrix(snap.user[split.hist], snap.item[split.hist], snap.num_users, snap.num_items)
+    m_te = interaction_matrix(snap.user[relevant(snap, split.test)], snap.item[relevant(snap, split.test)],
+                              snap.num_users, snap.num_items)
+    own = ranking_metrics(lambda u: fit.user_emb[u] @ fit.item_emb.T, m_hist, m_te)
+    own["fit_seconds"] = round(time.perf_counter() - t0, 1)
+    pooled = gnn_metrics(fit.item_emb, snap, split.hist, split.test, user_params(ctx.cfg))
+    return {"LightGCN": own, "LightGCN (pooled, served)": pooled}
+
+
+def served_embeddings(snap: Snapshot, split: Split, ctx: EvalContext) -> tuple[np.ndarray, dict[str, Any]]:
+    """The item embeddings and user-vector recipe of the served model, fit on the split's history."""
+    if ctx.served == "lightgcn":
+        from gnn.user import user_params
+
+        return fit_lightgcn(snap, split, ctx).item_emb, user_params(ctx.cfg)
+    return fit_gnn(snap, split, ctx)
+
+
 def baseline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
     """MostPopular, ItemKNN, ALS and EASE (see :func:`baselines`)."""
     if not ctx.baselines:
@@ -218,13 +272,14 @@ def baseline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
 
 def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
     """What the engine would serve, replayed offline on the split (graphrec.ranking.offline):
-    its sources, merge, ranking and MMR with the engine's settings, on the GNN fit on this split.
+    its sources, merge, ranking and MMR with the engine's settings, on the served model (PinSage
+    or LightGCN, ``ctx.served``) fit on this split.
     Served means: the DCN-v2 ranker when one trained on this GNN is given (``ctx.ranker``),
     else fusion + MMR."""
     from graphrec.engine.model import LiveModel
     from graphrec.ranking.offline import World, evaluate, fusion_scorer, targets
 
-    emb, params = fit_gnn(snap, split, ctx)
+    emb, params = served_embeddings(snap, split, ctx)
     model = LiveModel(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
                       params)
     world = World.build(snap, split.hist, model, engine=ctx.engine)
@@ -236,7 +291,8 @@ def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
 
 
 #: The model families of the evaluation table, in table order: name -> function.
-FAMILIES: dict[str, Family] = {"gnn": gnn_family, "pipeline": pipeline_family, "baselines": baseline_family}
+FAMILIES: dict[str, Family] = {"gnn": gnn_family, "lightgcn": lightgcn_family, "pipeline": pipeline_family,
+                               "baselines": baseline_family}
 
 
 def evaluate_splits(snap: Snapshot, splits: dict[str, Split], ctx: EvalContext,

@@ -44,11 +44,15 @@ from gnn.evaluate import (
     make_split,
     plot_learning_curve,
     plot_version_history,
+    served_embeddings,
     write_report,
 )
 from gnn.export import export_snapshot
+from gnn.features import build_features
+from gnn.lightgcn import train_lightgcn
 from gnn.split import relevant
-from gnn.train import train
+from gnn.train import _validate_emb, train
+from gnn.user import user_params
 from graphrec.config import Settings
 from graphrec.errors import ModelError
 from graphrec.graph.store import GraphStore
@@ -143,45 +147,73 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         gsplit = splits[gate_protocol]
         # Early stopping on the gate protocol's validation chooses the epochs (and the trend prior)
         # for every fit that follows: the evaluation fits of each protocol and the serving refit.
+        stages: dict[str, float] = {"export_s": time.perf_counter() - t_all}  # wall seconds per step
+        t_fit = time.perf_counter()
         res = train(snap, gsplit.train, relevant(snap, gsplit.val), cfg, seed=settings.seed,
                     checkpoint_dir=art / "checkpoints", progress=progress)
         if fail_at == "after_train":  # fault injection for tests: a retraining that crashes half-way
             raise RuntimeError("injected failure after training")
+        stages["fit_s"] = time.perf_counter() - t_fit
         ctx = EvalContext(cfg, settings.seed, progress, epochs=max(1, res.best_epoch),
                           prior_weight=res.user_params["prior_weight"], engine=settings.engine, version=version,
                           baselines=tcfg.baselines)
+        lgcn = None
+        if cfg.lightgcn.enabled:
+            # LightGCN's epochs and layer weights are chosen on the same validation as the GNN's.
+            t0 = time.perf_counter()
+            lgcn = train_lightgcn(snap, gsplit.train, relevant(snap, gsplit.val), cfg.lightgcn, seed=settings.seed,
+                                  dim=cfg.dim, threads=cfg.threads, progress=progress,
+                                  features=build_features(snap, gsplit.train, cfg))
+            ctx.lgcn_epochs, ctx.lgcn_alpha = max(1, lgcn.best_epoch), lgcn.alpha
+            stages["lightgcn_fit_s"] = time.perf_counter() - t0
+        ctx.served = served_model(cfg, res, lgcn, snap, gsplit)
+        served_row = "LightGCN (pooled, served)" if ctx.served == "lightgcn" else "GNN (PinSage)"
+        t0 = time.perf_counter()
         families = {k: f for k, f in FAMILIES.items() if evaluate_pipeline or k != "pipeline"}
         tables = evaluate_splits(snap, splits, ctx, families)
+        stages["evaluate_s"] = time.perf_counter() - t0
         tables[gate_protocol]["GNN (PinSage)"]["train_seconds"] = round(res.seconds, 1)
-        eval_emb, eval_params = ctx.fitted[gate_protocol]
-        metrics = {k: float(v) for k, v in tables[gate_protocol]["GNN (PinSage)"].items() if k in METRICS}
+        eval_emb, eval_params = served_embeddings(snap, gsplit, ctx)
+        metrics = {k: float(v) for k, v in tables[gate_protocol][served_row].items() if k in METRICS}
         # The gate compares the candidate with the live version on the same split, in this run.
         live_metrics: dict[str, float] | None = None
-        gate: dict[str, Any] = {"protocol": gate_protocol, "candidate": metrics, "candidate_version": version}
+        gate: dict[str, Any] = {"protocol": gate_protocol, "candidate": metrics, "candidate_version": version,
+                                "served_model": ctx.served}
         if live:
             live_row, how = live_on_split(snap, gsplit, live, settings.seed, progress)
             live_metrics = {k: float(v) for k, v in live_row.items() if k in METRICS}
             tables[gate_protocol][f"live GNN {live.id} (same split)"] = live_row
             gate.update(live=live_metrics, live_version=live.id, live_how=how, live_stored=live.metrics)
         # Refit on everything for serving, for the number of epochs validation chose.
+        t0 = time.perf_counter()
+        every = np.ones(snap.num_interactions, dtype=bool)
         serve_emb, serve_model, serve_params = res.item_emb, res.model, res.user_params
-        if tcfg.refit_full:
-            every = np.ones(snap.num_interactions, dtype=bool)
+        if ctx.served == "lightgcn" and lgcn is not None:
+            serve_emb, serve_model, serve_params = lgcn.item_emb, lgcn.model, user_params(cfg)
+            if tcfg.refit_full:
+                refit_l = train_lightgcn(snap, every, None, cfg.lightgcn, seed=settings.seed, dim=cfg.dim,
+                                         threads=cfg.threads, progress=progress, epochs=ctx.lgcn_epochs,
+                                         alpha=ctx.lgcn_alpha, features=build_features(snap, every, cfg))
+                serve_emb, serve_model = refit_l.item_emb, refit_l.model
+        elif tcfg.refit_full:
             refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
                           seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
             serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
+        stages["refit_s"] = time.perf_counter() - t0
+        t_publish = time.perf_counter()
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
         (art / "eval_user_params.json").write_text(json.dumps(eval_params))
         plot_learning_curve(res.history, art / "learning_curve.png")
         report = write_report(art, tables, {"version": version, "seed": settings.seed, "snapshot": snap.stats(),
-                                            "best_epoch": res.best_epoch, "gate_protocol": gate_protocol, "gate": gate},
+                                            "best_epoch": res.best_epoch, "gate_protocol": gate_protocol, "gate": gate,
+                                            "served_model": ctx.served},
                               {p: sp.meta for p, sp in splits.items()})
         collection = f"items_{version.replace('-', '_')}"
         d = decide(metrics, live_metrics, tcfg.tolerance, force)
         gate["decision"] = d.reason
         registry.register("gnn", version, seed=settings.seed, config=cfg.model_dump(), metrics=metrics,
                           snapshot=snap.stats(), training_seconds=res.seconds, collection=collection,
-                          extra={"best_epoch": res.best_epoch, "report": str(report),
+                          extra={"best_epoch": res.best_epoch, "report": str(report), "served_model": ctx.served,
                                  "gate_json": json.dumps(gate, sort_keys=True, default=str)})
         try:
             own_vectors = vectors is None
@@ -208,10 +240,30 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             raise
         versions = [{"id": v.id, "metrics": v.metrics, "status": v.status} for v in reversed(registry.list("gnn", 50))]
         plot_version_history(versions, art / "versions.png")
+        stages["publish_s"] = time.perf_counter() - t_publish  # artifacts, report, register, publish, promote
     return {"status": status, "version": version, "previous": previous, "reason": d.reason, "metrics": metrics,
             "gate": gate, "tables": tables, "table": format_tables(tables, {p: sp.meta for p, sp in splits.items()}),
             "report": str(report), "train_seconds": round(res.seconds, 1),
-            "seconds": round(time.perf_counter() - t_all, 1), "artifacts": str(art)}
+            "seconds": round(time.perf_counter() - t_all, 1), "artifacts": str(art),
+            "stages": {k: round(v, 1) for k, v in stages.items()}, "threads": res.extra["timings"].get("threads"),
+            "served_model": ctx.served, "best_epoch": res.best_epoch}
+
+
+def served_model(cfg: GNNConfig, res: Any, lgcn: Any | None, snap: Snapshot, split: Split) -> str:
+    """``gnn.model``, or for ``auto`` the model whose served recipe (user vectors pooled from
+    history) scores the higher NDCG@10 + Recall@100 on the split's validation. ``lightgcn`` and
+    ``auto`` need ``gnn.lightgcn.enabled``."""
+    if cfg.model == "pinsage":
+        return "pinsage"
+    if lgcn is None:
+        raise ModelError(f"gnn.model = {cfg.model!r} needs gnn.lightgcn.enabled = true")
+    if cfg.model == "lightgcn":
+        return "lightgcn"
+    val = relevant(snap, split.val)
+    gnn_val = _validate_emb(res.item_emb, snap, split.train, val, res.user_params)
+    lgcn_val = _validate_emb(lgcn.item_emb, snap, split.train, val, user_params(cfg))
+    return ("lightgcn" if lgcn_val["ndcg@10"] + lgcn_val["recall@100"] > gnn_val["ndcg@10"] + gnn_val["recall@100"]
+            else "pinsage")
 
 
 def evaluate_version(settings: Settings, version_id: str | None, protocols: list[str], cut: float | None = None,
@@ -241,7 +293,8 @@ def evaluate_version(settings: Settings, version_id: str | None, protocols: list
         served_ranker = ranker_on_split(settings, progress=progress)
     ctx = EvalContext(cfg, v.seed if v.seed is not None else settings.seed, progress,
                       epochs=max(1, int(v.extra.get("best_epoch") or cfg.epochs)), prior_weight=prior,
-                      engine=settings.engine, version=v.id, baselines=tcfg.baselines, ranker=served_ranker)
+                      engine=settings.engine, version=v.id, baselines=tcfg.baselines, ranker=served_ranker,
+                      served=str(v.extra.get("served_model") or "pinsage"))
     splits = {p: make_split(snap, p, cut if cut is not None else tcfg.global_cut, cfg.validation_fraction,
                             tcfg.max_eval_users, ctx.seed) for p in protocols}
     t0 = time.perf_counter()

@@ -9,6 +9,7 @@ vector: its embedding comes from its content alone.
 
 from __future__ import annotations
 
+import warnings
 from typing import cast
 
 import numpy as np
@@ -19,6 +20,10 @@ from torch import Tensor, nn
 from gnn.config import GNNConfig
 from gnn.features import ItemFeatures
 from gnn.nn import PinSageConv
+
+# Each hop's adjacency is a sparse CSR tensor (gnn.model.PinSage.edges); torch says once per
+# process that its CSR support is "beta", which is noise in every training log.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 class PinSage(nn.Module):
@@ -68,24 +73,33 @@ class PinSage(nn.Module):
         return self.dropout(h)
 
     def embed(self, items: Tensor) -> Tensor:
-        """Embeddings of ``items`` [B] → [B, dim], over their K-hop importance neighbourhoods."""
+        """Embeddings of ``items`` [B] → [B, dim], over their K-hop importance neighbourhoods.
+
+        Hop k's targets are the nodes of hop k+1's computation graph plus their neighbours; each
+        convolution runs on the bipartite graph (neighbours of the wider set → the narrower set),
+        so every node of the K-hop set is computed once per layer."""
         sets = [items]
         for _ in range(self.cfg.layers):
             prev = sets[-1]
             sets.append(torch.unique(torch.cat([prev, self.nbr[prev].flatten()])))
         pos = torch.full((self.num_items,), -1, dtype=torch.long, device=items.device)
-        widest = sets[-1]
-        pos[widest] = torch.arange(len(widest), device=items.device)
-        h = self.inputs(widest)
+        h = self.inputs(sets[-1])
         for k, conv in enumerate(self.convs):
-            target = sets[self.cfg.layers - 1 - k]
-            h_new = cast(PinSageConv, conv).propagate(h, pos[target], pos[self.nbr[target]], self.nbr_w[target])
-            # Re-index onto the narrower set.
-            pos = torch.full((self.num_items,), -1, dtype=torch.long, device=items.device)
-            pos[target] = torch.arange(len(target), device=items.device)
-            h = h_new
-        z = self.out(h[pos[items]])
+            src, dst = sets[self.cfg.layers - k], sets[self.cfg.layers - 1 - k]
+            pos[src] = torch.arange(len(src), device=items.device)
+            h = conv((h, h[pos[dst]]), self.edges(dst, pos, len(src)))
+        z = self.out(h)  # the last targets are ``items`` themselves
         return F.normalize(z, dim=-1)
+
+    def edges(self, dst: Tensor, pos: Tensor, n_src: int) -> Tensor:
+        """The importance edges into ``dst`` [B] as a sparse CSR adjacency ``adj_t``
+        [B, N_src] of visit weights: row b holds the random-walk neighbours of ``dst[b]`` (as
+        positions ``pos`` in the wider node set); padding (no neighbour) has no entry."""
+        w = self.nbr_w[dst]
+        keep = w > 0
+        crow = torch.zeros(len(dst) + 1, dtype=torch.long, device=dst.device)
+        crow[1:] = keep.sum(dim=1).cumsum(0)
+        return torch.sparse_csr_tensor(crow, pos[self.nbr[dst][keep]], w[keep], (len(dst), n_src))
 
     @torch.no_grad()
     def embed_all(self, batch: int = 8192) -> np.ndarray:

@@ -31,8 +31,10 @@ from tqdm import tqdm
 from gnn.config import GNNConfig
 from gnn.data import Snapshot
 from gnn.features import ItemFeatures, build_features
+from gnn.hetero import positive_edges, to_hetero_data
 from gnn.metrics import interaction_matrix, ranking_metrics
 from gnn.model import PinSage
+from gnn.threads import choose_threads
 from gnn.user import interaction_weights, pool, user_matrix, user_params
 from gnn.walks import importance_neighbourhoods
 
@@ -71,7 +73,8 @@ def build_model(snap: Snapshot, train_mask: np.ndarray, cfg: GNNConfig, seed: in
     t = time.perf_counter()
     feats = build_features(snap, train_mask, cfg)
     t_feats = time.perf_counter()
-    nbr, w = importance_neighbourhoods(snap.user[train_mask], snap.item[train_mask], snap.num_users, snap.num_items,
+    ui = positive_edges(to_hetero_data(snap, train_mask)).numpy()  # walks follow what users wanted, not SKIPPED
+    nbr, w = importance_neighbourhoods(ui[0], ui[1], snap.num_users, snap.num_items,
                                        top_t=cfg.neighbors, walks=cfg.walks_per_item, length=cfg.walk_length,
                                        restart=cfg.restart, seed=seed)
     t_walks = time.perf_counter()
@@ -140,9 +143,9 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
     cfg = cfg or GNNConfig()
     t0 = time.perf_counter()
     seed_everything(seed)
-    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    threads = choose_threads(cfg.threads)
     dev = device()
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"threads": threads}
     model = build_model(snap, train_mask, cfg, seed, timings).to(dev)
     params = user_params(cfg)
     sparse_weight = model.ids.weight if model.ids is not None and model.ids.sparse else None
@@ -200,14 +203,16 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
             pos_of = torch.full((n_items,), -1, dtype=torch.long, device=dev)
             pos_of[cand] = torch.arange(len(cand), device=dev)
             q = pool(emb, pos_of[hi], hw, ho, B)
-            logits = q @ emb.T / cfg.temperature
+            scores = q @ emb.T  # [B, candidates]: the softmax logits and every max-margin score
+            logits = scores / cfg.temperature
             logits = logits.index_put((ho, pos_of[hi]), torch.tensor(-1e9, device=dev))  # never predict the history
             logp = F.log_softmax(logits, dim=-1)
             # A target already in the history (a repeat) is masked, as in evaluation: not a softmax positive.
             fresh = logits[to, pos_of[ti]] > -1e8
             loss = -logp[to, pos_of[ti]][fresh].sum() / fresh.sum().clamp_min(1)
             # Max-margin with easy and (curriculum) hard negatives.
-            pos_s = (q[to] * emb[pos_of[ti]]).sum(-1)
+            user_scores = scores[to]  # [targets, candidates]
+            pos_s = user_scores.gather(1, pos_of[ti].unsqueeze(1)).squeeze(1)
             easy = torch.from_numpy(rng.integers(0, len(cand), size=(len(ti), cfg.easy_negatives))).to(dev)
             negs = [easy]
             if n_hard > 0:
@@ -217,7 +222,7 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
                 pick = torch.from_numpy(rng.integers(0, ranked.shape[1], size=(len(ti), n_hard))).to(dev)
                 negs.append(ranked[to].gather(1, pick))
             neg_idx = torch.cat(negs, dim=1)
-            neg_s = (q[to].unsqueeze(1) * emb[neg_idx]).sum(-1)
+            neg_s = user_scores.gather(1, neg_idx)  # gathered scores, not gathered [targets, negatives, dim] vectors
             is_pos = (neg_idx == pos_of[ti].unsqueeze(1))
             mm = F.relu(cfg.margin - pos_s.unsqueeze(1) + neg_s).masked_fill(is_pos, 0.0).mean()
             loss = loss + cfg.margin_weight * mm

@@ -327,14 +327,40 @@ def load_synthetic(users: int = 10_000, items: int = 5_000, interactions: int = 
 # ---- stats / demo --------------------------------------------------------------------------
 @app.command("stats")
 @friendly
-def stats() -> None:
+def stats(graph: Annotated[bool, typer.Option("--graph", help="Also the interaction graph: degree distributions, "
+                                                "components, cold items, and a degree plot.")] = False,
+          plot: Annotated[Path, typer.Option(help="Where --graph writes its degree plot.")] = Path("var/graph_degrees.png"),
+          ) -> None:
     """What is in the graph."""
     with _store() as store:
         counts = store.counts()
+        snap = None
+        if graph:
+            from gnn.export import export_snapshot
+
+            snap = export_snapshot(store)
     t = Table("what", "count")
     for k, v in counts.items():
         t.add_row(k, f"{v:,}")
     console.print(t)
+    if snap is not None:
+        from gnn.graphstats import graph_stats, plot_degrees
+
+        st = graph_stats(snap)
+        g = Table("interaction graph", "value")
+        for k in ("users", "items", "edges", "components", "users_outside_largest", "cold_items",
+                  "users_without_interactions"):
+            g.add_row(k.replace("_", " "), f"{st[k]:,}")
+        g.add_row("density", f"{st['density']:.4f}")
+        g.add_row("largest component", f"{st['largest_component_share']:.1%} of nodes")
+        g.add_row("cold item share", f"{st['cold_item_share']:.1%}")
+        for kind in ("user", "item"):
+            q = st[f"{kind}_degree"]
+            if q:
+                g.add_row(f"{kind} degree", f"median {q['median']:.0f}, p90 {q['p90']:.0f}, p99 {q['p99']:.0f}, "
+                                            f"max {q['max']:.0f}")
+        console.print(g)
+        console.print(f"degree plot: {plot_degrees(st, plot)}")
 
 
 @clock_app.command("repair")

@@ -1,81 +1,110 @@
-r"""The importance-pooling convolution of PinSage.
-
-From Ying et al., *Graph Convolutional Neural Networks for Web-Scale Recommender Systems*
-(KDD 2018, https://arxiv.org/abs/1806.01973), Algorithm 1 (CONVOLVE):
-
-.. math::
-    \mathbf{n}_u &= \gamma\left(\left\{ \mathrm{ReLU}(\mathbf{Q}\mathbf{h}_v + \mathbf{q})
-        \mid v \in \mathcal{N}(u) \right\}, \boldsymbol{\alpha}\right) \\
-    \mathbf{z}_u &= \mathrm{ReLU}\left(\mathbf{W} \cdot
-        \mathrm{CONCAT}(\mathbf{h}_u, \mathbf{n}_u) + \mathbf{w}\right) \\
-    \mathbf{z}_u &\leftarrow \mathbf{z}_u / \lVert \mathbf{z}_u \rVert_2
-
-where :math:`\mathcal{N}(u)` is the top-T random-walk neighbourhood of :math:`u`,
-:math:`\boldsymbol{\alpha}` its normalised visit counts and :math:`\gamma` the
-importance-weighted mean. A node without neighbours (all weights 0) aggregates a zero vector,
-so it is represented by its own features alone.
-
-Args:
-    in_channels (int): size of each input vector.
-    out_channels (int): size of each output vector.
-    hidden_channels (int, optional): size of the transformed neighbour messages
-        (default: :obj:`in_channels`).
-    normalize (bool, optional): L2-normalise the output. (default: :obj:`True`)
-
-Shapes:
-    - **input:** self features :math:`(B, F_{in})`, neighbour features :math:`(B, T, F_{in})`,
-      importance weights :math:`(B, T)`
-    - **output:** :math:`(B, F_{out})`
-
-A neighbour's message depends on the neighbour only, so on a batch whose neighbourhoods overlap
-(the K-hop sets of :meth:`gnn.model.PinSage.embed`) call :meth:`propagate` with the features
-of the :math:`N` distinct nodes and the neighbours as row indices :math:`(B, T)`: each message is
-computed once and the neighbourhood features :math:`(B, T, F_{in})` are never materialised.
-"""
+r"""The importance-pooling convolution of PinSage, as a PyG :class:`MessagePassing` layer."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.nn.conv import MessagePassing
+from torch_geometric.typing import Adj, OptPairTensor
+from torch_geometric.utils import is_sparse, scatter, spmm
 
 
-class PinSageConv(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, hidden_channels: int | None = None,
-                 normalize: bool = True) -> None:
-        super().__init__()
+class PinSageConv(MessagePassing):
+    r"""The importance-pooling convolution from the `"Graph Convolutional Neural Networks for
+    Web-Scale Recommender Systems" <https://arxiv.org/abs/1806.01973>`_ paper (Algorithm 1,
+    CONVOLVE)
+
+    .. math::
+        \mathbf{n}_i &= \sum_{j \in \mathcal{N}(i)} \alpha_{j,i} \,
+            \mathrm{ReLU}(\mathbf{Q}\mathbf{x}_j + \mathbf{q}),
+        \qquad \alpha_{j,i} = \frac{e_{j,i}}{\sum_{k \in \mathcal{N}(i)} e_{k,i}} \\
+        \mathbf{x}^{\prime}_i &= \mathrm{ReLU}\left(\mathbf{W} \cdot
+            \mathrm{CONCAT}(\mathbf{x}_i, \mathbf{n}_i) + \mathbf{w}\right),
+        \qquad \mathbf{x}^{\prime}_i \leftarrow \mathbf{x}^{\prime}_i / \lVert \mathbf{x}^{\prime}_i \rVert_2
+
+    where :math:`\mathcal{N}(i)` is the top-T random-walk neighbourhood of :math:`i` and the edge
+    weight :math:`e_{j,i}` is how often walks from :math:`i` visited :math:`j`
+    (:func:`gnn.walks.importance_neighbourhoods`). The messages are summed by the aggregation
+    module ``aggr`` (default :class:`~torch_geometric.nn.aggr.SumAggregation`); with the weights
+    normalised per target this is PinSage's importance-weighted mean :math:`\gamma`. A node
+    without incoming edges aggregates a zero vector: it is represented by its own features alone.
+
+    The neighbour transform :math:`\mathrm{ReLU}(\mathbf{Q}\mathbf{x}_j + \mathbf{q})` depends on
+    the neighbour only, so it is computed once per source node, not once per edge.
+
+    Args:
+        in_channels (int or tuple): Size of each input sample, or :obj:`(source, target)` sizes
+            on a bipartite graph.
+        out_channels (int): Size of each output sample.
+        hidden_channels (int, optional): Size of the transformed neighbour messages.
+            (default: :obj:`in_channels` of the source)
+        normalize (bool, optional): If set to :obj:`False`, the output is not
+            :math:`\ell_2`-normalised. (default: :obj:`True`)
+        aggr (str or Aggregation, optional): The aggregation of the weighted messages.
+            (default: :obj:`"sum"`)
+        **kwargs (optional): Additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **input:**
+          node features :math:`(|\mathcal{V}|, F_{in})` or
+          :math:`((|\mathcal{V_s}|, F_{s}), (|\mathcal{V_t}|, F_{t}))` if bipartite,
+          edge indices :math:`(2, |\mathcal{E}|)` (source, target),
+          edge weights :math:`(|\mathcal{E}|)` (visit counts, any positive scale)
+        - **output:** node features :math:`(|\mathcal{V}|, F_{out})` or
+          :math:`(|\mathcal{V}_t|, F_{out})` if bipartite
+    """
+
+    def __init__(self, in_channels: int | tuple[int, int], out_channels: int, hidden_channels: int | None = None,
+                 normalize: bool = True, aggr: Any = "sum", **kwargs: Any) -> None:
+        super().__init__(aggr=aggr, **kwargs)
+        if isinstance(in_channels, int):
+            in_channels = (in_channels, in_channels)
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.hidden_channels = hidden_channels or in_channels
+        self.hidden_channels = hidden_channels or in_channels[0]
         self.normalize = normalize
-        self.Q = nn.Linear(in_channels, self.hidden_channels)
-        self.W = nn.Linear(in_channels + self.hidden_channels, out_channels)
+        self.Q = nn.Linear(in_channels[0], self.hidden_channels)
+        self.W = nn.Linear(in_channels[1] + self.hidden_channels, out_channels)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        super().reset_parameters()
         self.Q.reset_parameters()
         self.W.reset_parameters()
 
-    def forward(self, x_self: Tensor, x_neigh: Tensor, weight: Tensor) -> Tensor:
-        return self.update(x_self, self.aggregate(self.message(x_neigh), weight))
+    def forward(self, x: Tensor | OptPairTensor, edge_index: Adj, edge_weight: Tensor | None = None) -> Tensor:
+        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        assert x_dst is not None
+        h = F.relu(self.Q(x_src))
+        alpha: Tensor | None = None
+        if is_sparse(edge_index):  # adj_t [N_dst, N_src] (CSR) holding the visit weights
+            edge_index = self.normalized(edge_index)
+        else:
+            assert edge_weight is not None
+            alpha = edge_weight / scatter(edge_weight, edge_index[1], 0, dim_size=x_dst.size(0), reduce="sum")[edge_index[1]]
+        n = self.propagate(edge_index, x=(h, x_dst), alpha=alpha)
+        out = F.relu(self.W(torch.cat([x_dst, n], dim=-1)))
+        return F.normalize(out, dim=-1) if self.normalize else out
 
-    def propagate(self, x: Tensor, index_self: Tensor, index_neigh: Tensor, weight: Tensor) -> Tensor:
-        """``forward`` on rows of ``x`` [N, F_in]: ``index_self`` [B], ``index_neigh`` [B, T]."""
-        return self.update(x[index_self], self.aggregate(self.message(x), weight, index_neigh))
+    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
+        return alpha.unsqueeze(-1) * x_j
 
-    def message(self, x_neigh: Tensor) -> Tensor:
-        return F.relu(self.Q(x_neigh))
+    def message_and_aggregate(self, adj_t: Adj, x: OptPairTensor) -> Tensor:
+        return spmm(adj_t, x[0], reduce=self.aggr)
 
-    def aggregate(self, messages: Tensor, weight: Tensor, index: Tensor | None = None) -> Tensor:
-        """Importance-weighted mean of ``messages`` [B, T, H], or of rows ``index`` [B, T] of ``messages`` [N, H]."""
-        w = weight / weight.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-        if index is not None:
-            return F.embedding_bag(index, messages, per_sample_weights=w, mode="sum")
-        return (messages * w.unsqueeze(-1)).sum(dim=1)
-
-    def update(self, x_self: Tensor, n: Tensor) -> Tensor:
-        z = F.relu(self.W(torch.cat([x_self, n], dim=-1)))
-        return F.normalize(z, dim=-1) if self.normalize else z
+    @staticmethod
+    def normalized(adj_t: Tensor) -> Tensor:
+        """``adj_t`` (sparse CSR) with every row scaled to sum to 1: the importance weights α."""
+        crow = adj_t.crow_indices()
+        vals = adj_t.values()
+        row = torch.repeat_interleave(torch.arange(len(crow) - 1, device=vals.device), crow.diff())
+        sums = scatter(vals, row, 0, dim_size=len(crow) - 1, reduce="sum")
+        return torch.sparse_csr_tensor(crow, adj_t.col_indices(), vals / sums[row], adj_t.size())
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, hidden={self.hidden_channels})"
+        return (f"{self.__class__.__name__}({self.in_channels[0]}, {self.out_channels}, "
+                f"hidden={self.hidden_channels}, aggr={self.aggr})")

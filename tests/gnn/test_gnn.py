@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.aggr import SumAggregation
 
 import gnn.train
 from gnn.config import GNNConfig
@@ -37,30 +39,40 @@ def test_visit_counts_match_a_hand_checked_case() -> None:
 
 
 def test_pinsage_conv_shapes_repr_and_isolated_nodes() -> None:
-    conv = PinSageConv(16, 8, hidden_channels=12)
-    assert repr(conv) == "PinSageConv(16, 8, hidden=12)"
-    x, xn, w = torch.randn(5, 16), torch.randn(5, 4, 16), torch.rand(5, 4)
-    out = conv(x, xn, w)
-    assert out.shape == (5, 8) and torch.allclose(out.norm(dim=-1)[out.norm(dim=-1) > 0], torch.ones(5)[out.norm(dim=-1) > 0])
-    # Zero weights: the neighbours do not matter.
-    zero = torch.zeros(5, 4)
-    assert torch.allclose(conv(x, xn, zero), conv(x, torch.randn(5, 4, 16), zero))
-    # Weights are importance: doubling all of them changes nothing (normalised), changing one does.
-    assert torch.allclose(conv(x, xn, w), conv(x, xn, 2 * w), atol=1e-6)
-
-
-def test_pinsage_conv_propagate_equals_forward_on_gathered_neighbours() -> None:
     torch.manual_seed(0)
     conv = PinSageConv(16, 8, hidden_channels=12)
-    x = torch.randn(7, 16, requires_grad=True)
-    index_self, index_neigh = torch.tensor([0, 3, 5]), torch.tensor([[1, 2, 0, 0], [4, 6, 1, 2], [0, 0, 0, 0]])
-    w = torch.tensor([[0.5, 0.3, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 0.0, 0.0]])  # row 3: no neighbours
-    r = torch.randn(3, 8)
-    a = conv.propagate(x, index_self, index_neigh, w)
-    (ga,) = torch.autograd.grad((a * r).sum(), x)
-    b = conv(x[index_self], x[index_neigh], w)
-    (gb,) = torch.autograd.grad((b * r).sum(), x)
-    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(ga, gb, atol=1e-5) and ga.abs().sum() > 0
+    assert repr(conv) == "PinSageConv(16, 8, hidden=12, aggr=sum)"
+    assert isinstance(conv, MessagePassing) and isinstance(conv.aggr_module, SumAggregation)
+    x = torch.randn(5, 16)
+    # Node 4 has no incoming edge (no random-walk neighbour).
+    edge_index = torch.tensor([[1, 2, 3, 0, 2], [0, 0, 0, 1, 3]])
+    w = torch.tensor([5.0, 3.0, 2.0, 1.0, 4.0])
+    out = conv(x, edge_index, w)
+    assert out.shape == (5, 8) and torch.allclose(out.norm(dim=-1)[out.norm(dim=-1) > 0], torch.tensor(1.0))
+    # Weights are importance: scaling them changes nothing (normalised per target), changing one does.
+    assert torch.allclose(conv(x, edge_index, 7 * w), out, atol=1e-6)
+    assert not torch.allclose(conv(x, edge_index, torch.tensor([1.0, 3.0, 2.0, 1.0, 4.0]))[0], out[0])
+    # The isolated node sees a zero neighbourhood: its output is W·[x_4, 0] alone.
+    n0 = torch.zeros(1, 12)
+    alone = torch.nn.functional.normalize(torch.relu(conv.W(torch.cat([x[4:5], n0], dim=-1))), dim=-1)
+    assert torch.allclose(out[4:5], alone, atol=1e-6)
+    # Node 0 pools its neighbours' messages with normalised visit weights (the paper's γ).
+    n = (torch.tensor([[0.5], [0.3], [0.2]]) * torch.relu(conv.Q(x[[1, 2, 3]]))).sum(0, keepdim=True)
+    assert torch.allclose(out[0:1], torch.nn.functional.normalize(torch.relu(conv.W(torch.cat([x[0:1], n], -1))), dim=-1), atol=1e-5)
+    # Bipartite: 7 sources into 3 targets.
+    bi = conv((torch.randn(7, 16), torch.randn(3, 16)), torch.tensor([[6, 5, 0], [0, 0, 2]]), torch.ones(3))
+    assert bi.shape == (3, 8)
+
+
+def test_pinsage_conv_gradients_reach_every_parameter_and_the_neighbours() -> None:
+    torch.manual_seed(0)
+    conv = PinSageConv(16, 8, hidden_channels=12, normalize=False)
+    x = torch.randn(4, 16, requires_grad=True)
+    out = conv(x, torch.tensor([[1, 2], [0, 0]]), torch.tensor([1.0, 2.0]))
+    out.sum().backward()
+    assert x.grad is not None and x.grad[1].abs().sum() > 0 and x.grad[2].abs().sum() > 0  # neighbours get gradient
+    for name, p in conv.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
 def _toy(n_users: int = 120, seed: int = 0) -> Snapshot:
@@ -165,3 +177,32 @@ def test_model_builds_on_unseen_items_without_neighbours() -> None:
     assert not bool(model.seen[39]) and model.nbr_w[39].sum() == 0
     out = model.embed(torch.tensor([39, 0]))
     assert out.shape == (2, 8) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("n_items", [8, 40, 300])
+def test_metrics_equal_a_per_user_reference_on_random_scores(n_items: int) -> None:
+    # ranking_metrics goes through torch_geometric.metrics; the reference is the plain definition.
+    rng = np.random.default_rng(n_items)
+    n_users = 60
+    train = interaction_matrix(rng.integers(0, n_users, 300), rng.integers(0, n_items, 300), n_users, n_items)
+    test = interaction_matrix(rng.integers(0, n_users, 90), rng.integers(0, n_items, 90), n_users, n_items)
+    scores = rng.standard_normal((n_users, n_items))
+    got = ranking_metrics(lambda u: scores[u], train, test, batch=7)
+    ndcg, r10, r100, hit, shown = [], [], [], [], set()
+    for u in np.nonzero(np.diff(test.indptr))[0]:
+        s = scores[u].copy()
+        s[train[u].indices] = -np.inf
+        ranked = [int(i) for i in np.argsort(-s, kind="stable") if s[i] > -np.inf][:100]  # train items never ranked
+        rel = set(test[u].indices.tolist())
+        hits = [i in rel for i in ranked]
+        ndcg.append(sum(h / np.log2(r + 2) for r, h in enumerate(hits[:10]))
+                    / sum(1 / np.log2(r + 2) for r in range(min(10, len(rel)))))
+        r10.append(sum(hits[:10]) / len(rel))
+        r100.append(sum(hits[:100]) / len(rel))
+        hit.append(float(any(hits[:10])))
+        shown.update(ranked[:10])
+    assert got["ndcg@10"] == pytest.approx(np.mean(ndcg), abs=1e-6)
+    assert got["recall@10"] == pytest.approx(np.mean(r10), abs=1e-6)
+    assert got["recall@100"] == pytest.approx(np.mean(r100), abs=1e-6)
+    assert got["hitrate@10"] == pytest.approx(np.mean(hit), abs=1e-6)
+    assert got["coverage@10"] == pytest.approx(len(shown) / n_items, abs=1e-6)

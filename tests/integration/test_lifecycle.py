@@ -148,3 +148,37 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
     assert live.id == second["ranker"]["version"] and live.extra["gnn_version"] == second["version"]
     evaluation = json.loads((Path(live.artifact_dir) / "evaluation.json").read_text())
     assert {"pipeline (fusion + MMR: served without the ranker)", "pipeline (DCN-v2 ranker + MMR)"} <= set(evaluation["results"])
+
+
+def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_settings: Settings,  # noqa: ANN001
+                                                                 tmp_path: Path) -> None:
+    from graphrec.errors import ModelError
+
+    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
+    w = GraphWriter(store, batch_size=2000, progress=False)
+    w.users(cat.users())
+    w.items(cat.items())
+    w.interactions(cat.interactions())
+    base = _settings(neo4j_settings, tmp_path)
+    base = base.model_copy(update={"training": base.training.model_copy(update={"protocols": ["user-temporal", "global-time"]})})
+    lg = SMALL.lightgcn.model_copy(update={"epochs": 10, "eval_every": 2})
+    s = base.model_copy(update={"gnn": SMALL.model_copy(update={"model": "lightgcn", "lightgcn": lg})})
+    vec = EdgeIndex(tmp_path / "vectors")
+    out = run_pipeline(s, vectors=vec, progress=False, evaluate_pipeline=True)
+    assert out["served_model"] == "lightgcn" and out["status"] == "promoted"
+    for protocol in ("user-temporal", "global-time"):
+        for row in ("GNN (PinSage)", "LightGCN", "LightGCN (pooled, served)", "EASE", "pipeline (served: fusion + MMR)"):
+            assert row in out["tables"][protocol], (protocol, row)
+    art = Path(out["artifacts"])
+    emb = np.load(art / "item_embeddings.npy")
+    assert emb.shape[1] == SMALL.dim and np.isfinite(emb).all()
+    assert set(out["stages"]) >= {"export_s", "fit_s", "lightgcn_fit_s", "evaluate_s", "refit_s", "publish_s"}
+    # The gate's metrics are the served model's row on the gate protocol.
+    gated = out["tables"][out["gate"]["protocol"]]["LightGCN (pooled, served)"]
+    assert out["metrics"]["ndcg@10"] == pytest.approx(gated["ndcg@10"]) and out["gate"]["served_model"] == "lightgcn"
+    # LightGCN off: gnn.model = lightgcn is a configuration error, with a clear message.
+    off = base.model_copy(update={"gnn": SMALL.model_copy(update={
+        "model": "lightgcn", "lightgcn": lg.model_copy(update={"enabled": False})})})
+    with pytest.raises(ModelError, match="lightgcn.enabled"):
+        run_pipeline(off, vectors=vec, progress=False, evaluate_pipeline=False, force=True)
+    vec.close()
