@@ -4,6 +4,7 @@ skip without new data, and a crash half-way that leaves the live model and alias
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_train_publish_promote_gate_rollback(store, neo4j_settings: Settings, tm
     # version is rejected, its collection dropped, the live one kept.
     from graphrec.graph.repository import Repository
 
-    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": 1.8e9})
+    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60})  # newer than the catalogue, not in the future
     strict = s.model_copy(update={"training": s.training.model_copy(update={"tolerance": -1.0})})
     before = set(vec.list_collections())
     third = run_pipeline(strict, vectors=vec, progress=False, evaluate_pipeline=False)
@@ -106,7 +107,7 @@ def test_gate_compares_candidate_and_live_on_the_same_split(store, neo4j_setting
     store.run_text("MATCH (m:ModelVersion {id: $id}) SET m.metrics_json = $m", RoutingControl.WRITE, id=first["version"],
                    m=json.dumps({"ndcg@10": 1e-4, "recall@100": 1e-4}))
     # New data, and a candidate that learns nothing (learning rate 0: its initial weights).
-    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": 1.8e9})
+    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60})  # newer than the catalogue, not in the future
     bad = s.model_copy(update={"gnn": s.gnn.model_copy(update={"lr": 0.0})})
     second = run_pipeline(bad, vectors=vec, progress=False, evaluate_pipeline=False)
     assert second["status"] == "rejected" and reg.live("gnn").id == first["version"]
@@ -140,7 +141,7 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
     assert reg.live("ranker").extra["gnn_version"] == first["version"]
     # The ranker is in use (as if it had passed its gate); then new data and a scheduled run.
     store.run_text("MATCH (m:ModelVersion {id: $id}) SET m.enabled = true", RoutingControl.WRITE, id=ranker["version"])
-    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": 1.8e9})
+    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60})  # newer than the catalogue, not in the future
     second = retrain_cycle(s)
     assert second["status"] == "promoted"
     assert second["ranker"]["version"] != ranker["version"]
