@@ -3,12 +3,7 @@ all of them (`graphrec serve --workers 2` turns on prometheus_client's multiproc
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +11,7 @@ import pytest
 
 from graphrec.config import Settings
 from graphrec.testing import tiny_graph, wipe
-from graphrec.testing.server import free_port
+from graphrec.testing.server import serve_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -30,35 +25,14 @@ def _count(text: str) -> float:
 
 
 def test_metrics_add_up_every_worker(neo4j_settings: Settings, tmp_path: Path) -> None:
-    from graphrec.graph.store import GraphStore, resolve_password
+    from graphrec.graph.store import GraphStore
 
     with GraphStore.from_settings(neo4j_settings) as store:
         wipe(store)
         tiny_graph(store)
-    n = neo4j_settings.neo4j
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPHREC_", "PROMETHEUS_"))}
-    env.update({"GRAPHREC_VAR_DIR": str(tmp_path / "var"), "GRAPHREC_NEO4J_BOLT_PORT": str(n.bolt_port),
-                "GRAPHREC_NEO4J_HTTP_PORT": str(n.http_port),
-                "GRAPHREC_NEO4J_PASSWORD": resolve_password(neo4j_settings),
-                "GRAPHREC_API_ANONYMOUS_READ": "true", "GRAPHREC_API_RATE_LIMIT_PER_S": "100000",
-                "GRAPHREC_API_RATE_LIMIT_BURST": "100000", "GRAPHREC_ENGINE_REQUEST_BUDGET_MS": "3000",
-                "GRAPHREC_ENGINE_SOURCE_BUDGET_MS": "2000"})
-    port = free_port()
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers", "2"],
-                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the API did not become ready"
-            time.sleep(0.3)
+    env = {"GRAPHREC_API_RATE_LIMIT_PER_S": "100000", "GRAPHREC_API_RATE_LIMIT_BURST": "100000",
+           "GRAPHREC_ENGINE_REQUEST_BUDGET_MS": "3000", "GRAPHREC_ENGINE_SOURCE_BUDGET_MS": "2000"}
+    with serve_process(neo4j_settings, tmp_path / "var", workers=2, env=env) as (url, _pid):
         users = ["alice", "bob", "carol", "dave"]
         sent = 0
         # New connections each time, so the kernel spreads them over both workers.
@@ -72,7 +46,3 @@ def test_metrics_add_up_every_worker(neo4j_settings: Settings, tmp_path: Path) -
                 text = c.get("/metrics").text
             assert _count(text) == sent, text[:3000]
         assert 'graphrec_cache_hit_ratio{cache="results",pid=' in text  # per-worker gauge
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()

@@ -5,11 +5,7 @@ GraphQL) and the server's RSS stays bounded; the slow sockets are answered 408 a
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +16,7 @@ import pytest
 
 from graphrec.config import Settings
 from graphrec.testing import tiny_graph, wipe
-from graphrec.testing.server import free_port
+from graphrec.testing.server import serve_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
@@ -37,40 +33,16 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def serve(neo4j_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    from graphrec.graph.store import GraphStore, resolve_password
+    from graphrec.graph.store import GraphStore
 
     with GraphStore.from_settings(neo4j_settings) as store:
         wipe(store)
         tiny_graph(store)
-    tmp = tmp_path_factory.mktemp("slow")
-    n = neo4j_settings.neo4j
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPHREC_", "PROMETHEUS_"))}
-    env.update({"GRAPHREC_VAR_DIR": str(tmp / "var"), "GRAPHREC_NEO4J_BOLT_PORT": str(n.bolt_port),
-                "GRAPHREC_NEO4J_HTTP_PORT": str(n.http_port), "GRAPHREC_NEO4J_PASSWORD": resolve_password(neo4j_settings),
-                "GRAPHREC_API_ANONYMOUS_READ": "true", "GRAPHREC_API_MAX_CONNECTIONS": "40",
-                "GRAPHREC_API_MAX_CONNECTIONS_PER_CLIENT": "10", "GRAPHREC_API_READ_TIMEOUT_S": str(READ_TIMEOUT_S),
-                "GRAPHREC_ENGINE_REQUEST_BUDGET_MS": "3000", "GRAPHREC_ENGINE_SOURCE_BUDGET_MS": "2000"})
-    port = free_port()
-    log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "graphrec.cli", "serve", "--port", str(port), "--workers", "1"],
-                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp / "serve.log").read_text()[-2000:]
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the API did not become ready"
-            time.sleep(0.3)
-        yield url, proc.pid
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+    env = {"GRAPHREC_API_MAX_CONNECTIONS": "40", "GRAPHREC_API_MAX_CONNECTIONS_PER_CLIENT": "10",
+           "GRAPHREC_API_READ_TIMEOUT_S": str(READ_TIMEOUT_S), "GRAPHREC_ENGINE_REQUEST_BUDGET_MS": "3000",
+           "GRAPHREC_ENGINE_SOURCE_BUDGET_MS": "2000"}
+    with serve_process(neo4j_settings, tmp_path_factory.mktemp("slow") / "var", env=env) as served:
+        yield served
 
 
 def _connect(port: int, source: str) -> socket.socket:
