@@ -172,8 +172,9 @@ def train_lightgcn(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray 
         if m_val is not None:  # the layer weights: chosen on validation
             def score(a: tuple[float, ...]) -> float:
                 m = _metrics(combine(layers, a), n_u, m_train, m_val)
-                return m["ndcg@10"] + m["recall@100"]
-            alpha = list(max(ALPHAS, key=score))
+                return float(m["ndcg@10"] + m["recall@100"])
+            chosen: tuple[float, ...] = max(ALPHAS, key=score)
+            alpha = list(chosen)
         alpha = list(alpha or ALPHAS[0])[: len(layers)]
         emb = combine(layers, alpha).numpy().astype(np.float32)
     item_emb = emb[n_u:].copy()
