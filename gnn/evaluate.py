@@ -224,13 +224,14 @@ def fit_lightgcn(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
     from gnn.features import build_features
     from gnn.lightgcn import train_lightgcn
 
-    common = {"seed": ctx.seed, "dim": ctx.cfg.dim, "threads": ctx.cfg.threads, "progress": ctx.progress}
     if ctx.lgcn_epochs is None:
-        early = train_lightgcn(snap, split.train, relevant(snap, split.val), ctx.cfg.lightgcn,
-                               features=build_features(snap, split.train, ctx.cfg), **common)
+        early = train_lightgcn(snap, split.train, relevant(snap, split.val), ctx.cfg.lightgcn, seed=ctx.seed,
+                               dim=ctx.cfg.dim, threads=ctx.cfg.threads, progress=ctx.progress,
+                               features=build_features(snap, split.train, ctx.cfg))
         ctx.lgcn_epochs, ctx.lgcn_alpha = max(1, early.best_epoch), early.alpha
-    fit = train_lightgcn(snap, split.hist, None, ctx.cfg.lightgcn, epochs=ctx.lgcn_epochs, alpha=ctx.lgcn_alpha,
-                         features=build_features(snap, split.hist, ctx.cfg), **common)
+    fit = train_lightgcn(snap, split.hist, None, ctx.cfg.lightgcn, seed=ctx.seed, dim=ctx.cfg.dim,
+                         threads=ctx.cfg.threads, progress=ctx.progress, epochs=ctx.lgcn_epochs,
+                         alpha=ctx.lgcn_alpha, features=build_features(snap, split.hist, ctx.cfg))
     ctx.lgcn_fitted[split.protocol] = fit
     return fit
 

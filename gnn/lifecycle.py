@@ -142,8 +142,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         art = registry.artifact_dir(version)
         gate_protocol = tcfg.gate_protocol
         protocols = list(dict.fromkeys([gate_protocol, *tcfg.protocols]))
-        splits = {p: make_split(snap, p, tcfg.global_cut, cfg.validation_fraction, tcfg.max_eval_users, settings.seed)
-                  for p in protocols}
+        splits: dict[str, Split] = {p: make_split(snap, p, tcfg.global_cut, cfg.validation_fraction,
+                                                  tcfg.max_eval_users, settings.seed) for p in protocols}
         gsplit = splits[gate_protocol]
         # Early stopping on the gate protocol's validation chooses the epochs (and the trend prior)
         # for every fit that follows: the evaluation fits of each protocol and the serving refit.
@@ -302,7 +302,7 @@ def evaluate_version(settings: Settings, version_id: str | None, protocols: list
     meta = {p: sp.meta for p, sp in splits.items()}
     out = settings.var_dir / "reports"
     report = write_report(out, tables, {"version": v.id, "seed": ctx.seed, "snapshot": snap.stats(), "epochs": ctx.epochs,
-                                        "ranker": ranker.id if served_ranker else None,
+                                        "ranker": ranker.id if (ranker is not None and served_ranker) else None,
                                         "seconds": round(time.perf_counter() - t0, 1)}, meta)
     return {"version": v, "tables": tables, "meta": meta, "table": format_tables(tables, meta), "report": str(report)}
 
