@@ -7,9 +7,8 @@ sees it; anything else (a dataclass instance, a namedtuple, a list, a tuple hold
 tuple until a later collection) stays in every full collection's walk. So a value here is a
 string, bytes (``marshal`` of nested tuples) or a flat tuple of plain values, a key a string or a
 flat tuple, and the time of an entry is kept beside it (a ``(time, value)`` wrapper would be
-one more level to untrack). At 1M items 100k cached dataclass items and nested cache entries
-made each full collection 70-350 ms per API worker, once a minute: the p99 of similarItems
-(docs/scaling.md).
+one more level to untrack). At 1M items, cached dataclass items and nested cache entries
+made each full collection long enough to set the p99 of similarItems.
 """
 
 from __future__ import annotations
