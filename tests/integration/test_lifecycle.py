@@ -26,6 +26,15 @@ SMALL = GNNConfig(dim=16, hidden=32, epochs=3, patience=3, batch_users=64, walks
                   easy_negatives=8, hard_negatives_max=2, hard_negative_ranks=(5, 50), examples_per_user=1)
 
 
+def _load_catalogue(store) -> None:  # noqa: ANN001
+    """The small synthetic catalogue every test here trains on."""
+    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
+    w = GraphWriter(store, batch_size=2000, progress=False)
+    w.users(cat.users())
+    w.items(cat.items())
+    w.interactions(cat.interactions())
+
+
 def _settings(neo4j_settings: Settings, tmp_path: Path) -> Settings:
     return neo4j_settings.model_copy(update={
         "var_dir": tmp_path, "gnn": SMALL,
@@ -34,11 +43,7 @@ def _settings(neo4j_settings: Settings, tmp_path: Path) -> Settings:
 
 
 def test_train_publish_promote_gate_rollback(store, neo4j_settings: Settings, tmp_path: Path) -> None:  # noqa: ANN001
-    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
-    w = GraphWriter(store, batch_size=2000, progress=False)
-    w.users(cat.users())
-    w.items(cat.items())
-    w.interactions(cat.interactions())
+    _load_catalogue(store)
     s = _settings(neo4j_settings, tmp_path)
     vec = EdgeIndex(tmp_path / "vectors")
     first = run_pipeline(s, vectors=vec, progress=False, evaluate_pipeline=False)
@@ -91,11 +96,7 @@ def test_gate_compares_candidate_and_live_on_the_same_split(store, neo4j_setting
 
     from graphrec.graph.repository import Repository
 
-    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
-    w = GraphWriter(store, batch_size=2000, progress=False)
-    w.users(cat.users())
-    w.items(cat.items())
-    w.interactions(cat.interactions())
+    _load_catalogue(store)
     s = _settings(neo4j_settings, tmp_path)
     s = s.model_copy(update={"gnn": SMALL.model_copy(update={"epochs": 6, "patience": 6}),
                              "training": s.training.model_copy(update={"protocols": ["user-temporal"]})})
@@ -127,11 +128,7 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
     from graphrec.graph.repository import Repository
     from graphrec.ranking.lifecycle import retrain_cycle, train_ranker
 
-    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
-    w = GraphWriter(store, batch_size=2000, progress=False)
-    w.users(cat.users())
-    w.items(cat.items())
-    w.interactions(cat.interactions())
+    _load_catalogue(store)
     s = _settings(neo4j_settings, tmp_path)
     s = s.model_copy(update={"training": s.training.model_copy(update={"protocols": ["user-temporal"], "tolerance": 0.5})})
     first = retrain_cycle(s)
@@ -155,11 +152,7 @@ def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_set
                                                                  tmp_path: Path) -> None:
     from graphrec.errors import ModelError
 
-    cat = SyntheticCatalog(SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5))
-    w = GraphWriter(store, batch_size=2000, progress=False)
-    w.users(cat.users())
-    w.items(cat.items())
-    w.interactions(cat.interactions())
+    _load_catalogue(store)
     base = _settings(neo4j_settings, tmp_path)
     base = base.model_copy(update={"training": base.training.model_copy(update={"protocols": ["user-temporal", "global-time"]})})
     lg = SMALL.lightgcn.model_copy(update={"epochs": 10, "eval_every": 2})
