@@ -18,14 +18,13 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from cross_web import HTTPException as CrossHTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
@@ -39,12 +38,11 @@ from api.errors import error_response
 from api.gate import Gate
 from api.http import cors_preflight, with_cors
 from api.schema import build_schema
-from graphrec.config import Settings, get_settings
+from graphrec.core.config import Settings, get_settings
+from graphrec.core.graph.store import AsyncGraphStore
+from graphrec.core.progress import read_status
 from graphrec.engine.engine import Engine
-from graphrec.graph.store import AsyncGraphStore
-from graphrec.progress import read_status
 
-STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("graphrec.api")
 
 
@@ -204,7 +202,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return JSONResponse({"ready": ready, **h, "degraded": bool(reasons), "degraded_reasons": reasons, **r,
                              "journal_pending_bytes": r["journal"]["pending_bytes"], "pid": os.getpid(),
                              "ranker": eng.ranker_status, "model_version": eng.model.version if eng.model else None,
-                             "training": read_status(settings.var_dir)},  # graphrec.progress
+                             "training": read_status(settings.var_dir)},  # graphrec.core.progress
                             status_code=200 if ready else 503)
 
     def exposition() -> bytes:  # /metrics and the dashboard read the same numbers
@@ -217,10 +215,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return PlainTextResponse(exposition().decode(), media_type="text/plain; version=0.0.4")
 
     async def widget(request: Request) -> Response:
-        return FileResponse(STATIC / "similar-items.js", media_type="application/javascript")
+        return pages.static_response("similar-items.js", "application/javascript")
 
     async def demo(request: Request) -> Response:
-        return FileResponse(STATIC / "demo.html", media_type="text/html")
+        return pages.static_response("demo.html", "text/html")
 
     app = Starlette(routes=[
         Route("/graphql", graphql_endpoint, methods=["GET", "POST", "OPTIONS"]),

@@ -8,10 +8,13 @@ linked to them) are read from the graph once a minute, so the examples run on an
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import time
 from collections.abc import Callable
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +30,21 @@ from starlette.routing import Route
 
 from api import dashboard
 from api.assets import ASSETS, assets_dir, missing
-from graphrec.config import Settings
-from graphrec.progress import describe, read_status
+from graphrec.core.config import Settings
+from graphrec.core.progress import describe, read_status
 
-STATIC = Path(__file__).resolve().parent / "static"
+#: The pages' files: package data of ``api``, wherever it is installed.
+STATIC: Traversable = resources.files("api").joinpath("static")
+
+
+@functools.cache
+def static_file(name: str) -> bytes:
+    """One of the static files, read once per process."""
+    return STATIC.joinpath(name).read_bytes()
+
+
+def static_response(name: str, media_type: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(static_file(name), media_type=media_type, headers=headers)
 EXAMPLES_TTL_S = 60.0
 
 DEFAULT_QUERY = """\
@@ -82,7 +96,7 @@ def _cypher_string(value: str) -> str:
 
 def guide_html(ids: dict[str, str]) -> str:
     """The Browser guide (``:play <api>/guide``): HTML slides with runnable blocks."""
-    from graphrec import cypher
+    from graphrec.core import cypher
 
     vals = {k: _cypher_string(ids.get(k, d)) for k, d in (("user_id", "196"), ("item_id", "50"), ("seed_id", "1"))}
     slides = []
@@ -139,7 +153,7 @@ async def graphiql_page(examples: Examples, settings: Settings) -> Response:
     ids = await examples.ids()
     defaults = {"query": DEFAULT_QUERY,
                 "variables": json.dumps({"userId": ids.get("user_id", "196"), "first": 5}, indent=2)}
-    html = (STATIC / "graphiql.html").read_text().replace("__DEFAULTS__", json.dumps(defaults).replace("</", "<\\/"))
+    html = static_file("graphiql.html").decode().replace("__DEFAULTS__", json.dumps(defaults).replace("</", "<\\/"))
     return HTMLResponse(html)
 
 
@@ -165,7 +179,7 @@ def routes(state: dict[str, Any], settings: Settings, exposition: Callable[[], b
     async def browser_style(request: Request) -> Response:
         if request.method == "OPTIONS":
             return Response(status_code=204, headers=_CORS)
-        return FileResponse(STATIC / "browser-style.grass", media_type="text/plain", headers=_CORS)
+        return static_response("browser-style.grass", "text/plain", _CORS)
 
     async def allowed(request: Request) -> Response | None:
         """None when the caller may read (the read scope, or anonymous reads on), else the refusal."""
@@ -179,7 +193,7 @@ def routes(state: dict[str, Any], settings: Settings, exposition: Callable[[], b
         return None
 
     async def dashboard_page(request: Request) -> Response:
-        return FileResponse(STATIC / "dashboard.html", media_type="text/html")
+        return static_response("dashboard.html", "text/html")
 
     async def dashboard_json(request: Request) -> Response:
         refused = await allowed(request)

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import strawberry
 from strawberry.scalars import JSON
 
-from graphrec.engine import types as et
-from graphrec.errors import NotFound, ValidationError
-from graphrec.graph import repository as repo
+from graphrec.core.errors import NotFound, ValidationError
+from graphrec.core.graph import repository as repo
+from graphrec.core.recs import types as et
 
 if TYPE_CHECKING:
     from api.context import Context

@@ -21,8 +21,12 @@ from typing import Any
 
 from croniter import croniter
 
-from graphrec.config import Settings
-from graphrec.errors import ConfigError, LockHeld
+from gnn.lifecycle import run_pipeline
+from gnn.ranking.lifecycle import train_ranker
+from graphrec.core.config import Settings
+from graphrec.core.errors import ConfigError, LockHeld
+from graphrec.core.graph.store import GraphStore
+from graphrec.core.registry import Registry
 
 
 @contextlib.contextmanager
@@ -87,3 +91,20 @@ def run_forever(settings: Settings, pipeline: Callable[..., dict[str, Any]], cro
             on_tick(entry)
         if once:
             return
+
+
+def retrain_cycle(settings: Settings, scheduled: bool = True, progress: bool = False) -> dict[str, Any]:
+    """One retraining of ``graphrec schedule``: the GNN pipeline, then, when it promoted a new GNN
+    and a ranker is in use (the live ranker is enabled), a ranker trained on the new GNN."""
+    out = run_pipeline(settings, scheduled=scheduled, progress=progress)
+    if out.get("status") != "promoted":
+        return out
+    with GraphStore.from_settings(settings) as store:
+        live_ranker = Registry(store, settings.var_dir / "models").live("ranker")
+    in_use = live_ranker is not None and bool(live_ranker.extra.get("enabled"))
+    if not in_use:
+        out["ranker"] = "not retrained: no ranker in use"
+        return out
+    r = train_ranker(settings, progress=progress)
+    out["ranker"] = {"version": r["version"], "enabled": r["enabled"], "reason": r["reason"]}
+    return out

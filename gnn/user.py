@@ -7,7 +7,7 @@ then normalised, plus ``prior_weight`` × the trend prior (what is popular now, 
 :func:`trend_prior`; the weight is chosen on the validation split after training). No parameters are learned here, so a
 fresh interaction changes the vector at once, without retraining; the recipe (weights, centre,
 half-life) is saved with every model version as ``user_params.json`` and read by the engine
-(:class:`graphrec.engine.model.LiveModel`).
+(:class:`graphrec.core.recs.model.LiveModel`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnn.config import GNNConfig
-from gnn.data import KINDS
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import KINDS
 
 TYPE_WEIGHTS = {"PURCHASED": 2.0, "RATED": 1.0, "CLICKED": 0.8, "VIEWED": 0.4, "SKIPPED": -0.5}
 

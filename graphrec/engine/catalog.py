@@ -19,18 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphrec.core.recs.types import CatalogItem
+
 log = logging.getLogger("graphrec.engine")
-
-@dataclass(frozen=True)
-class CatalogItem:
-    id: str
-    title: str | None
-    year: int | None
-    available: bool
-    created_at: float | None
-    categories: tuple[str, ...]
-    interactions: int
-
 
 @dataclass
 class Catalog:

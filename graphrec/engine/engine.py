@@ -33,23 +33,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from graphrec.config import Settings
-from graphrec.engine import rules
-from graphrec.engine.breaker import Breaker
-from graphrec.engine.cache import TTLCache
-from graphrec.engine.catalog import Catalog, CatalogItem, SharedPopular, load_catalog
-from graphrec.engine.merge import decay_now, merge_candidates, seeds_from_history
-from graphrec.engine.model import LiveModel
-from graphrec.engine.types import (
-    RecFilter,
-    Recommendation,
-    RecordResult,
-    RecRequest,
-    RecResult,
-    RequestContext,
-    Surface,
-)
-from graphrec.errors import (
+from graphrec.core.config import Settings
+from graphrec.core.errors import (
     CollectionNotFound,
     GraphrecError,
     GraphStoreError,
@@ -61,20 +46,42 @@ from graphrec.errors import (
     VectorStoreError,
     VectorStoreUnavailable,
 )
-from graphrec.graph.repository import (
+from graphrec.core.graph.repository import (
     DEFAULT_TYPE_WEIGHTS,
     Interaction,
     Item,
     User,
     interaction_statements,
 )
-from graphrec.graph.store import AsyncGraphStore
+from graphrec.core.graph.store import AsyncGraphStore
+from graphrec.core.records import (
+    InteractionRow,
+    InteractionType,
+    ItemRow,
+    RowLimits,
+    UserRow,
+    validate,
+)
+from graphrec.core.recs import rules
+from graphrec.core.recs.candidate import Candidate, SourceContext
+from graphrec.core.recs.merge import decay_now, merge_candidates, seeds_from_history
+from graphrec.core.recs.model import LiveModel
+from graphrec.core.recs.types import (
+    RecFilter,
+    Recommendation,
+    RecordResult,
+    RecRequest,
+    RecResult,
+    RequestContext,
+    Surface,
+)
+from graphrec.engine.breaker import Breaker
+from graphrec.engine.cache import TTLCache
+from graphrec.engine.catalog import Catalog, CatalogItem, SharedPopular, load_catalog
 from graphrec.journal import Journal, refused_for_good, write_rows_sync
 from graphrec.sources import SOURCES
-from graphrec.sources.base import Candidate, SourceContext
 from graphrec.sources.graph import session_seeds
 from graphrec.sources.neighbour_cache import NeighbourCache
-from loaders.records import InteractionRow, InteractionType, ItemRow, RowLimits, UserRow, validate
 
 log = logging.getLogger("graphrec.engine")
 T = TypeVar("T")
@@ -520,7 +527,7 @@ class Engine:
         budget = self.cfg.source_budget_ms / 1000
         if self.vectors is not None or self.open_vectors is not None:
             try:
-                from graphrec.vectors.base import VectorFilter
+                from graphrec.core.vectors.base import VectorFilter
 
                 vf = VectorFilter(categories_any=list(f.categories) or None, exclude_categories=list(f.exclude_categories) or None,
                                   exclude_ids=list(f.exclude_item_ids), available_only=f.available_only,
@@ -1015,7 +1022,7 @@ class Engine:
         self._sample_journal(pending)
         if pending == 0 or not self.neo4j_breaker.allow():
             return 0
-        from graphrec.graph.store import GraphStore
+        from graphrec.core.graph.store import GraphStore
 
         def work() -> int:
             with GraphStore.from_settings(self.settings) as store:
@@ -1124,7 +1131,7 @@ class Engine:
         return user
 
     async def model_versions(self, first: int = 10) -> list[Any]:
-        from graphrec.registry import ModelVersion
+        from graphrec.core.registry import ModelVersion
 
         rows = await self._neo4j(self.store.read("registry/list", kind="gnn", limit=max(1, min(int(first), 100))))
         return [ModelVersion.from_props(r["m"]) for r in rows]
@@ -1184,7 +1191,7 @@ def _open_vectors(settings: Settings) -> tuple[Any | None, Callable[[], Any] | N
     now: the engine then searches the live model's vectors exactly, in memory, says so in
     ``health`` and in each answer's degraded reasons, and tries again as the breaker allows."""
     try:
-        from graphrec.vectors.factory import open_vector_index
+        from graphrec.core.vectors.factory import open_vector_index
     except ImportError:
         return None, None
     try:

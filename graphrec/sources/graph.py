@@ -11,28 +11,8 @@ the demo and Neo4j Browser.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
-from graphrec.sources.base import Candidate, SourceContext
-
-
-def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Sequence[tuple[str, float]]], limit: int,
-                         name: str) -> list[Candidate]:
-    """Σ over seeds of seed weight × neighbour score (seeds themselves excluded), best first;
-    ``because`` names the strongest seeds. Shared by the engine and the offline evaluation."""
-    seed_ids = {str(s["id"]) for s in seeds}
-    score: dict[str, float] = {}
-    best: dict[str, list[tuple[float, str]]] = {}
-    for s in seeds:
-        sid, w = str(s["id"]), float(s["w"])  # type: ignore[arg-type]
-        for nid, ns in lists.get(sid, ()):
-            if nid in seed_ids:
-                continue
-            v = w * ns
-            score[nid] = score.get(nid, 0.0) + v
-            best.setdefault(nid, []).append((v, sid))
-    top = sorted(score.items(), key=lambda x: (-x[1], x[0]))[:limit]
-    return [Candidate(i, sc, name, tuple(b for _, b in sorted(best[i], reverse=True)[:3])) for i, sc in top]
+from graphrec.core.recs.candidate import Candidate, SourceContext
+from graphrec.core.recs.merge import SESSION_SEEDS, aggregate_neighbours, session_seed_weights
 
 
 async def _neighbours(ctx: SourceContext, rel: str, seeds: list[dict[str, object]], limit: int, name: str) -> list[Candidate]:
@@ -53,20 +33,9 @@ async def shared_content(ctx: SourceContext, limit: int) -> list[Candidate]:
     return await _neighbours(ctx, "SIMILAR_CONTENT", ctx.params.get("seeds", []), limit, "content")
 
 
-#: How many of the current session's last items seed the session sources.
-SESSION_SEEDS = 10
-
-
 def session_seeds(ctx: SourceContext) -> list[str]:
     """The items of the current session that seed the session sources: its last ``SESSION_SEEDS``."""
     return list(ctx.session_items[-SESSION_SEEDS:])
-
-
-def session_seed_weights(session_items: list[str]) -> list[dict[str, object]]:
-    """Seeds of the session source: the session's last ``SESSION_SEEDS`` items (oldest first),
-    the latest weighted most. Shared by the engine and the offline replay."""
-    items = list(session_items[-SESSION_SEEDS:])
-    return [{"id": i, "w": 0.5 + 0.5 * (k + 1) / len(items)} for k, i in enumerate(items)]
 
 
 async def session(ctx: SourceContext, limit: int) -> list[Candidate]:

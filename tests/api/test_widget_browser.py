@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from api.app import create_app
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing.server import live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.integration]
@@ -25,7 +25,7 @@ def _cli_interact_key(settings: Settings, origin: str) -> str:
     import subprocess
     import sys
 
-    from graphrec.graph.store import resolve_password
+    from graphrec.core.graph.store import resolve_password
 
     n = settings.neo4j
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHREC_")}
@@ -43,7 +43,7 @@ def test_demo_page_renders_and_records_a_click(api: Any, store) -> None:  # noqa
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is required (make test installs it)")
     # The demo page is for MovieLens items; put three of its ids into the tiny catalogue.
-    from graphrec.graph.repository import Repository
+    from graphrec.core.graph.repository import Repository
 
     repo = Repository(store)
     for iid, title in (("50", "Star Wars"), ("1", "Toy Story"), ("100", "Fargo")):
@@ -90,7 +90,7 @@ def test_widget_retries_once_when_the_api_sheds_load(api: Any, store) -> None:  
 
     from playwright.sync_api import sync_playwright
 
-    from graphrec.graph.repository import Repository
+    from graphrec.core.graph.repository import Repository
 
     repo = Repository(store)
     for iid, title in (("50", "Star Wars"), ("1", "Toy Story"), ("100", "Fargo")):

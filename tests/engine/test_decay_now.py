@@ -1,8 +1,8 @@
-"""What "now" means for a user's time decay (graphrec.engine.merge.decay_now)."""
+"""What "now" means for a user's time decay (graphrec.core.recs.merge.decay_now)."""
 
 from __future__ import annotations
 
-from graphrec.engine.merge import decay_now, seeds_from_history
+from graphrec.core.recs.merge import decay_now, seeds_from_history
 
 
 def test_decay_is_measured_from_the_users_latest_event() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from graphrec.errors import GraphStoreUnavailable
+from graphrec.core.errors import GraphStoreUnavailable
 from graphrec.sources.neighbour_cache import NeighbourCache
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from gnn.config import GNNConfig
 from gnn.lifecycle import rollback, run_pipeline
-from graphrec.config import Settings
-from graphrec.graph.store import resolve_password
-from graphrec.registry import Registry
-from graphrec.vectors.edge import EdgeIndex
+from graphrec.core.config import Settings
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.graph.store import resolve_password
+from graphrec.core.registry import Registry
+from graphrec.core.vectors.edge import EdgeIndex
 from loaders.synthetic import SyntheticCatalog, SyntheticSpec
 from loaders.writer import GraphWriter
 
@@ -76,7 +76,7 @@ def test_train_publish_promote_gate_rollback(store, neo4j_settings: Settings, tm
     assert vec.get_alias(s.qdrant.alias) == alias and reg.live("gnn").id == first["version"]
     # The gate: with new data and an impossible tolerance (must double the metrics), a new
     # version is rejected, its collection dropped, the live one kept.
-    from graphrec.graph.repository import Repository
+    from graphrec.core.graph.repository import Repository
 
     Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60})  # newer than the catalogue, not in the future
     strict = s.model_copy(update={"training": s.training.model_copy(update={"tolerance": -1.0})})
@@ -94,7 +94,7 @@ def test_gate_compares_candidate_and_live_on_the_same_split(store, neo4j_setting
     both rows of the comparison."""
     from neo4j import RoutingControl
 
-    from graphrec.graph.repository import Repository
+    from graphrec.core.graph.repository import Repository
 
     _load_catalogue(store)
     s = _settings(neo4j_settings, tmp_path)
@@ -125,8 +125,9 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
                                                                                 tmp_path: Path) -> None:
     from neo4j import RoutingControl
 
-    from graphrec.graph.repository import Repository
-    from graphrec.ranking.lifecycle import retrain_cycle, train_ranker
+    from gnn.ranking.lifecycle import train_ranker
+    from gnn.schedule import retrain_cycle
+    from graphrec.core.graph.repository import Repository
 
     _load_catalogue(store)
     s = _settings(neo4j_settings, tmp_path)
@@ -150,7 +151,7 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
 
 def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_settings: Settings,  # noqa: ANN001
                                                                  tmp_path: Path) -> None:
-    from graphrec.errors import ModelError
+    from graphrec.core.errors import ModelError
 
     _load_catalogue(store)
     base = _settings(neo4j_settings, tmp_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from neo4j import exceptions as nx
 
-from graphrec.errors import BadRowError
+from graphrec.core.errors import BadRowError
 from graphrec.testing import tiny_graph
 from loaders.files import read_file
 from loaders.writer import GraphWriter
@@ -72,7 +72,7 @@ def test_hostile_strings_are_stored_as_data(store, tmp_path: Path) -> None:  # n
     evil = "'}) MATCH (n) DETACH DELETE n //"
     items = _write(tmp_path, "items.jsonl", f'{{"id": "x`y", "title": "{evil}", "tags": ["{evil}"]}}\n')
     GraphWriter(store, progress=False).items(read_file(items, "items"))
-    from graphrec.graph.repository import Repository
+    from graphrec.core.graph.repository import Repository
 
     it = Repository(store).get_item("x`y")
     assert it.title == evil and it.tags == (evil,)
@@ -80,7 +80,7 @@ def test_hostile_strings_are_stored_as_data(store, tmp_path: Path) -> None:  # n
 
 
 def test_items_upsert_replaces_categories(store) -> None:  # noqa: ANN001
-    from graphrec.graph.repository import Repository
+    from graphrec.core.graph.repository import Repository
 
     repo = Repository(store)
     repo.upsert_item({"id": "a", "title": "A", "categories": ["x", "y"], "tags": ["t1"]})
@@ -89,7 +89,7 @@ def test_items_upsert_replaces_categories(store) -> None:  # noqa: ANN001
 
 
 def test_item_updated_at_moves_only_when_something_changes(store) -> None:  # noqa: ANN001
-    from graphrec.graph.repository import Repository
+    from graphrec.core.graph.repository import Repository
 
     repo = Repository(store)
 
@@ -160,7 +160,7 @@ def test_column_batches_load_like_rows(store, tmp_path: Path) -> None:  # noqa: 
     """The writer takes InteractionBatch columns (the synthetic generator's bulk path) mixed with
     rows: bad rows are reported with their source line, a re-load through the other path is
     idempotent, new users are created on first sight, sessions get their time span."""
-    from loaders.records import InteractionRow, InteractionType
+    from graphrec.core.records import InteractionRow, InteractionType
     from loaders.writer import InteractionBatch, LineSources, Source
 
     items = _write(tmp_path, "items.csv", "id,title\ni1,One\ni2,Two\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphrec.graph.repository import Repository
+from graphrec.core.graph.repository import Repository
 from loaders import movielens
 from loaders.writer import GraphWriter
 

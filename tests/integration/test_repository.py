@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from graphrec.errors import NotFound, ValidationError
-from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS, Repository
+from graphrec.core.errors import NotFound, ValidationError
+from graphrec.core.graph.repository import DEFAULT_TYPE_WEIGHTS, Repository
 from graphrec.testing import tiny_graph
 
 pytestmark = pytest.mark.integration
@@ -126,8 +126,8 @@ def test_fill_pool_leaves_that_many_connections_open_and_stops_on_a_dead_server(
     import asyncio
     import time
 
-    from graphrec.errors import GraphStoreUnavailable
-    from graphrec.graph.store import AsyncGraphStore, resolve_password
+    from graphrec.core.errors import GraphStoreUnavailable
+    from graphrec.core.graph.store import AsyncGraphStore, resolve_password
 
     async def main() -> None:
         st = AsyncGraphStore(neo4j_settings.neo4j, resolve_password(neo4j_settings))

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from graphrec.errors import KeyConflict, NotFound
-from graphrec.graph.store import GraphStore, Statement
-from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, validate
+from graphrec.core.errors import KeyConflict, NotFound
+from graphrec.core.graph.store import GraphStore, Statement
+from graphrec.core.records import InteractionRow, InteractionType, ItemRow, UserRow, validate
 
 
 def interaction_statements(type: InteractionType, param: dict[str, Any], session_id: str | None, user_id: str,

@@ -1,5 +1,5 @@
 """The graph of record: the Neo4j store, its schema and the typed repository over it."""
 
-from graphrec.graph.store import AsyncGraphStore, GraphStore
+from graphrec.core.graph.store import AsyncGraphStore, GraphStore
 
 __all__ = ["GraphStore", "AsyncGraphStore"]

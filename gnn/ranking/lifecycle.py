@@ -4,7 +4,7 @@ beats what the engine serves without it: fusion + MMR, on the same replay (NDCG@
 Recall@100 not lower). Both rows are recorded with the version (``metrics`` and
 ``baseline_json``), with the GNN version it was trained on (the engine uses it only with that one).
 
-After ``graphrec schedule`` promotes a GNN, :func:`retrain_cycle` trains a new ranker on it when a
+After ``graphrec schedule`` promotes a GNN, :func:`gnn.schedule.retrain_cycle` trains a new ranker on it when a
 ranker is in use (the live ranker is enabled), so that the service does not fall back to fusion
 until someone runs ``train-ranker`` by hand.
 
@@ -22,15 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from gnn.export import export_snapshot
+from gnn.ranking.offline import World, embedding_scorer, evaluate, fusion_scorer, targets
+from gnn.ranking.train import dataset, fit
 from gnn.split import train_val_test
-from graphrec.config import Settings
-from graphrec.engine.model import LiveModel
-from graphrec.errors import ModelError
-from graphrec.graph.store import GraphStore
-from graphrec.ranking.offline import World, embedding_scorer, evaluate, fusion_scorer, targets
-from graphrec.ranking.train import dataset, fit
-from graphrec.registry import Registry, new_version_id
+from graphrec.core.config import Settings
+from graphrec.core.errors import ModelError
+from graphrec.core.export import export_snapshot
+from graphrec.core.graph.store import GraphStore
+from graphrec.core.recs.model import LiveModel
+from graphrec.core.registry import Registry, new_version_id
 
 RANKER_ROW = "pipeline (DCN-v2 ranker + MMR)"
 SERVED_WITHOUT_ROW = "pipeline (fusion + MMR: served without the ranker)"
@@ -58,24 +58,6 @@ def ranker_on_split(settings: Settings, negatives: int = 50, progress: bool = Fa
 
     return make
 
-
-def retrain_cycle(settings: Settings, scheduled: bool = True, progress: bool = False) -> dict[str, Any]:
-    """One retraining of ``graphrec schedule``: the GNN pipeline, then, when it promoted a new GNN
-    and a ranker is in use (the live ranker is enabled), a ranker trained on the new GNN."""
-    from gnn.lifecycle import run_pipeline
-
-    out = run_pipeline(settings, scheduled=scheduled, progress=progress)
-    if out.get("status") != "promoted":
-        return out
-    with GraphStore.from_settings(settings) as store:
-        live_ranker = Registry(store, settings.var_dir / "models").live("ranker")
-    in_use = live_ranker is not None and bool(live_ranker.extra.get("enabled"))
-    if not in_use:
-        out["ranker"] = "not retrained: no ranker in use"
-        return out
-    r = train_ranker(settings, progress=progress)
-    out["ranker"] = {"version": r["version"], "enabled": r["enabled"], "reason": r["reason"]}
-    return out
 
 
 def train_ranker(settings: Settings, progress: bool = True, negatives: int = 50) -> dict[str, Any]:

@@ -24,8 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from gnn.data import KINDS, Snapshot
-from graphrec.graph.store import GraphStore
+from graphrec.core.graph.store import GraphStore
+from graphrec.core.snapshot import KINDS, Snapshot
 
 #: Weight of each interaction kind in the co-interaction matrix.
 KIND_WEIGHTS = {"RATED": 1.0, "VIEWED": 0.3, "CLICKED": 0.7, "PURCHASED": 3.0, "SKIPPED": 0.0}

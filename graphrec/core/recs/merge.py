@@ -3,11 +3,12 @@ history, and the merge of candidate lists (de-duplicated, every source's score a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from graphrec.engine.rules import Scored
-from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS
-from graphrec.sources.base import Candidate
+from graphrec.core.graph.repository import DEFAULT_TYPE_WEIGHTS
+from graphrec.core.recs.candidate import Candidate
+from graphrec.core.recs.rules import Scored
 
 
 def decay_now(recent: list[dict[str, Any]], clock: float) -> float:
@@ -54,3 +55,33 @@ def merge_candidates(by_source: dict[str, list[Candidate]], weights: dict[str, f
             if c.via and not s.via:
                 s.via = c.via
     return merged
+
+
+def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Sequence[tuple[str, float]]], limit: int,
+                         name: str) -> list[Candidate]:
+    """Σ over seeds of seed weight × neighbour score (seeds themselves excluded), best first;
+    ``because`` names the strongest seeds. Shared by the engine and the offline evaluation."""
+    seed_ids = {str(s["id"]) for s in seeds}
+    score: dict[str, float] = {}
+    best: dict[str, list[tuple[float, str]]] = {}
+    for s in seeds:
+        sid, w = str(s["id"]), float(s["w"])  # type: ignore[arg-type]
+        for nid, ns in lists.get(sid, ()):
+            if nid in seed_ids:
+                continue
+            v = w * ns
+            score[nid] = score.get(nid, 0.0) + v
+            best.setdefault(nid, []).append((v, sid))
+    top = sorted(score.items(), key=lambda x: (-x[1], x[0]))[:limit]
+    return [Candidate(i, sc, name, tuple(b for _, b in sorted(best[i], reverse=True)[:3])) for i, sc in top]
+
+
+#: How many of the current session's last items seed the session sources.
+SESSION_SEEDS = 10
+
+
+def session_seed_weights(session_items: list[str]) -> list[dict[str, object]]:
+    """Seeds of the session source: the session's last ``SESSION_SEEDS`` items (oldest first),
+    the latest weighted most. Shared by the engine and the offline replay."""
+    items = list(session_items[-SESSION_SEEDS:])
+    return [{"id": i, "w": 0.5 + 0.5 * (k + 1) / len(items)} for k, i in enumerate(items)]

@@ -71,3 +71,16 @@ class RecordResult:
     key: str
     created: bool  # False: the same key was already stored (a retry)
     stored: str  # "direct" (written to Neo4j) or "journal" (Neo4j unavailable; replayed later)
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """What business rules need to know of one catalogue item, held in memory by the engine."""
+
+    id: str
+    title: str | None
+    year: int | None
+    available: bool
+    created_at: float | None
+    categories: tuple[str, ...]
+    interactions: int

@@ -1,6 +1,6 @@
 """A local Neo4j Community server, resolved from Maven Central and run under ``var/``.
 
-``neo4j/pom.xml`` names the server jars (``org.neo4j:neo4j``, ``org.neo4j.app:neo4j-server``,
+``graphrec/core/neo4j-pom.xml`` (package data) names the server jars (``org.neo4j:neo4j``, ``org.neo4j.app:neo4j-server``,
 ``org.neo4j.client:neo4j-browser``); Maven copies them into the cache directory outside the
 repo, and the server runs as ``java -cp <jars> org.neo4j.server.CommunityEntryPoint``.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -25,12 +24,16 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-from graphrec.config import Settings
-from graphrec.errors import ConfigError, MissingToolError, ServerError
+from graphrec.core.config import Settings
+from graphrec.core.errors import MissingToolError, ServerError
+from graphrec.core.graph.credentials import neo4j_password, password_file
+from graphrec.core.graph.store import GraphStore
 
-POM = Path(__file__).resolve().parent.parent / "neo4j" / "pom.xml"
+#: The pom that resolves the Neo4j server jars from Maven Central (package data of graphrec.core).
+POM = resources.files("graphrec.core") / "neo4j-pom.xml"
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"  # 5.x
 CALENDAR_ENTRY_POINT = "org.neo4j.server.Neo4jCommunity"  # calendar releases (2025.01 and later)
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
@@ -142,7 +145,7 @@ class Neo4jServer:
 
     @property
     def password_file(self) -> Path:
-        return self.home / "password"
+        return password_file(self.settings)
 
     @property
     def console_log(self) -> Path:
@@ -155,22 +158,7 @@ class Neo4jServer:
     # -- password --------------------------------------------------------------------------
     def password(self, create: bool = True) -> str:
         """The configured password, else the generated one (created with mode 0600 by ``start``)."""
-        if self.cfg.password is not None:
-            pw = self.cfg.password.get_secret_value()
-            if pw == "neo4j" or len(pw) < 8:
-                raise ConfigError("neo4j.password must be at least 8 characters and not the default")
-            return pw
-        if self.password_file.exists():
-            return self.password_file.read_text().strip()
-        if not create:
-            raise ConfigError(f"no Neo4j password: set GRAPHREC_NEO4J_PASSWORD, or start the local server "
-                              f"(graphrec neo4j start) to generate one in {self.password_file}")
-        self.password_file.parent.mkdir(parents=True, exist_ok=True)
-        pw = secrets.token_urlsafe(24)
-        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(pw + "\n")
-        return pw
+        return neo4j_password(self.settings, create)
 
     # -- provisioning ----------------------------------------------------------------------
     def provisioned(self) -> bool:
@@ -183,14 +171,15 @@ class Neo4jServer:
         find_java(self.cfg.version)
         mvn = find_maven()
         self.lib.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            mvn, "-q", "-B", "-f", str(POM),
-            f"-Dneo4j.version={self.cfg.version}",
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={self.lib}",
-            "-DincludeScope=runtime",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        with resources.as_file(POM) as pom:
+            cmd = [
+                mvn, "-q", "-B", "-f", str(pom),
+                f"-Dneo4j.version={self.cfg.version}",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={self.lib}",
+                "-DincludeScope=runtime",
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise ServerError(f"Maven could not resolve Neo4j {self.cfg.version}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         (self.lib / ".complete").write_text(self.cfg.version)
@@ -446,8 +435,6 @@ class Neo4jServer:
 
     def status(self) -> Status:
         if not self.cfg.managed:
-            from graphrec.graph.store import GraphStore
-
             try:
                 with GraphStore.from_settings(self.settings) as store:
                     ok = store.ping()

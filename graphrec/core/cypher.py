@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
-from graphrec.errors import ValidationError
+from graphrec.core.errors import ValidationError
 
-CYPHER_DIR = Path(__file__).resolve().parent.parent / "cypher"
+#: The query files: the ``cypher`` package's data, wherever it is installed (a checkout, a wheel).
+CYPHER_DIR: Traversable = resources.files("cypher")
 
 #: Interaction relationship types, the only relationship types a template may receive.
 INTERACTION_TYPES: tuple[str, ...] = ("RATED", "VIEWED", "CLICKED", "PURCHASED", "SKIPPED")
@@ -74,7 +76,7 @@ def load(name: str) -> Query:
     """Load ``cypher/<name>.cypher``; ``name`` is e.g. ``"recs/co_interaction"``."""
     if not re.fullmatch(r"[a-z0-9_]+(/[a-z0-9_]+)*", name):
         raise ValidationError(f"bad query name {name!r}")
-    path = CYPHER_DIR / f"{name}.cypher"
+    path = CYPHER_DIR.joinpath(*f"{name}.cypher".split("/"))
     if not path.is_file():
         raise ValidationError(f"no query named {name!r} ({path})")
     text = path.read_text(encoding="utf-8")
@@ -86,7 +88,14 @@ def load(name: str) -> Query:
 
 def all_queries() -> list[Query]:
     """Every query in the library, sorted by name."""
-    names = sorted(
-        str(p.relative_to(CYPHER_DIR).with_suffix("")) for p in CYPHER_DIR.rglob("*.cypher")
-    )
-    return [load(n) for n in names]
+    return [load(n) for n in sorted(_names(CYPHER_DIR, ""))]
+
+
+def _names(folder: Traversable, prefix: str) -> list[str]:
+    out: list[str] = []
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            out += _names(entry, f"{prefix}{entry.name}/")
+        elif entry.name.endswith(".cypher"):
+            out.append(prefix + entry.name.removesuffix(".cypher"))
+    return out
