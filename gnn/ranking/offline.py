@@ -6,7 +6,7 @@ sessions), with the engine's own functions and the engine's settings (``EngineSe
 weights of the home feed, candidates per source, seeds and their half-life, the history length,
 the popular window and half-life, the fresh window, MMR): the sources, the merge, the consumed-item
 rules and the ranker's features are the code the engine runs (graphrec.core.recs.merge,
-graphrec.core.recs.rules, graphrec.sources.graph, graphrec.core.recs.features.request_features). A
+graphrec.core.recs.rules, graphrec.engine.sources.graph, graphrec.core.recs.features.request_features). A
 replayed request is the user's home feed at the history's last instant, in their latest session
 (the session source and the session similarity see its items, as when a client passes them).
 The result is a candidate list per test user with every source's score and rank. Rankings

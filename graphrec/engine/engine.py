@@ -78,10 +78,10 @@ from graphrec.core.recs.types import (
 from graphrec.engine.breaker import Breaker
 from graphrec.engine.cache import TTLCache
 from graphrec.engine.catalog import Catalog, CatalogItem, SharedPopular, load_catalog
-from graphrec.journal import Journal, refused_for_good, write_rows_sync
-from graphrec.sources import SOURCES
-from graphrec.sources.graph import session_seeds
-from graphrec.sources.neighbour_cache import NeighbourCache
+from graphrec.engine.journal import Journal, refused_for_good, write_rows_sync
+from graphrec.engine.sources import SOURCES
+from graphrec.engine.sources.graph import session_seeds
+from graphrec.engine.sources.neighbour_cache import NeighbourCache
 
 log = logging.getLogger("graphrec.engine")
 T = TypeVar("T")

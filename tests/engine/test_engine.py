@@ -16,8 +16,8 @@ from graphrec.core.records import InteractionType
 from graphrec.core.recs.candidate import SourceContext
 from graphrec.core.recs.types import RecFilter, RecRequest, RequestContext
 from graphrec.engine.engine import Engine
-from graphrec.sources import SOURCES
-from graphrec.sources.neighbour_cache import NeighbourCache
+from graphrec.engine.sources import SOURCES
+from graphrec.engine.sources.neighbour_cache import NeighbourCache
 from graphrec.testing import tiny_graph
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ source lives with the engine (it needs the live model's vectors).
 """
 
 from graphrec.core.recs.candidate import Candidate, SourceContext, SourceFn
-from graphrec.sources import graph, memory
+from graphrec.engine.sources import graph, memory
 
 SOURCES: dict[str, SourceFn] = {
     "co_interaction": graph.co_interaction,
