@@ -106,9 +106,11 @@ bench-serve: bench-data
 bench-train: setup
 	$(BIN)/python -m bench.train
 
+# Static checks: ruff over everything, mypy over the product and the benchmarks (.ci/run runs this
+# after `make test`; the import contract, .importlinter, runs inside `make test`).
 lint: setup
 	$(BIN)/ruff check graphrec gnn api loaders bench tests
-	$(BIN)/mypy graphrec loaders
+	$(BIN)/mypy graphrec loaders gnn api bench
 
 clean:
 	-graphrec neo4j stop

@@ -16,6 +16,7 @@ import random
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import pct, write_report
 from graphrec.core.config import load_settings
@@ -51,7 +52,7 @@ async def run(requests: int, out: Path, seed: int = 1, freeze: bool = True) -> d
         for k in list(engine.stats):
             if k.startswith("candidates."):
                 cands.append(int(engine.stats[k]))
-        report = {
+        report: dict[str, Any] = {
             "benchmark": "engine", "requests": requests, "first": 20,
             "model": engine.model.version if engine.model else None,
             "p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2), "max_ms": round(max(lat), 2),

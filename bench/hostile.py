@@ -41,7 +41,8 @@ def rss_mb(pid: int) -> float:
 
 
 def legit(url: str, key: str, n: int = 100) -> dict[str, Any]:
-    times, statuses = [], Counter()
+    times: list[float] = []
+    statuses: Counter[int | str] = Counter()
     with httpx.Client(base_url=url, timeout=30, headers={"Authorization": "Bearer " + key}) as c:
         for _ in range(n):
             t0 = time.perf_counter()
@@ -127,6 +128,7 @@ def main() -> None:
         except OSError:
             pass
         slow.append(s)
+    health: int | str
     try:
         health = httpx.get(a.url + "/healthz", timeout=10).status_code
     except httpx.HTTPError as exc:

@@ -112,7 +112,7 @@ def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epo
     tr, va, te = split(snap, protocol, cut)
     hist = tr | va
     n_u, n_i = snap.num_users, snap.num_items
-    rows: dict[str, dict[str, float]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     base = baselines(snap, tr, va, te, seed, progress=False)
     rows.update({k: {m: v[m] for m in METRICS} for k, v in base.items()})

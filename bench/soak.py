@@ -59,7 +59,7 @@ HOST = "127.0.0.1"
 REC = "query($u: ID!) { recommendations(userId: $u, first: 10) { degraded degradedReasons items { item { id title } } } }"
 SIM = "query($i: ID!) { similarItems(itemId: $i, first: 10) { degraded degradedReasons items { item { id title } } } }"
 RECORD = "mutation($in: InteractionInput!) { recordInteraction(input: $in) { key created stored } }"
-MIX = (("recommendations", 0.6), ("similarItems", 0.2), ("recordInteraction", 0.2))
+MIX: tuple[tuple[str, float], ...] = (("recommendations", 0.6), ("similarItems", 0.2), ("recordInteraction", 0.2))
 
 
 @dataclass
@@ -346,6 +346,10 @@ def p99_ms(done: list[Done]) -> float | None:
     return round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1) if lat else None
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
 def readyz_truth(samples: list[dict[str, Any]], done: list[Done], marks: dict[str, float]) -> dict[str, Any]:
     """/readyz against what is known: while Neo4j is down (stopped to started) no sample may say
     ready; a sample that says healthy (ready, not degraded) must not sit among reads answered
@@ -504,7 +508,7 @@ def main() -> None:
         "enabled": not a.no_hostile, "answers": dict(sorted(hostile_out.get("hostile", Counter()).items())),
         "poison_lines_written": len(hostile_out.get("poison", [])),
         "legit_p99_ms": {"quiet": p99_ms(quiet), "hostile_outside_window": p99_ms(loud),
-                         "ratio": round(p99_ms(loud) / p99_ms(quiet), 2) if quiet and loud else None},
+                         "ratio": _ratio(p99_ms(loud), p99_ms(quiet))},
         "readyz": {**readyz_truth(readyz, done, marks), "final": final},
     }
     i, r, w, n = report["interactions"], report["api_rss_mb"], report["degraded_window_s"], report["neo4j_restart"]

@@ -124,7 +124,7 @@ def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, progress: 
 
 
 def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = False, vectors: Any | None = None,
-                 progress: bool = True, evaluate_pipeline: bool = True, fail_at: str | None = None) -> dict[str, Any]:
+                 progress: bool = True, evaluate_pipeline: bool = True) -> dict[str, Any]:
     """Run once; returns a summary (``status``: skipped, promoted, rejected)."""
     cfg = gnn_config(settings)
     tcfg = settings.training
@@ -151,8 +151,6 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         t_fit = time.perf_counter()
         res = train(snap, gsplit.train, relevant(snap, gsplit.val), cfg, seed=settings.seed,
                     checkpoint_dir=art / "checkpoints", progress=progress)
-        if fail_at == "after_train":  # fault injection for tests: a retraining that crashes half-way
-            raise RuntimeError("injected failure after training")
         stages["fit_s"] = time.perf_counter() - t_fit
         ctx = EvalContext(cfg, settings.seed, progress, epochs=max(1, res.best_epoch),
                           prior_weight=res.user_params["prior_weight"], engine=settings.engine, version=version,

@@ -44,7 +44,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Turn graphrec errors into one red line and exit code 1."""
+    """Turn expected failures (graphrec errors, files that cannot be read) into one red line and
+    exit code 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,6 +53,10 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except GraphrecError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except OSError as exc:  # a file the user named, or one the configuration points at
+            where = f": {exc.filename}" if exc.filename else ""
+            err.print(f"[red]error:[/red] {exc.strerror or exc}{where}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/yellow]")
@@ -546,7 +551,11 @@ def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id 
             v = reg.get(version) if version else reg.live("gnn")
             if v is None:
                 raise GraphrecError("no live model yet: run `graphrec train` first")
-            report = json.loads((Path(v.artifact_dir or "") / "evaluation.json").read_text())
+            stored = Path(v.artifact_dir or "") / "evaluation.json"
+            if not stored.is_file():
+                raise GraphrecError(f"{v.id} has no stored evaluation at {stored} (its artifacts are gone, or it "
+                                    "was trained without evaluation): evaluate it afresh with `graphrec evaluate --protocol user-temporal`")
+            report = json.loads(stored.read_text())
         tables, meta = report_tables(report)
         console.print(f"{v.id} ({v.status}) — stored evaluation of its training run")
         for p, m in meta.items():

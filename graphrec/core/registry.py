@@ -51,14 +51,15 @@ class ModelVersion:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_props(cls, m: dict[str, Any]) -> ModelVersion:
+    def from_props(cls, m: dict[str, Any], models_dir: Path | None = None) -> ModelVersion:
+        """A version from its node's properties; ``artifact_dir`` resolved under ``models_dir``."""
         known = {"id", "kind", "status", "created_at", "seed", "metrics_json", "snapshot_json", "config_json",
                  "training_seconds", "artifact_dir", "collection", "previous", "promoted_at", "status_reason", "gate_json"}
         return cls(
             id=m["id"], kind=m["kind"], status=m["status"], created_at=m.get("created_at", 0.0), seed=m.get("seed"),
             metrics=json.loads(m.get("metrics_json") or "{}"), snapshot=json.loads(m.get("snapshot_json") or "{}"),
             config=json.loads(m.get("config_json") or "{}"), training_seconds=m.get("training_seconds"),
-            artifact_dir=m.get("artifact_dir"), collection=m.get("collection"), previous=m.get("previous"),
+            artifact_dir=artifact_path(models_dir, m.get("artifact_dir")), collection=m.get("collection"), previous=m.get("previous"),
             promoted_at=m.get("promoted_at"), status_reason=m.get("status_reason"),
             gate=json.loads(m.get("gate_json") or "{}"),
             extra={k: v for k, v in m.items() if k not in known and not k.startswith("metric_")},
@@ -69,6 +70,19 @@ class ModelVersion:
 class Decision:
     promote: bool
     reason: str
+
+
+def artifact_path(models_dir: Path | None, stored: str | None) -> str | None:
+    """Where a version's artifacts are. The registry stores the folder relative to the models
+    directory (``<var_dir>/models``), so any process finds it whatever its working directory;
+    records that hold a relative path from the directory training ran in keep their last part
+    (the version's folder), absolute ones are kept."""
+    if not stored:
+        return None
+    path = Path(stored)
+    if path.is_absolute() or models_dir is None:
+        return stored
+    return str(models_dir / path.name)
 
 
 def new_version_id(kind: str, now: float | None = None) -> str:
@@ -105,7 +119,7 @@ class Registry:
         props: dict[str, Any] = {
             "created_at": time.time(), "seed": seed, "config_json": json.dumps(config, sort_keys=True, default=str),
             "metrics_json": json.dumps(metrics, sort_keys=True), "snapshot_json": json.dumps(snapshot, sort_keys=True),
-            "training_seconds": float(training_seconds), "artifact_dir": str(self.artifact_dir(version_id)),
+            "training_seconds": float(training_seconds), "artifact_dir": version_id,
             "collection": collection, **(extra or {}),
         }
         # Flat copies of the headline metrics, for Neo4j Browser and ORDER BY.
@@ -118,14 +132,15 @@ class Registry:
         rows = self.store.read("registry/get", id=version_id)
         if not rows:
             raise NotFound("model version", version_id)
-        return ModelVersion.from_props(rows[0]["m"])
+        return ModelVersion.from_props(rows[0]["m"], self.models_dir)
 
     def live(self, kind: str) -> ModelVersion | None:
         rows = self.store.read("registry/live", kind=kind)
-        return ModelVersion.from_props(rows[0]["m"]) if rows else None
+        return ModelVersion.from_props(rows[0]["m"], self.models_dir) if rows else None
 
     def list(self, kind: str, limit: int = 20) -> list[ModelVersion]:
-        return [ModelVersion.from_props(r["m"]) for r in self.store.read("registry/list", kind=kind, limit=int(limit))]
+        return [ModelVersion.from_props(r["m"], self.models_dir)
+                for r in self.store.read("registry/list", kind=kind, limit=int(limit))]
 
     def promote(self, version_id: str) -> str | None:
         """Mark ``version_id`` live (the caller switched the serving alias first); returns the previous id."""

@@ -75,6 +75,7 @@ from graphrec.core.recs.types import (
     RequestContext,
     Surface,
 )
+from graphrec.core.registry import artifact_path
 from graphrec.engine.breaker import Breaker
 from graphrec.engine.cache import TTLCache
 from graphrec.engine.catalog import Catalog, CatalogItem, SharedPopular, load_catalog
@@ -322,7 +323,8 @@ class Engine:
             return
         m = rows[0]["m"]
         if self.model is None or self.model.version != m["id"]:
-            model = await asyncio.to_thread(LiveModel.load, m["id"], m["artifact_dir"], m.get("collection"))
+            art = artifact_path(self.settings.var_dir / "models", m["artifact_dir"])
+            model = await asyncio.to_thread(LiveModel.load, m["id"], art or "", m.get("collection"))
             await self._warm_vectors(model)
             self.model = model
             self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
@@ -331,7 +333,8 @@ class Engine:
             from graphrec.engine.ranker import LoadedRanker
 
             r = rrows[0]["m"]
-            self.ranker = await asyncio.to_thread(LoadedRanker.load, r["id"], r["artifact_dir"], bool(r.get("enabled", False)),
+            art = artifact_path(self.settings.var_dir / "models", r["artifact_dir"])
+            self.ranker = await asyncio.to_thread(LoadedRanker.load, r["id"], art or "", bool(r.get("enabled", False)),
                                                   r.get("gnn_version"))
             self.results = TTLCache(self.cfg.result_cache_size, self.cfg.result_cache_ttl_s)
         self._update_ranker_status()
@@ -1134,7 +1137,7 @@ class Engine:
         from graphrec.core.registry import ModelVersion
 
         rows = await self._neo4j(self.store.read("registry/list", kind="gnn", limit=max(1, min(int(first), 100))))
-        return [ModelVersion.from_props(r["m"]) for r in rows]
+        return [ModelVersion.from_props(r["m"], self.settings.var_dir / "models") for r in rows]
 
     async def health(self) -> dict[str, bool]:
         neo = await self.store.ping()

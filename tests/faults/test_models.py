@@ -29,6 +29,7 @@ from graphrec.core.config import Settings
 from graphrec.core.gnn_config import GNNConfig
 from tests.faults.conftest import close_stack, make_stack
 from tests.faults.harness import RECOMMEND, ROOT, ApiProcess, Reply, Stack, gql, run, wait_for
+from tests.injection import crash_after_training
 
 SMALL = GNNConfig(dim=16, hidden=32, epochs=2, patience=2, batch_users=64, walks_per_item=20, neighbors=5,
                   easy_negatives=8, hard_negatives_max=2, hard_negative_ranks=(5, 50), examples_per_user=1)
@@ -167,7 +168,9 @@ def test_retraining_crash_releases_the_lock_and_the_next_scheduled_run_proceeds(
     log = trained.var / "logs" / "schedule.jsonl"
 
     # 1. A scheduled run that raises half-way (after training, before publishing).
-    entry = tick(s, partial(run_pipeline, progress=False, evaluate_pipeline=False, fail_at="after_train"))
+    with pytest.MonkeyPatch.context() as mp:
+        crash_after_training(mp)
+        entry = tick(s, partial(run_pipeline, progress=False, evaluate_pipeline=False))
     assert entry["status"] == "failed" and "injected failure" in entry["reason"]
     assert _live_and_alias(trained) == before and _lock_is_free(s.var_dir)
 

@@ -19,6 +19,7 @@ from graphrec.core.registry import Registry
 from graphrec.core.vectors.edge import EdgeIndex
 from loaders.synthetic import SyntheticCatalog, SyntheticSpec
 from loaders.writer import GraphWriter
+from tests.injection import crash_after_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,8 +67,9 @@ def test_train_publish_promote_gate_rollback(store, neo4j_settings: Settings, tm
     # No new data: a scheduled run skips.
     assert run_pipeline(s, scheduled=True, vectors=vec, progress=False, evaluate_pipeline=False)["status"] == "skipped"
     # A crash half-way: live model and alias untouched.
-    with pytest.raises(RuntimeError):
-        run_pipeline(s, force=True, vectors=vec, progress=False, evaluate_pipeline=False, fail_at="after_train")
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(RuntimeError, match="injected failure"):
+        crash_after_training(mp)
+        run_pipeline(s, force=True, vectors=vec, progress=False, evaluate_pipeline=False)
     assert reg.live("gnn").id == first["version"] and vec.get_alias(s.qdrant.alias) == alias
     # A second version, forced: promoted; then rolled back to the first.
     second = run_pipeline(s, force=True, vectors=vec, progress=False, evaluate_pipeline=False)
