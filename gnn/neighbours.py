@@ -1,8 +1,8 @@
 """Materialised item→item neighbours: the nearline half of the collaborative Cypher paths.
 
-Walking user→item→user→item paths at request time costs 80–200 ms per user on MovieLens-100K
-(measured with the live queries in ``cypher/recs/co_interaction.cypher``), far over a 30 ms
-budget. So, as Gorse does with its item-neighbour cache, the expensive part runs off the request
+Walking user→item→user→item paths at request time (the live queries in
+``cypher/recs/co_interaction.cypher``) costs tens to hundreds of milliseconds per user, far over a
+request's budget. So, as Gorse does with its item-neighbour cache, the expensive part runs off the request
 path: ``graphrec refresh-neighbours`` reads a snapshot, computes for every item its top-K
 
 - ``CO_INTERACTED`` neighbours: cosine similarity of item columns of the user×item matrix whose
@@ -11,8 +11,9 @@ path: ``graphrec refresh-neighbours`` reads a snapshot, computes for every item 
 - ``SIMILAR_CONTENT`` neighbours: cosine similarity of IDF-weighted categories, tags and KG entities,
 
 and writes them back to the graph as relationships with ``score`` and ``rank``. At request time
-``cypher/recs/neighbours_of.cypher`` sums the neighbours of the user's recent items (a few ms),
-and the result is still a path anyone can open in Neo4j Browser.
+the engine sums the neighbours of the user's recent items (``cypher/recs/neighbour_lists.cypher``
+reads the lists; ``cypher/explore/neighbours_of.cypher`` is the same sum in Cypher), and the
+result is still a path anyone can open in Neo4j Browser.
 """
 
 from __future__ import annotations

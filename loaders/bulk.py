@@ -2,7 +2,7 @@
 
 The online loader (:class:`loaders.writer.GraphWriter`) writes over Bolt in transactions, with
 the server up and every constraint checked per row: it is what re-loads, appends and concurrent
-writers need, and on this 2-core machine it commits ~40,000 interactions/s. A first load of
+writers need (its rate: ``python -m bench.load``). A first load of
 millions of interactions into an empty database does not need any of that. :class:`BulkImport`
 takes the same validated rows (users, items, interactions or :class:`InteractionBatch` columns),
 does what the online loader's queries would do to them in memory — duplicates by key dropped,

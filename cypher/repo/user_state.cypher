@@ -2,7 +2,7 @@
 // recent interactions (seeds, the user vector) and every item they ever interacted with, with
 // the strongest type (exclusions, down-weights). Unknown user: no row (a cold-start user).
 // Returns: recent (list of {item_id, type, ts, value}, newest first), consumed (list of
-//   {item_id, type}).
+//   {item_id, types}: every interaction type the user has with the item).
 // Params: $user_id, $recent (int), $max_consumed (int).
 MATCH (u:User {id: $user_id})
 RETURN COLLECT {

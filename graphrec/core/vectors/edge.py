@@ -15,22 +15,19 @@ What Qdrant Edge 0.9 does (its ``qdrant_edge/__init__.pyi`` is the documentation
 
 - Point ids are unsigned ints or UUIDs: we use :func:`~graphrec.core.vectors.base.point_id` and keep
   the string id in the payload (``gid``); payload comes back only when asked for. Reading ``gid``
-  back with every hit cost 0.5-0.7 ms per top-100 search at 1M (p50 4.4 -> 3.7 ms, p99 5.0 -> 4.1
-  ms without it, ef 640, int8), so ``finalize`` also writes the id map (``ids.*.npy``: sorted
+  back with every hit is a measurable share of a top-100 search at 1M, so ``finalize`` also writes the id map (``ids.*.npy``: sorted
   point ids, offsets into a UTF-8 blob) and searches map point ids back in memory (the arrays are
   memory-mapped: the API's processes share one copy). Points missing from it (written after
   ``finalize``, or a shard built before the map existed) are looked up by their payload.
-- Nothing is HNSW-indexed until ``optimize()``, which blocks: 51 s for 100k × 64 on 2 cores
-  with our m=32/ef_construct=256 (38 s at 16/128; 12.7 min was measured at 1M with Qdrant's
-  defaults). Collections are therefore built aside (a shadow shard), optimised, then switched in
-  through the alias. Before that, or below the indexing threshold (~10 MB of vectors), search is
+- Nothing is HNSW-indexed until ``optimize()``, which blocks for tens of seconds at 100k items
+  and minutes at 1M (``python -m bench.ann`` measures it). Collections are therefore built aside
+  (a shadow shard), optimised, then switched in through the alias. Before that, or below the indexing threshold (~10 MB of vectors), search is
   exact, and so is a filtered search whose matches hold under ``full_scan_threshold`` KB of
   vectors (it then reads the payload index instead of walking the graph).
 - Payload indexes are created before any point and before ``optimize``, so the HNSW graph gets
   the extra per-category links that keep filtered search accurate.
 - The default search ``ef`` is too low for top-100: ``hnsw_ef`` (default 256) is sent with every
-  search and never below ``k``. On 100k random 64-d unit vectors (a hard case) recall@100 is
-  0.83 / 0.95 / 0.994 at ef 128 / 256 / 512, p50 1.0 / 1.0 / 1.5 ms (``python -m bench.ann``).
+  search and never below ``k`` (recall against ef: ``python -m bench.ann``, docs/vectors.md).
 - Match values must have the field's stored type. ``MatchValue(True)`` on a bool field matched
   nothing (with or without a bool index), so availability is also stored as the integer ``avail``
   (1/0) and filtered on that.
@@ -155,12 +152,12 @@ class EdgeIndex:
         m, ef_construct: HNSW graph degree and build beam (Qdrant's defaults are 16/100).
         payload_m: degree of the extra links built per payload value (category) so that filtered
             search stays connected. Qdrant builds them only for values holding fewer than about
-            ``4 × segment size / average level-0 degree`` points: with m=32 (average degree ~45)
-            a category of 10% of the items gets none, and filtered recall@100 at 1M fell to 0.37
-            (ef 512); with m=16 it gets them (docs/vectors.md has the measurements).
+            ``4 × segment size / average level-0 degree`` points, so a larger ``m`` leaves a
+            category of 10% of the items without them and filtered recall collapses; the default
+            ``m`` keeps them (docs/vectors.md has the measurements).
         quantization: ``"scalar"`` keeps int8 copies of the vectors; searches walk the graph on
-            them and rescore 1.5× the asked-for hits with the originals. At 1M × 64 this halved
-            ``optimize`` (5.6 instead of 10.9 min in bench.ann) at the same filtered recall (docs/vectors.md).
+            them and rescore 1.5× the asked-for hits with the originals: ``optimize`` is faster at the
+            same filtered recall (docs/vectors.md).
         full_scan_threshold: in KB of vectors; a filter leaving fewer is searched exactly.
         indexing_threshold: in KB of vectors; smaller segments get no HNSW (None = engine default,
             about 10 MB; tests lower it so that small collections exercise the HNSW path).
