@@ -10,6 +10,7 @@ import pytest
 
 from graphrec.core.config import Settings, load_settings
 from graphrec.core.errors import ConfigError
+from graphrec.core.tuning import fold_tuning, is_tuning
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +25,17 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _tuning_fields(model: type, prefix: str = "") -> set[str]:
+    out = set()
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and hasattr(ann, "model_fields"):
+            out |= _tuning_fields(ann, f"{prefix}{name}.")
+        elif is_tuning(field):
+            out.add(prefix + name)
+    return out
+
+
 def test_reference_config_equals_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for k in list(os.environ):
         if k.startswith("GRAPHREC_"):
@@ -33,7 +45,16 @@ def test_reference_config_equals_defaults(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("GRAPHREC_CONFIG", str(empty))
     code = _flatten(Settings().model_dump(mode="json"))
     text = (ROOT / "graphrec.example.toml").read_text()
-    shipped = _flatten(tomllib.loads(text))
+    raw = _flatten(tomllib.loads(text))
+    # What a user sets sits in its section; internal tuning in the section's [<section>.tuning].
+    tuning = _tuning_fields(Settings)
+    for k in raw:
+        parts = k.split(".")
+        if "tuning" in parts:
+            assert k.replace("tuning.", "") in tuning, f"{k} is in a tuning table but not declared with tuning()"
+        elif not k.startswith("engine.sources.") and not k.startswith("engine.promotions"):
+            assert k not in tuning, f"{k} is internal tuning: list it under [{'.'.join(parts[:-1])}.tuning]"
+    shipped = _flatten(fold_tuning(tomllib.loads(text)))
     for k, v in shipped.items():
         assert k in code, f"{k} in graphrec.example.toml is not a setting"
         assert v == code[k], f"{k}: example says {v!r}, code default is {code[k]!r}"
@@ -69,4 +90,18 @@ def test_toml_file_and_bad_values(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         load_settings()
     monkeypatch.setenv("GRAPHREC_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="does not exist"):
+        load_settings()
+
+
+def test_tuning_tables_fold_into_their_sections(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "graphrec.toml"
+    cfg.write_text("[engine]\nmmr_lambda = 0.7\n[engine.tuning]\nhistory = 30\n[gnn.lightgcn.tuning]\nlr = 0.01\n")
+    monkeypatch.setenv("GRAPHREC_CONFIG", str(cfg))
+    s = load_settings()
+    assert (s.engine.mmr_lambda, s.engine.history, s.gnn.lightgcn.lr) == (0.7, 30, 0.01)
+    monkeypatch.setenv("GRAPHREC_ENGINE_HISTORY", "12")  # env vars do not change
+    assert load_settings().engine.history == 12
+    cfg.write_text("[engine]\nhistory = 20\n[engine.tuning]\nhistory = 30\n")
+    monkeypatch.delenv("GRAPHREC_ENGINE_HISTORY")
+    with pytest.raises(ConfigError, match="both"):
         load_settings()

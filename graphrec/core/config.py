@@ -1,7 +1,9 @@
 """Configuration: defaults in code, overridden by a TOML file, overridden by ``GRAPHREC_*`` env vars.
 
 The file is ``$GRAPHREC_CONFIG`` or ``./graphrec.toml``; ``graphrec.example.toml`` is the
-commented reference (a test checks it equals these defaults). Env vars use one underscore
+commented reference (a test checks it equals these defaults): what a user sets in each section,
+internal tuning (fields declared with :func:`~graphrec.core.tuning.tuning`) apart in the
+section's ``[<section>.tuning]`` table. Env vars use one underscore
 between section and field: ``GRAPHREC_NEO4J_PASSWORD``, ``GRAPHREC_NEO4J_URI``,
 ``GRAPHREC_QDRANT_URL``, ``GRAPHREC_VAR_DIR``.
 """
@@ -23,6 +25,7 @@ from pydantic_settings import (
 
 from graphrec.core.errors import ConfigError
 from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.tuning import fold_tuning, tuning
 
 
 class Neo4jSettings(BaseModel):
@@ -42,14 +45,14 @@ class Neo4jSettings(BaseModel):
     http_port: int = 7474
     heap: str = "4g"
     pagecache: str = "4g"
-    start_timeout_s: float = 180.0
+    start_timeout_s: float = tuning(180.0)
     # Driver.
-    max_connection_pool_size: int = 50
+    max_connection_pool_size: int = tuning(50)
     # Connections each API process opens at start and keeps pooled (for reads and for writes):
-    # the driver opens them on demand otherwise, 5-50 ms each, all at once when the rate steps up.
-    warm_connections: int = Field(default=16, ge=0)
-    connection_timeout_s: float = 5.0
-    query_timeout_s: float = 30.0
+    # the driver opens them on demand otherwise, all at once when the rate steps up.
+    warm_connections: int = tuning(16, ge=0)
+    connection_timeout_s: float = tuning(5.0)
+    query_timeout_s: float = tuning(30.0)
 
     @property
     def managed(self) -> bool:
@@ -70,14 +73,13 @@ class QdrantSettings(BaseModel):
     url: str | None = None
     api_key: SecretStr | None = None
     alias: str = "graphrec_items"
-    hnsw_ef: int = 256
+    hnsw_ef: int = tuning(256)
     # HNSW build: graph degree, build beam, degree of the extra per-category links (see
-    # docs/vectors.md: with m=32 Qdrant skips those links for categories above ~9% of the items,
-    # and filtered recall at 1M collapses to 0.37; m=16 keeps them. payload_m=16 reached a
-    # category-filtered recall of 0.955 ~14% faster than 32; 8 fell to 0.79).
-    hnsw_m: int = Field(default=16, ge=4, le=128)
-    hnsw_ef_construct: int = Field(default=128, ge=16, le=1024)
-    hnsw_payload_m: int = Field(default=16, ge=0, le=128)
+    # docs/vectors.md: a larger m makes Qdrant skip those links for large categories, and filtered
+    # recall collapses; the default keeps them).
+    hnsw_m: int = tuning(16, ge=4, le=128)
+    hnsw_ef_construct: int = tuning(128, ge=16, le=1024)
+    hnsw_payload_m: int = tuning(16, ge=0, le=128)
     shards: int = 1
     replicas: int = 1
     # "scalar": int8 copies of the vectors (searches rescore with the originals); both engines.
@@ -85,10 +87,10 @@ class QdrantSettings(BaseModel):
 
 
 class LoaderSettings(BaseModel):
-    batch_size: int = 10_000
+    batch_size: int = tuning(10_000)
     # Concurrent write transactions for interactions: each batch is split by user into one
     # transaction per writer (no shared users, items locked in one order: no deadlocks).
-    writers: int = Field(default=2, ge=1, le=16)
+    writers: int = tuning(2, ge=1, le=16)
     # "skip": report bad rows and go on; "stop": stop at the first bad row (nothing of its batch is written).
     on_error: Literal["skip", "stop"] = "skip"
     max_string_length: int = 4096
@@ -133,30 +135,30 @@ class EngineSettings(BaseModel):
     # timings; 0 turns the log off.
     slow_log_ms: float = 250.0
     # Without a usable vector index, the ANN source scans the live model's vectors exactly, in
-    # memory, only up to this many items (1M x 64 costs ~30 ms of CPU per request).
-    exact_fallback_max_items: int = 200_000
-    candidates_per_source: int = 200
-    history: int = 50  # recent interactions read per request
-    seeds: int = 20  # recent positive items used as seeds
+    # memory, only up to this many items (the scan's CPU grows with the catalogue).
+    exact_fallback_max_items: int = tuning(200_000)
+    candidates_per_source: int = tuning(200)
+    history: int = tuning(50)  # recent interactions read per request
+    seeds: int = tuning(20)  # recent positive items used as seeds
     half_life_days: float = 90.0  # recency decay of seeds and user vectors
     popular_window_days: float = 30.0
     popular_half_life_days: float = 7.0
     fresh_window_days: float = 14.0
-    catalog_refresh_s: float = 60.0  # in-memory catalogue (items changed since) and popular lists
+    catalog_refresh_s: float = tuning(60.0)  # in-memory catalogue (items changed since) and popular lists
     # The popular lists' window queries (they scan the window's interactions) run once per this
     # period for all API processes together (one takes a lease, the others adopt its lists).
-    popular_refresh_s: float = 300.0
+    popular_refresh_s: float = tuning(300.0)
     # That scan reads this many items' interactions per query and pauses between queries so that
     # it keeps one Neo4j core busy at most this share of the time (1.0: no pause).
-    popular_page_items: int = Field(default=20_000, ge=1)
-    popular_scan_duty: float = Field(default=0.33, gt=0, le=1)
-    catalog_full_refresh_s: float = 3600.0  # every item re-read (interaction counts; ~60 s of CPU at 1M items)
-    model_poll_s: float = 10.0  # how often the live model version is checked
+    popular_page_items: int = tuning(20_000, ge=1)
+    popular_scan_duty: float = tuning(0.33, gt=0, le=1)
+    catalog_full_refresh_s: float = tuning(3600.0)  # every item re-read (interaction counts; costly at millions of items)
+    model_poll_s: float = tuning(10.0)  # how often the live model version is checked
     max_per_category: int = 0  # 0: no cap
     mmr_lambda: float = 0.85  # 1.0: pure relevance; lower: more diverse
     explore_epsilon: float = 0.05  # share of slots given to exploration (seeded per request)
-    prefetch_neighbours: int = 5000  # neighbour lists of the most popular items loaded at start
-    result_cache_size: int = 10000
+    prefetch_neighbours: int = tuning(5000)  # neighbour lists of the most popular items loaded at start
+    result_cache_size: int = tuning(10000)
     result_cache_ttl_s: float = 30.0
     # While Neo4j is unavailable, the last complete answer to the same request (same user, surface,
     # size, filter and context; similarItems: same item) up to stale_ttl_s old is served again,
@@ -165,30 +167,29 @@ class EngineSettings(BaseModel):
     stale_ttl_s: float = Field(default=600.0, ge=0)
     # recordInteraction moves the graph's clock (the newest interaction time, "now" for decay)
     # only when it is more than this far behind: the clock is one node, and writing it with every
-    # request makes every live write take the same lock until its commit (no latency difference
-    # measured at 200 req/s on 2 cores; a serial point for many API replicas). 0 = every request.
-    clock_slack_s: float = Field(default=60.0, ge=0)
+    # request makes every live write take the same lock until its commit (a serial point for many
+    # API replicas). 0 = every request.
+    clock_slack_s: float = tuning(60.0, ge=0)
     # At start, before the worker reports ready, real users (a sample) are served recommendations
     # in rounds of 25 until the answers stop getting faster and none is degraded by Neo4j, at most
-    # warm_up_s: after a Neo4j restart its read path runs interpreted at first (the first 100
-    # answers took a median 22 ms, 3 degraded; from the 300th ~10 ms). 0 = off.
-    warm_up_s: float = Field(default=20.0, ge=0)
+    # warm_up_s: after a Neo4j restart its read path runs interpreted at first, slower and with
+    # timeouts, until Neo4j's JIT has compiled it. 0 = off.
+    warm_up_s: float = tuning(20.0, ge=0)
     # Before that, each worker commits the write path's shape this many times on nodes of its own
     # (removed after): after a Neo4j start the first commits are slow until Neo4j's JIT compiles
-    # its commit path (first 250 interactions at 100/s: median 355-405 ms without, 7-8 ms after
-    # 1,000; ~4 s). 0 = off.
-    warm_up_commits: int = Field(default=1000, ge=0)
+    # its commit path (a few seconds of commits). 0 = off.
+    warm_up_commits: int = tuning(1000, ge=0)
     # Item fields shown with recommendations (title, tags...) are read through this cache; a change
     # made by another process (a loader, another API worker) shows within item_cache_ttl_s.
-    item_cache_size: int = 100_000
-    item_cache_ttl_s: float = 30.0
-    breaker_failures: int = 3
-    breaker_reset_s: float = 5.0
+    item_cache_size: int = tuning(100_000)
+    item_cache_ttl_s: float = tuning(30.0)
+    breaker_failures: int = tuning(3)
+    breaker_reset_s: float = tuning(5.0)
     # The last user state (recent history, consumed items) read per user, kept so that an answer
     # given while Neo4j is slow or away still excludes what the user consumed (users whose state is
-    # over 32 KB are not kept: at most ~320 MB per process at the default size).
-    user_state_cache_size: int = Field(default=10_000, ge=0)
-    user_state_cache_ttl_s: float = Field(default=600.0, ge=0)
+    # over 32 KB are not kept, which bounds the cache at size × 32 KB per process).
+    user_state_cache_size: int = tuning(10_000, ge=0)
+    user_state_cache_ttl_s: float = tuning(600.0, ge=0)
     promotions: list[Promotion] = Field(default_factory=list)
 
 
@@ -199,12 +200,12 @@ class ApiSettings(BaseModel):
     port: int = 8000
     workers: int = 2  # one per core on the 2-core target machine
     # GraphQL requests in progress per worker; beyond it new ones get 503 OVERLOADED at once (with
-    # Retry-After) instead of queueing without bound. A worker serves ~100 requests/s at ~9 ms of CPU
-    # each, so 32 in progress is already ~300 ms of queue.
-    max_in_flight: int = 32
+    # Retry-After) instead of queueing without bound: at a few ms of CPU per request, 32 in progress
+    # is already a queue of a few hundred ms.
+    max_in_flight: int = tuning(32)
     # Open connections per worker (uvicorn's limit_concurrency); idle keep-alive connections of
     # proxies and clients count here, not in max_in_flight.
-    max_connections: int = 2048
+    max_connections: int = tuning(2048)
     graphiql: bool = False
     introspection: bool = True
     anonymous_read: bool = False  # `make demo` turns this on
@@ -214,7 +215,7 @@ class ApiSettings(BaseModel):
     max_tokens: int = 2000
     rate_limit_per_s: float = 50.0  # token bucket per API key (anonymous: per client address)
     rate_limit_burst: int = 100
-    key_cache_ttl_s: float = 5.0  # revocations take effect within this
+    key_cache_ttl_s: float = tuning(5.0)  # revocations take effect within this
     # Query cost (api/cost.py: list sizes multiply down nested fields, batches count per entry,
     # aliases add up): per request, and per API key (anonymous: client address) per window.
     max_query_cost: int = 10_000
@@ -222,17 +223,17 @@ class ApiSettings(BaseModel):
     cost_window_s: float = 60.0
     # Requests refused for their credentials (no key, a bad, unknown or revoked key), per client
     # address; past it, 429 without looking the key up. Unknown key ids are remembered this long.
-    auth_failures_per_s: float = 1.0
-    auth_failures_burst: int = 20
-    unknown_key_ttl_s: float = 60.0
+    auth_failures_per_s: float = tuning(1.0)
+    auth_failures_burst: int = tuning(20)
+    unknown_key_ttl_s: float = tuning(60.0)
     # The HTTP connection (api/server.py): a request's line and headers at most max_header_bytes
     # in at most max_headers headers; a request (head and body) must arrive within
     # read_timeout_s of its first byte (or of the connection, or of the previous answer);
     # at most max_connections_per_client open connections per client address per worker (the
     # socket's peer: behind a reverse proxy that is the proxy, so raise it there).
-    max_header_bytes: int = 16_384
-    max_headers: int = 64
-    read_timeout_s: float = 10.0
+    max_header_bytes: int = tuning(16_384)
+    max_headers: int = tuning(64)
+    read_timeout_s: float = tuning(10.0)
     max_connections_per_client: int = 64
     # Keys with the `interact` scope (browser widgets) may only record interactions, and only from
     # these origins (the key's own list when it has one); empty: no origin is allowed.
@@ -241,10 +242,10 @@ class ApiSettings(BaseModel):
     interact_burst: int = 20
     # Cyclic GC: "idle" collects young generations between requests and a full collection every
     # gc_full_every_s (api/collector.py); "auto" leaves CPython's automatic collector on.
-    gc: Literal["idle", "auto"] = "idle"
-    gc_young_every: int = 2000  # net allocations pending before an idle-time young collection
-    gc_young_limit: int = 100_000  # ... and before one even with requests in flight
-    gc_full_every_s: float = 60.0
+    gc: Literal["idle", "auto"] = tuning("idle")
+    gc_young_every: int = tuning(2000)  # net allocations pending before an idle-time young collection
+    gc_young_limit: int = tuning(100_000)  # ... and before one even with requests in flight
+    gc_full_every_s: float = tuning(60.0)
 
 
 Protocol = Literal["user-temporal", "global-time"]
@@ -265,7 +266,7 @@ class TrainingSettings(BaseModel):
     baselines: bool = True
     # Validation and test rank the whole catalogue for every user: above this many users a seeded
     # sample is evaluated (0: all). At 1M items each evaluated user costs ~1M dot products.
-    max_eval_users: int = 0
+    max_eval_users: int = tuning(0)
     # Evaluation protocols of `graphrec train` (gnn.evaluate): "user-temporal" (per user, the last
     # 20% by time held out) and "global-time" (train before the global_cut quantile of timestamps,
     # test what each user did after it, new users and items counted). Every model runs on each.
@@ -313,8 +314,15 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        toml = _TomlWithTuning(settings_cls, toml_file=config_path())
         return (init_settings, env_settings, toml)
+
+
+class _TomlWithTuning(TomlConfigSettingsSource):
+    """The TOML file, with its ``[<section>.tuning]`` tables folded into their sections."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        return fold_tuning(super()._read_file(file_path))
 
 
 def config_path() -> Path:
