@@ -2,7 +2,8 @@
 
 Each benchmark runs in its own process (its own peak memory, no state carried over) and writes
 its JSON report under ``bench/reports/``; this runner collects the headline figures against the
-targets into ``bench/reports/summary.json`` and prints them as a table.
+targets into ``bench/reports/summary.json``, prints them as a table and, after a full run, writes
+them into docs/scaling.md (:mod:`bench.docs`).
 
 The default sizes fit in about 15 minutes on a 2-core machine; ``--scale`` runs the 1M sizes
 (synthetic 5M-interaction load, 1M-item ANN and training, and serving on a 1M-item graph built by
@@ -20,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from bench import docs
 
 REPORTS = Path("bench/reports")
 
@@ -122,9 +125,12 @@ def main() -> None:
         if rc == 0 and out.exists():
             entry["headline"] = headline(name, json.loads(out.read_text()))
         summary["benchmarks"][name] = entry
+    summary = docs.stamp(summary)
     path = REPORTS / ("summary-scale.json" if a.scale else "summary.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, default=str))
+    if not a.only and not a.scale:  # a full run is the current state: docs/scaling.md shows it
+        docs.update(docs.DOC, summary)
     print("\n=== summary")
     for name, e in summary["benchmarks"].items():
         print(f"{name} ({e['seconds']} s, exit {e['exit_code']})")

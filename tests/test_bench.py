@@ -45,3 +45,19 @@ def test_hit_ratio_from_the_metrics_exposition() -> None:
     assert hit_ratio(before, after, "recommendations") == (30, 10, 0.75)
     assert hit_ratio(before, after, "similarItems") == (0, 3, 0.0)
     assert hit_ratio(after, after, "recommendations") == (0, 0, None)
+
+
+def test_the_scaling_doc_table_is_generated_from_the_summary(tmp_path) -> None:
+    from bench import docs
+
+    doc = tmp_path / "scaling.md"
+    doc.write_text(f"# Title\n\nprose\n{docs.BEGIN}\nold table\n{docs.END}\n\nmore prose\n")
+    summary = {"finished_at": "2026-12-03 18:00 UTC", "machine": {"cpus": 2, "cpu": "Test CPU"},
+               "benchmarks": {"engine": {"exit_code": 0, "headline": [["engine home feed p99 ms", 12.5, "< 30"]]},
+                              "serve": {"exit_code": 1, "report": "bench/reports/serve.json"}}}
+    assert docs.update(doc, summary)
+    text = doc.read_text()
+    assert "old table" not in text and text.startswith("# Title\n\nprose\n") and text.endswith("more prose\n")
+    assert "| engine | engine home feed p99 ms | 12.5 | < 30 |" in text
+    assert "| serve | exit code 1 |" in text and "2 cores (Test CPU)" in text
+    assert not docs.update(tmp_path / "nodoc.md" if (tmp_path / "nodoc.md").write_text("x") else doc, summary)
