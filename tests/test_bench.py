@@ -60,4 +60,6 @@ def test_the_scaling_doc_table_is_generated_from_the_summary(tmp_path) -> None:
     assert "old table" not in text and text.startswith("# Title\n\nprose\n") and text.endswith("more prose\n")
     assert "| engine | engine home feed p99 ms | 12.5 | < 30 |" in text
     assert "| serve | exit code 1 |" in text and "2 cores (Test CPU)" in text
-    assert not docs.update(tmp_path / "nodoc.md" if (tmp_path / "nodoc.md").write_text("x") else doc, summary)
+    bare = tmp_path / "bare.md"
+    bare.write_text("no markers\n")
+    assert not docs.update(bare, summary) and bare.read_text() == "no markers\n"
