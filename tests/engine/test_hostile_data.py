@@ -183,8 +183,9 @@ def test_a_write_from_the_future_is_refused_and_a_wrecked_clock_is_repaired(tiny
     store.write("load/advance_clock", ts=4_102_000_000.0, slack=0.0)
     wrecked = run(recs())
     assert _sources(wrecked) != _sources(before)
-    cli.settings = lambda: tiny  # type: ignore[assignment]  # the CLI on the test Neo4j
-    result = CliRunner().invoke(cli.app, ["clock", "repair"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("graphrec.cli.common.get_settings", lambda: tiny)  # the CLI on the test Neo4j
+        result = CliRunner().invoke(cli.app, ["clock", "repair"])
     assert result.exit_code == 0, result.output
     assert "now 1800" in result.output
     assert store.read("recs/latest_ts")[0]["ts"] == 1800.0

@@ -1,0 +1,63 @@
+"""What every command shares: the app and its groups, one-line errors, settings and the store."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from graphrec.core.config import Settings, get_settings
+from graphrec.core.errors import GraphrecError
+
+app = typer.Typer(help="graphrec: graph-centric recommendations.", no_args_is_help=True, add_completion=False)
+neo4j_app = typer.Typer(help="Manage the local Neo4j server.", no_args_is_help=True)
+schema_app = typer.Typer(help="Constraints and indexes.", no_args_is_help=True)
+load_app = typer.Typer(help="Load data into the graph.", no_args_is_help=True)
+app.add_typer(neo4j_app, name="neo4j")
+app.add_typer(schema_app, name="schema")
+app.add_typer(load_app, name="load")
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+apikey_app = typer.Typer(help="API keys for the GraphQL API.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+clock_app = typer.Typer(help="The graph's clock (the newest interaction time, 'now' for decay).", no_args_is_help=True)
+app.add_typer(clock_app, name="clock")
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn expected failures (graphrec errors, files that cannot be read) into one red line and
+    exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GraphrecError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except OSError as exc:  # a file the user named, or one the configuration points at
+            where = f": {exc.filename}" if exc.filename else ""
+            err.print(f"[red]error:[/red] {exc.strerror or exc}{where}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def _store() -> Any:
+    from graphrec.core.graph.store import GraphStore
+
+    return GraphStore.from_settings(settings())

@@ -1,0 +1,106 @@
+"""``graphrec serve`` and ``graphrec apikey ...``: the GraphQL API."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from graphrec.cli.common import _store, apikey_app, app, console, friendly, settings
+from graphrec.core.errors import GraphrecError
+
+
+# ---- serving -------------------------------------------------------------------------------
+@app.command("serve")
+@friendly
+def serve(host: Annotated[str | None, typer.Option(help="Bind address (default api.host, 127.0.0.1).")] = None,
+          port: Annotated[int | None, typer.Option(help="Port (default api.port, 8000).")] = None,
+          workers: Annotated[int | None, typer.Option(help="Worker processes (default api.workers).")] = None,
+          check: Annotated[bool, typer.Option("--check", help="Only check that the port is free.")] = False) -> None:
+    """Serve the GraphQL API on uvicorn (GraphQL at /graphql, widget demo at /demo, /dashboard)."""
+    import uvicorn
+
+    s = settings()
+    h, p, w = host or s.api.host, port or s.api.port, workers or s.api.workers
+    _port_free(h, p)
+    if check:
+        return
+    # Worker processes inherit these before numpy/torch load: one math thread each (see
+    # api.app.single_threaded_math, which also applies them when the app is started otherwise).
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    if w > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics adds up every worker's samples (api.metrics); the directory starts empty.
+        import shutil
+
+        mdir = s.var_dir / "run" / f"metrics-{p}"
+        shutil.rmtree(mdir, ignore_errors=True)
+        mdir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mdir)
+    console.print(f"graphrec API on http://{h}:{p}/graphql  (demo: http://{h}:{p}/demo, metrics: /metrics)")
+    # api.server's protocol bounds request heads, the time a request may take to arrive and the
+    # connections per client address (uvicorn's own limits do not).
+    uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
+                timeout_graceful_shutdown=10, limit_concurrency=s.api.max_connections,
+                http="api.server:GuardedHttpToolsProtocol")
+
+
+def _port_free(host: str, port: int) -> None:
+    """A port already in use is a one-line error that says what to do (a second `make demo`)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise GraphrecError(f"port {port} is in use (another `graphrec serve` or `make demo` running?): "
+                                "stop it, or pass --port / set GRAPHREC_API_PORT") from None
+
+
+@apikey_app.command("create")
+@friendly
+def apikey_create(scopes: Annotated[str, typer.Option(help="Comma-separated: read, write, interact (only "
+                                                             "recordInteraction, for keys in public pages).")] = "read",
+                  name: Annotated[str, typer.Option(help="A label for people.")] = "",
+                  origins: Annotated[str, typer.Option(help="Comma-separated origins an interact key may be used from "
+                                                            "(https://shop.example); default api.interact_origins.")] = ""
+                  ) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from api.auth import create_key
+
+    with _store() as store:
+        kid, key = create_key(store, [x.strip() for x in scopes.split(",") if x.strip()], name,
+                              [x.strip() for x in origins.split(",") if x.strip()])
+    console.print(f"key id {kid} (scopes: {scopes}{'; origins: ' + origins if origins else ''}). The key, shown once:")
+    print(key)
+
+
+@apikey_app.command("revoke")
+@friendly
+def apikey_revoke(key_id: str) -> None:
+    """Revoke a key by its id (refused everywhere within api.key_cache_ttl_s seconds)."""
+    from api.auth import revoke_key
+
+    with _store() as store:
+        if not revoke_key(store, key_id):
+            raise GraphrecError(f"no API key with id {key_id!r}")
+    console.print(f"revoked {key_id}")
+
+
+@apikey_app.command("list")
+@friendly
+def apikey_list() -> None:
+    """API keys (ids, scopes, status; never the keys)."""
+    from api.auth import list_keys
+
+    with _store() as store:
+        rows = list_keys(store)
+    t = Table("id", "name", "scopes", "origins", "created", "revoked")
+    for r in rows:
+        t.add_row(r["id"], r["name"] or "", ",".join(r["scopes"]), ",".join(r["origins"]), time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["created_at"])),
+                  "yes" if r["revoked_at"] else "")
+    console.print(t)
