@@ -29,7 +29,8 @@ in which the store is away, and that no acknowledged interaction is lost.
    checked against what is known (Neo4j down: it must not say ready; healthy: the reads answered
    around it must be whole), and its dead-letter count against the poison lines written.
 
-Writes ``bench/reports/soak.json`` and prints the figures.
+Writes ``bench/reports/soak.json`` and prints the figures. One module over 400 lines: one run,
+end to end (its scratch stack, the traffic, the restart, the audit of what was acknowledged).
 """
 
 from __future__ import annotations

@@ -20,7 +20,10 @@ Refused, with :class:`BulkImportError`, when Neo4j is not the local server graph
 (``GRAPHREC_NEO4J_URI`` set: run ``neo4j-admin database import`` there), or when the database
 holds anything but graphrec's bookkeeping nodes: the import replaces the whole database, so it
 never runs where it could destroy data. Memory: the keys of all interactions (for duplicates),
-every user and item, and every session are held until the import (~2 GB at 20M interactions).
+every user and item, and every session are held until the import (a few GB at tens of millions of interactions).
+
+One module over 400 lines: one pipeline from rows to the import tool's files, whose steps share
+the in-memory key, user, item and session maps.
 """
 
 from __future__ import annotations

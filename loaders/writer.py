@@ -8,6 +8,9 @@ holds the first bad row is written, so nothing is half-written.
 Interactions go through a pipeline (read ‖ prepare ‖ commit) with several commit lanes: a batch is
 split by user into one transaction per lane, so the lanes' transactions never share a user and
 take their item locks in the same (ascending) order; they run concurrently without deadlocks.
+
+One module over 400 lines: the stages of that pipeline share the batch's columns and the
+remembered element ids; split, each stage would import the others' internals.
 """
 
 from __future__ import annotations

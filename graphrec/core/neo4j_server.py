@@ -10,6 +10,9 @@ when graphrec generated it). The server listens on loopback only, with authentic
 usage reporting off.
 
 When ``GRAPHREC_NEO4J_URI`` names another server, nothing here is used.
+
+One module over 400 lines: the steps of one server's life share its paths, its process handling
+and its error translation; split, each part would import the others.
 """
 
 from __future__ import annotations

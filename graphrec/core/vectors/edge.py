@@ -37,6 +37,9 @@ What Qdrant Edge 0.9 does (its ``qdrant_edge/__init__.pyi`` is the documentation
   workers) can then load the same finished shard for reading. A collection has one writer, the
   process that builds it; points written after ``finalize`` are not seen by processes that
   loaded it earlier. To share a *mutable* index between processes, use a Qdrant server.
+
+One module over 400 lines: the adapter of one engine, with the engine's observed behaviour
+documented beside the code that depends on it.
 """
 
 from __future__ import annotations
