@@ -183,7 +183,7 @@ def test_dashboard_shows_the_numbers_of_metrics(api: Any, tmp_path: Path) -> Non
 
     s = demo_settings(api)
     with GraphStore.from_settings(s) as store:
-        reg = Registry(store, s.var_dir / "models")  
+        reg = Registry(store, s.var_dir / "models")  # where every process looks for artifacts
         vid = new_version_id("gnn")
         reg.register("gnn", vid, seed=42, config={}, metrics={"ndcg@10": 0.1234, "recall@100": 0.5678},
                      snapshot={}, training_seconds=12.0)
