@@ -231,7 +231,7 @@ async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: fl
                   marks: dict[str, float], users: int, items: int, out: dict[str, Any], slow_sockets: int = 50) -> None:
     """The hostile mix from ``start_s`` to ``end_s`` (seconds since ``t0``): see the module's doc.
     Counts answers by kind and status in ``out["hostile"]``; poison lines written in ``out["poison"]``."""
-    from graphrec.journal import Journal
+    from graphrec.engine.journal import Journal
 
     rng = random.Random(11)
     counts: Counter[str] = Counter()

@@ -69,11 +69,11 @@ from graphrec.graph.repository import (
     interaction_statements,
 )
 from graphrec.graph.store import AsyncGraphStore
-from graphrec.journal import Journal, refused_for_good, write_rows_sync
-from graphrec.sources import SOURCES
-from graphrec.sources.base import Candidate, SourceContext
-from graphrec.sources.graph import session_seeds
-from graphrec.sources.neighbour_cache import NeighbourCache
+from graphrec.engine.journal import Journal, refused_for_good, write_rows_sync
+from graphrec.engine.sources import SOURCES
+from graphrec.engine.sources.base import Candidate, SourceContext
+from graphrec.engine.sources.graph import session_seeds
+from graphrec.engine.sources.neighbour_cache import NeighbourCache
 from loaders.records import InteractionRow, InteractionType, ItemRow, RowLimits, UserRow, validate
 
 log = logging.getLogger("graphrec.engine")

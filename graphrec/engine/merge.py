@@ -7,7 +7,7 @@ from typing import Any
 
 from graphrec.engine.rules import Scored
 from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS
-from graphrec.sources.base import Candidate
+from graphrec.engine.sources.base import Candidate
 
 
 def decay_now(recent: list[dict[str, Any]], clock: float) -> float:

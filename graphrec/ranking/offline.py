@@ -6,7 +6,7 @@ sessions), with the engine's own functions and the engine's settings (``EngineSe
 weights of the home feed, candidates per source, seeds and their half-life, the history length,
 the popular window and half-life, the fresh window, MMR): the sources, the merge, the consumed-item
 rules and the ranker's features are the code the engine runs (graphrec.engine.merge,
-graphrec.engine.rules, graphrec.sources.graph, graphrec.ranking.features.request_features). A
+graphrec.engine.rules, graphrec.engine.sources.graph, graphrec.ranking.features.request_features). A
 replayed request is the user's home feed at the history's last instant, in their latest session
 (the session source and the session similarity see its items, as when a client passes them).
 The result is a candidate list per test user with every source's score and rank. Rankings
@@ -32,8 +32,8 @@ from graphrec.engine.model import LiveModel
 from graphrec.graph.repository import DEFAULT_TYPE_WEIGHTS
 from graphrec.neighbours import content_matrix, interaction_matrix, top_k_cosine
 from graphrec.ranking import features as F
-from graphrec.sources.base import Candidate
-from graphrec.sources.graph import aggregate_neighbours, session_seed_weights
+from graphrec.engine.sources.base import Candidate
+from graphrec.engine.sources.graph import aggregate_neighbours, session_seed_weights
 
 
 def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:

@@ -14,9 +14,9 @@ from graphrec.engine.engine import Engine
 from graphrec.engine.types import RecFilter, RecRequest, RequestContext
 from graphrec.errors import NotFound
 from graphrec.graph.store import AsyncGraphStore
-from graphrec.sources import SOURCES
-from graphrec.sources.base import SourceContext
-from graphrec.sources.neighbour_cache import NeighbourCache
+from graphrec.engine.sources import SOURCES
+from graphrec.engine.sources.base import SourceContext
+from graphrec.engine.sources.neighbour_cache import NeighbourCache
 from graphrec.testing import tiny_graph
 from loaders.records import InteractionType
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from graphrec.errors import GraphStoreUnavailable
-from graphrec.sources.neighbour_cache import NeighbourCache
+from graphrec.engine.sources.neighbour_cache import NeighbourCache
 
 
 class FakeStore:

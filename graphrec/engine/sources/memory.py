@@ -3,7 +3,7 @@ popularity (overall and per category) and fresh items. They keep answering when 
 
 from __future__ import annotations
 
-from graphrec.sources.base import Candidate, SourceContext
+from graphrec.engine.sources.base import Candidate, SourceContext
 
 
 async def popular(ctx: SourceContext, limit: int) -> list[Candidate]:
