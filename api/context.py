@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from api.auth import Principal
 from graphrec.engine.engine import Engine
-from graphrec.graph.repository import Item
+from graphrec.engine.types import Item
 
 
 @dataclass

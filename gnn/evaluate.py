@@ -277,12 +277,12 @@ def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
     or LightGCN, ``ctx.served``) fit on this split.
     Served means: the DCN-v2 ranker when one trained on this GNN is given (``ctx.ranker``),
     else fusion + MMR."""
-    from graphrec.engine.model import LiveModel
+    from graphrec.core.user_vector import Embeddings
     from graphrec.ranking.offline import World, evaluate, fusion_scorer, targets
 
     emb, params = served_embeddings(snap, split, ctx)
-    model = LiveModel(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
-                      params)
+    model = Embeddings(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
+                       params)
     world = World.build(snap, split.hist, model, engine=ctx.engine)
     truth = targets(snap, split.test)
     if ctx.ranker is not None:

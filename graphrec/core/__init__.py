@@ -1,0 +1,1 @@
+"""The domain layer: settings, records, errors, stores and the recipes training and serving share."""
