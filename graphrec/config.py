@@ -137,8 +137,8 @@ class EngineSettings(BaseModel):
     exact_fallback_max_items: int = 200_000
     candidates_per_source: int = 200
     history: int = 50  # recent interactions read per request
-    # Consumed items read per request, newest first: excluded from its answer (on the surfaces
-    # above) and down-weighted; a user with more has their older ones recommended again.
+    # Consumed items read per request: excluded from its answer (on the surfaces above) or
+    # down-weighted; of a user with more, only this many (in no set order) are known to it.
     max_consumed: int = Field(default=5000, ge=1)
     seeds: int = 20  # recent positive items used as seeds
     half_life_days: float = 90.0  # recency decay of seeds and user vectors

@@ -1,8 +1,8 @@
 // What the engine needs to know about a user for one request, in one round trip: their most
 // recent interactions (seeds, the user vector) and every item they ever interacted with, with
-// the strongest type (exclusions, down-weights). Unknown user: no row (a cold-start user).
+// its interaction types (exclusions, down-weights), at most $max_consumed of them in no set order. Unknown user: no row (a cold-start user).
 // Returns: recent (list of {item_id, type, ts, value}, newest first), consumed (list of
-//   {item_id, type}).
+//   {item_id, types}).
 // Params: $user_id, $recent (int), $max_consumed (int).
 MATCH (u:User {id: $user_id})
 RETURN COLLECT {
