@@ -141,14 +141,17 @@ def tiny_graph(store: Any) -> None:
 
 def on_engine(settings: Settings, fn: Callable[[Engine], Awaitable[T]]) -> T:
     """``await fn(engine)`` on an engine of its own (no warm-up, no background tasks, closed
-    after), from synchronous code: e.g. ``on_engine(s, lambda e: e.repo.get_item("1"))``."""
+    after), from synchronous code: e.g. ``on_engine(s, lambda e: e.repo.get_item("1"))``. Its
+    request budget is wide (30 s): a write goes to Neo4j, not to the journal, however cold the
+    connection."""
     import asyncio
 
     from graphrec.engine.engine import Engine
     from graphrec.graph.store import AsyncGraphStore
 
     async def go() -> T:
-        e = Engine(settings, AsyncGraphStore.from_settings(settings))
+        wide = settings.model_copy(update={"engine": settings.engine.model_copy(update={"request_budget_ms": 30_000.0})})
+        e = Engine(wide, AsyncGraphStore.from_settings(wide))
         try:
             return await fn(e)
         finally:
