@@ -65,8 +65,11 @@ def pool(item_emb: np.ndarray, owner: np.ndarray, item: np.ndarray, w: np.ndarra
          params: Mapping[str, Any]) -> np.ndarray:
     """Σ w·embedding per owner, normalised, plus the recipe's prior, normalised again: [n, d].
     An owner with nothing to pool gets the zero vector (the prior alone when there is one)."""
-    acc = np.zeros((num_owners, item_emb.shape[1]), dtype=np.float32)
-    np.add.at(acc, owner, item_emb[item] * w[:, None])
+    if num_owners == 1:  # one user at request time: a product, not a scatter
+        acc = (w @ item_emb[item])[None, :].astype(np.float32, copy=False)
+    else:
+        acc = np.zeros((num_owners, item_emb.shape[1]), dtype=np.float32)
+        np.add.at(acc, owner, item_emb[item] * w[:, None])
     n = np.linalg.norm(acc, axis=1, keepdims=True)
     n[n == 0] = 1.0
     acc = acc / n
@@ -90,9 +93,12 @@ def user_matrix(item_emb: np.ndarray, user: np.ndarray, item: np.ndarray, type_w
 
 def user_vector(item_emb: np.ndarray, index: Mapping[str, int], history: Sequence[Mapping[str, Any]], now: float,
                 params: Mapping[str, Any]) -> np.ndarray | None:
-    """One user's vector from ``history`` (``{item_id, type, ts, value}`` dicts, any order; items
-    not in ``index`` are skipped, a missing ``ts`` counts as ``now``), or None when nothing in it
-    carries weight (a cold user)."""
+    """One user's vector from ``history`` (``{item_id, type, ts, value}`` dicts, any order; a
+    missing ``ts`` counts as ``now``): its ``max_history`` most recent interactions, of which the
+    items not in ``index`` are skipped. None when nothing in it carries weight (a cold user)."""
+    cap = int(params.get("max_history") or 0)
+    if cap and len(history) > cap:
+        history = sorted(history, key=lambda h: -(h["ts"] if h.get("ts") is not None else now))[:cap]
     rows = [(k, h) for h in history if (k := index.get(h["item_id"])) is not None]
     if not rows:
         return None
@@ -102,12 +108,10 @@ def user_vector(item_emb: np.ndarray, index: Mapping[str, int], history: Sequenc
     value = np.array([float(h["value"]) if h.get("value") is not None else 0.0 for _, h in rows])
     ts = np.array([float(h["ts"]) if h.get("ts") is not None else now for _, h in rows])
     item = np.array([k for k, _ in rows], dtype=np.int64)
-    owner = np.zeros(len(rows), dtype=np.int64)
-    keep = latest(owner, ts, int(params.get("max_history") or 0))
-    w = interaction_weights(type_w[keep], rated[keep], value[keep], ts[keep], now, params)
-    if not np.any(item_emb[item[keep]].T @ w):  # nothing carries weight, or it cancels out
+    w = interaction_weights(type_w, rated, value, ts, now, params)
+    if not np.any(w @ item_emb[item]):  # nothing carries weight, or it cancels out
         return None
-    return pool(item_emb, owner[keep], item[keep], w, 1, params)[0]
+    return pool(item_emb, np.zeros(len(rows), dtype=np.int64), item, w, 1, params)[0]
 
 
 @dataclass

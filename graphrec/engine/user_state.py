@@ -79,6 +79,4 @@ class UserStates:
     def excluded(self, req: RecRequest, consumed: Consumed) -> set[str]:
         """The items this request must not recommend: what the user clicked, bought or rated, on
         the surfaces that exclude consumed items."""
-        if req.surface.value not in self.s.cfg.exclude_consumed:
-            return set()
-        return {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES}
+        return rules.excluded_items(consumed, req.surface.value in self.s.cfg.exclude_consumed)

@@ -159,7 +159,8 @@ class World:
         seeds = seeds_from_history(recent, self.now, eng.half_life_days * 86400.0, eng.seeds, self.type_weights)
         vec = self.model.user_vector(recent, self.now) if (self.model and recent) else None
         consumed = self.consumed.get(u, {})
-        hard = {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES}
+        exclude = "HOME_FEED" in eng.exclude_consumed
+        hard = rules.excluded_items(consumed, exclude)
         weights = self.weights()
         if not recent:
             weights = cold_start_weights(weights)
@@ -181,7 +182,7 @@ class World:
         # The engine's default filter (available items only; an unknown item passes), then its rules
         # for consumed items (excluded after a click, purchase or rating; viewed and skipped down-weighted).
         cands = [c for c in merged.values() if self.available.get(c.item_id, True)]
-        cands = rules.apply_consumed(cands, consumed, "HOME_FEED" in eng.exclude_consumed)
+        cands = rules.apply_consumed(cands, consumed, exclude)
         return cands, vec
 
     def session_vector(self, u: int, session: list[str] | None = None) -> np.ndarray | None:
