@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
-from graphrec.core.user_vector import default_recipe
+from graphrec.core.user_vector import recipe
 from graphrec.engine.catalog import load_catalog
 from graphrec.engine.guard import Guard
 from graphrec.engine.model import LiveModel
@@ -56,7 +57,7 @@ class Live:
         m = rows[0]["m"]
         if s.model is None or s.model.version != m["id"]:
             model = await asyncio.to_thread(LiveModel.load, m["id"], m["artifact_dir"], m.get("collection"),
-                                            default_recipe())
+                                            self.configured_recipe())
             await self.guard.warm_vectors(model)
             s.model = model
             s.clear_results()
@@ -69,6 +70,11 @@ class Live:
                                                r.get("gnn_version"))
             s.clear_results()
         self.update_ranker_status()
+
+    def configured_recipe(self) -> dict[str, Any]:
+        """The user-vector recipe of these settings: serves a version saved without one."""
+        st = self.s.settings
+        return recipe(st.interactions.vector_weights, st.gnn.rating_center, st.gnn.half_life_days, st.gnn.max_history)
 
     def update_ranker_status(self) -> None:
         s = self.s
