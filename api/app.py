@@ -39,10 +39,10 @@ from api.errors import error_response
 from api.gate import Gate
 from api.http import cors_preflight, with_cors
 from api.schema import build_schema
-from graphrec.config import Settings, get_settings
+from graphrec.core.config import Settings, get_settings
 from graphrec.engine.engine import Engine
-from graphrec.graph.store import AsyncGraphStore
-from graphrec.progress import read_status
+from graphrec.core.graph.store import AsyncGraphStore
+from graphrec.core.progress import read_status
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("graphrec.api")
@@ -204,7 +204,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return JSONResponse({"ready": ready, **h, "degraded": bool(reasons), "degraded_reasons": reasons, **r,
                              "journal_pending_bytes": r["journal"]["pending_bytes"], "pid": os.getpid(),
                              "ranker": eng.ranker_status, "model_version": eng.model.version if eng.model else None,
-                             "training": read_status(settings.var_dir)},  # graphrec.progress
+                             "training": read_status(settings.var_dir)},  # graphrec.core.progress
                             status_code=200 if ready else 503)
 
     def exposition() -> bytes:  # /metrics and the dashboard read the same numbers

@@ -66,7 +66,7 @@ def install(cache_dir: Path) -> Path:
 
 
 def main() -> int:
-    from graphrec.config import load_settings
+    from graphrec.core.config import load_settings
 
     cache = load_settings().cache_dir
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphrec.engine.cache import TTLCache
-from graphrec.errors import GraphrecError, GraphStoreUnavailable
+from graphrec.core.errors import GraphrecError, GraphStoreUnavailable
 
 SCOPES = ("read", "write", "interact")
 # What each scope lets a key do: `interact` (for keys in public HTML, e.g. the widget) records

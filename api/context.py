@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from api.auth import Principal
 from graphrec.engine.engine import Engine
-from graphrec.engine.types import Item
+from graphrec.core.recs.types import Item
 
 
 @dataclass

@@ -50,7 +50,7 @@ from strawberry.extensions import SchemaExtension
 
 from api.auth import RateLimited
 from api.limits import CostBudget
-from graphrec.errors import ValidationError
+from graphrec.core.errors import ValidationError
 
 OBJECT = 1
 ENGINE = 10

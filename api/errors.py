@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse
 
 from api import metrics as M
 from graphrec.engine.breaker import CircuitOpen
-from graphrec.errors import GraphrecError, GraphStoreUnavailable, VectorStoreUnavailable
+from graphrec.core.errors import GraphrecError, GraphStoreUnavailable, VectorStoreUnavailable
 
 # Errors that are the service's state, not a bug (their class code is INTERNAL).
 STATE_CODES: dict[type[BaseException], str] = {

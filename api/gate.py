@@ -22,8 +22,8 @@ from api.auth import KeyVerifier, Principal, Unauthenticated
 from api.errors import error_response
 from api.http import BadRequest, Operation, parse_operation
 from api.limits import AddressGuard, RateLimiter
-from graphrec.config import ApiSettings
-from graphrec.errors import GraphStoreUnavailable
+from graphrec.core.config import ApiSettings
+from graphrec.core.errors import GraphStoreUnavailable
 
 
 class Gate:

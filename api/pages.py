@@ -27,8 +27,8 @@ from starlette.routing import Route
 
 from api import dashboard
 from api.assets import ASSETS, assets_dir, missing
-from graphrec.config import Settings
-from graphrec.progress import describe, read_status
+from graphrec.core.config import Settings
+from graphrec.core.progress import describe, read_status
 
 STATIC = Path(__file__).resolve().parent / "static"
 EXAMPLES_TTL_S = 60.0
@@ -82,7 +82,7 @@ def _cypher_string(value: str) -> str:
 
 def guide_html(ids: dict[str, str]) -> str:
     """The Browser guide (``:play <api>/guide``): HTML slides with runnable blocks."""
-    from graphrec import cypher
+    from graphrec.core import cypher
 
     vals = {k: _cypher_string(ids.get(k, d)) for k, d in (("user_id", "196"), ("item_id", "50"), ("seed_id", "1"))}
     slides = []

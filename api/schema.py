@@ -45,9 +45,9 @@ from api.types import (
     UserRecommendations,
     check_first,
 )
-from graphrec.config import ApiSettings
-from graphrec.engine import types as et
-from graphrec.errors import GraphrecError, NotFound, ValidationError
+from graphrec.core.config import ApiSettings
+from graphrec.core.recs import types as et
+from graphrec.core.errors import GraphrecError, NotFound, ValidationError
 
 Info = strawberry.Info[Context, None]
 log = logging.getLogger("graphrec.api")

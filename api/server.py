@@ -34,7 +34,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api import metrics as M
-from graphrec.config import ApiSettings
+from graphrec.core.config import ApiSettings
 
 PROTOCOL = "api.server:GuardedHttpToolsProtocol"  # for uvicorn's ``http=`` option
 
@@ -51,7 +51,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         if limits is None:
             if GuardedHttpToolsProtocol.limits is None:
-                from graphrec.config import get_settings
+                from graphrec.core.config import get_settings
 
                 GuardedHttpToolsProtocol.limits = get_settings().api
             limits = GuardedHttpToolsProtocol.limits

@@ -72,11 +72,11 @@ def exact_topk(x: np.ndarray, qs: np.ndarray, k: int, mask: np.ndarray | None = 
 
 def open_index(engine: str, root: Path, m: int, ef_construct: int, payload_m: int, quantization: str = "none") -> Any:
     if engine == "edge":
-        from graphrec.vectors.edge import EdgeIndex
+        from graphrec.core.vectors.edge import EdgeIndex
 
         return EdgeIndex(root / "edge", m=m, ef_construct=ef_construct, payload_m=payload_m, quantization=quantization)
     if engine == "qdrant-local":
-        from graphrec.vectors.qdrant_server import QdrantIndex
+        from graphrec.core.vectors.qdrant_server import QdrantIndex
 
         return QdrantIndex(path=":memory:")
     raise SystemExit(f"unknown engine {engine!r} (edge, qdrant-local)")
@@ -85,7 +85,7 @@ def open_index(engine: str, root: Path, m: int, ef_construct: int, payload_m: in
 def worker(engine: str, n: int, dim: int, nq: int, k: int, efs: list[int], seed: int, root: Path,
            m: int = 16, ef_construct: int = 128, payload_m: int = 16, quantization: str = "none") -> dict[str, Any]:
     """Build one collection and measure it; runs in a child process (see module docstring)."""
-    from graphrec.vectors.base import VectorFilter
+    from graphrec.core.vectors.base import VectorFilter
 
     rss0 = rss_mb()
     ids, x, cats = dataset(n, dim, seed)

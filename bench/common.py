@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 
 
 def machine() -> dict[str, Any]:
@@ -93,7 +93,7 @@ def scratch_neo4j(settings: Settings, name: str = "bench", bolt_port: int = 7688
     """A fresh, empty Neo4j under ``var/<name>`` on its own ports, stopped afterwards.
 
     Benchmarks never touch the demo database."""
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.neo4j_server import Neo4jServer
 
     s = settings.model_copy(update={
         "var_dir": settings.var_dir / name,

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 from bench.common import pct, write_report
-from graphrec.config import load_settings
+from graphrec.core.config import load_settings
 
 
 async def run(requests: int, out: Path, seed: int = 1, freeze: bool = True) -> dict:
     from graphrec.engine.engine import Engine
-    from graphrec.engine.types import RecRequest
+    from graphrec.core.recs.types import RecRequest
 
     settings = load_settings()
     engine = await Engine.create(settings, background=False)

@@ -84,7 +84,7 @@ class Report:
 
 def sdl() -> str:
     from api.schema import build_schema
-    from graphrec.config import ApiSettings
+    from graphrec.core.config import ApiSettings
 
     return str(build_schema(ApiSettings()))
 
@@ -171,10 +171,10 @@ def run(url: str, keys: dict[str, str], n: int, seed_value: int = 0,
 def prepare(s: Any) -> dict[str, str]:
     """The tiny catalogue with neighbours, and one key per kind of caller."""
     from api.auth import create_key
-    from gnn.export import export_snapshot
-    from graphrec.graph import schema
-    from graphrec.graph.store import GraphStore
-    from graphrec.neighbours import refresh
+    from graphrec.core.export import export_snapshot
+    from graphrec.core.graph import schema
+    from graphrec.core.graph.store import GraphStore
+    from gnn.neighbours import refresh
     from graphrec.testing import tiny_graph
 
     with GraphStore.from_settings(s) as store:
@@ -221,7 +221,7 @@ def main() -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from bench.common import scratch_neo4j, write_report
-    from graphrec.config import load_settings
+    from graphrec.core.config import load_settings
     from graphrec.testing.server import free_port
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,7 +232,7 @@ def main() -> None:
     with scratch_neo4j(load_settings(), "fuzz", free_port(), free_port(), heap="1g", pagecache="256m") as s:
         from pydantic import SecretStr
 
-        from graphrec.neo4j_server import Neo4jServer
+        from graphrec.core.neo4j_server import Neo4jServer
 
         s = s.model_copy(update={"var_dir": s.var_dir.resolve(), "neo4j": s.neo4j.model_copy(
             update={"password": SecretStr(Neo4jServer(s).password())})})

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.common import scratch_neo4j, tree_cpu_s, write_report
-from graphrec.config import Settings, load_settings
+from graphrec.core.config import Settings, load_settings
 
 
 def _bulk(settings: Settings, n: int) -> dict:
@@ -43,9 +43,9 @@ def _bulk(settings: Settings, n: int) -> dict:
 
 def run(settings: Settings, synthetic_interactions: int = 5_000_000, out: Path = Path("bench/reports/load.json"),
         batch_size: int = 10_000, writers: int = 2, bulk: bool = True) -> dict:
-    from graphrec.graph import schema
-    from graphrec.graph.store import GraphStore
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.graph import schema
+    from graphrec.core.graph.store import GraphStore
+    from graphrec.core.neo4j_server import Neo4jServer
     from loaders import movielens
     from loaders.synthetic import SyntheticCatalog, SyntheticSpec
     from loaders.writer import GraphWriter

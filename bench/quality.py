@@ -43,7 +43,7 @@ def global_time_split(snap: Any, cut: float = 0.8, val_fraction: float = 0.1,
                       min_train: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Masks (train, validation, test) of a global time cut at quantile ``cut``; test and
     validation only for users with at least ``min_train`` interactions before the cut."""
-    from gnn.data import KIND_CODE
+    from graphrec.core.snapshot import KIND_CODE
 
     t_cut = float(np.quantile(snap.ts, cut))
     before = snap.ts < t_cut
@@ -100,7 +100,7 @@ def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epo
     from gnn.metrics import interaction_matrix
     from gnn.train import train
     from gnn.user import user_matrix, user_params
-    from graphrec.config import load_settings
+    from graphrec.core.config import load_settings
     from loaders import movielens
 
     torch.set_num_threads(1)

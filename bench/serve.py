@@ -36,7 +36,7 @@ import httpx
 
 from bench.common import pct, pyplot, save_figure, tree_cpu_s, tree_rss_mb, write_report
 from bench.loadgen import graphql_request, open_loop, p99_by_window
-from graphrec.config import load_settings
+from graphrec.core.config import load_settings
 from graphrec.testing.server import free_port
 
 HOST = "127.0.0.1"
@@ -157,7 +157,7 @@ def remove_bench_users(store: Any, run: str) -> int:
 
 
 def neo4j_pid() -> int | None:
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.neo4j_server import Neo4jServer
 
     return Neo4jServer(load_settings()).pid()
 
@@ -207,7 +207,7 @@ def main() -> None:
     token = None
     if "recordInteraction" in a.ops:
         from api.auth import create_key, revoke_key
-        from graphrec.graph.store import GraphStore
+        from graphrec.core.graph.store import GraphStore
 
         with GraphStore.from_settings(settings) as store:
             kid, token = create_key(store, ["read", "write"], "bench.serve")

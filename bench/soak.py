@@ -52,7 +52,7 @@ import httpx
 
 from bench.common import scratch_neo4j, tree_rss_mb, write_report
 from bench.loadgen import Pool, graphql_request
-from graphrec.config import Settings, load_settings
+from graphrec.core.config import Settings, load_settings
 from graphrec.testing.server import free_port
 
 HOST = "127.0.0.1"
@@ -80,12 +80,12 @@ class Done:
 def prepare(s: Settings, users: int, items: int, interactions: int, train: bool) -> str:
     """Load the catalogue, materialise neighbours, train (optional); returns a read/write API key."""
     from api.auth import create_key
-    from gnn.config import GNNConfig
-    from gnn.export import export_snapshot
+    from graphrec.core.gnn_config import GNNConfig
+    from graphrec.core.export import export_snapshot
     from gnn.lifecycle import run_pipeline
-    from graphrec.graph import schema
-    from graphrec.graph.store import GraphStore
-    from graphrec.neighbours import refresh
+    from graphrec.core.graph import schema
+    from graphrec.core.graph.store import GraphStore
+    from gnn.neighbours import refresh
     from loaders.synthetic import SyntheticCatalog, SyntheticSpec
     from loaders.writer import GraphWriter
 
@@ -430,8 +430,8 @@ def main() -> None:
     with scratch_neo4j(load_settings(), "soak", free_port(), free_port(), heap="1g", pagecache="512m") as s:
         from pydantic import SecretStr
 
-        from graphrec.graph.store import GraphStore
-        from graphrec.neo4j_server import Neo4jServer
+        from graphrec.core.graph.store import GraphStore
+        from graphrec.core.neo4j_server import Neo4jServer
 
         server = Neo4jServer(s)
         s = s.model_copy(update={"var_dir": s.var_dir.resolve(),

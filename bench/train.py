@@ -6,7 +6,7 @@ is its own):
 - ``movielens``: MovieLens-100K from the cached files (:func:`loaders.movielens.snapshot`), the
   configured GNN (``[gnn]`` settings: full softmax), a few epochs;
 - ``synthetic``: the seeded power-law catalogue of :mod:`loaders.synthetic`, its rows turned into a
-  snapshot by :meth:`gnn.data.Snapshot.from_rows`; above ``FULL_SOFTMAX_MAX_ITEMS`` training uses
+  snapshot by :meth:`graphrec.core.snapshot.Snapshot.from_rows`; above ``FULL_SOFTMAX_MAX_ITEMS`` training uses
   the sampled softmax (and sparse Adam on the id embedding). Default: 1M items, 20k users, 500k
   interactions, one epoch, which fits in ~8 minutes on one shared core. An epoch is
   ``examples_per_user`` (user, cut point) examples per user with 3+ training interactions, at
@@ -45,10 +45,10 @@ DEFAULT_EPOCHS = {"movielens": 5, "synthetic": 1}
 
 def build_snapshot(dataset: str, a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The snapshot of ``dataset`` and what it is (sizes, generator spec)."""
-    from gnn.data import Snapshot
+    from graphrec.core.snapshot import Snapshot
 
     if dataset == "movielens":
-        from graphrec.config import load_settings
+        from graphrec.core.config import load_settings
         from loaders import movielens
 
         return movielens.snapshot(movielens.fetch(load_settings().cache_dir)), {"source": "MovieLens-100K (recbole 1.2.1 files)"}
@@ -66,7 +66,7 @@ def worker(dataset: str, a: argparse.Namespace) -> dict[str, Any]:
 
     from gnn.split import train_val_test
     from gnn.train import FULL_SOFTMAX_MAX_ITEMS, train
-    from graphrec.config import load_settings
+    from graphrec.core.config import load_settings
 
     settings = load_settings()
     epochs = a.epochs or DEFAULT_EPOCHS[dataset]
@@ -132,7 +132,7 @@ def pipeline_worker() -> dict[str, Any]:
     """``graphrec train --force`` in-process (the Neo4j of the settings must hold the data): the
     summary of :func:`gnn.lifecycle.run_pipeline`, with its wall seconds per stage."""
     from gnn.lifecycle import run_pipeline
-    from graphrec.config import load_settings
+    from graphrec.core.config import load_settings
 
     t = time.perf_counter()
     out = run_pipeline(load_settings(), force=True, progress=False)

@@ -1,6 +1,6 @@
 """PinSage-style GNN: reads a snapshot of the graph, learns item and user embeddings, publishes them.
 
-- :mod:`gnn.export` streams a :class:`~gnn.data.Snapshot` out of Neo4j;
+- :mod:`graphrec.core.export` streams a :class:`~graphrec.core.snapshot.Snapshot` out of Neo4j;
 - :mod:`gnn.split` makes the temporal train / validation / test split;
 - :mod:`gnn.features` builds item input features from content;
 - :mod:`gnn.walks` computes random-walk importance neighbourhoods;

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from gnn.baselines import ALS, EASE, ItemKNN, MostPopular
-from gnn.config import GNNConfig
-from gnn.data import Snapshot
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import Snapshot
 from gnn.metrics import interaction_matrix, ranking_metrics
 from gnn.split import PROTOCOLS, global_time_split, relevant, train_val_test
 from gnn.user import user_matrix
@@ -272,13 +272,13 @@ def baseline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
 
 
 def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
-    """What the engine would serve, replayed offline on the split (graphrec.ranking.offline):
+    """What the engine would serve, replayed offline on the split (gnn.ranking.offline):
     its sources, merge, ranking and MMR with the engine's settings, on the served model (PinSage
     or LightGCN, ``ctx.served``) fit on this split.
     Served means: the DCN-v2 ranker when one trained on this GNN is given (``ctx.ranker``),
     else fusion + MMR."""
-    from graphrec.core.user_vector import Embeddings
-    from graphrec.ranking.offline import World, evaluate, fusion_scorer, targets
+    from graphrec.core.recs.user_vector import Embeddings
+    from gnn.ranking.offline import World, evaluate, fusion_scorer, targets
 
     emb, params = served_embeddings(snap, split, ctx)
     model = Embeddings(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),

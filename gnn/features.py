@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gnn.config import GNNConfig
-from gnn.data import Snapshot
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import Snapshot
 
 _WORD = re.compile(r"[a-z0-9]+")
 

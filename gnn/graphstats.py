@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from gnn.data import Snapshot
+from graphrec.core.snapshot import Snapshot
 from gnn.hetero import positive_edges, to_hetero_data
 
 

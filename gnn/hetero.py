@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
-from gnn.data import KINDS, Snapshot
+from graphrec.core.snapshot import KINDS, Snapshot
 
 #: Interaction kinds that say "the user wanted this item" (SKIPPED does not).
 POSITIVE_KINDS: tuple[str, ...] = ("RATED", "VIEWED", "CLICKED", "PURCHASED")

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnn.config import GNNConfig
-from gnn.data import Snapshot
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import Snapshot
 from gnn.evaluate import (
     FAMILIES,
     METRICS,
@@ -47,16 +47,16 @@ from gnn.evaluate import (
     served_embeddings,
     write_report,
 )
-from gnn.export import export_snapshot
+from graphrec.core.export import export_snapshot
 from gnn.features import build_features
 from gnn.lightgcn import train_lightgcn
 from gnn.split import relevant
 from gnn.train import _validate_emb, train
 from gnn.user import user_params
-from graphrec.config import Settings
-from graphrec.errors import ModelError
-from graphrec.graph.store import GraphStore
-from graphrec.registry import Registry, decide, new_version_id
+from graphrec.core.config import Settings
+from graphrec.core.errors import ModelError
+from graphrec.core.graph.store import GraphStore
+from graphrec.core.registry import Registry, decide, new_version_id
 
 
 def gnn_config(settings: Settings) -> GNNConfig:
@@ -218,7 +218,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         try:
             own_vectors = vectors is None
             if vectors is None:
-                from graphrec.vectors.factory import open_vector_index
+                from graphrec.core.vectors.factory import open_vector_index
 
                 vectors = open_vector_index(settings)
             try:
@@ -288,7 +288,7 @@ def evaluate_version(settings: Settings, version_id: str | None, protocols: list
     prior = json.loads(params_file.read_text()).get("prior_weight") if params_file.exists() else None
     served_ranker = None
     if ranker is not None and ranker.extra.get("enabled") and ranker.extra.get("gnn_version") == v.id:
-        from graphrec.ranking.lifecycle import ranker_on_split
+        from gnn.ranking.lifecycle import ranker_on_split
 
         served_ranker = ranker_on_split(settings, progress=progress)
     ctx = EvalContext(cfg, v.seed if v.seed is not None else settings.seed, progress,
@@ -322,7 +322,7 @@ def rollback(settings: Settings, vectors: Any | None = None) -> tuple[str, str]:
         target = registry.rollback_target("gnn")
         own = vectors is None
         if vectors is None:
-            from graphrec.vectors.factory import open_vector_index
+            from graphrec.core.vectors.factory import open_vector_index
 
             vectors = open_vector_index(settings)
         try:

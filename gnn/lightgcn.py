@@ -34,8 +34,8 @@ from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 from tqdm import tqdm
 
-from gnn.config import LightGCNConfig
-from gnn.data import Snapshot
+from graphrec.core.gnn_config import LightGCNConfig
+from graphrec.core.snapshot import Snapshot
 from gnn.features import ItemFeatures
 from gnn.hetero import positive_edges, to_hetero_data
 from gnn.metrics import interaction_matrix, ranking_metrics

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gnn.config import GNNConfig
+from graphrec.core.gnn_config import GNNConfig
 from gnn.features import ItemFeatures
 from gnn.nn import PinSageConv
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from croniter import croniter
 
-from graphrec.config import Settings
-from graphrec.errors import ConfigError, LockHeld
+from graphrec.core.config import Settings
+from graphrec.core.errors import ConfigError, LockHeld
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gnn.data import Snapshot
+from graphrec.core.snapshot import Snapshot
 
 
 def temporal_holdout(snap: Snapshot, fraction: float = 0.2, min_interactions: int = 5,
@@ -47,7 +47,7 @@ PROTOCOLS: tuple[str, ...] = ("user-temporal", "global-time")
 
 def relevant(snap: Snapshot, mask: np.ndarray) -> np.ndarray:
     """The interactions of ``mask`` that count as relevant targets: every kind except SKIPPED."""
-    from gnn.data import KIND_CODE
+    from graphrec.core.snapshot import KIND_CODE
 
     return mask & (snap.kind != KIND_CODE["SKIPPED"])
 

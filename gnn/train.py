@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gnn.config import GNNConfig
-from gnn.data import Snapshot
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import Snapshot
 from gnn.features import ItemFeatures, build_features
 from gnn.hetero import positive_edges, to_hetero_data
 from gnn.metrics import interaction_matrix, ranking_metrics

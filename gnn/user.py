@@ -1,9 +1,9 @@
 """User representations from interaction history in training: the recipe of
-:mod:`graphrec.core.user_vector` (the one the engine serves with), over a snapshot's arrays.
+:mod:`graphrec.core.recs.user_vector` (the one the engine serves with), over a snapshot's arrays.
 
 The recipe (type weights from the ``[interactions] vector_weights`` setting; rating centre,
 half-life and history length from ``[gnn]``) is saved with every model version as
-``user_params.json`` and read by the engine (:class:`graphrec.engine.model.LiveModel`).
+``user_params.json`` and read by the engine (:class:`graphrec.core.recs.model.LiveModel`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gnn.config import GNNConfig
-from gnn.data import KINDS
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import KINDS
 from graphrec.core import user_vector as uv
 
 
@@ -23,7 +23,7 @@ def user_params(cfg: GNNConfig, vector_weights: Mapping[str, float] | None = Non
     """The recipe saved with a model version; ``vector_weights`` default: the configured
     ``[interactions] vector_weights``."""
     if vector_weights is None:
-        from graphrec.config import get_settings
+        from graphrec.core.config import get_settings
 
         vector_weights = get_settings().interactions.vector_weights
     return uv.recipe(vector_weights, cfg.rating_center, cfg.half_life_days, cfg.max_history)
@@ -38,7 +38,7 @@ def interaction_weights(kind: np.ndarray, value: np.ndarray, ts: np.ndarray, now
 
 def pool(item_emb: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
     """Σ w·emb per owner, L2-normalised: [n, d] (torch, differentiable; the training loss's
-    version of :func:`graphrec.core.user_vector.pool`, without the prior)."""
+    version of :func:`graphrec.core.recs.user_vector.pool`, without the prior)."""
     acc = torch.zeros(n, item_emb.shape[1], device=item_emb.device, dtype=item_emb.dtype)
     acc.index_add_(0, owner, item_emb[items] * weights.unsqueeze(-1))
     return torch.nn.functional.normalize(acc, dim=-1)

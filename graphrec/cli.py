@@ -21,8 +21,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from graphrec.config import Settings, get_settings
-from graphrec.errors import BadRowError, GraphrecError
+from graphrec.core.config import Settings, get_settings
+from graphrec.core.errors import BadRowError, GraphrecError
 
 app = typer.Typer(help="graphrec: graph-centric recommendations.", no_args_is_help=True, add_completion=False)
 neo4j_app = typer.Typer(help="Manage the local Neo4j server.", no_args_is_help=True)
@@ -67,7 +67,7 @@ def settings() -> Settings:
 
 
 def _store() -> Any:
-    from graphrec.graph.store import GraphStore
+    from graphrec.core.graph.store import GraphStore
 
     return GraphStore.from_settings(settings())
 
@@ -77,7 +77,7 @@ def _store() -> Any:
 @friendly
 def neo4j_start() -> None:
     """Provision (Maven Central) and start the local Neo4j; waits until Bolt answers."""
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.neo4j_server import Neo4jServer
 
     s = settings()
     server = Neo4jServer(s)
@@ -102,7 +102,7 @@ def neo4j_start() -> None:
 @friendly
 def neo4j_stop() -> None:
     """Stop the local Neo4j."""
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.neo4j_server import Neo4jServer
 
     s = settings()
     if not s.neo4j.managed:
@@ -115,7 +115,7 @@ def neo4j_stop() -> None:
 @friendly
 def neo4j_status() -> None:
     """Is the server running and answering?"""
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.neo4j_server import Neo4jServer
 
     st = Neo4jServer(settings()).status()
     for line in st.lines():
@@ -129,7 +129,7 @@ def neo4j_status() -> None:
 @friendly
 def schema_apply() -> None:
     """Create constraints and indexes (idempotent) and record the schema version."""
-    from graphrec.graph import schema
+    from graphrec.core.graph import schema
 
     with _store() as store:
         before = schema.current_version(store)
@@ -188,7 +188,7 @@ def load_movielens(kg: Annotated[bool, typer.Option(help="Also load the Freebase
                    batch_size: BatchSize = None,
                    reload: Annotated[bool, typer.Option("--reload", help="Load again even if a previous load completed.")] = False) -> None:
     """MovieLens-100K from the recbole==1.2.1 wheel (downloaded once, sha256-verified, cached)."""
-    from graphrec.graph import schema
+    from graphrec.core.graph import schema
     from loaders import movielens
 
     root = movielens.fetch(settings().cache_dir)
@@ -204,9 +204,9 @@ def load_movielens(kg: Annotated[bool, typer.Option(help="Also load the Freebase
 
 
 def _load_file(kind: str, path: Path, on_error: OnErrorMode | None, batch_size: int | None, report: Path | None) -> None:
-    from graphrec.graph import schema
+    from graphrec.core.graph import schema
     from loaders import files
-    from loaders.records import RowLimits
+    from graphrec.core.records import RowLimits
 
     warnings: list[files.FieldWarning] = []
     rows = files.read_file(path, kind, warnings, RowLimits.from_settings(settings().loader))  # type: ignore[arg-type]
@@ -280,7 +280,7 @@ def load_bulk(users: Annotated[Path | None, typer.Option(help="Users, .csv or .j
 
     if items is None and users is None:
         raise GraphrecError("give at least --items (interactions name loaded items) or --users")
-    from loaders.records import RowLimits
+    from graphrec.core.records import RowLimits
 
     limits = RowLimits.from_settings(settings().loader)
     with BulkImport(settings(), on_error=_on_error(on_error)) as bulk:
@@ -306,7 +306,7 @@ def load_synthetic(users: int = 10_000, items: int = 5_000, interactions: int = 
                    bulk: Annotated[bool, typer.Option("--bulk", help="First load of an empty local graph "
                                                       "through neo4j-admin import (see load bulk).")] = False) -> None:
     """A seeded synthetic catalogue (power-law popularity, latent tastes, sessions), streamed."""
-    from graphrec.graph import schema
+    from graphrec.core.graph import schema
     from loaders.synthetic import SyntheticCatalog, SyntheticSpec
 
     cat = SyntheticCatalog(SyntheticSpec(users=users, items=items, interactions=interactions,
@@ -336,7 +336,7 @@ def stats(graph: Annotated[bool, typer.Option("--graph", help="Also the interact
         counts = store.counts()
         snap = None
         if graph:
-            from gnn.export import export_snapshot
+            from graphrec.core.export import export_snapshot
 
             snap = export_snapshot(store)
     t = Table("what", "count")
@@ -386,8 +386,8 @@ def clock_repair() -> None:
 @friendly
 def demo_summary(user_id: str = "196", limit: int = 10) -> None:
     """Counts, a sample of collaborative recommendations straight from Cypher, the Browser address."""
-    from graphrec.engine.merge import decay_now
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.recs.merge import decay_now
+    from graphrec.core.neo4j_server import Neo4jServer
 
     s = settings()
     with _store() as store:
@@ -397,7 +397,7 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
             t.add_row(k, f"{v:,}")
         console.print(t)
         hist = store.read("repo/user_history", user_id=user_id, limit=5)
-        # Decay as of the user's latest event (graphrec.engine.merge.decay_now): a live write that
+        # Decay as of the user's latest event (graphrec.core.recs.merge.decay_now): a live write that
         # moved the graph's clock to today must not decay a 1998 history to nothing.
         now = decay_now(hist, store.read("recs/latest_ts")[0]["ts"] or time.time())
         rows = store.read("recs/co_interaction", user_id=user_id, type_weights=s.interactions.score_weights, now=now,
@@ -426,8 +426,8 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
 def refresh_neighbours(k: int = 50, if_changed: Annotated[bool, typer.Option(
         "--if-changed", help="Skip when the graph is unchanged since the last refresh (counts and clock).")] = False) -> None:
     """Recompute the materialised CO_INTERACTED and SIMILAR_CONTENT neighbour edges (nearline job)."""
-    from gnn.export import export_snapshot
-    from graphrec.neighbours import refresh
+    from graphrec.core.export import export_snapshot
+    from gnn.neighbours import refresh
 
     with _store() as store:
         signature = json.dumps([store.counts(), store.read("recs/latest_ts")[0]["ts"], k], sort_keys=True)
@@ -457,7 +457,7 @@ def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even 
         return
     from gnn.lifecycle import run_pipeline
     from gnn.schedule import retrain_lock
-    from graphrec.progress import StatusWriter
+    from graphrec.core.progress import StatusWriter
 
     with retrain_lock(s.var_dir), StatusWriter(s.var_dir) as status:
         out = run_pipeline(s, force=force, evaluate_pipeline=not no_pipeline_eval)
@@ -473,7 +473,7 @@ def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even 
 def _train_in_background(s: Settings, force: bool, no_pipeline_eval: bool) -> None:
     import subprocess
 
-    from graphrec.progress import pid_path, running_pid
+    from graphrec.core.progress import pid_path, running_pid
 
     pid = running_pid(s.var_dir)
     if pid is not None:
@@ -496,9 +496,9 @@ def _train_in_background(s: Settings, force: bool, no_pipeline_eval: bool) -> No
 @friendly
 def status_cmd() -> None:
     """What is running: Neo4j, the live model version, background training (stage, epoch, ETA)."""
-    from graphrec.neo4j_server import Neo4jServer
-    from graphrec.progress import describe, read_status
-    from graphrec.registry import Registry
+    from graphrec.core.neo4j_server import Neo4jServer
+    from graphrec.core.progress import describe, read_status
+    from graphrec.core.registry import Registry
 
     s = settings()
     st = Neo4jServer(s).status()
@@ -524,7 +524,7 @@ def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id 
     the metric history across versions (PNG)."""
     from gnn.evaluate import format_tables, plot_version_history, report_tables
     from gnn.split import PROTOCOLS
-    from graphrec.registry import Registry
+    from graphrec.core.registry import Registry
 
     s = settings()
     out = s.var_dir / "reports"
@@ -569,7 +569,7 @@ def train_ranker_cmd() -> None:
     """Train the DCN-v2 ranker on the live GNN's candidates; it is used only if it beats the pipeline
     served without it (fusion + MMR) on the same offline replay, and only with that GNN version."""
     from gnn.evaluate import format_table
-    from graphrec.ranking.lifecycle import train_ranker
+    from gnn.ranking.lifecycle import train_ranker
 
     out = train_ranker(settings())
     console.print(format_table(out["rows"]), highlight=False)
@@ -581,7 +581,7 @@ def train_ranker_cmd() -> None:
 @friendly
 def models_list(kind: str = "gnn", limit: int = 20) -> None:
     """Model versions, newest first."""
-    from graphrec.registry import Registry
+    from graphrec.core.registry import Registry
 
     with _store() as store:
         versions = Registry(store, settings().var_dir / "models").list(kind, limit)
@@ -610,7 +610,7 @@ def schedule_cmd(cron: Annotated[str | None, typer.Option(help="Cron expression 
     """Retrain on a cron schedule: skips when there is no new data, one run at a time, every run
     logged; after a promoted GNN, the ranker too when one is in use."""
     from gnn.schedule import next_run, run_forever
-    from graphrec.ranking.lifecycle import retrain_cycle
+    from gnn.ranking.lifecycle import retrain_cycle
 
     s = settings()
     if not once:

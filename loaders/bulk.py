@@ -37,14 +37,14 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from graphrec.config import Settings
-from graphrec.errors import BadRowError, BulkImportError
-from loaders.records import InteractionRow
+from graphrec.core.config import Settings
+from graphrec.core.errors import BadRowError, BulkImportError
+from graphrec.core.records import InteractionRow
 from loaders.writer import InteractionBatch, Item, LoadReport, merge_item_param
 
 #: Interactions written to the CSV file per ``writerows`` call.
 CHUNK = 10_000
-#: Constraints and indexes created side by side after the import (see graphrec.graph.schema.apply).
+#: Constraints and indexes created side by side after the import (see graphrec.core.graph.schema.apply).
 SCHEMA_WORKERS = 3
 #: Item properties graphrec sets itself: an attribute of the same name gives way (as in load/items).
 ITEM_OWN = ("id", "title", "year", "available", "description", "created_at", "updated_at")
@@ -123,7 +123,7 @@ class BulkImport:
     ``on_error="stop"``) removes the files and leaves Neo4j untouched."""
 
     def __init__(self, settings: Settings, on_error: Literal["skip", "stop"] = "skip", progress: bool = True) -> None:
-        from graphrec.neo4j_server import Neo4jServer
+        from graphrec.core.neo4j_server import Neo4jServer
 
         if not settings.neo4j.managed:
             raise BulkImportError(
@@ -153,7 +153,7 @@ class BulkImport:
     # -- the target --------------------------------------------------------------------------
     def _check_target(self) -> None:
         """Start the local server if needed and refuse unless its database is empty."""
-        from graphrec.graph.store import GraphStore
+        from graphrec.core.graph.store import GraphStore
 
         self.server.start()
         with GraphStore.from_settings(self.settings) as store:
@@ -470,8 +470,8 @@ class BulkImport:
     def commit(self) -> BulkReport:
         """Write the files, import (the server has been down since the target was checked), start
         the server, build the schema."""
-        from graphrec.graph import schema
-        from graphrec.graph.store import GraphStore
+        from graphrec.core.graph import schema
+        from graphrec.core.graph.store import GraphStore
 
         out = BulkReport(self._reports)
         out.phases["read"] = time.perf_counter() - self._t0

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from graphrec.errors import BadRowError, ValidationError
-from loaders.records import InteractionRow, ItemRow, RowLimits, UserRow, validate
+from graphrec.core.errors import BadRowError, ValidationError
+from graphrec.core.records import InteractionRow, ItemRow, RowLimits, UserRow, validate
 from loaders.writer import Item, Source
 
 Kind = Literal["users", "items", "interactions"]
@@ -200,7 +200,7 @@ def read_file(path: Path, kind: Kind, warnings: list[FieldWarning] | None = None
               limits: RowLimits | None = None) -> Iterator[Item]:
     """Read a ``.csv`` or ``.jsonl``/``.ndjson`` file of ``kind`` rows (dropped optional fields:
     ``warnings``; interactions checked against ``limits``, default the code defaults: see
-    loaders.records)."""
+    graphrec.core.records)."""
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"no such file: {path}", field="path")

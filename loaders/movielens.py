@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graphrec.errors import GraphrecError
-from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow
+from graphrec.core.errors import GraphrecError
+from graphrec.core.records import InteractionRow, InteractionType, ItemRow, UserRow
 from loaders.writer import GraphWriter, Item, LoadReport, Source
 
 WHEEL = "recbole==1.2.1"
@@ -161,11 +161,11 @@ def load(writer: GraphWriter, root: Path, with_kg: bool = True) -> list[LoadRepo
     return reports
 
 
-def snapshot(root: Path):  # -> gnn.data.Snapshot
-    """The ML-100K files as a :class:`gnn.data.Snapshot` (every rating a RATED interaction),
+def snapshot(root: Path):  # -> graphrec.core.snapshot.Snapshot
+    """The ML-100K files as a :class:`graphrec.core.snapshot.Snapshot` (every rating a RATED interaction),
     without going through Neo4j: for tests and offline experiments. Item entities are the
     linked entity plus its one-hop KG neighbours (actors, directors, genres...)."""
-    from gnn.data import KIND_CODE, ItemContent, Snapshot
+    from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 
     user_ids = [u.id for u, _ in users(root)]
     item_rows = [it for it, _ in items(root)]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, interaction_key
+from graphrec.core.records import InteractionRow, InteractionType, ItemRow, UserRow, interaction_key
 from loaders.writer import InteractionBatch, Item, LineSources, Source
 
 TYPES = (InteractionType.VIEW, InteractionType.CLICK, InteractionType.PURCHASE,

@@ -23,9 +23,9 @@ from typing import Any, Literal, overload
 
 from tqdm import tqdm
 
-from graphrec.errors import BadRowError, QueryError
-from graphrec.graph.store import GraphStore, Statement
-from loaders.records import InteractionRow
+from graphrec.core.errors import BadRowError, QueryError
+from graphrec.core.graph.store import GraphStore, Statement
+from graphrec.core.records import InteractionRow
 
 #: How many bad rows a report keeps in full (all are counted).
 MAX_REPORTED = 1000
@@ -74,7 +74,7 @@ class InteractionBatch:
     Loaders that validate row by row hand the writer ``(InteractionRow, Source)`` pairs and the
     writer builds these (:meth:`from_rows`); a source of valid data in bulk (loaders.synthetic)
     yields them directly, with no object per row. ``type`` holds relationship types
-    (InteractionType values), ``key`` idempotency keys (loaders.records.interaction_key for rows
+    (InteractionType values), ``key`` idempotency keys (graphrec.core.records.interaction_key for rows
     that came without one), ``sources[n]`` where row ``n`` came from (for error reports)."""
 
     type: list[str]

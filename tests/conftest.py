@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing import isolated_settings, wipe
 
 if TYPE_CHECKING:
-    from graphrec.graph.store import GraphStore
+    from graphrec.core.graph.store import GraphStore
 
 
 @pytest.fixture(scope="session")
 def neo4j_settings() -> Iterator[Settings]:
-    from graphrec.graph import schema
-    from graphrec.graph.store import GraphStore
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.graph import schema
+    from graphrec.core.graph.store import GraphStore
+    from graphrec.core.neo4j_server import Neo4jServer
 
     s = isolated_settings()
     server = Neo4jServer(s)
@@ -37,7 +37,7 @@ def neo4j_settings() -> Iterator[Settings]:
 @pytest.fixture()
 def store(neo4j_settings: Settings) -> Iterator[GraphStore]:
     """A store on an EMPTY test database (wiped before each test)."""
-    from graphrec.graph.store import GraphStore
+    from graphrec.core.graph.store import GraphStore
 
     with GraphStore.from_settings(neo4j_settings) as st:
         wipe(st)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from graphrec.config import Settings, load_settings
-from graphrec.errors import ConfigError
+from graphrec.core.config import Settings, load_settings
+from graphrec.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

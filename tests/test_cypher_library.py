@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from graphrec import cypher
-from graphrec.errors import ValidationError
+from graphrec.core import cypher
+from graphrec.core.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [p for d in ("graphrec", "loaders", "gnn", "api", "bench") for p in (ROOT / d).rglob("*.py")]

@@ -1,4 +1,4 @@
-"""Training progress in a file other processes read (graphrec.progress)."""
+"""Training progress in a file other processes read (graphrec.core.progress)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from graphrec.progress import StatusWriter, describe, pid_path, read_status, running_pid
+from graphrec.core.progress import StatusWriter, describe, pid_path, read_status, running_pid
 
 
 def test_status_follows_the_live_progress_bars(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from gnn.schedule import next_run, retrain_lock, tick
-from graphrec.config import Settings
-from graphrec.errors import ConfigError, LockHeld
+from graphrec.core.config import Settings
+from graphrec.core.errors import ConfigError, LockHeld
 
 
 def _settings(tmp_path: Path) -> Settings:

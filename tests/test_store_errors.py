@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from neo4j import exceptions as nx
 
-from graphrec.errors import GraphStoreError, GraphStoreUnavailable, QueryError
-from graphrec.graph.store import translate_errors
+from graphrec.core.errors import GraphStoreError, GraphStoreUnavailable, QueryError
+from graphrec.core.graph.store import translate_errors
 
 
 def _neo4j(code: str, message: str = "refused") -> nx.Neo4jError:

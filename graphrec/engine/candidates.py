@@ -13,11 +13,11 @@ import numpy as np
 
 from graphrec.engine.guard import Guard
 from graphrec.engine.sources import SOURCES
-from graphrec.engine.sources.base import Candidate, SourceContext
+from graphrec.core.recs.candidate import Candidate, SourceContext
 from graphrec.engine.sources.graph import session_seeds
 from graphrec.engine.state import Serving
-from graphrec.engine.types import RecFilter
-from graphrec.errors import GraphStoreError, VectorStoreError
+from graphrec.core.recs.types import RecFilter
+from graphrec.core.errors import GraphStoreError, VectorStoreError
 
 log = logging.getLogger("graphrec.engine")
 
@@ -42,7 +42,7 @@ class Candidates:
         budget = s.cfg.source_budget_ms / 1000
         if s.vectors is not None or s.open_vectors is not None:
             try:
-                from graphrec.vectors.base import VectorFilter
+                from graphrec.core.vectors.base import VectorFilter
 
                 vf = VectorFilter(categories_any=list(f.categories) or None, exclude_categories=list(f.exclude_categories) or None,
                                   exclude_ids=list(f.exclude_item_ids), available_only=f.available_only,

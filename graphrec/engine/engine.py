@@ -27,7 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.engine import health
 from graphrec.engine.candidates import Candidates
 from graphrec.engine.guard import Guard, open_vectors
@@ -36,7 +36,7 @@ from graphrec.engine.pipeline import Pipeline, batch
 from graphrec.engine.repository import Repository
 from graphrec.engine.results import Results
 from graphrec.engine.state import Serving
-from graphrec.engine.types import (
+from graphrec.core.recs.types import (
     Interaction,
     Item,
     RecFilter,
@@ -49,8 +49,8 @@ from graphrec.engine.types import (
 from graphrec.engine.user_state import UserStates
 from graphrec.engine.warmup import Warmup
 from graphrec.engine.writes import Writes
-from graphrec.errors import GraphrecError
-from graphrec.graph.store import AsyncGraphStore
+from graphrec.core.errors import GraphrecError
+from graphrec.core.graph.store import AsyncGraphStore
 
 log = logging.getLogger("graphrec.engine")
 _STATE = frozenset(Serving.__dataclass_fields__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphrec.engine import rules
+from graphrec.core.recs import rules
 from graphrec.engine.catalog import Catalog
-from graphrec.engine.types import Recommendation, RecRequest, Surface
+from graphrec.core.recs.types import Recommendation, RecRequest, Surface
 
 VERB = {"RATED": "rated", "PURCHASED": "bought", "CLICKED": "clicked", "VIEWED": "viewed"}
 

@@ -12,10 +12,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from graphrec.config import Settings
-from graphrec.engine.model import LiveModel
+from graphrec.core.config import Settings
+from graphrec.core.recs.model import LiveModel
 from graphrec.engine.state import Serving
-from graphrec.errors import (
+from graphrec.core.errors import (
     CollectionNotFound,
     GraphStoreUnavailable,
     QueryError,
@@ -149,7 +149,7 @@ def open_vectors(settings: Settings) -> tuple[Any | None, Callable[[], Any] | No
     now: the engine then searches the live model's vectors exactly, in memory, says so in
     ``health`` and in each answer's degraded reasons, and tries again as the breaker allows."""
     try:
-        from graphrec.vectors.factory import open_vector_index
+        from graphrec.core.vectors.factory import open_vector_index
     except ImportError:
         return None, None
     try:

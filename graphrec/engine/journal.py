@@ -30,9 +30,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from graphrec.errors import KeyConflict, LockHeld, QueryError, ValidationError
-from graphrec.graph.store import Statement
-from loaders.records import InteractionRow, RowLimits, validate
+from graphrec.core.errors import KeyConflict, LockHeld, QueryError, ValidationError
+from graphrec.core.graph.store import Statement
+from graphrec.core.records import InteractionRow, RowLimits, validate
 
 #: Pending keys remembered per process for append_checked (the oldest are forgotten beyond this;
 #: a conflict among those is still caught by the replay, which dead-letters it).

@@ -19,7 +19,7 @@ from graphrec.engine import explain, rules
 from graphrec.engine.candidates import Candidates, no_candidates
 from graphrec.engine.guard import Guard
 from graphrec.engine.live import ranker_usable
-from graphrec.engine.merge import (
+from graphrec.core.recs.merge import (
     cold_start_weights,
     decay_now,
     merge_candidates,
@@ -27,9 +27,9 @@ from graphrec.engine.merge import (
 )
 from graphrec.engine.results import Results, decode, key
 from graphrec.engine.sources import SOURCES
-from graphrec.engine.sources.base import Candidate, SourceContext
+from graphrec.core.recs.candidate import Candidate, SourceContext
 from graphrec.engine.state import Serving
-from graphrec.engine.types import (
+from graphrec.core.recs.types import (
     RecFilter,
     Recommendation,
     RecRequest,
@@ -38,7 +38,7 @@ from graphrec.engine.types import (
     Surface,
 )
 from graphrec.engine.user_state import Consumed, History, UserStates
-from graphrec.errors import GraphStoreError, NotFound
+from graphrec.core.errors import GraphStoreError, NotFound
 
 
 @dataclass

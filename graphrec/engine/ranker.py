@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from graphrec.ranking import features as F
-from graphrec.ranking.dcn import DCNv2
+from graphrec.core.recs import features as F
+from graphrec.core.recs.dcn import DCNv2
 
 
 class LoadedRanker:
@@ -48,7 +48,7 @@ class LoadedRanker:
 
     def features(self, cands: list[Any], vec: np.ndarray | None, session_vec: np.ndarray | None, model: Any,
                  catalog: Any, history_categories: list[tuple[str, ...]], now: float) -> np.ndarray:
-        """The request's features (graphrec.ranking.features.request_features, as offline)."""
+        """The request's features (graphrec.core.recs.features.request_features, as offline)."""
 
         def info(i: str) -> tuple[int, float | None, tuple[str, ...]]:
             it = catalog.items.get(i)

@@ -1,6 +1,6 @@
 """Typed reads and upserts of users, items and interactions on the request path (async, through
 the Neo4j breaker). Inputs are validated with the loader's row models (one definition of a valid
-user and item); outputs are the engine's types (:mod:`graphrec.engine.types`)."""
+user and item); outputs are the engine's types (:mod:`graphrec.core.recs.types`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from graphrec.engine.catalog import CatalogItem
 from graphrec.engine.guard import Guard
 from graphrec.engine.journal import refused_for_good
 from graphrec.engine.state import Serving
-from graphrec.engine.types import Interaction, Item, Neighbour, User
-from graphrec.errors import GraphStoreUnavailable, NotFound, QueryError
-from loaders.records import ItemRow, UserRow, validate
+from graphrec.core.recs.types import Interaction, Item, Neighbour, User
+from graphrec.core.errors import GraphStoreUnavailable, NotFound, QueryError
+from graphrec.core.records import ItemRow, UserRow, validate
 
 
 class Repository:
@@ -116,7 +116,7 @@ class Repository:
         return user
 
     async def model_versions(self, first: int = 10) -> list[Any]:
-        from graphrec.registry import ModelVersion
+        from graphrec.core.registry import ModelVersion
 
         rows = await self.guard.neo4j(self.s.store.read("registry/list", kind="gnn", limit=max(1, min(int(first), 100))))
         return [ModelVersion.from_props(r["m"]) for r in rows]

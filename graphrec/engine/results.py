@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from graphrec.engine.state import Serving
-from graphrec.engine.types import Recommendation, RecResult
+from graphrec.core.recs.types import Recommendation, RecResult
 
 log = logging.getLogger("graphrec.engine")
 

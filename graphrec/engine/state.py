@@ -10,16 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphrec.config import EngineSettings, Settings
+from graphrec.core.config import EngineSettings, Settings
 from graphrec.engine.breaker import Breaker
 from graphrec.engine.cache import TTLCache
 from graphrec.engine.catalog import Catalog, SharedPopular
 from graphrec.engine.journal import Journal
-from graphrec.engine.model import LiveModel
+from graphrec.core.recs.model import LiveModel
 from graphrec.engine.sources.neighbour_cache import NeighbourCache
-from graphrec.engine.types import RecResult, RequestContext
-from graphrec.graph.store import AsyncGraphStore
-from loaders.records import RowLimits
+from graphrec.core.recs.types import RecResult, RequestContext
+from graphrec.core.graph.store import AsyncGraphStore
+from graphrec.core.records import RowLimits
 
 
 @dataclass(eq=False)

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 
 from graphrec.engine.cache import TTLCache
 from graphrec.engine.state import Serving
-from graphrec.engine.types import RecRequest, RecResult, RequestContext, Surface
+from graphrec.core.recs.types import RecRequest, RecResult, RequestContext, Surface
 from graphrec.engine.writes import interaction_statements
-from loaders.records import InteractionType
+from graphrec.core.records import InteractionType
 
 log = logging.getLogger("graphrec.engine")
 

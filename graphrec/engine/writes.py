@@ -12,11 +12,11 @@ from typing import Any
 from graphrec.engine.guard import Guard
 from graphrec.engine.journal import refused_for_good, write_rows_sync
 from graphrec.engine.state import Serving
-from graphrec.engine.types import RecordResult
+from graphrec.core.recs.types import RecordResult
 from graphrec.engine.user_state import UserStates
-from graphrec.errors import GraphStoreUnavailable, KeyConflict, LockHeld, NotFound, QueryError
-from graphrec.graph.store import Statement
-from loaders.records import InteractionRow, InteractionType, validate
+from graphrec.core.errors import GraphStoreUnavailable, KeyConflict, LockHeld, NotFound, QueryError
+from graphrec.core.graph.store import Statement
+from graphrec.core.records import InteractionRow, InteractionType, validate
 
 log = logging.getLogger("graphrec.engine")
 
@@ -116,7 +116,7 @@ class Writes:
         self._sample_journal(pending)
         if pending == 0 or not s.neo4j_breaker.allow():
             return 0
-        from graphrec.graph.store import GraphStore
+        from graphrec.core.graph.store import GraphStore
 
         def work() -> int:
             with GraphStore.from_settings(s.settings) as store:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
-from graphrec.config import Settings, load_settings
+from graphrec.core.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from graphrec.engine.engine import Engine
@@ -59,7 +59,7 @@ def own_neo4j(home: Path, api_port: int | None = None) -> Iterator[Settings]:
     port its Browser fetches graphrec's guide and style sheet from (api.port)."""
     from pydantic import SecretStr
 
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.neo4j_server import Neo4jServer
     from graphrec.testing.server import free_port
 
     s = isolated_settings(var_dir=home, ports=(free_port(), free_port()))
@@ -127,7 +127,7 @@ TINY_INTERACTIONS: list[tuple[str, str, str, float, float | None]] = [
 
 def tiny_graph(store: Any) -> None:
     """Write the tiny catalogue above through the real loaders."""
-    from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow
+    from graphrec.core.records import InteractionRow, InteractionType, ItemRow, UserRow
     from loaders.writer import GraphWriter, Source
 
     w = GraphWriter(store, batch_size=100, on_error="stop", progress=False)
@@ -147,7 +147,7 @@ def on_engine(settings: Settings, fn: Callable[[Engine], Awaitable[T]]) -> T:
     import asyncio
 
     from graphrec.engine.engine import Engine
-    from graphrec.graph.store import AsyncGraphStore
+    from graphrec.core.graph.store import AsyncGraphStore
 
     async def go() -> T:
         wide = settings.model_copy(update={"engine": settings.engine.model_copy(update={"request_budget_ms": 30_000.0})})

@@ -52,7 +52,7 @@ def serve_process(settings: Any, var_dir: Path, workers: int = 1, env: dict[str,
 
     import httpx
 
-    from graphrec.graph.store import resolve_password
+    from graphrec.core.graph.store import resolve_password
 
     n = settings.neo4j
     full = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPHREC_", "PROMETHEUS_"))}

@@ -7,7 +7,7 @@ import pytest
 
 from api.app import create_app
 from api.auth import create_key, revoke_key
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing import tiny_graph
 from graphrec.testing.server import live_server
 
@@ -23,9 +23,9 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(neo4j_settings: Settings) -> Iterator[Api]:
-    from gnn.export import export_snapshot
-    from graphrec.graph.store import GraphStore
-    from graphrec.neighbours import refresh
+    from graphrec.core.export import export_snapshot
+    from graphrec.core.graph.store import GraphStore
+    from gnn.neighbours import refresh
     from graphrec.testing import wipe
 
     with GraphStore.from_settings(neo4j_settings) as store:

@@ -10,7 +10,7 @@ from graphql import parse
 from api.cost import operation_cost
 from api.limits import CostBudget, RateLimiter
 from api.schema import build_schema
-from graphrec.config import ApiSettings
+from graphrec.core.config import ApiSettings
 
 SCHEMA = build_schema(ApiSettings())
 ISSUE = '{ item(id:"50"){ similar(first:25){ item{ similar(first:25){ item{ similar(first:25){ item{ id } } } } } } } }'

@@ -61,7 +61,7 @@ def test_dashboard_json_needs_the_read_scope(api: Any) -> None:
 @pytest.mark.integration
 @pytest.mark.e2e
 def test_readyz_says_which_model_serves_and_how_training_goes(api: Any) -> None:
-    from graphrec.progress import StatusWriter
+    from graphrec.core.progress import StatusWriter
 
     with StatusWriter(api.settings.var_dir, every_s=3600):
         r = httpx.get(api.url + "/readyz").json()

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
 
 def test_fuzzed_operations_never_fail_internally(api: Any) -> None:
-    from graphrec.graph.store import GraphStore
+    from graphrec.core.graph.store import GraphStore
 
     with GraphStore.from_settings(api.settings) as store:
         _, interact = create_key(store, ["interact"], "fuzz-interact", origins=[ORIGIN])

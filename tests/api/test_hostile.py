@@ -43,7 +43,7 @@ class Hostile:
 
 @pytest.fixture(scope="module")
 def hostile(api: Any) -> Iterator[Hostile]:
-    from graphrec.graph.store import GraphStore
+    from graphrec.core.graph.store import GraphStore
 
     with GraphStore.from_settings(api.settings) as store:
         _, budget_key = create_key(store, ["read"], "test-budget")
@@ -199,7 +199,7 @@ def test_reused_idempotency_key_is_not_internal(hostile: Hostile) -> None:
 
 
 def test_neo4j_away_is_unavailable_not_internal(hostile: Hostile) -> None:
-    from graphrec.graph.store import AsyncGraphStore
+    from graphrec.core.graph.store import AsyncGraphStore
 
     eng = hostile.state["engine"]
     breaker = eng.neo4j_breaker

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -43,10 +43,10 @@ def served(neo4j_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 
     from api.app import create_app
     from api.auth import create_key
-    from graphrec.graph.store import GraphStore, resolve_password
+    from graphrec.core.graph.store import GraphStore, resolve_password
     from graphrec.testing import tiny_graph, wipe
     from graphrec.testing.server import live_server
-    from loaders.records import ItemRow
+    from graphrec.core.records import ItemRow
     from loaders.writer import GraphWriter, Source
 
     var = tmp_path_factory.mktemp("hostile-var")
@@ -94,7 +94,7 @@ def test_the_issue_journal_replays_around_its_poison_entry(served: Served) -> No
     """Issue 21, finding 1: the API starts on a journal whose second entry can never be written.
     The first and third land, the second is dead-lettered with its reason and counted in /metrics
     and /readyz, the breaker stays closed, and /readyz says ready and not degraded."""
-    from graphrec.graph.store import GraphStore
+    from graphrec.core.graph.store import GraphStore
 
     _until(lambda: _readyz(served)[1]["journal"]["pending_bytes"] == 0, 60, "the journal to be replayed")
     with GraphStore.from_settings(served.settings) as store:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing import tiny_graph, wipe
 from graphrec.testing.server import serve_process
 
@@ -25,7 +25,7 @@ def _count(text: str) -> float:
 
 
 def test_metrics_add_up_every_worker(neo4j_settings: Settings, tmp_path: Path) -> None:
-    from graphrec.graph.store import GraphStore
+    from graphrec.core.graph.store import GraphStore
 
     with GraphStore.from_settings(neo4j_settings) as store:
         wipe(store)

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from api.app import create_app
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing.server import live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.integration]
@@ -116,10 +116,10 @@ def test_neo4j_browser_opens_the_guide_and_captions_items_by_title(tmp_path: Pat
     Neo4jServer): after login the style sheet and the guide come from the API; a guide query
     draws items captioned by their titles; no usage banner; nothing leaves the machine."""
     from api.pages import GUIDE
-    from gnn.export import export_snapshot
-    from graphrec.graph import schema
-    from graphrec.graph.store import GraphStore
-    from graphrec.neighbours import refresh
+    from graphrec.core.export import export_snapshot
+    from graphrec.core.graph import schema
+    from graphrec.core.graph.store import GraphStore
+    from gnn.neighbours import refresh
     from graphrec.testing import TINY_ITEMS, own_neo4j, tiny_graph
     from graphrec.testing.server import free_port
 
@@ -178,8 +178,8 @@ def test_dashboard_shows_the_numbers_of_metrics(api: Any, tmp_path: Path) -> Non
     from neo4j import RoutingControl
 
     from gnn.evaluate import plot_learning_curve
-    from graphrec.graph.store import GraphStore
-    from graphrec.registry import Registry, new_version_id
+    from graphrec.core.graph.store import GraphStore
+    from graphrec.core.registry import Registry, new_version_id
 
     s = demo_settings(api)
     with GraphStore.from_settings(s) as store:
@@ -243,6 +243,6 @@ def test_dashboard_shows_the_numbers_of_metrics(api: Any, tmp_path: Path) -> Non
     assert errors.get("BAD_USER_INPUT", 0) >= 1
     for code, n in errors.items():
         assert shown[code] == [f"{n:,.0f}"], (code, shown[code], n)
-    from graphrec.progress import describe, read_status
+    from graphrec.core.progress import describe, read_status
 
     assert training == describe(read_status(s.var_dir))  # graphrec train's progress line

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing import tiny_graph, wipe
 from graphrec.testing.server import serve_process
 
@@ -33,7 +33,7 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def serve(neo4j_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    from graphrec.graph.store import GraphStore
+    from graphrec.core.graph.store import GraphStore
 
     with GraphStore.from_settings(neo4j_settings) as store:
         wipe(store)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from api.app import create_app
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing import on_engine
 from graphrec.testing.server import live_server
 
@@ -26,7 +26,7 @@ def _cli_interact_key(settings: Settings, origin: str) -> str:
     import subprocess
     import sys
 
-    from graphrec.graph.store import resolve_password
+    from graphrec.core.graph.store import resolve_password
 
     n = settings.neo4j
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHREC_")}

@@ -1,5 +1,5 @@
 """Training and serving compute the same user vector for the same history (one recipe,
-graphrec.core.user_vector), and the recipe's weights are the settings'."""
+graphrec.core.recs.user_vector), and the recipe's weights are the settings'."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gnn.config import GNNConfig
-from gnn.data import KINDS
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import KINDS
 from gnn.user import user_matrix, user_params
-from graphrec.config import InteractionSettings, Settings
-from graphrec.engine.model import LiveModel
+from graphrec.core.config import InteractionSettings, Settings
+from graphrec.core.recs.model import LiveModel
 
 N_ITEMS, DIM = 40, 8
 CFG = GNNConfig(max_history=12, rating_center=2.5, half_life_days=30.0)

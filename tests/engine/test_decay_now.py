@@ -1,9 +1,9 @@
-"""What "now" means for a user's time decay (graphrec.engine.merge.decay_now)."""
+"""What "now" means for a user's time decay (graphrec.core.recs.merge.decay_now)."""
 
 from __future__ import annotations
 
-from graphrec.config import InteractionSettings
-from graphrec.engine.merge import decay_now, seeds_from_history
+from graphrec.core.config import InteractionSettings
+from graphrec.core.recs.merge import decay_now, seeds_from_history
 
 WEIGHTS = InteractionSettings().score_weights
 

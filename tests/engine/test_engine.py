@@ -9,24 +9,24 @@ from typing import Any
 
 import pytest
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.engine.engine import Engine
 from graphrec.engine.sources import SOURCES
-from graphrec.engine.sources.base import SourceContext
+from graphrec.core.recs.candidate import SourceContext
 from graphrec.engine.sources.neighbour_cache import NeighbourCache
-from graphrec.engine.types import RecFilter, RecRequest, RequestContext
-from graphrec.errors import NotFound
-from graphrec.graph.store import AsyncGraphStore
+from graphrec.core.recs.types import RecFilter, RecRequest, RequestContext
+from graphrec.core.errors import NotFound
+from graphrec.core.graph.store import AsyncGraphStore
 from graphrec.testing import tiny_graph
-from loaders.records import InteractionType
+from graphrec.core.records import InteractionType
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
 def tiny(store, neo4j_settings: Settings) -> Iterator[Settings]:  # noqa: ANN001
-    from gnn.export import export_snapshot
-    from graphrec.neighbours import refresh
+    from graphrec.core.export import export_snapshot
+    from gnn.neighbours import refresh
 
     tiny_graph(store)
     refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
@@ -232,7 +232,7 @@ def test_degraded_when_neo4j_is_unreachable(tiny: Settings) -> None:
 def test_interactions_journal_while_neo4j_is_away_and_replay_once(tiny: Settings, store, tmp_path) -> None:  # noqa: ANN001
     from pydantic import SecretStr
 
-    from graphrec.graph.store import resolve_password
+    from graphrec.core.graph.store import resolve_password
 
     s = tiny.model_copy(update={"var_dir": tmp_path, "neo4j": tiny.neo4j.model_copy(
         update={"password": SecretStr(resolve_password(tiny))})})
@@ -405,8 +405,8 @@ def test_the_model_searches_its_own_collection_warmed_before_it_serves(tiny: Set
     event loop before the model serves, and falls back to the alias if it was pruned."""
     import numpy as np
 
-    from graphrec.engine.model import LiveModel
-    from graphrec.vectors.edge import EdgeIndex
+    from graphrec.core.recs.model import LiveModel
+    from graphrec.core.vectors.edge import EdgeIndex
 
     builder = EdgeIndex(tmp_path)
     for name, ids in (("a", ["a1", "a2"]), ("b", ["b1", "b2"])):

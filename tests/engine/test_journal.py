@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from graphrec.engine.journal import Journal
-from graphrec.errors import GraphStoreUnavailable, LockHeld
+from graphrec.core.errors import GraphStoreUnavailable, LockHeld
 
 
 def test_replay_in_order_offsets_and_failures(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_a_pending_key_names_one_interaction_for_every_process(tmp_path: Path) -
     """Issue 21: two entries with one key and different users were both acknowledged; the second
     could never replay. Now the second is refused before it is journalled, whichever process
     (journal object) journalled the first; the same interaction again is not appended twice."""
-    from graphrec.errors import KeyConflict
+    from graphrec.core.errors import KeyConflict
 
     one, two = Journal(tmp_path), Journal(tmp_path)  # two API processes sharing the journal
     assert one.append_checked(_row("k-1", "a")) is True
@@ -92,7 +92,7 @@ def test_only_a_refusal_for_good_is_a_dead_letter() -> None:
     """A transaction Neo4j timed out on a busy server is not a poison row: replaying it later
     writes it (it must never be set aside, or an acknowledged interaction would be lost)."""
     from graphrec.engine.journal import refused_for_good
-    from graphrec.errors import QueryError
+    from graphrec.core.errors import QueryError
 
     assert refused_for_good(QueryError("load/interactions: constraint violated: Relationship(162) already exists"))
     assert refused_for_good(QueryError("load/interactions: Neo.ClientError.Statement.TypeError: bad value"))

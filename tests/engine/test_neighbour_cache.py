@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from graphrec.engine.sources.neighbour_cache import NeighbourCache
-from graphrec.errors import GraphStoreUnavailable
+from graphrec.core.errors import GraphStoreUnavailable
 
 
 class FakeStore:

@@ -1,4 +1,4 @@
-"""Top-k cosine neighbours (graphrec.neighbours): the sparse, chunked computation against a dense
+"""Top-k cosine neighbours (gnn.neighbours): the sparse, chunked computation against a dense
 brute force, and the frequent-feature cap of the content matrix."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import scipy.sparse as sp
 
-from graphrec.neighbours import content_matrix, top_k_cosine
+from gnn.neighbours import content_matrix, top_k_cosine
 
 
 def brute_force(x: sp.csr_matrix, k: int) -> dict[int, list[tuple[int, float]]]:

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 from graphrec.engine.ranker import LoadedRanker
-from graphrec.engine.rules import Scored
-from graphrec.ranking import features as F
-from graphrec.ranking.dcn import DCNv2
-from graphrec.ranking.train import fit
+from graphrec.core.recs.rules import Scored
+from graphrec.core.recs import features as F
+from graphrec.core.recs.dcn import DCNv2
+from gnn.ranking.train import fit
 
 
 def test_dcn_shapes_and_repr() -> None:
@@ -58,7 +58,7 @@ def test_numpy_forward_matches_torch_for_other_shapes() -> None:
 def test_the_ranker_gate_compares_with_the_pipeline_served_without_it() -> None:
     """A ranker that beats ranking by embedding similarity but not fusion + MMR (what the engine
     serves without it) stays off; one that beats fusion is enabled."""
-    from graphrec.ranking.lifecycle import RANKER_ROW, SERVED_WITHOUT_ROW, gate
+    from gnn.ranking.lifecycle import RANKER_ROW, SERVED_WITHOUT_ROW, gate
 
     rows = {SERVED_WITHOUT_ROW: {"ndcg@10": 0.20, "recall@100": 0.50},
             "pipeline (GNN similarity + MMR)": {"ndcg@10": 0.10, "recall@100": 0.40},

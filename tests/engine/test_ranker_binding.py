@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.engine.engine import Engine
-from graphrec.engine.types import RecRequest, RequestContext
-from graphrec.ranking import features as F
-from graphrec.ranking.train import fit
-from graphrec.registry import Registry
+from graphrec.core.recs.types import RecRequest, RequestContext
+from graphrec.core.recs import features as F
+from gnn.ranking.train import fit
+from graphrec.core.registry import Registry
 from graphrec.testing import tiny_graph
 
 pytestmark = pytest.mark.integration
@@ -31,15 +31,15 @@ def _gnn_version(reg: Registry, version: str, ids: list[str], seed: int) -> None
 
 
 def test_a_ranker_serves_only_with_the_gnn_it_was_trained_on(store, neo4j_settings: Settings, tmp_path: Path) -> None:  # noqa: ANN001
-    from gnn.export import export_snapshot
-    from graphrec.neighbours import refresh
+    from graphrec.core.export import export_snapshot
+    from gnn.neighbours import refresh
 
     tiny_graph(store)
     snap = export_snapshot(store, progress=False)
     refresh(store, snap, k=10, progress=False)
     from pydantic import SecretStr
 
-    from graphrec.graph.store import resolve_password
+    from graphrec.core.graph.store import resolve_password
 
     neo4j = neo4j_settings.neo4j.model_copy(update={"password": SecretStr(resolve_password(neo4j_settings))})
     s = neo4j_settings.model_copy(update={"var_dir": tmp_path, "neo4j": neo4j, "engine": neo4j_settings.engine.model_copy(update={

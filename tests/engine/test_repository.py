@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from graphrec.config import InteractionSettings
+from graphrec.core.config import InteractionSettings
 from graphrec.engine.engine import Engine
-from graphrec.errors import KeyConflict, NotFound, ValidationError
+from graphrec.core.errors import KeyConflict, NotFound, ValidationError
 from graphrec.testing import on_engine, tiny_graph
 
 DEFAULT_TYPE_WEIGHTS = InteractionSettings().score_weights
@@ -144,8 +144,8 @@ def test_fill_pool_leaves_that_many_connections_open_and_stops_on_a_dead_server(
     import asyncio
     import time
 
-    from graphrec.errors import GraphStoreUnavailable
-    from graphrec.graph.store import AsyncGraphStore, resolve_password
+    from graphrec.core.errors import GraphStoreUnavailable
+    from graphrec.core.graph.store import AsyncGraphStore, resolve_password
 
     async def main() -> None:
         st = AsyncGraphStore(neo4j_settings.neo4j, resolve_password(neo4j_settings))

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing import own_neo4j, wipe
 from tests.faults.harness import FAULTS_VAR, Stack
 
@@ -35,8 +35,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def make_stack(neo4j: Settings, name: str) -> Stack:
     """The faults Neo4j running and loaded afresh, with a new var dir ``var/test-faults/<name>``."""
     from api.auth import create_key
-    from graphrec.graph.store import GraphStore
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.graph.store import GraphStore
+    from graphrec.core.neo4j_server import Neo4jServer
 
     server = Neo4jServer(neo4j)
     var = FAULTS_VAR / name
@@ -59,7 +59,7 @@ def close_stack(st: Stack) -> None:
 
 
 def _load_catalogue(store: Any) -> None:
-    from graphrec.graph import schema
+    from graphrec.core.graph import schema
     from loaders.synthetic import SyntheticCatalog, SyntheticSpec
     from loaders.writer import GraphWriter
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,7 +163,7 @@ class Stack:
         return p.start()
 
     def store(self) -> Any:
-        from graphrec.graph.store import GraphStore
+        from graphrec.core.graph.store import GraphStore
 
         return GraphStore.from_settings(self.settings)
 

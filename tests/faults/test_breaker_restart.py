@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from graphrec.engine.engine import Engine
-from graphrec.errors import GraphStoreUnavailable
+from graphrec.core.errors import GraphStoreUnavailable
 from tests.faults.harness import Stack, interaction, run
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gnn.config import GNNConfig
-from graphrec.config import Settings
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.config import Settings
 from tests.faults.conftest import close_stack, make_stack
 from tests.faults.harness import RECOMMEND, ROOT, ApiProcess, Reply, Stack, gql, run, wait_for
 
@@ -125,8 +125,8 @@ def test_vector_index_unavailable_or_collection_missing_then_recovers(trained: S
 
 
 def _live_and_alias(st: Stack) -> tuple[str, str | None, list[str]]:
-    from graphrec.registry import Registry
-    from graphrec.vectors.edge import EdgeIndex
+    from graphrec.core.registry import Registry
+    from graphrec.core.vectors.edge import EdgeIndex
 
     with st.store() as store:
         live = Registry(store, st.var / "models").live("gnn")
@@ -139,7 +139,7 @@ def _live_and_alias(st: Stack) -> tuple[str, str | None, list[str]]:
 
 def _lock_is_free(var: Path) -> bool:
     from gnn.schedule import retrain_lock
-    from graphrec.errors import LockHeld
+    from graphrec.core.errors import LockHeld
 
     try:
         with retrain_lock(var):

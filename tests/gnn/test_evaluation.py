@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gnn.data import KIND_CODE, ItemContent, Snapshot
+from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 
 
 def _snap() -> Snapshot:
@@ -30,7 +30,7 @@ def test_skipped_is_never_a_relevant_test_item() -> None:
     items are not targets."""
     from gnn.evaluate import baselines, gnn_metrics
     from gnn.split import train_val_test
-    from graphrec.ranking.offline import targets
+    from gnn.ranking.offline import targets
 
     snap = _snap()
     tr, va, te = train_val_test(snap)
@@ -82,7 +82,7 @@ def test_global_time_split_cuts_at_a_quantile_and_counts_new_users_and_items() -
 def test_every_family_runs_on_every_split_and_a_new_family_is_one_function() -> None:
     """The table's shape: {protocol: {row: metrics}}; a family scoring every item (as LightGCN
     would) is added with score_rows."""
-    from gnn.config import GNNConfig
+    from graphrec.core.gnn_config import GNNConfig
     from gnn.evaluate import (
         FAMILIES,
         EvalContext,

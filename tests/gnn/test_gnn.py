@@ -11,8 +11,8 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.aggr import SumAggregation
 
 import gnn.train
-from gnn.config import GNNConfig
-from gnn.data import KIND_CODE, ItemContent, Snapshot
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 from gnn.metrics import interaction_matrix, ranking_metrics
 from gnn.nn import PinSageConv
 from gnn.split import temporal_holdout, train_val_test

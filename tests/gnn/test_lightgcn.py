@@ -7,8 +7,8 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.nn.models import LightGCN
 
-from gnn.config import GNNConfig, LightGCNConfig
-from gnn.data import KIND_CODE, Snapshot
+from graphrec.core.gnn_config import GNNConfig, LightGCNConfig
+from graphrec.core.snapshot import KIND_CODE, Snapshot
 from gnn.features import build_features
 from gnn.hetero import positive_edges, to_hetero_data
 from gnn.lightgcn import bipartite, cold_item_embeddings, train_lightgcn

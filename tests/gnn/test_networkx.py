@@ -8,7 +8,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from gnn.data import KIND_CODE, ItemContent, Snapshot
+from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 from gnn.graphstats import graph_stats, interaction_graph, plot_degrees
 from gnn.walks import importance_neighbourhoods
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from neo4j import RoutingControl
 
-from graphrec.config import Settings
-from graphrec.errors import BadRowError, BulkImportError, QueryError
+from graphrec.core.config import Settings
+from graphrec.core.errors import BadRowError, BulkImportError, QueryError
 from graphrec.testing import own_neo4j, wipe
 from loaders.bulk import BulkImport, _Columns
 from loaders.files import read_file
@@ -37,8 +37,8 @@ def bulk_neo4j(neo4j_settings: Settings) -> Iterator[Settings]:
 @pytest.fixture()
 def bulk_store(bulk_neo4j: Settings) -> Iterator[Any]:
     """The scratch server running, its database emptied."""
-    from graphrec.graph.store import GraphStore
-    from graphrec.neo4j_server import Neo4jServer
+    from graphrec.core.graph.store import GraphStore
+    from graphrec.core.neo4j_server import Neo4jServer
 
     Neo4jServer(bulk_neo4j).start()
     with GraphStore.from_settings(bulk_neo4j) as st:
@@ -100,7 +100,7 @@ def test_a_bulk_import_writes_the_graph_the_online_loader_writes(store, bulk_sto
     """Same files, two paths: the online loader into the session's database, the import into the
     scratch one. Equal graphs: properties and their types, duplicates dropped, first-sight users,
     sessions and their spans, the clock; the same bad rows reported; constraints in place after."""
-    from graphrec.graph import schema
+    from graphrec.core.graph import schema
 
     users, items, events = _files(tmp_path)
     # One lane: a session two users share takes the user_id of the first to write it (bulk: the

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from gnn.config import GNNConfig
+from graphrec.core.gnn_config import GNNConfig
 from gnn.lifecycle import rollback, run_pipeline
-from graphrec.config import Settings
-from graphrec.graph.store import resolve_password
-from graphrec.registry import Registry
+from graphrec.core.config import Settings
+from graphrec.core.graph.store import resolve_password
+from graphrec.core.registry import Registry
 from graphrec.testing import on_engine
-from graphrec.vectors.edge import EdgeIndex
+from graphrec.core.vectors.edge import EdgeIndex
 from loaders.synthetic import SyntheticCatalog, SyntheticSpec
 from loaders.writer import GraphWriter
 
@@ -122,7 +122,7 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
                                                                                 tmp_path: Path) -> None:
     from neo4j import RoutingControl
 
-    from graphrec.ranking.lifecycle import retrain_cycle, train_ranker
+    from gnn.ranking.lifecycle import retrain_cycle, train_ranker
 
     _load_catalogue(store)
     s = _settings(neo4j_settings, tmp_path)
@@ -146,7 +146,7 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
 
 def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_settings: Settings,  # noqa: ANN001
                                                                  tmp_path: Path) -> None:
-    from graphrec.errors import ModelError
+    from graphrec.core.errors import ModelError
 
     _load_catalogue(store)
     base = _settings(neo4j_settings, tmp_path)

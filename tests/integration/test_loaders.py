@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from neo4j import exceptions as nx
 
-from graphrec.errors import BadRowError
+from graphrec.core.errors import BadRowError
 from graphrec.testing import on_engine, tiny_graph
 from loaders.files import read_file
 from loaders.writer import GraphWriter
@@ -158,7 +158,7 @@ def test_column_batches_load_like_rows(store, tmp_path: Path) -> None:  # noqa: 
     """The writer takes InteractionBatch columns (the synthetic generator's bulk path) mixed with
     rows: bad rows are reported with their source line, a re-load through the other path is
     idempotent, new users are created on first sight, sessions get their time span."""
-    from loaders.records import InteractionRow, InteractionType
+    from graphrec.core.records import InteractionRow, InteractionType
     from loaders.writer import InteractionBatch, LineSources, Source
 
     items = _write(tmp_path, "items.csv", "id,title\ni1,One\ni2,Two\n")

@@ -11,9 +11,9 @@ import pytest
 from neo4j import GraphDatabase
 from neo4j.exceptions import AuthError
 
-from graphrec.config import Settings
-from graphrec.errors import MissingToolError
-from graphrec.neo4j_server import Neo4jServer, find_java
+from graphrec.core.config import Settings
+from graphrec.core.errors import MissingToolError
+from graphrec.core.neo4j_server import Neo4jServer, find_java
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def test_missing_java_is_a_readable_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_calendar_releases_need_java_21_and_their_own_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
-    from graphrec.neo4j_server import entry_point, required_java
+    from graphrec.core.neo4j_server import entry_point, required_java
 
     assert required_java("5.26.30") == 17 and required_java("2026.08.1") == 21
     assert entry_point("5.26.30") == "org.neo4j.server.CommunityEntryPoint"
@@ -79,7 +79,7 @@ def test_calendar_releases_need_java_21_and_their_own_entry_point(monkeypatch: p
 
 
 def test_external_uri_starts_nothing(neo4j_settings: Settings, tmp_path) -> None:  # noqa: ANN001
-    from graphrec.graph.store import resolve_password
+    from graphrec.core.graph.store import resolve_password
 
     pw = resolve_password(neo4j_settings)
     ext = neo4j_settings.model_copy(update={

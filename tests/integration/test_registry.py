@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from graphrec.errors import ModelError, NotFound
-from graphrec.registry import Registry, decide, new_version_id
+from graphrec.core.errors import ModelError, NotFound
+from graphrec.core.registry import Registry, decide, new_version_id
 
 pytestmark = pytest.mark.integration
 

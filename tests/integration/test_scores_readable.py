@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from graphrec.config import Settings
+from graphrec.core.config import Settings
 from graphrec.testing import tiny_graph, wipe
 
 pytestmark = pytest.mark.integration
@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_summary_scores_survive_a_live_write(neo4j_settings: Settings, tmp_path: Path) -> None:
-    from graphrec.graph.store import GraphStore, resolve_password
-    from loaders.records import InteractionRow, InteractionType
+    from graphrec.core.graph.store import GraphStore, resolve_password
+    from graphrec.core.records import InteractionRow, InteractionType
     from loaders.writer import GraphWriter, Source
 
     with GraphStore.from_settings(neo4j_settings) as store:

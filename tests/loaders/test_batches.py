@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loaders.records import InteractionRow, InteractionType, interaction_key
+from graphrec.core.records import InteractionRow, InteractionType, interaction_key
 from loaders.writer import InteractionBatch, LineSources, Source
 
 

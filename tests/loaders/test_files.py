@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from graphrec.errors import BadRowError, ValidationError
+from graphrec.core.errors import BadRowError, ValidationError
 from loaders.files import read_file
 
 
@@ -71,7 +71,7 @@ def test_header_and_file_errors(tmp_path: Path) -> None:
 
 def test_future_times_and_out_of_range_values_are_bad_rows(tmp_path: Path) -> None:
     """Issue 21: a loader takes the same limits as the API (loader.max_clock_skew_s, value ranges)."""
-    from loaders.records import RowLimits
+    from graphrec.core.records import RowLimits
 
     p = tmp_path / "events.csv"
     p.write_text("user_id,item_id,type,ts,value\n"

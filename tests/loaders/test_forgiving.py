@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from graphrec.errors import BadRowError
+from graphrec.core.errors import BadRowError
 from loaders.files import FieldWarning, read_file
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphrec.errors import BadRowError
+from graphrec.core.errors import BadRowError
 from loaders.files import read_file
-from loaders.records import InteractionRow, ItemRow, UserRow
+from graphrec.core.records import InteractionRow, ItemRow, UserRow
 
 KINDS = {"interactions": InteractionRow, "items": ItemRow, "users": UserRow}
 HEADERS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from graphrec.errors import ValidationError
-from loaders.records import InteractionRow, InteractionType, ItemRow, UserRow, parse_ts, validate
+from graphrec.core.errors import ValidationError
+from graphrec.core.records import InteractionRow, InteractionType, ItemRow, UserRow, parse_ts, validate
 
 
 def test_interaction_types_and_aliases() -> None:
@@ -78,7 +78,7 @@ def test_future_interactions_are_refused_with_the_field_named() -> None:
     """Issue 21: one VIEW stamped 2099 moved the graph's clock and wrecked every user's history."""
     import time
 
-    from loaders.records import RowLimits
+    from graphrec.core.records import RowLimits
 
     with pytest.raises(ValidationError) as e:
         validate(InteractionRow, {"user_id": "x", "item_id": "50", "type": "VIEW", "ts": "2099-12-31T00:00:00Z"})
@@ -109,7 +109,7 @@ def test_values_are_bounded_per_type(type_: str, value: float | None, ok: bool) 
 def test_nested_attributes_are_json_and_attributes_are_capped() -> None:
     import json
 
-    from loaders.records import MAX_ATTRIBUTES
+    from graphrec.core.records import MAX_ATTRIBUTES
 
     u = validate(UserRow, {"id": "7", "attributes": {"prefs": {"b": [1, 2], "a": "x"}, "tags": ["p", "q"]}})
     props = u.to_param()["props"]

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graphrec.vectors.base import VectorFilter, VectorIndex
-from graphrec.vectors.edge import EdgeIndex
-from graphrec.vectors.qdrant_server import QdrantIndex
+from graphrec.core.vectors.base import VectorFilter, VectorIndex
+from graphrec.core.vectors.edge import EdgeIndex
+from graphrec.core.vectors.qdrant_server import QdrantIndex
 
 ENGINES = ["edge", "qdrant-local"]
 D = 16

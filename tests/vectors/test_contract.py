@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphrec.errors import CollectionNotFound, VectorStoreError
-from graphrec.vectors.base import Hit, VectorFilter, VectorIndex
+from graphrec.core.errors import CollectionNotFound, VectorStoreError
+from graphrec.core.vectors.base import Hit, VectorFilter, VectorIndex
 
 from .conftest import D, Data, build, make_data, open_engine
 

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphrec.errors import VectorStoreError
-from graphrec.vectors.base import VectorFilter
-from graphrec.vectors.edge import EdgeIndex
+from graphrec.core.errors import VectorStoreError
+from graphrec.core.vectors.base import VectorFilter
+from graphrec.core.vectors.edge import EdgeIndex
 
 from .conftest import D, build, make_data, open_engine
 
 READER = textwrap.dedent("""
     import sys
     import numpy as np
-    from graphrec.vectors.edge import EdgeIndex
+    from graphrec.core.vectors.edge import EdgeIndex
 
     idx = EdgeIndex(sys.argv[1], read_only=True)
     q = np.ones(int(sys.argv[2]), np.float32)
@@ -136,7 +136,7 @@ def test_scalar_quantization_rescores_with_the_original_vectors(scratch: Path) -
 
 
 def test_hits_are_named_from_the_id_map_and_from_the_payload_when_it_lacks_them(scratch: Path) -> None:
-    from graphrec.vectors.edge import IdMap
+    from graphrec.core.vectors.edge import IdMap
 
     idx = EdgeIndex(scratch, indexing_threshold=1, full_scan_threshold=1)
     data = make_data(1500, seed=13, prefix="M")

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from graphrec.config import Settings
-from graphrec.errors import ConfigError
-from graphrec.vectors import VectorIndex, open_vector_index
-from graphrec.vectors.edge import EdgeIndex
-from graphrec.vectors.qdrant_server import QdrantIndex
+from graphrec.core.config import Settings
+from graphrec.core.errors import ConfigError
+from graphrec.core.vectors import VectorIndex, open_vector_index
+from graphrec.core.vectors.edge import EdgeIndex
+from graphrec.core.vectors.qdrant_server import QdrantIndex
 
 
 def _settings(tmp_path: Path, **qdrant: object) -> Settings:

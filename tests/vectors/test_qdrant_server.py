@@ -11,9 +11,9 @@ import httpx
 import numpy as np
 import pytest
 
-from graphrec.errors import CollectionNotFound, VectorStoreError, VectorStoreUnavailable
-from graphrec.vectors.base import PAYLOAD_ID, VectorFilter, point_id
-from graphrec.vectors.qdrant_server import QdrantIndex
+from graphrec.core.errors import CollectionNotFound, VectorStoreError, VectorStoreUnavailable
+from graphrec.core.vectors.base import PAYLOAD_ID, VectorFilter, point_id
+from graphrec.core.vectors.qdrant_server import QdrantIndex
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -7,7 +7,7 @@ source lives with the engine (it needs the live model's vectors).
 """
 
 from graphrec.engine.sources import graph, memory
-from graphrec.engine.sources.base import Candidate, SourceContext, SourceFn
+from graphrec.core.recs.candidate import Candidate, SourceContext, SourceFn
 
 SOURCES: dict[str, SourceFn] = {
     "co_interaction": graph.co_interaction,

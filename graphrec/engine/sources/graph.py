@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from graphrec.engine.sources.base import Candidate, SourceContext
+from graphrec.core.recs.candidate import Candidate, SourceContext
 
 
 def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Sequence[tuple[str, float]]], limit: int,

@@ -3,7 +3,7 @@ popularity (overall and per category) and fresh items. They keep answering when 
 
 from __future__ import annotations
 
-from graphrec.engine.sources.base import Candidate, SourceContext
+from graphrec.core.recs.candidate import Candidate, SourceContext
 
 
 async def popular(ctx: SourceContext, limit: int) -> list[Candidate]:

@@ -1,6 +1,6 @@
 """The in-memory snapshot the GNN trains on.
 
-A :class:`Snapshot` is what :mod:`gnn.export` streams out of Neo4j (or what a test builds by
+A :class:`Snapshot` is what :mod:`graphrec.core.export` streams out of Neo4j (or what a test builds by
 hand): stable id maps, the interactions as parallel arrays, and the raw content of every item.
 Everything downstream (features, random walks, training, evaluation) reads only this.
 
@@ -70,7 +70,7 @@ class Snapshot:
 
         Ids keep the order of the rows; a user first seen in an interaction is added, as the
         loader does; an interaction naming an unknown item is an error. ``value`` is the rating,
-        else the dwell seconds, else 0 (as :mod:`gnn.export` reads it). Interactions are sorted by
+        else the dwell seconds, else 0 (as :mod:`graphrec.core.export` reads it). Interactions are sorted by
         user, time and item, like the export. Columns grow in compact arrays, so 10M rows fit."""
         user_ids = [u.id for u in users]
         uidx = {u: k for k, u in enumerate(user_ids)}

@@ -17,9 +17,9 @@ import neo4j
 from neo4j import AsyncGraphDatabase, GraphDatabase, RoutingControl
 from neo4j import exceptions as nx
 
-from graphrec import cypher
-from graphrec.config import Neo4jSettings, Settings
-from graphrec.errors import GraphStoreError, GraphStoreUnavailable, QueryError
+from graphrec.core import cypher
+from graphrec.core.config import Neo4jSettings, Settings
+from graphrec.core.errors import GraphStoreError, GraphStoreUnavailable, QueryError
 
 Row = dict[str, Any]
 #: One library statement of a write transaction: (query name, identifiers for its {{placeholders}}, parameters).
@@ -44,7 +44,7 @@ def resolve_password(settings: Settings) -> str:
     if settings.neo4j.password is not None:
         return settings.neo4j.password.get_secret_value()
     if settings.neo4j.managed:
-        from graphrec.neo4j_server import Neo4jServer
+        from graphrec.core.neo4j_server import Neo4jServer
 
         return Neo4jServer(settings).password(create=False)
     raise GraphStoreError("GRAPHREC_NEO4J_PASSWORD is required for an external Neo4j server")

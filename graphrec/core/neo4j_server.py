@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from graphrec.config import Settings
-from graphrec.errors import ConfigError, MissingToolError, ServerError
+from graphrec.core.config import Settings
+from graphrec.core.errors import ConfigError, MissingToolError, ServerError
 
 POM = Path(__file__).resolve().parent.parent / "neo4j" / "pom.xml"
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"  # 5.x
@@ -446,7 +446,7 @@ class Neo4jServer:
 
     def status(self) -> Status:
         if not self.cfg.managed:
-            from graphrec.graph.store import GraphStore
+            from graphrec.core.graph.store import GraphStore
 
             try:
                 with GraphStore.from_settings(self.settings) as store:

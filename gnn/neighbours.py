@@ -24,15 +24,15 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from gnn.data import KINDS, Snapshot
-from graphrec.graph.store import GraphStore
+from graphrec.core.snapshot import KINDS, Snapshot
+from graphrec.core.graph.store import GraphStore
 
 
 def score_weights(type_weights: Mapping[str, float] | None = None) -> Mapping[str, float]:
     """``type_weights``, or the configured ``[interactions] score_weights``."""
     if type_weights is not None:
         return type_weights
-    from graphrec.config import get_settings
+    from graphrec.core.config import get_settings
 
     return get_settings().interactions.score_weights
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from graphrec.errors import ValidationError
+from graphrec.core.errors import ValidationError
 
 CYPHER_DIR = Path(__file__).resolve().parent.parent / "cypher"
 

@@ -22,15 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from gnn.export import export_snapshot
+from graphrec.core.export import export_snapshot
 from gnn.split import train_val_test
-from graphrec.config import Settings
-from graphrec.core.user_vector import Embeddings
-from graphrec.errors import ModelError
-from graphrec.graph.store import GraphStore
-from graphrec.ranking.offline import World, embedding_scorer, evaluate, fusion_scorer, targets
-from graphrec.ranking.train import dataset, fit
-from graphrec.registry import Registry, new_version_id
+from graphrec.core.config import Settings
+from graphrec.core.recs.user_vector import Embeddings
+from graphrec.core.errors import ModelError
+from graphrec.core.graph.store import GraphStore
+from gnn.ranking.offline import World, embedding_scorer, evaluate, fusion_scorer, targets
+from gnn.ranking.train import dataset, fit
+from graphrec.core.registry import Registry, new_version_id
 
 RANKER_ROW = "pipeline (DCN-v2 ranker + MMR)"
 SERVED_WITHOUT_ROW = "pipeline (fusion + MMR: served without the ranker)"

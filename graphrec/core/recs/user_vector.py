@@ -117,7 +117,7 @@ def user_vector(item_emb: np.ndarray, index: Mapping[str, int], history: Sequenc
 @dataclass
 class Embeddings:
     """A model's item embeddings (rows L2-normalised) with its recipe: what training's evaluation,
-    the ranker's offline replay and the engine (:class:`graphrec.engine.model.LiveModel`) score with."""
+    the ranker's offline replay and the engine (:class:`graphrec.core.recs.model.LiveModel`) score with."""
 
     version: str
     item_ids: list[str]
@@ -164,7 +164,7 @@ class Embeddings:
 
 def default_recipe() -> dict[str, Any]:
     """The recipe from the code's default settings (a model version saved without one)."""
-    from graphrec.config import GNNConfig, InteractionSettings
+    from graphrec.core.config import GNNConfig, InteractionSettings
 
     g = GNNConfig()
     return recipe(InteractionSettings().vector_weights, g.rating_center, g.half_life_days, g.max_history)

@@ -16,13 +16,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from graphrec.errors import ConfigError
+from graphrec.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from graphrec.config import Settings
-    from graphrec.vectors.base import VectorIndex
+    from graphrec.core.config import Settings
+    from graphrec.core.vectors.base import VectorIndex
 
 
 def open_vector_index(settings: Settings | None = None, /, *, backend: Literal["edge", "qdrant"] | None = None,
@@ -67,13 +67,13 @@ def open_vector_index(settings: Settings | None = None, /, *, backend: Literal["
     if backend == "edge":
         if path is None and settings is None:
             raise ConfigError("open_vector_index: path is required for the edge backend without settings")
-        from graphrec.vectors.edge import EdgeIndex
+        from graphrec.core.vectors.edge import EdgeIndex
 
         root = Path(path) if path is not None else Path(settings.var_dir) / "vectors"  # type: ignore[union-attr]
         return EdgeIndex(root, hnsw_ef=hnsw_ef, read_only=read_only, quantization=quantization, **engine_options)
     if backend != "qdrant":
         raise ConfigError(f"unknown vector backend {backend!r} (edge or qdrant)")
-    from graphrec.vectors.qdrant_server import QdrantIndex
+    from graphrec.core.vectors.qdrant_server import QdrantIndex
 
     layout: dict[str, Any] = {"shards": shards if shards is not None else (q.shards if q else 1),
                               "replicas": replicas if replicas is not None else (q.replicas if q else 1),

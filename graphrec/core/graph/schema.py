@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from neo4j import RoutingControl
 
-from graphrec import cypher
-from graphrec.graph.store import GraphStore
+from graphrec.core import cypher
+from graphrec.core.graph.store import GraphStore
 
 #: The schema version this code expects; ``cypher/schema/v<N>.cypher`` for N up to it are applied in order.
 SCHEMA_VERSION = 2

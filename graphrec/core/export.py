@@ -1,4 +1,4 @@
-"""Export a :class:`~gnn.data.Snapshot` from the graph of record, streamed page by page.
+"""Export a :class:`~graphrec.core.snapshot.Snapshot` from the graph of record, streamed page by page.
 
 Items and users are read in id order, a page at a time (``cypher/export/*.cypher``), so the id
 maps are stable for a given graph: item ``k`` is the ``k``-th item id in lexicographic order.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from gnn.data import KIND_CODE, ItemContent, Snapshot
-from graphrec.graph.store import GraphStore
+from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
+from graphrec.core.graph.store import GraphStore
 
 
 class _Growing:

@@ -5,8 +5,8 @@ Everything a source would read at request time is rebuilt from the history inter
 sessions), with the engine's own functions and the engine's settings (``EngineSettings``: source
 weights of the home feed, candidates per source, seeds and their half-life, the history length,
 the popular window and half-life, the fresh window, MMR): the sources, the merge, the consumed-item
-rules and the ranker's features are the code the engine runs (graphrec.engine.merge,
-graphrec.engine.rules, graphrec.engine.sources.graph, graphrec.ranking.features.request_features). A
+rules and the ranker's features are the code the engine runs (graphrec.core.recs.merge,
+graphrec.core.recs.rules, graphrec.engine.sources.graph, graphrec.core.recs.features.request_features). A
 replayed request is the user's home feed at the history's last instant, in their latest session
 (the session source and the session similarity see its items, as when a client passes them).
 The result is a candidate list per test user with every source's score and rank. Rankings
@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from gnn.data import KINDS, Snapshot
+from graphrec.core.snapshot import KINDS, Snapshot
 from gnn.split import relevant
-from graphrec.core.user_vector import Embeddings
-from graphrec.engine import rules
-from graphrec.engine.merge import cold_start_weights, merge_candidates, seeds_from_history
-from graphrec.engine.sources.base import Candidate
+from graphrec.core.recs.user_vector import Embeddings
+from graphrec.core.recs import rules
+from graphrec.core.recs.merge import cold_start_weights, merge_candidates, seeds_from_history
+from graphrec.core.recs.candidate import Candidate
 from graphrec.engine.sources.graph import aggregate_neighbours, session_seed_weights
-from graphrec.neighbours import content_matrix, interaction_matrix, score_weights, top_k_cosine
-from graphrec.ranking import features as F
+from gnn.neighbours import content_matrix, interaction_matrix, score_weights, top_k_cosine
+from graphrec.core.recs import features as F
 
 
 def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:
@@ -43,7 +43,7 @@ def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:
 def _engine_settings(engine: Any | None) -> Any:
     if engine is not None:
         return engine
-    from graphrec.config import EngineSettings
+    from graphrec.core.config import EngineSettings
 
     return EngineSettings()
 

@@ -11,7 +11,7 @@ The contract, the same for every engine (``tests/vectors/test_contract.py`` chec
   then read; to change it, build a new one and move the alias. ``set_alias`` is atomic: a reader
   sees the old collection or the new one, never a half-built one.
 - Vectors are stored L2-normalised (cosine), so ``get_vectors`` returns unit vectors.
-- Failures are :class:`~graphrec.errors.VectorStoreError`: ``CollectionNotFound`` for an unknown
+- Failures are :class:`~graphrec.core.errors.VectorStoreError`: ``CollectionNotFound`` for an unknown
   name or alias, ``VectorStoreUnavailable`` when the engine cannot be reached (retryable).
 """
 

@@ -2,7 +2,7 @@
 
 Artifacts of a version (written by :mod:`gnn.lifecycle`) under ``<artifact_dir>``:
 ``item_embeddings.npy`` (float32, L2-normalised rows), ``item_ids.json`` (row → item id) and
-``user_params.json`` (the recipe of :mod:`graphrec.core.user_vector`, the one training used).
+``user_params.json`` (the recipe of :mod:`graphrec.core.recs.user_vector`, the one training used).
 The engine polls the registry and swaps in a new :class:`LiveModel` when the live version changes.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.core.user_vector import Embeddings
+from graphrec.core.recs.user_vector import Embeddings
 
 
 @dataclass

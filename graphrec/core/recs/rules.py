@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphrec.engine.catalog import CatalogItem
-from graphrec.engine.types import RecFilter
+from graphrec.core.recs.types import RecFilter
 
 #: Interaction types after which an item is never recommended again on excluding surfaces.
 EXCLUDING_TYPES = frozenset({"CLICKED", "PURCHASED", "RATED"})

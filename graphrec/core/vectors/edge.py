@@ -13,7 +13,7 @@ search resolves the alias once and runs on that one shard: it sees the old colle
 
 What Qdrant Edge 0.9 does (its ``qdrant_edge/__init__.pyi`` is the documentation; checked here):
 
-- Point ids are unsigned ints or UUIDs: we use :func:`~graphrec.vectors.base.point_id` and keep
+- Point ids are unsigned ints or UUIDs: we use :func:`~graphrec.core.vectors.base.point_id` and keep
   the string id in the payload (``gid``); payload comes back only when asked for. Reading ``gid``
   back with every hit cost 0.5-0.7 ms per top-100 search at 1M (p50 4.4 -> 3.7 ms, p99 5.0 -> 4.1
   ms without it, ef 640, int8), so ``finalize`` also writes the id map (``ids.*.npy``: sorted
@@ -56,8 +56,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from graphrec.errors import CollectionNotFound, VectorStoreError, VectorStoreUnavailable
-from graphrec.vectors.base import PAYLOAD_ID, Hit, VectorFilter, clean_payload, point_id
+from graphrec.core.errors import CollectionNotFound, VectorStoreError, VectorStoreUnavailable
+from graphrec.core.vectors.base import PAYLOAD_ID, Hit, VectorFilter, clean_payload, point_id
 
 try:
     import qdrant_edge as qe

@@ -24,8 +24,8 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from graphrec.errors import CollectionNotFound, VectorStoreError, VectorStoreUnavailable
-from graphrec.vectors.base import PAYLOAD_ID, Hit, VectorFilter, clean_payload, point_id
+from graphrec.core.errors import CollectionNotFound, VectorStoreError, VectorStoreUnavailable
+from graphrec.core.vectors.base import PAYLOAD_ID, Hit, VectorFilter, clean_payload, point_id
 
 T = TypeVar("T")
 

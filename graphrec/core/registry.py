@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graphrec.errors import ModelError, NotFound
-from graphrec.graph.store import GraphStore
+from graphrec.core.errors import ModelError, NotFound
+from graphrec.core.graph.store import GraphStore
 
 #: The metrics promotion compares (higher is better).
 GATING_METRICS = ("ndcg@10", "recall@100")

@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from graphrec.errors import ValidationError
+from graphrec.core.errors import ValidationError
 
 MAX_ID = 256
 MAX_STRING = 4096
