@@ -40,9 +40,9 @@ from api.gate import Gate
 from api.http import cors_preflight, with_cors
 from api.schema import build_schema
 from graphrec.core.config import Settings, get_settings
-from graphrec.engine.engine import Engine
 from graphrec.core.graph.store import AsyncGraphStore
 from graphrec.core.progress import read_status
+from graphrec.engine.engine import Engine
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("graphrec.api")

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from graphrec.engine.cache import TTLCache
 from graphrec.core.errors import GraphrecError, GraphStoreUnavailable
+from graphrec.engine.cache import TTLCache
 
 SCOPES = ("read", "write", "interact")
 # What each scope lets a key do: `interact` (for keys in public HTML, e.g. the widget) records

@@ -9,8 +9,8 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.auth import Principal
-from graphrec.engine.engine import Engine
 from graphrec.core.recs.types import Item
+from graphrec.engine.engine import Engine
 
 
 @dataclass

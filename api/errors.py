@@ -32,8 +32,8 @@ from graphql import GraphQLError
 from starlette.responses import JSONResponse
 
 from api import metrics as M
-from graphrec.engine.breaker import CircuitOpen
 from graphrec.core.errors import GraphrecError, GraphStoreUnavailable, VectorStoreUnavailable
+from graphrec.engine.breaker import CircuitOpen
 
 # Errors that are the service's state, not a bug (their class code is INTERNAL).
 STATE_CODES: dict[type[BaseException], str] = {

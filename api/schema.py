@@ -46,8 +46,8 @@ from api.types import (
     check_first,
 )
 from graphrec.core.config import ApiSettings
-from graphrec.core.recs import types as et
 from graphrec.core.errors import GraphrecError, NotFound, ValidationError
+from graphrec.core.recs import types as et
 
 Info = strawberry.Info[Context, None]
 log = logging.getLogger("graphrec.api")

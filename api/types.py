@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import strawberry
 from strawberry.scalars import JSON
 
-from graphrec.core.recs import types as et
 from graphrec.core.errors import NotFound, ValidationError
+from graphrec.core.recs import types as et
 
 if TYPE_CHECKING:
     from api.context import Context

@@ -22,8 +22,8 @@ from graphrec.core.config import load_settings
 
 
 async def run(requests: int, out: Path, seed: int = 1, freeze: bool = True) -> dict:
-    from graphrec.engine.engine import Engine
     from graphrec.core.recs.types import RecRequest
+    from graphrec.engine.engine import Engine
 
     settings = load_settings()
     engine = await Engine.create(settings, background=False)

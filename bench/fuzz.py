@@ -171,10 +171,10 @@ def run(url: str, keys: dict[str, str], n: int, seed_value: int = 0,
 def prepare(s: Any) -> dict[str, str]:
     """The tiny catalogue with neighbours, and one key per kind of caller."""
     from api.auth import create_key
+    from gnn.neighbours import refresh
     from graphrec.core.export import export_snapshot
     from graphrec.core.graph import schema
     from graphrec.core.graph.store import GraphStore
-    from gnn.neighbours import refresh
     from graphrec.testing import tiny_graph
 
     with GraphStore.from_settings(s) as store:

@@ -80,12 +80,12 @@ class Done:
 def prepare(s: Settings, users: int, items: int, interactions: int, train: bool) -> str:
     """Load the catalogue, materialise neighbours, train (optional); returns a read/write API key."""
     from api.auth import create_key
-    from graphrec.core.gnn_config import GNNConfig
-    from graphrec.core.export import export_snapshot
     from gnn.lifecycle import run_pipeline
+    from gnn.neighbours import refresh
+    from graphrec.core.export import export_snapshot
+    from graphrec.core.gnn_config import GNNConfig
     from graphrec.core.graph import schema
     from graphrec.core.graph.store import GraphStore
-    from gnn.neighbours import refresh
     from loaders.synthetic import SyntheticCatalog, SyntheticSpec
     from loaders.writer import GraphWriter
 

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 
 from gnn.baselines import ALS, EASE, ItemKNN, MostPopular
-from graphrec.core.gnn_config import GNNConfig
-from graphrec.core.snapshot import Snapshot
 from gnn.metrics import interaction_matrix, ranking_metrics
 from gnn.split import PROTOCOLS, global_time_split, relevant, train_val_test
 from gnn.user import user_matrix
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import Snapshot
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "hitrate@10", "coverage@10")
 Row = dict[str, float]
@@ -277,8 +277,8 @@ def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
     or LightGCN, ``ctx.served``) fit on this split.
     Served means: the DCN-v2 ranker when one trained on this GNN is given (``ctx.ranker``),
     else fusion + MMR."""
-    from graphrec.core.recs.user_vector import Embeddings
     from gnn.ranking.offline import World, evaluate, fusion_scorer, targets
+    from graphrec.core.recs.user_vector import Embeddings
 
     emb, params = served_embeddings(snap, split, ctx)
     model = Embeddings(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),

@@ -16,8 +16,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from graphrec.core.snapshot import Snapshot
 from gnn.hetero import positive_edges, to_hetero_data
+from graphrec.core.snapshot import Snapshot
 
 
 def interaction_graph(snap: Snapshot) -> nx.Graph:

@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from graphrec.core.gnn_config import GNNConfig
-from graphrec.core.snapshot import Snapshot
 from gnn.evaluate import (
     FAMILIES,
     METRICS,
@@ -47,7 +45,6 @@ from gnn.evaluate import (
     served_embeddings,
     write_report,
 )
-from graphrec.core.export import export_snapshot
 from gnn.features import build_features
 from gnn.lightgcn import train_lightgcn
 from gnn.split import relevant
@@ -55,8 +52,11 @@ from gnn.train import _validate_emb, train
 from gnn.user import user_params
 from graphrec.core.config import Settings
 from graphrec.core.errors import ModelError
+from graphrec.core.export import export_snapshot
+from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.graph.store import GraphStore
 from graphrec.core.registry import Registry, decide, new_version_id
+from graphrec.core.snapshot import Snapshot
 
 
 def gnn_config(settings: Settings) -> GNNConfig:

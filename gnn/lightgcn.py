@@ -34,12 +34,12 @@ from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 from tqdm import tqdm
 
-from graphrec.core.gnn_config import LightGCNConfig
-from graphrec.core.snapshot import Snapshot
 from gnn.features import ItemFeatures
 from gnn.hetero import positive_edges, to_hetero_data
 from gnn.metrics import interaction_matrix, ranking_metrics
 from gnn.threads import choose_threads
+from graphrec.core.gnn_config import LightGCNConfig
+from graphrec.core.snapshot import Snapshot
 
 #: Layer-combination weights tried on validation after training (normalised to sum 1).
 ALPHAS: tuple[tuple[float, ...], ...] = ((1, 1, 1, 1), (1, 1, 1, 0), (2, 1, 1, 1), (1, 2, 2, 1), (1, 1, 2, 2),

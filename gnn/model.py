@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphrec.core.gnn_config import GNNConfig
 from gnn.features import ItemFeatures
 from gnn.nn import PinSageConv
+from graphrec.core.gnn_config import GNNConfig
 
 # Each hop's adjacency is a sparse CSR tensor (gnn.model.PinSage.edges); torch says once per
 # process that its CSR support is "beta", which is noise in every training log.

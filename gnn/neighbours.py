@@ -24,8 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from graphrec.core.snapshot import KINDS, Snapshot
 from graphrec.core.graph.store import GraphStore
+from graphrec.core.snapshot import KINDS, Snapshot
 
 
 def score_weights(type_weights: Mapping[str, float] | None = None) -> Mapping[str, float]:

@@ -28,8 +28,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from graphrec.core.gnn_config import GNNConfig
-from graphrec.core.snapshot import Snapshot
 from gnn.features import ItemFeatures, build_features
 from gnn.hetero import positive_edges, to_hetero_data
 from gnn.metrics import interaction_matrix, ranking_metrics
@@ -37,6 +35,8 @@ from gnn.model import PinSage
 from gnn.threads import choose_threads
 from gnn.user import interaction_weights, pool, user_matrix, user_params
 from gnn.walks import importance_neighbourhoods
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import Snapshot
 
 FULL_SOFTMAX_MAX_ITEMS = 50_000
 

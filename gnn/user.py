@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from graphrec.core import user_vector as uv
 from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.snapshot import KINDS
-from graphrec.core import user_vector as uv
 
 
 def user_params(cfg: GNNConfig, vector_weights: Mapping[str, float] | None = None) -> dict[str, Any]:

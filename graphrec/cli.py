@@ -205,8 +205,8 @@ def load_movielens(kg: Annotated[bool, typer.Option(help="Also load the Freebase
 
 def _load_file(kind: str, path: Path, on_error: OnErrorMode | None, batch_size: int | None, report: Path | None) -> None:
     from graphrec.core.graph import schema
-    from loaders import files
     from graphrec.core.records import RowLimits
+    from loaders import files
 
     warnings: list[files.FieldWarning] = []
     rows = files.read_file(path, kind, warnings, RowLimits.from_settings(settings().loader))  # type: ignore[arg-type]
@@ -386,8 +386,8 @@ def clock_repair() -> None:
 @friendly
 def demo_summary(user_id: str = "196", limit: int = 10) -> None:
     """Counts, a sample of collaborative recommendations straight from Cypher, the Browser address."""
-    from graphrec.core.recs.merge import decay_now
     from graphrec.core.neo4j_server import Neo4jServer
+    from graphrec.core.recs.merge import decay_now
 
     s = settings()
     with _store() as store:
@@ -426,8 +426,8 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
 def refresh_neighbours(k: int = 50, if_changed: Annotated[bool, typer.Option(
         "--if-changed", help="Skip when the graph is unchanged since the last refresh (counts and clock).")] = False) -> None:
     """Recompute the materialised CO_INTERACTED and SIMILAR_CONTENT neighbour edges (nearline job)."""
-    from graphrec.core.export import export_snapshot
     from gnn.neighbours import refresh
+    from graphrec.core.export import export_snapshot
 
     with _store() as store:
         signature = json.dumps([store.counts(), store.read("recs/latest_ts")[0]["ts"], k], sort_keys=True)
@@ -609,8 +609,8 @@ def schedule_cmd(cron: Annotated[str | None, typer.Option(help="Cron expression 
                  once: Annotated[bool, typer.Option("--once", help="Run one cycle now and exit.")] = False) -> None:
     """Retrain on a cron schedule: skips when there is no new data, one run at a time, every run
     logged; after a promoted GNN, the ranker too when one is in use."""
-    from gnn.schedule import next_run, run_forever
     from gnn.ranking.lifecycle import retrain_cycle
+    from gnn.schedule import next_run, run_forever
 
     s = settings()
     if not once:

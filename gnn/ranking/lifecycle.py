@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.core.export import export_snapshot
-from gnn.split import train_val_test
-from graphrec.core.config import Settings
-from graphrec.core.recs.user_vector import Embeddings
-from graphrec.core.errors import ModelError
-from graphrec.core.graph.store import GraphStore
 from gnn.ranking.offline import World, embedding_scorer, evaluate, fusion_scorer, targets
 from gnn.ranking.train import dataset, fit
+from gnn.split import train_val_test
+from graphrec.core.config import Settings
+from graphrec.core.errors import ModelError
+from graphrec.core.export import export_snapshot
+from graphrec.core.graph.store import GraphStore
+from graphrec.core.recs.user_vector import Embeddings
 from graphrec.core.registry import Registry, new_version_id
 
 RANKER_ROW = "pipeline (DCN-v2 ranker + MMR)"

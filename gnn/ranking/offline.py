@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.core.snapshot import KINDS, Snapshot
-from gnn.split import relevant
-from graphrec.core.recs.user_vector import Embeddings
-from graphrec.core.recs import rules
-from graphrec.core.recs.merge import cold_start_weights, merge_candidates, seeds_from_history
-from graphrec.core.recs.candidate import Candidate
-from graphrec.engine.sources.graph import aggregate_neighbours, session_seed_weights
 from gnn.neighbours import content_matrix, interaction_matrix, score_weights, top_k_cosine
+from gnn.split import relevant
 from graphrec.core.recs import features as F
+from graphrec.core.recs import rules
+from graphrec.core.recs.candidate import Candidate
+from graphrec.core.recs.merge import cold_start_weights, merge_candidates, seeds_from_history
+from graphrec.core.recs.user_vector import Embeddings
+from graphrec.core.snapshot import KINDS, Snapshot
+from graphrec.engine.sources.graph import aggregate_neighbours, session_seed_weights
 
 
 def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gnn.ranking.offline import World
 from graphrec.core.recs import features as F
 from graphrec.core.recs.dcn import DCNv2
-from gnn.ranking.offline import World
 
 
 @dataclass

@@ -21,8 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.errors import ConfigError
+from graphrec.core.gnn_config import GNNConfig
 
 
 class Neo4jSettings(BaseModel):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 from graphrec.core.graph.store import GraphStore
+from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 
 
 class _Growing:

@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from graphrec.core.errors import GraphStoreError, VectorStoreError
+from graphrec.core.recs.candidate import Candidate, SourceContext
+from graphrec.core.recs.types import RecFilter
 from graphrec.engine.guard import Guard
 from graphrec.engine.sources import SOURCES
-from graphrec.core.recs.candidate import Candidate, SourceContext
 from graphrec.engine.sources.graph import session_seeds
 from graphrec.engine.state import Serving
-from graphrec.core.recs.types import RecFilter
-from graphrec.core.errors import GraphStoreError, VectorStoreError
 
 log = logging.getLogger("graphrec.engine")
 

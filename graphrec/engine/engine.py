@@ -28,14 +28,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from graphrec.core.config import Settings
-from graphrec.engine import health
-from graphrec.engine.candidates import Candidates
-from graphrec.engine.guard import Guard, open_vectors
-from graphrec.engine.live import Live
-from graphrec.engine.pipeline import Pipeline, batch
-from graphrec.engine.repository import Repository
-from graphrec.engine.results import Results
-from graphrec.engine.state import Serving
+from graphrec.core.errors import GraphrecError
+from graphrec.core.graph.store import AsyncGraphStore
 from graphrec.core.recs.types import (
     Interaction,
     Item,
@@ -46,11 +40,17 @@ from graphrec.core.recs.types import (
     Surface,
     User,
 )
+from graphrec.engine import health
+from graphrec.engine.candidates import Candidates
+from graphrec.engine.guard import Guard, open_vectors
+from graphrec.engine.live import Live
+from graphrec.engine.pipeline import Pipeline, batch
+from graphrec.engine.repository import Repository
+from graphrec.engine.results import Results
+from graphrec.engine.state import Serving
 from graphrec.engine.user_state import UserStates
 from graphrec.engine.warmup import Warmup
 from graphrec.engine.writes import Writes
-from graphrec.core.errors import GraphrecError
-from graphrec.core.graph.store import AsyncGraphStore
 
 log = logging.getLogger("graphrec.engine")
 _STATE = frozenset(Serving.__dataclass_fields__)

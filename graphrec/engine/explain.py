@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from graphrec.core.recs import rules
-from graphrec.engine.catalog import Catalog
 from graphrec.core.recs.types import Recommendation, RecRequest, Surface
+from graphrec.engine.catalog import Catalog
 
 VERB = {"RATED": "rated", "PURCHASED": "bought", "CLICKED": "clicked", "VIEWED": "viewed"}
 

@@ -13,8 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from graphrec.core.config import Settings
-from graphrec.core.recs.model import LiveModel
-from graphrec.engine.state import Serving
 from graphrec.core.errors import (
     CollectionNotFound,
     GraphStoreUnavailable,
@@ -22,6 +20,8 @@ from graphrec.core.errors import (
     VectorStoreError,
     VectorStoreUnavailable,
 )
+from graphrec.core.recs.model import LiveModel
+from graphrec.engine.state import Serving
 
 log = logging.getLogger("graphrec.engine")
 T = TypeVar("T")

@@ -8,10 +8,10 @@ import logging
 import time
 from typing import Any
 
+from graphrec.core.recs.model import LiveModel
 from graphrec.core.recs.user_vector import recipe
 from graphrec.engine.catalog import load_catalog
 from graphrec.engine.guard import Guard
-from graphrec.core.recs.model import LiveModel
 from graphrec.engine.state import Serving
 
 log = logging.getLogger("graphrec.engine")

@@ -15,20 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.engine import explain, rules
-from graphrec.engine.candidates import Candidates, no_candidates
-from graphrec.engine.guard import Guard
-from graphrec.engine.live import ranker_usable
+from graphrec.core.errors import GraphStoreError, NotFound
+from graphrec.core.recs.candidate import Candidate, SourceContext
 from graphrec.core.recs.merge import (
     cold_start_weights,
     decay_now,
     merge_candidates,
     seeds_from_history,
 )
-from graphrec.engine.results import Results, decode, key
-from graphrec.engine.sources import SOURCES
-from graphrec.core.recs.candidate import Candidate, SourceContext
-from graphrec.engine.state import Serving
 from graphrec.core.recs.types import (
     RecFilter,
     Recommendation,
@@ -37,8 +31,14 @@ from graphrec.core.recs.types import (
     RequestContext,
     Surface,
 )
+from graphrec.engine import explain, rules
+from graphrec.engine.candidates import Candidates, no_candidates
+from graphrec.engine.guard import Guard
+from graphrec.engine.live import ranker_usable
+from graphrec.engine.results import Results, decode, key
+from graphrec.engine.sources import SOURCES
+from graphrec.engine.state import Serving
 from graphrec.engine.user_state import Consumed, History, UserStates
-from graphrec.core.errors import GraphStoreError, NotFound
 
 
 @dataclass

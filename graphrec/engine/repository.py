@@ -8,13 +8,13 @@ import marshal
 import time
 from typing import Any
 
+from graphrec.core.errors import GraphStoreUnavailable, NotFound, QueryError
+from graphrec.core.records import ItemRow, UserRow, validate
+from graphrec.core.recs.types import Interaction, Item, Neighbour, User
 from graphrec.engine.catalog import CatalogItem
 from graphrec.engine.guard import Guard
 from graphrec.engine.journal import refused_for_good
 from graphrec.engine.state import Serving
-from graphrec.core.recs.types import Interaction, Item, Neighbour, User
-from graphrec.core.errors import GraphStoreUnavailable, NotFound, QueryError
-from graphrec.core.records import ItemRow, UserRow, validate
 
 
 class Repository:

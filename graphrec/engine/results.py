@@ -10,8 +10,8 @@ import time
 import uuid
 from typing import Any
 
-from graphrec.engine.state import Serving
 from graphrec.core.recs.types import Recommendation, RecResult
+from graphrec.engine.state import Serving
 
 log = logging.getLogger("graphrec.engine")
 

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphrec.core.config import EngineSettings, Settings
+from graphrec.core.graph.store import AsyncGraphStore
+from graphrec.core.records import RowLimits
+from graphrec.core.recs.model import LiveModel
+from graphrec.core.recs.types import RecResult, RequestContext
 from graphrec.engine.breaker import Breaker
 from graphrec.engine.cache import TTLCache
 from graphrec.engine.catalog import Catalog, SharedPopular
 from graphrec.engine.journal import Journal
-from graphrec.core.recs.model import LiveModel
 from graphrec.engine.sources.neighbour_cache import NeighbourCache
-from graphrec.core.recs.types import RecResult, RequestContext
-from graphrec.core.graph.store import AsyncGraphStore
-from graphrec.core.records import RowLimits
 
 
 @dataclass(eq=False)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import marshal
 from typing import Any
 
-from graphrec.core.recs import rules
-from graphrec.engine.guard import Guard
-from graphrec.engine.state import Serving
-from graphrec.core.recs.types import RecRequest
 from graphrec.core.errors import GraphStoreError
 from graphrec.core.records import InteractionRow
+from graphrec.core.recs import rules
+from graphrec.core.recs.types import RecRequest
+from graphrec.engine.guard import Guard
+from graphrec.engine.state import Serving
 
 #: A user state larger than this (marshalled) is not kept for degraded answers (see keep).
 USER_STATE_MAX_BYTES = 32_768

@@ -9,11 +9,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from graphrec.core.records import InteractionType
+from graphrec.core.recs.types import RecRequest, RecResult, RequestContext, Surface
 from graphrec.engine.cache import TTLCache
 from graphrec.engine.state import Serving
-from graphrec.core.recs.types import RecRequest, RecResult, RequestContext, Surface
 from graphrec.engine.writes import interaction_statements
-from graphrec.core.records import InteractionType
 
 log = logging.getLogger("graphrec.engine")
 

@@ -9,14 +9,14 @@ import logging
 import time
 from typing import Any
 
-from graphrec.engine.guard import Guard
-from graphrec.engine.journal import refused_for_good, write_rows_sync
-from graphrec.engine.state import Serving
-from graphrec.core.recs.types import RecordResult
-from graphrec.engine.user_state import UserStates
 from graphrec.core.errors import GraphStoreUnavailable, KeyConflict, LockHeld, NotFound, QueryError
 from graphrec.core.graph.store import Statement
 from graphrec.core.records import InteractionRow, InteractionType, validate
+from graphrec.core.recs.types import RecordResult
+from graphrec.engine.guard import Guard
+from graphrec.engine.journal import refused_for_good, write_rows_sync
+from graphrec.engine.state import Serving
+from graphrec.engine.user_state import UserStates
 
 log = logging.getLogger("graphrec.engine")
 

@@ -146,8 +146,8 @@ def on_engine(settings: Settings, fn: Callable[[Engine], Awaitable[T]]) -> T:
     connection."""
     import asyncio
 
-    from graphrec.engine.engine import Engine
     from graphrec.core.graph.store import AsyncGraphStore
+    from graphrec.engine.engine import Engine
 
     async def go() -> T:
         wide = settings.model_copy(update={"engine": settings.engine.model_copy(update={"request_budget_ms": 30_000.0})})

@@ -23,9 +23,9 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(neo4j_settings: Settings) -> Iterator[Api]:
+    from gnn.neighbours import refresh
     from graphrec.core.export import export_snapshot
     from graphrec.core.graph.store import GraphStore
-    from gnn.neighbours import refresh
     from graphrec.testing import wipe
 
     with GraphStore.from_settings(neo4j_settings) as store:

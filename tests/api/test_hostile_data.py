@@ -44,9 +44,9 @@ def served(neo4j_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     from api.app import create_app
     from api.auth import create_key
     from graphrec.core.graph.store import GraphStore, resolve_password
+    from graphrec.core.records import ItemRow
     from graphrec.testing import tiny_graph, wipe
     from graphrec.testing.server import live_server
-    from graphrec.core.records import ItemRow
     from loaders.writer import GraphWriter, Source
 
     var = tmp_path_factory.mktemp("hostile-var")

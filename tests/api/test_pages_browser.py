@@ -116,10 +116,10 @@ def test_neo4j_browser_opens_the_guide_and_captions_items_by_title(tmp_path: Pat
     Neo4jServer): after login the style sheet and the guide come from the API; a guide query
     draws items captioned by their titles; no usage banner; nothing leaves the machine."""
     from api.pages import GUIDE
+    from gnn.neighbours import refresh
     from graphrec.core.export import export_snapshot
     from graphrec.core.graph import schema
     from graphrec.core.graph.store import GraphStore
-    from gnn.neighbours import refresh
     from graphrec.testing import TINY_ITEMS, own_neo4j, tiny_graph
     from graphrec.testing.server import free_port
 

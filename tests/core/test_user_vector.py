@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graphrec.core.gnn_config import GNNConfig
-from graphrec.core.snapshot import KINDS
 from gnn.user import user_matrix, user_params
 from graphrec.core.config import InteractionSettings, Settings
+from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.recs.model import LiveModel
+from graphrec.core.snapshot import KINDS
 
 N_ITEMS, DIM = 40, 8
 CFG = GNNConfig(max_history=12, rating_center=2.5, half_life_days=30.0)

@@ -10,23 +10,23 @@ from typing import Any
 import pytest
 
 from graphrec.core.config import Settings
-from graphrec.engine.engine import Engine
-from graphrec.engine.sources import SOURCES
-from graphrec.core.recs.candidate import SourceContext
-from graphrec.engine.sources.neighbour_cache import NeighbourCache
-from graphrec.core.recs.types import RecFilter, RecRequest, RequestContext
 from graphrec.core.errors import NotFound
 from graphrec.core.graph.store import AsyncGraphStore
-from graphrec.testing import tiny_graph
 from graphrec.core.records import InteractionType
+from graphrec.core.recs.candidate import SourceContext
+from graphrec.core.recs.types import RecFilter, RecRequest, RequestContext
+from graphrec.engine.engine import Engine
+from graphrec.engine.sources import SOURCES
+from graphrec.engine.sources.neighbour_cache import NeighbourCache
+from graphrec.testing import tiny_graph
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
 def tiny(store, neo4j_settings: Settings) -> Iterator[Settings]:  # noqa: ANN001
-    from graphrec.core.export import export_snapshot
     from gnn.neighbours import refresh
+    from graphrec.core.export import export_snapshot
 
     tiny_graph(store)
     refresh(store, export_snapshot(store, progress=False), k=10, progress=False)

@@ -13,12 +13,12 @@ import pytest
 from neo4j import RoutingControl
 
 from graphrec.core.config import Settings
-from graphrec.engine.engine import Engine
-from graphrec.core.recs.model import LiveModel
-from graphrec.engine.ranker import LoadedRanker
-from graphrec.core.recs.types import RecRequest, RequestContext
 from graphrec.core.recs import features as F
 from graphrec.core.recs.dcn import DCNv2
+from graphrec.core.recs.model import LiveModel
+from graphrec.core.recs.types import RecRequest, RequestContext
+from graphrec.engine.engine import Engine
+from graphrec.engine.ranker import LoadedRanker
 from loaders.synthetic import SyntheticCatalog, SyntheticSpec
 from loaders.writer import GraphWriter
 
@@ -44,10 +44,10 @@ def _latest_session(store: Any, user_id: str) -> list[str]:
 def test_one_requests_features_are_the_same_online_and_offline(store, neo4j_settings: Settings, tmp_path: Path) -> None:  # noqa: ANN001
     from pydantic import SecretStr
 
-    from graphrec.core.export import export_snapshot
-    from graphrec.core.graph.store import resolve_password
     from gnn.neighbours import refresh
     from gnn.ranking.offline import World
+    from graphrec.core.export import export_snapshot
+    from graphrec.core.graph.store import resolve_password
 
     cat = SyntheticCatalog(SyntheticSpec(users=120, items=150, interactions=3000, categories=6, seed=7))
     w = GraphWriter(store, batch_size=2000, progress=False)

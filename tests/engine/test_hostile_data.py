@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from graphrec.core.config import Settings
-from graphrec.engine.engine import Engine
-from graphrec.core.recs.types import RecRequest, RequestContext
 from graphrec.core.errors import KeyConflict, ValidationError
 from graphrec.core.graph.store import AsyncGraphStore
+from graphrec.core.recs.types import RecRequest, RequestContext
+from graphrec.engine.engine import Engine
 from graphrec.testing import tiny_graph
 
 pytestmark = pytest.mark.integration
@@ -26,9 +26,9 @@ pytestmark = pytest.mark.integration
 def tiny(store, neo4j_settings: Settings, tmp_path: Path) -> Iterator[Settings]:  # noqa: ANN001
     from pydantic import SecretStr
 
+    from gnn.neighbours import refresh
     from graphrec.core.export import export_snapshot
     from graphrec.core.graph.store import resolve_password
-    from gnn.neighbours import refresh
 
     tiny_graph(store)
     refresh(store, export_snapshot(store, progress=False), k=10, progress=False)

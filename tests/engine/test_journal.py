@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from graphrec.engine.journal import Journal
 from graphrec.core.errors import GraphStoreUnavailable, LockHeld
+from graphrec.engine.journal import Journal
 
 
 def test_replay_in_order_offsets_and_failures(tmp_path: Path) -> None:
@@ -91,8 +91,8 @@ def test_an_append_after_a_torn_line_is_not_glued_to_it_and_bad_lines_are_dead_l
 def test_only_a_refusal_for_good_is_a_dead_letter() -> None:
     """A transaction Neo4j timed out on a busy server is not a poison row: replaying it later
     writes it (it must never be set aside, or an acknowledged interaction would be lost)."""
-    from graphrec.engine.journal import refused_for_good
     from graphrec.core.errors import QueryError
+    from graphrec.engine.journal import refused_for_good
 
     assert refused_for_good(QueryError("load/interactions: constraint violated: Relationship(162) already exists"))
     assert refused_for_good(QueryError("load/interactions: Neo.ClientError.Statement.TypeError: bad value"))

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from graphrec.engine.sources.neighbour_cache import NeighbourCache
 from graphrec.core.errors import GraphStoreUnavailable
+from graphrec.engine.sources.neighbour_cache import NeighbourCache
 
 
 class FakeStore:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graphrec.engine.ranker import LoadedRanker
-from graphrec.core.recs.rules import Scored
+from gnn.ranking.train import fit
 from graphrec.core.recs import features as F
 from graphrec.core.recs.dcn import DCNv2
-from gnn.ranking.train import fit
+from graphrec.core.recs.rules import Scored
+from graphrec.engine.ranker import LoadedRanker
 
 
 def test_dcn_shapes_and_repr() -> None:

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graphrec.core.config import Settings
-from graphrec.engine.engine import Engine
-from graphrec.core.recs.types import RecRequest, RequestContext
-from graphrec.core.recs import features as F
 from gnn.ranking.train import fit
+from graphrec.core.config import Settings
+from graphrec.core.recs import features as F
+from graphrec.core.recs.types import RecRequest, RequestContext
 from graphrec.core.registry import Registry
+from graphrec.engine.engine import Engine
 from graphrec.testing import tiny_graph
 
 pytestmark = pytest.mark.integration
@@ -31,8 +31,8 @@ def _gnn_version(reg: Registry, version: str, ids: list[str], seed: int) -> None
 
 
 def test_a_ranker_serves_only_with_the_gnn_it_was_trained_on(store, neo4j_settings: Settings, tmp_path: Path) -> None:  # noqa: ANN001
-    from graphrec.core.export import export_snapshot
     from gnn.neighbours import refresh
+    from graphrec.core.export import export_snapshot
 
     tiny_graph(store)
     snap = export_snapshot(store, progress=False)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from graphrec.core.config import InteractionSettings
-from graphrec.engine.engine import Engine
 from graphrec.core.errors import KeyConflict, NotFound, ValidationError
+from graphrec.engine.engine import Engine
 from graphrec.testing import on_engine, tiny_graph
 
 DEFAULT_TYPE_WEIGHTS = InteractionSettings().score_weights

@@ -6,10 +6,10 @@ import numpy as np
 
 from graphrec.core.config import Promotion
 from graphrec.core.recs import rules
+from graphrec.core.recs.types import RecFilter
 from graphrec.engine.breaker import Breaker
 from graphrec.engine.cache import TTLCache
 from graphrec.engine.catalog import CatalogItem
-from graphrec.core.recs.types import RecFilter
 
 
 def _item(i: str, cats: tuple[str, ...] = ("A",), year: int = 2000, available: bool = True) -> CatalogItem:

@@ -14,8 +14,8 @@ import asyncio
 import time
 from typing import Any
 
-from graphrec.engine.engine import Engine
 from graphrec.core.errors import GraphStoreUnavailable
+from graphrec.engine.engine import Engine
 from tests.faults.harness import Stack, interaction, run
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.config import Settings
+from graphrec.core.gnn_config import GNNConfig
 from tests.faults.conftest import close_stack, make_stack
 from tests.faults.harness import RECOMMEND, ROOT, ApiProcess, Reply, Stack, gql, run, wait_for
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphrec.core.snapshot import KIND_CODE, Snapshot
 from graphrec.core.records import InteractionRow, ItemRow, UserRow
+from graphrec.core.snapshot import KIND_CODE, Snapshot
 
 
 def _rows() -> tuple[list[UserRow], list[ItemRow], list[InteractionRow]]:

@@ -29,8 +29,8 @@ def test_skipped_is_never_a_relevant_test_item() -> None:
     evaluated, by the GNN's metrics, the baselines or the offline replay; the others' skipped
     items are not targets."""
     from gnn.evaluate import baselines, gnn_metrics
-    from gnn.split import train_val_test
     from gnn.ranking.offline import targets
+    from gnn.split import train_val_test
 
     snap = _snap()
     tr, va, te = train_val_test(snap)
@@ -82,7 +82,6 @@ def test_global_time_split_cuts_at_a_quantile_and_counts_new_users_and_items() -
 def test_every_family_runs_on_every_split_and_a_new_family_is_one_function() -> None:
     """The table's shape: {protocol: {row: metrics}}; a family scoring every item (as LightGCN
     would) is added with score_rows."""
-    from graphrec.core.gnn_config import GNNConfig
     from gnn.evaluate import (
         FAMILIES,
         EvalContext,
@@ -91,6 +90,7 @@ def test_every_family_runs_on_every_split_and_a_new_family_is_one_function() -> 
         make_split,
         score_rows,
     )
+    from graphrec.core.gnn_config import GNNConfig
 
     snap = _timeline_snap()
     splits = {p: make_split(snap, p) for p in ("user-temporal", "global-time")}

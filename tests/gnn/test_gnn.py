@@ -11,14 +11,14 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.aggr import SumAggregation
 
 import gnn.train
-from graphrec.core.gnn_config import GNNConfig
-from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 from gnn.metrics import interaction_matrix, ranking_metrics
 from gnn.nn import PinSageConv
 from gnn.split import temporal_holdout, train_val_test
 from gnn.train import build_model, train
 from gnn.user import interaction_weights, user_matrix, user_params
 from gnn.walks import importance_neighbourhoods
+from graphrec.core.gnn_config import GNNConfig
+from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 
 
 def test_visit_counts_match_a_hand_checked_case() -> None:

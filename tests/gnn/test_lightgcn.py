@@ -7,12 +7,12 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.nn.models import LightGCN
 
-from graphrec.core.gnn_config import GNNConfig, LightGCNConfig
-from graphrec.core.snapshot import KIND_CODE, Snapshot
 from gnn.features import build_features
 from gnn.hetero import positive_edges, to_hetero_data
 from gnn.lightgcn import bipartite, cold_item_embeddings, train_lightgcn
 from gnn.split import train_val_test
+from graphrec.core.gnn_config import GNNConfig, LightGCNConfig
+from graphrec.core.snapshot import KIND_CODE, Snapshot
 from tests.gnn.test_gnn import _toy
 
 

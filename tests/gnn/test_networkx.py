@@ -8,9 +8,9 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 from gnn.graphstats import graph_stats, interaction_graph, plot_degrees
 from gnn.walks import importance_neighbourhoods
+from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 
 #   u0: 0 1 2    u1: 0 1    u2: 1 2 5    u3: 0 3    u4: 4    u5: 3 5
 EDGES = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 1), (2, 2), (2, 5), (3, 0), (3, 3), (4, 4), (5, 3), (5, 5)]

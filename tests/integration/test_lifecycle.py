@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from graphrec.core.gnn_config import GNNConfig
 from gnn.lifecycle import rollback, run_pipeline
 from graphrec.core.config import Settings
+from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.graph.store import resolve_password
 from graphrec.core.registry import Registry
-from graphrec.testing import on_engine
 from graphrec.core.vectors.edge import EdgeIndex
+from graphrec.testing import on_engine
 from loaders.synthetic import SyntheticCatalog, SyntheticSpec
 from loaders.writer import GraphWriter
 

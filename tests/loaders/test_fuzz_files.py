@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphrec.core.errors import BadRowError
-from loaders.files import read_file
 from graphrec.core.records import InteractionRow, ItemRow, UserRow
+from loaders.files import read_file
 
 KINDS = {"interactions": InteractionRow, "items": ItemRow, "users": UserRow}
 HEADERS = {

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from graphrec.core.errors import ValidationError
-from graphrec.core.records import InteractionRow, InteractionType, ItemRow, UserRow, parse_ts, validate
+from graphrec.core.records import (
+    InteractionRow,
+    InteractionType,
+    ItemRow,
+    UserRow,
+    parse_ts,
+    validate,
+)
 
 
 def test_interaction_types_and_aliases() -> None:

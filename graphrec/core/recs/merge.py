@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from graphrec.core.recs.rules import Scored
 from graphrec.core.recs.candidate import Candidate
+from graphrec.core.recs.rules import Scored
 
 
 def decay_now(recent: list[dict[str, Any]], clock: float) -> float:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec.engine.catalog import CatalogItem
 from graphrec.core.recs.types import RecFilter
+from graphrec.engine.catalog import CatalogItem
 
 #: Interaction types after which an item is never recommended again on excluding surfaces.
 EXCLUDING_TYPES = frozenset({"CLICKED", "PURCHASED", "RATED"})

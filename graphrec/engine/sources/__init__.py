@@ -6,8 +6,8 @@ function plus one entry here and a weight in ``[engine.sources.<SURFACE>]``. The
 source lives with the engine (it needs the live model's vectors).
 """
 
-from graphrec.engine.sources import graph, memory
 from graphrec.core.recs.candidate import Candidate, SourceContext, SourceFn
+from graphrec.engine.sources import graph, memory
 
 SOURCES: dict[str, SourceFn] = {
     "co_interaction": graph.co_interaction,
