@@ -9,7 +9,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.auth import Principal
-from graphrec.core.graph.repository import Item
+from graphrec.core.recs.types import Item
 from graphrec.engine.engine import Engine
 
 

@@ -11,7 +11,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graphrec.core.errors import NotFound, ValidationError
-from graphrec.core.graph import repository as repo
 from graphrec.core.recs import types as et
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ class Item:
     description: str | None
 
     @classmethod
-    def from_domain(cls, it: repo.Item) -> Item:
+    def from_domain(cls, it: et.Item) -> Item:
         return cls(id=strawberry.ID(it.id), title=it.title, year=it.year, categories=list(it.categories),
                    tags=list(it.tags), available=it.available,
                    popularity=round(math.log1p(it.interactions), 4) if it.interactions is not None else None,
@@ -163,7 +162,7 @@ class Interaction:
     item_id: strawberry.Private[str]
 
     @classmethod
-    def from_domain(cls, h: repo.Interaction) -> Interaction:
+    def from_domain(cls, h: et.Interaction) -> Interaction:
         return cls(type=TYPE_FROM_GRAPH[h.type], timestamp=datetime.fromtimestamp(h.ts, UTC),
                    value=h.value if h.type == "RATED" else None, dwell_seconds=h.dwell, session_id=h.session,
                    item_id=h.item_id)
@@ -180,7 +179,7 @@ class User:
     attributes: JSON
 
     @classmethod
-    def from_domain(cls, u: repo.User) -> User:
+    def from_domain(cls, u: et.User) -> User:
         return cls(id=strawberry.ID(u.id), attributes=dict(u.attributes))  # type: ignore[arg-type]  # JSON scalar
 
     @strawberry.field

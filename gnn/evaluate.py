@@ -278,11 +278,11 @@ def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
     Served means: the DCN-v2 ranker when one trained on this GNN is given (``ctx.ranker``),
     else fusion + MMR."""
     from gnn.ranking.offline import World, evaluate, fusion_scorer, targets
-    from graphrec.core.recs.model import LiveModel
+    from graphrec.core.recs.user_vector import Embeddings
 
     emb, params = served_embeddings(snap, split, ctx)
-    model = LiveModel(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
-                      params)
+    model = Embeddings(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
+                       params)
     world = World.build(snap, split.hist, model, engine=ctx.engine)
     truth = targets(snap, split.test)
     if ctx.ranker is not None:

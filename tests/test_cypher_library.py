@@ -14,6 +14,9 @@ from graphrec.core.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [p for d in ("graphrec", "loaders", "gnn", "api", "bench") for p in (ROOT / d).rglob("*.py")]
+TESTS = sorted((ROOT / "tests").rglob("*.py"))
+#: Strings in tests shaped like query names that are not meant to name one.
+ABSENT_ON_PURPOSE = {"recs/nope", "load/x", "schema/v"}  # refused names, an error label, a prefix
 #: Files that are not called from Python: schema DDL (applied statement by statement) and the
 #: Browser-facing explore/ queries (people supply their parameters with :param).
 NOT_CALLED = ("schema/v", "explore/")
@@ -71,6 +74,22 @@ def test_every_called_query_gets_exactly_its_parameters() -> None:
             extra = supplied - q.params
             assert not missing, f"{where} calls {q.name} without {sorted(missing)}"
             assert not extra, f"{where} passes {sorted(extra)} that {q.name} does not use"
+
+
+def test_tests_name_only_queries_that_exist() -> None:
+    """Every string in tests/ that names a query (``folder/name`` in a query folder) names one
+    that exists: a renamed query cannot leave a test asserting on its old name (such an assertion,
+    e.g. that the old name was not read, would pass whatever the code does)."""
+    names = {q.name for q in cypher.all_queries()}
+    folders = {n.split("/")[0] for n in names}
+    stale = []
+    for path in TESTS:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and QUERY_NAME.fullmatch(node.value)
+                    and node.value.split("/")[0] in folders and node.value not in names | ABSENT_ON_PURPOSE):
+                stale.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}")
+    assert not stale, f"tests name queries that do not exist: {stale}"
+    assert TESTS and any(p.name == "test_engine.py" for p in TESTS)
 
 
 def test_template_identifiers_come_from_allowlists() -> None:

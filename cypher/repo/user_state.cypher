@@ -1,6 +1,7 @@
 // What the engine needs to know about a user for one request, in one round trip: their most
-// recent interactions (seeds, the user vector) and every item they ever interacted with, with
-// the strongest type (exclusions, down-weights). Unknown user: no row (a cold-start user).
+// recent interactions (seeds, the user vector) and the items they interacted with, each with its
+// interaction types (exclusions, down-weights): all of them, or $max_consumed in no set order.
+// Unknown user: no row (a cold-start user).
 // Returns: recent (list of {item_id, type, ts, value}, newest first), consumed (list of
 //   {item_id, types}: every interaction type the user has with the item).
 // Params: $user_id, $recent (int), $max_consumed (int).

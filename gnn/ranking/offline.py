@@ -18,25 +18,25 @@ followed by the engine's MMR step.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from gnn.neighbours import content_matrix, interaction_matrix, top_k_cosine
+from gnn.neighbours import content_matrix, interaction_matrix, score_weights, top_k_cosine
 from gnn.split import relevant
-from graphrec.core.graph.repository import DEFAULT_TYPE_WEIGHTS
 from graphrec.core.recs import features as F
 from graphrec.core.recs import rules
 from graphrec.core.recs.candidate import Candidate
 from graphrec.core.recs.merge import (
     aggregate_neighbours,
+    cold_start_weights,
     merge_candidates,
     seeds_from_history,
     session_seed_weights,
 )
-from graphrec.core.recs.model import LiveModel
+from graphrec.core.recs.user_vector import Embeddings
 from graphrec.core.snapshot import KINDS, Snapshot
 
 
@@ -54,12 +54,12 @@ def _engine_settings(engine: Any | None) -> Any:
 
 
 def popular_lists(tr: Snapshot, now: float, window_s: float, half_life_s: float, available: np.ndarray,
-                  top: int = 1000) -> list[tuple[str, float]]:
+                  type_weights: Mapping[str, float], top: int = 1000) -> list[tuple[str, float]]:
     """The engine's popular list (graphrec.engine.catalog.load_catalog, cypher/recs/popular_page):
     Σ type weight × 2^(-(now - ts) / half-life) over the window's interactions of available items,
     best first; a quiet window is topped up with all-time interaction counts."""
     ids = tr.item_ids
-    tw = np.array([DEFAULT_TYPE_WEIGHTS.get(k, 0.0) if k != "SKIPPED" else 0.0 for k in KINDS])
+    tw = np.array([type_weights.get(k, 0.0) if k != "SKIPPED" else 0.0 for k in KINDS])
     counted = tr.kind != KINDS.index("SKIPPED")
     inwin = counted & (tr.ts >= now - window_s)
     w = tw[tr.kind.astype(np.int64)] * np.exp(-0.6931 * np.abs(now - tr.ts) / half_life_s)
@@ -89,16 +89,20 @@ class World:
     popular: list[tuple[str, float]]
     fresh: list[tuple[str, float]]
     info: dict[str, tuple[int, float | None, tuple[str, ...]]]
-    model: LiveModel | None = None
+    model: Embeddings | None = None
     cats: dict[str, tuple[str, ...]] = field(default_factory=dict)
     engine: Any = None
     sessions: dict[int, list[str]] = field(default_factory=dict)  # each user's latest session, oldest item first
     available: dict[str, bool] = field(default_factory=dict)
+    type_weights: Mapping[str, float] = field(default_factory=dict)  # [interactions] score_weights
 
     @classmethod
-    def build(cls, full: Snapshot, train_mask: np.ndarray, model: LiveModel | None = None, k: int = 50,
-              engine: Any | None = None) -> World:
+    def build(cls, full: Snapshot, train_mask: np.ndarray, model: Embeddings | None = None, k: int = 50,
+              engine: Any | None = None, type_weights: Mapping[str, float] | None = None) -> World:
+        """``engine``: the engine's settings; ``type_weights``: ``[interactions] score_weights``
+        (default: the code's engine settings, the configured weights)."""
         eng = _engine_settings(engine)
+        tw = score_weights(type_weights)
         tr = subset(full, train_mask)
         now = float(tr.ts.max())
         ids = full.item_ids
@@ -130,13 +134,14 @@ class World:
                         lst.remove(iid)
                     lst.append(iid)
         nb: dict[str, dict[str, list[tuple[str, float]]]] = {}
-        for rel, x in (("CO_INTERACTED", interaction_matrix(tr, now=now).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(tr))):
+        for rel, x in (("CO_INTERACTED", interaction_matrix(tr, now=now, type_weights=tw).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(tr))):
             nb[rel] = {ids[i]: [(ids[j], float(s)) for j, s in zip(nbrs.tolist(), sc.tolist(), strict=True)]
                        for i, nbrs, sc in top_k_cosine(x, k)}
         available = np.array([it.available is not False for it in full.items])
         counted = tr.kind != KINDS.index("SKIPPED")
         counts = np.bincount(tr.item[counted], minlength=full.num_items)
-        popular = popular_lists(tr, now, eng.popular_window_days * 86400.0, eng.popular_half_life_days * 86400.0, available)
+        popular = popular_lists(tr, now, eng.popular_window_days * 86400.0, eng.popular_half_life_days * 86400.0, available,
+                                tw)
         # An item's creation time as the engine's catalogue has it (None: no age, never fresh); the
         # fresh list is the newest 1,000 available items.
         created = [it.created_at for it in full.items]
@@ -144,7 +149,7 @@ class World:
                        key=lambda x: -x[1])[:1000]
         info = {ids[i]: (int(counts[i]), created[i], tuple(full.items[i].categories)) for i in range(full.num_items)}
         return cls(tr, now, hist, consumed, nb, popular, fresh, info, model, {k2: v[2] for k2, v in info.items()}, eng,
-                   sessions, {ids[i]: bool(available[i]) for i in range(full.num_items)})
+                   sessions, {ids[i]: bool(available[i]) for i in range(full.num_items)}, dict(tw))
 
     def weights(self) -> dict[str, float]:
         return dict(self.engine.sources.get("HOME_FEED", {}))
@@ -156,14 +161,14 @@ class World:
         eng = self.engine
         per_source = per_source or eng.candidates_per_source
         recent = self.history.get(u, [])
-        seeds = seeds_from_history(recent, self.now, eng.half_life_days * 86400.0, eng.seeds)
+        seeds = seeds_from_history(recent, self.now, eng.half_life_days * 86400.0, eng.seeds, self.type_weights)
         vec = self.model.user_vector(recent, self.now) if (self.model and recent) else None
         consumed = self.consumed.get(u, {})
-        hard = {i for i, t in consumed.items() if t & rules.EXCLUDING_TYPES}
+        exclude = "HOME_FEED" in eng.exclude_consumed
+        hard = rules.excluded_items(consumed, exclude)
         weights = self.weights()
         if not recent:
-            weights["popular"] = max(weights.get("popular", 0.0), 1.0)
-            weights["fresh"] = max(weights.get("fresh", 0.0), 0.2)
+            weights = cold_start_weights(weights)
         session_items = self.sessions.get(u, []) if session is None else session
         fresh_since = self.now - eng.fresh_window_days * 86400.0
         fresh = [i for i, t in self.fresh if t >= fresh_since][:per_source]
@@ -182,15 +187,14 @@ class World:
         # The engine's default filter (available items only; an unknown item passes), then its rules
         # for consumed items (excluded after a click, purchase or rating; viewed and skipped down-weighted).
         cands = [c for c in merged.values() if self.available.get(c.item_id, True)]
-        cands = rules.apply_consumed(cands, consumed, True)
+        cands = rules.apply_consumed(cands, consumed, exclude)
         return cands, vec
 
     def session_vector(self, u: int, session: list[str] | None = None) -> np.ndarray | None:
         items = self.sessions.get(u, []) if session is None else session
         if not (self.model and items):
             return None
-        return self.model.user_vector([{"item_id": i, "type": "CLICKED", "ts": self.now, "value": None} for i in items],
-                                      self.now)
+        return self.model.session_vector(items, self.now)
 
     def features(self, u: int, cands: list[rules.Scored], vec: np.ndarray | None, session: list[str] | None = None
                  ) -> np.ndarray:

@@ -246,7 +246,6 @@ def stats(graph: Annotated[bool, typer.Option("--graph", help="Also the interact
 @friendly
 def demo_summary(user_id: str = "196", limit: int = 10) -> None:
     """Counts, a sample of collaborative recommendations straight from Cypher, the Browser address."""
-    from graphrec.core.graph.repository import DEFAULT_TYPE_WEIGHTS
     from graphrec.core.neo4j_server import Neo4jServer
     from graphrec.core.recs.merge import decay_now
 
@@ -261,8 +260,8 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
         # Decay as of the user's latest event (graphrec.core.recs.merge.decay_now): a live write that
         # moved the graph's clock to today must not decay a 1998 history to nothing.
         now = decay_now(hist, store.read("recs/latest_ts")[0]["ts"] or time.time())
-        rows = store.read("recs/co_interaction", user_id=user_id, type_weights=DEFAULT_TYPE_WEIGHTS, now=now,
-                          half_life_s=90 * 86400.0, history=20, fanout=30, limit=limit)
+        rows = store.read("recs/co_interaction", user_id=user_id, type_weights=s.interactions.score_weights, now=now,
+                          half_life_s=s.engine.half_life_days * 86400.0, history=20, fanout=30, limit=limit)
         ids = [r["item_id"] for r in rows] + [h["item_id"] for h in hist] + [b for r in rows for b in r["because"]]
         titles = {r["id"]: r["title"] for r in store.read("repo/get_items", ids=ids)}
     console.print(f"\nUser {user_id}'s latest ratings: " + "; ".join(
@@ -297,7 +296,7 @@ def refresh_neighbours(k: int = 50, if_changed: Annotated[bool, typer.Option(
             console.print("neighbours: the graph is unchanged since the last refresh; reused")
             return
         snap = export_snapshot(store)
-        written = refresh(store, snap, k=k)
+        written = refresh(store, snap, k=k, type_weights=settings().interactions.score_weights)
         store.write("load/meta_set", key="neighbours", props={"signature": signature, "at": time.time()})
     for rel, n in written.items():
         console.print(f"{rel}: {n:,} edges")

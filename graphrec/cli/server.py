@@ -90,7 +90,7 @@ def schema_apply() -> None:
 def clock_repair() -> None:
     """Recompute the clock from the interactions stored, ignoring any later than now plus
     loader.max_clock_skew_s (an event from the future moved it). Scans every interaction."""
-    from graphrec.core.graph.repository import repair_clock
+    from graphrec.engine.writes import repair_clock
 
     with _store() as store:
         r = repair_clock(store, settings().loader.max_clock_skew_s)

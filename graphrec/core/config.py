@@ -140,6 +140,9 @@ class EngineSettings(BaseModel):
     candidates_per_source: int = tuning(200)
     history: int = tuning(50)  # recent interactions read per request
     seeds: int = tuning(20)  # recent positive items used as seeds
+    # Consumed items read per request: excluded from its answer (on the surfaces above) or
+    # down-weighted; of a user with more, only this many (in no set order) are known to it.
+    max_consumed: int = Field(default=5000, ge=1)
     half_life_days: float = 90.0  # recency decay of seeds and user vectors
     popular_window_days: float = 30.0
     popular_half_life_days: float = 7.0
@@ -191,6 +194,26 @@ class EngineSettings(BaseModel):
     user_state_cache_size: int = tuning(10_000, ge=0)
     user_state_cache_ttl_s: float = tuning(600.0, ge=0)
     promotions: list[Promotion] = Field(default_factory=list)
+
+
+def _score_weights() -> dict[str, float]:
+    return {"PURCHASED": 3.0, "RATED": 1.0, "CLICKED": 0.7, "VIEWED": 0.3, "SKIPPED": 0.0}
+
+
+def _vector_weights() -> dict[str, float]:
+    return {"PURCHASED": 2.0, "RATED": 1.0, "CLICKED": 0.8, "VIEWED": 0.4, "SKIPPED": -0.5}
+
+
+class InteractionSettings(BaseModel):
+    """What one interaction of each type counts for (the one definition: the engine, the
+    neighbour refresh, the ranker's offline replay and training read these)."""
+
+    # In collaborative scores: co-interaction and shared-content paths, neighbour lists, popular
+    # lists and the seeds taken from a user's history. A type absent here counts 0.
+    score_weights: dict[str, float] = Field(default_factory=_score_weights)
+    # In a user's vector (the history's item embeddings pooled; negative pushes away). Saved with
+    # every model version (user_params.json): a change applies from the next training.
+    vector_weights: dict[str, float] = Field(default_factory=_vector_weights)
 
 
 class ApiSettings(BaseModel):
@@ -296,6 +319,7 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     loader: LoaderSettings = Field(default_factory=LoaderSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    interactions: InteractionSettings = Field(default_factory=InteractionSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gnn: GNNConfig = Field(default_factory=GNNConfig)
     api: ApiSettings = Field(default_factory=ApiSettings)

@@ -1,1 +1,1 @@
-"""Serving: the request-time engine (candidate sources, rank, rules, caches, writes) that the API calls."""
+"""The request-time engine: the facade (engine.py) and its parts, one job each."""

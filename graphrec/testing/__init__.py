@@ -3,18 +3,24 @@
 - :func:`isolated_settings`: settings for an isolated Neo4j under ``var/test`` on its own ports;
 - :func:`own_neo4j`: a small Neo4j of a test's own (free ports), for tests that stop or restart it;
 - :func:`wipe`: empty a test database;
-- :func:`tiny_graph`: a small hand-checkable catalogue written through the real loaders.
+- :func:`tiny_graph`: a small hand-checkable catalogue written through the real loaders;
+- :func:`on_engine`: run an engine call (a read, an upsert) from synchronous test code.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from graphrec.core.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from graphrec.engine.engine import Engine
+
+T = TypeVar("T")
 
 
 def isolated_settings(var_dir: Path | None = None, ports: tuple[int, int] | None = None) -> Settings:
@@ -39,8 +45,9 @@ def isolated_settings(var_dir: Path | None = None, ports: tuple[int, int] | None
             "uri": None, "password": None, "bolt_port": bolt, "http_port": http, "heap": "1g", "pagecache": "512m",
             "warm_connections": 4,  # engines are created by the dozen in the suite
         }),
-        # The session's Neo4j is warmed by the suite; 1,000 warm-up commits per engine would add minutes.
-        "engine": base.engine.model_copy(update={"warm_up_commits": 50}),
+        # No start-up warm-up (engines are created by the dozen; the session's Neo4j is warm): a
+        # test about the warm-up turns it on (warm_up_s), and then commits 50, not 1,000, times.
+        "engine": base.engine.model_copy(update={"warm_up_s": 0.0, "warm_up_commits": 50}),
     })
 
 
@@ -130,3 +137,24 @@ def tiny_graph(store: Any) -> None:
             for n, it in enumerate(TINY_ITEMS, 1))
     w.interactions((InteractionRow(user_id=u, item_id=i, type=InteractionType.parse(t), ts=ts, value=v, session_id=f"{u}-s1"),
                     Source("tiny", n)) for n, (u, i, t, ts, v) in enumerate(TINY_INTERACTIONS, 1))
+
+
+def on_engine(settings: Settings, fn: Callable[[Engine], Awaitable[T]]) -> T:
+    """``await fn(engine)`` on an engine of its own (no warm-up, no background tasks, closed
+    after), from synchronous code: e.g. ``on_engine(s, lambda e: e.repo.get_item("1"))``. Its
+    request budget is wide (30 s): a write goes to Neo4j, not to the journal, however cold the
+    connection."""
+    import asyncio
+
+    from graphrec.core.graph.store import AsyncGraphStore
+    from graphrec.engine.engine import Engine
+
+    async def go() -> T:
+        wide = settings.model_copy(update={"engine": settings.engine.model_copy(update={"request_budget_ms": 30_000.0})})
+        e = Engine(wide, AsyncGraphStore.from_settings(wide))
+        try:
+            return await fn(e)
+        finally:
+            await e.close()
+
+    return asyncio.run(go())

@@ -43,8 +43,8 @@ def live_server(app: Any, timeout: float = 60.0, port: int | None = None, **opti
 def serve_process(settings: Any, var_dir: Path, workers: int = 1, env: dict[str, str] | None = None,
                   timeout: float = 120.0) -> Iterator[tuple[str, int]]:
     """``graphrec serve`` as a real process (its own session) against the Neo4j of ``settings``,
-    with anonymous reads on, the state under ``var_dir`` and ``env`` (``GRAPHREC_*`` overrides)
-    on top; yields (base URL, pid) once ``/readyz`` answers 200, and stops it at the end."""
+    with anonymous reads on, the settings' start-up warm-up (the test settings have none), the
+    state under ``var_dir`` and ``env`` (``GRAPHREC_*`` overrides) on top; yields (base URL, pid) once ``/readyz`` answers 200, and stops it at the end."""
     import os
     import signal
     import subprocess
@@ -58,7 +58,8 @@ def serve_process(settings: Any, var_dir: Path, workers: int = 1, env: dict[str,
     full = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPHREC_", "PROMETHEUS_"))}
     full.update({"GRAPHREC_VAR_DIR": str(var_dir), "GRAPHREC_NEO4J_BOLT_PORT": str(n.bolt_port),
                  "GRAPHREC_NEO4J_HTTP_PORT": str(n.http_port), "GRAPHREC_NEO4J_PASSWORD": resolve_password(settings),
-                 "GRAPHREC_API_ANONYMOUS_READ": "true", **(env or {})})
+                 "GRAPHREC_API_ANONYMOUS_READ": "true", "GRAPHREC_ENGINE_WARM_UP_S": str(settings.engine.warm_up_s),
+                 "GRAPHREC_ENGINE_WARM_UP_COMMITS": str(settings.engine.warm_up_commits), **(env or {})})
     var_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = var_dir / "serve.log"

@@ -11,6 +11,7 @@ import pytest
 
 from api.app import create_app
 from graphrec.core.config import Settings
+from graphrec.testing import on_engine
 from graphrec.testing.server import live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.integration]
@@ -37,17 +38,21 @@ def _cli_interact_key(settings: Settings, origin: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def _demo_items(s: Settings) -> None:
+    """The demo page is for MovieLens items: three of its ids put into the tiny catalogue."""
+    async def upsert(e: Any) -> None:
+        for iid, title in (("50", "Star Wars"), ("1", "Toy Story"), ("100", "Fargo")):
+            await e.upsert_item({"id": iid, "title": title, "categories": ["Action"], "tags": ["heist"]})
+
+    on_engine(s, upsert)
+
+
 def test_demo_page_renders_and_records_a_click(api: Any, store) -> None:  # noqa: ANN001
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is required (make test installs it)")
-    # The demo page is for MovieLens items; put three of its ids into the tiny catalogue.
-    from graphrec.core.graph.repository import Repository
-
-    repo = Repository(store)
-    for iid, title in (("50", "Star Wars"), ("1", "Toy Story"), ("100", "Fargo")):
-        repo.upsert_item({"id": iid, "title": title, "categories": ["Action"], "tags": ["heist"]})
+    _demo_items(api.settings)
     s: Settings = api.settings.model_copy(update={"api": api.settings.api.model_copy(update={"anonymous_read": True})})
     with live_server(create_app(s)) as url:
         # The click needs a key: an interact key made for this page's origin (it may record
@@ -90,11 +95,7 @@ def test_widget_retries_once_when_the_api_sheds_load(api: Any, store) -> None:  
 
     from playwright.sync_api import sync_playwright
 
-    from graphrec.core.graph.repository import Repository
-
-    repo = Repository(store)
-    for iid, title in (("50", "Star Wars"), ("1", "Toy Story"), ("100", "Fargo")):
-        repo.upsert_item({"id": iid, "title": title, "categories": ["Action"], "tags": ["heist"]})
+    _demo_items(api.settings)
     s: Settings = api.settings.model_copy(update={"api": api.settings.api.model_copy(update={"anonymous_read": True})})
     seen: dict[str, int] = {}
 

@@ -42,6 +42,20 @@ async def _engine(s: Settings) -> Engine:
     return await Engine.create(s, vectors=None, background=False)
 
 
+async def _elsewhere(s: Settings, item: dict[str, Any]) -> None:
+    """Upsert ``item`` as another API process would: through an engine of its own."""
+    other = Engine(s, AsyncGraphStore.from_settings(s))
+    try:
+        await other.upsert_item(item)
+    finally:
+        await other.close()
+
+
+def _warming(s: Settings) -> Settings:
+    """``s`` with the start-up warm-up on (the test settings turn it off)."""
+    return s.model_copy(update={"engine": s.engine.model_copy(update={"warm_up_s": 20.0})})
+
+
 def _count_reads(e: Engine) -> list[str]:
     """From now on, the name of every query ``e`` reads is appended to the returned list."""
     reads: list[str] = []
@@ -60,7 +74,7 @@ def test_each_source(tiny: Settings) -> None:
         e = await _engine(tiny)
         try:
             ctx = SourceContext(store=e.store, user_id="alice", now=2000.0, timeout_s=2.0, session_items=["toy"],
-                                params={"seeds": e._seeds((await e.store.read("repo/user_state", user_id="alice", recent=10, max_consumed=100))[0]["recent"], 2000.0),
+                                params={"seeds": e.pipeline.seeds((await e.store.read("repo/user_state", user_id="alice", recent=10, max_consumed=100))[0]["recent"], 2000.0),
                                         "catalog": e.catalog, "neighbours": NeighbourCache(), "fresh_window_s": 1000.0})
             out = {}
             for name in ("co_interaction", "content", "session", "popular", "fresh"):
@@ -177,7 +191,7 @@ def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_in
         e = await _engine(tiny)
         try:
             e.model = StubModel()  # type: ignore[assignment]
-            e._ann = late  # type: ignore[method-assign]
+            e.candidates.ann = late  # type: ignore[method-assign]
             for rel in e.neighbours.caches:
                 e.neighbours.put(rel, "heat", ())
             reads = _count_reads(e)
@@ -278,8 +292,6 @@ def test_what_the_engine_caches_is_untracked_by_the_cyclic_collector_at_once(tin
 
 
 def test_item_fields_are_read_through_a_cache_that_upserts_invalidate(tiny: Settings, store) -> None:  # noqa: ANN001
-    from graphrec.core.graph.repository import Repository
-
     s = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"item_cache_ttl_s": 0.5})})
 
     async def go() -> tuple[list[str | None], int]:
@@ -291,7 +303,7 @@ def test_item_fields_are_read_through_a_cache_that_upserts_invalidate(tiny: Sett
             n_cached = reads.count("repo/get_items")
             await e.upsert_item({"id": "heat", "title": "Heat (1995)"})  # this engine's own write: seen at once
             titles.append((await e.get_items(["heat"]))["heat"].title)
-            Repository(store).upsert_item({"id": "heat", "title": "Heat, elsewhere"})  # another process's write
+            await _elsewhere(s, {"id": "heat", "title": "Heat, elsewhere"})  # another process's write
             titles.append((await e.get_items(["heat"]))["heat"].title)  # still the cached one
             await asyncio.sleep(0.6)
             titles.append((await e.get_items(["heat"]))["heat"].title)  # after the TTL: re-read
@@ -306,16 +318,14 @@ def test_item_fields_are_read_through_a_cache_that_upserts_invalidate(tiny: Sett
 
 
 def test_catalog_refresh_reads_changes_and_full_reads_notify(tiny: Settings, store) -> None:  # noqa: ANN001
-    from graphrec.core.graph.repository import Repository
-
     async def go() -> tuple[Any, Any, list[str], int]:
         e = await _engine(tiny)
         fulls: list[str] = []
         e.catalog_listeners.append(lambda: fulls.append("full"))
         reads = _count_reads(e)
         try:
-            Repository(store).upsert_item({"id": "brand-new", "title": "Brand New", "categories": ["Drama"]})
-            Repository(store).upsert_item({"id": "heat", "available": False})
+            await _elsewhere(tiny, {"id": "brand-new", "title": "Brand New", "categories": ["Drama"]})
+            await _elsewhere(tiny, {"id": "heat", "available": False})
             assert any(i == "heat" for i, _ in e.catalog.popular)
             await e.refresh_catalog()  # incremental: only the two changed items are read
             assert all(i != "heat" for i, _ in e.catalog.popular)  # kept lists drop unavailable items
@@ -327,7 +337,9 @@ def test_catalog_refresh_reads_changes_and_full_reads_notify(tiny: Settings, sto
 
     (items, reads), cat, fulls, full_reads = run(go())
     assert "recs/catalog" not in reads and "recs/catalog_changed" in reads
-    assert "recs/popular_lists" not in reads  # not due yet (engine.popular_refresh_s)
+    # The popular lists are not due yet (engine.popular_refresh_s): none of their queries ran
+    # (recs/popular_shared, recs/popular_lease, recs/popular_page, recs/popular_store).
+    assert [r for r in reads if r.startswith("recs/popular")] == []
     assert items["brand-new"].title == "Brand New" and items["brand-new"].categories == ("Drama",)
     assert items["heat"].available is False
     assert all(i != "heat" for i, _ in cat.popular)  # unavailable items leave the popular lists
@@ -409,20 +421,20 @@ def test_the_model_searches_its_own_collection_warmed_before_it_serves(tiny: Set
         try:
             q = np.array([1, 0, 0, 0], dtype=np.float32)
             own = LiveModel("v-a", ["a1", "a2"], np.eye(4, dtype=np.float32)[:2], collection="a")
-            await e._warm_vectors(own)
+            await e.guard.warm_vectors(own)
             warmed = set(e.vectors._shards)
             e.model = own
-            from_own = [c.item_id for c in await e._ann(q, 2, RecFilter(), [], set())]
+            from_own = [c.item_id for c in await e.candidates.ann(q, 2, RecFilter(), [], set())]
             gone = LiveModel("v-x", ["a1"], np.eye(4, dtype=np.float32)[:1], collection="pruned")
-            await e._warm_vectors(gone)
+            await e.guard.warm_vectors(gone)
             e.model = gone
-            from_alias = [c.item_id for c in await e._ann(q, 2, RecFilter(), [], set())]
+            from_alias = [c.item_id for c in await e.candidates.ann(q, 2, RecFilter(), [], set())]
             # The index unavailable at start, reopened later for a model whose collection is gone:
             # it opens (and searches through the alias), it does not stay "unavailable".
             e.vectors.close()
             e.vectors, e.open_vectors = None, lambda: EdgeIndex(tmp_path, read_only=True)
             e.model = LiveModel("v-y", ["a1"], np.eye(4, dtype=np.float32)[:1], collection="pruned-too")
-            await e._reopen_vectors()
+            await e.guard.reopen_vectors()
             reopened = (e.vectors is not None, e.model.collection, sorted(e.vectors._shards) if e.vectors else [])
             return from_own, from_alias, warmed, gone.collection, reopened
         finally:
@@ -568,8 +580,8 @@ def test_start_up_commits_the_write_paths_shape_and_leaves_nothing_behind(tiny: 
                               "UNION ALL MATCH ()-[r:WARMED_UP]->() RETURN r.key AS key")
 
     async def go(s: Settings) -> tuple[int, list[str], list[dict[str, Any]]]:
-        e = await _engine(s.model_copy(update={"engine": s.engine.model_copy(update={"warm_up_s": 0.0})}))
-        e.cfg = s.engine
+        e = await _engine(s)
+        e.cfg = _warming(s).engine
         writes: list[str] = []
         real = e.store.write
 
@@ -609,7 +621,7 @@ def test_start_up_serves_sample_users_until_answers_stop_getting_faster(tiny: Se
         finally:
             await e.close()
 
-    at_start, again, cached, seen = run(go(tiny))
+    at_start, again, cached, seen = run(go(_warming(tiny)))
     assert at_start >= 200 and again >= 200 and at_start % 25 == 0
     assert cached == 0 and seen == []
     off = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"warm_up_s": 0.0})})

@@ -149,6 +149,8 @@ class Stack:
             # and a breaker that probes a recovered store again after 1 s.
             "GRAPHREC_ENGINE_REQUEST_BUDGET_MS": "2000", "GRAPHREC_ENGINE_SOURCE_BUDGET_MS": "1500",
             "GRAPHREC_ENGINE_BREAKER_RESET_S": "1", "GRAPHREC_ENGINE_EXPLORE_EPSILON": "0",
+            # The test settings' start-up warm-up (none: no test here is about it).
+            "GRAPHREC_ENGINE_WARM_UP_S": str(self.settings.engine.warm_up_s),
             "GRAPHREC_API_RATE_LIMIT_PER_S": "100000", "GRAPHREC_API_RATE_LIMIT_BURST": "100000",
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         })

@@ -150,12 +150,14 @@ def _lock_is_free(var: Path) -> bool:
 
 
 def _new_data(st: Stack, n: int) -> None:
-    from graphrec.core.graph.repository import Repository
+    from graphrec.testing import on_engine
 
-    with st.store() as store:
+    async def record(e: Any) -> None:
         for k in range(n):
-            Repository(store).record_interaction({"user_id": f"u{k}", "item_id": f"i{k + 1}", "type": "PURCHASE",
-                                                  "ts": 1.75e9 + k, "key": f"new-data-{k}"})
+            await e.record_interaction({"user_id": f"u{k}", "item_id": f"i{k + 1}", "type": "PURCHASE",
+                                        "ts": 1.75e9 + k, "key": f"new-data-{k}"})
+
+    on_engine(st.settings, record)
 
 
 def test_retraining_crash_releases_the_lock_and_the_next_scheduled_run_proceeds(trained: Stack) -> None:

@@ -17,6 +17,7 @@ from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.graph.store import resolve_password
 from graphrec.core.registry import Registry
 from graphrec.core.vectors.edge import EdgeIndex
+from graphrec.testing import on_engine
 from loaders.synthetic import SyntheticCatalog, SyntheticSpec
 from loaders.writer import GraphWriter
 from tests.injection import crash_after_training
@@ -78,9 +79,7 @@ def test_train_publish_promote_gate_rollback(store, neo4j_settings: Settings, tm
     assert vec.get_alias(s.qdrant.alias) == alias and reg.live("gnn").id == first["version"]
     # The gate: with new data and an impossible tolerance (must double the metrics), a new
     # version is rejected, its collection dropped, the live one kept.
-    from graphrec.core.graph.repository import Repository
-
-    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60})  # newer than the catalogue, not in the future
+    on_engine(s, lambda e: e.record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60}))  # newer than the catalogue, not in the future
     strict = s.model_copy(update={"training": s.training.model_copy(update={"tolerance": -1.0})})
     before = set(vec.list_collections())
     third = run_pipeline(strict, vectors=vec, progress=False, evaluate_pipeline=False)
@@ -96,8 +95,6 @@ def test_gate_compares_candidate_and_live_on_the_same_split(store, neo4j_setting
     both rows of the comparison."""
     from neo4j import RoutingControl
 
-    from graphrec.core.graph.repository import Repository
-
     _load_catalogue(store)
     s = _settings(neo4j_settings, tmp_path)
     s = s.model_copy(update={"gnn": SMALL.model_copy(update={"epochs": 6, "patience": 6}),
@@ -110,7 +107,7 @@ def test_gate_compares_candidate_and_live_on_the_same_split(store, neo4j_setting
     store.run_text("MATCH (m:ModelVersion {id: $id}) SET m.metrics_json = $m", RoutingControl.WRITE, id=first["version"],
                    m=json.dumps({"ndcg@10": 1e-4, "recall@100": 1e-4}))
     # New data, and a candidate that learns nothing (learning rate 0: its initial weights).
-    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60})  # newer than the catalogue, not in the future
+    on_engine(s, lambda e: e.record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60}))  # newer than the catalogue, not in the future
     bad = s.model_copy(update={"gnn": s.gnn.model_copy(update={"lr": 0.0})})
     second = run_pipeline(bad, vectors=vec, progress=False, evaluate_pipeline=False)
     assert second["status"] == "rejected" and reg.live("gnn").id == first["version"]
@@ -129,7 +126,6 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
 
     from gnn.ranking.lifecycle import train_ranker
     from gnn.schedule import retrain_cycle
-    from graphrec.core.graph.repository import Repository
 
     _load_catalogue(store)
     s = _settings(neo4j_settings, tmp_path)
@@ -141,7 +137,7 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
     assert reg.live("ranker").extra["gnn_version"] == first["version"]
     # The ranker is in use (as if it had passed its gate); then new data and a scheduled run.
     store.run_text("MATCH (m:ModelVersion {id: $id}) SET m.enabled = true", RoutingControl.WRITE, id=ranker["version"])
-    Repository(store).record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60})  # newer than the catalogue, not in the future
+    on_engine(s, lambda e: e.record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60}))  # newer than the catalogue, not in the future
     second = retrain_cycle(s)
     assert second["status"] == "promoted"
     assert second["ranker"]["version"] != ranker["version"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
 from neo4j import exceptions as nx
 
 from graphrec.core.errors import BadRowError
-from graphrec.testing import tiny_graph
+from graphrec.testing import on_engine, tiny_graph
 from loaders.files import read_file
 from loaders.writer import GraphWriter
 
@@ -68,44 +69,41 @@ def test_stop_mode_writes_nothing_of_the_bad_batch(store, tmp_path: Path) -> Non
     assert _counts(store) == before  # the good row of that batch was not written either
 
 
-def test_hostile_strings_are_stored_as_data(store, tmp_path: Path) -> None:  # noqa: ANN001
+def test_hostile_strings_are_stored_as_data(store, neo4j_settings, tmp_path: Path) -> None:  # noqa: ANN001
     evil = "'}) MATCH (n) DETACH DELETE n //"
     items = _write(tmp_path, "items.jsonl", f'{{"id": "x`y", "title": "{evil}", "tags": ["{evil}"]}}\n')
     GraphWriter(store, progress=False).items(read_file(items, "items"))
-    from graphrec.core.graph.repository import Repository
-
-    it = Repository(store).get_item("x`y")
+    it = on_engine(neo4j_settings, lambda e: e.repo.get_item("x`y"))
     assert it.title == evil and it.tags == (evil,)
     assert _counts(store)["items"] == 1
 
 
-def test_items_upsert_replaces_categories(store) -> None:  # noqa: ANN001
-    from graphrec.core.graph.repository import Repository
+def test_items_upsert_replaces_categories(store, neo4j_settings) -> None:  # noqa: ANN001
+    async def go(e: Any) -> Any:
+        await e.upsert_item({"id": "a", "title": "A", "categories": ["x", "y"], "tags": ["t1"]})
+        return await e.upsert_item({"id": "a", "categories": ["y", "z"], "available": False})
 
-    repo = Repository(store)
-    repo.upsert_item({"id": "a", "title": "A", "categories": ["x", "y"], "tags": ["t1"]})
-    it = repo.upsert_item({"id": "a", "categories": ["y", "z"], "available": False})
+    it = on_engine(neo4j_settings, go)
     assert it.categories == ("y", "z") and it.tags == ("t1",) and it.title == "A" and not it.available
 
 
-def test_item_updated_at_moves_only_when_something_changes(store) -> None:  # noqa: ANN001
-    from graphrec.core.graph.repository import Repository
-
-    repo = Repository(store)
+def test_item_updated_at_moves_only_when_something_changes(store, neo4j_settings) -> None:  # noqa: ANN001
+    def upsert(item: dict[str, Any]) -> None:
+        on_engine(neo4j_settings, lambda e: e.upsert_item(item))
 
     def stamp() -> float:
         return store.run_text("MATCH (i:Item {id: 'u1'}) RETURN i.updated_at AS t")[0]["t"]
 
-    repo.upsert_item({"id": "u1", "title": "A", "year": 1999, "categories": ["x"], "tags": ["t"]})
+    upsert({"id": "u1", "title": "A", "year": 1999, "categories": ["x"], "tags": ["t"]})
     first = stamp()
     assert first is not None
-    repo.upsert_item({"id": "u1", "title": "A", "year": 1999, "categories": ["x"], "tags": ["t"]})
+    upsert({"id": "u1", "title": "A", "year": 1999, "categories": ["x"], "tags": ["t"]})
     assert stamp() == first  # the same row again: nothing changed, not even the stamp
-    repo.upsert_item({"id": "u1", "categories": ["x"]})  # only fields given are compared
+    upsert({"id": "u1", "categories": ["x"]})  # only fields given are compared
     assert stamp() == first
     for change in ({"title": "B"}, {"categories": ["x", "y"]}, {"tags": []}, {"available": False}):
         before = stamp()
-        repo.upsert_item({"id": "u1", **change})
+        upsert({"id": "u1", **change})
         assert stamp() > before, change
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphrec.core.graph.repository import Repository
+from graphrec.testing import on_engine
 from loaders import movielens
 from loaders.writer import GraphWriter
 
@@ -22,7 +22,7 @@ def test_movielens_load_counts_and_idempotence(store, neo4j_settings) -> None:  
     assert reports[2].written == 100_000
     again = movielens.load(w, root)
     assert again[2].written == 0 and store.counts() == c
-    toy = Repository(store).get_item("1")
+    toy = on_engine(neo4j_settings, lambda e: e.repo.get_item("1"))
     assert toy.title == "Toy Story" and toy.year == 1995 and set(toy.categories) == {"Animation", "Children's", "Comedy"}
-    u = Repository(store).get_user("1")
+    u = on_engine(neo4j_settings, lambda e: e.get_user("1"))
     assert u is not None and u.attributes["occupation"] == "technician" and u.attributes["age"] == 24

@@ -1,4 +1,5 @@
-"""The graph of record: the Neo4j store, its schema and the typed repository over it."""
+"""The graph of record: the Neo4j store and its schema (the typed reads and writes of the request
+path are graphrec.engine.repository and graphrec.engine.writes)."""
 
 from graphrec.core.graph.store import AsyncGraphStore, GraphStore
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from graphrec.core.graph.repository import DEFAULT_TYPE_WEIGHTS
 from graphrec.core.recs.candidate import Candidate
 from graphrec.core.recs.rules import Scored
 
@@ -22,12 +21,14 @@ def decay_now(recent: list[dict[str, Any]], clock: float) -> float:
     return float(latest) if latest is not None else clock
 
 
-def seeds_from_history(recent: list[dict[str, Any]], now: float, half_life_s: float, n: int) -> list[dict[str, Any]]:
-    """The ``n`` strongest recent positive items: weight = type weight (ratings: (value-2)/3)
+def seeds_from_history(recent: list[dict[str, Any]], now: float, half_life_s: float, n: int,
+                       type_weights: Mapping[str, float]) -> list[dict[str, Any]]:
+    """The ``n`` strongest recent positive items: weight = type weight (``[interactions]
+    score_weights``; ratings: (value-2)/3)
     × 2^(-age/half-life); an item seen several times keeps its strongest weight."""
     best: dict[str, float] = {}
     for h in recent:
-        w = DEFAULT_TYPE_WEIGHTS.get(h["type"], 0.0)
+        w = type_weights.get(h["type"], 0.0)
         if h["type"] == "RATED":
             w = max(0.0, ((h.get("value") or 0.0) - 2.0) / 3.0)
         w *= 2.0 ** (-max(0.0, now - (h["ts"] or now)) / half_life_s)
@@ -35,6 +36,15 @@ def seeds_from_history(recent: list[dict[str, Any]], now: float, half_life_s: fl
             best[h["item_id"]] = max(best.get(h["item_id"], 0.0), w)
     top = sorted(best.items(), key=lambda x: (-x[1], x[0]))[:n]
     return [{"id": i, "w": float(w)} for i, w in top]
+
+
+def cold_start_weights(weights: dict[str, float]) -> dict[str, float]:
+    """Source weights for a user without history: popular (narrowed by stated preferences) and
+    fresh lists at least at 1.0 and 0.2."""
+    out = dict(weights)
+    out["popular"] = max(out.get("popular", 0.0), 1.0)
+    out["fresh"] = max(out.get("fresh", 0.0), 0.2)
+    return out
 
 
 def merge_candidates(by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> dict[str, Scored]:

@@ -21,6 +21,12 @@ EXCLUDING_TYPES = frozenset({"CLICKED", "PURCHASED", "RATED"})
 DOWNWEIGHTS = {"VIEWED": 0.5, "SKIPPED": 0.1}
 
 
+def excluded_items(consumed: dict[str, set[str]], exclude: bool) -> set[str]:
+    """The consumed items a request must not recommend: those clicked, bought or rated, on a
+    surface that excludes consumed items (``exclude``); none on the others."""
+    return {i for i, t in consumed.items() if t & EXCLUDING_TYPES} if exclude else set()
+
+
 @dataclass
 class Scored:
     item_id: str

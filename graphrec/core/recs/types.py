@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, NamedTuple
 
 
 class Surface(str, Enum):  # noqa: UP042 - StrEnum would change str(member) from 'Surface.X' to 'X'
@@ -84,3 +85,50 @@ class CatalogItem:
     created_at: float | None
     categories: tuple[str, ...]
     interactions: int
+class Item(NamedTuple):
+    """An item as the API shows it: a named tuple of plain values, so that the engine's item
+    cache can keep it as ``marshal.dumps(tuple(item))`` and rebuild it with ``Item._make`` (see
+    ``graphrec.engine.cache``: cached dataclass instances cost every full garbage collection)."""
+
+    id: str
+    title: str | None = None
+    year: int | None = None
+    available: bool = True
+    categories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    created_at: float | None = None
+    description: str | None = None
+    interactions: int = 0
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> Item:
+        return cls(id=r["id"], title=r.get("title"), year=r.get("year"), available=bool(r.get("available", True)),
+                   categories=tuple(r.get("categories") or ()), tags=tuple(r.get("tags") or ()),
+                   created_at=r.get("created_at"), description=r.get("description"),
+                   interactions=int(r.get("interactions") or 0))
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    created_at: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    item_id: str
+    type: str
+    ts: float
+    value: float | None = None
+    dwell: float | None = None
+    session: str | None = None
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A co-interaction neighbour of an item (``repo/item_neighbours``)."""
+
+    item_id: str
+    score: float
+    support: int

@@ -1,48 +1,66 @@
-"""The typed repository and the collaborative Cypher paths on a hand-checkable graph."""
+"""The engine's repository (reads, upserts, recorded interactions) and the collaborative Cypher
+paths on a hand-checkable graph."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from graphrec.core.errors import NotFound, ValidationError
-from graphrec.core.graph.repository import DEFAULT_TYPE_WEIGHTS, Repository
-from graphrec.testing import tiny_graph
+from graphrec.core.config import InteractionSettings
+from graphrec.core.errors import KeyConflict, NotFound, ValidationError
+from graphrec.engine.engine import Engine
+from graphrec.testing import on_engine, tiny_graph
+
+DEFAULT_TYPE_WEIGHTS = InteractionSettings().score_weights
 
 pytestmark = pytest.mark.integration
 
 
-def test_record_interaction_is_idempotent_and_checks_items(store) -> None:  # noqa: ANN001
+def test_record_interaction_is_idempotent_and_checks_items(store, neo4j_settings) -> None:  # noqa: ANN001
     tiny_graph(store)
-    repo = Repository(store)
     ev = {"user_id": "newbie", "item_id": "heat", "type": "PURCHASE", "ts": 2000.0, "session_id": "n-1", "key": "k1"}
-    assert repo.record_interaction(ev).created
-    assert not repo.record_interaction(ev).created  # retry with the same key
-    assert [h.item_id for h in repo.user_history("newbie")] == ["heat"]
-    with pytest.raises(NotFound):
-        repo.record_interaction({**ev, "item_id": "ghost", "key": "k2"})
-    with pytest.raises(ValidationError) as e:
-        repo.record_interaction({**ev, "type": "HUG"})
-    assert e.value.field == "type"
-    assert repo.user_history("nobody") == []
+
+    async def go(e: Engine) -> None:
+        first = await e.record_interaction(ev)
+        assert first.created and first.stored == "direct"
+        assert not (await e.record_interaction(ev)).created  # retry with the same key
+        assert [h.item_id for h in await e.repo.user_history("newbie")] == ["heat"]
+        with pytest.raises(NotFound):
+            await e.record_interaction({**ev, "item_id": "ghost", "key": "k2"})
+        with pytest.raises(ValidationError) as err:
+            await e.record_interaction({**ev, "type": "HUG"})
+        assert err.value.field == "type"
+        with pytest.raises(KeyConflict):
+            await e.record_interaction({**ev, "item_id": "alien"})  # the key names another interaction
+        assert await e.repo.user_history("nobody") == []
+
+    on_engine(neo4j_settings, go)
 
 
-def test_history_newest_first(store) -> None:  # noqa: ANN001
+def test_history_newest_first(store, neo4j_settings) -> None:  # noqa: ANN001
     tiny_graph(store)
-    hist = Repository(store).user_history("bob", limit=2)
+
+    async def go(e: Engine) -> tuple[list[Any], dict[str, list[Any]]]:
+        return await e.repo.user_history("bob", limit=2), await e.repo.users_history(["bob", "alice", "ghost"], limit=1)
+
+    hist, many = on_engine(neo4j_settings, go)
     assert [(h.item_id, h.type) for h in hist] == [("alien", "PURCHASED"), ("ronin", "CLICKED")]
-    many = Repository(store).users_history(["bob", "alice", "ghost"], limit=1)
     assert set(many) == {"bob", "alice"} and many["alice"][0].item_id == "ronin"
 
 
-def test_item_neighbours(store) -> None:  # noqa: ANN001
+def test_item_neighbours(store, neo4j_settings) -> None:  # noqa: ANN001
     tiny_graph(store)
-    repo = Repository(store)
-    n = repo.item_neighbours("heat", now=2000.0)
+
+    async def go(e: Engine) -> list[Any]:
+        with pytest.raises(NotFound):
+            await e.repo.item_neighbours("ghost")
+        return await e.repo.item_neighbours("heat", now=2000.0)
+
+    n = on_engine(neo4j_settings, go)
     ids = [x.item_id for x in n]
     assert "heat" not in ids and set(ids) == {"ronin", "alien"}
     assert n[0].item_id == "alien"  # bob's purchase (3.0) + dave's rating outweigh ronin
-    with pytest.raises(NotFound):
-        repo.item_neighbours("ghost")
 
 
 def test_collaborative_paths(store) -> None:  # noqa: ANN001

@@ -1,0 +1,36 @@
+"""What /healthz and /readyz report about the engine: the stores' health, the breakers, the
+journal's backlog and how many recent answers Neo4j degraded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from graphrec.engine.state import Serving
+
+
+async def health(s: Serving) -> dict[str, bool]:
+    neo = await s.store.ping()
+    vec = s.open_vectors is None  # none configured (exact search in memory) or one that failed to open
+    if s.vectors is not None:
+        try:
+            vec = bool(await asyncio.wait_for(asyncio.to_thread(s.vectors.healthy), 1.0))
+        except Exception:  # noqa: BLE001 - health reports, never raises
+            vec = False
+    return {"neo4j": neo, "vectors": vec, "degraded": not (neo and vec), "model": s.model is not None}
+
+
+def readiness(s: Serving) -> dict[str, Any]:
+    """What /readyz reports besides the stores' health: the breakers' states, the journal's
+    backlog (bytes, and whether it grew over the last minute of samples), how many entries
+    were dead-lettered, and the answers computed in the last 10-20 s with how many of them
+    were degraded by Neo4j (slow or away: what clients saw)."""
+    pending = s.journal.pending()
+    oldest = s.journal_samples[0][1] if s.journal_samples else pending
+    period = int(time.monotonic() // 10)
+    recent = [c for c in s.answer_counts if c[0] >= period - 1]
+    return {"breakers": {"neo4j": s.neo4j_breaker.state, "vectors": s.vector_breaker.state},
+            "journal": {"pending_bytes": pending, "growing": pending > oldest,
+                        "dead_lettered": s.journal.dead_lettered()},
+            "answers": {"recent": sum(c[1] for c in recent), "degraded_by_neo4j": sum(c[2] for c in recent)}}

@@ -1,0 +1,351 @@
+"""The request pipeline's steps: for one user (``recommend``: state → sources → merge → rank →
+rules → explain, called in that order by :meth:`graphrec.engine.engine.Engine.recommend`), for an
+item's page (``similar_items``), for a given list (``rerank``) and for many users (``batch``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphrec.core.errors import GraphStoreError, NotFound
+from graphrec.core.recs import rules
+from graphrec.core.recs.candidate import Candidate, SourceContext
+from graphrec.core.recs.merge import (
+    cold_start_weights,
+    decay_now,
+    merge_candidates,
+    seeds_from_history,
+)
+from graphrec.core.recs.types import (
+    RecFilter,
+    Recommendation,
+    RecRequest,
+    RecResult,
+    RequestContext,
+    Surface,
+)
+from graphrec.engine import explain
+from graphrec.engine.candidates import Candidates, no_candidates
+from graphrec.engine.guard import Guard
+from graphrec.engine.live import ranker_usable
+from graphrec.engine.results import Results, decode, key
+from graphrec.engine.sources import SOURCES
+from graphrec.engine.state import Serving
+from graphrec.engine.user_state import Consumed, History, UserStates
+
+
+@dataclass
+class Run:
+    """One ``recommend`` request on its way through the steps."""
+
+    req: RecRequest
+    first: int
+    clock: float  # the request's clock (popularity and freshness windows)
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)
+    recent: History = field(default_factory=list)
+    consumed: Consumed = field(default_factory=dict)
+    excluded: set[str] = field(default_factory=set)
+    cache_key: str = ""
+    shape: str = ""  # the request without what changes its answer: the key of its last good answer
+    vec: np.ndarray | None = None
+    session_vec: np.ndarray | None = None
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = (time.perf_counter() - t0) * 1000
+
+
+class Pipeline:
+    def __init__(self, s: Serving, guard: Guard, candidates: Candidates, users: UserStates, results: Results) -> None:
+        self.s = s
+        self.guard = guard
+        self.candidates = candidates
+        self.users = users
+        self.results = results
+
+    # ---- recommend, step by step -------------------------------------------------------------
+    def start(self, req: RecRequest) -> Run:
+        return Run(req, max(1, min(int(req.first), 100)), self.s.now(req.context))
+
+    def cached_or_stale(self, run: Run) -> RecResult | None:
+        """The cached answer to this request in this user state, or, when Neo4j could not give the
+        user's state, their last complete answer (what they consumed since left out, the popular
+        list filling in); None: compute it."""
+        req, s = run.req, self.s
+        ctx = req.context
+        run.cache_key = key(req.user_id, req.surface.value, run.first, req.filter, ctx.session_item_ids,
+                            ctx.preferred_categories, run.recent[0]["ts"] if run.recent else None, len(run.consumed),
+                            s.model.version if s.model else None)
+        if not run.degraded and req.user_id and (hit := self.results.lookup("recommendations", run.cache_key)) is not None:
+            return decode(hit, run.timings)
+        run.shape = key(req.user_id, req.surface.value, run.first, req.filter, ctx.session_item_ids, ctx.preferred_categories)
+        run.excluded = self.users.excluded(req, run.consumed)
+        if "neo4j" in run.degraded and req.user_id and (stale := self.results.stale(
+                run.shape, run.degraded, run.timings, "recommendations", run.excluded)) is not None:
+            if len(stale.items) < run.first:  # items consumed since were left out: the popular list fills in
+                have = run.excluded | {r.item_id for r in stale.items}
+                extra = self.popular_fallback(run.first - len(stale.items), req.filter, have)
+                n = len(stale.items)
+                stale.items.extend([self.explain(c, n + k, run.recent, req) for k, c in enumerate(extra, 1)])
+            return stale
+        return None
+
+    async def sources(self, run: Run) -> tuple[dict[str, list[Candidate]], dict[str, float]]:
+        """The user's vectors and seeds, then every source of the surface at once: (candidates
+        per source, the sources' weights)."""
+        req, s, cfg = run.req, self.s, self.s.cfg
+        now = run.clock if req.context.now else decay_now(run.recent, run.clock)  # see merge.decay_now
+        model = s.model
+        if model and run.recent:
+            run.vec = model.user_vector(run.recent, now)
+        if run.vec is None and model and req.context.preferred_categories:
+            run.vec = self.category_vector(req.context.preferred_categories)
+        if model and req.context.session_item_ids:
+            run.session_vec = model.session_vector(req.context.session_item_ids, now)
+        weights = dict(cfg.sources.get(req.surface.value, cfg.sources["HOME_FEED"]))
+        if not run.recent:  # cold start: popular (narrowed by stated preferences), fresh, content of nothing
+            weights = cold_start_weights(weights)
+        ctx = SourceContext(store=s.store, user_id=req.user_id, session_items=list(req.context.session_item_ids),
+                            now=run.clock, half_life_s=cfg.half_life_days * 86400.0, type_weights=s.type_weights,
+                            timeout_s=cfg.source_budget_ms / 1000,
+                            params={"seeds": self.seeds(run.recent, now), "catalog": s.catalog, "neighbours": s.neighbours,
+                                    "decay_now": now, "preferred_categories": req.context.preferred_categories,
+                                    "fresh_window_s": cfg.fresh_window_days * 86400.0})
+        vec, excluded = run.vec, run.excluded
+        by_source = await self.candidates.run(
+            weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, req.filter, run.degraded, excluded),
+            run.timings, run.degraded)
+        return by_source, weights
+
+    def merge(self, run: Run, by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> list[rules.Scored]:
+        """One entry per item, the request's filter applied, consumed items excluded or down-weighted."""
+        items = self.s.catalog.items
+        merged = merge_candidates(by_source, weights)
+        cands = [c for c in merged.values() if rules.passes_filter(items.get(c.item_id), run.req.filter)]
+        return rules.apply_consumed(cands, run.consumed, run.req.surface.value in self.s.cfg.exclude_consumed)
+
+    def rank_step(self, run: Run, cands: list[rules.Scored]) -> None:
+        self.rank(cands, run.vec, run.session_vec, run.recent, run.clock)
+        rules.apply_promotions(cands, self.s.cfg.promotions)
+
+    def apply_rules(self, run: Run, cands: list[rules.Scored]) -> list[rules.Scored]:
+        """MMR diversity with the category cap, seeded exploration; nothing left: the popular list."""
+        chosen = self.finish(cands, run.first, run.req, run.consumed, run.excluded)
+        if not chosen:  # nothing survived: the in-memory popular list, filtered
+            chosen = self.popular_fallback(run.first, run.req.filter, run.excluded)
+            if not self.s.catalog.loaded:
+                run.degraded.append("catalog")
+        return chosen
+
+    def answer(self, run: Run, chosen: list[rules.Scored]) -> RecResult:
+        """Each item with its reason; a complete answer is cached and kept for degraded times."""
+        s = self.s
+        items = [self.explain(c, k + 1, run.recent, run.req) for k, c in enumerate(chosen)]
+        run.timings["total"] = (time.perf_counter() - run.started) * 1000
+        reasons = tuple(sorted(set(run.degraded)))
+        res = RecResult(items, bool(reasons), s.model.version if s.model else None, uuid.uuid4().hex, reasons, run.timings)
+        if not reasons and run.req.user_id:
+            self.results.keep(run.cache_key, res, run.shape)
+        return self.results.answer("recommendations", res)
+
+    # ---- shared by the surfaces --------------------------------------------------------------
+    def seeds(self, recent: History, now: float) -> list[dict[str, Any]]:
+        cfg = self.s.cfg
+        return seeds_from_history(recent, now, cfg.half_life_days * 86400.0, cfg.seeds, self.s.type_weights)
+
+    def rank(self, cands: list[rules.Scored], vec: np.ndarray | None, session_vec: np.ndarray | None,
+             recent: History, now: float) -> None:
+        """Learned ranker when live and enabled, else fusion score + embedding similarity (in place)."""
+        s = self.s
+        if not cands:
+            return
+        sims = s.model.scores(vec, [c.item_id for c in cands]) if (vec is not None and s.model) else None
+        if ranker_usable(s):
+            assert s.ranker is not None
+            cats = [s.catalog.items[h["item_id"]].categories for h in recent if h["item_id"] in s.catalog.items]
+            feats = s.ranker.features(cands, vec, session_vec, s.model, s.catalog, cats, now)
+            for c, sc in zip(cands, s.ranker.score(feats), strict=True):
+                c.score = float(sc)
+            return
+        if sims is not None:
+            for c, sc in zip(cands, sims.tolist(), strict=True):
+                c.score += max(0.0, sc)
+
+    def finish(self, cands: list[rules.Scored], first: int, req: RecRequest, consumed: Consumed,
+               excluded: set[str]) -> list[rules.Scored]:
+        s, cfg = self.s, self.s.cfg
+
+        def cats(i: str) -> tuple[str, ...]:
+            it = s.catalog.items.get(i)
+            return it.categories if it else ()
+
+        emb = s.model.vector_of if s.model else None
+        chosen = rules.diversify(cands, first, cfg.mmr_lambda, cfg.max_per_category, cats, emb)
+        if req.context.explore and cfg.explore_epsilon > 0 and req.surface is Surface.HOME_FEED:
+            pool = [i for i, _ in s.catalog.popular[:200]
+                    if i not in consumed and i not in excluded and rules.passes_filter(s.catalog.items.get(i), req.filter)]
+            day = int(s.now(req.context) // 86400)
+            seed = int(hashlib.blake2b(f"{s.settings.seed}:{req.user_id}:{day}".encode(), digest_size=8).hexdigest(), 16)
+            chosen = rules.explore(chosen, pool, cfg.explore_epsilon, seed)
+        return chosen
+
+    def popular_fallback(self, first: int, f: RecFilter, excluded: set[str]) -> list[rules.Scored]:
+        out: list[rules.Scored] = []
+        for i, sc in self.s.catalog.popular:
+            if i not in excluded and rules.passes_filter(self.s.catalog.items.get(i), f):
+                out.append(rules.Scored(i, sc, {"popular": (sc, len(out))}))
+                if len(out) >= first:
+                    break
+        return out
+
+    def category_vector(self, categories: tuple[str, ...]) -> np.ndarray | None:
+        s = self.s
+        assert s.model is not None
+        vecs = [v for c in categories for i, _ in s.catalog.popular_by_category.get(c, [])[:20]
+                if (v := s.model.vector_of(i)) is not None]
+        if not vecs:
+            return None
+        m = np.mean(vecs, axis=0)
+        n = float(np.linalg.norm(m))
+        return m / n if n > 0 else None
+
+    def explain(self, c: rules.Scored, rank: int, recent: History, req: RecRequest) -> Recommendation:
+        return explain.recommendation(c, rank, recent, req, self.s.catalog)
+
+    # ---- the other surfaces ------------------------------------------------------------------
+    async def similar_items(self, item_id: str, first: int = 20, filter: RecFilter | None = None) -> RecResult:
+        """Items like this one, the same for every user (cached as such)."""
+        s, cfg = self.s, self.s.cfg
+        t_start = time.perf_counter()
+        f = filter or RecFilter()
+        # Excluded ids sorted: the filter is part of the result cache's key.
+        f = RecFilter(f.categories, f.exclude_categories, tuple(sorted(set(f.exclude_item_ids) | {item_id})), f.available_only,
+                      f.year_min, f.year_max)
+        degraded: list[str] = []
+        if item_id not in s.catalog.items:
+            try:
+                found = (await self.guard.neo4j(s.store.read("repo/item_exists", item_id=item_id)))[0]["found"]
+            except GraphStoreError:
+                found, degraded = False, ["neo4j"]
+                if not s.catalog.loaded:
+                    raise
+            if not found and not degraded:
+                raise NotFound("item", item_id)
+        first = max(1, min(int(first), 100))
+        # The same answer for every user: a widget on a popular item's page is answered from the
+        # result cache (a model change starts a new cache; item changes show within its TTL).
+        cache_key = key("similar", item_id, first, f, s.model.version if s.model else None)
+        if (hit := self.results.lookup("similarItems", cache_key)) is not None:  # a complete answer, recent enough
+            return decode(hit, {})
+        if degraded and (stale := self.results.stale(cache_key, degraded, {}, "similarItems")) is not None:
+            return stale
+        weights = dict(cfg.sources.get("SIMILAR_ITEMS", {}))
+        vec = s.model.vector_of(item_id) if s.model else None
+        ctx = SourceContext(store=s.store, timeout_s=cfg.source_budget_ms / 1000, now=s.catalog.now,
+                            params={"seeds": [{"id": item_id, "w": 1.0}], "catalog": s.catalog, "neighbours": s.neighbours})
+        timings: dict[str, float] = {}
+        by_source = await self.candidates.run(
+            weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, f, degraded, {item_id}), timings, degraded)
+        if not any(by_source.values()):
+            if vec is None:  # a cold item: no vector, no neighbours yet — its content, live from the graph
+                live = await self.candidates.run({"item_content_live": 1.0}, ctx, no_candidates, timings, degraded)
+                by_source, weights = {"content": live.get("item_content_live", [])}, {"content": 1.0}
+            else:
+                # It has a vector, but the index was late or failed and it has no neighbour lists:
+                # the most popular items of its categories, from memory. (Walking its content in
+                # the graph instead costs Neo4j the most exactly when the index is late.)
+                known = s.catalog.items.get(item_id)
+                ctx.params["preferred_categories"] = tuple(known.categories) if known else ()
+                by_source = {"popular": await SOURCES["popular"](ctx, cfg.candidates_per_source)}
+                weights = {"popular": 1.0}
+        merged = merge_candidates(by_source, weights)
+        cands = [c for c in merged.values() if c.item_id != item_id and rules.passes_filter(s.catalog.items.get(c.item_id), f)]
+        self.rank(cands, vec, None, [], s.catalog.now)
+        cats = lambda i: s.catalog.items[i].categories if i in s.catalog.items else ()  # noqa: E731
+        chosen = rules.diversify(cands, first, max(cfg.mmr_lambda, 0.95), 0, cats, None)
+        req = RecRequest(None, Surface.SIMILAR_ITEMS, first, f)
+        items = [self.explain(c, k + 1, [], req) for k, c in enumerate(chosen)]
+        timings["total"] = (time.perf_counter() - t_start) * 1000
+        reasons = tuple(sorted(set(degraded)))
+        res = RecResult(items, bool(reasons), s.model.version if s.model else None, uuid.uuid4().hex, reasons, timings)
+        if not reasons:
+            self.results.keep(cache_key, res)
+        elif "neo4j" in reasons and (stale := self.results.stale(cache_key, list(reasons), timings, "similarItems")) is not None:
+            return stale
+        return self.results.answer("similarItems", res)
+
+    async def rerank(self, user_id: str, item_ids: list[str], first: int | None = None) -> RecResult:
+        """Reorder a given list (search results) for a user; every given id that is an item comes
+        back once. Ids that are not items are left out and listed in ``unknown_ids`` (a frontend
+        renders what comes back; it never gets an item without a title). While Neo4j cannot say
+        whether an id the catalogue does not know is an item, it is kept (and the answer is
+        degraded)."""
+        s, cfg = self.s, self.s.cfg
+        t_start = time.perf_counter()
+        degraded: list[str] = []
+        ids = list(dict.fromkeys(item_ids))
+        unknown = [i for i in ids if i not in s.catalog.items]
+        missing: set[str] = set()
+        if unknown:
+            try:
+                missing = set((await self.guard.neo4j(s.store.read("load/missing_items", ids=unknown),
+                                                      cfg.request_budget_ms / 1000))[0]["missing"])
+            except (TimeoutError, GraphStoreError):
+                degraded.append("neo4j")
+            ids = [i for i in ids if i not in missing]
+        recent, consumed = await self.users.read(user_id, degraded)
+        clock = s.now(RequestContext())
+        now = decay_now(recent, clock)
+        vec = s.model.user_vector(recent, now) if (s.model and recent) else None
+        weights = dict(cfg.sources.get("SEARCH_RERANK", {}))
+        weights.pop("ann", None)
+        weights.pop("fresh", None)
+        ctx = SourceContext(store=s.store, user_id=user_id, now=clock, timeout_s=cfg.source_budget_ms / 1000,
+                            type_weights=s.type_weights,
+                            params={"seeds": self.seeds(recent, now), "catalog": s.catalog,
+                                    "neighbours": s.neighbours, "decay_now": now})
+        timings: dict[str, float] = {}
+        by_source = await self.candidates.run(weights, ctx, no_candidates, timings, degraded)
+        merged = merge_candidates(by_source, weights)
+        wanted = set(ids)
+        cands = [merged.get(i) or rules.Scored(i, 0.0, {}) for i in ids]
+        for c in cands:
+            c.sources = {k: v for k, v in c.sources.items()}
+        self.rank(cands, vec, None, recent, clock)
+        rules.apply_consumed(cands, consumed, exclude=False)
+        # Stable: ties keep the caller's order.
+        order = {i: k for k, i in enumerate(ids)}
+        cands.sort(key=lambda c: (-c.score, order[c.item_id]))
+        n = len(cands) if first is None else max(0, min(int(first), len(cands)))
+        req = RecRequest(user_id, Surface.SEARCH_RERANK, n)
+        items = [self.explain(c, k + 1, recent, req) for k, c in enumerate(cands[:n]) if c.item_id in wanted]
+        timings["total"] = (time.perf_counter() - t_start) * 1000
+        reasons = tuple(sorted(set(degraded)))
+        return self.results.answer("rerank", RecResult(
+            items, bool(reasons), s.model.version if s.model else None, uuid.uuid4().hex, reasons, timings,
+            tuple(i for i in dict.fromkeys(item_ids) if i in missing)))
+
+
+async def batch(recommend: Any, user_ids: list[str], first: int, surface: Surface, concurrency: int) -> dict[str, RecResult]:
+    """``recommend`` for many users (email campaigns), ``concurrency`` at a time."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(u: str) -> tuple[str, RecResult]:
+        async with sem:
+            return u, await recommend(RecRequest(u, surface, first, context=RequestContext(explore=False)))
+
+    return dict(await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids))))
