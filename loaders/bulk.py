@@ -146,6 +146,7 @@ class BulkImport:
         self._sessions: dict[str, list[Any]] = {}  # id -> [first user, first ts, last ts]
         self._session_links: set[tuple[str, str]] = set()  # (user, session) beyond a session's first user
         self._latest = -math.inf
+        self._runner_up = -math.inf  # the newest time before _latest (the clock is the older of the two)
         self._interactions = 0
         self._reports: list[LoadReport] = []
         self._file: Any = None
@@ -288,7 +289,7 @@ class BulkImport:
         for res in results:
             if res[0] == "error":
                 raise res[1]
-        for _, part_report, path, seen, sessions, links, latest in results:
+        for _, part_report, path, seen, sessions, links, latest, runner_up in results:
             self._parts.append(path)
             report.rows += part_report.rows
             report.written += part_report.written
@@ -308,7 +309,7 @@ class BulkImport:
                 if u != span[0]:
                     self._session_links.add((u, sid))
             self._session_links |= links
-            self._latest = max(self._latest, latest)
+            self._latest, self._runner_up = _top_two(self._latest, self._runner_up, latest, runner_up)
         self._interactions += report.written
         report.unchanged = report.rows - report.bad - report.written
         report.seconds = time.perf_counter() - t0
@@ -319,7 +320,7 @@ class BulkImport:
         """One part of :meth:`interaction_parts`, in a forked process with its own state."""
         try:
             self._keys, self._seen, self._sessions, self._session_links = set(), {}, {}, set()
-            self._latest = -math.inf
+            self._latest = self._runner_up = -math.inf
             path = str(self.dir / f"interactions-{k}.csv")
             report = LoadReport("interactions")
             with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -328,7 +329,7 @@ class BulkImport:
                     n = self._take(batch, report)
                     with done.get_lock():
                         done.value += n
-            conn.send(("ok", report, path, self._seen, self._sessions, self._session_links, self._latest))
+            conn.send(("ok", report, path, self._seen, self._sessions, self._session_links, self._latest, self._runner_up))
         except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
             conn.send(("error", exc))
         finally:
@@ -360,7 +361,7 @@ class BulkImport:
         items, keys, users, seen = self._items, self._keys, self._users, self._seen
         sessions, links = self._sessions, self._session_links
         out: list[tuple[Any, ...]] = []
-        latest = self._latest
+        latest, runner_up = self._latest, self._runner_up
         for n, (ty, k, u, i, t, v, d, s) in enumerate(zip(b.type, b.key, b.user, b.item, b.ts, b.value, b.dwell,
                                                         b.session, strict=True)):
             if i not in items:
@@ -387,8 +388,10 @@ class BulkImport:
                     if u != span[0]:
                         links.add((u, s))
             if t > latest:
-                latest = t
-        self._latest = latest
+                latest, runner_up = t, latest
+            elif runner_up < t < latest:
+                runner_up = t
+        self._latest, self._runner_up = latest, runner_up
         self._writer.writerows(out)
         report.rows += len(b)
         report.written += len(out)
@@ -453,8 +456,11 @@ class BulkImport:
             "Session=" + put("sessions", ["id:ID(Session)", "user_id", "started_at:double", "last_at:double"],
                              ((s, u, a, z) for s, (u, a, z) in self._sessions.items())),
         ]
-        if self._latest > -math.inf:  # the graph's clock (load/advance_clock)
-            nodes.append(f"GraphrecMeta={put('meta', ['key:ID(Meta)', 'latest_ts:double'], [('clock', self._latest)])}")
+        if self._latest > -math.inf:  # the graph's clock: the older of the two newest times (load/advance_clock)
+            top = [t for t in (self._latest, self._runner_up) if t > -math.inf]
+            meta = put("meta", ["key:ID(Meta)", "latest_ts:double", "top:double[]"],
+                       [("clock", top[-1], ";".join(repr(t) for t in top))])
+            nodes.append(f"GraphrecMeta={meta}")
         links = [(u, s) for s, (u, _, _) in self._sessions.items()]
         links += sorted(self._session_links)
         rels = [
@@ -518,3 +524,9 @@ def import_synthetic(settings: Settings, catalog: Any, parts: int = 2) -> BulkRe
         bulk.interaction_parts([functools.partial(catalog.interaction_batches, part=k, parts=parts)
                                 for k in range(parts)], total=spec.interactions)
         return bulk.commit()
+
+
+def _top_two(a1: float, a2: float, b1: float, b2: float) -> tuple[float, float]:
+    """The two newest distinct times of two (newest, runner-up) pairs (-inf: none)."""
+    times = sorted({a1, a2, b1, b2}, reverse=True)
+    return times[0], (times[1] if len(times) > 1 else -math.inf)

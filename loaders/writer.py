@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from graphrec.core.errors import BadRowError, QueryError
 from graphrec.core.graph.store import GraphStore, Statement
-from graphrec.core.records import InteractionRow
+from graphrec.core.records import InteractionRow, newest_two
 
 #: How many bad rows a report keeps in full (all are counted).
 MAX_REPORTED = 1000
@@ -196,6 +196,7 @@ class _Part:
     new_users: list[dict[str, Any]] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
     max_ts: float = 0.0
+    runner_up: float | None = None  # the newest time before max_ts (the clock needs two)
 
     def __bool__(self) -> bool:
         return self.known is not None or self.fresh is not None
@@ -520,12 +521,12 @@ class GraphWriter:
         part.sessions = [{"session": sid, "user": u, "first_ts": lo, "last_ts": hi}
                          for sid, (first_user, lo, hi, others) in sorted(span.items())
                          for u in [first_user, *sorted(others or ())]]
-        part.max_ts = max(ts[n] for n in ix)
+        part.max_ts, part.runner_up = newest_two(ts[n] for n in ix)
 
     def _commit(self, part: _Part) -> int:
         tail: list[Statement] = (
             [("load/sessions", None, {"rows": part.sessions})] if part.sessions else [])
-        tail.append(("load/advance_clock", None, {"ts": part.max_ts, "slack": 0.0}))  # last: one lock, taken last
+        tail.append(("load/advance_clock", None, {"ts": part.max_ts, "runner_up": part.runner_up, "slack": 0.0}))  # last: one lock, taken last
         writes: list[Statement] = []
         if part.new_users:
             writes.append(("load/users_first_sight", None, {"rows": part.new_users}))

@@ -9,5 +9,5 @@ OPTIONAL MATCH ()-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->()
 WITH max(CASE WHEN r.ts <= $max_ts THEN r.ts END) AS newest, count(CASE WHEN r.ts > $max_ts THEN 1 END) AS future
 MERGE (m:GraphrecMeta {key: 'clock'})
 WITH m, m.latest_ts AS was, newest, future
-SET m.latest_ts = newest
+SET m.latest_ts = newest, m.top = CASE WHEN newest IS NULL THEN null ELSE [newest] END
 RETURN was, m.latest_ts AS ts, future

@@ -20,6 +20,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -141,6 +142,21 @@ def parse_ts(v: Any) -> float:
     if not math.isfinite(ts) or not (TS_MIN <= ts <= TS_MAX):
         raise ValueError(f"timestamp {v!r} is out of range")
     return ts
+
+
+def newest_two(times: Iterable[float]) -> tuple[float, float | None]:
+    """The newest time and the newest before it (a different time; None when all are equal): what
+    the graph's clock is moved with (``cypher/load/advance_clock.cypher``: the clock is the older
+    of the two newest times it was given, so a single outlier cannot move it)."""
+    first = second = -math.inf
+    for t in times:
+        if t > first:
+            first, second = t, first
+        elif second < t < first:
+            second = t
+    if first == -math.inf:
+        raise ValueError("no times")
+    return first, (None if second == -math.inf else second)
 
 
 def _clean_list(v: Any, what: str) -> list[str] | None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from graphrec.core.errors import KeyConflict, LockHeld, QueryError, ValidationError
 from graphrec.core.graph.store import Statement
-from graphrec.core.records import InteractionRow, RowLimits, validate
+from graphrec.core.records import InteractionRow, RowLimits, newest_two, validate
 
 #: Pending keys remembered per process for append_checked (the oldest are forgotten beyond this;
 #: a conflict among those is still caught by the replay, which dead-letters it).
@@ -249,7 +249,8 @@ def _statements(rows: list[dict[str, Any]]) -> list[Statement]:
                 for r in rows if r.get("session")]
     if sessions:
         statements.append(("load/sessions", None, {"rows": sessions}))
-    statements.append(("load/advance_clock", None, {"ts": max(r["ts"] for r in rows), "slack": 0.0}))
+    newest, runner_up = newest_two(r["ts"] for r in rows)
+    statements.append(("load/advance_clock", None, {"ts": newest, "runner_up": runner_up, "slack": 0.0}))
     return statements
 
 

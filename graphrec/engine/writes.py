@@ -29,7 +29,7 @@ def interaction_statements(type: InteractionType, param: dict[str, Any], session
     if session_id is not None:
         statements.append(("load/sessions", None, {"rows": [
             {"session": session_id, "user": user_id, "first_ts": ts, "last_ts": ts}]}))
-    statements.append(("load/advance_clock", None, {"ts": ts, "slack": clock_slack_s}))
+    statements.append(("load/advance_clock", None, {"ts": ts, "runner_up": None, "slack": clock_slack_s}))
     return statements
 
 

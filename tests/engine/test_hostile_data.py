@@ -176,11 +176,12 @@ def test_a_write_from_the_future_is_refused_and_a_wrecked_clock_is_repaired(tiny
     assert any("co_interaction" in s for _, s in _sources(before))
     err = run(future())
     assert err.code == "BAD_USER_INPUT" and err.field == "ts" and "future" in str(err)
-    assert store.read("recs/latest_ts")[0]["ts"] == 1800.0
+    # (the clock: the older of the data's two newest times, 1800 and 1700)
+    assert store.read("recs/latest_ts")[0]["ts"] == 1700.0
     assert _sources(run(recs())) == _sources(before)
 
     # A clock wrecked before the limit existed: the CLI repairs it from the data.
-    store.write("load/advance_clock", ts=4_102_000_000.0, slack=0.0)
+    store.write("load/advance_clock", ts=4_102_000_000.0, runner_up=4_101_000_000.0, slack=0.0)
     wrecked = run(recs())
     assert _sources(wrecked) != _sources(before)
     with pytest.MonkeyPatch.context() as mp:
@@ -190,6 +191,25 @@ def test_a_write_from_the_future_is_refused_and_a_wrecked_clock_is_repaired(tiny
     assert "now 1800" in result.output
     assert store.read("recs/latest_ts")[0]["ts"] == 1800.0
     assert _sources(run(recs())) == _sources(before)
+
+
+def test_a_single_outlier_cannot_move_the_clock(store) -> None:  # noqa: ANN001
+    """Issue 21: the clock is the older of the two newest times it was given, so one event far
+    ahead of all others (within the allowed skew) leaves "now" alone until a second confirms it;
+    the clock never moves back, and duplicates of the outlier do not confirm it."""
+
+    def advance(ts: float, runner_up: float | None = None) -> float:
+        store.write("load/advance_clock", ts=ts, runner_up=runner_up, slack=0.0)
+        return store.read("recs/latest_ts")[0]["ts"]
+
+    assert advance(1800.0, 1700.0) == 1700.0  # a batch: its two newest times
+    assert advance(1900.0) == 1800.0  # a later event: the clock follows, one event behind
+    outlier = time.time() + 200  # far ahead of the data, yet within loader.max_clock_skew_s
+    assert advance(outlier) == 1900.0
+    assert advance(outlier) == 1900.0  # the same time again is not a second witness
+    assert advance(1950.0) == 1950.0  # ordinary traffic still moves it; the outlier waits on top
+    assert advance(1000.0) == 1950.0  # never back
+    assert advance(outlier + 10) == outlier  # a second event that far ahead: time has moved
 
 
 # ---- finding 9: an item upserted moments before, while Neo4j is slow ------------------------------

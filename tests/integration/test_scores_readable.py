@@ -27,9 +27,10 @@ def test_demo_summary_scores_survive_a_live_write(neo4j_settings: Settings, tmp_
     with GraphStore.from_settings(neo4j_settings) as store:
         wipe(store)
         tiny_graph(store)  # interactions at t = 1000..1800 s
+        now = time.time()  # two live events (one alone would not move the clock: an outlier)
         GraphWriter(store, batch_size=10, on_error="stop", progress=False).interactions(
-            [(InteractionRow(user_id="erin", item_id="up", type=InteractionType.parse("CLICK"), ts=time.time()),
-              Source("live", 1))])
+            [(InteractionRow(user_id="erin", item_id=item, type=InteractionType.parse("CLICK"), ts=now - k),
+              Source("live", k + 1)) for k, item in enumerate(("up", "toy"))])
         assert store.read("recs/latest_ts")[0]["ts"] > time.time() - 60  # the clock is today
     n = neo4j_settings.neo4j
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHREC_")}
