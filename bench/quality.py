@@ -1,27 +1,25 @@
-"""Offline quality on MovieLens-100K under two protocols, several seeds: the GNN (PinSage),
-LightGCN, their score ensembles with EASE, and the four baselines, mean ± spread.
+"""Offline quality on MovieLens-100K under both evaluation protocols, several seeds: what
+``graphrec train`` serves (the hybrid, and the engine's pipeline replayed with it), the GNN alone,
+optionally LightGCN, and the baselines, mean ± spread, with ratios to EASE.
 
-Protocols (full ranking over the catalogue minus each user's history; SKIPPED never relevant):
+The splits are :func:`gnn.evaluate.make_split`'s (the protocols of ``graphrec evaluate``:
+``user-temporal`` and ``global-time``, new users and items counted) and the rows are
+:data:`gnn.evaluate.FAMILIES`' functions, so this benchmark and the pipeline share one definition.
+Every choice is made on each protocol's own validation window (epochs, the trend prior, the
+hybrid's hyperparameters and weights; baselines' hyperparameters), then every model is refit on
+train + validation and tested once.
 
-- ``user-temporal``: per user, the last 20% of interactions by time are the test set (users with
-  fewer than 5 stay in train), validation is the last 10% of each user's train
-  (:func:`gnn.split.train_val_test`, what ``graphrec train`` uses);
-- ``global-time``: one cut at the ``--cut`` quantile of all timestamps; train on everything
-  before it, test on what users with at least 5 train interactions did after it (new items
-  included as targets); validation is the last 10% of train by time for the same users.
-  The global time cut of the evaluation-protocol issue is not on main yet, so it lives here
-  (:func:`global_time_split`).
+EASE scores nothing for a user without history; under the global cut most test users are new, so
+the table also has ``EASE + MostPopular for new users`` and gives ratios to both, and a breakdown
+of each row over known and new test users.
 
 Each seed retrains every model (initialisation, sampling, walks) on the same split: the spread
-is the models' own variance. Per model and protocol the table shows mean ± (max - min) / 2 over
-the seeds, and the ratio of the mean to EASE's mean.
+(max - min) / 2 over seeds is the models' own variance (the baselines are deterministic but ALS).
 
-Models: ``PinSage`` (gnn.train, user vectors pooled from history as served), ``LightGCN``
-(its own user vectors), ``LightGCN (pooled)`` (pooled user vectors: what the engine would serve
-with ``gnn.model = lightgcn``), the baselines of :func:`gnn.evaluate.baselines`, and
-``X + EASE`` ensembles: z-scored per user, weight of EASE chosen on validation.
-
-    python -m bench.quality --seeds 3 --out bench/reports/quality.json
+    OMP_NUM_THREADS=1 python -m bench.quality --seeds 3 --out bench/reports/quality.json
+    # or one process per protocol, then one table and plot:
+    python -m bench.quality --merge bench/reports/quality-user-temporal.json \
+        bench/reports/quality-global-time.json --out bench/reports/quality.json
 """
 
 from __future__ import annotations
@@ -36,176 +34,202 @@ from typing import Any
 import numpy as np
 
 METRICS = ("ndcg@10", "recall@100")
-ENSEMBLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+REFERENCES = ("EASE", "EASE + MostPopular for new users")
 
 
-def global_time_split(snap: Any, cut: float = 0.8, val_fraction: float = 0.1,
-                      min_train: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Masks (train, validation, test) of a global time cut at quantile ``cut``; test and
-    validation only for users with at least ``min_train`` interactions before the cut."""
-    from graphrec.core.snapshot import KIND_CODE
+def by_group(snap: Any, split: Any, ctx: Any, families: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Every family's rows with the test restricted to known users (a positive interaction in the
+    split's history) and to new users (none): ``{group: {row: metrics}}``; groups without test
+    users are left out. The fits are the ones cached in ``ctx`` for this protocol."""
+    from dataclasses import replace
 
-    t_cut = float(np.quantile(snap.ts, cut))
-    before = snap.ts < t_cut
-    counts = np.bincount(snap.user[before], minlength=snap.num_users)
-    eligible = counts[snap.user] >= min_train
-    relevant = snap.kind != KIND_CODE["SKIPPED"]
-    te = ~before & eligible & relevant
-    t_val = float(np.quantile(snap.ts[before], 1 - val_fraction))
-    va = before & (snap.ts >= t_val) & eligible & relevant
-    tr = before & ~va
-    return tr, va, te
+    from gnn.split import relevant
 
-
-def split(snap: Any, protocol: str, cut: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from gnn.split import train_val_test
-
-    if protocol == "user-temporal":
-        return train_val_test(snap)
-    return global_time_split(snap, cut)
+    known = np.zeros(snap.num_users, dtype=bool)
+    known[snap.user[relevant(snap, split.hist)]] = True
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for group, users in (("known users", known), ("new users", ~known)):
+        test = split.test & users[snap.user]
+        if not relevant(snap, test).any():
+            continue
+        sub = replace(split, test=test)
+        rows: dict[str, dict[str, float]] = {}
+        for fn in families.values():
+            rows.update(fn(snap, sub, ctx))
+        out[group] = rows
+    return out
 
 
-def _z(scores: np.ndarray) -> np.ndarray:
-    s = np.asarray(scores, dtype=np.float64)
-    return (s - s.mean(axis=1, keepdims=True)) / (s.std(axis=1, keepdims=True) + 1e-9)
-
-
-def score_fn_metrics(score: Any, snap: Any, hist: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    from gnn.metrics import interaction_matrix, ranking_metrics
-
-    mh = interaction_matrix(snap.user[hist], snap.item[hist], snap.num_users, snap.num_items)
-    mt = interaction_matrix(snap.user[target], snap.item[target], snap.num_users, snap.num_items)
-    return ranking_metrics(score, mh, mt)
-
-
-def ensemble(model_score: Any, ease_score: Any, val_model: Any, val_ease: Any, snap: Any,
-             tr: np.ndarray, va: np.ndarray, hist: np.ndarray, te: np.ndarray) -> tuple[dict[str, float], float]:
-    """``model + w × EASE`` (per-user z-scores), ``w`` chosen on validation by NDCG@10 + Recall@100."""
-    def val_of(w: float) -> float:
-        m = score_fn_metrics(lambda u: _z(val_model(u)) + w * _z(val_ease(u)), snap, tr, va)
-        return m["ndcg@10"] + m["recall@100"]
-
-    w = max(ENSEMBLE_WEIGHTS, key=val_of)
-    return score_fn_metrics(lambda u: _z(model_score(u)) + w * _z(ease_score(u)), snap, hist, te), w
-
-
-def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epochs: int | None) -> dict[str, Any]:
-    """Every model on one protocol and seed: tuned/early-stopped on validation, refit on train +
-    validation, tested once."""
+def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epochs: int | None,
+            groups: bool, served_choices: str | None = None) -> dict[str, Any]:
+    """Every family on one protocol and seed (choices on this protocol's validation); with
+    ``served_choices`` (a protocol), also the hybrid with that protocol's validation choices (what
+    ``graphrec train`` serves when it is the gate protocol)."""
     import torch
 
-    from gnn.baselines import EASE
-    from gnn.evaluate import baselines, gnn_metrics
-    from gnn.features import build_features
-    from gnn.metrics import interaction_matrix
-    from gnn.train import train
-    from gnn.user import user_matrix, user_params
+    from gnn.evaluate import FAMILIES, EvalContext, make_split
     from graphrec.core.config import load_settings
     from loaders import movielens
 
     torch.set_num_threads(1)
     settings = load_settings()
-    cfg = settings.gnn
+    cfg = settings.gnn.model_copy(update={"threads": 1})
     if pinsage_epochs:
         cfg = cfg.model_copy(update={"epochs": pinsage_epochs})
+    cfg = cfg.model_copy(update={"lightgcn": cfg.lightgcn.model_copy(update={"enabled": "lightgcn" in models})})
     snap = movielens.snapshot(movielens.fetch(settings.cache_dir))
-    tr, va, te = split(snap, protocol, cut)
-    hist = tr | va
-    n_u, n_i = snap.num_users, snap.num_items
-    rows: dict[str, dict[str, Any]] = {}
-    t0 = time.perf_counter()
-    base = baselines(snap, tr, va, te, seed, progress=False)
-    rows.update({k: {m: v[m] for m in METRICS} for k, v in base.items()})
-    lam = base["EASE"]["lambda"]
-    ease_val = EASE(lam).fit(interaction_matrix(snap.user[tr], snap.item[tr], n_u, n_i))
-    ease_test = EASE(lam).fit(interaction_matrix(snap.user[hist], snap.item[hist], n_u, n_i))
-    timing: dict[str, float] = {"baselines_s": time.perf_counter() - t0}
+    split = make_split(snap, protocol, cut, cfg.validation_fraction, 0, seed)
+    ctx = EvalContext(cfg, seed, progress=False, engine=settings.engine)
+    if served_choices:  # the served recipe: the gate protocol's hybrid choices, on this protocol too
+        from gnn.split import relevant
 
-    def pooled(emb: np.ndarray, params: dict[str, Any], mask: np.ndarray) -> Any:
-        now = float(snap.ts[mask].max())
-        users = user_matrix(emb, snap.user[mask], snap.item[mask], snap.kind[mask], snap.value[mask], snap.ts[mask],
-                            n_u, now, params)
-        return lambda u: users[u] @ emb.T
-
-    if "pinsage" in models:
+        gate = make_split(snap, served_choices, cut, cfg.validation_fraction, 0, seed)
+        gctx = EvalContext(cfg, seed, progress=False, engine=settings.engine)
+        FAMILIES["hybrid"](snap, gate, gctx)
+        ctx.hybrid_choice[served_choices] = gctx.hybrid_choice[served_choices]
+        ctx.gate_protocol = served_choices
+        assert relevant(snap, gate.val).any()
+    families = {k: f for k, f in FAMILIES.items() if k != "pipeline" or "pipeline" in models}
+    rows: dict[str, dict[str, float]] = {}
+    timing: dict[str, float] = {}
+    for name, fn in families.items():
         t = time.perf_counter()
-        res = train(snap, tr, va, cfg, seed=seed, progress=False)
-        fit = train(snap, hist, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}), seed=seed,
-                    progress=False, prior_weight=res.user_params["prior_weight"])
-        rows["PinSage"] = {m: v for m, v in gnn_metrics(fit.item_emb, snap, hist, te, fit.user_params).items() if m in METRICS}
-        rows["PinSage"]["best_epoch"] = res.best_epoch
-        r, w = ensemble(pooled(fit.item_emb, fit.user_params, hist), ease_test.score,
-                        pooled(res.item_emb, res.user_params, tr), ease_val.score, snap, tr, va, hist, te)
-        rows["PinSage + EASE"] = {**{m: r[m] for m in METRICS}, "ease_weight": w}
-        timing["pinsage_s"] = time.perf_counter() - t
-    if "lightgcn" in models:
-        from gnn.lightgcn import train_lightgcn
-
-        t = time.perf_counter()
-        lcfg = cfg.lightgcn
-        feats = build_features(snap, hist, cfg)
-        lg = train_lightgcn(snap, tr, va, lcfg, seed=seed, dim=cfg.dim, progress=False)
-        lfit = train_lightgcn(snap, hist, None, lcfg, seed=seed, dim=cfg.dim, progress=False, epochs=max(1, lg.best_epoch),
-                              alpha=lg.alpha, features=feats)
-        own = score_fn_metrics(lambda u: lfit.user_emb[u] @ lfit.item_emb.T, snap, hist, te)
-        rows["LightGCN"] = {**{m: own[m] for m in METRICS}, "best_epoch": lg.best_epoch, "alpha": lg.alpha}
-        pl = gnn_metrics(lfit.item_emb, snap, hist, te, user_params(cfg))
-        rows["LightGCN (pooled)"] = {m: pl[m] for m in METRICS}
-        r, w = ensemble(lambda u: lfit.user_emb[u] @ lfit.item_emb.T, ease_test.score,
-                        lambda u: lg.user_emb[u] @ lg.item_emb.T, ease_val.score, snap, tr, va, hist, te)
-        rows["LightGCN + EASE"] = {**{m: r[m] for m in METRICS}, "ease_weight": w}
-        timing["lightgcn_s"] = time.perf_counter() - t
-    return {"protocol": protocol, "seed": seed, "rows": rows, "timing": timing,
-            "train": int(tr.sum()), "val": int(va.sum()), "test": int(te.sum()),
-            "test_users": int(len(np.unique(snap.user[te])))}
+        rows.update(fn(snap, split, ctx))
+        timing[f"{name}_s"] = round(time.perf_counter() - t, 1)
+    out: dict[str, Any] = {"protocol": protocol, "seed": seed, "rows": rows, "timing": timing, "meta": split.meta,
+                           "epochs": ctx.epochs, "prior_weight": ctx.prior_weight,
+                           "hybrid": {p: {"params": c[0], "weights": c[1], "val": c[2]} for p, c in ctx.hybrid_choice.items()}}
+    if groups:
+        out["groups"] = by_group(snap, split, ctx, {k: f for k, f in families.items() if k != "pipeline"})
+    return out
 
 
-def table(runs: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+def summarise(runs: list[dict[str, Any]], key: str = "rows") -> dict[str, Any]:
+    """Per protocol (and group): mean, spread and values over seeds, ratios to the references."""
     out: dict[str, Any] = {}
-    lines = []
-    for protocol in sorted({r["protocol"] for r in runs}):
+    for protocol in dict.fromkeys(r["protocol"] for r in runs):
         rs = [r for r in runs if r["protocol"] == protocol]
-        names = list(rs[0]["rows"])
-        ease = {m: float(np.mean([r["rows"]["EASE"][m] for r in rs])) for m in METRICS}
-        head = f"{protocol} ({len(rs)} seeds; test users {rs[0]['test_users']})"
-        lines += [head, f"{'model':<22}" + "".join(f"{m:>22}{'× EASE':>9}" for m in METRICS), "-" * 84]
+        tables = ({"all": [r["rows"] for r in rs]} if key == "rows"
+                  else {g: [r["groups"][g] for r in rs] for g in rs[0].get("groups", {})})
         out[protocol] = {}
-        for n in names:
-            vals = {m: [r["rows"][n][m] for r in rs] for m in METRICS}
-            cells = ""
-            out[protocol][n] = {}
-            for m in METRICS:
-                mean, spread = float(np.mean(vals[m])), (max(vals[m]) - min(vals[m])) / 2
-                cells += f"{mean:>14.4f} ± {spread:.4f}{mean / ease[m]:>9.3f}"
-                out[protocol][n][m] = {"mean": mean, "spread": spread, "ratio_to_ease": mean / ease[m], "values": vals[m]}
-            lines.append(f"{n:<22}{cells}")
-        lines.append("")
-    return "\n".join(lines), out
+        for group, per_seed in tables.items():
+            res: dict[str, Any] = {}
+            for name in per_seed[0]:
+                res[name] = {}
+                for m in METRICS:
+                    vals = [float(t[name][m]) for t in per_seed]
+                    mean = float(np.mean(vals))
+                    res[name][m] = {"mean": mean, "spread": (max(vals) - min(vals)) / 2, "values": vals}
+            for name in res:
+                for m in METRICS:
+                    for ref in REFERENCES:
+                        if ref in res:
+                            res[name][m][f"x {ref}"] = res[name][m]["mean"] / max(1e-12, res[ref][m]["mean"])
+            out[protocol][group] = res
+    return out
+
+
+def format_summary(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    lines = []
+    for protocol, groups in summary.items():
+        meta = next(r["meta"] for r in runs if r["protocol"] == protocol)
+        n = sum(1 for r in runs if r["protocol"] == protocol)
+        for group, rows in groups.items():
+            lines.append(f"[{protocol} / {group}] {n} seeds; test users {meta['test_users']} ({meta['new_test_users']} new)")
+            lines.append(f"{'model':<52}" + "".join(f"{m:>20}{'xEASE':>7}{'xE+MP':>7}" for m in METRICS))
+            for name, r in rows.items():
+                cells = "".join(f"{r[m]['mean']:>12.4f} ± {r[m]['spread']:.4f}{r[m].get('x EASE', float('nan')):>7.3f}"
+                                f"{r[m].get('x EASE + MostPopular for new users', float('nan')):>7.3f}" for m in METRICS)
+                lines.append(f"{name[:51]:<52}{cells}")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _short(name: str) -> str:
+    """A row name short enough for an axis label."""
+    if name.startswith("served: hybrid"):
+        return "hybrid, " + (name.split("; ")[1].rstrip(")") if "; " in name else "this protocol's choices")
+    return name[:34]
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    """Bars: each model's NDCG@10 and Recall@100 as a multiple of EASE's with MostPopular for new
+    users (plain EASE scores nothing for them; identical to EASE when no test user is new), per
+    protocol (all test users), the seeds' spread as error bars, and the 1.10 line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref = REFERENCES[1]
+    protocols = list(summary)
+    fig, axes = plt.subplots(1, len(protocols), figsize=(7 * len(protocols), 4.8), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols, strict=True):
+        rows = summary[protocol]["all"]
+        names = [n for n in rows if n != ref]
+        x = np.arange(len(names))
+        for k, m in enumerate(METRICS):
+            base = rows[ref][m]["mean"]
+            vals = [rows[n][m]["mean"] / base for n in names]
+            err = [rows[n][m]["spread"] / base for n in names]
+            bars = ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, yerr=err, label=m)
+            ax.bar_label(bars, fmt="%.2f", fontsize=6)
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.axhline(1.1, color="red", lw=0.8, ls="--", label="1.10 x reference")
+        ax.set_xticks(x, [_short(n) for n in names], rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("x EASE (+ MostPopular for new users)")
+        ax.set_title(f"{protocol}: mean of the seeds as a multiple of EASE\n(+ MostPopular for users without history)",
+                     fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=42)
     ap.add_argument("--protocols", nargs="+", default=["user-temporal", "global-time"],
                     choices=["user-temporal", "global-time"])
     ap.add_argument("--cut", type=float, default=0.8, help="global-time: quantile of timestamps")
-    ap.add_argument("--models", nargs="+", default=["pinsage", "lightgcn"], choices=["pinsage", "lightgcn"])
+    ap.add_argument("--models", nargs="+", default=["pipeline"], choices=["pipeline", "lightgcn"],
+                    help="families beside the GNN, the hybrid and the baselines")
     ap.add_argument("--pinsage-epochs", type=int, default=None, help="cap on PinSage epochs (default: gnn.epochs)")
+    ap.add_argument("--no-groups", action="store_true", help="skip the known/new users breakdown")
+    ap.add_argument("--served-choices", default=None, choices=["user-temporal", "global-time"],
+                    help="also score the hybrid with this protocol's validation choices (the gate's: what is served)")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="no runs: merge these reports (e.g. one per protocol, run in parallel) into --out")
     ap.add_argument("--out", type=Path, default=Path("bench/reports/quality.json"))
     a = ap.parse_args()
     from bench.common import write_report
 
+    if a.merge:
+        runs = [r for f in a.merge for r in json.loads(f.read_text())["runs"]]
+        summary = summarise(runs)
+        groups = summarise(runs, "groups") if all("groups" in r for r in runs) else {}
+        write_report(a.out, {"benchmark": "quality", "merged": [str(f) for f in a.merge], "summary": summary,
+                             "groups": groups, "runs": runs})
+        plot(summary, a.out.with_suffix(".png"))
+        print(format_summary(summary, runs) + ("\n" + format_summary(groups, runs) if groups else ""))
+        return
     runs = []
+    text = ""
     for protocol in a.protocols:
-        for seed in range(42, 42 + a.seeds):
+        for seed in range(a.first_seed, a.first_seed + a.seeds):
             t = time.perf_counter()
-            runs.append(run_one(protocol, seed, a.cut, a.models, a.pinsage_epochs))
+            runs.append(run_one(protocol, seed, a.cut, a.models, a.pinsage_epochs, not a.no_groups, a.served_choices))
             print(f"{protocol} seed {seed}: {time.perf_counter() - t:.0f} s "
                   + ", ".join(f"{n} {r['ndcg@10']:.4f}/{r['recall@100']:.4f}" for n, r in runs[-1]["rows"].items()),
                   file=sys.stderr, flush=True)
-            text, summary = table(runs)
+            summary = summarise(runs)
+            groups = summarise(runs, "groups") if not a.no_groups else {}
+            text = format_summary(summary, runs) + ("\n" + format_summary(groups, runs) if groups else "")
             write_report(a.out, {"benchmark": "quality", "args": {k: str(v) for k, v in vars(a).items()},
-                                 "summary": summary, "runs": runs})
+                                 "summary": summary, "groups": groups, "runs": runs})
+            plot(summary, a.out.with_suffix(".png"))
     print(text)
     print(json.dumps({"report": str(a.out)}))
 

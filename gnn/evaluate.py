@@ -143,6 +143,14 @@ def baselines(snap: Snapshot, tr: np.ndarray, va: np.ndarray, te: np.ndarray, se
         res = ranking_metrics(m.score, m_seen, m_te)
         res["fit_seconds"] = round(time.perf_counter() - t0, 2)
         out[m.name] = res
+    # EASE has nothing to say about a user without history (all-zero scores): the same EASE with
+    # MostPopular for those users is the fair comparison where new users are tested.
+    ease, pop = models[3], models[0]
+    known = np.diff(m_full.indptr) > 0
+
+    def ease_or_popular(users: np.ndarray) -> np.ndarray:
+        return np.where(known[users, None], ease.score(users), pop.score(users))
+    out["EASE + MostPopular for new users"] = ranking_metrics(ease_or_popular, m_seen, m_te)
     out["EASE"]["lambda"] = lam
     out["ItemKNN"]["k"] = k
     out["ALS"]["factors"] = factors
@@ -186,6 +194,15 @@ class EvalContext:
     lgcn_fitted: dict[str, Any] = field(default_factory=dict)
     #: The model whose embeddings are served ("pinsage" or "lightgcn"): the pipeline replays with it.
     served: str = "pinsage"
+    #: The hybrid (gnn.itemitem) per protocol: ``(params, weights, validation score)`` chosen on that
+    #: split's validation, and the model fit on its history; ``train_fit``: the served model's
+    #: (item embeddings, user recipe) fit on the gate split's train, reused for its choice.
+    hybrid_choice: dict[str, tuple[dict[str, Any], dict[str, float], float]] = field(default_factory=dict)
+    #: The protocol whose choices are served (``training.gate_protocol``): on the other protocols
+    #: the table also shows the hybrid with that protocol's choices, i.e. the served artifact's recipe.
+    gate_protocol: str | None = None
+    hybrid_fitted: dict[str, Any] = field(default_factory=dict)
+    train_fit: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)
 
 
 Family = Callable[[Snapshot, Split, EvalContext], dict[str, Row]]
@@ -201,6 +218,8 @@ def fit_gnn(snap: Snapshot, split: Split, ctx: EvalContext) -> tuple[np.ndarray,
     if ctx.epochs is None:
         res = train(snap, split.train, relevant(snap, split.val), ctx.cfg, seed=ctx.seed, progress=ctx.progress)
         ctx.epochs, ctx.prior_weight = max(1, res.best_epoch), res.user_params["prior_weight"]
+        if ctx.served == "pinsage":
+            ctx.train_fit.setdefault(split.protocol, (res.item_emb, res.user_params))
     fit = train(snap, split.hist, None, ctx.cfg.model_copy(update={"epochs": ctx.epochs}), seed=ctx.seed,
                 progress=ctx.progress, prior_weight=ctx.prior_weight)
     ctx.fitted[split.protocol] = (fit.item_emb, fit.user_params)
@@ -229,6 +248,10 @@ def fit_lightgcn(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
                                dim=ctx.cfg.dim, threads=ctx.cfg.threads, progress=ctx.progress,
                                features=build_features(snap, split.train, ctx.cfg))
         ctx.lgcn_epochs, ctx.lgcn_alpha = max(1, early.best_epoch), early.alpha
+        if ctx.served == "lightgcn":
+            from gnn.user import user_params
+
+            ctx.train_fit.setdefault(split.protocol, (early.item_emb, user_params(ctx.cfg)))
     fit = train_lightgcn(snap, split.hist, None, ctx.cfg.lightgcn, seed=ctx.seed, dim=ctx.cfg.dim,
                          threads=ctx.cfg.threads, progress=ctx.progress, epochs=ctx.lgcn_epochs,
                          alpha=ctx.lgcn_alpha, features=build_features(snap, split.hist, ctx.cfg))
@@ -264,6 +287,78 @@ def served_embeddings(snap: Snapshot, split: Split, ctx: EvalContext) -> tuple[n
     return fit_gnn(snap, split, ctx)
 
 
+def hybrid_enabled(snap: Snapshot, ctx: EvalContext) -> bool:
+    return ctx.cfg.hybrid.enabled and snap.num_items <= ctx.cfg.hybrid.max_items
+
+
+def train_embeddings(snap: Snapshot, split: Split, ctx: EvalContext) -> tuple[np.ndarray, dict[str, Any]]:
+    """The served model fit on the split's train only (for choices on its validation), for the
+    epochs already chosen; cached in ``ctx.train_fit``."""
+    if split.protocol in ctx.train_fit:
+        return ctx.train_fit[split.protocol]
+    if ctx.served == "lightgcn":
+        from gnn.features import build_features
+        from gnn.lightgcn import train_lightgcn
+        from gnn.user import user_params
+
+        served_embeddings(snap, split, ctx)  # chooses the epochs and layer weights when not set
+        lg = train_lightgcn(snap, split.train, None, ctx.cfg.lightgcn, seed=ctx.seed, dim=ctx.cfg.dim,
+                            threads=ctx.cfg.threads, progress=ctx.progress, epochs=ctx.lgcn_epochs,
+                            alpha=ctx.lgcn_alpha, features=build_features(snap, split.train, ctx.cfg))
+        ctx.train_fit[split.protocol] = (lg.item_emb, user_params(ctx.cfg))
+    else:
+        from gnn.train import train
+
+        served_embeddings(snap, split, ctx)  # chooses the epochs and the prior weight when not set
+        res = train(snap, split.train, None, ctx.cfg.model_copy(update={"epochs": ctx.epochs}), seed=ctx.seed,
+                    progress=ctx.progress, prior_weight=ctx.prior_weight)
+        ctx.train_fit[split.protocol] = (res.item_emb, res.user_params)
+    return ctx.train_fit[split.protocol]
+
+
+def fit_hybrid(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
+    """The hybrid (gnn.itemitem) on this split: every choice on its validation with models fit on
+    its train, then fit on its history (train + validation) with the served embeddings refit
+    there; cached in ``ctx.hybrid_fitted``. None when disabled or the catalogue is too large."""
+    if not hybrid_enabled(snap, ctx):
+        return None
+    if split.protocol in ctx.hybrid_fitted:
+        return ctx.hybrid_fitted[split.protocol]
+    from gnn import itemitem
+
+    emb_tr, params_tr = train_embeddings(snap, split, ctx)
+    choice = itemitem.choose(snap, split.train, relevant(snap, split.val), emb_tr, params_tr)
+    ctx.hybrid_choice[split.protocol] = choice
+    ctx.hybrid_fitted[split.protocol] = itemitem.fit(snap, split.hist, choice[0], choice[1])
+    return ctx.hybrid_fitted[split.protocol]
+
+
+HYBRID_ROW = "served: hybrid (GNN + EASE + transitions + trend)"
+
+
+def hybrid_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
+    """The hybrid the engine ranks with (gnn.itemitem), fit on train + validation, tested over the
+    whole catalogue (the pipeline row replays it through the engine's sources and rules)."""
+    if not hybrid_enabled(snap, ctx):
+        return {}
+    from gnn import itemitem
+
+    t0 = time.perf_counter()
+    model = fit_hybrid(snap, split, ctx)
+    emb, params = served_embeddings(snap, split, ctx)
+    v = itemitem.views(snap, split.hist, (float(model.params["position_half"]),), emb, params)
+    row = score_rows(snap, split, itemitem.score_fn(v, model))
+    row["fit_seconds"] = round(time.perf_counter() - t0, 1)
+    out = {HYBRID_ROW: row}
+    gate = ctx.gate_protocol
+    if gate and gate != split.protocol and gate in ctx.hybrid_choice:
+        hp, hw, _ = ctx.hybrid_choice[gate]
+        v = itemitem.views(snap, split.hist, (float(hp["position_half"]),), emb, params)
+        served = itemitem.score_fn(v, itemitem.fit(snap, split.hist, hp, hw))
+        out[f"{HYBRID_ROW[:-1]}; {gate} choices, as served)"] = score_rows(snap, split, served)
+    return out
+
+
 def baseline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
     """MostPopular, ItemKNN, ALS and EASE (see :func:`baselines`)."""
     if not ctx.baselines:
@@ -276,24 +371,25 @@ def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
     its sources, merge, ranking and MMR with the engine's settings, on the served model (PinSage
     or LightGCN, ``ctx.served``) fit on this split.
     Served means: the DCN-v2 ranker when one trained on this GNN is given (``ctx.ranker``),
-    else fusion + MMR."""
+    else the hybrid (gnn.itemitem) + MMR when it is enabled, else fusion + MMR."""
     from gnn.ranking.offline import World, evaluate, fusion_scorer, targets
-    from graphrec.core.recs.user_vector import Embeddings
+    from graphrec.core.recs.model import LiveModel
 
     emb, params = served_embeddings(snap, split, ctx)
-    model = Embeddings(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
-                       params)
+    model = LiveModel(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
+                      params, hybrid=fit_hybrid(snap, split, ctx))
     world = World.build(snap, split.hist, model, engine=ctx.engine)
     truth = targets(snap, split.test)
     if ctx.ranker is not None:
         return {"pipeline (served: DCN-v2 ranker + MMR)": evaluate(world, truth, ctx.ranker(snap, split, model, world)),
                 "pipeline (fusion + MMR, without the ranker)": evaluate(world, truth, fusion_scorer(world))}
-    return {"pipeline (served: fusion + MMR)": evaluate(world, truth, fusion_scorer(world))}
+    served = "hybrid" if model.hybrid is not None else "fusion"
+    return {f"pipeline (served: {served} + MMR)": evaluate(world, truth, fusion_scorer(world))}
 
 
 #: The model families of the evaluation table, in table order: name -> function.
-FAMILIES: dict[str, Family] = {"gnn": gnn_family, "lightgcn": lightgcn_family, "pipeline": pipeline_family,
-                               "baselines": baseline_family}
+FAMILIES: dict[str, Family] = {"gnn": gnn_family, "lightgcn": lightgcn_family, "hybrid": hybrid_family,
+                               "pipeline": pipeline_family, "baselines": baseline_family}
 
 
 def evaluate_splits(snap: Snapshot, splits: dict[str, Split], ctx: EvalContext,
@@ -310,10 +406,10 @@ def evaluate_splits(snap: Snapshot, splits: dict[str, Split], ctx: EvalContext,
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
-    head = f"{'model':<44}" + "".join(f"{m:>13}" for m in METRICS)
+    head = f"{'model':<52}" + "".join(f"{m:>13}" for m in METRICS)
     lines = [head, "-" * len(head)]
     for name, r in rows.items():
-        lines.append(f"{name:<44}" + "".join(f"{r.get(m, float('nan')):>13.4f}" for m in METRICS))
+        lines.append(f"{name:<52}" + "".join(f"{r.get(m, float('nan')):>13.4f}" for m in METRICS))
     return "\n".join(lines)
 
 

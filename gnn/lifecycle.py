@@ -30,8 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from gnn import itemitem
 from gnn.evaluate import (
     FAMILIES,
+    HYBRID_ROW,
     METRICS,
     EvalContext,
     Split,
@@ -39,9 +41,11 @@ from gnn.evaluate import (
     evaluate_splits,
     format_tables,
     gnn_metrics,
+    hybrid_enabled,
     make_split,
     plot_learning_curve,
     plot_version_history,
+    score_rows,
     served_embeddings,
     write_report,
 )
@@ -55,6 +59,7 @@ from graphrec.core.errors import ModelError
 from graphrec.core.export import export_snapshot
 from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.graph.store import GraphStore
+from graphrec.core.recs.hybrid import HybridScorer
 from graphrec.core.registry import Registry, decide, new_version_id
 from graphrec.core.snapshot import Snapshot
 
@@ -102,7 +107,9 @@ def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, progress: 
     (fit on its own train + validation, never on its test, nor on this split's test when the data
     only grew since) and user-vector recipe, scored with this split's history and test; items it
     does not know get no vector (as when it serves). Without those artifacts, its config is refit
-    on this split's history for its recorded number of epochs. Returns (metrics, how)."""
+    on this split's history for its recorded number of epochs. A version served with a hybrid
+    (gnn.itemitem) is scored with the hybrid it was evaluated with (``eval_hybrid/``: fit on its
+    gate split's train + validation), re-indexed to this catalogue. Returns (metrics, how)."""
     art = Path(live.artifact_dir or "")
     if (art / "eval_item_embeddings.npy").exists() and (art / "item_ids.json").exists():
         emb_live = np.load(art / "eval_item_embeddings.npy")
@@ -115,12 +122,33 @@ def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, progress: 
             j = pos.get(iid)
             if j is not None:
                 emb[k] = emb_live[j]
+        hybrid = HybridScorer.load(art / "eval_hybrid")
+        if hybrid is not None:  # what it ranked with: its hybrid, fit on its own train + validation
+            live_hybrid = remap_hybrid(hybrid, ids, snap.item_ids)
+            v = itemitem.views(snap, split.hist, (float(live_hybrid.params["position_half"]),), emb, params)
+            return (score_rows(snap, split, itemitem.score_fn(v, live_hybrid)),
+                    "its evaluation embeddings and hybrid scored on this split")
         return gnn_metrics(emb, snap, split.hist, split.test, params), "its evaluation embeddings scored on this split"
     cfg = GNNConfig(**live.config) if live.config else GNNConfig()
     epochs = int(live.extra.get("best_epoch") or cfg.epochs)
     fit = train(snap, split.hist, None, cfg.model_copy(update={"epochs": max(1, epochs)}), seed=live.seed or seed,
                 progress=progress)
     return gnn_metrics(fit.item_emb, snap, split.hist, split.test, fit.user_params), "its config refit on this split"
+
+
+def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> HybridScorer:
+    """A hybrid model fit on catalogue ``ids`` re-indexed to ``item_ids`` (items it did not know:
+    no item-item weights, the lowest trend)."""
+    pos = {iid: k for k, iid in enumerate(ids)}
+    new = np.array([k for k, iid in enumerate(item_ids) if iid in pos], dtype=np.int64)
+    old = np.array([pos[item_ids[k]] for k in new], dtype=np.int64)
+    n = len(item_ids)
+    ease, trans = np.zeros((n, n), np.float32), np.zeros((n, n), np.float32)
+    ease[np.ix_(new, new)] = h.ease[np.ix_(old, old)]
+    trans[np.ix_(new, new)] = h.trans[np.ix_(old, old)]
+    trend = np.full(n, float(h.trend.min()) if len(h.trend) else 0.0, np.float32)
+    trend[new] = h.trend[old]
+    return HybridScorer(ease, trans, trend, dict(h.weights), dict(h.params))
 
 
 def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = False, vectors: Any | None = None,
@@ -154,7 +182,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         stages["fit_s"] = time.perf_counter() - t_fit
         ctx = EvalContext(cfg, settings.seed, progress, epochs=max(1, res.best_epoch),
                           prior_weight=res.user_params["prior_weight"], engine=settings.engine, version=version,
-                          baselines=tcfg.baselines)
+                          baselines=tcfg.baselines, gate_protocol=gate_protocol)
         lgcn = None
         if cfg.lightgcn.enabled:
             # LightGCN's epochs and layer weights are chosen on the same validation as the GNN's.
@@ -166,6 +194,11 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             stages["lightgcn_fit_s"] = time.perf_counter() - t0
         ctx.served = served_model(cfg, res, lgcn, snap, gsplit)
         served_row = "LightGCN (pooled, served)" if ctx.served == "lightgcn" else "GNN (PinSage)"
+        # The served model fit on the gate split's train: the hybrid's choices on its validation.
+        ctx.train_fit[gate_protocol] = ((lgcn.item_emb, user_params(cfg)) if ctx.served == "lightgcn" and lgcn is not None
+                                        else (res.item_emb, res.user_params))
+        if hybrid_enabled(snap, ctx):
+            served_row = HYBRID_ROW
         t0 = time.perf_counter()
         families = {k: f for k, f in FAMILIES.items() if evaluate_pipeline or k != "pipeline"}
         tables = evaluate_splits(snap, splits, ctx, families)
@@ -197,10 +230,18 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
                           seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
             serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
+        hybrid = None
+        if hybrid_enabled(snap, ctx):  # fit on what the embeddings were, with the gate split's choices
+            params_h, weights_h, _ = ctx.hybrid_choice[gate_protocol]
+            hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, params_h, weights_h)
         stages["refit_s"] = time.perf_counter() - t0
         t_publish = time.perf_counter()
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
         (art / "eval_user_params.json").write_text(json.dumps(eval_params))
+        if hybrid is not None:
+            hybrid.save(art)
+            # Fit on the gate split's train + validation: how a later candidate's gate scores it.
+            ctx.hybrid_fitted[gate_protocol].save(art / "eval_hybrid")
         plot_learning_curve(res.history, art / "learning_curve.png")
         report = write_report(art, tables, {"version": version, "seed": settings.seed, "snapshot": snap.stats(),
                                             "best_epoch": res.best_epoch, "gate_protocol": gate_protocol, "gate": gate,
@@ -212,6 +253,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         registry.register("gnn", version, seed=settings.seed, config=cfg.model_dump(), metrics=metrics,
                           snapshot=snap.stats(), training_seconds=res.seconds, collection=collection,
                           extra={"best_epoch": res.best_epoch, "report": str(report), "served_model": ctx.served,
+                                 "hybrid_json": json.dumps({p: {"params": c[0], "weights": c[1], "val": c[2]}
+                                                            for p, c in ctx.hybrid_choice.items()}, default=str),
                                  "gate_json": json.dumps(gate, sort_keys=True, default=str)})
         try:
             own_vectors = vectors is None

@@ -29,6 +29,8 @@ from gnn.split import relevant
 from graphrec.core.recs import features as F
 from graphrec.core.recs import rules
 from graphrec.core.recs.candidate import Candidate
+from graphrec.core.recs.hybrid import rescore
+from graphrec.core.recs.hybrid import top as hybrid_top
 from graphrec.core.recs.merge import (
     aggregate_neighbours,
     cold_start_weights,
@@ -181,6 +183,7 @@ class World:
             "fresh": lambda: [Candidate(i, 1.0 - k / (2 * max(1, len(fresh))), "fresh") for k, i in enumerate(fresh)],
             "ann": lambda: ([Candidate(i, s, "ann") for i, s in self.model.nearest(vec, per_source, hard)]
                             if vec is not None and self.model is not None else []),
+            "hybrid": lambda: self._hybrid(recent, vec, per_source, hard),
         }
         by = {name: makers[name]() for name, w in weights.items() if w > 0 and name in makers}
         merged = merge_candidates(by, weights)
@@ -189,6 +192,17 @@ class World:
         cands = [c for c in merged.values() if self.available.get(c.item_id, True)]
         cands = rules.apply_consumed(cands, consumed, exclude)
         return cands, vec
+
+    def _hybrid(self, recent: list[dict[str, Any]], vec: np.ndarray | None, limit: int, exclude: set[str]
+                ) -> list[Candidate]:
+        """The engine's ``hybrid`` source (graphrec.engine.sources.hybrid) on this world."""
+        hybrid = getattr(self.model, "hybrid", None)  # a LiveModel's (graphrec.core.recs.model)
+        if self.model is None or hybrid is None:
+            return []
+        scores = hybrid.scores(recent, self.model.index, vec, self.model.emb)
+        found = hybrid_top(scores, self.model.item_ids, limit, exclude)
+        low = min((s for _, s in found), default=0.0)
+        return [Candidate(i, s - low, "hybrid") for i, s in found]
 
     def session_vector(self, u: int, session: list[str] | None = None) -> np.ndarray | None:
         items = self.sessions.get(u, []) if session is None else session
@@ -250,7 +264,14 @@ def evaluate(world: World, truth: dict[int, set[str]], scorer: Callable[[int, li
 
 
 def fusion_scorer(world: World) -> Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray]:
+    """What the engine ranks with when no ranker is served: the live version's hybrid scores when
+    it has a hybrid model (graphrec.core.recs.hybrid), else fusion + embedding similarity."""
     def score(u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
+        hybrid = getattr(world.model, "hybrid", None)  # a LiveModel's (graphrec.core.recs.model)
+        if world.model is not None and hybrid is not None:
+            rescore(cands, hybrid.scores(world.history.get(u, []), world.model.index, vec, world.model.emb),
+                    world.model.index)
+            return np.array([c.score for c in cands], dtype=np.float32)
         base = np.array([c.score for c in cands], dtype=np.float32)
         if vec is not None and world.model is not None:
             base += np.maximum(0.0, world.model.scores(vec, [c.item_id for c in cands]))

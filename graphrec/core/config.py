@@ -115,7 +115,7 @@ class Promotion(BaseModel):
 
 def _default_sources() -> dict[str, dict[str, float]]:
     return {
-        "HOME_FEED": {"ann": 1.0, "co_interaction": 1.0, "content": 0.4, "session": 0.8, "popular": 0.3, "fresh": 0.1},
+        "HOME_FEED": {"hybrid": 1.0, "ann": 1.0, "co_interaction": 1.0, "content": 0.4, "session": 0.8, "popular": 0.3, "fresh": 0.1},
         "SIMILAR_ITEMS": {"ann": 1.0, "co_interaction": 1.0, "content": 0.5},
         "SEARCH_RERANK": {"ann": 1.0, "co_interaction": 1.0, "content": 0.4, "popular": 0.2},
         "EMAIL": {"ann": 1.0, "co_interaction": 1.0, "content": 0.4, "popular": 0.3, "fresh": 0.2},

@@ -25,6 +25,14 @@ class LightGCNConfig(BaseModel):
     pop_negatives: float = tuning(0.5)  # share of negatives drawn by popularity^0.75 (the rest uniform)
 
 
+class HybridConfig(BaseModel):
+    """The served hybrid (:mod:`gnn.itemitem`, :mod:`graphrec.core.recs.hybrid`): the GNN's cosine
+    plus EASE item-item, transition and trend-popularity scores, weights chosen on validation."""
+
+    enabled: bool = True  # fit, evaluate and serve it (catalogues of at most max_items items)
+    max_items: int = 5000  # its item-item matrices are dense: n_items^2 floats each
+
+
 class GNNConfig(BaseModel):
     model: Literal["pinsage", "lightgcn", "auto"] = "pinsage"  # served embeddings; auto: the better on validation
     dim: int = 64  # output embedding size
@@ -59,3 +67,4 @@ class GNNConfig(BaseModel):
     dropout: float = tuning(0.1)
     threads: int = 0  # torch threads in training; 0: the cores free when training starts (gnn.threads)
     lightgcn: LightGCNConfig = Field(default_factory=LightGCNConfig)
+    hybrid: HybridConfig = Field(default_factory=HybridConfig)

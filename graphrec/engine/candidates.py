@@ -87,7 +87,7 @@ class Candidates:
                     res = await asyncio.wait_for(ann(), budget * 1.5)
                 else:
                     fn = SOURCES[name]
-                    needs_neo4j = name not in ("popular", "fresh")
+                    needs_neo4j = name not in ("popular", "fresh", "hybrid")  # hybrid: in memory (the live model)
                     res = await (self.guard.neo4j(fn(ctx, limit), budget) if needs_neo4j else fn(ctx, limit))
             except (TimeoutError, GraphStoreError) as exc:
                 if isinstance(exc, GraphStoreError):

@@ -18,6 +18,7 @@ import numpy as np
 from graphrec.core.errors import GraphStoreError, NotFound
 from graphrec.core.recs import rules
 from graphrec.core.recs.candidate import Candidate, SourceContext
+from graphrec.core.recs.hybrid import rescore
 from graphrec.core.recs.merge import (
     cold_start_weights,
     decay_now,
@@ -124,7 +125,9 @@ class Pipeline:
                             timeout_s=cfg.source_budget_ms / 1000,
                             params={"seeds": self.seeds(run.recent, now), "catalog": s.catalog, "neighbours": s.neighbours,
                                     "decay_now": now, "preferred_categories": req.context.preferred_categories,
-                                    "fresh_window_s": cfg.fresh_window_days * 86400.0})
+                                    "fresh_window_s": cfg.fresh_window_days * 86400.0,
+                                    # the hybrid source (graphrec.core.recs.hybrid) scores from these
+                                    "model": model, "recent": run.recent, "user_vector": run.vec, "exclude": run.excluded})
         vec, excluded = run.vec, run.excluded
         by_source = await self.candidates.run(
             weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, req.filter, run.degraded, excluded),
@@ -174,6 +177,11 @@ class Pipeline:
         if not cands:
             return
         sims = s.model.scores(vec, [c.item_id for c in cands]) if (vec is not None and s.model) else None
+        hybrid = getattr(s.model, "hybrid", None)
+        if s.model and hybrid is not None and (recent or vec is None) and not ranker_usable(s):
+            # the live version's hybrid (graphrec.core.recs.hybrid), as its evaluation ranked
+            rescore(cands, s.model.hybrid_scores(recent, vec), s.model.index)
+            return
         if ranker_usable(s):
             assert s.ranker is not None
             cats = [s.catalog.items[h["item_id"]].categories for h in recent if h["item_id"] in s.catalog.items]

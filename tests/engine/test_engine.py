@@ -648,3 +648,45 @@ def test_a_failing_warm_up_request_ends_the_warm_up_not_the_start(tiny: Settings
         served, calls = run(go())
     assert served == 0 and len(calls) == 1
     assert any("warm-up stopped" in r.getMessage() for r in caplog.records)
+
+
+def test_the_live_models_hybrid_ranks_the_home_feed(tiny: Settings) -> None:
+    """When the live version has a hybrid model (gnn.itemitem), the engine asks it for
+    candidates (the ``hybrid`` source) and ranks every candidate by its scores: here its
+    item-item weights point from alice's newest item (ronin) to "up", an item no other source
+    puts first; consumed items stay out. Without the hybrid, "alien" leads (the test above)."""
+    import numpy as np
+
+    from graphrec.core.recs.hybrid import HybridScorer
+    from graphrec.core.recs.model import LiveModel
+
+    ids = ["heat", "ronin", "toy", "up", "alien", "new"]
+    n = len(ids)
+    ease = np.zeros((n, n), dtype=np.float32)
+    ease[ids.index("ronin"), ids.index("up")] = 1.0
+    ease[ids.index("ronin"), ids.index("toy")] = 0.5
+    trend = np.array([5.0, 0.0, 0.0, 0.0, 4.0, 0.0], dtype=np.float32)  # heat and alien trend
+    scorer = HybridScorer(ease, np.zeros((n, n), np.float32), trend, {"ease": 1.0},
+                          {"position_half": 1.0, "history": 50, "trans_history": 20})
+
+    async def go() -> Any:
+        e = await _engine(tiny)
+        try:
+            e.model = LiveModel("v-hybrid", ids, np.eye(n, 4, dtype=np.float32), hybrid=scorer)
+            res = await e.recommend(RecRequest("alice", context=RequestContext(now=2000.0)))
+            cold = await e.recommend(RecRequest("stranger", context=RequestContext(now=2000.0)))
+            pref = await e.recommend(RecRequest("stranger2", context=RequestContext(
+                now=2000.0, preferred_categories=("Animation",))))
+            return res, cold, pref
+        finally:
+            await e.close()
+
+    res, cold, pref = run(go())
+    # A user without history: the trend; one who stated categories: those categories first, as
+    # without a hybrid (test_cold_start_user_and_new_item).
+    assert [r.item_id for r in cold.items[:2]] == ["heat", "alien"]
+    assert {r.item_id for r in pref.items[:2]} == {"up", "toy"}
+    ranked = [r.item_id for r in res.items]
+    assert ranked[:2] == ["up", "toy"], ranked
+    assert "hybrid" in res.items[0].sources
+    assert "heat" not in ranked and "ronin" not in ranked

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from gnn.evaluate import HYBRID_ROW
 from gnn.lifecycle import rollback, run_pipeline
 from graphrec.core.config import Settings
 from graphrec.core.gnn_config import GNNConfig
@@ -50,10 +51,12 @@ def test_train_publish_promote_gate_rollback(store, neo4j_settings: Settings, tm
     vec = EdgeIndex(tmp_path / "vectors")
     first = run_pipeline(s, vectors=vec, progress=False, evaluate_pipeline=False)
     assert first["status"] == "promoted" and first["metrics"]["ndcg@10"] > 0
-    assert "EASE" in first["table"] and "GNN (PinSage)" in first["table"]
+    assert "EASE" in first["table"] and "GNN (PinSage)" in first["table"] and HYBRID_ROW in first["table"]
+    # The gate reads what the engine ranks with: the hybrid's row on the gate protocol.
+    assert first["metrics"]["ndcg@10"] == pytest.approx(first["tables"][first["gate"]["protocol"]][HYBRID_ROW]["ndcg@10"])
     art = Path(first["artifacts"])
     for f in ("item_embeddings.npy", "item_ids.json", "user_params.json", "model.pt", "evaluation.json",
-              "learning_curve.png", "versions.png", "checkpoints/best.pt"):
+              "learning_curve.png", "versions.png", "checkpoints/best.pt", "hybrid.npz", "hybrid.json"):
         assert (art / f).exists(), f
     reg = Registry(store, tmp_path / "models")
     live = reg.live("gnn")
@@ -75,6 +78,8 @@ def test_train_publish_promote_gate_rollback(store, neo4j_settings: Settings, tm
     # A second version, forced: promoted; then rolled back to the first.
     second = run_pipeline(s, force=True, vectors=vec, progress=False, evaluate_pipeline=False)
     assert second["status"] == "promoted" and vec.get_alias(s.qdrant.alias) != alias
+    # The live version is gated with what it ranked with: its own evaluation hybrid.
+    assert second["gate"]["live_how"] == "its evaluation embeddings and hybrid scored on this split"
     assert rollback(s, vectors=vec) == (first["version"], second["version"])
     assert vec.get_alias(s.qdrant.alias) == alias and reg.live("gnn").id == first["version"]
     # The gate: with new data and an impossible tolerance (must double the metrics), a new
@@ -106,9 +111,11 @@ def test_gate_compares_candidate_and_live_on_the_same_split(store, neo4j_setting
     # The live version's stored numbers are low (as if measured on a harder, older split).
     store.run_text("MATCH (m:ModelVersion {id: $id}) SET m.metrics_json = $m", RoutingControl.WRITE, id=first["version"],
                    m=json.dumps({"ndcg@10": 1e-4, "recall@100": 1e-4}))
-    # New data, and a candidate that learns nothing (learning rate 0: its initial weights).
+    # New data, and a candidate that learns nothing (learning rate 0: its initial weights) and
+    # serves its GNN alone (no hybrid; the live version is scored with its own hybrid).
     on_engine(s, lambda e: e.record_interaction({"user_id": "u1", "item_id": "i3", "type": "PURCHASE", "ts": time.time() - 60}))  # newer than the catalogue, not in the future
-    bad = s.model_copy(update={"gnn": s.gnn.model_copy(update={"lr": 0.0})})
+    bad = s.model_copy(update={"gnn": s.gnn.model_copy(update={
+        "lr": 0.0, "hybrid": s.gnn.hybrid.model_copy(update={"enabled": False})})})
     second = run_pipeline(bad, vectors=vec, progress=False, evaluate_pipeline=False)
     assert second["status"] == "rejected" and reg.live("gnn").id == first["version"]
     gate = reg.get(second["version"]).gate
@@ -160,14 +167,18 @@ def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_set
     out = run_pipeline(s, vectors=vec, progress=False, evaluate_pipeline=True)
     assert out["served_model"] == "lightgcn" and out["status"] == "promoted"
     for protocol in ("user-temporal", "global-time"):
-        for row in ("GNN (PinSage)", "LightGCN", "LightGCN (pooled, served)", "EASE", "pipeline (served: fusion + MMR)"):
+        for row in ("GNN (PinSage)", "LightGCN", "LightGCN (pooled, served)", "EASE", HYBRID_ROW,
+                    "EASE + MostPopular for new users", "pipeline (served: hybrid + MMR)"):
             assert row in out["tables"][protocol], (protocol, row)
     art = Path(out["artifacts"])
     emb = np.load(art / "item_embeddings.npy")
     assert emb.shape[1] == SMALL.dim and np.isfinite(emb).all()
     assert set(out["stages"]) >= {"export_s", "fit_s", "lightgcn_fit_s", "evaluate_s", "refit_s", "publish_s"}
-    # The gate's metrics are the served model's row on the gate protocol.
-    gated = out["tables"][out["gate"]["protocol"]]["LightGCN (pooled, served)"]
+    # On the other protocol the table also shows the served recipe: the gate protocol's choices.
+    assert f"{HYBRID_ROW[:-1]}; user-temporal choices, as served)" in out["tables"]["global-time"]
+    assert not any("as served" in row for row in out["tables"]["user-temporal"])
+    # The gate's metrics are the served model's row on the gate protocol: the hybrid over LightGCN.
+    gated = out["tables"][out["gate"]["protocol"]][HYBRID_ROW]
     assert out["metrics"]["ndcg@10"] == pytest.approx(gated["ndcg@10"]) and out["gate"]["served_model"] == "lightgcn"
     # LightGCN off: gnn.model = lightgcn is a configuration error, with a clear message.
     off = base.model_copy(update={"gnn": SMALL.model_copy(update={

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from graphrec.core.recs.hybrid import HybridScorer
 from graphrec.core.recs.user_vector import Embeddings
 
 
@@ -23,6 +24,9 @@ class LiveModel(Embeddings):
     #: The vector collection published from these embeddings (the registry's record); searches
     #: go there rather than through the alias, so query and index vectors are always one model's.
     collection: str | None = None
+    #: The version's hybrid scorer (graphrec.core.recs.hybrid; None when it was fit without one):
+    #: when present the engine ranks candidates with it.
+    hybrid: HybridScorer | None = None
 
     @classmethod
     def load(cls, version: str, artifact_dir: str | Path, collection: str | None = None,
@@ -35,4 +39,12 @@ class LiveModel(Embeddings):
         params = json.loads(params_path.read_text()) if params_path.exists() else dict(default_params or {})
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return cls(version=version, item_ids=ids, emb=emb / norms, user_params=params, collection=collection)
+        return cls(version=version, item_ids=ids, emb=emb / norms, user_params=params, collection=collection,
+                   hybrid=HybridScorer.load(d))
+
+    def hybrid_scores(self, recent: list[dict[str, Any]], vec: np.ndarray | None) -> np.ndarray | None:
+        """The hybrid scores of every item for a user (their recent history, their vector), or None
+        without a hybrid scorer."""
+        if self.hybrid is None:
+            return None
+        return self.hybrid.scores(recent, self.index, vec, self.emb)

@@ -7,7 +7,7 @@ source lives with the engine (it needs the live model's vectors).
 """
 
 from graphrec.core.recs.candidate import Candidate, SourceContext, SourceFn
-from graphrec.engine.sources import graph, memory
+from graphrec.engine.sources import graph, hybrid, memory
 
 SOURCES: dict[str, SourceFn] = {
     "co_interaction": graph.co_interaction,
@@ -15,6 +15,7 @@ SOURCES: dict[str, SourceFn] = {
     "session": graph.session,
     "popular": memory.popular,
     "fresh": memory.fresh,
+    "hybrid": hybrid.hybrid,
     "co_interaction_live": graph.co_interaction_live,
     "content_live": graph.content_live,
     "kg_live": graph.kg_live,

@@ -1,0 +1,131 @@
+"""The hybrid scorer the engine ranks with when the live model version has one (fit by
+:mod:`gnn.itemitem`): per user, over the whole catalogue,
+
+.. math::
+    s(u, i) = \\sum_c w_c \\, z_u\\big(s_c(u, \\cdot)\\big)_i
+
+where ``z_u`` standardises a component's scores over the catalogue (mean 0, std 1 per user) and
+the components are
+
+- ``gnn``: cosine of the user vector (the live model's pooled history) with the item;
+- ``ease``: an EASE item-item model (Steck 2019), the user's most recent positive interactions
+  weighted by position (``2^(-rank / position_half)``, rank 0 = the newest);
+- ``trans``: what followed each item in users' sequences (within ``window`` steps), applied to
+  the user's most recent ``trans_history`` positives (``0.9^rank``);
+- ``trend``: log(1 + time-decayed popularity) at the end of the training data.
+
+A user with no positive interaction the model knows is ranked by ``trend`` alone. The weights
+and every hyperparameter are chosen on the validation split (:func:`gnn.itemitem.choose`); the
+offline evaluation scores users with :func:`combine`, the function the engine calls here.
+
+Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend``; ``hybrid.json``:
+``weights`` and ``params``) are read by :meth:`HybridScorer.load`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COMPONENTS = ("gnn", "ease", "trans", "trend")
+NOT_POSITIVE = frozenset({"SKIPPED"})
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    """Each row standardised (mean 0, std 1)."""
+    x = np.asarray(x, dtype=np.float64)
+    return (x - x.mean(axis=-1, keepdims=True)) / (x.std(axis=-1, keepdims=True) + 1e-9)
+
+
+def combine(comps: dict[str, np.ndarray], weights: dict[str, float], known: np.ndarray) -> np.ndarray:
+    """``[n_users, n_items]`` hybrid scores from per-component scores of the same shape (``trend``
+    may be one row, broadcast); ``known``: users with a positive interaction the model knows (the
+    others get the trend scores alone)."""
+    shape = np.broadcast_shapes(*(np.shape(c) for c in comps.values()))
+    trend = np.broadcast_to(np.asarray(comps["trend"], dtype=np.float64), shape)
+    out = np.zeros(trend.shape, dtype=np.float64)
+    for name in COMPONENTS:
+        w = float(weights.get(name, 0.0))
+        if w and name in comps:
+            out += w * zscore(np.broadcast_to(comps[name], trend.shape))
+    return np.where(np.asarray(known, dtype=bool).reshape(-1, 1), out, trend)
+
+
+def position_weights(rank: np.ndarray, half: float) -> np.ndarray:
+    """``2^(-rank / half)``: the newest interaction (rank 0) weighs 1."""
+    return np.power(2.0, -np.asarray(rank, dtype=np.float64) / float(half))
+
+
+@dataclass
+class HybridScorer:
+    """The hybrid model of one version, indexed like the live model's items."""
+
+    ease: np.ndarray  # [n, n] item-item weights (row: history item)
+    trans: np.ndarray  # [n, n] what followed an item (row: history item)
+    trend: np.ndarray  # [n] log(1 + decayed popularity)
+    weights: dict[str, float]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, artifact_dir: str | Path) -> HybridScorer | None:
+        """The version's hybrid model, or None when it has none (``hybrid.json`` absent)."""
+        d = Path(artifact_dir)
+        if not (d / "hybrid.json").exists():
+            return None
+        meta = json.loads((d / "hybrid.json").read_text())
+        arrays = np.load(d / "hybrid.npz")
+        return cls(arrays["ease"], arrays["trans"], arrays["trend"], dict(meta["weights"]), dict(meta["params"]))
+
+    def save(self, artifact_dir: str | Path) -> None:
+        d = Path(artifact_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        np.savez(d / "hybrid.npz", ease=self.ease.astype(np.float32), trans=self.trans.astype(np.float32),
+                 trend=self.trend.astype(np.float32))
+        (d / "hybrid.json").write_text(json.dumps({"weights": self.weights, "params": self.params}, indent=2))
+
+    def scores(self, recent: list[dict[str, Any]], index: dict[str, int], vec: np.ndarray | None,
+               emb: np.ndarray | None) -> np.ndarray:
+        """Hybrid scores of every item for one user: ``recent`` is their history as the engine
+        reads it (``{item_id, type, ts, ...}``), ``index`` maps item ids to rows, ``vec`` the
+        user vector (None: cold) and ``emb`` the live item embeddings."""
+        p = self.params
+        pos = sorted((-(h.get("ts") or 0.0), index[h["item_id"]]) for h in recent
+                      if h.get("type") not in NOT_POSITIVE and h.get("item_id") in index)
+        items: list[int] = []
+        for _, k in pos:  # newest first; an item seen several times counts at its newest
+            if k not in items:
+                items.append(k)
+        items = items[: int(p.get("history", 50))]
+        n = len(self.trend)
+        if not items:
+            return np.asarray(self.trend, dtype=np.float64).copy()
+        ranks = np.arange(len(items))
+        comps: dict[str, np.ndarray] = {"trend": self.trend[None, :]}
+        comps["ease"] = (position_weights(ranks, p.get("position_half", 10.0)) @ self.ease[items])[None, :]
+        th = min(len(items), int(p.get("trans_history", 20)))
+        comps["trans"] = (np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :]
+        comps["gnn"] = (emb @ vec)[None, :] if (vec is not None and emb is not None) else np.zeros((1, n))
+        return combine(comps, self.weights, np.array([True]))[0]
+
+
+def rescore(cands: list[Any], scores: np.ndarray | None, index: dict[str, int]) -> None:
+    """Set each candidate's ``score`` to its hybrid score (in place; an item the model does not
+    know ranks last; nothing without scores)."""
+    if scores is None:
+        return
+    low = float(scores.min()) - 1.0 if len(scores) else 0.0
+    for c in cands:
+        k = index.get(c.item_id)
+        c.score = float(scores[k]) if k is not None else low
+
+
+def top(scores: np.ndarray, item_ids: list[str], limit: int, exclude: set[str]) -> list[tuple[str, float]]:
+    """The ``limit`` best-scored items not in ``exclude``, best first."""
+    k = min(len(scores), limit + len(exclude))
+    idx = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    idx = idx[np.argsort(-scores[idx], kind="stable")]
+    return [(item_ids[j], float(scores[j])) for j in idx if item_ids[j] not in exclude][:limit]
