@@ -149,7 +149,18 @@ class Engine:
         self.state.tasks.append(asyncio.create_task(_every(self.cfg.state_sync_s, self.sync_user_states, first=0.0)))
 
     async def sync_user_states(self) -> None:
-        await self.users.sync()
+        """One state poll; a failure is logged when polls start failing and when they resume
+        (meanwhile requests read their users' states from Neo4j, as without held states)."""
+        try:
+            await self.users.sync()
+        except (GraphrecError, asyncio.TimeoutError) as exc:
+            if not self.users.polls_failing:
+                log.warning("user state polls failing (held states not served until they resume): %s", exc)
+            self.users.polls_failing = True
+            return
+        if self.users.polls_failing:
+            log.info("user state polls resumed")
+        self.users.polls_failing = False
 
     async def _replay_task(self) -> None:
         await self.replay_journal()

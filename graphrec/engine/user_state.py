@@ -83,6 +83,7 @@ class UserStates:
         self.s = s
         self.guard = guard
         self.sync_state = Sync(s.cfg.state_sync_s, s.cfg.state_sync_overlap_s)
+        self.polls_failing = False
 
     async def read(self, user_id: str | None, degraded: list[str]) -> tuple[History, Consumed]:
         """(recent interactions, newest first; consumed item -> its interaction types)."""
