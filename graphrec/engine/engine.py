@@ -153,7 +153,7 @@ class Engine:
         (meanwhile requests read their users' states from Neo4j, as without held states)."""
         try:
             await self.users.sync()
-        except (GraphrecError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, GraphrecError) as exc:
             if not self.users.polls_failing:
                 log.warning("user state polls failing (held states not served until they resume): %s", exc)
             self.users.polls_failing = True
