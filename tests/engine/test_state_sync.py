@@ -156,19 +156,27 @@ def test_polling_off_reads_every_request(tiny: Settings) -> None:
     assert asyncio.run(go()).count("repo/user_state") == 2
 
 
-def test_a_loader_write_is_seen_by_the_poll(tiny: Settings, store) -> None:  # noqa: ANN001
-    """Writes that do not go through an engine (a loader) stamp their users too."""
+@pytest.mark.parametrize("writer", ["loader", "journal replay"])
+def test_writes_outside_the_engines_are_seen_by_the_poll(tiny: Settings, store, writer: str) -> None:  # noqa: ANN001
+    """Writes that do not go through an engine's recordInteraction (a loader, the journal's
+    replay, whichever process runs it) stamp their users too."""
     from graphrec.core.records import InteractionRow, InteractionType
+    from graphrec.engine.journal import write_rows_sync
     from loaders.writer import GraphWriter, Source
+
+    def write(item: str) -> None:
+        row = InteractionRow(user_id="alice", item_id=item, type=InteractionType.PURCHASE, ts=1999.5)
+        if writer == "loader":
+            GraphWriter(store, batch_size=10, on_error="stop", progress=False).interactions([(row, Source("t", 1))])
+        else:
+            assert write_rows_sync(store, [{**row.to_param(), "type": row.type.value}]) == []
 
     async def go() -> tuple[list[str], list[str], float]:
         e = await _engine(tiny)
         try:
             await _synced(e)
             before = await _ids(e)
-            w = GraphWriter(store, batch_size=10, on_error="stop", progress=False)
-            await asyncio.to_thread(w.interactions, [(InteractionRow(
-                user_id="alice", item_id=before[0], type=InteractionType.PURCHASE, ts=1999.5), Source("t", 1))])
+            await asyncio.to_thread(write, before[0])
             t0 = time.monotonic()
             after = await _ids(e)
             while before[0] in after and time.monotonic() - t0 < SYNC_S + 3.0:
