@@ -10,6 +10,9 @@
 // InteractionType enum, never from raw input, and Cypher's $(...) takes it as a value, not as
 // query text. Null values are simply not stored. The uniqueness constraint on the key still
 // guards against a concurrent writer (the loader then retries the batch with the MERGE form).
+// The users written are stamped: history_at = the server's clock in epoch seconds, past any stamp
+// they have (strictly increasing per user; the write already holds the user's lock), so that API
+// processes polling repo/users_changed stop serving their held state.
 // Returns: count of rows seen.
 // Params: lists of equal length: $type, $key, $user, $item, $ie, $ue (element ids of item and
 //   user), $ts (float), $value (float|null), $dwell (float|null), $session (string|null).
@@ -19,4 +22,7 @@ OPTIONAL MATCH (u) WHERE elementId(u) = $ue[n]
 WITH n, CASE WHEN i:Item AND i.id = $item[n] THEN i END AS i,
      CASE WHEN u:User AND u.id = $user[n] THEN u END AS u
 CREATE (u)-[r:$($type[n]) {key: $key[n], ts: $ts[n], value: $value[n], dwell: $dwell[n], session: $session[n]}]->(i)
-RETURN count(*) AS seen
+WITH u, count(*) AS seen
+WITH u, seen, datetime.realtime().epochMillis / 1000.0 AS now
+SET u.history_at = CASE WHEN u.history_at >= now THEN u.history_at + 0.001 ELSE now END
+RETURN sum(seen) AS seen

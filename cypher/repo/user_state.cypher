@@ -2,11 +2,13 @@
 // recent interactions (seeds, the user vector) and the items they interacted with, each with its
 // interaction types (exclusions, down-weights): all of them, or $max_consumed in no set order.
 // Unknown user: no row (a cold-start user).
-// Returns: recent (list of {item_id, type, ts, value}, newest first), consumed (list of
+// Returns: stamp (User.history_at when read: the state includes every write stamped up to it;
+//   null for a user written before schema v3), recent (list of {item_id, type, ts, value}, newest first), consumed (list of
 //   {item_id, types}: every interaction type the user has with the item).
 // Params: $user_id, $recent (int), $max_consumed (int).
 MATCH (u:User {id: $user_id})
-RETURN COLLECT {
+RETURN u.history_at AS stamp,
+       COLLECT {
          MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item)
          WITH i, r ORDER BY r.ts DESC LIMIT $recent
          RETURN {item_id: i.id, type: type(r), ts: r.ts, value: coalesce(r.value, r.dwell)}

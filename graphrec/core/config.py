@@ -188,11 +188,25 @@ class EngineSettings(BaseModel):
     item_cache_ttl_s: float = tuning(30.0)
     breaker_failures: int = tuning(3)
     breaker_reset_s: float = tuning(5.0)
-    # The last user state (recent history, consumed items) read per user, kept so that an answer
-    # given while Neo4j is slow or away still excludes what the user consumed (users whose state is
-    # over 32 KB are not kept, which bounds the cache at size × 32 KB per process).
+    # The user states (recent history, consumed items) each process holds: a request for a held
+    # user is answered from memory while the state is known fresh; a miss reads Neo4j and is kept.
+    # Users whose state is over 32 KB are not kept, which bounds the held states at size × 32 KB
+    # per process. An entry is re-read after user_state_cache_ttl_s whatever the polls said.
     user_state_cache_size: int = tuning(10_000, ge=0)
     user_state_cache_ttl_s: float = tuning(600.0, ge=0)
+    # Each process polls the graph every state_sync_s for the users whose history changed
+    # (User.history_at, stamped by every interaction write with the server's clock) and stops
+    # serving their held state; held state is served only while the last poll succeeded within
+    # 2 × state_sync_s (with Neo4j away, requests read Neo4j as without held state). A write
+    # through one process shows in the others' answers within state_sync_s plus a poll. 0: no
+    # polling, every request reads its user's state from Neo4j.
+    state_sync_s: float = Field(default=1.0, ge=0)
+    # Each poll re-reads the users stamped this long before the previous poll began: a write's
+    # stamp is taken before its commit, so a transaction longer than this could be missed (its
+    # users' held state then lives until user_state_cache_ttl_s).
+    state_sync_overlap_s: float = tuning(5.0, ge=0)
+    # Users a poll reads at most; past it every held state is re-read (after a bulk load).
+    state_sync_limit: int = tuning(10_000, ge=1)
     promotions: list[Promotion] = Field(default_factory=list)
 
 

@@ -55,6 +55,11 @@ class TTLCache(Generic[V]):
             old, _ = self._data.popitem(last=False)
             del self._at[old]
 
+    def replace(self, key: Hashable, value: V) -> None:
+        """A new value for a present entry, keeping its time and recency (no-op when absent)."""
+        if key in self._data:
+            self._data[key] = value
+
     def discard(self, key: Hashable) -> None:
         self._data.pop(key, None)
         self._at.pop(key, None)

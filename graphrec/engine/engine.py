@@ -1,6 +1,7 @@
 """The request-time engine: the facade the API calls. Its parts, one job each:
 
-- :mod:`~graphrec.engine.user_state` — a user's recent history and consumed items (one round trip);
+- :mod:`~graphrec.engine.user_state` — a user's recent history and consumed items (held in memory while
+  known fresh, else one round trip), and the poll that keeps them fresh across processes;
 - :mod:`~graphrec.engine.candidates` — the candidate sources at once, each under its budget;
 - :mod:`~graphrec.engine.pipeline` — merge, rank, rules and the other surfaces (similar items,
   rerank, batch);
@@ -109,6 +110,8 @@ class Engine:
             s.tasks.append(asyncio.create_task(_every(s.cfg.catalog_refresh_s, eng.refresh_catalog)))
             s.tasks.append(asyncio.create_task(_every(s.cfg.model_poll_s, eng.refresh_model)))
             s.tasks.append(asyncio.create_task(_every(2.0, eng._replay_task)))
+            if s.cfg.state_sync_s > 0:
+                eng.start_state_sync()
         return eng
 
     async def close(self) -> None:
@@ -140,6 +143,25 @@ class Engine:
     async def refresh_model(self) -> None:
         await self.live.refresh_model()
 
+    def start_state_sync(self) -> None:
+        """Poll the users whose history changed now and every ``engine.state_sync_s`` (started by
+        :meth:`create`): held user states are served only while these polls succeed."""
+        self.state.tasks.append(asyncio.create_task(_every(self.cfg.state_sync_s, self.sync_user_states, first=0.0)))
+
+    async def sync_user_states(self) -> None:
+        """One state poll; a failure is logged when polls start failing and when they resume
+        (meanwhile requests read their users' states from Neo4j, as without held states)."""
+        try:
+            await self.users.sync()
+        except (TimeoutError, GraphrecError) as exc:
+            if not self.users.polls_failing:
+                log.warning("user state polls failing (held states not served until they resume): %s", exc)
+            self.users.polls_failing = True
+            return
+        if self.users.polls_failing:
+            log.info("user state polls resumed")
+        self.users.polls_failing = False
+
     async def _replay_task(self) -> None:
         await self.replay_journal()
 
@@ -147,8 +169,8 @@ class Engine:
     async def recommend(self, req: RecRequest) -> RecResult:
         """Recommendations for one user on one surface, in these steps:
 
-        1. **user state** — recent interactions and every consumed item, one Neo4j round trip
-           (a cached answer for this state, or with Neo4j away the last good one, ends here);
+        1. **user state** — recent interactions and every consumed item: held in memory while known
+           fresh, else one Neo4j round trip (a cached answer for this state, or with Neo4j away the last good one, ends here);
         2. **sources** — at once, each under its budget: ``ann`` (the user vector against the
            vector index), the collaborative and content paths, session, popular, fresh;
         3. **merge** — de-duplicated, every source's score and rank kept; the request's filter,
@@ -224,9 +246,12 @@ class Engine:
         return health.readiness(self.state)
 
 
-async def _every(seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
+async def _every(seconds: float, fn: Callable[[], Awaitable[None]], first: float | None = None) -> None:
+    """``fn()`` every ``seconds`` (the first time after ``first`` seconds, default ``seconds``)."""
+    wait = seconds if first is None else first
     while True:
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(wait)
+        wait = seconds
         try:
             await fn()
         except Exception as exc:  # noqa: BLE001 - a background refresh must never die

@@ -21,6 +21,8 @@ from graphrec.engine.catalog import Catalog, SharedPopular
 from graphrec.engine.journal import Journal
 from graphrec.engine.sources.neighbour_cache import NeighbourCache
 
+Held = tuple[bytes, float, bool]  # a held user state: (marshal bytes, its stamp, servable)
+
 
 @dataclass(eq=False)
 class Serving:
@@ -37,9 +39,10 @@ class Serving:
     last_good: TTLCache[tuple[str, str | None]]
     # Items as marshal bytes (an item has nested tuples): see graphrec.engine.cache on why.
     item_cache: TTLCache[bytes]
-    # The last user state read per user (marshal bytes: recent history, consumed items), plus
-    # what this process recorded since: a degraded answer still excludes what they consumed.
-    user_states: TTLCache[bytes]
+    # The user states this process holds (see user_state.py): per user (marshal bytes of recent
+    # history and consumed items, plus what this process recorded since; the User.history_at
+    # stamp it was read with; may it be served), a flat tuple the cyclic collector leaves alone.
+    user_states: TTLCache[Held]
     # The popular lists' window queries run once per popular_refresh_s for all API processes.
     shared_popular: SharedPopular
     journal: Journal

@@ -30,6 +30,7 @@ class Warmup:
         s = self.s
         await s.store.fill_pool(s.settings.neo4j.warm_connections)
         await s.store.read("repo/user_state", user_id="", recent=1, max_consumed=1)
+        await s.store.read("repo/users_changed", since=None, limit=1)
         await s.store.read("recs/neighbour_lists", ids=[""], per_item=1)
         # The write path too (one query text per interaction type), in a transaction rolled back:
         # the first recordInteraction after a Neo4j start is much slower without this.

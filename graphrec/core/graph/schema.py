@@ -11,7 +11,7 @@ from graphrec.core import cypher
 from graphrec.core.graph.store import GraphStore
 
 #: The schema version this code expects; ``cypher/schema/v<N>.cypher`` for N up to it are applied in order.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def statements(version: int) -> list[str]:
