@@ -158,3 +158,16 @@ def on_engine(settings: Settings, fn: Callable[[Engine], Awaitable[T]]) -> T:
             await e.close()
 
     return asyncio.run(go())
+
+
+def count_reads(engine: Engine) -> list[str]:
+    """From now on, the name of every query ``engine`` reads is appended to the returned list."""
+    reads: list[str] = []
+    real = engine.store.read
+
+    def counting(name: str, *a: Any, **kw: Any) -> Any:
+        reads.append(name)
+        return real(name, *a, **kw)
+
+    engine.store.read = counting  # type: ignore[method-assign]
+    return reads

@@ -18,7 +18,7 @@ from graphrec.core.recs.types import RecFilter, RecRequest, RequestContext
 from graphrec.engine.engine import Engine
 from graphrec.engine.sources import SOURCES
 from graphrec.engine.sources.neighbour_cache import NeighbourCache
-from graphrec.testing import tiny_graph
+from graphrec.testing import count_reads, tiny_graph
 
 pytestmark = pytest.mark.integration
 
@@ -54,19 +54,6 @@ async def _elsewhere(s: Settings, item: dict[str, Any]) -> None:
 def _warming(s: Settings) -> Settings:
     """``s`` with the start-up warm-up on (the test settings turn it off)."""
     return s.model_copy(update={"engine": s.engine.model_copy(update={"warm_up_s": 20.0})})
-
-
-def _count_reads(e: Engine) -> list[str]:
-    """From now on, the name of every query ``e`` reads is appended to the returned list."""
-    reads: list[str] = []
-    real = e.store.read
-
-    def counting(name: str, *a: Any, **kw: Any) -> Any:
-        reads.append(name)
-        return real(name, *a, **kw)
-
-    e.store.read = counting  # type: ignore[method-assign]
-    return reads
 
 
 def test_each_source(tiny: Settings) -> None:
@@ -194,7 +181,7 @@ def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_in
             e.candidates.ann = late  # type: ignore[method-assign]
             for rel in e.neighbours.caches:
                 e.neighbours.put(rel, "heat", ())
-            reads = _count_reads(e)
+            reads = count_reads(e)
             cats = {i: it.categories for i, it in e.catalog.items.items()}
             return await e.similar_items("heat", 5), reads, cats
         finally:
@@ -296,7 +283,7 @@ def test_item_fields_are_read_through_a_cache_that_upserts_invalidate(tiny: Sett
 
     async def go() -> tuple[list[str | None], int]:
         e = await _engine(s)
-        reads = _count_reads(e)
+        reads = count_reads(e)
         try:
             titles = [(await e.get_items(["heat", "alien"]))["heat"].title]
             titles.append((await e.get_items(["heat"]))["heat"].title)  # from the cache
@@ -322,7 +309,7 @@ def test_catalog_refresh_reads_changes_and_full_reads_notify(tiny: Settings, sto
         e = await _engine(tiny)
         fulls: list[str] = []
         e.catalog_listeners.append(lambda: fulls.append("full"))
-        reads = _count_reads(e)
+        reads = count_reads(e)
         try:
             await _elsewhere(tiny, {"id": "brand-new", "title": "Brand New", "categories": ["Drama"]})
             await _elsewhere(tiny, {"id": "heat", "available": False})
@@ -471,7 +458,7 @@ def test_similar_items_repeat_from_the_result_cache(tiny: Settings) -> None:
         e = await _engine(tiny)
         try:
             a = await e.similar_items("heat", 3)
-            reads = _count_reads(e)
+            reads = count_reads(e)
             b = await e.similar_items("heat", 3)
             seen = list(reads)
             c = await e.similar_items("heat", 3, RecFilter(exclude_categories=("Horror",)))

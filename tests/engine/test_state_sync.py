@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from graphrec.core.config import Settings
 from graphrec.core.recs.types import RecRequest, RequestContext
 from graphrec.engine.engine import Engine
-from graphrec.testing import tiny_graph
+from graphrec.testing import count_reads, tiny_graph
 
 pytestmark = pytest.mark.integration
 
@@ -40,19 +39,6 @@ async def _engine(s: Settings) -> Engine:
     return e
 
 
-def _count_reads(e: Engine) -> list[str]:
-    """From now on, the name of every query ``e`` reads is appended to the returned list."""
-    reads: list[str] = []
-    real = e.store.read
-
-    def counting(name: str, *a: Any, **kw: Any) -> Any:
-        reads.append(name)
-        return real(name, *a, **kw)
-
-    e.store.read = counting  # type: ignore[method-assign]
-    return reads
-
-
 async def _synced(e: Engine, timeout: float = 10.0) -> None:
     """Until ``e`` has applied a poll (its held states may then be served)."""
     t0 = time.monotonic()
@@ -71,7 +57,7 @@ def test_a_click_through_a_leaves_b_within_the_sync_period(tiny: Settings) -> No
         try:
             await _synced(a)
             await _synced(b)
-            reads = _count_reads(b)
+            reads = count_reads(b)
             before = await _ids(b)
             again = await _ids(b)  # held: no repo/user_state read
             held_reads = list(reads)
@@ -100,7 +86,7 @@ def test_own_write_is_served_at_once_then_reread(tiny: Settings) -> None:
         try:
             await _synced(a)
             before = await _ids(a)
-            reads = _count_reads(a)
+            reads = count_reads(a)
             await a.record_interaction({"user_id": "alice", "item_id": before[0], "type": "PURCHASE", "ts": 1999.0})
             at_once = await _ids(a)  # the held state has the purchase: no read, no wait
             first = list(reads)
@@ -125,7 +111,7 @@ def test_without_polls_held_state_is_not_served(tiny: Settings) -> None:
         try:
             await _synced(e)
             await _ids(e)
-            reads = _count_reads(e)
+            reads = count_reads(e)
             await _ids(e)
             fresh = list(reads)
             for t in e.state.tasks:  # the polls stop (as with Neo4j away)
@@ -146,7 +132,7 @@ def test_polling_off_reads_every_request(tiny: Settings) -> None:
         s = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"state_sync_s": 0.0})})
         e = await Engine.create(s, vectors=None, background=True)
         try:
-            reads = _count_reads(e)
+            reads = count_reads(e)
             await _ids(e)
             await _ids(e)
             return reads
