@@ -83,14 +83,15 @@ def _files(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def _dump(store: Any) -> tuple[list[Any], list[Any]]:
-    """Every node and relationship with its properties (updated_at, set to "now", left out)."""
+    """Every node and relationship with its properties (the write-time stamps updated_at and
+    history_at, set to the server's "now" by online writes, left out)."""
     nodes = store.run_text("MATCH (n) WHERE NOT n:GraphrecMeta OR n.key = 'clock' "
                            "RETURN labels(n) AS labels, properties(n) AS props")
     rels = store.run_text("MATCH (a)-[r]->(b) RETURN type(r) AS type, coalesce(a.id, a.name) AS a, "
                           "coalesce(b.id, b.name) AS b, properties(r) AS props")
 
     def clean(p: dict[str, Any]) -> list[tuple[str, Any]]:
-        return sorted((k, v) for k, v in p.items() if k != "updated_at")
+        return sorted((k, v) for k, v in p.items() if k not in ("updated_at", "history_at"))
 
     return (sorted((sorted(n["labels"]), clean(n["props"])) for n in nodes),
             sorted((r["type"], r["a"], r["b"], clean(r["props"])) for r in rels))
