@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -216,7 +216,10 @@ class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class UserRow(_Row):
+class _EntityRow(_Row):
+    """What users and items share: an id, an optional creation time, free attributes."""
+
+    kind: ClassVar[str] = "entity"
     id: str
     created_at: float | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
@@ -224,7 +227,7 @@ class UserRow(_Row):
     @field_validator("id", mode="before")
     @classmethod
     def _id(cls, v: Any) -> str:
-        return _check_id(v, "user id")
+        return _check_id(v, f"{cls.kind} id")
 
     @field_validator("created_at", mode="before")
     @classmethod
@@ -236,25 +239,22 @@ class UserRow(_Row):
     def _attrs(cls, v: Any) -> dict[str, Any]:
         return _clean_attrs(v)
 
+
+class UserRow(_EntityRow):
+    kind: ClassVar[str] = "user"
+
     def to_param(self) -> dict[str, Any]:
         return {"id": self.id, "created_at": self.created_at, "props": dict(self.attributes)}
 
 
-class ItemRow(_Row):
-    id: str
+class ItemRow(_EntityRow):
+    kind: ClassVar[str] = "item"
     title: str | None = None
     year: int | None = None
     available: bool | None = None
     description: str | None = None
     categories: list[str] | None = None
     tags: list[str] | None = None
-    created_at: float | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id(cls, v: Any) -> str:
-        return _check_id(v, "item id")
 
     @field_validator("title", "description", mode="before")
     @classmethod
@@ -292,16 +292,6 @@ class ItemRow(_Row):
     @classmethod
     def _lists(cls, v: Any) -> list[str] | None:
         return _clean_list(v, "categories/tags")
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _ts(cls, v: Any) -> float | None:
-        return None if v in (None, "") else parse_ts(v)
-
-    @field_validator("attributes", mode="before")
-    @classmethod
-    def _attrs(cls, v: Any) -> dict[str, Any]:
-        return _clean_attrs(v)
 
     def to_param(self) -> dict[str, Any]:
         props: dict[str, Any] = dict(self.attributes)

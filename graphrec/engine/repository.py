@@ -10,7 +10,7 @@ from typing import Any
 
 from graphrec.core.errors import GraphStoreUnavailable, NotFound, QueryError
 from graphrec.core.records import ItemRow, UserRow, validate
-from graphrec.core.recs.types import Interaction, Item, Neighbour, User
+from graphrec.core.recs.types import Interaction, Item, User
 from graphrec.engine.catalog import CatalogItem
 from graphrec.engine.guard import Guard
 from graphrec.engine.journal import refused_for_good
@@ -75,27 +75,6 @@ class Repository:
         """The user's most recent interactions, newest first (empty for an unknown user)."""
         rows = await self.guard.neo4j(self.s.store.read("repo/user_history", user_id=user_id, limit=int(limit)))
         return [Interaction(r["item_id"], r["type"], r["ts"], r["value"], r["dwell"], r["session"]) for r in rows]
-
-    async def users_history(self, user_ids: list[str], limit: int = 50) -> dict[str, list[Interaction]]:
-        """Recent interactions of many users in one round trip (unknown users are absent)."""
-        rows = await self.guard.neo4j(self.s.store.read("repo/users_history", user_ids=list(user_ids), limit=int(limit)))
-        return {r["user_id"]: [Interaction(item_id=h["item_id"], type=h["type"], ts=h["ts"], value=h["value"])
-                               for h in r["history"]] for r in rows}
-
-    async def item_neighbours(self, item_id: str, limit: int = 20, fanout: int = 200, now: float | None = None
-                              ) -> list[Neighbour]:
-        """Co-interaction neighbours of an item, live from the graph (``repo/item_neighbours``:
-        ``[interactions] score_weights``, the engine's half-life), never the item itself.
-        Unknown item: :class:`NotFound`."""
-        s = self.s
-        if not (await self.guard.neo4j(s.store.read("repo/item_exists", item_id=item_id)))[0]["found"]:
-            raise NotFound("item", item_id)
-        if now is None:
-            now = (await self.guard.neo4j(s.store.read("recs/latest_ts")))[0]["ts"] or time.time()
-        rows = await self.guard.neo4j(s.store.read(
-            "repo/item_neighbours", item_id=item_id, type_weights=s.type_weights, now=now,
-            half_life_s=s.cfg.half_life_days * 86400.0, fanout=fanout, limit=limit))
-        return [Neighbour(r["item_id"], r["score"], r["support"]) for r in rows]
 
     async def upsert_item(self, data: dict[str, Any]) -> Item:
         s = self.s

@@ -41,26 +41,11 @@ def test_record_interaction_is_idempotent_and_checks_items(store, neo4j_settings
 def test_history_newest_first(store, neo4j_settings) -> None:  # noqa: ANN001
     tiny_graph(store)
 
-    async def go(e: Engine) -> tuple[list[Any], dict[str, list[Any]]]:
-        return await e.repo.user_history("bob", limit=2), await e.repo.users_history(["bob", "alice", "ghost"], limit=1)
-
-    hist, many = on_engine(neo4j_settings, go)
-    assert [(h.item_id, h.type) for h in hist] == [("alien", "PURCHASED"), ("ronin", "CLICKED")]
-    assert set(many) == {"bob", "alice"} and many["alice"][0].item_id == "ronin"
-
-
-def test_item_neighbours(store, neo4j_settings) -> None:  # noqa: ANN001
-    tiny_graph(store)
-
     async def go(e: Engine) -> list[Any]:
-        with pytest.raises(NotFound):
-            await e.repo.item_neighbours("ghost")
-        return await e.repo.item_neighbours("heat", now=2000.0)
+        return await e.repo.user_history("bob", limit=2)
 
-    n = on_engine(neo4j_settings, go)
-    ids = [x.item_id for x in n]
-    assert "heat" not in ids and set(ids) == {"ronin", "alien"}
-    assert n[0].item_id == "alien"  # bob's purchase (3.0) + dave's rating outweigh ronin
+    hist = on_engine(neo4j_settings, go)
+    assert [(h.item_id, h.type) for h in hist] == [("alien", "PURCHASED"), ("ronin", "CLICKED")]
 
 
 def test_collaborative_paths(store) -> None:  # noqa: ANN001

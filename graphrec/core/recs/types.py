@@ -125,10 +125,3 @@ class Interaction:
     session: str | None = None
 
 
-@dataclass(frozen=True)
-class Neighbour:
-    """A co-interaction neighbour of an item (``repo/item_neighbours``)."""
-
-    item_id: str
-    score: float
-    support: int
