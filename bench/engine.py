@@ -28,6 +28,9 @@ async def run(requests: int, out: Path, seed: int = 1, freeze: bool = True, resu
     from graphrec.core.recs.types import RecRequest
     from graphrec.engine.engine import Engine
 
+    from api.app import single_threaded_math
+
+    single_threaded_math()  # as `graphrec serve` runs it: one BLAS/torch thread (spinning threads cost CPU)
     settings = load_settings()
     engine = await Engine.create(settings, background=False)
     if settings.engine.state_sync_s > 0:  # as `graphrec serve` does: held user states, kept fresh by polls

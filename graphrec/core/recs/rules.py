@@ -93,39 +93,37 @@ def diversify(cands: list[Scored], n: int, lam: float, max_per_category: int,
     rel = rel / (np.abs(rel).max() or 1.0)
     vecs = [emb(c.item_id) for c in pool] if emb else []
     cats = [categories(c.item_id) for c in pool]
+    names = sorted({c for cs in cats for c in cs})
+    col = {c: k for k, c in enumerate(names)}
+    onehot = np.zeros((m, max(1, len(names))))  # pool item × category
+    for r, cs in enumerate(cats):
+        for c in cs:
+            onehot[r, col[c]] = 1.0
     if emb and all(v is not None for v in vecs):
         x = np.stack(vecs)  # type: ignore[arg-type]
         sim = x @ x.T
     else:
-        names = sorted({c for cs in cats for c in cs})
-        col = {c: k for k, c in enumerate(names)}
-        onehot = np.zeros((m, max(1, len(names))))
-        for r, cs in enumerate(cats):
-            for c in cs:
-                onehot[r, col[c]] = 1.0
         inter = onehot @ onehot.T
         sizes = onehot.sum(axis=1)
         union = sizes[:, None] + sizes[None, :] - inter
         sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     max_sim = np.zeros(m)
-    taken = np.zeros(m, dtype=bool)
-    per_cat: dict[str, int] = {}
+    blocked = np.zeros(m, dtype=bool)  # taken, or in a category at its cap
+    per_cat = np.zeros(onehot.shape[1], dtype=np.int64)
     chosen: list[Scored] = []
     while len(chosen) < n:
-        val = lam * rel - (1.0 - lam) * max_sim
-        val[taken] = -np.inf
-        if max_per_category:
-            for r in range(m):
-                if not taken[r] and any(per_cat.get(c, 0) >= max_per_category for c in cats[r]):
-                    val[r] = -np.inf
+        val = np.where(blocked, -np.inf, lam * rel - (1.0 - lam) * max_sim)
         k = int(np.argmax(val))
         if not np.isfinite(val[k]):
             break
-        taken[k] = True
+        blocked[k] = True
         chosen.append(pool[k])
         max_sim = np.maximum(max_sim, sim[k])
-        for c in cats[k]:
-            per_cat[c] = per_cat.get(c, 0) + 1
+        if max_per_category and cats[k]:
+            per_cat += onehot[k].astype(np.int64)
+            full = per_cat >= max_per_category
+            if full.any():
+                blocked |= onehot[:, full].any(axis=1)
     return chosen
 
 
