@@ -132,7 +132,7 @@ def describe(st: dict[str, Any] | None) -> str:
         return f"training: {state}" + (f" ({st['result']})" if st.get("result") else "")
     line = f"training: {st.get('stage', '?')}"
     if st.get("stage") == "train GNN":
-        line += f", fit {st.get('fit', 1)} of up to 3, epoch {st.get('epoch', 0)}/{st.get('epochs', '?')}"
+        line += f", fit {st.get('fit', 1)}, epoch {st.get('epoch', 0)}/{st.get('epochs', '?')}"
     elif st.get("total"):
         line += f", {st.get('done', 0)}/{st['total']} {st.get('unit', '')}".rstrip()
     if st.get("eta_s") is not None:
