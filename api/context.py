@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strawberry.dataloader import DataLoader
+from strawberry.types.nodes import SelectedField
 
 from api.auth import Principal
 from graphrec.core.recs.types import Item
@@ -20,6 +21,22 @@ class Context:
     items: DataLoader[str, Item | None]
     request: Any = None
     response: Any = None
+
+
+#: Item fields the engine's in-memory catalogue holds (graphrec.engine.repository.catalogue_item).
+CATALOGUE_FIELDS = frozenset({"id", "title", "year", "categories", "available", "popularity", "__typename"})
+
+
+async def load_item(info: Any, item_id: str) -> Item | None:
+    """The item behind a recommendation or an interaction. When the query asks only for fields the
+    catalogue holds (a list of titles), from memory; otherwise (tags, description, or fields
+    through fragments) through the request's DataLoader: one round trip for the page, the item
+    cache in front of it."""
+    ctx: Context = info.context
+    if all(isinstance(f, SelectedField) and f.name in CATALOGUE_FIELDS for f in info.selected_fields[0].selections):
+        if (it := ctx.engine.catalogue_item(item_id)) is not None:
+            return it
+    return await ctx.items.load(item_id)
 
 
 def make_context(engine: Engine, principal: Principal, request: Any = None, response: Any = None) -> Context:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import strawberry
 from strawberry.scalars import JSON
 
+from api.context import load_item
 from graphrec.core.errors import NotFound, ValidationError
 from graphrec.core.recs import types as et
 
@@ -121,7 +122,7 @@ class Recommendation:
 
     @strawberry.field
     async def item(self, info: strawberry.Info[Context, None]) -> Item:
-        it = await info.context.items.load(self.item_id)
+        it = await load_item(info, self.item_id)
         if it is None:  # removed since it was ranked
             return Item(id=strawberry.ID(self.item_id), title=None, year=None, categories=[], tags=[], available=False,
                         popularity=None, description=None)
@@ -169,7 +170,7 @@ class Interaction:
 
     @strawberry.field
     async def item(self, info: strawberry.Info[Context, None]) -> Item | None:
-        it = await info.context.items.load(self.item_id)
+        it = await load_item(info, self.item_id)
         return Item.from_domain(it) if it else None
 
 

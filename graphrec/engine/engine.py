@@ -223,6 +223,9 @@ class Engine:
     async def get_items(self, ids: list[str]) -> dict[str, Item]:
         return await self.repo.get_items(ids)
 
+    def catalogue_item(self, item_id: str) -> Item | None:
+        return self.repo.catalogue_item(item_id)
+
     async def get_user(self, user_id: str) -> User | None:
         return await self.repo.get_user(user_id)
 

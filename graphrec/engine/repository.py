@@ -57,6 +57,14 @@ class Repository:
                 continue
         return found
 
+    def catalogue_item(self, item_id: str) -> Item | None:
+        """The item as the in-memory catalogue holds it, with no round trip: id, title, year,
+        availability, categories, interaction count (no tags, no description); None when the
+        catalogue does not know it. This process's upserts show at once, other processes' within
+        ``engine.catalog_refresh_s``."""
+        c = self.s.catalog.items.get(item_id)
+        return _catalog_item(c) if c is not None else None
+
     async def get_item(self, item_id: str) -> Item:
         """One item; unknown: :class:`NotFound`."""
         found = await self.get_items([item_id])
