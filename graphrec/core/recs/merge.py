@@ -4,6 +4,7 @@ history, and the merge of candidate lists (de-duplicated, every source's score a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from graphrec.core.recs.candidate import Candidate
@@ -50,21 +51,28 @@ def cold_start_weights(weights: dict[str, float]) -> dict[str, float]:
 def merge_candidates(by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> dict[str, Scored]:
     """One entry per item; ``score`` = Σ weight × (source score / that source's best score)."""
     merged: dict[str, Scored] = {}
+    get = merged.get
     for name, cands in by_source.items():
         if not cands:
             continue
+        w = weights.get(name, 0.0)
         top = max(c.score for c in cands) or 1.0
-        for rank, c in enumerate(sorted(cands, key=lambda c: -c.score)):
-            s = merged.get(c.item_id)
+        # Best first; equal scores keep the source's order (a reverse sort is stable too).
+        for rank, c in enumerate(sorted(cands, key=_score, reverse=True)):
+            s = get(c.item_id)
             if s is None:
-                s = merged[c.item_id] = Scored(c.item_id, 0.0, {})
+                merged[c.item_id] = Scored(c.item_id, w * (c.score / top), {name: (c.score, rank)}, c.because, c.via)
+                continue
             s.sources[name] = (c.score, rank)
-            s.score += weights.get(name, 0.0) * (c.score / top)
+            s.score += w * (c.score / top)
             if c.because and not s.because:
                 s.because = c.because
             if c.via and not s.via:
                 s.via = c.via
     return merged
+
+
+_score = attrgetter("score")
 
 
 def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Sequence[tuple[str, float]]], limit: int,

@@ -27,7 +27,7 @@ def excluded_items(consumed: dict[str, set[str]], exclude: bool) -> set[str]:
     return {i for i, t in consumed.items() if t & EXCLUDING_TYPES} if exclude else set()
 
 
-@dataclass
+@dataclass(slots=True)
 class Scored:
     item_id: str
     score: float
