@@ -242,6 +242,30 @@ def stats(graph: Annotated[bool, typer.Option("--graph", help="Also the interact
         console.print(f"degree plot: {plot_degrees(st, plot)}")
 
 
+@app.command("explain")
+@friendly
+def explain(user_id: Annotated[str, typer.Argument(help="The user.")],
+            item_id: Annotated[str, typer.Argument(help="The recommended item.")],
+            graphml: Annotated[Path | None, typer.Option(help="Also write the subgraph as GraphML (Gephi, yEd, Cytoscape).")] = None,
+            limit: Annotated[int, typer.Option(min=1, max=500, help="Paths of each kind at most.")] = 25) -> None:
+    """The paths between a user and an item: who else interacted with what you did, and what the
+    item shares with your items (networkx in Python: graphrec.core.explanation.explanation_graph)."""
+    from graphrec.core.explanation import explanation_graph, paths_by_kind, write_graphml
+
+    with _store() as store:
+        g = explanation_graph(store, user_id, item_id, limit)
+    t = Table("from", "relationship", "to", "path")
+    for a, b, d in sorted(g.edges(data=True), key=lambda e: (e[2]["kind"], e[0], e[1])):
+        t.add_row(g.nodes[a]["name"], d["type"], g.nodes[b]["name"], d["kind"])
+    console.print(t)
+    kinds = paths_by_kind(g)
+    console.print(f"{g.number_of_nodes()} nodes, {g.number_of_edges()} edges"
+                  + (": " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) if kinds else
+                     " (no collaborative or content path: the embeddings or popularity brought it)"))
+    if graphml is not None:
+        console.print(f"GraphML: {write_graphml(g, graphml)}")
+
+
 @app.command("demo-summary")
 @friendly
 def demo_summary(user_id: str = "196", limit: int = 10) -> None:
