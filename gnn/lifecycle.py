@@ -138,7 +138,7 @@ def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, progress: 
 
 def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> HybridScorer:
     """A hybrid model fit on catalogue ``ids`` re-indexed to ``item_ids`` (items it did not know:
-    no item-item weights, the lowest trend)."""
+    no item-item weights, the lowest trend and stage scores)."""
     pos = {iid: k for k, iid in enumerate(ids)}
     new = np.array([k for k, iid in enumerate(item_ids) if iid in pos], dtype=np.int64)
     old = np.array([pos[item_ids[k]] for k in new], dtype=np.int64)
@@ -148,7 +148,12 @@ def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> Hybrid
     trans[np.ix_(new, new)] = h.trans[np.ix_(old, old)]
     trend = np.full(n, float(h.trend.min()) if len(h.trend) else 0.0, np.float32)
     trend[new] = h.trend[old]
-    return HybridScorer(ease, trans, trend, dict(h.weights), dict(h.params))
+    stage = None
+    if h.stage is not None:
+        stage = np.repeat(h.stage.min(axis=1, keepdims=True) if h.stage.size else np.zeros((len(h.stage), 1)), n,
+                          axis=1).astype(np.float32)
+        stage[:, new] = h.stage[:, old]
+    return HybridScorer(ease, trans, trend, dict(h.weights), dict(h.params), stage, dict(h.cold_weights))
 
 
 def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = False, vectors: Any | None = None,
@@ -194,7 +199,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             stages["lightgcn_fit_s"] = time.perf_counter() - t0
         ctx.served = served_model(cfg, res, lgcn, snap, gsplit)
         served_row = "LightGCN (pooled, served)" if ctx.served == "lightgcn" else "GNN (PinSage)"
-        # The served model fit on the gate split's train: the hybrid's choices on its validation.
+        # The served model fit on the gate split's train: the hybrid's choices on its validation
+        # (and on the other protocols' validation, each with the served model fit on its train).
         ctx.train_fit[gate_protocol] = ((lgcn.item_emb, user_params(cfg)) if ctx.served == "lightgcn" and lgcn is not None
                                         else (res.item_emb, res.user_params))
         if hybrid_enabled(snap, ctx):
@@ -231,9 +237,10 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                           seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
             serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
         hybrid = None
-        if hybrid_enabled(snap, ctx):  # fit on what the embeddings were, with the gate split's choices
-            params_h, weights_h, _ = ctx.hybrid_choice[gate_protocol]
-            hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, params_h, weights_h)
+        if hybrid_enabled(snap, ctx):  # fit on what the embeddings were, with the run's (joint) choices
+            ch = ctx.hybrid_choice
+            hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, ch.params, ch.weights,
+                                  ch.cold_weights)
         stages["refit_s"] = time.perf_counter() - t0
         t_publish = time.perf_counter()
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
@@ -253,8 +260,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         registry.register("gnn", version, seed=settings.seed, config=cfg.model_dump(), metrics=metrics,
                           snapshot=snap.stats(), training_seconds=res.seconds, collection=collection,
                           extra={"best_epoch": res.best_epoch, "report": str(report), "served_model": ctx.served,
-                                 "hybrid_json": json.dumps({p: {"params": c[0], "weights": c[1], "val": c[2]}
-                                                            for p, c in ctx.hybrid_choice.items()}, default=str),
+                                 "hybrid_json": json.dumps(ctx.hybrid_choice.as_dict() if ctx.hybrid_choice else None,
+                                                           default=str),
                                  "gate_json": json.dumps(gate, sort_keys=True, default=str)})
         try:
             own_vectors = vectors is None
@@ -338,6 +345,10 @@ def evaluate_version(settings: Settings, version_id: str | None, protocols: list
                       served=str(v.extra.get("served_model") or "pinsage"))
     splits = {p: make_split(snap, p, cut if cut is not None else tcfg.global_cut, cfg.validation_fraction,
                             tcfg.max_eval_users, ctx.seed) for p in protocols}
+    # The hybrid is chosen as training chooses it: on the validation of every configured protocol.
+    ctx.choice_splits = {p: splits.get(p) or make_split(snap, p, cut if cut is not None else tcfg.global_cut,
+                                                        cfg.validation_fraction, tcfg.max_eval_users, ctx.seed)
+                         for p in dict.fromkeys([*tcfg.protocols, *protocols])}
     t0 = time.perf_counter()
     tables = evaluate_splits(snap, splits, ctx)
     meta = {p: sp.meta for p, sp in splits.items()}
