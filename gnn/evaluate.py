@@ -420,22 +420,67 @@ def evaluate_splits(snap: Snapshot, splits: dict[str, Split], ctx: EvalContext,
     return out
 
 
-def format_table(rows: dict[str, dict[str, float]]) -> str:
-    head = f"{'model':<52}" + "".join(f"{m:>13}" for m in METRICS)
+REFERENCES = ("EASE", "EASE + MostPopular for new users")
+
+
+def format_table(rows: dict[str, dict[str, float]], spread: dict[str, dict[str, float]] | None = None) -> str:
+    """One protocol's rows; with ``spread`` (half the range over seeds) each cell is mean ± spread."""
+    w = 20 if spread else 13
+    head = f"{'model':<60}" + "".join(f"{m:>{w}}" for m in METRICS)
     lines = [head, "-" * len(head)]
     for name, r in rows.items():
-        lines.append(f"{name:<52}" + "".join(f"{r.get(m, float('nan')):>13.4f}" for m in METRICS))
+        cells = []
+        for m in METRICS:
+            cell = f"{r.get(m, float('nan')):.4f}"
+            if spread:
+                cell += f" ± {spread.get(name, {}).get(m, float('nan')):.4f}"
+            cells.append(f"{cell:>{w}}")
+        lines.append(f"{name[:59]:<60}" + "".join(cells))
     return "\n".join(lines)
 
 
-def format_tables(tables: dict[str, dict[str, Row]], meta: dict[str, dict[str, Any]] | None = None) -> str:
-    """One table per protocol, each headed by what its test holds."""
+def served_ratios(rows: dict[str, dict[str, float]]) -> list[str]:
+    """Lines: each served row's NDCG@10 and Recall@100 as multiples of each reference's."""
+    out = []
+    for name, r in rows.items():
+        if not (name.startswith("served") or name.startswith("pipeline (served")):
+            continue
+        for ref in REFERENCES:
+            if ref in rows:
+                x = [r.get(m, float("nan")) / max(rows[ref].get(m, float("nan")), 1e-12) for m in ("ndcg@10", "recall@100")]
+                out.append(f"  {name} / {ref}: NDCG@10 x{x[0]:.3f}, Recall@100 x{x[1]:.3f}")
+    return out
+
+
+def aggregate(tables: list[dict[str, dict[str, Row]]]) -> tuple[dict[str, dict[str, Row]], dict[str, dict[str, Row]]]:
+    """Several runs' tables (one per seed) as (mean, spread = (max - min) / 2) per protocol, row
+    and metric (rows present in every run)."""
+    mean: dict[str, dict[str, Row]] = {}
+    spread: dict[str, dict[str, Row]] = {}
+    for protocol in tables[0]:
+        mean[protocol], spread[protocol] = {}, {}
+        for name in tables[0][protocol]:
+            if not all(name in t.get(protocol, {}) for t in tables):
+                continue
+            keys = [k for k, v in tables[0][protocol][name].items() if isinstance(v, (int, float))]
+            vals = {k: [float(t[protocol][name][k]) for t in tables if k in t[protocol][name]] for k in keys}
+            mean[protocol][name] = {k: float(np.mean(v)) for k, v in vals.items()}
+            spread[protocol][name] = {k: (max(v) - min(v)) / 2 for k, v in vals.items()}
+    return mean, spread
+
+
+def format_tables(tables: dict[str, dict[str, Row]], meta: dict[str, dict[str, Any]] | None = None,
+                  spread: dict[str, dict[str, Row]] | None = None) -> str:
+    """One table per protocol, each headed by what its test holds and followed by the served rows'
+    ratios to EASE; with ``spread``, cells are mean ± spread over seeds."""
     out = []
     for protocol, rows in tables.items():
         m = (meta or {}).get(protocol, {})
         counts = (f" — {m['test_users']} test users ({m['new_test_users']} new), {m['test_interactions']} test "
                   f"interactions ({m['new_item_test_interactions']} with new items)") if "test_users" in m else ""
-        out.append(f"[{protocol}]{counts}\n{format_table(rows)}")
+        ratios = served_ratios(rows)
+        out.append(f"[{protocol}]{counts}\n{format_table(rows, (spread or {}).get(protocol))}"
+                   + ("\n" + "\n".join(ratios) if ratios else ""))
     return "\n\n".join(out)
 
 

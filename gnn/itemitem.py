@@ -27,7 +27,7 @@ at most ``gnn.hybrid.max_items`` items (the engine then ranks with the GNN and f
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,7 +296,7 @@ def _ratios(nd: np.ndarray, rc: np.ndarray, ref: tuple[float, float]) -> tuple[f
     return float(nd.mean()) / max(ref[0], 1e-12), float(rc.mean()) / max(ref[1], 1e-12)
 
 
-def choose(snap: Snapshot, splits: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any] | None]],
+def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any] | None]],
            progress: bool = False) -> Choice:
     """Hyperparameters and weights chosen on validation, jointly over ``splits``: each
     ``(train, val, emb, params)`` with ``val`` the relevant validation targets and ``emb``/``params``

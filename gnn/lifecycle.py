@@ -37,6 +37,7 @@ from gnn.evaluate import (
     METRICS,
     EvalContext,
     Split,
+    aggregate,
     eval_sample,  # noqa: F401 - re-exported (tests, callers of gnn.lifecycle)
     evaluate_splits,
     format_tables,
@@ -239,6 +240,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         hybrid = None
         if hybrid_enabled(snap, ctx):  # fit on what the embeddings were, with the run's (joint) choices
             ch = ctx.hybrid_choice
+            assert ch is not None  # made by the evaluation's hybrid family
             hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, ch.params, ch.weights,
                                   ch.cold_weights)
         stages["refit_s"] = time.perf_counter() - t0
@@ -315,13 +317,15 @@ def served_model(cfg: GNNConfig, res: Any, lgcn: Any | None, snap: Snapshot, spl
 
 
 def evaluate_version(settings: Settings, version_id: str | None, protocols: list[str], cut: float | None = None,
-                     progress: bool = True) -> dict[str, Any]:
+                     progress: bool = True, seeds: int = 1) -> dict[str, Any]:
     """``graphrec evaluate --protocol ...``: a fresh evaluation of a version on the current graph.
 
     For each protocol, in one run: the version's GNN config refit on the split's history for its
     recorded epochs (its served embeddings saw the test), the pipeline as the engine serves it
     with that GNN (with the DCN-v2 ranker, retrained on the split, when the live ranker is enabled
-    and was trained on this version; else fusion + MMR) and the four baselines."""
+    and was trained on this version; else fusion + MMR) and the four baselines. With ``seeds`` > 1
+    every model is refit with each of that many seeds (from the version's) on the same splits and
+    the tables give mean ± spread (half the range) over seeds."""
     tcfg = settings.training
     with GraphStore.from_settings(settings) as store:
         registry = Registry(store, settings.var_dir / "models")
@@ -339,24 +343,30 @@ def evaluate_version(settings: Settings, version_id: str | None, protocols: list
         from gnn.ranking.lifecycle import ranker_on_split
 
         served_ranker = ranker_on_split(settings, progress=progress)
-    ctx = EvalContext(cfg, v.seed if v.seed is not None else settings.seed, progress,
-                      epochs=max(1, int(v.extra.get("best_epoch") or cfg.epochs)), prior_weight=prior,
-                      engine=settings.engine, version=v.id, baselines=tcfg.baselines, ranker=served_ranker,
-                      served=str(v.extra.get("served_model") or "pinsage"))
-    splits = {p: make_split(snap, p, cut if cut is not None else tcfg.global_cut, cfg.validation_fraction,
-                            tcfg.max_eval_users, ctx.seed) for p in protocols}
-    # The hybrid is chosen as training chooses it: on the validation of every configured protocol.
-    ctx.choice_splits = {p: splits.get(p) or make_split(snap, p, cut if cut is not None else tcfg.global_cut,
-                                                        cfg.validation_fraction, tcfg.max_eval_users, ctx.seed)
-                         for p in dict.fromkeys([*tcfg.protocols, *protocols])}
+    first = v.seed if v.seed is not None else settings.seed
+    per_seed: list[dict[str, dict[str, dict[str, float]]]] = []
     t0 = time.perf_counter()
-    tables = evaluate_splits(snap, splits, ctx)
+    for seed in range(first, first + max(1, seeds)):
+        ctx = EvalContext(cfg, seed, progress, epochs=max(1, int(v.extra.get("best_epoch") or cfg.epochs)),
+                          prior_weight=prior, engine=settings.engine, version=v.id, baselines=tcfg.baselines,
+                          ranker=served_ranker, served=str(v.extra.get("served_model") or "pinsage"))
+        splits = {p: make_split(snap, p, cut if cut is not None else tcfg.global_cut, cfg.validation_fraction,
+                                tcfg.max_eval_users, first) for p in protocols}
+        # The hybrid is chosen as training chooses it: on the validation of every configured protocol.
+        ctx.choice_splits = {p: splits.get(p) or make_split(snap, p, cut if cut is not None else tcfg.global_cut,
+                                                            cfg.validation_fraction, tcfg.max_eval_users, first)
+                             for p in dict.fromkeys([*tcfg.protocols, *protocols])}
+        per_seed.append(evaluate_splits(snap, splits, ctx))
+    tables, spread = aggregate(per_seed) if len(per_seed) > 1 else (per_seed[0], None)
     meta = {p: sp.meta for p, sp in splits.items()}
     out = settings.var_dir / "reports"
-    report = write_report(out, tables, {"version": v.id, "seed": ctx.seed, "snapshot": snap.stats(), "epochs": ctx.epochs,
+    report = write_report(out, tables, {"version": v.id, "seeds": list(range(first, first + max(1, seeds))),
+                                        "snapshot": snap.stats(), "epochs": ctx.epochs,
                                         "ranker": ranker.id if (ranker is not None and served_ranker) else None,
-                                        "seconds": round(time.perf_counter() - t0, 1)}, meta)
-    return {"version": v, "tables": tables, "meta": meta, "table": format_tables(tables, meta), "report": str(report)}
+                                        "seconds": round(time.perf_counter() - t0, 1), "spread": spread,
+                                        "per_seed": per_seed if len(per_seed) > 1 else None}, meta)
+    return {"version": v, "tables": tables, "spread": spread, "meta": meta,
+            "table": format_tables(tables, meta, spread), "report": str(report)}
 
 
 def _prune(vectors: Any, registry: Registry, settings: Settings, keep: set[str]) -> None:

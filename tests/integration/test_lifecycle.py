@@ -174,9 +174,14 @@ def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_set
     emb = np.load(art / "item_embeddings.npy")
     assert emb.shape[1] == SMALL.dim and np.isfinite(emb).all()
     assert set(out["stages"]) >= {"export_s", "fit_s", "lightgcn_fit_s", "evaluate_s", "refit_s", "publish_s"}
-    # On the other protocol the table also shows the served recipe: the gate protocol's choices.
-    assert f"{HYBRID_ROW[:-1]}; user-temporal choices, as served)" in out["tables"]["global-time"]
-    assert not any("as served" in row for row in out["tables"]["user-temporal"])
+    # The served hybrid is chosen once, jointly on both protocols' validation: one ratio pair per
+    # protocol in its record, the same recipe (stage prior, cold weights) in the artifacts.
+    choice = json.loads(Registry(store, tmp_path / "models").get(out["version"]).extra["hybrid_json"])
+    assert len(choice["ratios"]) == 2 and choice["value"] == pytest.approx(
+        min(min(r.values()) for r in choice["ratios"]))
+    saved = json.loads((art / "hybrid.json").read_text())
+    assert saved["weights"] == choice["weights"] and saved["cold_weights"] == choice["cold_weights"]
+    assert "stage_span" in saved["params"] and "stage" in np.load(art / "hybrid.npz").files
     # The gate's metrics are the served model's row on the gate protocol: the hybrid over LightGCN.
     gated = out["tables"][out["gate"]["protocol"]][HYBRID_ROW]
     assert out["metrics"]["ndcg@10"] == pytest.approx(gated["ndcg@10"]) and out["gate"]["served_model"] == "lightgcn"

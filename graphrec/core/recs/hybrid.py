@@ -75,12 +75,12 @@ def cold_scores(trend: np.ndarray, cold: dict[str, np.ndarray] | None, cold_weig
     """One row: how a user without a known positive interaction is ranked (see the module)."""
     if not cold_weights or not cold or not any(cold_weights.get(c) and c in cold for c in COLD_COMPONENTS):
         return np.asarray(trend, dtype=np.float64).reshape(1, -1)
-    out = 0.0
+    out = np.zeros((1, np.size(trend)), dtype=np.float64)
     for c in COLD_COMPONENTS:
         w = float(cold_weights.get(c, 0.0))
         if w and c in cold:
-            out = out + w * zscore(np.asarray(cold[c], dtype=np.float64).reshape(1, -1))
-    return np.asarray(out, dtype=np.float64)
+            out += w * zscore(np.asarray(cold[c], dtype=np.float64).reshape(1, -1))
+    return out
 
 
 def position_weights(rank: np.ndarray, half: float | None) -> np.ndarray:
@@ -119,9 +119,11 @@ class HybridScorer:
     def save(self, artifact_dir: str | Path) -> None:
         d = Path(artifact_dir)
         d.mkdir(parents=True, exist_ok=True)
-        extra = {} if self.stage is None else {"stage": self.stage.astype(np.float32)}
-        np.savez(d / "hybrid.npz", ease=self.ease.astype(np.float32), trans=self.trans.astype(np.float32),
-                 trend=self.trend.astype(np.float32), **extra)
+        arrays: dict[str, Any] = {"ease": self.ease.astype(np.float32), "trans": self.trans.astype(np.float32),
+                                  "trend": self.trend.astype(np.float32)}
+        if self.stage is not None:
+            arrays["stage"] = self.stage.astype(np.float32)
+        np.savez(d / "hybrid.npz", **arrays)
         (d / "hybrid.json").write_text(json.dumps({"weights": self.weights, "cold_weights": self.cold_weights,
                                                    "params": self.params}, indent=2))
 
