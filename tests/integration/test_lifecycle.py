@@ -191,3 +191,32 @@ def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_set
     with pytest.raises(ModelError, match="lightgcn.enabled"):
         run_pipeline(off, vectors=vec, progress=False, evaluate_pipeline=False, force=True)
     vec.close()
+
+
+def test_evaluate_over_seeds_shows_the_served_rows_mean_spread_and_ratios(store, neo4j_settings: Settings,  # noqa: ANN001
+                                                                         tmp_path: Path) -> None:
+    """``graphrec evaluate --protocol user-temporal --protocol global-time --seeds 2``: every model
+    refit per seed on the same splits, the tables' cells are mean ± spread over the seeds (the
+    mean is the seeds' average), the served hybrid and pipeline rows are given as multiples of
+    EASE, and the hybrid is chosen on both protocols' validation in each seed's run."""
+    from gnn.evaluate import REFERENCES
+    from gnn.lifecycle import evaluate_version
+
+    _load_catalogue(store)
+    s = _settings(neo4j_settings, tmp_path)
+    s = s.model_copy(update={"training": s.training.model_copy(update={"protocols": ["user-temporal", "global-time"]})})
+    vec = EdgeIndex(tmp_path / "vectors")
+    assert run_pipeline(s, vectors=vec, progress=False, evaluate_pipeline=False)["status"] == "promoted"
+    vec.close()
+    res = evaluate_version(s, None, ["user-temporal", "global-time"], 0.8, progress=False, seeds=2)
+    report = json.loads(Path(res["report"]).read_text())
+    assert len(report["seeds"]) == 2 and len(report["per_seed"]) == 2
+    for protocol in ("user-temporal", "global-time"):
+        rows = res["tables"][protocol]
+        assert {HYBRID_ROW, "pipeline (served: hybrid + MMR)", *REFERENCES} <= set(rows)
+        values = [run[protocol][HYBRID_ROW]["ndcg@10"] for run in report["per_seed"]]
+        assert rows[HYBRID_ROW]["ndcg@10"] == pytest.approx(sum(values) / 2)
+        assert res["spread"][protocol][HYBRID_ROW]["ndcg@10"] == pytest.approx((max(values) - min(values)) / 2)
+        ratio = rows[HYBRID_ROW]["recall@100"] / rows["EASE"]["recall@100"]
+        assert f"{HYBRID_ROW} / EASE: NDCG@10 x" in res["table"] and f"Recall@100 x{ratio:.3f}" in res["table"]
+    assert " ± " in res["table"]
