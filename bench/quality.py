@@ -11,12 +11,16 @@ train + validation and tested once.
 
 EASE scores nothing for a user without history; under the global cut most test users are new, so
 the table also has ``EASE + MostPopular for new users`` and gives ratios to both, and a breakdown
-of each row over known and new test users.
+of each row over known and new test users. The hybrid is chosen as ``graphrec train`` chooses it:
+once, jointly on the validation of both protocols (``--choice-protocols``), each with the GNN fit
+on its own train; ``--fits DIR`` caches the GNN fits so that a rerun on the same splits and seeds
+(e.g. after changing the hybrid) does not retrain them.
 
 Each seed retrains every model (initialisation, sampling, walks) on the same split: the spread
 (max - min) / 2 over seeds is the models' own variance (the baselines are deterministic but ALS).
 
-    OMP_NUM_THREADS=1 python -m bench.quality --seeds 3 --out bench/reports/quality.json
+    OMP_NUM_THREADS=1 python -m bench.quality --seeds 3 --pinsage-epochs 40 --fits var/fits \
+        --out bench/reports/quality.json
     # or one process per protocol, then one table and plot:
     python -m bench.quality --merge bench/reports/quality-user-temporal.json \
         bench/reports/quality-global-time.json --out bench/reports/quality.json
@@ -164,7 +168,7 @@ def format_summary(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
 def _short(name: str) -> str:
     """A row name short enough for an axis label."""
     if name.startswith("served: hybrid"):
-        return "hybrid, " + (name.split("; ")[1].rstrip(")") if "; " in name else "this protocol's choices")
+        return "hybrid (joint choices, served)"
     return name[:34]
 
 
