@@ -11,12 +11,16 @@ train + validation and tested once.
 
 EASE scores nothing for a user without history; under the global cut most test users are new, so
 the table also has ``EASE + MostPopular for new users`` and gives ratios to both, and a breakdown
-of each row over known and new test users.
+of each row over known and new test users. The hybrid is chosen as ``graphrec train`` chooses it:
+once, jointly on the validation of both protocols (``--choice-protocols``), each with the GNN fit
+on its own train; ``--fits DIR`` caches the GNN fits so that a rerun on the same splits and seeds
+(e.g. after changing the hybrid) does not retrain them.
 
 Each seed retrains every model (initialisation, sampling, walks) on the same split: the spread
 (max - min) / 2 over seeds is the models' own variance (the baselines are deterministic but ALS).
 
-    OMP_NUM_THREADS=1 python -m bench.quality --seeds 3 --out bench/reports/quality.json
+    OMP_NUM_THREADS=1 python -m bench.quality --seeds 3 --pinsage-epochs 40 --fits var/fits \
+        --out bench/reports/quality.json
     # or one process per protocol, then one table and plot:
     python -m bench.quality --merge bench/reports/quality-user-temporal.json \
         bench/reports/quality-global-time.json --out bench/reports/quality.json
@@ -61,13 +65,17 @@ def by_group(snap: Any, split: Any, ctx: Any, families: dict[str, Any]) -> dict[
 
 
 def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epochs: int | None,
-            groups: bool, served_choices: str | None = None) -> dict[str, Any]:
-    """Every family on one protocol and seed (choices on this protocol's validation); with
-    ``served_choices`` (a protocol), also the hybrid with that protocol's validation choices (what
-    ``graphrec train`` serves when it is the gate protocol)."""
+            groups: bool, choice_protocols: list[str] | None = None, fits: Path | None = None) -> dict[str, Any]:
+    """Every family on one protocol and seed. The hybrid's choices are made as ``graphrec train``
+    makes them: jointly on the validation of every protocol of ``choice_protocols`` (default: both,
+    the global cut at ``cut``), each with the GNN fit on its train. ``fits``: a directory caching
+    the GNN fits per (protocol, cut, seed, epoch cap) so that reruns of the same split and seed
+    reuse them."""
+    import pickle
+
     import torch
 
-    from gnn.evaluate import FAMILIES, EvalContext, make_split
+    from gnn.evaluate import FAMILIES, EvalContext, make_split, served_embeddings, train_embeddings
     from graphrec.core.config import load_settings
     from loaders import movielens
 
@@ -78,17 +86,29 @@ def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epo
         cfg = cfg.model_copy(update={"epochs": pinsage_epochs})
     cfg = cfg.model_copy(update={"lightgcn": cfg.lightgcn.model_copy(update={"enabled": "lightgcn" in models})})
     snap = movielens.snapshot(movielens.fetch(settings.cache_dir))
-    split = make_split(snap, protocol, cut, cfg.validation_fraction, 0, seed)
-    ctx = EvalContext(cfg, seed, progress=False, engine=settings.engine)
-    if served_choices:  # the served recipe: the gate protocol's hybrid choices, on this protocol too
-        from gnn.split import relevant
-
-        gate = make_split(snap, served_choices, cut, cfg.validation_fraction, 0, seed)
-        gctx = EvalContext(cfg, seed, progress=False, engine=settings.engine)
-        FAMILIES["hybrid"](snap, gate, gctx)
-        ctx.hybrid_choice[served_choices] = gctx.hybrid_choice[served_choices]
-        ctx.gate_protocol = served_choices
-        assert relevant(snap, gate.val).any()
+    protocols = list(dict.fromkeys([protocol, *(choice_protocols or ["user-temporal", "global-time"])]))
+    splits = {p: make_split(snap, p, cut, cfg.validation_fraction, 0, seed) for p in protocols}
+    split = splits[protocol]
+    ctx = EvalContext(cfg, seed, progress=False, engine=settings.engine, choice_splits=splits)
+    for p, sp_ in splits.items():  # each protocol's GNN: epochs early-stopped on its own validation
+        f = fits / f"{p}-{cut}-{seed}-e{cfg.epochs}.pkl" if fits else None
+        if f is not None and f.exists() and "lightgcn" not in models:
+            d = pickle.loads(f.read_bytes())
+            ctx.fitted[p], ctx.train_fit[p] = d["fitted"][p], d["train_fit"][p]
+            if p == protocol:
+                ctx.epochs, ctx.prior_weight = d["epochs"], d["prior_weight"]
+            continue
+        c = EvalContext(cfg, seed, progress=False, engine=settings.engine)
+        served_embeddings(snap, sp_, c)
+        train_embeddings(snap, sp_, c)
+        ctx.fitted[p], ctx.train_fit[p] = c.fitted[p], c.train_fit[p]
+        if p == protocol:
+            ctx.epochs, ctx.prior_weight, ctx.lgcn_epochs, ctx.lgcn_alpha = c.epochs, c.prior_weight, c.lgcn_epochs, c.lgcn_alpha
+            ctx.lgcn_fitted.update(c.lgcn_fitted)
+        if f is not None and "lightgcn" not in models:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(pickle.dumps({"fitted": c.fitted, "train_fit": c.train_fit, "epochs": c.epochs,
+                                        "prior_weight": c.prior_weight}))
     families = {k: f for k, f in FAMILIES.items() if k != "pipeline" or "pipeline" in models}
     rows: dict[str, dict[str, float]] = {}
     timing: dict[str, float] = {}
@@ -96,9 +116,9 @@ def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epo
         t = time.perf_counter()
         rows.update(fn(snap, split, ctx))
         timing[f"{name}_s"] = round(time.perf_counter() - t, 1)
-    out: dict[str, Any] = {"protocol": protocol, "seed": seed, "rows": rows, "timing": timing, "meta": split.meta,
-                           "epochs": ctx.epochs, "prior_weight": ctx.prior_weight,
-                           "hybrid": {p: {"params": c[0], "weights": c[1], "val": c[2]} for p, c in ctx.hybrid_choice.items()}}
+    out: dict[str, Any] = {"protocol": protocol, "seed": seed, "cut": cut, "rows": rows, "timing": timing,
+                           "meta": split.meta, "epochs": ctx.epochs, "prior_weight": ctx.prior_weight,
+                           "hybrid": ctx.hybrid_choice.as_dict() if ctx.hybrid_choice is not None else None}
     if groups:
         out["groups"] = by_group(snap, split, ctx, {k: f for k, f in families.items() if k != "pipeline"})
     return out
@@ -148,7 +168,7 @@ def format_summary(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
 def _short(name: str) -> str:
     """A row name short enough for an axis label."""
     if name.startswith("served: hybrid"):
-        return "hybrid, " + (name.split("; ")[1].rstrip(")") if "; " in name else "this protocol's choices")
+        return "hybrid (joint choices, served)"
     return name[:34]
 
 
@@ -198,8 +218,11 @@ def main() -> None:
                     help="families beside the GNN, the hybrid and the baselines")
     ap.add_argument("--pinsage-epochs", type=int, default=None, help="cap on PinSage epochs (default: gnn.epochs)")
     ap.add_argument("--no-groups", action="store_true", help="skip the known/new users breakdown")
-    ap.add_argument("--served-choices", default=None, choices=["user-temporal", "global-time"],
-                    help="also score the hybrid with this protocol's validation choices (the gate's: what is served)")
+    ap.add_argument("--choice-protocols", nargs="+", default=["user-temporal", "global-time"],
+                    choices=["user-temporal", "global-time"],
+                    help="the protocols whose validation chooses the hybrid (jointly), as in graphrec train")
+    ap.add_argument("--fits", type=Path, default=None,
+                    help="cache the GNN fits here per protocol, cut, seed and epoch cap (reruns reuse them)")
     ap.add_argument("--merge", type=Path, nargs="+", default=None,
                     help="no runs: merge these reports (e.g. one per protocol, run in parallel) into --out")
     ap.add_argument("--out", type=Path, default=Path("bench/reports/quality.json"))
@@ -220,7 +243,8 @@ def main() -> None:
     for protocol in a.protocols:
         for seed in range(a.first_seed, a.first_seed + a.seeds):
             t = time.perf_counter()
-            runs.append(run_one(protocol, seed, a.cut, a.models, a.pinsage_epochs, not a.no_groups, a.served_choices))
+            runs.append(run_one(protocol, seed, a.cut, a.models, a.pinsage_epochs, not a.no_groups, a.choice_protocols,
+                                 a.fits))
             print(f"{protocol} seed {seed}: {time.perf_counter() - t:.0f} s "
                   + ", ".join(f"{n} {r['ndcg@10']:.4f}/{r['recall@100']:.4f}" for n, r in runs[-1]["rows"].items()),
                   file=sys.stderr, flush=True)

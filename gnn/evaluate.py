@@ -197,12 +197,14 @@ class EvalContext:
     lgcn_fitted: dict[str, Any] = field(default_factory=dict)
     #: The model whose embeddings are served ("pinsage" or "lightgcn"): the pipeline replays with it.
     served: str = "pinsage"
-    #: The hybrid (gnn.itemitem) per protocol: ``(params, weights, validation score)`` chosen on that
-    #: split's validation, and the model fit on its history; ``train_fit``: the served model's
-    #: (item embeddings, user recipe) fit on the gate split's train, reused for its choice.
-    hybrid_choice: dict[str, tuple[dict[str, Any], dict[str, float], float]] = field(default_factory=dict)
-    #: The protocol whose choices are served (``training.gate_protocol``): on the other protocols
-    #: the table also shows the hybrid with that protocol's choices, i.e. the served artifact's recipe.
+    #: The hybrid (gnn.itemitem): its :class:`gnn.itemitem.Choice`, made once on the validation of
+    #: every split of ``choice_splits`` at once (the run's protocols; empty: the split evaluated),
+    #: each with the served model fit on that split's train; ``hybrid_fitted``: per protocol, the
+    #: hybrid with that choice fit on the split's history. ``train_fit``: per protocol, the served
+    #: model's (item embeddings, user recipe) fit on the split's train.
+    hybrid_choice: Any | None = None
+    choice_splits: dict[str, Split] = field(default_factory=dict)
+    #: The protocol whose validation chooses the GNN's epochs (``training.gate_protocol``).
     gate_protocol: str | None = None
     hybrid_fitted: dict[str, Any] = field(default_factory=dict)
     train_fit: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)
@@ -319,29 +321,44 @@ def train_embeddings(snap: Snapshot, split: Split, ctx: EvalContext) -> tuple[np
     return ctx.train_fit[split.protocol]
 
 
+def hybrid_choice(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
+    """The hybrid's choices (gnn.itemitem.choose), made once per run jointly on the validation of
+    every split of ``ctx.choice_splits`` (or of ``split`` alone), each with the served model fit
+    on its train; cached in ``ctx.hybrid_choice``."""
+    if ctx.hybrid_choice is None:
+        from gnn import itemitem
+
+        splits = ctx.choice_splits or {split.protocol: split}
+        given = []
+        for sp_ in splits.values():
+            emb_tr, params_tr = train_embeddings(snap, sp_, ctx)
+            given.append((sp_.train, relevant(snap, sp_.val), emb_tr, params_tr))
+        ctx.hybrid_choice = itemitem.choose(snap, given, progress=ctx.progress)
+    return ctx.hybrid_choice
+
+
 def fit_hybrid(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
-    """The hybrid (gnn.itemitem) on this split: every choice on its validation with models fit on
-    its train, then fit on its history (train + validation) with the served embeddings refit
-    there; cached in ``ctx.hybrid_fitted``. None when disabled or the catalogue is too large."""
+    """The hybrid (gnn.itemitem) on this split: the run's choices (:func:`hybrid_choice`, on
+    validation only), fit on the split's history (train + validation); cached in
+    ``ctx.hybrid_fitted``. None when disabled or the catalogue is too large."""
     if not hybrid_enabled(snap, ctx):
         return None
     if split.protocol in ctx.hybrid_fitted:
         return ctx.hybrid_fitted[split.protocol]
     from gnn import itemitem
 
-    emb_tr, params_tr = train_embeddings(snap, split, ctx)
-    choice = itemitem.choose(snap, split.train, relevant(snap, split.val), emb_tr, params_tr)
-    ctx.hybrid_choice[split.protocol] = choice
-    ctx.hybrid_fitted[split.protocol] = itemitem.fit(snap, split.hist, choice[0], choice[1])
+    ch = hybrid_choice(snap, split, ctx)
+    ctx.hybrid_fitted[split.protocol] = itemitem.fit(snap, split.hist, ch.params, ch.weights, ch.cold_weights)
     return ctx.hybrid_fitted[split.protocol]
 
 
-HYBRID_ROW = "served: hybrid (GNN + EASE + transitions + trend)"
+HYBRID_ROW = "served: hybrid (GNN + EASE + transitions + trend + stage)"
 
 
 def hybrid_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
-    """The hybrid the engine ranks with (gnn.itemitem), fit on train + validation, tested over the
-    whole catalogue (the pipeline row replays it through the engine's sources and rules)."""
+    """The hybrid the engine ranks with (gnn.itemitem), its choices made jointly on every
+    protocol's validation, fit on this split's train + validation, tested over the whole
+    catalogue (the pipeline row replays it through the engine's sources and rules)."""
     if not hybrid_enabled(snap, ctx):
         return {}
     from gnn import itemitem
@@ -352,14 +369,7 @@ def hybrid_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, R
     v = itemitem.views(snap, split.hist, (float(model.params["position_half"]),), emb, params)
     row = score_rows(snap, split, itemitem.score_fn(v, model))
     row["fit_seconds"] = round(time.perf_counter() - t0, 1)
-    out = {HYBRID_ROW: row}
-    gate = ctx.gate_protocol
-    if gate and gate != split.protocol and gate in ctx.hybrid_choice:
-        hp, hw, _ = ctx.hybrid_choice[gate]
-        v = itemitem.views(snap, split.hist, (float(hp["position_half"]),), emb, params)
-        served = itemitem.score_fn(v, itemitem.fit(snap, split.hist, hp, hw))
-        out[f"{HYBRID_ROW[:-1]}; {gate} choices, as served)"] = score_rows(snap, split, served)
-    return out
+    return {HYBRID_ROW: row}
 
 
 def baseline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
@@ -399,6 +409,8 @@ def evaluate_splits(snap: Snapshot, splits: dict[str, Split], ctx: EvalContext,
                     families: dict[str, Family] | None = None) -> dict[str, dict[str, Row]]:
     """Every family on every split: ``{protocol: {row name: metrics}}``."""
     fams = FAMILIES if families is None else families
+    if not ctx.choice_splits:  # the hybrid is chosen on every protocol's validation at once
+        ctx.choice_splits = dict(splits)
     out: dict[str, dict[str, Row]] = {}
     for protocol, split in splits.items():
         rows: dict[str, Row] = {}
@@ -408,22 +420,67 @@ def evaluate_splits(snap: Snapshot, splits: dict[str, Split], ctx: EvalContext,
     return out
 
 
-def format_table(rows: dict[str, dict[str, float]]) -> str:
-    head = f"{'model':<52}" + "".join(f"{m:>13}" for m in METRICS)
+REFERENCES = ("EASE", "EASE + MostPopular for new users")
+
+
+def format_table(rows: dict[str, dict[str, float]], spread: dict[str, dict[str, float]] | None = None) -> str:
+    """One protocol's rows; with ``spread`` (half the range over seeds) each cell is mean ± spread."""
+    w = 20 if spread else 13
+    head = f"{'model':<60}" + "".join(f"{m:>{w}}" for m in METRICS)
     lines = [head, "-" * len(head)]
     for name, r in rows.items():
-        lines.append(f"{name:<52}" + "".join(f"{r.get(m, float('nan')):>13.4f}" for m in METRICS))
+        cells = []
+        for m in METRICS:
+            cell = f"{r.get(m, float('nan')):.4f}"
+            if spread:
+                cell += f" ± {spread.get(name, {}).get(m, float('nan')):.4f}"
+            cells.append(f"{cell:>{w}}")
+        lines.append(f"{name[:59]:<60}" + "".join(cells))
     return "\n".join(lines)
 
 
-def format_tables(tables: dict[str, dict[str, Row]], meta: dict[str, dict[str, Any]] | None = None) -> str:
-    """One table per protocol, each headed by what its test holds."""
+def served_ratios(rows: dict[str, dict[str, float]]) -> list[str]:
+    """Lines: each served row's NDCG@10 and Recall@100 as multiples of each reference's."""
+    out = []
+    for name, r in rows.items():
+        if not (name.startswith("served") or name.startswith("pipeline (served")):
+            continue
+        for ref in REFERENCES:
+            if ref in rows:
+                x = [r.get(m, float("nan")) / max(rows[ref].get(m, float("nan")), 1e-12) for m in ("ndcg@10", "recall@100")]
+                out.append(f"  {name} / {ref}: NDCG@10 x{x[0]:.3f}, Recall@100 x{x[1]:.3f}")
+    return out
+
+
+def aggregate(tables: list[dict[str, dict[str, Row]]]) -> tuple[dict[str, dict[str, Row]], dict[str, dict[str, Row]]]:
+    """Several runs' tables (one per seed) as (mean, spread = (max - min) / 2) per protocol, row
+    and metric (rows present in every run)."""
+    mean: dict[str, dict[str, Row]] = {}
+    spread: dict[str, dict[str, Row]] = {}
+    for protocol in tables[0]:
+        mean[protocol], spread[protocol] = {}, {}
+        for name in tables[0][protocol]:
+            if not all(name in t.get(protocol, {}) for t in tables):
+                continue
+            keys = [k for k, v in tables[0][protocol][name].items() if isinstance(v, (int, float))]
+            vals = {k: [float(t[protocol][name][k]) for t in tables if k in t[protocol][name]] for k in keys}
+            mean[protocol][name] = {k: float(np.mean(v)) for k, v in vals.items()}
+            spread[protocol][name] = {k: (max(v) - min(v)) / 2 for k, v in vals.items()}
+    return mean, spread
+
+
+def format_tables(tables: dict[str, dict[str, Row]], meta: dict[str, dict[str, Any]] | None = None,
+                  spread: dict[str, dict[str, Row]] | None = None) -> str:
+    """One table per protocol, each headed by what its test holds and followed by the served rows'
+    ratios to EASE; with ``spread``, cells are mean ± spread over seeds."""
     out = []
     for protocol, rows in tables.items():
         m = (meta or {}).get(protocol, {})
         counts = (f" — {m['test_users']} test users ({m['new_test_users']} new), {m['test_interactions']} test "
                   f"interactions ({m['new_item_test_interactions']} with new items)") if "test_users" in m else ""
-        out.append(f"[{protocol}]{counts}\n{format_table(rows)}")
+        ratios = served_ratios(rows)
+        out.append(f"[{protocol}]{counts}\n{format_table(rows, (spread or {}).get(protocol))}"
+                   + ("\n" + "\n".join(ratios) if ratios else ""))
     return "\n\n".join(out)
 
 

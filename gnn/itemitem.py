@@ -1,13 +1,24 @@
-"""Fitting the served hybrid model (:mod:`graphrec.core.recs.hybrid`): the GNN's user-item cosine,
-an EASE item-item model over the user's most recent positives weighted by position, a
-"what came next" transition model and a trend popularity prior, z-scored per user and summed
-with weights.
+r"""Fitting the served hybrid model (:mod:`graphrec.core.recs.hybrid`): the GNN's user-item cosine,
+an EASE item-item model over the user's most recent positives (weighted by position, and
+unweighted for breadth), a "what came next" transition model, a trend popularity prior and a
+sequence-stage popularity prior, z-scored per user and summed with weights; users without
+history are ranked by the trend and stage priors with their own weights.
 
-Everything is fit on positive (non-SKIPPED) interactions of a mask; every hyperparameter
-(EASE's lambda, the position half-life, the transition window, the trend half-life) and the
-weights are chosen on a validation split (:func:`choose`), in stages so that the search stays
-small: EASE's lambda and position half-life on EASE alone, then the transition window and the
-trend half-life with the weights, all by NDCG@10 + Recall@100 on validation.
+Everything is fit on positive (non-SKIPPED) interactions of a mask. Every hyperparameter and
+weight is chosen on validation (:func:`choose`), **jointly over several splits** (one per
+evaluation protocol: per-user temporal and global time cut), so that the served recipe is not
+tuned to one protocol. For each split the reference is EASE (its lambda chosen on that split's
+validation as the baseline's is) with MostPopular for users without history, and the objective
+is the smallest of the ratios
+
+.. math::
+    \min_{s \in \text{splits}} \min_{m \in \{\text{NDCG@10}, \text{Recall@100}\}}
+    \frac{m_s(\text{hybrid})}{m_s(\text{EASE + MostPopular})}
+
+on the splits' validation targets, with models fit on their train parts. The search runs in
+stages so that it stays small: EASE's lambda and position half-life on EASE alone; then the
+trend and stage priors and the cold weights on the users without history; then the transition
+window and the weights by coordinate ascent on the grid.
 
 The item-item matrices are dense ``n_items x n_items``: the hybrid is fit only for catalogues of
 at most ``gnn.hybrid.max_items`` items (the engine then ranks with the GNN and fusion alone).
@@ -16,16 +27,23 @@ at most ``gnn.hybrid.max_items`` items (the engine then ranks with the GNN and f
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from gnn.metrics import interaction_matrix, ranking_metrics
+from gnn.metrics import interaction_matrix
 from gnn.user import user_matrix
-from graphrec.core.recs.hybrid import HybridScorer, combine, position_weights, zscore
+from graphrec.core.recs.hybrid import (
+    COMPONENTS,
+    HybridScorer,
+    cold_scores,
+    combine,
+    position_weights,
+    zscore,
+)
 from graphrec.core.snapshot import KIND_CODE, Snapshot
 
 DAY = 86400.0
@@ -34,7 +52,12 @@ LAMBDAS = (250.0, 500.0, 1000.0, 2000.0)
 POSITION_HALVES = (2.5, 5.0, 10.0)  # weight halves every this many interactions back
 WINDOWS = (3, 6)
 TREND_HALF_LIVES = (3.0, 7.0, 30.0)  # days
-WEIGHT_GRID = {"gnn": (0.0, 0.5, 1.0, 2.0, 4.0), "trans": (0.0, 0.25, 0.5, 1.0), "trend": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)}
+STAGE_SPANS = (10, 20)  # sequence positions [n, n + span) counted by the stage prior
+STAGE_HALF_LIFE_DAYS = 30.0
+WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # each known-user weight's grid (coordinate ascent)
+COLD_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
+ROUNDS = 3  # coordinate-ascent passes over the weights at most
+REFERENCE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # the EASE baseline's grid (gnn.evaluate.baselines)
 HISTORY = 50  # most recent positives per user (the engine reads engine.history interactions)
 TRANS_HISTORY = 20
 
@@ -96,32 +119,64 @@ def trend(snap: Snapshot, mask: np.ndarray, half_life_days: float) -> np.ndarray
     return np.log1p(np.bincount(snap.item[m], weights=w, minlength=snap.num_items)).astype(np.float32)
 
 
+def stage_matrix(snap: Snapshot, mask: np.ndarray, span: int, half_life_days: float, cap: int = HISTORY
+                 ) -> np.ndarray:
+    """``[cap + 1, n_items]``: row ``k`` is log(1 + Σ 2^(-age / half-life)) over the positives of
+    ``mask`` at positions ``[k, k + span)`` of their user's sequence (position 0 = a user's first
+    distinct item; ages from the end of ``mask``); the last row counts positions ``>= cap``."""
+    idx = np.nonzero(positives(snap, mask))[0]
+    out = np.zeros((cap + 1, snap.num_items), dtype=np.float64)
+    if len(idx) == 0:
+        return out.astype(np.float32)
+    order = idx[np.lexsort((snap.item[idx], snap.ts[idx], snap.user[idx]))]
+    u, it = snap.user[order], snap.item[order]
+    pair = u.astype(np.int64) * snap.num_items + it
+    _, first = np.unique(pair, return_index=True)  # an item counts at its first position
+    keep = np.zeros(len(order), dtype=bool)
+    keep[first] = True
+    order, u, it = order[keep], u[keep], it[keep]
+    starts = np.r_[0, np.nonzero(np.diff(u))[0] + 1]
+    rank = np.arange(len(u)) - np.repeat(starts, np.diff(np.r_[starts, len(u)]))
+    now = float(snap.ts[idx].max())
+    w = np.power(2.0, -(now - snap.ts[order]) / (half_life_days * DAY))
+    top = cap + span
+    per = np.zeros((top + 1, snap.num_items), dtype=np.float64)
+    np.add.at(per, (np.minimum(rank, top), it), w)
+    cum = np.vstack([np.zeros((1, snap.num_items)), np.cumsum(per, axis=0)])
+    for k in range(cap):
+        out[k] = cum[k + span] - cum[k]
+    out[cap] = cum[-1] - cum[cap]
+    return np.log1p(np.maximum(out, 0.0)).astype(np.float32)
+
+
 @dataclass
 class Views:
     """What the components need for a set of users, from one mask of history."""
 
-    ease_rows: dict[float, sp.csr_matrix]  # position half -> user x item weights
+    ease_rows: dict[float | None, sp.csr_matrix]  # position half (None: unweighted) -> user x item weights
     trans_rows: sp.csr_matrix
     known: np.ndarray  # users with a positive in the history
+    counts: np.ndarray  # distinct positive items per user (at most ``history``): their stage row
     user_vecs: np.ndarray | None
     item_emb: np.ndarray | None
 
 
-def views(snap: Snapshot, mask: np.ndarray, halves: tuple[float, ...], emb: np.ndarray | None,
+def views(snap: Snapshot, mask: np.ndarray, halves: tuple[float | None, ...], emb: np.ndarray | None,
           params: dict[str, Any] | None, history: int = HISTORY) -> Views:
     u, i, r = recent_rows(snap, mask, history)
     shape = (snap.num_users, snap.num_items)
-    rows = {h: sp.csr_matrix((position_weights(r, h), (u, i)), shape=shape) for h in halves}
+    rows = {h: sp.csr_matrix((position_weights(r, h), (u, i)), shape=shape) for h in (*halves, None)}
     t = r < TRANS_HISTORY
     trans_rows = sp.csr_matrix((np.power(0.9, r[t]), (u[t], i[t])), shape=shape)
     known = np.zeros(snap.num_users, dtype=bool)
     known[u] = True
+    counts = np.bincount(u, minlength=snap.num_users)
     vecs = None
     if emb is not None and params is not None:
         now = float(snap.ts[mask].max())
         vecs = user_matrix(emb, snap.user[mask], snap.item[mask], snap.kind[mask], snap.value[mask], snap.ts[mask],
                            snap.num_users, now, params)
-    return Views(rows, trans_rows, known, vecs, emb)
+    return Views(rows, trans_rows, known, counts, vecs, emb)
 
 
 def score_fn(v: Views, model: HybridScorer) -> Callable[[np.ndarray], np.ndarray]:
@@ -130,80 +185,232 @@ def score_fn(v: Views, model: HybridScorer) -> Callable[[np.ndarray], np.ndarray
 
     def score(users: np.ndarray) -> np.ndarray:
         comps = {"trend": model.trend[None, :], "ease": np.asarray(v.ease_rows[half][users] @ model.ease),
+                 "breadth": np.asarray(v.ease_rows[None][users] @ model.ease),
                  "trans": np.asarray(v.trans_rows[users] @ model.trans)}
         if v.user_vecs is not None and v.item_emb is not None:
             comps["gnn"] = v.user_vecs[users] @ v.item_emb.T
-        return combine(comps, model.weights, v.known[users])
+        if model.stage is not None:
+            comps["stage"] = model.stage[np.minimum(v.counts[users], len(model.stage) - 1)]
+        return combine(comps, model.weights, v.known[users], model.cold_components(), model.cold_weights)
     return score
 
 
-def fit(snap: Snapshot, mask: np.ndarray, params: dict[str, Any], weights: dict[str, float]) -> HybridScorer:
-    """The hybrid model on the positives of ``mask`` with chosen ``params`` and ``weights``."""
+def fit(snap: Snapshot, mask: np.ndarray, params: dict[str, Any], weights: dict[str, float],
+        cold_weights: dict[str, float] | None = None) -> HybridScorer:
+    """The hybrid model on the positives of ``mask`` with chosen ``params`` and ``weights`` (the
+    stage prior when ``params`` has ``stage_span``)."""
     x = interaction_matrix(snap.user[positives(snap, mask)], snap.item[positives(snap, mask)], snap.num_users,
                            snap.num_items)
+    stage = None
+    if "stage_span" in params:
+        stage = stage_matrix(snap, mask, int(params["stage_span"]), float(params["stage_half_life_days"]),
+                             int(params.get("history", HISTORY)))
     return HybridScorer(fit_ease(x, float(params["lambda"])), fit_transitions(snap, mask, int(params["window"])),
-                        trend(snap, mask, float(params["trend_half_life_days"])), dict(weights), dict(params))
+                        trend(snap, mask, float(params["trend_half_life_days"])), dict(weights), dict(params),
+                        stage, dict(cold_weights or {}))
 
 
-def _by_row(scores: np.ndarray, row: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """``users -> scores[row[users]]`` (scores computed once for the evaluated users)."""
-    def score(users: np.ndarray) -> np.ndarray:
-        return scores[row[users]]
-    return score
+def user_metrics(scores: np.ndarray, seen: sp.csr_matrix, targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, NDCG@10 and Recall@100 of ``scores`` (rows: the users of ``seen``/``targets``),
+    items in ``seen`` ranked out: the definitions of :func:`gnn.metrics.ranking_metrics`, in
+    numpy for the validation search."""
+    s = np.array(scores, dtype=np.float64, copy=True)
+    if len(s) == 0:
+        return np.zeros(0), np.zeros(0)
+    r, c = seen.nonzero()
+    s[r, c] = -np.inf
+    k = min(100, s.shape[1] - 1)
+    top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), axis=1, kind="stable"), 1)
+    finite = np.isfinite(np.take_along_axis(s, top, 1))
+    disc = 1.0 / np.log2(np.arange(2, 12))
+    ndcg, recall = np.zeros(len(targets)), np.zeros(len(targets))
+    for j, rel in enumerate(targets):
+        hit = np.isin(top[j], rel) & finite[j]
+        ndcg[j] = float((hit[:10] * disc[: min(10, k)]).sum() / disc[: min(10, len(rel))].sum())
+        recall[j] = hit.sum() / len(rel)
+    return ndcg, recall
 
 
-def _val(score: Callable[[np.ndarray], np.ndarray], hist: sp.csr_matrix, target: sp.csr_matrix) -> float:
-    m = ranking_metrics(score, hist, target)
-    return m["ndcg@10"] + m["recall@100"]
+@dataclass
+class Choice:
+    """What :func:`choose` chose: the hybrid's ``params``, ``weights`` and ``cold_weights``,
+    ``value`` (the objective: the smallest validation ratio to the reference) and ``ratios``
+    (per split, the validation NDCG@10 and Recall@100 as multiples of the reference's)."""
+
+    params: dict[str, Any]
+    weights: dict[str, float]
+    cold_weights: dict[str, float]
+    value: float
+    ratios: list[dict[str, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"params": self.params, "weights": self.weights, "cold_weights": self.cold_weights,
+                "value": self.value, "ratios": self.ratios}
 
 
-def choose(snap: Snapshot, train: np.ndarray, val: np.ndarray, emb: np.ndarray | None = None,
-           params: dict[str, Any] | None = None, progress: bool = False) -> tuple[dict[str, Any], dict[str, float], float]:
-    """Hyperparameters and weights chosen on ``val`` (relevant targets) with models fit on
-    ``train`` (``emb``/``params``: the GNN fit on ``train`` and its user-vector recipe; None: no
-    GNN component). Returns (params, weights, validation NDCG@10 + Recall@100)."""
+@dataclass
+class _Split:
+    """One split's validation: its users, their seen items and targets, the reference's metrics."""
+
+    j: int  # its index in the splits given
+    v: Views
+    x: sp.csr_matrix  # train positives
+    users: np.ndarray
+    seen: sp.csr_matrix
+    targets: list[np.ndarray]
+    known: np.ndarray  # per validation user
+    ref: tuple[float, float]  # EASE + MostPopular: NDCG@10, Recall@100
+    ref_cold: tuple[float, float]  # MostPopular on the users without history (0, 0: none)
+    z: dict[str, np.ndarray] = field(default_factory=dict)  # z-scored components of the known users
+
+
+def _prepare(snap: Snapshot, j: int, train: np.ndarray, val: np.ndarray, emb: np.ndarray | None,
+             params: dict[str, Any] | None) -> _Split | None:
     hist = interaction_matrix(snap.user[train], snap.item[train], snap.num_users, snap.num_items)
-    target = interaction_matrix(snap.user[positives(snap, val)], snap.item[positives(snap, val)], snap.num_users,
-                                snap.num_items)
-    v = views(snap, train, POSITION_HALVES, emb, params)
-    x = interaction_matrix(snap.user[positives(snap, train)], snap.item[positives(snap, train)], snap.num_users,
-                           snap.num_items)
-    zero = np.zeros(snap.num_items, dtype=np.float32)
-    eye = np.zeros((snap.num_items, snap.num_items), dtype=np.float32)
-    best: tuple[float, float, float] = (-1.0, LAMBDAS[0], POSITION_HALVES[0])
-    eases: dict[float, np.ndarray] = {}
-    for lam in LAMBDAS:  # stage 1: EASE alone (cold users get nothing here: the same for every choice)
-        eases[lam] = fit_ease(x, lam)
-        for half in POSITION_HALVES:
-            m = HybridScorer(eases[lam], eye, zero, {"ease": 1.0}, {"position_half": half})
-            s = _val(score_fn(v, m), hist, target)
-            if s > best[0]:
-                best = (s, lam, half)
-    _, lam, half = best
-    ease = eases[lam]
-    del eases
-    choice: tuple[float, dict[str, Any], dict[str, float]] = (-1.0, {}, {})
-    grid = {k: (g if (k != "gnn" or emb is not None) else (0.0,)) for k, g in WEIGHT_GRID.items()}
+    vp = positives(snap, val)
+    target = interaction_matrix(snap.user[vp], snap.item[vp], snap.num_users, snap.num_items)
     users = np.nonzero(np.diff(target.indptr) > 0)[0]
-    row = np.full(snap.num_users, -1)
-    row[users] = np.arange(len(users))
+    if len(users) == 0:
+        return None
+    tp = positives(snap, train)
+    x = interaction_matrix(snap.user[tp], snap.item[tp], snap.num_users, snap.num_items)
+    v = views(snap, train, POSITION_HALVES, emb, params)
+    seen = hist[users]
+    targets = [target.indices[target.indptr[u]:target.indptr[u + 1]] for u in users]
     known = v.known[users]
-    # Each component z-scored once for the validation users; a weight choice is then a weighted sum.
-    fixed = {"ease": zscore(np.asarray(v.ease_rows[half][users] @ ease))}
-    if v.user_vecs is not None and emb is not None:
-        fixed["gnn"] = zscore(v.user_vecs[users] @ emb.T)
-    for window in WINDOWS:  # stage 2: transitions, trend and the weights
-        z_trans = zscore(np.asarray(v.trans_rows[users] @ fit_transitions(snap, train, window)))
-        for hl in TREND_HALF_LIVES:
-            tr = trend(snap, train, hl).astype(np.float64)
-            z = {**fixed, "trans": z_trans, "trend": zscore(tr[None, :])}
-            p = {"lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl,
-                 "history": HISTORY, "trans_history": TRANS_HISTORY}
-            for wg, wt, wp in itertools.product(grid["gnn"], grid["trans"], grid["trend"]):
-                w = {"gnn": wg, "ease": 1.0, "trans": wt, "trend": wp}
-                total = sum(w[k] * z[k] for k in z if w.get(k))
-                scores = np.where(known[:, None], total, tr[None, :])
-                s = _val(_by_row(scores, row), hist, target)
-                if s > choice[0]:
-                    choice = (s, p, w)
-    return choice[1], choice[2], choice[0]
+    pop = np.asarray(x.sum(axis=0), dtype=np.float64)  # MostPopular: train counts
+    best: tuple[float, tuple[float, float], np.ndarray] = (-1.0, (0.0, 0.0), np.zeros(0))
+    for lam in REFERENCE_LAMBDAS:  # the EASE baseline's choice: best validation NDCG@10
+        ease = np.asarray(x[users] @ fit_ease(x, lam), dtype=np.float64)
+        nd, rc = user_metrics(np.where(known[:, None], ease, pop), seen, targets)
+        if nd.mean() > best[0]:
+            best = (float(nd.mean()), (float(nd.mean()), float(rc.mean())), np.zeros(0))
+    nd, rc = user_metrics(np.broadcast_to(pop, (int((~known).sum()), snap.num_items)), seen[~known],
+                          [t for t, k in zip(targets, known, strict=True) if not k])
+    ref_cold = (float(nd.mean()), float(rc.mean())) if len(nd) else (0.0, 0.0)
+    return _Split(j, v, x, users, seen, targets, known, best[1], ref_cold)
+
+
+def _ratios(nd: np.ndarray, rc: np.ndarray, ref: tuple[float, float]) -> tuple[float, float]:
+    return float(nd.mean()) / max(ref[0], 1e-12), float(rc.mean()) / max(ref[1], 1e-12)
+
+
+def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any] | None]],
+           progress: bool = False) -> Choice:
+    """Hyperparameters and weights chosen on validation, jointly over ``splits``: each
+    ``(train, val, emb, params)`` with ``val`` the relevant validation targets and ``emb``/``params``
+    the served GNN fit on ``train`` and its user-vector recipe (None: no GNN component). Returns
+    the :class:`Choice` maximising the smallest ratio to the reference over splits and metrics
+    (see the module docstring)."""
+    prepared = [p for p in (_prepare(snap, j, *s) for j, s in enumerate(splits)) if p is not None]
+    if not prepared:
+        raise ValueError("no validation targets to choose the hybrid on")
+    have_gnn = all(p.v.user_vecs is not None for p in prepared)
+
+    def objective(per_split: list[tuple[float, float]]) -> float:
+        return min(min(r) for r in per_split)
+
+    # Stage 1: EASE's lambda and position half-life, EASE alone on the known users.
+    stage1: tuple[float, float, float] = (-np.inf, LAMBDAS[0], POSITION_HALVES[0])
+    eases: dict[float, list[np.ndarray]] = {}
+    for lam in LAMBDAS:
+        models = [fit_ease(p.x, lam) for p in prepared]
+        for half in POSITION_HALVES:
+            total = 0.0
+            for p, b in zip(prepared, models, strict=True):
+                k = p.users[p.known]
+                nd, rc = user_metrics(np.asarray(p.v.ease_rows[half][k] @ b), p.seen[p.known],
+                                      [t for t, kn in zip(p.targets, p.known, strict=True) if kn])
+                total += sum(_ratios(nd, rc, p.ref))
+            if total > stage1[0]:
+                stage1 = (total, lam, half)
+                eases = {lam: models}
+    _, lam, half = stage1
+    for p, b in zip(prepared, eases[lam], strict=True):
+        k = p.users[p.known]
+        p.z = {"ease": zscore(np.asarray(p.v.ease_rows[half][k] @ b)),
+               "breadth": zscore(np.asarray(p.v.ease_rows[None][k] @ b))}
+        if p.v.user_vecs is not None and p.v.item_emb is not None:
+            p.z["gnn"] = zscore(p.v.user_vecs[k] @ p.v.item_emb.T)
+    # Stage 2: the trend and stage priors and the cold weights, on the users without history.
+    cold_splits = [p for p in prepared if (~p.known).any()]
+    best2: tuple[float, float, int, dict[str, float]] = (-np.inf, TREND_HALF_LIVES[0], STAGE_SPANS[0], {"trend": 1.0})
+    trends = {hl: [trend(snap, tr, hl).astype(np.float64) for tr, *_ in splits] for hl in TREND_HALF_LIVES}
+    stages = {span: [stage_matrix(snap, tr, span, STAGE_HALF_LIFE_DAYS).astype(np.float64) for tr, *_ in splits]
+              for span in STAGE_SPANS}
+    for hl in TREND_HALF_LIVES:
+        for span in STAGE_SPANS:
+            for wt, ws in itertools.product(COLD_WEIGHTS, COLD_WEIGHTS):
+                if not (wt or ws):
+                    continue
+                cw = {"trend": wt, "stage": ws}
+                total = 0.0
+                for p in cold_splits:
+                    j = p.j
+                    row = cold_scores(trends[hl][j], {"trend": trends[hl][j], "stage": stages[span][j][0]}, cw)
+                    cold = ~p.known
+                    nd, rc = user_metrics(np.broadcast_to(row, (int(cold.sum()), snap.num_items)), p.seen[cold],
+                                          [t for t, kn in zip(p.targets, p.known, strict=True) if not kn])
+                    total += sum(_ratios(nd, rc, p.ref_cold))
+                if total > best2[0]:
+                    best2 = (total, hl, span, cw)
+            if not cold_splits:
+                break
+        if not cold_splits:
+            break
+    _, hl, span, cold_w = best2
+    if not cold_splits:
+        cold_w = {"trend": 1.0}
+    cold_part = []
+    for p in prepared:
+        j = p.j
+        row = cold_scores(trends[hl][j], {"trend": trends[hl][j], "stage": stages[span][j][0]}, cold_w)
+        cold = ~p.known
+        cold_part.append(user_metrics(np.broadcast_to(row, (int(cold.sum()), snap.num_items)), p.seen[cold],
+                                      [t for t, kn in zip(p.targets, p.known, strict=True) if not kn]))
+        k = p.users[p.known]
+        p.z["trend"] = zscore(trends[hl][j][None, :])
+        p.z["stage"] = zscore(stages[span][j][np.minimum(p.v.counts[k], HISTORY)])
+    # Stage 3: the transition window and the known users' weights (coordinate ascent on the grid).
+    names = [c for c in COMPONENTS if c != "gnn" or have_gnn]
+
+    def evaluate(w: dict[str, float]) -> list[tuple[float, float]]:
+        out = []
+        for p, (cnd, crc) in zip(prepared, cold_part, strict=True):
+            total = sum(w[c] * p.z[c] for c in names if w.get(c))
+            nd, rc = user_metrics(np.broadcast_to(total, (int(p.known.sum()), snap.num_items)), p.seen[p.known],
+                                  [t for t, kn in zip(p.targets, p.known, strict=True) if kn])
+            out.append(_ratios(np.r_[nd, cnd], np.r_[rc, crc], p.ref))
+        return out
+
+    best3: tuple[float, int, dict[str, float], list[tuple[float, float]]] = (-np.inf, WINDOWS[0], {}, [])
+    for window in WINDOWS:
+        for p in prepared:
+            j = p.j
+            k = p.users[p.known]
+            p.z["trans"] = zscore(np.asarray(p.v.trans_rows[k] @ fit_transitions(snap, splits[j][0], window)))
+        w = {c: 0.0 for c in names}
+        w.update(ease=1.0, trans=0.25, trend=0.5)
+        cur = evaluate(w)
+        for _ in range(ROUNDS):
+            improved = False
+            for c in names:
+                for g in WEIGHTS:
+                    if g == w[c] or not any(w[o] for o in names if o != c) and not g:
+                        continue
+                    trial = dict(w, **{c: g})
+                    r = evaluate(trial)
+                    if objective(r) > objective(cur) + 1e-6:
+                        w, cur, improved = trial, r, True
+            if not improved:
+                break
+        if objective(cur) > best3[0]:
+            best3 = (objective(cur), window, w, cur)
+    value, window, weights, ratios = best3
+    params = {"lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl,
+              "stage_span": span, "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY,
+              "trans_history": TRANS_HISTORY}
+    weights = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}
+    return Choice(params, weights, {c: float(x) for c, x in cold_w.items()}, float(value),
+                  [{"ndcg@10": a, "recall@100": b} for a, b in ratios])

@@ -37,6 +37,7 @@ from gnn.evaluate import (
     METRICS,
     EvalContext,
     Split,
+    aggregate,
     eval_sample,  # noqa: F401 - re-exported (tests, callers of gnn.lifecycle)
     evaluate_splits,
     format_tables,
@@ -138,7 +139,7 @@ def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, progress: 
 
 def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> HybridScorer:
     """A hybrid model fit on catalogue ``ids`` re-indexed to ``item_ids`` (items it did not know:
-    no item-item weights, the lowest trend)."""
+    no item-item weights, the lowest trend and stage scores)."""
     pos = {iid: k for k, iid in enumerate(ids)}
     new = np.array([k for k, iid in enumerate(item_ids) if iid in pos], dtype=np.int64)
     old = np.array([pos[item_ids[k]] for k in new], dtype=np.int64)
@@ -148,7 +149,12 @@ def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> Hybrid
     trans[np.ix_(new, new)] = h.trans[np.ix_(old, old)]
     trend = np.full(n, float(h.trend.min()) if len(h.trend) else 0.0, np.float32)
     trend[new] = h.trend[old]
-    return HybridScorer(ease, trans, trend, dict(h.weights), dict(h.params))
+    stage = None
+    if h.stage is not None:
+        stage = np.repeat(h.stage.min(axis=1, keepdims=True) if h.stage.size else np.zeros((len(h.stage), 1)), n,
+                          axis=1).astype(np.float32)
+        stage[:, new] = h.stage[:, old]
+    return HybridScorer(ease, trans, trend, dict(h.weights), dict(h.params), stage, dict(h.cold_weights))
 
 
 def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = False, vectors: Any | None = None,
@@ -194,7 +200,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             stages["lightgcn_fit_s"] = time.perf_counter() - t0
         ctx.served = served_model(cfg, res, lgcn, snap, gsplit)
         served_row = "LightGCN (pooled, served)" if ctx.served == "lightgcn" else "GNN (PinSage)"
-        # The served model fit on the gate split's train: the hybrid's choices on its validation.
+        # The served model fit on the gate split's train: the hybrid's choices on its validation
+        # (and on the other protocols' validation, each with the served model fit on its train).
         ctx.train_fit[gate_protocol] = ((lgcn.item_emb, user_params(cfg)) if ctx.served == "lightgcn" and lgcn is not None
                                         else (res.item_emb, res.user_params))
         if hybrid_enabled(snap, ctx):
@@ -231,9 +238,11 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                           seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
             serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
         hybrid = None
-        if hybrid_enabled(snap, ctx):  # fit on what the embeddings were, with the gate split's choices
-            params_h, weights_h, _ = ctx.hybrid_choice[gate_protocol]
-            hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, params_h, weights_h)
+        if hybrid_enabled(snap, ctx):  # fit on what the embeddings were, with the run's (joint) choices
+            ch = ctx.hybrid_choice
+            assert ch is not None  # made by the evaluation's hybrid family
+            hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, ch.params, ch.weights,
+                                  ch.cold_weights)
         stages["refit_s"] = time.perf_counter() - t0
         t_publish = time.perf_counter()
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
@@ -253,8 +262,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         registry.register("gnn", version, seed=settings.seed, config=cfg.model_dump(), metrics=metrics,
                           snapshot=snap.stats(), training_seconds=res.seconds, collection=collection,
                           extra={"best_epoch": res.best_epoch, "report": str(report), "served_model": ctx.served,
-                                 "hybrid_json": json.dumps({p: {"params": c[0], "weights": c[1], "val": c[2]}
-                                                            for p, c in ctx.hybrid_choice.items()}, default=str),
+                                 "hybrid_json": json.dumps(ctx.hybrid_choice.as_dict() if ctx.hybrid_choice else None,
+                                                           default=str),
                                  "gate_json": json.dumps(gate, sort_keys=True, default=str)})
         try:
             own_vectors = vectors is None
@@ -308,13 +317,15 @@ def served_model(cfg: GNNConfig, res: Any, lgcn: Any | None, snap: Snapshot, spl
 
 
 def evaluate_version(settings: Settings, version_id: str | None, protocols: list[str], cut: float | None = None,
-                     progress: bool = True) -> dict[str, Any]:
+                     progress: bool = True, seeds: int = 1) -> dict[str, Any]:
     """``graphrec evaluate --protocol ...``: a fresh evaluation of a version on the current graph.
 
     For each protocol, in one run: the version's GNN config refit on the split's history for its
     recorded epochs (its served embeddings saw the test), the pipeline as the engine serves it
     with that GNN (with the DCN-v2 ranker, retrained on the split, when the live ranker is enabled
-    and was trained on this version; else fusion + MMR) and the four baselines."""
+    and was trained on this version; else fusion + MMR) and the four baselines. With ``seeds`` > 1
+    every model is refit with each of that many seeds (from the version's) on the same splits and
+    the tables give mean ± spread (half the range) over seeds."""
     tcfg = settings.training
     with GraphStore.from_settings(settings) as store:
         registry = Registry(store, settings.var_dir / "models")
@@ -332,20 +343,30 @@ def evaluate_version(settings: Settings, version_id: str | None, protocols: list
         from gnn.ranking.lifecycle import ranker_on_split
 
         served_ranker = ranker_on_split(settings, progress=progress)
-    ctx = EvalContext(cfg, v.seed if v.seed is not None else settings.seed, progress,
-                      epochs=max(1, int(v.extra.get("best_epoch") or cfg.epochs)), prior_weight=prior,
-                      engine=settings.engine, version=v.id, baselines=tcfg.baselines, ranker=served_ranker,
-                      served=str(v.extra.get("served_model") or "pinsage"))
-    splits = {p: make_split(snap, p, cut if cut is not None else tcfg.global_cut, cfg.validation_fraction,
-                            tcfg.max_eval_users, ctx.seed) for p in protocols}
+    first = v.seed if v.seed is not None else settings.seed
+    per_seed: list[dict[str, dict[str, dict[str, float]]]] = []
     t0 = time.perf_counter()
-    tables = evaluate_splits(snap, splits, ctx)
+    for seed in range(first, first + max(1, seeds)):
+        ctx = EvalContext(cfg, seed, progress, epochs=max(1, int(v.extra.get("best_epoch") or cfg.epochs)),
+                          prior_weight=prior, engine=settings.engine, version=v.id, baselines=tcfg.baselines,
+                          ranker=served_ranker, served=str(v.extra.get("served_model") or "pinsage"))
+        splits = {p: make_split(snap, p, cut if cut is not None else tcfg.global_cut, cfg.validation_fraction,
+                                tcfg.max_eval_users, first) for p in protocols}
+        # The hybrid is chosen as training chooses it: on the validation of every configured protocol.
+        ctx.choice_splits = {p: splits.get(p) or make_split(snap, p, cut if cut is not None else tcfg.global_cut,
+                                                            cfg.validation_fraction, tcfg.max_eval_users, first)
+                             for p in dict.fromkeys([*tcfg.protocols, *protocols])}
+        per_seed.append(evaluate_splits(snap, splits, ctx))
+    tables, spread = aggregate(per_seed) if len(per_seed) > 1 else (per_seed[0], None)
     meta = {p: sp.meta for p, sp in splits.items()}
     out = settings.var_dir / "reports"
-    report = write_report(out, tables, {"version": v.id, "seed": ctx.seed, "snapshot": snap.stats(), "epochs": ctx.epochs,
+    report = write_report(out, tables, {"version": v.id, "seeds": list(range(first, first + max(1, seeds))),
+                                        "snapshot": snap.stats(), "epochs": ctx.epochs,
                                         "ranker": ranker.id if (ranker is not None and served_ranker) else None,
-                                        "seconds": round(time.perf_counter() - t0, 1)}, meta)
-    return {"version": v, "tables": tables, "meta": meta, "table": format_tables(tables, meta), "report": str(report)}
+                                        "seconds": round(time.perf_counter() - t0, 1), "spread": spread,
+                                        "per_seed": per_seed if len(per_seed) > 1 else None}, meta)
+    return {"version": v, "tables": tables, "spread": spread, "meta": meta,
+            "table": format_tables(tables, meta, spread), "report": str(report)}
 
 
 def _prune(vectors: Any, registry: Registry, settings: Settings, keep: set[str]) -> None:

@@ -92,6 +92,8 @@ def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id 
                      "--protocol", help="Run a fresh evaluation under this protocol (user-temporal, global-time; "
                                         "repeat the option for both) instead of printing the stored one.")] = None,
                  cut: Annotated[float, typer.Option(help="global-time: the quantile of timestamps where test begins.")] = 0.8,
+                 seeds: Annotated[int, typer.Option(help="With --protocol: refit every model with this many seeds "
+                                                         "(from the version's) and print mean ± spread.")] = 1,
                  ) -> None:
     """Print a version's evaluation tables (the GNN, the served pipeline and every baseline from the
     same run, per protocol), or with --protocol evaluate it afresh on the current graph; redraw
@@ -110,7 +112,9 @@ def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id 
             raise GraphrecError(f"--cut must be between 0 and 1, got {cut}")
         from gnn.lifecycle import evaluate_version
 
-        res = evaluate_version(s, version, list(dict.fromkeys(protocol)), cut)
+        if seeds < 1:
+            raise GraphrecError(f"--seeds must be at least 1, got {seeds}")
+        res = evaluate_version(s, version, list(dict.fromkeys(protocol)), cut, seeds=seeds)
         v = res["version"]
         console.print(f"{v.id} ({v.status}) — evaluated now on the current graph")
         console.print(res["table"], highlight=False, markup=False)

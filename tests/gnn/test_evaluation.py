@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 
@@ -108,3 +109,26 @@ def test_every_family_runs_on_every_split_and_a_new_family_is_one_function() -> 
         assert rows["counts"]["users"] == rows["EASE"]["users"] == splits[protocol].meta["test_users"]
     text = format_tables(tables, {p: s.meta for p, s in splits.items()})
     assert "[user-temporal]" in text and "[global-time]" in text and "(1 new)" in text
+
+
+def test_tables_over_seeds_give_mean_spread_and_the_served_rows_ratios() -> None:
+    """gnn.evaluate.aggregate: per protocol, row and metric the seeds' mean and half range (rows
+    missing in a run are left out); format_tables prints mean ± spread and each served row as a
+    multiple of EASE and of EASE + MostPopular for new users."""
+    from gnn.evaluate import aggregate, format_tables
+
+    def run(h: float, e: float) -> dict[str, dict[str, dict[str, float]]]:
+        return {"global-time": {"served: hybrid (x)": {"ndcg@10": h, "recall@100": 2 * h},
+                                "EASE": {"ndcg@10": e, "recall@100": e},
+                                "EASE + MostPopular for new users": {"ndcg@10": 2 * e, "recall@100": 2 * e}}}
+
+    first, second = run(0.30, 0.10), run(0.20, 0.10)
+    second["global-time"]["only here"] = {"ndcg@10": 1.0}
+    mean, spread = aggregate([first, second])
+    assert set(mean["global-time"]) == {"served: hybrid (x)", "EASE", "EASE + MostPopular for new users"}
+    assert mean["global-time"]["served: hybrid (x)"]["ndcg@10"] == pytest.approx(0.25)
+    assert spread["global-time"]["served: hybrid (x)"]["ndcg@10"] == pytest.approx(0.05)
+    text = format_tables(mean, None, spread)
+    assert "0.2500 ± 0.0500" in text
+    assert "served: hybrid (x) / EASE: NDCG@10 x2.500, Recall@100 x5.000" in text
+    assert "served: hybrid (x) / EASE + MostPopular for new users: NDCG@10 x1.250, Recall@100 x2.500" in text

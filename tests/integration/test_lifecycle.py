@@ -174,9 +174,14 @@ def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_set
     emb = np.load(art / "item_embeddings.npy")
     assert emb.shape[1] == SMALL.dim and np.isfinite(emb).all()
     assert set(out["stages"]) >= {"export_s", "fit_s", "lightgcn_fit_s", "evaluate_s", "refit_s", "publish_s"}
-    # On the other protocol the table also shows the served recipe: the gate protocol's choices.
-    assert f"{HYBRID_ROW[:-1]}; user-temporal choices, as served)" in out["tables"]["global-time"]
-    assert not any("as served" in row for row in out["tables"]["user-temporal"])
+    # The served hybrid is chosen once, jointly on both protocols' validation: one ratio pair per
+    # protocol in its record, the same recipe (stage prior, cold weights) in the artifacts.
+    choice = json.loads(Registry(store, tmp_path / "models").get(out["version"]).extra["hybrid_json"])
+    assert len(choice["ratios"]) == 2 and choice["value"] == pytest.approx(
+        min(min(r.values()) for r in choice["ratios"]))
+    saved = json.loads((art / "hybrid.json").read_text())
+    assert saved["weights"] == choice["weights"] and saved["cold_weights"] == choice["cold_weights"]
+    assert "stage_span" in saved["params"] and "stage" in np.load(art / "hybrid.npz").files
     # The gate's metrics are the served model's row on the gate protocol: the hybrid over LightGCN.
     gated = out["tables"][out["gate"]["protocol"]][HYBRID_ROW]
     assert out["metrics"]["ndcg@10"] == pytest.approx(gated["ndcg@10"]) and out["gate"]["served_model"] == "lightgcn"
@@ -186,3 +191,32 @@ def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_set
     with pytest.raises(ModelError, match="lightgcn.enabled"):
         run_pipeline(off, vectors=vec, progress=False, evaluate_pipeline=False, force=True)
     vec.close()
+
+
+def test_evaluate_over_seeds_shows_the_served_rows_mean_spread_and_ratios(store, neo4j_settings: Settings,  # noqa: ANN001
+                                                                         tmp_path: Path) -> None:
+    """``graphrec evaluate --protocol user-temporal --protocol global-time --seeds 2``: every model
+    refit per seed on the same splits, the tables' cells are mean ± spread over the seeds (the
+    mean is the seeds' average), the served hybrid and pipeline rows are given as multiples of
+    EASE, and the hybrid is chosen on both protocols' validation in each seed's run."""
+    from gnn.evaluate import REFERENCES
+    from gnn.lifecycle import evaluate_version
+
+    _load_catalogue(store)
+    s = _settings(neo4j_settings, tmp_path)
+    s = s.model_copy(update={"training": s.training.model_copy(update={"protocols": ["user-temporal", "global-time"]})})
+    vec = EdgeIndex(tmp_path / "vectors")
+    assert run_pipeline(s, vectors=vec, progress=False, evaluate_pipeline=False)["status"] == "promoted"
+    vec.close()
+    res = evaluate_version(s, None, ["user-temporal", "global-time"], 0.8, progress=False, seeds=2)
+    report = json.loads(Path(res["report"]).read_text())
+    assert len(report["seeds"]) == 2 and len(report["per_seed"]) == 2
+    for protocol in ("user-temporal", "global-time"):
+        rows = res["tables"][protocol]
+        assert {HYBRID_ROW, "pipeline (served: hybrid + MMR)", *REFERENCES} <= set(rows)
+        values = [run[protocol][HYBRID_ROW]["ndcg@10"] for run in report["per_seed"]]
+        assert rows[HYBRID_ROW]["ndcg@10"] == pytest.approx(sum(values) / 2)
+        assert res["spread"][protocol][HYBRID_ROW]["ndcg@10"] == pytest.approx((max(values) - min(values)) / 2)
+        ratio = rows[HYBRID_ROW]["recall@100"] / rows["EASE"]["recall@100"]
+        assert f"{HYBRID_ROW} / EASE: NDCG@10 x" in res["table"] and f"Recall@100 x{ratio:.3f}" in res["table"]
+    assert " ± " in res["table"]

@@ -10,16 +10,28 @@ the components are
 - ``gnn``: cosine of the user vector (the live model's pooled history) with the item;
 - ``ease``: an EASE item-item model (Steck 2019), the user's most recent positive interactions
   weighted by position (``2^(-rank / position_half)``, rank 0 = the newest);
+- ``breadth``: the same EASE model over the same recent items, unweighted (what the whole recent
+  history points to: depth for Recall@100 where ``ease`` concentrates on the newest items);
 - ``trans``: what followed each item in users' sequences (within ``window`` steps), applied to
   the user's most recent ``trans_history`` positives (``0.9^rank``);
-- ``trend``: log(1 + time-decayed popularity) at the end of the training data.
+- ``trend``: log(1 + time-decayed popularity) at the end of the training data;
+- ``stage``: log(1 + time-decayed popularity) of the items users interacted with at the same
+  point of their own sequence, i.e. at positions ``[n, n + stage_span)`` where ``n`` is how many
+  distinct positive items the user has (capped at ``history``; the last row: positions beyond).
 
-A user with no positive interaction the model knows is ranked by ``trend`` alone. The weights
-and every hyperparameter are chosen on the validation split (:func:`gnn.itemitem.choose`); the
-offline evaluation scores users with :func:`combine`, the function the engine calls here.
+A user with no positive interaction the model knows is ranked with the cold weights alone,
 
-Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend``; ``hybrid.json``:
-``weights`` and ``params``) are read by :meth:`HybridScorer.load`.
+.. math::
+    s(u, i) = \\sum_c v_c \\, z\\big(s_c\\big)_i, \\quad c \\in \\{\\mathrm{trend}, \\mathrm{stage}\\}
+
+(``stage`` at ``n = 0``: what users interact with first); a model without cold weights (fit
+before they existed) ranks them by ``trend``. The weights ``w``, ``v`` and every
+hyperparameter are chosen on validation, jointly over the evaluation protocols' splits
+(:func:`gnn.itemitem.choose`); the offline evaluation scores users with :func:`combine`, the
+function the engine calls here.
+
+Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend`` and ``stage``;
+``hybrid.json``: ``weights``, ``cold_weights`` and ``params``) are read by :meth:`HybridScorer.load`.
 """
 
 from __future__ import annotations
@@ -31,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-COMPONENTS = ("gnn", "ease", "trans", "trend")
+COMPONENTS = ("gnn", "ease", "breadth", "trans", "trend", "stage")
+COLD_COMPONENTS = ("trend", "stage")
 NOT_POSITIVE = frozenset({"SKIPPED"})
 
 
@@ -41,10 +54,12 @@ def zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(axis=-1, keepdims=True)) / (x.std(axis=-1, keepdims=True) + 1e-9)
 
 
-def combine(comps: dict[str, np.ndarray], weights: dict[str, float], known: np.ndarray) -> np.ndarray:
+def combine(comps: dict[str, np.ndarray], weights: dict[str, float], known: np.ndarray,
+            cold: dict[str, np.ndarray] | None = None, cold_weights: dict[str, float] | None = None) -> np.ndarray:
     """``[n_users, n_items]`` hybrid scores from per-component scores of the same shape (``trend``
-    may be one row, broadcast); ``known``: users with a positive interaction the model knows (the
-    others get the trend scores alone)."""
+    may be one row, broadcast); ``known``: users with a positive interaction the model knows. The
+    others get ``Σ cold_weights[c] · z(cold[c])`` (``cold``: ``trend`` and ``stage`` at n = 0, one
+    row each; without cold weights, the trend scores alone)."""
     shape = np.broadcast_shapes(*(np.shape(c) for c in comps.values()))
     trend = np.broadcast_to(np.asarray(comps["trend"], dtype=np.float64), shape)
     out = np.zeros(trend.shape, dtype=np.float64)
@@ -52,11 +67,26 @@ def combine(comps: dict[str, np.ndarray], weights: dict[str, float], known: np.n
         w = float(weights.get(name, 0.0))
         if w and name in comps:
             out += w * zscore(np.broadcast_to(comps[name], trend.shape))
-    return np.where(np.asarray(known, dtype=bool).reshape(-1, 1), out, trend)
+    return np.where(np.asarray(known, dtype=bool).reshape(-1, 1), out, cold_scores(comps["trend"], cold, cold_weights))
 
 
-def position_weights(rank: np.ndarray, half: float) -> np.ndarray:
-    """``2^(-rank / half)``: the newest interaction (rank 0) weighs 1."""
+def cold_scores(trend: np.ndarray, cold: dict[str, np.ndarray] | None, cold_weights: dict[str, float] | None
+                ) -> np.ndarray:
+    """One row: how a user without a known positive interaction is ranked (see the module)."""
+    if not cold_weights or not cold or not any(cold_weights.get(c) and c in cold for c in COLD_COMPONENTS):
+        return np.asarray(trend, dtype=np.float64).reshape(1, -1)
+    out = np.zeros((1, np.size(trend)), dtype=np.float64)
+    for c in COLD_COMPONENTS:
+        w = float(cold_weights.get(c, 0.0))
+        if w and c in cold:
+            out += w * zscore(np.asarray(cold[c], dtype=np.float64).reshape(1, -1))
+    return out
+
+
+def position_weights(rank: np.ndarray, half: float | None) -> np.ndarray:
+    """``2^(-rank / half)``: the newest interaction (rank 0) weighs 1; ``half`` None: all 1."""
+    if half is None:
+        return np.ones(np.shape(rank), dtype=np.float64)
     return np.power(2.0, -np.asarray(rank, dtype=np.float64) / float(half))
 
 
@@ -69,6 +99,10 @@ class HybridScorer:
     trend: np.ndarray  # [n] log(1 + decayed popularity)
     weights: dict[str, float]
     params: dict[str, Any] = field(default_factory=dict)
+    #: [history + 1, n]: row k, log(1 + decayed popularity) at sequence positions [k, k + stage_span)
+    stage: np.ndarray | None = None
+    #: weights of the ranking of users without a known positive interaction (empty: trend alone)
+    cold_weights: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def load(cls, artifact_dir: str | Path) -> HybridScorer | None:
@@ -78,14 +112,33 @@ class HybridScorer:
             return None
         meta = json.loads((d / "hybrid.json").read_text())
         arrays = np.load(d / "hybrid.npz")
-        return cls(arrays["ease"], arrays["trans"], arrays["trend"], dict(meta["weights"]), dict(meta["params"]))
+        stage = arrays["stage"] if "stage" in arrays.files else None
+        return cls(arrays["ease"], arrays["trans"], arrays["trend"], dict(meta["weights"]), dict(meta["params"]),
+                   stage, dict(meta.get("cold_weights") or {}))
 
     def save(self, artifact_dir: str | Path) -> None:
         d = Path(artifact_dir)
         d.mkdir(parents=True, exist_ok=True)
-        np.savez(d / "hybrid.npz", ease=self.ease.astype(np.float32), trans=self.trans.astype(np.float32),
-                 trend=self.trend.astype(np.float32))
-        (d / "hybrid.json").write_text(json.dumps({"weights": self.weights, "params": self.params}, indent=2))
+        arrays: dict[str, Any] = {"ease": self.ease.astype(np.float32), "trans": self.trans.astype(np.float32),
+                                  "trend": self.trend.astype(np.float32)}
+        if self.stage is not None:
+            arrays["stage"] = self.stage.astype(np.float32)
+        np.savez(d / "hybrid.npz", **arrays)
+        (d / "hybrid.json").write_text(json.dumps({"weights": self.weights, "cold_weights": self.cold_weights,
+                                                   "params": self.params}, indent=2))
+
+    def stage_row(self, n: int) -> np.ndarray | None:
+        """The ``stage`` scores of a user with ``n`` distinct positive items (None: no stage model)."""
+        if self.stage is None:
+            return None
+        return np.asarray(self.stage[min(int(n), len(self.stage) - 1)], dtype=np.float64)
+
+    def cold_components(self) -> dict[str, np.ndarray]:
+        out = {"trend": np.asarray(self.trend, dtype=np.float64)}
+        row = self.stage_row(0)
+        if row is not None:
+            out["stage"] = row
+        return out
 
     def scores(self, recent: list[dict[str, Any]], index: dict[str, int], vec: np.ndarray | None,
                emb: np.ndarray | None) -> np.ndarray:
@@ -102,13 +155,18 @@ class HybridScorer:
         items = items[: int(p.get("history", 50))]
         n = len(self.trend)
         if not items:
-            return np.asarray(self.trend, dtype=np.float64).copy()
+            return cold_scores(self.trend, self.cold_components(), self.cold_weights)[0].copy()
         ranks = np.arange(len(items))
         comps: dict[str, np.ndarray] = {"trend": self.trend[None, :]}
         comps["ease"] = (position_weights(ranks, p.get("position_half", 10.0)) @ self.ease[items])[None, :]
+        if self.weights.get("breadth"):
+            comps["breadth"] = self.ease[items].sum(axis=0, dtype=np.float64)[None, :]
         th = min(len(items), int(p.get("trans_history", 20)))
         comps["trans"] = (np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :]
         comps["gnn"] = (emb @ vec)[None, :] if (vec is not None and emb is not None) else np.zeros((1, n))
+        row = self.stage_row(len(items))
+        if row is not None:
+            comps["stage"] = row[None, :]
         return combine(comps, self.weights, np.array([True]))[0]
 
 
