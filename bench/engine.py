@@ -25,10 +25,9 @@ from graphrec.core.config import load_settings
 
 
 async def run(requests: int, out: Path, seed: int = 1, freeze: bool = True, result_cache: bool = False) -> dict:
+    from api.app import single_threaded_math
     from graphrec.core.recs.types import RecRequest
     from graphrec.engine.engine import Engine
-
-    from api.app import single_threaded_math
 
     single_threaded_math()  # as `graphrec serve` runs it: one BLAS/torch thread (spinning threads cost CPU)
     settings = load_settings()
