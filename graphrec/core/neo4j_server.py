@@ -228,11 +228,11 @@ class Neo4jServer:
         base = f"http://{host}:{api.port}"
         # The Browser's page loads its analytics and feedback scripts and web fonts from the
         # internet whatever the settings say, and no 5.26 setting stops the requests: the bundled
-        # Browser (5.24) allows outgoing connections on Community edition unconditionally
-        # (shouldAllowOutgoingConnections; browser.allow_outgoing_connections is read on
-        # Enterprise only, and 5.26 does not declare it), Canny's and Sentry's scripts start at
-        # boot, the fonts are a CSS @import. This policy (Neo4j's default minus those hosts)
-        # makes Chromium refuse them before any connection is made; it logs each refusal.
+        # Browser (5.24) treats outgoing connections as allowed on Community edition whatever
+        # browser.allow_outgoing_connections says (shouldAllowOutgoingConnections; 5.26 does not
+        # declare that key anyway), and its web fonts are a CSS @import in its bundle. This
+        # policy (Neo4j's default minus those hosts) makes Chromium refuse them before any
+        # connection is made; Chromium logs each refusal as a console error.
         csp = ("default-src 'self'; script-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                "font-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; "
                f"connect-src 'self' ws://{host}:* http://{host}:*")
