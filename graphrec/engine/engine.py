@@ -99,13 +99,20 @@ class Engine:
         eng = cls(settings, store, vectors)
         s = eng.state
         s.open_vectors = reopen
-        with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
-            await eng.warm_up()
-        with contextlib.suppress(GraphrecError):
-            await eng.refresh_catalog()
-            await s.neighbours.prefetch(store, [i for i, _ in s.catalog.popular[: s.cfg.prefetch_neighbours]])
-        with contextlib.suppress(GraphrecError):
-            await eng.refresh_model()
+
+        async def connections() -> None:
+            with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
+                await eng.warm_up()
+
+        async def catalog_and_model() -> None:
+            with contextlib.suppress(GraphrecError):
+                await eng.refresh_catalog()
+                await s.neighbours.prefetch(store, [i for i, _ in s.catalog.popular[: s.cfg.prefetch_neighbours]])
+            with contextlib.suppress(GraphrecError):
+                await eng.refresh_model()
+
+        # Side by side: on a Neo4j whose read path is cold (after a restart) each took tens of seconds.
+        await asyncio.gather(connections(), catalog_and_model())
         if background and s.cfg.warm_up_s > 0:
             s.tasks.append(eng.warmup.start())
         elif not background:

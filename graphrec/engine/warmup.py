@@ -6,7 +6,10 @@ stops the start.
 The connections and plans are warmed before the engine serves (a second or so). The commits and
 the sample requests (up to ``warm_up_s`` each, the bulk of a start) run in the background once
 the API answers (:meth:`Warmup.run`): clients are answered at once, by the same pipeline, while
-``/readyz`` says ``warming`` (503, so a load balancer still waits for a warm process). The
+``/readyz`` says ``warming`` (503, so a load balancer still waits for a warm process). Meanwhile
+the request and source budgets are :data:`WARM_BUDGET_FACTOR` times wider: a Neo4j whose read
+path is still cold (after a restart) answers in a few hundred ms, and with the usual budgets most
+of the first answers were degraded to the popular list; with them they are complete, just slower. The
 warm-up's own requests run with :data:`graphrec.engine.state.WARMING` set in their task only: they
 are not counted, observed, slow-logged or cached, and clients' requests beside them are."""
 
@@ -18,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from graphrec.core.config import EngineSettings
 from graphrec.core.errors import GraphrecError
 from graphrec.core.records import InteractionType
 from graphrec.core.recs.types import RecRequest, RecResult, RequestContext, Surface
@@ -25,6 +29,9 @@ from graphrec.engine.state import WARMING, Serving
 from graphrec.engine.writes import interaction_statements
 
 log = logging.getLogger("graphrec.engine")
+
+#: While the warm-up runs, the request and source budgets are this many times wider.
+WARM_BUDGET_FACTOR = 5.0
 
 
 class Warmup:
@@ -49,15 +56,24 @@ class Warmup:
                                 for st in interaction_statements(t, nobody, "", "", 0.0, s.cfg.clock_slack_s)])
 
     def start(self) -> asyncio.Task[None]:
-        """:meth:`run` in a task of its own (the API serves meanwhile); ``warming`` is set at once."""
-        self.s.warming = True
-        return asyncio.create_task(self.run())
+        """:meth:`run` in a task of its own (the API serves meanwhile); ``warming`` and the wider
+        budgets apply at once."""
+        return asyncio.create_task(self.run(self._begin()))
 
-    async def run(self) -> None:
+    def _begin(self) -> tuple[EngineSettings, EngineSettings]:
+        """``warming`` on, the budgets widened; returns (the usual settings, the wide ones)."""
+        s = self.s
+        s.warming = True
+        usual = s.cfg
+        s.cfg = usual.model_copy(update={"request_budget_ms": usual.request_budget_ms * WARM_BUDGET_FACTOR,
+                                         "source_budget_ms": usual.source_budget_ms * WARM_BUDGET_FACTOR})
+        return usual, s.cfg
+
+    async def run(self, begun: tuple[EngineSettings, EngineSettings] | None = None) -> None:
         """The write path's commits, then the sample requests; ``warming`` while they run. A
         failure ends the warm-up, never the engine."""
         s = self.s
-        s.warming = True
+        usual, wide = begun or self._begin()
         token = WARMING.set(True)
         t0 = time.monotonic()
         try:
@@ -67,6 +83,8 @@ class Warmup:
                 await self.requests()
         finally:
             WARMING.reset(token)
+            if s.cfg is wide:  # (not replaced meanwhile)
+                s.cfg = usual
             s.warming = False
             s.stats["warm_up_total_ms"] = (time.monotonic() - t0) * 1000
             log.info("warm-up done in %.1f s", time.monotonic() - t0)

@@ -49,6 +49,7 @@ def test_the_engine_answers_while_it_warms_up(tiny: Settings) -> None:
         out: dict[str, Any] = {}
         try:
             out["warming_at_create"] = e.readiness()["warming"]
+            out["budget_while_warming"] = e.cfg.request_budget_ms
             out["warmed_at_create"] = "warm_up_requests" in e.stats
             seen: list[str] = []
             e.observers.append(lambda op, r: seen.append(op))
@@ -60,6 +61,7 @@ def test_the_engine_answers_while_it_warms_up(tiny: Settings) -> None:
             while e.state.warming and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             out["after_warming"] = e.readiness()["warming"]
+            out["budget_after"] = e.cfg.request_budget_ms
             out["warm_up_requests"] = e.stats.get("warm_up_requests", 0)
             out["seen"] = list(seen)
             out["cached"] = len(e.results)
@@ -73,6 +75,8 @@ def test_the_engine_answers_while_it_warms_up(tiny: Settings) -> None:
     warm = asyncio.run(warm_answer())
     out = asyncio.run(go())
     assert out["warming_at_create"] and not out["warmed_at_create"]  # create did not wait for it
+    # Clients' requests meet a cold Neo4j with wider budgets (complete answers, slower), then the usual.
+    assert out["budget_while_warming"] == 5 * tiny.engine.request_budget_ms and out["budget_after"] == tiny.engine.request_budget_ms
     assert out["still_warming"] and not out["degraded"]
     assert out["during"] == warm  # the answer a warm engine gives
     assert not out["after_warming"] and out["warm_up_requests"] >= 200
