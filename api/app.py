@@ -188,11 +188,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         eng: Engine | None = state.get("engine")
         if eng is None:
             return JSONResponse({"ready": False}, status_code=503)
-        # Ready: Neo4j answers and this worker's breaker lets calls through. Degraded: answers
+        # Ready: Neo4j answers, this worker's breaker lets calls through and its start-up warm-up
+        # is over (while "warming" it answers, slower at first: a load balancer waits). Degraded: answers
         # are (or may be) degraded: a store down, a breaker not closed, the journal backlog growing,
         # or a fifth of this worker's recent answers (at least 5) degraded by Neo4j being slow.
         h, r = await eng.health(), eng.readiness()
-        ready = bool(h["neo4j"]) and r["breakers"]["neo4j"] != "open"
+        ready = bool(h["neo4j"]) and r["breakers"]["neo4j"] != "open" and not r["warming"]
         a = r["answers"]
         reasons = [k for k, bad in (("neo4j", not h["neo4j"]), ("vectors", not h["vectors"]),
                                     *((f"{n}_breaker_{st}", st != "closed") for n, st in r["breakers"].items()),

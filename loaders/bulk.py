@@ -6,7 +6,8 @@ writers need (its rate: ``python -m bench.load``). A first load of
 millions of interactions into an empty database does not need any of that. :class:`BulkImport`
 takes the same validated rows (users, items, interactions or :class:`InteractionBatch` columns),
 does what the online loader's queries would do to them in memory — duplicates by key dropped,
-users created on first sight, sessions with their span, the clock, unknown items reported as
+users created on first sight, items without a creation time dated by their first interaction
+(load/created_from_first_interaction), sessions with their span, the clock, unknown items reported as
 bad rows — writes the import tool's CSV files, then stops the local server, imports, starts it
 again and applies the schema (constraints and indexes are built once, over the whole graph).
 
@@ -142,6 +143,9 @@ class BulkImport:
         self._users: dict[str, list[Any]] = {}  # id -> [created_at, attributes]
         self._seen: dict[str, float] = {}  # users named only by interactions -> their first ts
         self._items: dict[str, dict[str, Any]] = {}
+        # Items whose creation time is unknown (read from a file without created_at) -> the time
+        # of their first interaction, once one is read (load/created_from_first_interaction).
+        self._undated: dict[str, float | None] = {}
         self._keys: set[str] = set()
         self._sessions: dict[str, list[Any]] = {}  # id -> [first user, first ts, last ts]
         self._session_links: set[tuple[str, str]] = set()  # (user, session) beyond a session's first user
@@ -239,7 +243,10 @@ class BulkImport:
                 report.unchanged += 1
                 continue
             if p["created_at"] is None:
-                p["created_at"] = now
+                if p.get("created_unknown"):  # as load/items: unknown, never fresh, until a first interaction
+                    self._undated[it.id] = None
+                else:
+                    p["created_at"] = now
             self._items[it.id] = p
             report.written += 1
         return report
@@ -289,7 +296,10 @@ class BulkImport:
         for res in results:
             if res[0] == "error":
                 raise res[1]
-        for _, part_report, path, seen, sessions, links, latest, runner_up in results:
+        for _, part_report, path, seen, sessions, links, latest, runner_up, undated in results:
+            for i, t in undated.items():
+                if t is not None and (self._undated[i] is None or t < self._undated[i]):
+                    self._undated[i] = t
             self._parts.append(path)
             report.rows += part_report.rows
             report.written += part_report.written
@@ -321,6 +331,7 @@ class BulkImport:
         try:
             self._keys, self._seen, self._sessions, self._session_links = set(), {}, {}, set()
             self._latest = self._runner_up = -math.inf
+            self._undated = dict.fromkeys(self._undated)
             path = str(self.dir / f"interactions-{k}.csv")
             report = LoadReport("interactions")
             with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -329,7 +340,8 @@ class BulkImport:
                     n = self._take(batch, report)
                     with done.get_lock():
                         done.value += n
-            conn.send(("ok", report, path, self._seen, self._sessions, self._session_links, self._latest, self._runner_up))
+            conn.send(("ok", report, path, self._seen, self._sessions, self._session_links, self._latest, self._runner_up,
+                       self._undated))
         except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
             conn.send(("error", exc))
         finally:
@@ -359,7 +371,7 @@ class BulkImport:
     def _take(self, b: InteractionBatch, report: LoadReport) -> int:
         """Keep a batch's new interactions (one CSV row each) and note users, sessions and time."""
         items, keys, users, seen = self._items, self._keys, self._users, self._seen
-        sessions, links = self._sessions, self._session_links
+        sessions, links, undated = self._sessions, self._session_links, self._undated
         out: list[tuple[Any, ...]] = []
         latest, runner_up = self._latest, self._runner_up
         for n, (ty, k, u, i, t, v, d, s) in enumerate(zip(b.type, b.key, b.user, b.item, b.ts, b.value, b.dwell,
@@ -372,6 +384,10 @@ class BulkImport:
                 continue
             keys.add(k)
             out.append((u, i, ty, k, t, v, d, s))
+            if i in undated:
+                first = undated[i]
+                if first is None or t < first:
+                    undated[i] = t
             if u not in users:
                 first = seen.get(u)
                 if first is None or t < first:
@@ -439,7 +455,8 @@ class BulkImport:
         for iid, it in self._items.items():
             p = it["props"]
             item_rows.append((iid, text(p.get("title")), p.get("year"), _cell(p.get("available", True)),
-                              text(p.get("description")), it["created_at"], now,
+                              text(p.get("description")),
+                              it["created_at"] if iid not in self._undated else self._undated[iid], now,
                               *(text(p.get(k)) for k in inames)))
             for c in it["categories"] or ():
                 cats.add(c)

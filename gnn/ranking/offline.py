@@ -27,7 +27,7 @@ import numpy as np
 from gnn.neighbours import content_matrix, interaction_matrix, score_weights, top_k_cosine
 from gnn.split import relevant
 from graphrec.core.recs import features as F
-from graphrec.core.recs import rules
+from graphrec.core.recs import popularity, rules
 from graphrec.core.recs.candidate import Candidate
 from graphrec.core.recs.hybrid import rescore
 from graphrec.core.recs.hybrid import top as hybrid_top
@@ -56,14 +56,21 @@ def _engine_settings(engine: Any | None) -> Any:
 
 
 def popular_lists(tr: Snapshot, now: float, window_s: float, half_life_s: float, available: np.ndarray,
-                  type_weights: Mapping[str, float], top: int = 1000) -> list[tuple[str, float]]:
+                  type_weights: Mapping[str, float], top: int = 1000, min_events: int = 0) -> list[tuple[str, float]]:
     """The engine's popular list (graphrec.engine.catalog.load_catalog, cypher/recs/popular_page):
     Σ type weight × 2^(-(now - ts) / half-life) over the window's interactions of available items,
-    best first; a quiet window is topped up with all-time interaction counts."""
+    best first, the window widened when it holds fewer than ``min_events`` (graphrec.core.recs.popularity);
+    a quiet window is topped up with all-time interaction counts."""
     ids = tr.item_ids
     tw = np.array([type_weights.get(k, 0.0) if k != "SKIPPED" else 0.0 for k in KINDS])
     counted = tr.kind != KINDS.index("SKIPPED")
     inwin = counted & (tr.ts >= now - window_s)
+    events = int((inwin & available[tr.item]).sum())
+    if events < min_events:
+        past = np.sort(tr.ts[counted & (tr.ts <= now)])[::-1][:min_events]
+        win = popularity.widened(now, window_s, half_life_s, min_events, events,
+                                 float(past[-1]) if len(past) else None)
+        inwin, half_life_s = counted & (tr.ts >= win.since), win.half_life_s
     w = tw[tr.kind.astype(np.int64)] * np.exp(-0.6931 * np.abs(now - tr.ts) / half_life_s)
     score = np.bincount(tr.item[inwin], weights=w[inwin], minlength=len(ids))
     ranked = [i for i in np.argsort(-score, kind="stable") if score[i] > 0 and available[i]][:top]
@@ -143,7 +150,7 @@ class World:
         counted = tr.kind != KINDS.index("SKIPPED")
         counts = np.bincount(tr.item[counted], minlength=full.num_items)
         popular = popular_lists(tr, now, eng.popular_window_days * 86400.0, eng.popular_half_life_days * 86400.0, available,
-                                tw)
+                                tw, min_events=eng.popular_min_events)
         # An item's creation time as the engine's catalogue has it (None: no age, never fresh); the
         # fresh list is the newest 1,000 available items.
         created = [it.created_at for it in full.items]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from graphrec.core.config import Settings, get_settings
-from graphrec.core.errors import GraphrecError
+from graphrec.core.errors import CredentialsRefused, GraphrecError, LockHeld
 
 app = typer.Typer(help="graphrec: graph-centric recommendations.", no_args_is_help=True, add_completion=False)
 neo4j_app = typer.Typer(help="Manage the local Neo4j server.", no_args_is_help=True)
@@ -39,6 +43,9 @@ def friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except CredentialsRefused:
+            err.print(f"[red]error:[/red] {refused_credentials(settings())}", highlight=False)
+            raise typer.Exit(1) from None
         except GraphrecError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None
@@ -51,6 +58,47 @@ def friendly(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def refused_credentials(s: Settings) -> str:
+    """What to do when Neo4j refuses the password, in one sentence naming where it came from."""
+    from graphrec.core.graph.credentials import password_file
+
+    n = s.neo4j
+    data = (s.var_dir / "neo4j" / "data").resolve()
+    if n.password is None:
+        where, todo = (str(password_file(s)), f"set GRAPHREC_NEO4J_PASSWORD to the password the database under {data} "
+                       "was created with, or stop Neo4j and delete that directory to start over (this deletes the graph)")
+    elif n.managed:
+        where, todo = ("GRAPHREC_NEO4J_PASSWORD (or neo4j.password in the config)",
+                       f"unset it to use the password graphrec generated for its server ({password_file(s)}), "
+                       "or set it to the one the database was created with")
+    else:
+        where, todo = ("GRAPHREC_NEO4J_PASSWORD (or neo4j.password in the config)",
+                       "set it (and GRAPHREC_NEO4J_USER) to that server's credentials")
+    return f"Neo4j at {n.effective_uri} refused user {n.user!r} with the password from {where}: {todo}"
+
+
+@contextlib.contextmanager
+def step_lock(name: str, what: str) -> Iterator[None]:
+    """One ``what`` at a time per var dir (``var/locks/<name>.lock``, released when the process
+    ends, however it ends): a second `make demo` started while the first one loads or computes
+    neighbours stops at once with one line, instead of loading the same data beside it."""
+    path = settings().var_dir / "locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 100, 0).decode(errors="replace").strip() or "another process"
+            raise LockHeld(f"{what} is already running ({holder}; another `make demo`?): wait for it to "
+                           "finish, or stop it with Ctrl-C, then run this again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def settings() -> Settings:

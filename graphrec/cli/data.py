@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from graphrec.cli.common import _store, app, console, friendly, load_app, settings
+from graphrec.cli.common import _store, app, console, friendly, load_app, settings, step_lock
 from graphrec.core.errors import BadRowError, GraphrecError
 
 
@@ -72,7 +72,7 @@ def load_movielens(kg: Annotated[bool, typer.Option(help="Also load the Freebase
 
     root = movielens.fetch(settings().cache_dir)
     key = "dataset:movielens-100k" + (":kg" if kg else "")
-    with _store() as store:
+    with step_lock("load-movielens", "`graphrec load movielens`"), _store() as store:
         schema.apply(store)
         if not reload and store.read("load/meta_get", key=key):
             console.print("MovieLens-100K is already loaded (a previous load completed); --reload loads it again")
@@ -313,7 +313,7 @@ def refresh_neighbours(k: int = 50, if_changed: Annotated[bool, typer.Option(
     from gnn.neighbours import refresh
     from graphrec.core.export import export_snapshot
 
-    with _store() as store:
+    with step_lock("refresh-neighbours", "`graphrec refresh-neighbours`"), _store() as store:
         signature = json.dumps([store.counts(), store.read("recs/latest_ts")[0]["ts"], k], sort_keys=True)
         last = store.read("load/meta_get", key="neighbours")
         if if_changed and last and last[0]["props"].get("signature") == signature:

@@ -28,6 +28,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
     _port_free(h, p)
     if check:
         return
+    _credentials_accepted()
     # Worker processes inherit these before numpy/torch load: one math thread each (see
     # api.app.single_threaded_math, which also applies them when the app is started otherwise).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -46,6 +47,22 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
     uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
                 timeout_graceful_shutdown=10, limit_concurrency=s.api.max_connections,
                 http="api.server:GuardedHttpToolsProtocol")
+
+
+def _credentials_accepted() -> None:
+    """Refuse to serve with a password Neo4j refuses (CredentialsRefused: the one-line advice of
+    graphrec.cli.common.refused_credentials): every answer would be degraded, and only /readyz
+    would say why. A Neo4j that does not answer is no reason to wait: the API serves degraded
+    and reconnects by itself."""
+    from graphrec.core.errors import CredentialsRefused
+
+    try:
+        with _store() as store:
+            store.read("recs/latest_ts")
+    except CredentialsRefused:
+        raise
+    except GraphrecError:
+        pass
 
 
 def _port_free(host: str, port: int) -> None:

@@ -146,7 +146,11 @@ class EngineSettings(BaseModel):
     half_life_days: float = 90.0  # recency decay of seeds and user vectors
     popular_window_days: float = 30.0
     popular_half_life_days: float = 7.0
-    fresh_window_days: float = 14.0
+    # A window ending at the clock that holds fewer interactions than this is widened back until it
+    # holds this many, its half-life stretched by the same factor: a few live events on a
+    # historical dataset do not replace the catalogue's popularity (docs/graph-model.md).
+    popular_min_events: int = Field(default=10_000, ge=0)
+    fresh_window_days: float = 14.0  # fresh: created at most this long before the clock
     catalog_refresh_s: float = tuning(60.0)  # in-memory catalogue (items changed since) and popular lists
     # The popular lists' window queries (they scan the window's interactions) run once per this
     # period for all API processes together (one takes a lease, the others adopt its lists).

@@ -12,6 +12,7 @@
     │   └── MissingToolError        Java or Maven is absent
     ├── GraphStoreError             Neo4j failed
     │   ├── GraphStoreUnavailable   Neo4j cannot be reached (retryable)
+    │   ├── CredentialsRefused      Neo4j refused the user name or password
     │   └── QueryError              a query was refused (constraint, syntax, types)
     ├── VectorStoreError            the vector index failed
     │   ├── VectorStoreUnavailable  the vector index cannot be reached (retryable)
@@ -97,6 +98,10 @@ class BulkImportError(GraphrecError):
 
 class GraphStoreUnavailable(GraphStoreError):
     pass
+
+
+class CredentialsRefused(GraphStoreError):
+    """Neo4j refused the user name or password (the CLI says where the password came from)."""
 
 
 class QueryError(GraphStoreError):

@@ -227,8 +227,12 @@ class Neo4jServer:
         host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host
         base = f"http://{host}:{api.port}"
         # The Browser's page loads its analytics and feedback scripts and web fonts from the
-        # internet whatever the settings say; this policy (Neo4j's default minus those hosts)
-        # makes Chromium refuse them before any connection is made.
+        # internet whatever the settings say, and no 5.26 setting stops the requests: the bundled
+        # Browser (5.24) treats outgoing connections as allowed on Community edition whatever
+        # browser.allow_outgoing_connections says (shouldAllowOutgoingConnections; 5.26 does not
+        # declare that key anyway), and its web fonts are a CSS @import in its bundle. This
+        # policy (Neo4j's default minus those hosts) makes Chromium refuse them before any
+        # connection is made; Chromium logs each refusal as a console error.
         csp = ("default-src 'self'; script-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                "font-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; "
                f"connect-src 'self' ws://{host}:* http://{host}:*")

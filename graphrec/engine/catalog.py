@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphrec.core.recs import popularity
+from graphrec.core.recs.popularity import PopularWindow
 from graphrec.core.recs.types import CatalogItem
 
 log = logging.getLogger("graphrec.engine")
@@ -34,6 +36,8 @@ class Catalog:
     started_at: float = 0.0  # when the last refresh began reading (the next one reads changes since)
     full_at: float = 0.0  # when the last full read began
     popular_at: float = 0.0  # when the popular lists were last computed in the graph
+    # The window they were computed over (graphrec.core.recs.popularity; None: not known here).
+    popular_window: PopularWindow | None = None
     # From the last full read: the all-time most interacted items, overall and per category (the
     # popular lists' fallback when the window is quiet).
     all_time: list[tuple[str, int]] = field(default_factory=list)
@@ -80,7 +84,8 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
                        page: int = 10_000, per_category: int = 200, top: int = 1000,
                        previous: Catalog | None = None, refresh_popular: bool = True,
                        shared: SharedPopular | None = None, full: bool = False, popular_page_items: int = 20_000,
-                       popular_duty: float = 0.33, max_clock_skew_s: float = math.inf) -> Catalog:
+                       popular_duty: float = 0.33, max_clock_skew_s: float = math.inf,
+                       popular_min_events: int = 0) -> Catalog:
     """Read the catalogue, then the popular lists.
 
     With ``full``, or without ``previous`` (or one never loaded), every item is read, page by page
@@ -94,7 +99,8 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     items no longer available. The window lists read every
     interaction in the window (~2.5 s of Neo4j CPU at 2M interactions; paged and paced by
     :func:`window_lists`), so the engine asks every ``engine.popular_refresh_s``, not every
-    catalogue refresh.
+    catalogue refresh. A window holding fewer than ``popular_min_events`` interactions is
+    widened (:func:`popular_lists`).
 
     The data's clock (``Catalog.now``) is the graph's, but never more than ``max_clock_skew_s``
     past the wall clock: a clock moved by an event from the future (written before events were
@@ -130,21 +136,26 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
         return [(i, sc) for i, sc in lst if (it := items.get(i)) is not None and it.available]
 
     own = previous if previous is not None and previous.loaded else None  # the lists this process has now
-    lists: tuple[Lists, float] | None = None
+    lists: tuple[Lists, float, PopularWindow | None] | None = None
     if refresh_popular or own is None:
-        def compute() -> Awaitable[Lists]:
-            return window_lists(store, type_weights, window_s, half_life_s, now, top, per_category,
-                                popular_page_items, popular_duty)
+        def compute() -> Awaitable[tuple[Lists, PopularWindow]]:
+            return popular_lists(store, type_weights, window_s, half_life_s, popular_min_events, now, top,
+                                 per_category, popular_page_items, popular_duty)
 
-        lists = (await compute(), started) if shared is None else await shared.get(store, compute)
+        if shared is None:
+            computed, win = await compute()
+            lists = computed, started, win
+        else:
+            lists = await shared.get(store, compute)
     if lists is None:  # not due, or another process is computing the shared lists: keep ours
         if own is not None:
             return Catalog(items=items, popular=kept(own.popular),
                            popular_by_category={c: kept(v) for c, v in own.popular_by_category.items()},
                            fresh=fresh, now=now, refreshed_at=time.time(), started_at=started, full_at=full_at,
-                           popular_at=own.popular_at, all_time=all_time, all_time_by_category=all_time_by_cat)
-        lists = ([], {}), 0.0  # a fleet's first start, the lists being computed elsewhere: all-time counts meanwhile
-    (window, window_by_cat), popular_at = lists
+                           popular_at=own.popular_at, all_time=all_time, all_time_by_category=all_time_by_cat,
+                           popular_window=own.popular_window)
+        lists = ([], {}), 0.0, None  # a fleet's first start, the lists being computed elsewhere: all-time counts meanwhile
+    (window, window_by_cat), popular_at, used = lists
     popular = kept(window)
     if len(popular) < top:  # a quiet window: fall back to all-time interaction counts
         seen = {i for i, _ in popular}
@@ -164,15 +175,41 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
                 lst.append((i, 1e-6 * n))
     return Catalog(items=items, popular=popular, popular_by_category=by_cat, fresh=fresh, now=now,
                    refreshed_at=time.time(), started_at=started, full_at=full_at, popular_at=popular_at,
-                   all_time=all_time, all_time_by_category=all_time_by_cat)
+                   all_time=all_time, all_time_by_category=all_time_by_cat, popular_window=used)
 
 
 Lists = tuple[list[tuple[str, float]], dict[str, list[tuple[str, float]]]]  # overall, per category
 
 
-async def window_lists(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float, now: float,
-                       top: int, per_category: int, page_items: int = 20_000, duty: float = 0.33) -> Lists:
-    """The time-decayed popular lists over the window, from the graph, page by page.
+async def popular_lists(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float,
+                        min_events: int, now: float, top: int, per_category: int, page_items: int = 20_000,
+                        duty: float = 0.33) -> tuple[Lists, PopularWindow]:
+    """The popular lists over the window ending at ``now`` and the window used: the nominal one
+    (``window_s``, ``half_life_s``) when it holds at least ``min_events`` interactions, else
+    widened back to the ``min_events``-th newest interaction with the half-life stretched alike
+    (:mod:`graphrec.core.recs.popularity`; ``recs/popular_since`` finds that time, one more
+    scan, only for a quiet window)."""
+    win = popularity.nominal(now, window_s, half_life_s)
+    lists, events = await window_lists(store, type_weights, win.since, win.half_life_s, now, top, per_category,
+                                       page_items, duty)
+    if events >= min_events:
+        return lists, win
+    row = (await store.read("recs/popular_since", now=now, events=min_events))[0]
+    wide = popularity.widened(now, window_s, half_life_s, min_events, events, row["since"])
+    if not wide.widened:
+        return lists, win
+    log.info("the popular window held %d interactions (< engine.popular_min_events %d): widened to %.0f days, "
+             "half-life %.1f days", events, min_events, (now - wide.since) / 86400.0, wide.half_life_s / 86400.0)
+    lists, _ = await window_lists(store, type_weights, wide.since, wide.half_life_s, now, top, per_category,
+                                  page_items, duty)
+    return lists, wide
+
+
+async def window_lists(store: Any, type_weights: dict[str, float], since: float, half_life_s: float, now: float,
+                       top: int, per_category: int, page_items: int = 20_000, duty: float = 0.33
+                       ) -> tuple[Lists, int]:
+    """The time-decayed popular lists over the window from ``since``, from the graph, page by
+    page, and how many interactions (with available items) the window holds.
 
     Each page (``recs/popular_page``) scores the items of one id range over their interactions
     in the window and returns only the items that can still enter the lists (at least the
@@ -186,12 +223,14 @@ async def window_lists(store: Any, type_weights: dict[str, float], window_s: flo
     by_cat: dict[str, list[tuple[float, str]]] = {}
     floor, cat_floors = 0.0, dict[str, float]()
     after: str | None = ""
+    events = 0
     while after is not None:
         started = time.monotonic()
         row = (await store.read("recs/popular_page", plain=True, after=after, limit=page_items,
-                                since=now - window_s, now=now, half_life_s=half_life_s, type_weights=type_weights,
+                                since=since, now=now, half_life_s=half_life_s, type_weights=type_weights,
                                 floor=floor, category_floors=cat_floors))[0]
         after = row["last"]
+        events += int(row["events"] or 0)
         for x in row["items"]:
             key = (-float(x["score"]), str(x["item_id"]))
             overall.append(key)
@@ -205,7 +244,7 @@ async def window_lists(store: Any, type_weights: dict[str, float], window_s: flo
                 cat_floors[c] = -lst[-1][0]
         if after is not None and duty < 1.0:
             await asyncio.sleep((time.monotonic() - started) * (1.0 - duty) / max(duty, 1e-3))
-    return ([(i, -s) for s, i in overall], {c: [(i, -s) for s, i in lst] for c, lst in by_cat.items()})
+    return ([(i, -s) for s, i in overall], {c: [(i, -s) for s, i in lst] for c, lst in by_cat.items()}), events
 
 
 class SharedPopular:
@@ -230,14 +269,18 @@ class SharedPopular:
                 and row.get("half_life_s") == self.half_life_s)
 
     @staticmethod
-    def _parse(row: dict[str, Any]) -> tuple[Lists, float]:
+    def _parse(row: dict[str, Any]) -> tuple[Lists, float, PopularWindow | None]:
         data = json.loads(row["lists"])
         lists = ([(str(i), float(sc)) for i, sc in data["popular"]],
                  {str(c): [(str(i), float(sc)) for i, sc in v] for c, v in data["by_category"].items()})
-        return lists, float(row["computed_at"])
+        w = data.get("window")  # absent in lists stored before the window was recorded
+        win = PopularWindow(float(w["since"]), float(w["half_life_s"]), bool(w["widened"])) if w else None
+        return lists, float(row["computed_at"]), win
 
-    async def get(self, store: Any, compute: Callable[[], Awaitable[Lists]]) -> tuple[Lists, float] | None:
-        """The shared lists and when they were computed; None while another process computes them."""
+    async def get(self, store: Any, compute: Callable[[], Awaitable[tuple[Lists, PopularWindow]]]
+                  ) -> tuple[Lists, float, PopularWindow | None] | None:
+        """The shared lists, when they were computed and over which window; None while another
+        process computes them."""
         wall = time.time()
         row = (await store.read("recs/popular_shared"))[0]
         if self._usable(row, wall - self.max_age_s):
@@ -246,10 +289,11 @@ class SharedPopular:
                                  stale_before=wall - self.max_age_s)
         if not mine:
             return None
-        lists = await compute()
+        lists, win = await compute()
         self.computed += 1
         data = {"popular": [[i, sc] for i, sc in lists[0]],
-                "by_category": {c: [[i, sc] for i, sc in v] for c, v in lists[1].items()}}
+                "by_category": {c: [[i, sc] for i, sc in v] for c, v in lists[1].items()},
+                "window": {"since": win.since, "half_life_s": win.half_life_s, "widened": win.widened}}
         await store.write("recs/popular_store", holder=self.holder, computed_at=wall, window_s=self.window_s,
                           half_life_s=self.half_life_s, lists=json.dumps(data))
-        return lists, wall
+        return lists, wall, win

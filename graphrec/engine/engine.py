@@ -87,8 +87,11 @@ class Engine:
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
     async def create(cls, settings: Settings, vectors: Any | None = None, background: bool = True) -> Engine:
-        """Open the stores, warm up (``engine.warm_up_s``; 0 skips it), load the catalogue and the
-        live model, and start the background refreshes and the journal replay."""
+        """Open the stores, warm the connections and query plans, load the catalogue and the live
+        model, and start the background refreshes and the journal replay. The rest of the warm-up
+        (``engine.warm_up_s``; 0 skips it: the write path's commits, sample requests) runs in the
+        background with ``background``, the engine serving meanwhile (``warming`` until it ends:
+        see :mod:`graphrec.engine.warmup`), else before this returns."""
         store = AsyncGraphStore.from_settings(settings)
         reopen = None
         if vectors is None:
@@ -96,16 +99,24 @@ class Engine:
         eng = cls(settings, store, vectors)
         s = eng.state
         s.open_vectors = reopen
-        with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
-            await eng.warm_up()
-            await eng.warm_writes()
-        with contextlib.suppress(GraphrecError):
-            await eng.refresh_catalog()
-            await s.neighbours.prefetch(store, [i for i, _ in s.catalog.popular[: s.cfg.prefetch_neighbours]])
-        with contextlib.suppress(GraphrecError):
-            await eng.refresh_model()
-        with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
-            await eng.warm_requests()
+
+        async def connections() -> None:
+            with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
+                await eng.warm_up()
+
+        async def catalog_and_model() -> None:
+            with contextlib.suppress(GraphrecError):
+                await eng.refresh_catalog()
+                await s.neighbours.prefetch(store, [i for i, _ in s.catalog.popular[: s.cfg.prefetch_neighbours]])
+            with contextlib.suppress(GraphrecError):
+                await eng.refresh_model()
+
+        # Side by side: on a Neo4j whose read path is cold (after a restart) each took tens of seconds.
+        await asyncio.gather(connections(), catalog_and_model())
+        if background and s.cfg.warm_up_s > 0:
+            s.tasks.append(eng.warmup.start())
+        elif not background:
+            await eng.warmup.run()
         if background:
             s.tasks.append(asyncio.create_task(_every(s.cfg.catalog_refresh_s, eng.refresh_catalog)))
             s.tasks.append(asyncio.create_task(_every(s.cfg.model_poll_s, eng.refresh_model)))

@@ -23,14 +23,16 @@ async def health(s: Serving) -> dict[str, bool]:
 
 def readiness(s: Serving) -> dict[str, Any]:
     """What /readyz reports besides the stores' health: the breakers' states, the journal's
-    backlog (bytes, and whether it grew over the last minute of samples), how many entries
+    backlog (bytes, and whether it grew over the last minute of samples), whether the start-up
+    warm-up is still running (``warming``: answers are served, not yet at full speed), how many entries
     were dead-lettered, and the answers computed in the last 10-20 s with how many of them
     were degraded by Neo4j (slow or away: what clients saw)."""
     pending = s.journal.pending()
     oldest = s.journal_samples[0][1] if s.journal_samples else pending
     period = int(time.monotonic() // 10)
     recent = [c for c in s.answer_counts if c[0] >= period - 1]
-    return {"breakers": {"neo4j": s.neo4j_breaker.state, "vectors": s.vector_breaker.state},
+    return {"warming": s.warming,
+            "breakers": {"neo4j": s.neo4j_breaker.state, "vectors": s.vector_breaker.state},
             "journal": {"pending_bytes": pending, "growing": pending > oldest,
                         "dead_lettered": s.journal.dead_lettered()},
             "answers": {"recent": sum(c[1] for c in recent), "degraded_by_neo4j": sum(c[2] for c in recent)}}

@@ -44,7 +44,7 @@ class Live:
             cfg.popular_half_life_days * 86400.0, previous=s.catalog, full=full,
             refresh_popular=popular_due, shared=s.shared_popular,
             popular_page_items=cfg.popular_page_items, popular_duty=cfg.popular_scan_duty,
-            max_clock_skew_s=s.settings.loader.max_clock_skew_s))
+            max_clock_skew_s=s.settings.loader.max_clock_skew_s, popular_min_events=cfg.popular_min_events))
         if full:
             for listener in s.catalog_listeners:
                 listener()

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from graphrec.core.recs.types import Recommendation, RecResult
-from graphrec.engine.state import Serving
+from graphrec.engine.state import WARMING, Serving
 
 log = logging.getLogger("graphrec.engine")
 
@@ -42,8 +42,11 @@ class Results:
         self.s = s
 
     def lookup(self, op: str, k: str) -> Entry | None:
-        """A result-cache lookup, counted as a hit or a miss of ``op`` (``cache_counts``, the observers)."""
+        """A result-cache lookup, counted as a hit or a miss of ``op`` (``cache_counts``, the
+        observers). The warm-up's own requests miss, uncounted: they are computed."""
         s = self.s
+        if WARMING.get():
+            return None
         hit = s.results.get(k)
         name = f"{op}.{'hit' if hit is not None else 'miss'}"
         s.cache_counts[name] = s.cache_counts.get(name, 0) + 1
@@ -54,6 +57,8 @@ class Results:
     def keep(self, k: str, res: RecResult, shape: str | None = None) -> None:
         """A complete answer: cached under ``k``, and kept as the last good one under ``shape``
         (the request without what changes its answer, default ``k``)."""
+        if WARMING.get():  # the warm-up's answers (explore off) are never served to clients
+            return
         entry = encode(res)
         self.s.results.put(k, entry)
         self.s.last_good.put(k if shape is None else shape, entry)
@@ -73,14 +78,14 @@ class Results:
         res = RecResult(items, True, cached.model_version, cached.request_id,
                         tuple(sorted({*degraded, "stale"})), dict(timings))
         self.count(res)
-        for observer in s.observers:  # the stages that ran and the reasons
+        for observer in s.observers if not WARMING.get() else ():  # the stages that ran and the reasons
             observer(op, res)
         res.timings_ms["stale_hit"] = 1.0
         return res
 
     def count(self, res: RecResult) -> None:
         s = self.s
-        if s.warming:  # the start-up's own requests are not what clients saw
+        if WARMING.get():  # the start-up's own requests are not what clients saw
             return
         period = int(time.monotonic() // 10)
         if s.answer_counts[-1][0] != period:
@@ -91,7 +96,7 @@ class Results:
     def answer(self, op: str, res: RecResult) -> RecResult:
         """Every computed answer leaves through here: to the observers, then the slow log."""
         self.count(res)
-        for observe in self.s.observers:
+        for observe in self.s.observers if not WARMING.get() else ():
             observe(op, res)
         return self.log_slow(op, res)
 
@@ -99,7 +104,7 @@ class Results:
         """Log an answer slower than ``slow_log_ms`` with its per-stage timings (the on-call
         operator's first question: which source or store made it slow)."""
         total = res.timings_ms.get("total", 0.0)
-        if self.s.cfg.slow_log_ms and total >= self.s.cfg.slow_log_ms and not self.s.warming:
+        if self.s.cfg.slow_log_ms and total >= self.s.cfg.slow_log_ms and not WARMING.get():
             log.warning("slow %s %.0f ms request=%s degraded=%s timings=%s", op, total, res.request_id,
                         ",".join(res.degraded_reasons) or "-",
                         " ".join(f"{k}={v:.1f}" for k, v in res.timings_ms.items() if k != "total"))

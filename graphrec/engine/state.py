@@ -5,6 +5,7 @@ call time, so a swapped store, model or cache is seen at once by all of them."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ from graphrec.engine.journal import Journal
 from graphrec.engine.sources.neighbour_cache import NeighbourCache
 
 Held = tuple[bytes, float, bool]  # a held user state: (marshal bytes, its stamp, servable)
+
+#: True in the start-up warm-up's own requests (set in its task only): they are not counted,
+#: observed, slow-logged or cached, while clients' requests served beside them are.
+WARMING: contextvars.ContextVar[bool] = contextvars.ContextVar("graphrec_warming", default=False)
 
 
 @dataclass(eq=False)
@@ -74,7 +79,9 @@ class Serving:
     # Called with (operation, hit) on every result-cache lookup (the API counts hits and misses).
     cache_observers: list[Callable[[str, bool], None]] = field(default_factory=list)
     catalog_listeners: list[Callable[[], None]] = field(default_factory=list)  # after a full catalogue read
-    warming: bool = False  # the start-up's own requests are running: not counted, not slow-logged
+    # The start-up warm-up (write path, then sample requests) is running, in the background once
+    # the engine serves: /readyz says "warming" (see graphrec.engine.warmup).
+    warming: bool = False
 
     @classmethod
     def create(cls, settings: Settings, store: AsyncGraphStore, vectors: Any | None = None) -> Serving:

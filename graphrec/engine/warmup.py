@@ -1,21 +1,37 @@
 """Start-up warm-up: pooled connections and query plans, the write path's commits, then real
 requests until answers stop getting faster (after a Neo4j restart its JIT compiles the read path
 only after some hundreds of requests). Each part is bounded by ``engine.warm_up_s`` and never
-stops the start."""
+stops the start.
+
+The connections and plans are warmed before the engine serves (a second or so). The commits and
+the sample requests (up to ``warm_up_s`` each, the bulk of a start) run in the background once
+the API answers (:meth:`Warmup.run`): clients are answered at once, by the same pipeline, while
+``/readyz`` says ``warming`` (503, so a load balancer still waits for a warm process). Meanwhile
+the request and source budgets are :data:`WARM_BUDGET_FACTOR` times wider: a Neo4j whose read
+path is still cold (after a restart) answers in a few hundred ms, and with the usual budgets most
+of the first answers were degraded to the popular list; with them they are complete, just slower. The
+warm-up's own requests run with :data:`graphrec.engine.state.WARMING` set in their task only: they
+are not counted, observed, slow-logged or cached, and clients' requests beside them are."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from graphrec.core.config import EngineSettings
+from graphrec.core.errors import GraphrecError
 from graphrec.core.records import InteractionType
 from graphrec.core.recs.types import RecRequest, RecResult, RequestContext, Surface
-from graphrec.engine.cache import TTLCache
-from graphrec.engine.state import Serving
+from graphrec.engine.state import WARMING, Serving
 from graphrec.engine.writes import interaction_statements
 
 log = logging.getLogger("graphrec.engine")
+
+#: While the warm-up runs, the request and source budgets are this many times wider.
+WARM_BUDGET_FACTOR = 5.0
 
 
 class Warmup:
@@ -38,6 +54,40 @@ class Warmup:
         nobody = {"key": "", "user": "", "item": "", "ts": 0.0, "value": None, "dwell": None, "session": None}
         await s.store.rehearse([st for t in InteractionType
                                 for st in interaction_statements(t, nobody, "", "", 0.0, s.cfg.clock_slack_s)])
+
+    def start(self) -> asyncio.Task[None]:
+        """:meth:`run` in a task of its own (the API serves meanwhile); ``warming`` and the wider
+        budgets apply at once."""
+        return asyncio.create_task(self.run(self._begin()))
+
+    def _begin(self) -> tuple[EngineSettings, EngineSettings]:
+        """``warming`` on, the budgets widened; returns (the usual settings, the wide ones)."""
+        s = self.s
+        s.warming = True
+        usual = s.cfg
+        s.cfg = usual.model_copy(update={"request_budget_ms": usual.request_budget_ms * WARM_BUDGET_FACTOR,
+                                         "source_budget_ms": usual.source_budget_ms * WARM_BUDGET_FACTOR})
+        return usual, s.cfg
+
+    async def run(self, begun: tuple[EngineSettings, EngineSettings] | None = None) -> None:
+        """The write path's commits, then the sample requests; ``warming`` while they run. A
+        failure ends the warm-up, never the engine."""
+        s = self.s
+        usual, wide = begun or self._begin()
+        token = WARMING.set(True)
+        t0 = time.monotonic()
+        try:
+            with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
+                await self.writes()
+            with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
+                await self.requests()
+        finally:
+            WARMING.reset(token)
+            if s.cfg is wide:  # (not replaced meanwhile)
+                s.cfg = usual
+            s.warming = False
+            s.stats["warm_up_total_ms"] = (time.monotonic() - t0) * 1000
+            log.info("warm-up done in %.1f s", time.monotonic() - t0)
 
     async def writes(self, round_size: int = 25) -> int:
         """Commit the write path's shape (``repo/warm_commit``: a node merged by its key, a
@@ -79,9 +129,8 @@ class Warmup:
         """Serve recommendations to a sample of real users, in rounds: ``at_least`` answers, then
         until a round is less than 15% faster than the one before and none of its answers was
         degraded by Neo4j (or ``warm_up_s`` passed); returns how many were served.
-        Nothing is observed (no metrics, no slow log) and nothing is kept: the result and
-        last-good caches start empty afterwards. A failing request ends the warm-up, never the
-        start."""
+        Nothing is observed (no metrics, no slow log) and nothing is cached (:data:`WARMING`):
+        clients may be served meanwhile. A failing request ends the warm-up, never the start."""
         s, cfg = self.s, self.s.cfg
         if cfg.warm_up_s <= 0:
             return 0
@@ -89,12 +138,10 @@ class Warmup:
         users = [r["id"] for r in await s.store.read("repo/sample_users", limit=4 * round_size)]
         if not users:
             return 0
-        observers, s.observers = s.observers, []
         served, previous, warming = 0, float("inf"), True
-        s.warming = True
+        token = WARMING.set(True)
         try:
             while warming and time.monotonic() - t0 < cfg.warm_up_s:
-                s.clear_results()  # computed, not cached
                 lat, slow_store = [], False
                 for k in range(round_size):
                     user = users[(served + k) % len(users)]
@@ -114,10 +161,7 @@ class Warmup:
                     break
                 previous = median
         finally:
-            s.warming = False
-            s.observers = observers + s.observers
-            s.clear_results()
-            s.last_good = TTLCache(cfg.result_cache_size, cfg.stale_ttl_s)
+            WARMING.reset(token)
         s.stats["warm_up_requests"] = served
         s.stats["warm_up_ms"] = (time.monotonic() - t0) * 1000
         return served

@@ -96,7 +96,7 @@ def test_the_paged_popular_lists_rank_as_one_scan_of_the_window(store) -> None: 
     for page in (1, 2, 3, 100):
         for top, per_category in ((1, 1), (3, 2), (50, 50)):
             returned.clear()
-            overall, by_cat = asyncio.run(window_lists(Reader(), DEFAULT_TYPE_WEIGHTS, 2000.0, 1e9, 2000.0, top,
+            (overall, by_cat), _ = asyncio.run(window_lists(Reader(), DEFAULT_TYPE_WEIGHTS, 0.0, 1e9, 2000.0, top,
                                                        per_category, page_items=page, duty=0.9))
             assert [i for i, _ in overall] == [i for i, _ in popular(None, top)], (page, top)
             assert [s for _, s in overall] == pytest.approx([s for _, s in popular(None, top)])

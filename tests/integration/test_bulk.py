@@ -188,3 +188,26 @@ def test_attribute_columns_get_one_type_each() -> None:
     assert fields == ["age:string", "name:string", "score:double", "vip:boolean"]
     assert notes == ["attribute 'age' holds int, str values: stored as string",
                      "attribute 'score' holds float, int values: stored as double"]
+
+
+def test_items_without_created_at_are_dated_as_the_cli_dates_them(store, bulk_store, bulk_neo4j, tmp_path: Path) -> None:  # noqa: ANN001
+    """An item read from a file without created_at: creation unknown (never fresh), then the time
+    of its first interaction, as `graphrec load items|interactions` leaves it (load/items, then
+    load/created_from_first_interaction); not the import time."""
+    import time
+
+    items = _write(tmp_path, "items.csv", "id,title,created_at\ndated,Dated,1500000000\nlater,Later,\nnever,Never,\n")
+    events = _write(tmp_path, "events.csv", "user_id,item_id,type,ts\nu1,later,VIEW,1700000300\n"
+                    "u2,later,SKIP,1700000100\nu1,dated,CLICK,1700000200\n")
+    w = GraphWriter(store, batch_size=100, progress=False, writers=1)
+    w.items(read_file(items, "items"))
+    w.interactions(read_file(events, "interactions"))
+    store.write("load/created_from_first_interaction", now=time.time())
+    with BulkImport(bulk_neo4j, progress=False) as bulk:
+        bulk.items(read_file(items, "items"))
+        bulk.interactions(read_file(events, "interactions"))
+        bulk.commit()
+    created = "MATCH (i:Item) RETURN i.id AS id, i.created_at AS c ORDER BY id"
+    assert bulk_store.run_text(created) == store.run_text(created) == [
+        {"id": "dated", "c": 1500000000.0}, {"id": "later", "c": 1700000100.0}, {"id": "never", "c": None}]
+    assert _dump(bulk_store) == _dump(store)

@@ -19,7 +19,12 @@ from neo4j import exceptions as nx
 
 from graphrec.core import cypher
 from graphrec.core.config import Neo4jSettings, Settings
-from graphrec.core.errors import GraphStoreError, GraphStoreUnavailable, QueryError
+from graphrec.core.errors import (
+    CredentialsRefused,
+    GraphStoreError,
+    GraphStoreUnavailable,
+    QueryError,
+)
 from graphrec.core.graph.credentials import neo4j_password
 
 Row = dict[str, Any]
@@ -58,7 +63,7 @@ def _translated(name: str, exc: BaseException) -> Exception | None:
     if isinstance(exc, nx.ServiceUnavailable | nx.SessionExpired | nx.SessionError):
         return GraphStoreUnavailable(f"Neo4j unavailable during {name}: {type(exc).__name__}")
     if isinstance(exc, nx.AuthError):
-        return GraphStoreError("Neo4j refused the credentials")
+        return CredentialsRefused("Neo4j refused the credentials")
     if isinstance(exc, nx.TransientError):
         return GraphStoreUnavailable(f"transient Neo4j error during {name}: {exc.code}")
     if isinstance(exc, nx.ConstraintError):

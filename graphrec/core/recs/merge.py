@@ -17,7 +17,8 @@ def decay_now(recent: list[dict[str, Any]], clock: float) -> float:
     Ages are measured from the user's last activity, not from the newest event anywhere: on a
     historical dataset (MovieLens is from 1998) one live interaction moves the graph's clock to
     today, and decaying a 1998 user's history over 28 years would turn every weight into ~2^-113
-    (scores printed as 0.00). Popularity and freshness windows stay on the graph's clock."""
+    (scores printed as 0.00). Popularity and freshness windows end at the graph's clock (a quiet
+    popular window is widened: graphrec.core.recs.popularity; docs/graph-model.md)."""
     latest = max((h["ts"] for h in recent if h.get("ts") is not None), default=None)
     return float(latest) if latest is not None else clock
 

@@ -82,10 +82,15 @@ async def session_live(ctx: SourceContext, limit: int) -> list[Candidate]:
 
 
 async def popular_live(ctx: SourceContext, limit: int) -> list[Candidate]:
-    """Time-decayed popularity straight from the graph (the engine keeps a refreshed copy in memory)."""
-    since = ctx.now - float(ctx.params.get("popular_window_s", 30 * 86400.0))
+    """Time-decayed popularity straight from the graph (the engine keeps a refreshed copy in memory),
+    over the window of the engine's last popular lists (widened when quiet: see
+    graphrec.core.recs.popularity), else the nominal one."""
+    catalog = ctx.params.get("catalog")
+    win = getattr(catalog, "popular_window", None)
+    since = win.since if win is not None else ctx.now - float(ctx.params.get("popular_window_s", 30 * 86400.0))
+    half_life_s = win.half_life_s if win is not None else float(ctx.params.get("popular_half_life_s", 7 * 86400.0))
     rows = await ctx.store.read("recs/popular", timeout=ctx.timeout_s, since=since, now=ctx.now,
-                                half_life_s=float(ctx.params.get("popular_half_life_s", 7 * 86400.0)),
+                                half_life_s=half_life_s,
                                 type_weights=ctx.type_weights, category=ctx.category, limit=limit)
     via = (ctx.category,) if ctx.category else ()
     return [Candidate(r["item_id"], float(r["score"]), "popular", (), via) for r in rows]
