@@ -165,6 +165,86 @@ def test_a_flood_of_made_up_keys_costs_no_lookups_and_gets_429(hostile: Hostile)
     assert post(hostile, "{ modelVersions { id } }", key=hostile.read_key).status_code == 200
 
 
+def _made_up_key() -> str:
+    return f"grk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+
+
+def test_concurrent_made_up_keys_cost_no_more_lookups_than_the_budget(hostile: Hostile) -> None:
+    """The refused-credentials budget holds for a flood sent all at once: the budget is taken
+    before the lookup, so fifty requests in flight together cannot all pass the check while the
+    first lookups are still out (they did: one lookup each)."""
+    import asyncio
+
+    verifier = hostile.state["verifier"]
+
+    async def flood() -> list[int]:
+        transport = httpx.AsyncHTTPTransport(local_address="127.0.0.5")
+        async with httpx.AsyncClient(transport=transport, timeout=30,
+                                     limits=httpx.Limits(max_connections=50)) as c:
+            rs = await asyncio.gather(*(c.post(hostile.url + "/graphql", json={"query": "{ modelVersions { id } }"},
+                                               headers={"Authorization": "Bearer " + _made_up_key()})
+                                        for _ in range(50)))
+        return [r.status_code for r in rs]
+
+    before = verifier.lookups
+    statuses = asyncio.run(flood())
+    lookups = verifier.lookups - before
+    assert lookups <= 11, (lookups, statuses)  # the burst (10), and one token refilled meanwhile at most
+    assert statuses.count(429) >= 39 and set(statuses) <= {401, 429}, statuses
+
+
+def test_a_verified_key_passes_its_blocked_address_after_the_key_cache_expires(hostile: Hostile) -> None:
+    """A legitimate client sharing an address with a flood of made-up keys (one NAT) keeps being
+    served: its key, verified before, passes the blocked address also once the short key cache
+    (``key_cache_ttl_s``) has expired. (It got 429 until the address's budget refilled, every time
+    the cache expired.)"""
+    verifier = hostile.state["verifier"]
+    c = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.6"), timeout=30)
+    q = {"query": "{ modelVersions { id } }"}
+
+    def send(key: str) -> httpx.Response:
+        return c.post(hostile.url + "/graphql", json=q, headers={"Authorization": "Bearer " + key})
+
+    def exhaust() -> None:
+        for _ in range(40):
+            if send(_made_up_key()).status_code == 429:
+                return
+        raise AssertionError("the address was never refused")
+
+    assert send(hostile.read_key).status_code == 200
+    time.sleep(verifier.cache.ttl_s + 0.5)
+    exhaust()
+    assert verifier.cache.peek(verifier.key_id("Bearer " + hostile.read_key)) is None  # expired indeed
+    r = send(hostile.read_key)
+    assert r.status_code == 200 and not r.json().get("errors"), r.text
+    # A made-up key from there is still refused at once.
+    assert send(_made_up_key()).status_code == 429
+    c.close()
+
+
+def test_requests_for_one_key_share_its_lookup(hostile: Hostile) -> None:
+    """When a key's cached record expires, the requests that arrive together wait for one lookup
+    of it, not one each."""
+    import asyncio
+
+    verifier = hostile.state["verifier"]
+    kid = verifier.key_id("Bearer " + hostile.read_key)
+
+    async def together() -> list[int]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=20)) as c:
+            rs = await asyncio.gather(*(c.post(hostile.url + "/graphql", json={"query": "{ modelVersions { id } }"},
+                                               headers={"Authorization": "Bearer " + hostile.read_key})
+                                        for _ in range(20)))
+        return [r.status_code for r in rs]
+
+    assert post(hostile, "{ modelVersions { id } }", key=hostile.read_key).status_code == 200
+    time.sleep(verifier.cache.ttl_s + 0.5)
+    assert verifier.cache.peek(kid) is None
+    before = verifier.lookups
+    assert asyncio.run(together()) == [200] * 20
+    assert verifier.lookups - before == 1
+
+
 # ---- 7: client mistakes are not INTERNAL -----------------------------------------------------
 def test_client_mistakes_get_their_documented_codes(hostile: Hostile) -> None:
     with logged("strawberry.execution", "graphrec.api") as records:
