@@ -157,6 +157,10 @@ class KeyVerifier:
         ``ttl_s``, so verifying it may still take a lookup: at most one per ``ttl_s`` per id.)"""
         return self.known.peek(kid) is not None
 
+    def looking_up(self, kid: str) -> bool:
+        """Is a lookup of this key id out now? (Another request for it waits for that one.)"""
+        return kid in self._inflight
+
     async def verify(self, header: str | None, anonymous_read: bool) -> Principal:
         kid = self.key_id(header)
         if kid is None:

@@ -3,9 +3,10 @@
 
 1. the credentials: an address that has spent its refused-credentials budget
    (``AddressGuard``) gets 429 at once unless its key was verified before (within
-   ``KeyVerifier.stale_s``); otherwise one token of the budget is taken, the key is verified
-   (401 / 503 UNAVAILABLE while Neo4j cannot be asked), and the token is given back if the key was
-   good or Neo4j could not be asked (a key verified before is charged only when refused);
+   ``KeyVerifier.stale_s``) or is being looked up for another request; otherwise one token of the
+   budget is taken, the key is verified (401 / 503 UNAVAILABLE while Neo4j cannot be asked), and
+   the token is given back if the key was good or Neo4j could not be asked (a key that passed
+   without a token is charged when it is refused);
 2. an ``interact`` key: its origin (403) and its own rate per client address;
 3. the rate limit per key (anonymous: per address) (429);
 4. the body, read up to ``api.max_body_bytes`` (413);
@@ -76,7 +77,10 @@ class Gate:
             kid = self.verifier.key_id(header)
         except Unauthenticated:
             kid = ""  # malformed: refused below, without a lookup
-        passes = self.verifier.is_verified(kid) if kid else kid is None and self.cfg.anonymous_read
+        # Passes the address's budget: a key verified before, a key whose lookup is already out
+        # (this request waits for it, no new lookup), or no key where anonymous reads are on.
+        passes = (self.verifier.is_verified(kid) or self.verifier.looking_up(kid)) if kid \
+            else kid is None and self.cfg.anonymous_read
         if not passes:
             # Take the address's token before the lookup, not after it fails: requests sent all at
             # once would otherwise all pass this check while the first lookups are still out.
