@@ -19,15 +19,29 @@ in which the store is away, and that no acknowledged interaction is lost.
 6. After the traffic, once the API has replayed its journal: the interactions acknowledged by the
    API are looked up by key in Neo4j (accepted vs found, duplicates, lost).
 7. The hostile mix (``--no-hostile`` turns it off): the first third of the traffic is the quiet
-   phase; from then on, beside the same traffic, clients that mean harm or are careless: sockets
-   that never finish their headers (a byte now and then), oversized bodies and headers, malformed
-   requests (bad JSON, a JSON array, GET and a wrong content type on /graphql), floods of random
-   unknown keys, reused idempotency keys through the API, and, while Neo4j is down, poison lines
-   written straight into the journal (a key reused for another user, a value out of range, a line
-   that is not JSON). Reported: legitimate p99 in the quiet phase and in the hostile phase (outside
-   the degraded window), the hostile requests by answer, and ``/readyz`` sampled every second,
-   checked against what is known (Neo4j down: it must not say ready; healthy: the reads answered
-   around it must be whole), and its dead-letter count against the poison lines written.
+   phase; from then on, beside the same traffic, clients that mean harm or are careless, from a
+   process of their own (their work never delays the legitimate client's event loop) and from
+   another address, 127.0.0.2 (attackers are not on the legitimate clients' machine; the API's
+   per-address limits must meet them, not the legitimate traffic): 50 sockets that never finish
+   their headers (a byte every 5 s; each one the server closes is replaced at once), oversized
+   bodies and headers, malformed requests (bad JSON, a JSON array, GET and a wrong content type on
+   /graphql), floods of random unknown keys, reused idempotency keys through the API, and, while
+   Neo4j is down, poison lines written straight into the journal (a key reused for another user, a
+   value out of range, a line that is not JSON). One probe comes from the legitimate address on
+   purpose, reported apart (``shared_address_flood``): made-up keys at twice the address's
+   refused-credentials budget, as a neighbour behind the same NAT would send them; the legitimate
+   key must still pass. The API's connections by peer address are sampled to show it sees both.
+8. Reported, by send time: legitimate p50/p99 (of the answers that were ok) and errors per phase:
+   ``quiet`` (after the warm-up, before the mix), ``hostile_before_restart`` (the mix's start to
+   the Neo4j stop), ``hostile_after_recovery`` (from ``--settle-seconds`` after the degraded
+   window's end to the end: the restart and the minute of a cold Neo4j after it are left out,
+   since the quiet phase has no restart) and ``hostile_whole`` (nothing left out); each with its
+   ratio to quiet. Per 30-s bucket (``buckets_30s``): the same figures and the cores busy on the
+   machine, in the API, in Neo4j, in the load generators and elsewhere (other programs sharing the
+   machine: read a phase's latency beside them). The legitimate errors by status and message per
+   phase; the hostile requests by answer; ``/readyz`` sampled every second, checked against what
+   is known (Neo4j down: it must not say ready; healthy: the reads answered around it must be
+   whole), and its dead-letter count against the poison lines written.
 
 Writes ``bench/reports/soak.json`` and prints the figures. One module over 400 lines: one run,
 end to end (its scratch stack, the traffic, the restart, the audit of what was acknowledged).
