@@ -236,7 +236,7 @@ def _random_key(rng: random.Random) -> str:
                                                     for _ in range(43))
 
 
-async def _raw(port: int, data: bytes, timeout: float = 10.0, source: str = HOSTILE) -> int:
+async def _raw(port: int, data: bytes, source: str, timeout: float = 10.0) -> int:
     """Send raw bytes as one request from ``source``; the HTTP status of the answer (0: none in
     time, or reset)."""
     try:
@@ -262,7 +262,8 @@ def _post(port: int, body: bytes, ctype: str = "application/json", extra: str = 
 
 
 async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: float, end_s: float,
-                  neo4j_down: Any, users: int, items: int, out: dict[str, Any], slow_sockets: int = 50) -> None:
+                  neo4j_down: Any, users: int, items: int, out: dict[str, Any], slow_sockets: int = 50,
+                  source: str = HOSTILE) -> None:
     """The hostile mix from ``start_s`` to ``end_s`` (seconds since ``t0``, monotonic): see the
     module's doc. ``neo4j_down()`` says whether Neo4j is stopped now. Counts answers by kind and
     status in ``out["hostile"]``; poison lines written in ``out["poison"]``."""
@@ -277,7 +278,7 @@ async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: fl
         seconds); when the server answers or closes it, another takes its place at once."""
         while time.monotonic() - t0 < end_s:
             try:
-                r, w = await asyncio.open_connection(HOST, port, local_addr=(HOSTILE, 0))
+                r, w = await asyncio.open_connection(HOST, port, local_addr=(source, 0))
             except OSError:
                 counts["slow_socket_refused"] += 1
                 await asyncio.sleep(1.0)
@@ -307,10 +308,10 @@ async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: fl
 
     async def oversized() -> None:
         big = b'{"query": "' + b"x" * 1_000_000 + b'"}'
-        status = await _raw(port, _post(port, big, key=key))
+        status = await _raw(port, _post(port, big, key=key), source)
         counts[f"oversized_body:{status}"] += 1
         header = "X-Big: " + "y" * 65_536 + "\r\n"
-        status = await _raw(port, _post(port, b"{}", extra=header, key=key))
+        status = await _raw(port, _post(port, b"{}", extra=header, key=key), source)
         counts[f"oversized_header:{status}"] += 1
 
     async def malformed() -> None:
@@ -318,11 +319,11 @@ async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: fl
                           ("json_array", _post(port, b'[{"query": "{ popularItems { id } }"}]', key=key)),
                           ("wrong_content_type", _post(port, b"query=1", "text/plain", key=key)),
                           ("get_graphql", f"GET /graphql HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())):
-            counts[f"{name}:{await _raw(port, raw)}"] += 1
+            counts[f"{name}:{await _raw(port, raw, source)}"] += 1
 
     async def flood() -> None:
         body = json.dumps({"query": "{ popularItems(first: 1) { id } }"}).encode()
-        got = await asyncio.gather(*(_raw(port, _post(port, body, key=_random_key(rng))) for _ in range(10)))
+        got = await asyncio.gather(*(_raw(port, _post(port, body, key=_random_key(rng)), source) for _ in range(10)))
         for status in got:
             counts[f"unauthenticated:{status}"] += 1
 
@@ -331,13 +332,13 @@ async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: fl
         twice the refused-credentials budget: the address stays over it, and the keys it already
         verified must still pass."""
         body = json.dumps({"query": "{ popularItems(first: 1) { id } }"}).encode()
-        counts[f"shared_address_flood:{await _raw(port, _post(port, body, key=_random_key(rng)), source=HOST)}"] += 1
+        counts[f"shared_address_flood:{await _raw(port, _post(port, body, key=_random_key(rng)), HOST)}"] += 1
 
     async def reused_keys() -> None:
         """A careless client: one idempotency key for two users (the second must be refused)."""
         k = f"reused-{rng.getrandbits(32):08x}"
         item = f"i{rng.randrange(items)}"
-        async with httpx.AsyncClient(timeout=10, transport=httpx.AsyncHTTPTransport(local_address=HOSTILE)) as client:
+        async with httpx.AsyncClient(timeout=10, transport=httpx.AsyncHTTPTransport(local_address=source)) as client:
             for n, u in enumerate((f"u{rng.randrange(users)}", f"x{rng.randrange(users)}")):
                 try:
                     r = await client.post(f"http://{HOST}:{port}/graphql", headers={"Authorization": f"Bearer {key}"},
@@ -377,12 +378,12 @@ def _collect(mix: Any, results: Any, out: dict[str, Any]) -> None:
 
 
 def hostile_process(port: int, key: str, journal_dir: Path, t0: float, start_s: float, end_s: float,
-                    down: Any, users: int, items: int, results: Any) -> None:
+                    down: Any, users: int, items: int, results: Any, source: str = HOSTILE) -> None:
     """The hostile mix in a process of its own, so that its work (1 MB bodies, sockets by the
     dozen) never delays the legitimate client's event loop and so its timings. ``down`` is an
     Event set while Neo4j is stopped; the counts go back through the ``results`` queue."""
     out: dict[str, Any] = {}
-    asyncio.run(hostile(port, key, journal_dir, t0, start_s, end_s, down.is_set, users, items, out))
+    asyncio.run(hostile(port, key, journal_dir, t0, start_s, end_s, down.is_set, users, items, out, source=source))
     results.put({"hostile": dict(out["hostile"]), "poison": out["poison"], "pid": os.getpid()})
 
 
@@ -595,6 +596,9 @@ def main() -> None:
     ap.add_argument("--no-train", action="store_true", help="no GNN: recommendations without the vector index")
     ap.add_argument("--out", type=Path, default=Path("bench/reports/soak.json"))
     ap.add_argument("--no-hostile", action="store_true", help="normal traffic only (no hostile mix)")
+    ap.add_argument("--hostile-address", default=HOSTILE,
+                    help=f"the hostile clients' source address (default {HOSTILE}; {HOST} puts them beside the "
+                         "legitimate traffic, as the soak did before)")
     ap.add_argument("--settle-seconds", type=float, default=60.0,
                     help="after the first whole answer following the restart, how long is left out of the "
                          "'hostile after recovery' phase (Neo4j cold; default 60)")
@@ -649,7 +653,8 @@ def main() -> None:
             side = [asyncio.create_task(sample_readyz(port, t0, seconds, readyz))]
             if not a.no_hostile:
                 mix = mp.Process(target=hostile_process, daemon=True, args=(
-                    port, key, s.var_dir / "journal", t0, seconds / 3, seconds, down, a.users, a.items, results))
+                    port, key, s.var_dir / "journal", t0, seconds / 3, seconds, down, a.users, a.items, results,
+                    a.hostile_address))
                 mix.start()
                 hostile_pid[0] = mix.pid
                 side.append(asyncio.create_task(asyncio.to_thread(_collect, mix, results, hostile_out)))
@@ -691,7 +696,7 @@ def main() -> None:
     spans = {n: tuple(phases[n]["span_s"]) for n in ("quiet", "hostile_before_restart", "hostile_after_recovery",
                                                      "hostile_whole")}
     report["hostile"] = {
-        "enabled": not a.no_hostile, "from": HOSTILE, "answers": dict(sorted(hostile_out.get("hostile", Counter()).items())),
+        "enabled": not a.no_hostile, "from": a.hostile_address, "answers": dict(sorted(hostile_out.get("hostile", Counter()).items())),
         "poison_lines_written": len(hostile_out.get("poison", [])),
         "api_peers_max_connections": seen_peers,
         "legit_latency": phases,
