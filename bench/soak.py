@@ -275,7 +275,8 @@ async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: fl
     await asyncio.sleep(max(0.0, t0 + start_s - time.monotonic()))
     async def slow_one() -> None:
         """A socket that starts a request and never finishes its headers (a byte every few
-        seconds); when the server answers or closes it, another takes its place at once."""
+        seconds); when the server times it out (408), another takes its place at once; when it
+        is refused at once (429), a second later."""
         while time.monotonic() - t0 < end_s:
             try:
                 r, w = await asyncio.open_connection(HOST, port, local_addr=(source, 0))
@@ -294,10 +295,14 @@ async def hostile(port: int, key: str, journal_dir: Path, t0: float, start_s: fl
                         await w.drain()
                         continue
                     parts = line.split()
-                    counts[f"slow_socket:{int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 'closed'}"] += 1
+                    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+                    counts[f"slow_socket:{status or 'closed'}"] += 1
+                    if status != 408:  # refused at once (429: Retry-After 1): come back in a second
+                        await asyncio.sleep(1.0)
                     break
             except OSError:
                 counts["slow_socket:reset"] += 1
+                await asyncio.sleep(1.0)
             finally:
                 w.close()
 
