@@ -162,7 +162,7 @@ def start_api(s: Settings, log: Path) -> tuple[subprocess.Popen[bytes], int]:
 def _error(status: int, body: bytes) -> str:
     """What an answer that is not ok says: ``CODE: message`` of its first error."""
     if status == 0:
-        return "no answer within 10 s (or the connection was reset)"
+        return body.decode() or "no answer"
     try:
         doc = json.loads(body)
         e = (doc.get("errors") or [{}])[0]
@@ -198,8 +198,10 @@ async def traffic(port: int, key: str, seconds: float, rate: float, users: int, 
     async def one(op: str, raw: bytes, sent: float, ikey: str | None) -> None:
         try:
             status, body = await asyncio.wait_for(pool.request(raw), 10.0)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            status, body = 0, b""
+        except TimeoutError:
+            status, body = 0, b"no answer within 10 s"
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            status, body = 0, f"no answer: {type(exc).__name__} (the connection was closed or reset)".encode()
         ok, reasons, stored, k, err = _parse(op, status, body)
         done.append(Done(op, sent, time.monotonic() - t0, status, ok, bool(reasons), reasons, stored, k or ikey, err))
 
