@@ -5,8 +5,8 @@
    (``AddressGuard``) gets 429 at once unless its key was verified before (within
    ``KeyVerifier.stale_s``) or is being looked up for another request; otherwise one token of the
    budget is taken, the key is verified (401 / 503 UNAVAILABLE while Neo4j cannot be asked), and
-   the token is given back if the key was good or Neo4j could not be asked (a key that passed
-   without a token is charged when it is refused);
+   the token is given back if the key was good (a key that passed without a token is charged
+   when it is refused);
 2. an ``interact`` key: its origin (403) and its own rate per client address;
 3. the rate limit per key (anonymous: per address) (429);
 4. the body, read up to ``api.max_body_bytes`` (413);
@@ -94,8 +94,8 @@ class Gate:
                 self.guard.failed(addr)
             return error_response("UNAUTHENTICATED", str(exc))
         except GraphStoreUnavailable:
-            if not passes:
-                self.guard.refund(addr)  # not the caller's fault
+            # The token stays spent: a lookup was tried (and, Neo4j slow, may still be running), so
+            # made-up keys cannot buy unlimited lookup attempts while Neo4j is slow or away.
             return error_response("UNAVAILABLE", "authentication is unavailable (the key store cannot be reached); "
                                   "retry later", retry_after=5)
         if not principal.scopes:

@@ -306,6 +306,31 @@ def test_neo4j_away_is_unavailable_not_internal(hostile: Hostile) -> None:
         await_close(dead)
 
 
+def test_made_up_keys_while_the_key_store_is_away_spend_the_budget(hostile: Hostile) -> None:
+    """While the key store cannot be asked (down, or too slow to answer within the lookup timeout),
+    each made-up key still spends the address's refused-credentials budget: past it, 429 without
+    another lookup attempt, not 503 after one each."""
+    from graphrec.core.graph.store import AsyncGraphStore
+
+    eng, verifier = hostile.state["engine"], hostile.state["verifier"]
+    dead = AsyncGraphStore(eng.settings.neo4j.model_copy(update={"uri": "bolt://127.0.0.1:9"}), "unused")
+    live, verifier.store = verifier.store, dead
+    flood = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.8"), timeout=30)
+    try:
+        before, t0 = verifier.lookups, time.monotonic()
+        statuses: list[int] = []
+        while len(statuses) < 60 and statuses[-3:] != [429] * 3:
+            statuses.append(flood.post(hostile.url + "/graphql", json={"query": "{ modelVersions { id } }"},
+                                       headers={"Authorization": "Bearer " + _made_up_key()}).status_code)
+        budget = 10 + 0.5 * (time.monotonic() - t0) + 1  # the burst, what refilled meanwhile (0.5/s)
+        assert statuses[-3:] == [429] * 3 and set(statuses) == {503, 429}, statuses
+        assert statuses.count(503) <= budget and verifier.lookups - before <= budget, (statuses, budget)
+    finally:
+        flood.close()
+        verifier.store = live
+        await_close(dead)
+
+
 def await_close(store: Any) -> None:
     import asyncio
 
