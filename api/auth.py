@@ -107,6 +107,7 @@ class KeyVerifier:
         self.unknown: TTLCache[bool] = TTLCache(maxsize, unknown_ttl_s)
         self.lookup_timeout_s = lookup_timeout_s
         self.lookups = 0
+        self._inflight: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}  # bounded by the lookups out
 
     def _remember(self, kid: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         if not rows:
@@ -119,18 +120,23 @@ class KeyVerifier:
         return rec
 
     async def _lookup(self, kid: str) -> dict[str, Any]:
-        """The key's record from the graph. A lookup that outlives ``lookup_timeout_s`` is
-        abandoned, not cancelled (that would kill its pooled connection): its answer, if it comes,
-        still refreshes the cache."""
-        self.lookups += 1
-        task = asyncio.ensure_future(self.store.read("api/get_key", id=kid))
-        done, _ = await asyncio.wait({task}, timeout=self.lookup_timeout_s)
-        if not done:
-            def late(t: asyncio.Future[list[dict[str, Any]]]) -> None:
+        """The key's record from the graph; requests for the same id while its lookup is out wait
+        for that one. A lookup that outlives ``lookup_timeout_s`` is abandoned, not cancelled (that
+        would kill its pooled connection): its answer, if it comes, still refreshes the cache."""
+        task = self._inflight.get(kid)
+        if task is None:
+            self.lookups += 1
+            task = asyncio.ensure_future(self.store.read("api/get_key", id=kid))
+            self._inflight[kid] = task
+
+            def settle(t: asyncio.Future[list[dict[str, Any]]]) -> None:
+                self._inflight.pop(kid, None)
                 if not t.cancelled() and t.exception() is None:
                     self._remember(kid, t.result())
 
-            task.add_done_callback(late)
+            task.add_done_callback(settle)
+        done, _ = await asyncio.wait({task}, timeout=self.lookup_timeout_s)
+        if not done:
             raise GraphStoreUnavailable("the API key lookup timed out")
         return self._remember(kid, task.result())
 
@@ -147,8 +153,13 @@ class KeyVerifier:
         return kid
 
     def is_verified(self, kid: str) -> bool:
-        """Is this key id one of ours, its record at hand (no lookup needed)?"""
-        return self.cache.peek(kid) is not None
+        """Was this key id found to be ours within ``stale_s``? (Its record may be older than
+        ``ttl_s``, so verifying it may still take a lookup: at most one per ``ttl_s`` per id.)"""
+        return self.known.peek(kid) is not None
+
+    def looking_up(self, kid: str) -> bool:
+        """Is a lookup of this key id out now? (Another request for it waits for that one.)"""
+        return kid in self._inflight
 
     async def verify(self, header: str | None, anonymous_read: bool) -> Principal:
         kid = self.key_id(header)

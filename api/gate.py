@@ -2,9 +2,11 @@
 (api/errors.py) before anything costly runs:
 
 1. the credentials: an address that has spent its refused-credentials budget
-   (``AddressGuard``) gets 429 at once unless its key is already verified; otherwise the key is
-   verified (401 / 503 UNAVAILABLE while Neo4j cannot be asked), and a refusal is charged to the
-   address;
+   (``AddressGuard``) gets 429 at once unless its key was verified before (within
+   ``KeyVerifier.stale_s``) or is being looked up for another request; otherwise one token of the
+   budget is taken, the key is verified (401 / 503 UNAVAILABLE while Neo4j cannot be asked), and
+   the token is given back if the key was good (a key that passed without a token is charged
+   when it is refused);
 2. an ``interact`` key: its origin (403) and its own rate per client address;
 3. the rate limit per key (anonymous: per address) (429);
 4. the body, read up to ``api.max_body_bytes`` (413);
@@ -75,20 +77,33 @@ class Gate:
             kid = self.verifier.key_id(header)
         except Unauthenticated:
             kid = ""  # malformed: refused below, without a lookup
-        passes = self.verifier.is_verified(kid) if kid else kid is None and self.cfg.anonymous_read
-        if not passes and self.guard.blocked(addr):
-            return self._too_many_failures(addr)
+        # Passes the address's budget: a key verified before, a key whose lookup is already out
+        # (this request waits for it, no new lookup), or no key where anonymous reads are on.
+        passes = (self.verifier.is_verified(kid) or self.verifier.looking_up(kid)) if kid \
+            else kid is None and self.cfg.anonymous_read
+        if not passes:
+            # Take the address's token before the lookup, not after it fails: requests sent all at
+            # once would otherwise all pass this check while the first lookups are still out.
+            if self.guard.blocked(addr):
+                return self._too_many_failures(addr)
+            self.guard.failed(addr)
         try:
             principal = await self.verifier.verify(header, self.cfg.anonymous_read)
         except Unauthenticated as exc:
-            self.guard.failed(addr)
+            if passes:
+                self.guard.failed(addr)
             return error_response("UNAUTHENTICATED", str(exc))
         except GraphStoreUnavailable:
+            # The token stays spent: a lookup was tried (and, Neo4j slow, may still be running), so
+            # made-up keys cannot buy unlimited lookup attempts while Neo4j is slow or away.
             return error_response("UNAVAILABLE", "authentication is unavailable (the key store cannot be reached); "
                                   "retry later", retry_after=5)
         if not principal.scopes:
-            self.guard.failed(addr)
+            if passes:
+                self.guard.failed(addr)
             return error_response("UNAUTHENTICATED", "an API key is required (Authorization: Bearer <key>)")
+        if not passes:
+            self.guard.refund(addr)  # a good key after all
         return principal
 
     def _too_many_failures(self, addr: str) -> Response:

@@ -4,8 +4,10 @@ can grow without bound, whatever a flood of callers or key ids does.
 - ``RateLimiter``: requests per API key (anonymous callers: per client address).
 - ``AddressGuard``: requests that are refused for their credentials (no key where one is needed,
   a malformed, unknown or revoked key) per client address. Once an address has spent its budget,
-  its requests with a key not already verified are refused with 429 before the key is looked up,
-  so a flood of made-up keys costs no Neo4j lookups; keys already verified still pass.
+  its requests with a key not verified before are refused with 429 before the key is looked up,
+  so a flood of made-up keys costs no Neo4j lookups; keys verified before still pass. The token
+  is taken before the lookup (and given back if the key is good), so requests sent all at once
+  cannot look up more keys than the budget.
 - ``CostBudget``: query cost (api/cost.py) per API key per window.
 """
 
@@ -45,6 +47,11 @@ class RateLimiter:
         t = time.monotonic() if now is None else now
         self.buckets.put(who, (max(0.0, self.tokens(who, t) - n), t))
 
+    def give_back(self, who: str, n: float = 1.0, now: float | None = None) -> None:
+        """Return ``n`` tokens taken for something that did not count (up to the burst)."""
+        t = time.monotonic() if now is None else now
+        self.buckets.put(who, (min(self.burst, self.tokens(who, t) + n), t))
+
     def retry_after(self, who: str, n: float = 1.0, now: float | None = None) -> int:
         """Whole seconds until ``n`` tokens are there (at least 1)."""
         missing = max(0.0, min(n, self.burst) - self.tokens(who, now))
@@ -63,6 +70,10 @@ class AddressGuard:
 
     def failed(self, address: str) -> None:
         self.buckets.charge(address)
+
+    def refund(self, address: str) -> None:
+        """Give back the token taken before a lookup that did not fail the caller."""
+        self.buckets.give_back(address)
 
     def retry_after(self, address: str) -> int:
         return self.buckets.retry_after(address)

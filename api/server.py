@@ -7,9 +7,10 @@ idle time between requests, ``timeout_keep_alive``); its one connection limit
 included, get 503. (``h11_max_incomplete_event_size`` exists for the h11 protocol only.)
 ``GuardedHttpToolsProtocol`` adds, per worker (settings in ``[api]``):
 
-- ``max_header_bytes``: the request line and headers, counted as the bytes arrive, so a head that
-  never ends is refused once it passes the limit (431, connection closed); memory per connection
-  stays within the limit plus one read;
+- ``max_header_bytes``: the request line and headers, counted twice: as the bytes arrive, so a
+  head that never ends is refused once it passes the limit (431, connection closed; memory per
+  connection stays within the limit plus one read), and as the parser hands over the URL and each
+  header, so a whole head that arrives in one read (up to 256 KB) is refused too;
 - ``max_headers``: more header lines: 431;
 - ``read_timeout_s``: a request, head and body, must have arrived within this of its first byte (or
   of the connection's opening, for the first one): else 408 and the connection is closed, and an
@@ -59,6 +60,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._peer: str | None = None
         self._in_head = True  # the next bytes belong to a request line and headers
         self._head_bytes = 0
+        self._parsed_head = 0
         self._header_count = 0
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
@@ -116,13 +118,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_count = 0
+        self._parsed_head = 0
         self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url) + 16)  # the method, the version, spaces and CRLF: about 16
+        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         if self._header_count > self.cfg.max_headers:
             raise HeadTooLarge(f"more than {self.cfg.max_headers} header lines")
+        self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
         super().on_header(name, value)
+
+    def _count_head(self, n: int) -> None:
+        """The head as parsed so far; raising here makes the parser stop (answered 431)."""
+        self._parsed_head += n
+        if self._parsed_head > self.cfg.max_header_bytes:
+            raise HeadTooLarge(f"request line and headers over {self.cfg.max_header_bytes} bytes")
 
     def on_headers_complete(self) -> None:
         self._in_head = False

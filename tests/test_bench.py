@@ -63,3 +63,29 @@ def test_the_scaling_doc_table_is_generated_from_the_summary(tmp_path) -> None:
     bare = tmp_path / "bare.md"
     bare.write_text("no markers\n")
     assert not docs.update(bare, summary) and bare.read_text() == "no markers\n"
+
+
+def test_soak_phases_leave_out_the_restart_and_keep_errors_by_message() -> None:
+    from bench.soak import CpuSample, Done, _parse, buckets, latency_phases, legit_errors
+
+    # 10 req/s for 300 s: 20 ms answers, but 900 ms ones from the stop (150 s) to 60 s after the
+    # first whole answer (170 s); a few 429s in the hostile phase.
+    done = [Done("recommendations", i / 10, i / 10 + (0.9 if 150 <= i / 10 < 230 else 0.02), 200, True)
+            for i in range(3000)]
+    done += [Done("recommendations", 120.0 + k, 120.01 + k, 429, False,
+                  error="RATE_LIMITED: too many requests") for k in range(3)]
+    cpu = [CpuSample(float(t), t * 1.0, t * 0.25, 1, t * 0.1, t * 0.05) for t in range(300)]
+    ph = latency_phases(done, 300.0, 10.0, {"stop": 150.0}, (150.0, 170.0), 60.0, cpu)
+    assert ph["excluded_s"] == [150.0, 230.0]
+    assert ph["quiet"]["p99_ms"] == ph["hostile_before_restart"]["p99_ms"] == ph["hostile_after_recovery"]["p99_ms"]
+    assert ph["hostile_whole"]["p99_ms"] == 900.0  # nothing left out there
+    assert ph["hostile_before_restart"]["errors"] == 3 and ph["quiet"]["errors"] == 0
+    assert ph["quiet"]["cores"] == {"machine": 1.0, "api": 0.25, "neo4j": 0.1, "soak": 0.05, "others": 0.6}
+    errs = legit_errors(done, {"all": (0.0, 300.0)})
+    assert errs == {"all": {"429": {"RATE_LIMITED: too many requests": 3}}}
+    b = buckets(done, cpu)
+    assert b["150"]["p99_ms"] == 900.0 and b["0"]["p99_ms"] == 20.0 and len(b) == 10
+    ok, _, _, _, err = _parse("recommendations", 429,
+                              b'{"data":null,"errors":[{"message":"rate limit exceeded","extensions":{"code":"RATE_LIMITED"}}]}')
+    assert not ok and err == "RATE_LIMITED: rate limit exceeded"
+    assert _parse("similarItems", 0, b"no answer within 10 s")[4] == "no answer within 10 s"

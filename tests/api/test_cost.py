@@ -51,6 +51,20 @@ def test_the_budget_refills_and_says_when() -> None:
     assert rl.allow("x", now=0.0) and not rl.allow("x", now=0.1)
 
 
+def test_the_address_guard_takes_a_token_and_gives_it_back() -> None:
+    from api.limits import AddressGuard
+
+    g = AddressGuard(rate=0.001, burst=2)
+    g.failed("a")
+    g.failed("a")
+    assert g.blocked("a") and not g.blocked("b")
+    g.refund("a")  # the key was good after all
+    assert not g.blocked("a")
+    for _ in range(5):
+        g.refund("a")
+    assert g.buckets.tokens("a") <= 2.0  # never past the burst
+
+
 def test_validation_rules_are_built_once_so_the_cache_hits() -> None:
     from strawberry.extensions.validation_cache import _get_validate_cache
 

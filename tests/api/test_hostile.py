@@ -165,6 +165,88 @@ def test_a_flood_of_made_up_keys_costs_no_lookups_and_gets_429(hostile: Hostile)
     assert post(hostile, "{ modelVersions { id } }", key=hostile.read_key).status_code == 200
 
 
+def _made_up_key() -> str:
+    return f"grk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+
+
+def test_concurrent_made_up_keys_cost_no_more_lookups_than_the_budget(hostile: Hostile) -> None:
+    """The refused-credentials budget holds for a flood sent all at once: the budget is taken
+    before the lookup, so fifty requests in flight together cannot all pass the check while the
+    first lookups are still out (they did: one lookup each)."""
+    import asyncio
+
+    verifier = hostile.state["verifier"]
+
+    async def flood() -> list[int]:
+        transport = httpx.AsyncHTTPTransport(local_address="127.0.0.5")
+        async with httpx.AsyncClient(transport=transport, timeout=30,
+                                     limits=httpx.Limits(max_connections=50)) as c:
+            rs = await asyncio.gather(*(c.post(hostile.url + "/graphql", json={"query": "{ modelVersions { id } }"},
+                                               headers={"Authorization": "Bearer " + _made_up_key()})
+                                        for _ in range(50)))
+        return [r.status_code for r in rs]
+
+    before = verifier.lookups
+    statuses = asyncio.run(flood())
+    lookups = verifier.lookups - before
+    assert lookups <= 11, (lookups, statuses)  # the burst (10), and one token refilled meanwhile at most
+    assert statuses.count(429) >= 39 and set(statuses) <= {401, 429}, statuses
+
+
+def test_a_verified_key_passes_its_blocked_address_after_the_key_cache_expires(hostile: Hostile) -> None:
+    """A legitimate client sharing an address with a flood of made-up keys (one NAT) keeps being
+    served: its key, verified before, passes the blocked address also once the short key cache
+    (``key_cache_ttl_s``) has expired. (It got 429 until the address's budget refilled, every time
+    the cache expired.)"""
+    verifier = hostile.state["verifier"]
+    c = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.6"), timeout=30)
+    q = {"query": "{ modelVersions { id } }"}
+
+    def send(key: str) -> httpx.Response:
+        return c.post(hostile.url + "/graphql", json=q, headers={"Authorization": "Bearer " + key})
+
+    def exhaust() -> None:
+        for _ in range(40):
+            if send(_made_up_key()).status_code == 429:
+                return
+        raise AssertionError("the address was never refused")
+
+    assert send(hostile.read_key).status_code == 200
+    time.sleep(verifier.cache.ttl_s + 0.5)
+    exhaust()
+    assert verifier.cache.peek(verifier.key_id("Bearer " + hostile.read_key)) is None  # expired indeed
+    r = send(hostile.read_key)
+    assert r.status_code == 200 and not r.json().get("errors"), r.text
+    # A made-up key from there is still refused at once.
+    assert send(_made_up_key()).status_code == 429
+    c.close()
+
+
+def test_a_new_key_used_by_many_requests_at_once_is_looked_up_once(hostile: Hostile, api: Any) -> None:
+    """Thirty requests at once with a key the API has never seen (a client starting up, 30
+    connections): one lookup, all served (none charged to the address's refused-credentials
+    budget, which is 10 here)."""
+    import asyncio
+
+    from graphrec.core.graph.store import GraphStore
+
+    with GraphStore.from_settings(api.settings) as store:
+        _, fresh = create_key(store, ["read"], "test-fresh")
+    verifier = hostile.state["verifier"]
+
+    async def together() -> list[int]:
+        transport = httpx.AsyncHTTPTransport(local_address="127.0.0.7")
+        async with httpx.AsyncClient(transport=transport, timeout=30, limits=httpx.Limits(max_connections=30)) as c:
+            rs = await asyncio.gather(*(c.post(hostile.url + "/graphql", json={"query": "{ modelVersions { id } }"},
+                                               headers={"Authorization": "Bearer " + fresh})
+                                        for _ in range(30)))
+        return [r.status_code for r in rs]
+
+    before = verifier.lookups
+    assert asyncio.run(together()) == [200] * 30
+    assert verifier.lookups - before == 1
+
+
 # ---- 7: client mistakes are not INTERNAL -----------------------------------------------------
 def test_client_mistakes_get_their_documented_codes(hostile: Hostile) -> None:
     with logged("strawberry.execution", "graphrec.api") as records:
@@ -220,6 +302,31 @@ def test_neo4j_away_is_unavailable_not_internal(hostile: Hostile) -> None:
         r = post(hostile, "{ modelVersions { id } }", key=never_seen)
         assert r.status_code == 503 and codes(r) == ["UNAVAILABLE"] and r.headers.get("Retry-After"), r.text
     finally:
+        verifier.store = live
+        await_close(dead)
+
+
+def test_made_up_keys_while_the_key_store_is_away_spend_the_budget(hostile: Hostile) -> None:
+    """While the key store cannot be asked (down, or too slow to answer within the lookup timeout),
+    each made-up key still spends the address's refused-credentials budget: past it, 429 without
+    another lookup attempt, not 503 after one each."""
+    from graphrec.core.graph.store import AsyncGraphStore
+
+    eng, verifier = hostile.state["engine"], hostile.state["verifier"]
+    dead = AsyncGraphStore(eng.settings.neo4j.model_copy(update={"uri": "bolt://127.0.0.1:9"}), "unused")
+    live, verifier.store = verifier.store, dead
+    flood = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.8"), timeout=30)
+    try:
+        before, t0 = verifier.lookups, time.monotonic()
+        statuses: list[int] = []
+        while len(statuses) < 60 and statuses[-3:] != [429] * 3:
+            statuses.append(flood.post(hostile.url + "/graphql", json={"query": "{ modelVersions { id } }"},
+                                       headers={"Authorization": "Bearer " + _made_up_key()}).status_code)
+        budget = 10 + 0.5 * (time.monotonic() - t0) + 1  # the burst, what refilled meanwhile (0.5/s)
+        assert statuses[-3:] == [429] * 3 and set(statuses) == {503, 429}, statuses
+        assert statuses.count(503) <= budget and verifier.lookups - before <= budget, (statuses, budget)
+    finally:
+        flood.close()
         verifier.store = live
         await_close(dead)
 

@@ -78,6 +78,19 @@ def _legit(url: str) -> list[int]:
     return statuses
 
 
+def test_a_large_head_that_arrives_in_one_read_is_refused(serve: tuple[str, int]) -> None:
+    """The head limit holds however the bytes arrive: a whole request with a 40 KB header sent in
+    one write (read by the server in one go, head and all) is refused with 431, not served."""
+    url, _ = serve
+    port = int(url.rsplit(":", 1)[1])
+    s = _connect(port, "127.0.0.9")
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * 40_000 + b"\r\nConnection: close\r\n\r\n")
+    answer = s.recv(4096)
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert _legit(url) == [200] * 10
+
+
 def test_slow_and_oversized_clients_do_not_starve_others(serve: tuple[str, int]) -> None:
     url, pid = serve
     port = int(url.rsplit(":", 1)[1])
