@@ -10,11 +10,9 @@ manual ``graphrec train``) never retrain at once. Every run, skipped or not, is 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,26 +24,13 @@ from gnn.ranking.lifecycle import train_ranker
 from graphrec.core.config import Settings
 from graphrec.core.errors import ConfigError, LockHeld
 from graphrec.core.graph.store import GraphStore
+from graphrec.core.locks import exclusive
 from graphrec.core.registry import Registry
 
 
-@contextlib.contextmanager
-def retrain_lock(var_dir: Path) -> Iterator[None]:
-    """Exclusive, non-blocking, crash-safe lock for one retraining at a time."""
-    path = var_dir / "locks" / "retrain.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-            raise LockHeld(f"a retraining is already running ({holder or 'unknown holder'})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
+def retrain_lock(var_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """One retraining at a time (graphrec.core.locks: exclusive, non-blocking, crash-safe)."""
+    return exclusive(var_dir, "retrain", lambda holder: f"a retraining is already running ({holder})")
 
 
 def log_run(var_dir: Path, entry: dict[str, Any]) -> None:

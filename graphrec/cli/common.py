@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
-import os
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -14,7 +11,8 @@ import typer
 from rich.console import Console
 
 from graphrec.core.config import Settings, get_settings
-from graphrec.core.errors import CredentialsRefused, GraphrecError, LockHeld
+from graphrec.core.errors import CredentialsRefused, GraphrecError
+from graphrec.core.locks import exclusive
 
 app = typer.Typer(help="graphrec: graph-centric recommendations.", no_args_is_help=True, add_completion=False)
 neo4j_app = typer.Typer(help="Manage the local Neo4j server.", no_args_is_help=True)
@@ -81,24 +79,13 @@ def refused_credentials(s: Settings) -> str:
 
 @contextlib.contextmanager
 def step_lock(name: str, what: str) -> Iterator[None]:
-    """One ``what`` at a time per var dir (``var/locks/<name>.lock``, released when the process
-    ends, however it ends): a second `make demo` started while the first one loads or computes
-    neighbours stops at once with one line, instead of loading the same data beside it."""
-    path = settings().var_dir / "locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 100, 0).decode(errors="replace").strip() or "another process"
-            raise LockHeld(f"{what} is already running ({holder}; another `make demo`?): wait for it to "
-                           "finish, or stop it with Ctrl-C, then run this again") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)
+    """One ``what`` at a time per var dir (graphrec.core.locks): a second `make demo` started while
+    the first one loads or computes neighbours stops at once with one line, instead of loading the
+    same data beside it."""
+    with exclusive(settings().var_dir, name, lambda holder: (
+            f"{what} is already running ({holder}; another `make demo`?): wait for it to finish, "
+            "or stop it with Ctrl-C, then run this again")):
         yield
-    finally:
-        os.close(fd)
 
 
 def settings() -> Settings:
