@@ -6,6 +6,7 @@ round-trip into the live model."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -85,8 +86,9 @@ def test_request_scores_equal_the_offline_evaluation() -> None:
     expected_cold = 0.5 * zscore(model.trend[None, :].astype(np.float64)) + zscore(model.stage[:1].astype(np.float64))
     np.testing.assert_allclose(offline[snap.num_users - 1], expected_cold[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(offline[0], offline[snap.num_users - 1])
+    np.testing.assert_allclose(live.hybrid_scores([], None), expected_cold[0], rtol=1e-5, atol=1e-6)
     # Without cold weights (a model fit before they existed) a new user is ranked by the trend.
-    model.cold_weights = {}
+    live.hybrid = dataclasses.replace(model, cold_weights={})
     np.testing.assert_allclose(live.hybrid_scores([], None), model.trend, rtol=1e-6)
 
 

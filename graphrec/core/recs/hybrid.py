@@ -103,6 +103,8 @@ class HybridScorer:
     stage: np.ndarray | None = None
     #: weights of the ranking of users without a known positive interaction (empty: trend alone)
     cold_weights: dict[str, float] = field(default_factory=dict)
+    #: the cold ranking, the same for every new user of this version: computed once (cold_row)
+    _cold: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, artifact_dir: str | Path) -> HybridScorer | None:
@@ -133,6 +135,13 @@ class HybridScorer:
             return None
         return np.asarray(self.stage[min(int(n), len(self.stage) - 1)], dtype=np.float64)
 
+    def cold_row(self) -> np.ndarray:
+        """How every user without a known positive interaction is ranked (one row, computed once
+        per version: it does not depend on the user)."""
+        if self._cold is None:
+            self._cold = cold_scores(self.trend, self.cold_components(), self.cold_weights)[0]
+        return self._cold
+
     def cold_components(self) -> dict[str, np.ndarray]:
         out = {"trend": np.asarray(self.trend, dtype=np.float64)}
         row = self.stage_row(0)
@@ -155,7 +164,7 @@ class HybridScorer:
         items = items[: int(p.get("history", 50))]
         n = len(self.trend)
         if not items:
-            return cold_scores(self.trend, self.cold_components(), self.cold_weights)[0].copy()
+            return self.cold_row().copy()
         ranks = np.arange(len(items))
         comps: dict[str, np.ndarray] = {"trend": self.trend[None, :]}
         comps["ease"] = (position_weights(ranks, p.get("position_half", 10.0)) @ self.ease[items])[None, :]
