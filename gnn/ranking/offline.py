@@ -32,6 +32,7 @@ from graphrec.core.recs.candidate import Candidate
 from graphrec.core.recs.hybrid import rescore
 from graphrec.core.recs.hybrid import top as hybrid_top
 from graphrec.core.recs.merge import (
+    NeighbourList,
     aggregate_neighbours,
     cold_start_weights,
     merge_candidates,
@@ -94,7 +95,7 @@ class World:
     now: float
     history: dict[int, list[dict[str, Any]]]
     consumed: dict[int, dict[str, set[str]]]
-    neighbours: dict[str, dict[str, list[tuple[str, float]]]]
+    neighbours: dict[str, dict[str, NeighbourList]]
     popular: list[tuple[str, float]]
     fresh: list[tuple[str, float]]
     info: dict[str, tuple[int, float | None, tuple[str, ...]]]
@@ -142,9 +143,9 @@ class World:
                     if iid in lst:
                         lst.remove(iid)
                     lst.append(iid)
-        nb: dict[str, dict[str, list[tuple[str, float]]]] = {}
+        nb: dict[str, dict[str, NeighbourList]] = {}
         for rel, x in (("CO_INTERACTED", interaction_matrix(tr, now=now, type_weights=tw).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(tr))):
-            nb[rel] = {ids[i]: [(ids[j], float(s)) for j, s in zip(nbrs.tolist(), sc.tolist(), strict=True)]
+            nb[rel] = {ids[i]: NeighbourList(tuple(ids[j] for j in nbrs.tolist()), np.asarray(sc, dtype=np.float64))
                        for i, nbrs, sc in top_k_cosine(x, k)}
         available = np.array([it.available is not False for it in full.items])
         counted = tr.kind != KINDS.index("SKIPPED")

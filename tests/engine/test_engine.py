@@ -164,6 +164,7 @@ def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_in
     class StubModel:
         version = "stub"
         item_ids = ["heat"]
+        hybrid = None  # fit without a hybrid scorer
 
         def vector_of(self, item_id: str) -> np.ndarray | None:
             return np.ones(4, dtype=np.float32)

@@ -14,7 +14,9 @@ async def hybrid(ctx: SourceContext, limit: int) -> list[Candidate]:
     recent = ctx.params.get("recent") or []
     if model is None or getattr(model, "hybrid", None) is None or (not recent and ctx.params.get("preferred_categories")):
         return []  # a user with no history who stated categories: the popular lists within them
-    scores = model.hybrid_scores(recent, ctx.params.get("user_vector"))
+    scores = ctx.params.get("hybrid_scores")  # computed once per request by the pipeline (it ranks with them)
+    if scores is None:
+        scores = model.hybrid_scores(recent, ctx.params.get("user_vector"))
     # Scores can be negative (z-scores): shifted so that the merge's "score / best" stays in [0, 1].
     found = top(scores, model.item_ids, limit, set(ctx.params.get("exclude") or ()))
     low = min((s for _, s in found), default=0.0)
