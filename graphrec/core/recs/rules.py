@@ -121,14 +121,16 @@ def diversify(cands: list[Scored], n: int, lam: float, max_per_category: int,
     rel = np.array([c.score for c in pool], dtype=np.float64)
     rel = rel / (np.abs(rel).max() or 1.0)
     vecs = [emb(c.item_id) for c in pool] if emb else []
-    cats = [categories(c.item_id) for c in pool]
+    by_emb = bool(emb) and all(v is not None for v in vecs)
+    # Categories: for the cap, and for the similarity when some item has no vector.
+    cats = [categories(c.item_id) for c in pool] if (max_per_category or not by_emb) else [()] * m
     names = sorted({c for cs in cats for c in cs})
     col = {c: k for k, c in enumerate(names)}
     onehot = np.zeros((m, max(1, len(names))))  # pool item × category
     for r, cs in enumerate(cats):
         for c in cs:
             onehot[r, col[c]] = 1.0
-    if emb and all(v is not None for v in vecs):
+    if by_emb:
         x = np.stack(vecs)  # type: ignore[arg-type]
         sim = x @ x.T
     else:
