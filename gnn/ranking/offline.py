@@ -28,7 +28,7 @@ from gnn.neighbours import content_matrix, interaction_matrix, score_weights, to
 from gnn.split import relevant
 from graphrec.core.recs import features as F
 from graphrec.core.recs import popularity, rules
-from graphrec.core.recs.candidate import Candidate
+from graphrec.core.recs.candidate import Candidate, SourceResult
 from graphrec.core.recs.hybrid import rescore
 from graphrec.core.recs.hybrid import top as hybrid_top
 from graphrec.core.recs.merge import (
@@ -182,7 +182,7 @@ class World:
         session_items = self.sessions.get(u, []) if session is None else session
         fresh_since = self.now - eng.fresh_window_days * 86400.0
         fresh = [i for i, t in self.fresh if t >= fresh_since][:per_source]
-        makers: dict[str, Callable[[], list[Candidate]]] = {
+        makers: dict[str, Callable[[], SourceResult]] = {
             "co_interaction": lambda: aggregate_neighbours(seeds, self.neighbours["CO_INTERACTED"], per_source, "co_interaction"),
             "content": lambda: aggregate_neighbours(seeds, self.neighbours["SIMILAR_CONTENT"], per_source, "content"),
             "session": lambda: aggregate_neighbours(session_seed_weights(session_items), self.neighbours["CO_INTERACTED"],

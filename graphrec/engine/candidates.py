@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from graphrec.core.errors import GraphStoreError, VectorStoreError
-from graphrec.core.recs.candidate import Candidate, SourceContext
+from graphrec.core.recs.candidate import Candidate, SourceContext, SourceResult
 from graphrec.core.recs.types import RecFilter
 from graphrec.engine.guard import Guard
 from graphrec.engine.sources import SOURCES
@@ -65,7 +65,7 @@ class Candidates:
         return [Candidate(i, sc, "ann") for i, sc in found]
 
     async def run(self, names: dict[str, float], ctx: SourceContext, ann: AnnFn, timings: dict[str, float],
-                  degraded: list[str]) -> dict[str, list[Candidate]]:
+                  degraded: list[str]) -> dict[str, SourceResult]:
         """Every source with a positive weight in ``names``, at once: ``{source: candidates}``."""
         s = self.s
         limit = s.cfg.candidates_per_source
@@ -80,8 +80,9 @@ class Candidates:
             if ids:
                 ctx.params["neighbours"].start(ctx.store, ids, budget)
 
-        async def one(name: str) -> tuple[str, list[Candidate]]:
+        async def one(name: str) -> tuple[str, SourceResult]:
             t0 = time.perf_counter()
+            res: SourceResult
             try:
                 if name == "ann":
                     res = await asyncio.wait_for(ann(), budget * 1.5)

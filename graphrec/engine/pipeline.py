@@ -17,7 +17,7 @@ import numpy as np
 
 from graphrec.core.errors import GraphStoreError, NotFound
 from graphrec.core.recs import rules
-from graphrec.core.recs.candidate import Candidate, SourceContext
+from graphrec.core.recs.candidate import SourceContext, SourceResult
 from graphrec.core.recs.hybrid import scores_of
 from graphrec.core.recs.merge import (
     Pool,
@@ -107,7 +107,7 @@ class Pipeline:
             return stale
         return None
 
-    async def sources(self, run: Run) -> tuple[dict[str, list[Candidate]], dict[str, float]]:
+    async def sources(self, run: Run) -> tuple[dict[str, SourceResult], dict[str, float]]:
         """The user's vectors and seeds, then every source of the surface at once: (candidates
         per source, the sources' weights)."""
         req, s, cfg = run.req, self.s, self.s.cfg
@@ -140,7 +140,7 @@ class Pipeline:
             run.timings, run.degraded)
         return by_source, weights
 
-    def merge(self, run: Run, by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> Pool:
+    def merge(self, run: Run, by_source: dict[str, SourceResult], weights: dict[str, float]) -> Pool:
         """One entry per item, as columns (every source's score and rank kept for the items shown);
         the fused score of items the user viewed or skipped down-weighted."""
         pool = Pool(by_source, weights)

@@ -3,12 +3,12 @@ history, and the merge of candidate lists (de-duplicated, every source's score a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from graphrec.core.recs.candidate import Candidate
+from graphrec.core.recs.candidate import Candidate, Ranked, SourceResult
 from graphrec.core.recs.rules import Scored
 
 
@@ -57,19 +57,23 @@ class Pool:
     for the items a step asks for (:meth:`scored`): a request merges ~1,000 candidates and shows 20.
     """
 
-    def __init__(self, by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> None:
-        self.sources: dict[str, list[Candidate]] = {}  # each source's candidates, best first
+    def __init__(self, by_source: Mapping[str, SourceResult], weights: Mapping[str, float]) -> None:
+        self.sources: dict[str, Ranked] = {}  # each source's candidates as columns, as it gave them
+        self._order: dict[str, list[int]] = {}  # each source's rank -> its column (best first)
+        self._scores: dict[str, list[float]] = {}  # each source's scores, best first
         src_ids: dict[str, list[str]] = {}
         ids: list[str] = []
         parts: list[np.ndarray] = []
-        for name, cands in by_source.items():
-            if not cands:
+        for name, given in by_source.items():
+            if not len(given):
                 continue
-            sc = np.array([c[1] for c in cands], dtype=np.float64)
+            cols = given if isinstance(given, Ranked) else _columns(given, name)
+            sc = cols.scores
             order = np.argsort(-sc, kind="stable")  # best first; equal scores keep the source's order
-            ranked = [cands[k] for k in order.tolist()]
-            self.sources[name] = ranked
-            src_ids[name] = [c[0] for c in ranked]
+            self.sources[name] = cols
+            self._order[name] = order.tolist()
+            self._scores[name] = sc[order].tolist()
+            src_ids[name] = [cols.ids[k] for k in self._order[name]]
             ids.extend(src_ids[name])
             parts.append(weights.get(name, 0.0) * (sc[order] / (float(sc.max()) or 1.0)))
         self.ids: list[str] = list(dict.fromkeys(ids))
@@ -94,36 +98,43 @@ class Pool:
             for p in positions:
                 out[p] = Scored(self.ids[p], score[p], {})
             pos = self.pos
-            for name, cands in self.sources.items():
-                for r, c in enumerate(cands):
-                    rec = out[pos[c[0]]]
+            for name, ranked_ids in self._src_ids.items():
+                cols, order, scs = self.sources[name], self._order[name], self._scores[name]
+                for r, item in enumerate(ranked_ids):
+                    rec = out[pos[item]]
                     if rec is not None:
-                        rec.sources[name] = (c[1], r)
-                        if c[3] and not rec.because:
-                            rec.because = c[3]
-                        if c[4] and not rec.via:
-                            rec.via = c[4]
+                        self._attach(rec, name, cols, order[r], scs[r], r)
             return [rec for p in positions if (rec := out[p]) is not None]
         if self._ranks is None:
             self._ranks = {name: dict(zip(ids, range(len(ids)), strict=True)) for name, ids in self._src_ids.items()}
         recs: list[Scored] = []
         for p in positions:
             item = self.ids[p]
-            srcs: dict[str, tuple[float, int]] = {}
-            because: tuple[str, ...] = ()
-            via: tuple[str, ...] = ()
+            rec = Scored(item, score[p], {})
             for name, rank_of in self._ranks.items():
                 at = rank_of.get(item)
                 if at is not None:
-                    c = self.sources[name][at]
-                    srcs[name] = (c.score, at)
-                    because = because or c.because
-                    via = via or c.via
-            recs.append(Scored(item, score[p], srcs, because, via))
+                    self._attach(rec, name, self.sources[name], self._order[name][at], self._scores[name][at], at)
+            recs.append(rec)
         return recs
 
+    @staticmethod
+    def _attach(rec: Scored, name: str, cols: Ranked, k: int, score: float, rank: int) -> None:
+        rec.sources[name] = (score, rank)
+        if not rec.because:
+            rec.because = cols.because(k)
+        if not rec.via:
+            rec.via = cols.via(k)
 
-def merge_candidates(by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> dict[str, Scored]:
+
+def _columns(cands: Sequence[Candidate], name: str) -> Ranked:
+    """Candidate records as columns."""
+    cands = list(cands)
+    return Ranked([c[0] for c in cands], np.array([c[1] for c in cands], dtype=np.float64), name,
+                  lambda k: cands[k][3], lambda k: cands[k][4])
+
+
+def merge_candidates(by_source: Mapping[str, SourceResult], weights: Mapping[str, float]) -> dict[str, Scored]:
     """One entry per item; ``score`` = Σ weight × (source score / that source's best score)."""
     pool = Pool(by_source, weights)
     return dict(zip(pool.ids, pool.scored(range(len(pool))), strict=True))
@@ -156,7 +167,7 @@ def neighbour_list(pairs: Iterable[tuple[str, float]]) -> NeighbourList:
 
 
 def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, NeighbourList], limit: int,
-                         name: str) -> list[Candidate]:
+                         name: str) -> Ranked:
     """Σ over seeds of seed weight × neighbour score (seeds themselves excluded), the ``limit``
     best (ties by id); ``because`` names the (up to 3) seeds that contributed most. Shared by the
     engine and the offline evaluation. Vectorised over the seeds' lists (a request sums ~20 × 50
@@ -174,7 +185,7 @@ def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Nei
             ids.extend(lst.ids)
             parts.append(lst.scores * float(s["w"]))  # type: ignore[arg-type]
     if not ids:
-        return []
+        return Ranked([], np.zeros(0), name)
     uniq = list(dict.fromkeys(ids))
     pos = dict(zip(uniq, range(len(uniq)), strict=True))
     inv = np.fromiter(map(pos.__getitem__, ids), dtype=np.intp, count=len(ids))
@@ -185,22 +196,27 @@ def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Nei
     out[[pos[s] for s in set(seed_ids) if s in pos]] = True  # a seed is never its own candidate
     k = min(limit, len(uniq) - int(out.sum()))
     if k <= 0:
-        return []
+        return Ranked([], np.zeros(0), name)
     ranked = np.flatnonzero(~out)
     ranked = ranked[np.argsort(-score[ranked], kind="stable")]
     cut = score[ranked[k - 1]]
     tied = ranked[score[ranked] >= cut]  # the k best and every item tied with the k-th: ties by id
     sc = score.tolist()
     top = sorted(tied.tolist(), key=lambda p: (-sc[p], uniq[p]))[:k]
-    # Each candidate's contributions, strongest first (equal ones: the larger seed id first).
+    # Each candidate's contributions, strongest first (equal ones: the larger seed id first); the
+    # tuples of the three strongest are built only for the candidates a request shows.
     desc = {sid: r for r, sid in enumerate(sorted(set(seed_ids), reverse=True))}
     seed_rank = np.array([desc[sid] for sid in seed_ids])[seed_of]
     order = np.lexsort((seed_rank, -vals, inv))
     grouped = inv[order]
-    starts = np.searchsorted(grouped, top, side="left").tolist()
-    ends = np.minimum(np.searchsorted(grouped, top, side="right"), np.asarray(starts) + 3).tolist()
-    by = np.array(seed_ids, dtype=object)[seed_of[order]].tolist()  # each contribution's seed, grouped by candidate
-    return [Candidate(uniq[p], sc[p], name, tuple(by[a:b])) for p, a, b in zip(top, starts, ends, strict=True)]
+    starts = np.searchsorted(grouped, top, side="left")
+    ends = np.minimum(np.searchsorted(grouped, top, side="right"), starts + 3)
+    by = np.array(seed_ids, dtype=object)[seed_of[order]]  # each contribution's seed, grouped by candidate
+
+    def because(j: int) -> tuple[str, ...]:
+        return tuple(by[starts[j]:ends[j]].tolist())
+
+    return Ranked([uniq[p] for p in top], score[top], name, because)
 
 
 #: How many of the current session's last items seed the session sources.

@@ -11,24 +11,26 @@ the demo and Neo4j Browser.
 
 from __future__ import annotations
 
-from graphrec.core.recs.candidate import Candidate, SourceContext
+import numpy as np
+
+from graphrec.core.recs.candidate import Candidate, Ranked, SourceContext
 from graphrec.core.recs.merge import SESSION_SEEDS, aggregate_neighbours, session_seed_weights
 
 
-async def _neighbours(ctx: SourceContext, rel: str, seeds: list[dict[str, object]], limit: int, name: str) -> list[Candidate]:
+async def _neighbours(ctx: SourceContext, rel: str, seeds: list[dict[str, object]], limit: int, name: str) -> Ranked:
     """The seeds' materialised neighbours, from the engine's neighbour cache, summed."""
     if not seeds:
-        return []
+        return Ranked([], np.zeros(0), name)
     lists = await ctx.params["neighbours"].lists(ctx.store, rel, [str(s["id"]) for s in seeds], ctx.timeout_s)
     return aggregate_neighbours(seeds, lists, limit, name)
 
 
-async def co_interaction(ctx: SourceContext, limit: int) -> list[Candidate]:
+async def co_interaction(ctx: SourceContext, limit: int) -> Ranked:
     """Users who interacted with your recent items also interacted with these (materialised)."""
     return await _neighbours(ctx, "CO_INTERACTED", ctx.params.get("seeds", []), limit, "co_interaction")
 
 
-async def shared_content(ctx: SourceContext, limit: int) -> list[Candidate]:
+async def shared_content(ctx: SourceContext, limit: int) -> Ranked:
     """Items sharing categories, tags and KG entities with your recent items (materialised, IDF-weighted)."""
     return await _neighbours(ctx, "SIMILAR_CONTENT", ctx.params.get("seeds", []), limit, "content")
 
@@ -38,7 +40,7 @@ def session_seeds(ctx: SourceContext) -> list[str]:
     return list(ctx.session_items[-SESSION_SEEDS:])
 
 
-async def session(ctx: SourceContext, limit: int) -> list[Candidate]:
+async def session(ctx: SourceContext, limit: int) -> Ranked:
     """The last 10 items of the current session → their co-interaction neighbours."""
     return await _neighbours(ctx, "CO_INTERACTED", session_seed_weights(ctx.session_items), limit, "session")
 
