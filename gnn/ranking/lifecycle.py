@@ -29,7 +29,7 @@ from graphrec.core.config import Settings
 from graphrec.core.errors import ModelError
 from graphrec.core.export import export_snapshot
 from graphrec.core.graph.store import GraphStore
-from graphrec.core.recs.user_vector import Embeddings
+from graphrec.core.recs.model import LiveModel
 from graphrec.core.registry import Registry, new_version_id
 
 RANKER_ROW = "pipeline (DCN-v2 ranker + MMR)"
@@ -51,8 +51,9 @@ def ranker_on_split(settings: Settings, negatives: int = 50, progress: bool = Fa
     """For gnn.evaluate's pipeline family: a ranker trained on a split as ``train_ranker`` trains
     one (candidates from the split's train, labels from its validation), scoring the replay."""
 
-    def make(snap: Any, split: Any, model: Embeddings, world: World) -> Any:
-        x, y = dataset(World.build(snap, split.train, model, engine=settings.engine), targets(snap, split.val), negatives,
+    def make(snap: Any, split: Any, model: LiveModel, world: World) -> Any:
+        x, y = dataset(World.build(snap, split.train, model, engine=settings.engine,
+                                   type_weights=settings.interactions.score_weights), targets(snap, split.val), negatives,
                        np.random.default_rng(settings.seed), progress=progress)
         return fit(x, y, settings.seed, progress=progress).scorer(world)
 
@@ -74,7 +75,7 @@ def train_ranker(settings: Settings, progress: bool = True, negatives: int = 50)
             raise ModelError("the catalogue changed since the live GNN was trained: retrain it first")
         params = json.loads((art / ("eval_user_params.json" if (art / "eval_user_params.json").exists() else "user_params.json")).read_text())
         emb = np.load(art / "eval_item_embeddings.npy")
-        model = Embeddings(live.id, ids, emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)), params)
+        model = LiveModel(live.id, ids, emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)), params)
         tr, va, te = train_val_test(snap)
         x, y = dataset(World.build(snap, tr, model, engine=settings.engine,
                                     type_weights=settings.interactions.score_weights), targets(snap, va), negatives,

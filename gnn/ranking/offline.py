@@ -24,13 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from gnn.neighbours import content_matrix, interaction_matrix, score_weights, top_k_cosine
+from gnn.neighbours import content_matrix, interaction_matrix, top_k_cosine
 from gnn.split import relevant
+from graphrec.core.config import EngineSettings
 from graphrec.core.recs import features as F
-from graphrec.core.recs import popularity, rules
+from graphrec.core.recs import hybrid, popularity, rules
 from graphrec.core.recs.candidate import Candidate
-from graphrec.core.recs.hybrid import rescore
-from graphrec.core.recs.hybrid import top as hybrid_top
 from graphrec.core.recs.merge import (
     aggregate_neighbours,
     cold_start_weights,
@@ -38,21 +37,13 @@ from graphrec.core.recs.merge import (
     seeds_from_history,
     session_seed_weights,
 )
-from graphrec.core.recs.user_vector import Embeddings
+from graphrec.core.recs.model import LiveModel
 from graphrec.core.snapshot import KINDS, Snapshot
 
 
 def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:
     return Snapshot(snap.user_ids, snap.item_ids, snap.user[mask], snap.item[mask], snap.ts[mask], snap.kind[mask],
                     snap.value[mask], snap.items, snap.user_attrs, None if snap.session is None else snap.session[mask])
-
-
-def _engine_settings(engine: Any | None) -> Any:
-    if engine is not None:
-        return engine
-    from graphrec.core.config import EngineSettings
-
-    return EngineSettings()
 
 
 def popular_lists(tr: Snapshot, now: float, window_s: float, half_life_s: float, available: np.ndarray,
@@ -98,20 +89,19 @@ class World:
     popular: list[tuple[str, float]]
     fresh: list[tuple[str, float]]
     info: dict[str, tuple[int, float | None, tuple[str, ...]]]
-    model: Embeddings | None = None
+    engine: EngineSettings
+    model: LiveModel | None = None
     cats: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    engine: Any = None
     sessions: dict[int, list[str]] = field(default_factory=dict)  # each user's latest session, oldest item first
     available: dict[str, bool] = field(default_factory=dict)
     type_weights: Mapping[str, float] = field(default_factory=dict)  # [interactions] score_weights
 
     @classmethod
-    def build(cls, full: Snapshot, train_mask: np.ndarray, model: Embeddings | None = None, k: int = 50,
-              engine: Any | None = None, type_weights: Mapping[str, float] | None = None) -> World:
-        """``engine``: the engine's settings; ``type_weights``: ``[interactions] score_weights``
-        (default: the code's engine settings, the configured weights)."""
-        eng = _engine_settings(engine)
-        tw = score_weights(type_weights)
+    def build(cls, full: Snapshot, train_mask: np.ndarray, model: LiveModel | None = None, k: int = 50, *,
+              engine: EngineSettings, type_weights: Mapping[str, float]) -> World:
+        """``engine``: the engine's settings (``[engine]``); ``type_weights``: the ``[interactions]
+        score_weights`` setting. Both are the ones the engine serves with."""
+        eng, tw = engine, type_weights
         tr = subset(full, train_mask)
         now = float(tr.ts.max())
         ids = full.item_ids
@@ -143,7 +133,7 @@ class World:
                         lst.remove(iid)
                     lst.append(iid)
         nb: dict[str, dict[str, list[tuple[str, float]]]] = {}
-        for rel, x in (("CO_INTERACTED", interaction_matrix(tr, now=now, type_weights=tw).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(tr))):
+        for rel, x in (("CO_INTERACTED", interaction_matrix(tr, tw, now=now).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(tr))):
             nb[rel] = {ids[i]: [(ids[j], float(s)) for j, s in zip(nbrs.tolist(), sc.tolist(), strict=True)]
                        for i, nbrs, sc in top_k_cosine(x, k)}
         available = np.array([it.available is not False for it in full.items])
@@ -157,7 +147,7 @@ class World:
         fresh = sorted(((ids[i], float(c)) for i, c in enumerate(created) if c is not None and available[i]),
                        key=lambda x: -x[1])[:1000]
         info = {ids[i]: (int(counts[i]), created[i], tuple(full.items[i].categories)) for i in range(full.num_items)}
-        return cls(tr, now, hist, consumed, nb, popular, fresh, info, model, {k2: v[2] for k2, v in info.items()}, eng,
+        return cls(tr, now, hist, consumed, nb, popular, fresh, info, eng, model, {k2: v[2] for k2, v in info.items()},
                    sessions, {ids[i]: bool(available[i]) for i in range(full.num_items)}, dict(tw))
 
     def weights(self) -> dict[str, float]:
@@ -203,13 +193,10 @@ class World:
     def _hybrid(self, recent: list[dict[str, Any]], vec: np.ndarray | None, limit: int, exclude: set[str]
                 ) -> list[Candidate]:
         """The engine's ``hybrid`` source (graphrec.engine.sources.hybrid) on this world."""
-        hybrid = getattr(self.model, "hybrid", None)  # a LiveModel's (graphrec.core.recs.model)
-        if self.model is None or hybrid is None:
+        if self.model is None or self.model.hybrid is None:
             return []
-        scores = hybrid.scores(recent, self.model.index, vec, self.model.emb)
-        found = hybrid_top(scores, self.model.item_ids, limit, exclude)
-        low = min((s for _, s in found), default=0.0)
-        return [Candidate(i, s - low, "hybrid") for i, s in found]
+        scores = self.model.hybrid.scores(recent, self.model.index, vec, self.model.emb)
+        return hybrid.candidates(scores, self.model.item_ids, limit, exclude)
 
     def session_vector(self, u: int, session: list[str] | None = None) -> np.ndarray | None:
         items = self.sessions.get(u, []) if session is None else session
@@ -274,10 +261,8 @@ def fusion_scorer(world: World) -> Callable[[int, list[rules.Scored], np.ndarray
     """What the engine ranks with when no ranker is served: the live version's hybrid scores when
     it has a hybrid model (graphrec.core.recs.hybrid), else fusion + embedding similarity."""
     def score(u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
-        hybrid = getattr(world.model, "hybrid", None)  # a LiveModel's (graphrec.core.recs.model)
-        if world.model is not None and hybrid is not None:
-            rescore(cands, hybrid.scores(world.history.get(u, []), world.model.index, vec, world.model.emb),
-                    world.model.index)
+        if world.model is not None and world.model.hybrid is not None:
+            hybrid.rescore(cands, world.model.hybrid_scores(world.history.get(u, []), vec), world.model.index)
             return np.array([c.score for c in cands], dtype=np.float32)
         base = np.array([c.score for c in cands], dtype=np.float32)
         if vec is not None and world.model is not None:

@@ -177,8 +177,7 @@ class Pipeline:
         if not cands:
             return
         sims = s.model.scores(vec, [c.item_id for c in cands]) if (vec is not None and s.model) else None
-        hybrid = getattr(s.model, "hybrid", None)
-        if s.model and hybrid is not None and (recent or vec is None) and not ranker_usable(s):
+        if s.model and s.model.hybrid is not None and (recent or vec is None) and not ranker_usable(s):
             # the live version's hybrid (graphrec.core.recs.hybrid), as its evaluation ranked
             rescore(cands, s.model.hybrid_scores(recent, vec), s.model.index)
             return

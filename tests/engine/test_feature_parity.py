@@ -55,7 +55,7 @@ def test_one_requests_features_are_the_same_online_and_offline(store, neo4j_sett
     w.items(cat.items())
     w.interactions(cat.interactions())
     snap = export_snapshot(store, progress=False)
-    refresh(store, snap, k=50, progress=False)
+    refresh(store, snap, neo4j_settings.interactions.score_weights, k=50, progress=False)
     # The user with the longest history.
     u = int(np.bincount(snap.user).argmax())
     user_id = snap.user_ids[u]
@@ -72,7 +72,8 @@ def test_one_requests_features_are_the_same_online_and_offline(store, neo4j_sett
         update={"explore_epsilon": 0.0, "request_budget_ms": 5000.0, "source_budget_ms": 5000.0, "warm_up_s": 0.0})})
 
     # Offline: the replay of this user's home feed at the history's last instant, in their latest session.
-    world = World.build(snap, np.ones(snap.num_interactions, dtype=bool), model)
+    world = World.build(snap, np.ones(snap.num_interactions, dtype=bool), model, engine=s.engine,
+                        type_weights=s.interactions.score_weights)
     cands, vec = world.candidates(u)
     offline = dict(zip([c.item_id for c in cands], world.features(u, cands, vec), strict=True))
 
