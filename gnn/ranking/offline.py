@@ -40,6 +40,9 @@ from graphrec.core.recs.merge import (
 from graphrec.core.recs.model import LiveModel
 from graphrec.core.snapshot import KINDS, Snapshot
 
+#: Scores a user's candidates: (user, candidates, user vector) -> one score per candidate.
+Scorer = Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray]
+
 
 def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:
     return Snapshot(snap.user_ids, snap.item_ids, snap.user[mask], snap.item[mask], snap.ts[mask], snap.kind[mask],
@@ -210,6 +213,20 @@ class World:
         return F.request_features(cands, self.model, vec, self.session_vector(u, session),
                                   lambda i: self.info.get(i, (0, None, ())), hist_cats, self.now)
 
+    def serve(self, u: int, scorer: Scorer, first: int) -> tuple[list[rules.Scored], list[rules.Scored]]:
+        """User ``u``'s home feed as the engine answers it: their candidates scored by ``scorer``,
+        then the engine's rules. Returns (the ``first`` items chosen, every candidate best first)."""
+        cands, vec = self.candidates(u)
+        if not cands:
+            return [], []
+        for c, v in zip(cands, scorer(u, cands, vec).tolist(), strict=True):
+            c.score = float(v)
+        order = sorted(cands, key=lambda c: -c.score)
+        emb = self.model.vector_of if self.model else None
+        chosen = rules.diversify(order, first, self.engine.mmr_lambda, self.engine.max_per_category,
+                                 lambda i: self.cats.get(i, ()), emb)
+        return chosen, order
+
 
 def targets(full: Snapshot, mask: np.ndarray) -> dict[int, set[str]]:
     """Each user's relevant items among ``mask`` (never a SKIPPED interaction)."""
@@ -237,27 +254,20 @@ def _metrics(ranked: dict[int, list[str]], truth: dict[int, set[str]], num_items
             "hitrate@10": float(np.mean(hit)), "coverage@10": len(seen) / num_items}
 
 
-def evaluate(world: World, truth: dict[int, set[str]], scorer: Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray],
-             mmr_lambda: float | None = None) -> dict[str, float]:
-    """Rank each user's candidates with ``scorer``, take the top 100 after MMR on the top 10."""
+def evaluate(world: World, truth: dict[int, set[str]], scorer: Scorer) -> dict[str, float]:
+    """Each user's home feed (:meth:`World.serve`) scored by ``scorer``: the 10 items served, then
+    the rest of the candidates best first, to 100."""
     ranked: dict[int, list[str]] = {}
     for u in truth:
-        cands, vec = world.candidates(u)
-        if not cands:
+        head, order = world.serve(u, scorer, 10)
+        if not order:
             continue
-        s = scorer(u, cands, vec)
-        for c, v in zip(cands, s.tolist(), strict=True):
-            c.score = float(v)
-        order = sorted(cands, key=lambda c: -c.score)
-        emb = world.model.vector_of if world.model else None
-        lam = world.engine.mmr_lambda if mmr_lambda is None else mmr_lambda
-        head = rules.diversify(order[:50], 10, lam, world.engine.max_per_category, lambda i: world.cats.get(i, ()), emb)
         head_ids = [c.item_id for c in head]
         ranked[u] = head_ids + [c.item_id for c in order if c.item_id not in set(head_ids)][:90]
     return _metrics(ranked, truth, world.snap.num_items)
 
 
-def fusion_scorer(world: World) -> Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray]:
+def fusion_scorer(world: World) -> Scorer:
     """What the engine ranks with when no ranker is served: the live version's hybrid scores when
     it has a hybrid model (graphrec.core.recs.hybrid), else fusion + embedding similarity."""
     def score(u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
@@ -271,7 +281,7 @@ def fusion_scorer(world: World) -> Callable[[int, list[rules.Scored], np.ndarray
     return score
 
 
-def embedding_scorer(world: World) -> Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray]:
+def embedding_scorer(world: World) -> Scorer:
     def score(u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
         if vec is None or world.model is None:
             return np.array([c.score for c in cands], dtype=np.float32)
