@@ -12,7 +12,18 @@ replayed request is the user's home feed at the history's last instant, in their
 The result is a candidate list per test user with every source's score and rank. Rankings
 compared on the same candidates: ``fusion`` (what the engine serves without a ranker),
 ``embedding`` (similarity to the user vector alone) and ``ranker`` (the learned DCN-v2), each
-followed by the engine's MMR step.
+followed by the engine's rules after ranking (graphrec.core.recs.rules.finish, the engine's
+function and settings): the promotions active now, as the engine applies them today, then MMR.
+
+Exploration is the one rule the evaluation leaves out (:meth:`World.serve` runs it, seeded as
+the engine seeds it, when given the configured seed): its slots are random draws from the popular
+list, the same for every ranking compared on a replay, so they add noise to the comparison and
+no information; what they are for (feedback on items the model would not show) cannot be
+measured on logged interactions; and the rows beside the pipeline's (the GNN, the baselines)
+do not explore. Batch recommendations (email) do not explore either. In what users are served,
+each slot after the third is explored with probability ``engine.explore_epsilon``; the replay's
+figures are without those draws. Ranker training data is the same either way: features and labels belong
+to the candidates, before any rule after ranking.
 """
 
 from __future__ import annotations
@@ -213,19 +224,33 @@ class World:
         return F.request_features(cands, self.model, vec, self.session_vector(u, session),
                                   lambda i: self.info.get(i, (0, None, ())), hist_cats, self.now)
 
-    def serve(self, u: int, scorer: Scorer, first: int) -> tuple[list[rules.Scored], list[rules.Scored]]:
+    def serve(self, u: int, scorer: Scorer, first: int, explore_seed: int | None = None
+              ) -> tuple[list[rules.Scored], list[rules.Scored]]:
         """User ``u``'s home feed as the engine answers it: their candidates scored by ``scorer``,
-        then the engine's rules. Returns (the ``first`` items chosen, every candidate best first)."""
+        then the engine's rules (:func:`graphrec.core.recs.rules.finish`: the promotions active
+        now, MMR with the category cap and, given ``explore_seed``, exploration). Returns (the
+        ``first`` items chosen, every candidate best first, promotions applied).
+
+        ``explore_seed``: the configured ``seed``, to explore as the engine does for this user on
+        the day of :attr:`now`; None (the evaluation's choice, see the module docstring): no
+        exploration, as for batch recommendations."""
         cands, vec = self.candidates(u)
         if not cands:
             return [], []
         for c, v in zip(cands, scorer(u, cands, vec).tolist(), strict=True):
             c.score = float(v)
-        order = sorted(cands, key=lambda c: -c.score)
+        eng = self.engine
+        exploration = None
+        if explore_seed is not None and eng.explore_epsilon > 0:
+            consumed = self.consumed.get(u, {})
+            excluded = rules.excluded_items(consumed, "HOME_FEED" in eng.exclude_consumed)
+            exploration = rules.Exploration(
+                rules.exploration_pool((i for i, _ in self.popular), consumed, excluded,
+                                       lambda i: self.available.get(i, True)),
+                rules.exploration_seed(explore_seed, self.snap.user_ids[u], self.now))
         emb = self.model.vector_of if self.model else None
-        chosen = rules.diversify(order, first, self.engine.mmr_lambda, self.engine.max_per_category,
-                                 lambda i: self.cats.get(i, ()), emb)
-        return chosen, order
+        chosen = rules.finish(cands, first, eng, lambda i: self.cats.get(i, ()), emb, exploration)
+        return chosen, sorted(cands, key=lambda c: -c.score)
 
 
 def targets(full: Snapshot, mask: np.ndarray) -> dict[int, set[str]]:
@@ -255,8 +280,8 @@ def _metrics(ranked: dict[int, list[str]], truth: dict[int, set[str]], num_items
 
 
 def evaluate(world: World, truth: dict[int, set[str]], scorer: Scorer) -> dict[str, float]:
-    """Each user's home feed (:meth:`World.serve`) scored by ``scorer``: the 10 items served, then
-    the rest of the candidates best first, to 100."""
+    """Each user's home feed (:meth:`World.serve`, without exploration) scored by ``scorer``: the
+    10 items served, then the rest of the candidates best first, to 100."""
     ranked: dict[int, list[str]] = {}
     for u in truth:
         head, order = world.serve(u, scorer, 10)

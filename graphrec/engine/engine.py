@@ -186,9 +186,10 @@ class Engine:
            vector index), the collaborative and content paths, session, popular, fresh;
         3. **merge** — de-duplicated, every source's score and rank kept; the request's filter,
            consumed items excluded or down-weighted;
-        4. **rank** — the learned ranker when it is live and usable, else score fusion plus
-           embedding similarity; promotions;
-        5. **rules** — MMR diversity with a per-category cap, seeded exploration;
+        4. **rank** — the learned ranker when it is live and usable, else the live version's
+           hybrid, else score fusion plus embedding similarity;
+        5. **rules** — promotions, MMR diversity with a per-category cap, seeded exploration
+           (:func:`graphrec.core.recs.rules.finish`, which the offline replay runs too);
         6. **explain** — each item with its sources and a readable reason; a complete answer is
            cached.
         """
