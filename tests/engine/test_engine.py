@@ -161,15 +161,10 @@ def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_in
     items only (under load it made a late index melt Neo4j at 1M items)."""
     import numpy as np
 
-    class StubModel:
-        version = "stub"
-        item_ids = ["heat"]
+    from graphrec.core.recs.model import LiveModel
 
-        def vector_of(self, item_id: str) -> np.ndarray | None:
-            return np.ones(4, dtype=np.float32)
-
-        def scores(self, vec: np.ndarray, ids: list[str]) -> np.ndarray:
-            return np.zeros(len(ids))
+    # A live model that knows only "heat" (a vector, no hybrid): every other item has no vector.
+    model = LiveModel("heat-only", ["heat"], np.full((1, 4), 0.5, dtype=np.float32))
 
     async def late(*_: Any) -> list[Any]:
         return []
@@ -177,7 +172,7 @@ def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_in
     async def go() -> tuple[Any, list[str], dict[str, tuple[str, ...]]]:
         e = await _engine(tiny)
         try:
-            e.model = StubModel()  # type: ignore[assignment]
+            e.model = model
             e.candidates.ann = late  # type: ignore[method-assign]
             for rel in e.neighbours.caches:
                 e.neighbours.put(rel, "heat", ())
