@@ -29,6 +29,7 @@ from graphrec.core.config import Settings
 from graphrec.core.errors import ModelError
 from graphrec.core.export import export_snapshot
 from graphrec.core.graph.store import GraphStore
+from graphrec.core.recs.hybrid import HybridScorer
 from graphrec.core.recs.model import LiveModel
 from graphrec.core.registry import Registry, new_version_id
 
@@ -61,6 +62,18 @@ def ranker_on_split(settings: Settings, negatives: int = 50, progress: bool = Fa
 
 
 
+def replay_model(version: str, art: Path) -> LiveModel:
+    """The live GNN version as the ranker's replay scores with it: its evaluation embeddings, user
+    recipe and hybrid (``eval_*``: fit on its gate split's train + validation, never its test),
+    so that the replay has the engine's ``hybrid`` source and, without the ranker, ranks with the
+    hybrid as the engine does. A version without a hybrid ranks by fusion, as the engine does."""
+    ids = json.loads((art / "item_ids.json").read_text())
+    params = json.loads((art / ("eval_user_params.json" if (art / "eval_user_params.json").exists() else "user_params.json")).read_text())
+    emb = np.load(art / "eval_item_embeddings.npy")
+    return LiveModel(version, ids, emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)), params,
+                     hybrid=HybridScorer.load(art / "eval_hybrid"))
+
+
 def train_ranker(settings: Settings, progress: bool = True, negatives: int = 50) -> dict[str, Any]:
     t0 = time.perf_counter()
     with GraphStore.from_settings(settings) as store:
@@ -68,14 +81,10 @@ def train_ranker(settings: Settings, progress: bool = True, negatives: int = 50)
         live = reg.live("gnn")
         if live is None or not live.artifact_dir:
             raise ModelError("train the GNN first (graphrec train): the ranker learns on its candidates")
-        art = Path(live.artifact_dir)
         snap = export_snapshot(store, progress=progress)
-        ids = json.loads((art / "item_ids.json").read_text())
-        if ids != snap.item_ids:
+        model = replay_model(live.id, Path(live.artifact_dir))
+        if model.item_ids != snap.item_ids:
             raise ModelError("the catalogue changed since the live GNN was trained: retrain it first")
-        params = json.loads((art / ("eval_user_params.json" if (art / "eval_user_params.json").exists() else "user_params.json")).read_text())
-        emb = np.load(art / "eval_item_embeddings.npy")
-        model = LiveModel(live.id, ids, emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)), params)
         tr, va, te = train_val_test(snap)
         x, y = dataset(World.build(snap, tr, model, engine=settings.engine,
                                     type_weights=settings.interactions.score_weights), targets(snap, va), negatives,
@@ -96,7 +105,10 @@ def train_ranker(settings: Settings, progress: bool = True, negatives: int = 50)
         meta = json.loads((out / "ranker.json").read_text())
         meta.update(enabled=enabled, gnn_version=live.id)
         (out / "ranker.json").write_text(json.dumps(meta))
+        # What the served-without row ranked with: the engine's ranking without a ranker.
+        served_without = "hybrid" if model.hybrid is not None else "fusion"
         (out / "evaluation.json").write_text(json.dumps({"gnn": live.id, "results": rows, "enabled": enabled, "reason": reason,
+                                                         "served_without": served_without,
                                                          "training_examples": int(len(y)), "positives": int(y.sum())}, indent=2))
         reg.register("ranker", version, seed=settings.seed, config={"negatives": negatives, "features": meta["features"]},
                      metrics={k: float(v) for k, v in rows[RANKER_ROW].items()}, snapshot=snap.stats(),
@@ -104,5 +116,5 @@ def train_ranker(settings: Settings, progress: bool = True, negatives: int = 50)
                      extra={"enabled": enabled, "gnn_version": live.id, "gate_reason": reason,
                             "baseline_json": json.dumps({"row": SERVED_WITHOUT_ROW, "metrics": rows[SERVED_WITHOUT_ROW]})})
         reg.promote(version)
-    return {"version": version, "enabled": enabled, "reason": reason, "rows": rows,
+    return {"version": version, "enabled": enabled, "reason": reason, "rows": rows, "served_without": served_without,
             "seconds": round(time.perf_counter() - t0, 1)}

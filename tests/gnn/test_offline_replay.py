@@ -5,7 +5,9 @@ promotions always, its exploration only when given the engine's seed, never in t
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -63,3 +65,24 @@ def test_exploration_is_replayed_only_when_asked_and_never_in_the_evaluation() -
     assert explored != world.serve(u, scorer, 10, explore_seed=43)[0]  # another seed, another draw
     truth = targets(snap, te)
     assert evaluate(world, truth, scorer) == evaluate(calm, truth, fusion_scorer(calm))
+
+
+def test_the_rankers_replay_has_the_live_versions_hybrid(tmp_path: Path) -> None:
+    """graphrec train-ranker replays the live version with its evaluation embeddings, recipe and
+    hybrid (the engine's hybrid source and its ranking without a ranker); without one, fusion."""
+    from gnn.ranking.lifecycle import replay_model
+    from graphrec.core.recs.hybrid import HybridScorer
+
+    ids = [f"i{k}" for k in range(5)]
+    (tmp_path / "item_ids.json").write_text(json.dumps(ids))
+    np.save(tmp_path / "eval_item_embeddings.npy", np.eye(5, 3, dtype=np.float32) * 2)
+    (tmp_path / "eval_user_params.json").write_text(json.dumps({"type_weights": {"CLICKED": 1.0}, "max_history": 7}))
+    assert replay_model("v1", tmp_path).hybrid is None
+    hybrid = HybridScorer(np.ones((5, 5), np.float32), np.zeros((5, 5), np.float32), np.arange(5, dtype=np.float32),
+                          {"ease": 1.0, "trend": 0.5})
+    hybrid.save(tmp_path / "eval_hybrid")
+    model = replay_model("v1", tmp_path)
+    assert model.item_ids == ids and model.user_params["max_history"] == 7
+    np.testing.assert_allclose(np.linalg.norm(model.emb[:3], axis=1), 1.0)
+    assert model.hybrid is not None and model.hybrid.weights == hybrid.weights
+    np.testing.assert_array_equal(model.hybrid.trend, hybrid.trend)
