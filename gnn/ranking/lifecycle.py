@@ -1,11 +1,13 @@
 """``graphrec train-ranker``: train the DCN-v2 ranker on the live GNN's candidates, evaluate it next
-to fusion and embedding-similarity ranking on the test split, register it, and enable it only if it
-beats what the engine serves without it: fusion + MMR, on the same replay (NDCG@10 higher and
-Recall@100 not lower). Both rows are recorded with the version (``metrics`` and
-``baseline_json``), with the GNN version it was trained on (the engine uses it only with that one).
+to what the engine serves without it and to embedding-similarity ranking on the test split,
+register it, and enable it only if it beats what the engine serves without it (the live
+version's hybrid + MMR, or fusion + MMR for a version without a hybrid) on the same replay
+(NDCG@10 higher and Recall@100 not lower). Both rows are recorded with the version (``metrics``
+and ``baseline_json``; the row keeps its name ``SERVED_WITHOUT_ROW`` either way), with the GNN
+version it was trained on (the engine uses it only with that one).
 
 After ``graphrec schedule`` promotes a GNN, :func:`gnn.schedule.retrain_cycle` trains a new ranker on it when a
-ranker is in use (the live ranker is enabled), so that the service does not fall back to fusion
+ranker is in use (the live ranker is enabled), so that the service does not go without one
 until someone runs ``train-ranker`` by hand.
 
 Caveat: the GNN's evaluation embeddings were refit on train + validation, so the candidates the
@@ -42,9 +44,9 @@ def gate(rows: dict[str, dict[str, float]]) -> tuple[bool, str]:
     NDCG@10 higher and Recall@100 not lower."""
     r, b = rows[RANKER_ROW], rows[SERVED_WITHOUT_ROW]
     if r["ndcg@10"] > b["ndcg@10"] and r["recall@100"] >= b["recall@100"]:
-        return True, (f"beats fusion + MMR: NDCG@10 {r['ndcg@10']:.4f} > {b['ndcg@10']:.4f}, "
+        return True, (f"beats the pipeline served without it: NDCG@10 {r['ndcg@10']:.4f} > {b['ndcg@10']:.4f}, "
                       f"Recall@100 {r['recall@100']:.4f} >= {b['recall@100']:.4f}")
-    return False, (f"does not beat fusion + MMR: NDCG@10 {r['ndcg@10']:.4f} vs {b['ndcg@10']:.4f}, "
+    return False, (f"does not beat the pipeline served without it: NDCG@10 {r['ndcg@10']:.4f} vs {b['ndcg@10']:.4f}, "
                    f"Recall@100 {r['recall@100']:.4f} vs {b['recall@100']:.4f}")
 
 
