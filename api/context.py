@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -21,22 +22,30 @@ class Context:
     items: DataLoader[str, Item | None]
     request: Any = None
     response: Any = None
+    #: per selection of an item in this request's document: does it ask only catalogue fields?
+    catalogue_only: dict[int, bool] = field(default_factory=dict)
 
 
 #: Item fields the engine's in-memory catalogue holds (graphrec.engine.repository.catalogue_item).
 CATALOGUE_FIELDS = frozenset({"id", "title", "year", "categories", "available", "popularity", "__typename"})
 
 
-async def load_item(info: Any, item_id: str) -> Item | None:
+def load_item(info: Any, item_id: str) -> Item | None | Awaitable[Item | None]:
     """The item behind a recommendation or an interaction. When the query asks only for fields the
-    catalogue holds (a list of titles), from memory; otherwise (tags, description, or fields
-    through fragments) through the request's DataLoader: one round trip for the page, the item
-    cache in front of it."""
+    catalogue holds (a list of titles), from memory, at once (no task per item); otherwise (tags,
+    description, or fields through fragments) an awaitable from the request's DataLoader: one
+    round trip for the page, the item cache in front of it."""
     ctx: Context = info.context
-    if all(isinstance(f, SelectedField) and f.name in CATALOGUE_FIELDS for f in info.selected_fields[0].selections):
-        if (it := ctx.engine.catalogue_item(item_id)) is not None:
-            return it
-    return await ctx.items.load(item_id)
+    # Decided once per selection: every item of a list shares its field node (Strawberry's
+    # selected_fields converts the node's whole selection each time it is asked).
+    node = id(info._raw_info.field_nodes[0])
+    only = ctx.catalogue_only.get(node)
+    if only is None:
+        only = ctx.catalogue_only[node] = all(isinstance(f, SelectedField) and f.name in CATALOGUE_FIELDS
+                                              for f in info.selected_fields[0].selections)
+    if only and (it := ctx.engine.catalogue_item(item_id)) is not None:
+        return it
+    return ctx.items.load(item_id)
 
 
 def make_context(engine: Engine, principal: Principal, request: Any = None, response: Any = None) -> Context:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -121,8 +123,18 @@ class Recommendation:
                    item_id=r.item_id)
 
     @strawberry.field
-    async def item(self, info: strawberry.Info[Context, None]) -> Item:
-        it = await load_item(info, self.item_id)
+    def item(self, info: strawberry.Info[Context, None]) -> Item:
+        # Not async: a page of titles is answered from the catalogue without a task per item
+        # (graphql-core awaits what a resolver returns when it is awaitable: the DataLoader's).
+        found = load_item(info, self.item_id)
+        if inspect.isawaitable(found):
+            return self._later(found)  # type: ignore[return-value]
+        return self._item(found)
+
+    async def _later(self, found: Awaitable[et.Item | None]) -> Item:
+        return self._item(await found)
+
+    def _item(self, it: et.Item | None) -> Item:
         if it is None:  # removed since it was ranked
             return Item(id=strawberry.ID(self.item_id), title=None, year=None, categories=[], tags=[], available=False,
                         popularity=None, description=None)
@@ -170,7 +182,8 @@ class Interaction:
 
     @strawberry.field
     async def item(self, info: strawberry.Info[Context, None]) -> Item | None:
-        it = await load_item(info, self.item_id)
+        found = load_item(info, self.item_id)
+        it = await found if inspect.isawaitable(found) else found
         return Item.from_domain(it) if it else None
 
 

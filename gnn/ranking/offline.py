@@ -12,8 +12,8 @@ replayed request is the user's home feed at the history's last instant, in their
 The result is a candidate list per test user with every source's score and rank. Rankings
 compared on the same candidates: ``fusion`` (what the engine serves without a ranker),
 ``embedding`` (similarity to the user vector alone) and ``ranker`` (the learned DCN-v2), each
-followed by the engine's rules after ranking (graphrec.core.recs.rules.finish, the engine's
-function and settings): the promotions active now, as the engine applies them today, then MMR.
+followed by the engine's rules after ranking (the engine's functions and settings): the
+promotions active now, as the engine applies them today, then MMR (graphrec.core.recs.rules.finish).
 
 Exploration is the one rule the evaluation leaves out (:meth:`World.serve` runs it, seeded as
 the engine seeds it, when given the configured seed): its slots are random draws from the popular
@@ -42,6 +42,7 @@ from graphrec.core.recs import features as F
 from graphrec.core.recs import hybrid, popularity, rules
 from graphrec.core.recs.candidate import Candidate
 from graphrec.core.recs.merge import (
+    NeighbourList,
     aggregate_neighbours,
     cold_start_weights,
     merge_candidates,
@@ -99,7 +100,7 @@ class World:
     now: float
     history: dict[int, list[dict[str, Any]]]
     consumed: dict[int, dict[str, set[str]]]
-    neighbours: dict[str, dict[str, list[tuple[str, float]]]]
+    neighbours: dict[str, dict[str, NeighbourList]]
     popular: list[tuple[str, float]]
     fresh: list[tuple[str, float]]
     info: dict[str, tuple[int, float | None, tuple[str, ...]]]
@@ -146,9 +147,9 @@ class World:
                     if iid in lst:
                         lst.remove(iid)
                     lst.append(iid)
-        nb: dict[str, dict[str, list[tuple[str, float]]]] = {}
+        nb: dict[str, dict[str, NeighbourList]] = {}
         for rel, x in (("CO_INTERACTED", interaction_matrix(tr, tw, now=now).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(tr))):
-            nb[rel] = {ids[i]: [(ids[j], float(s)) for j, s in zip(nbrs.tolist(), sc.tolist(), strict=True)]
+            nb[rel] = {ids[i]: NeighbourList(tuple(ids[j] for j in nbrs.tolist()), np.asarray(sc, dtype=np.float64))
                        for i, nbrs, sc in top_k_cosine(x, k)}
         available = np.array([it.available is not False for it in full.items])
         counted = tr.kind != KINDS.index("SKIPPED")
@@ -227,9 +228,10 @@ class World:
     def serve(self, u: int, scorer: Scorer, first: int, explore_seed: int | None = None
               ) -> tuple[list[rules.Scored], list[rules.Scored]]:
         """User ``u``'s home feed as the engine answers it: their candidates scored by ``scorer``,
-        then the engine's rules (:func:`graphrec.core.recs.rules.finish`: the promotions active
-        now, MMR with the category cap and, given ``explore_seed``, exploration). Returns (the
-        ``first`` items chosen, every candidate best first, promotions applied).
+        then the engine's rules: the promotions active now, then
+        :func:`graphrec.core.recs.rules.finish` (MMR with the category cap and, given
+        ``explore_seed``, exploration). Returns (the ``first`` items chosen, every candidate best
+        first, promotions applied).
 
         ``explore_seed``: the configured ``seed``, to explore as the engine does for this user on
         the day of :attr:`now`; None (the evaluation's choice, see the module docstring): no
@@ -248,6 +250,7 @@ class World:
                 rules.exploration_pool((i for i, _ in self.popular), consumed, excluded,
                                        lambda i: self.available.get(i, True)),
                 rules.exploration_seed(explore_seed, self.snap.user_ids[u], self.now))
+        rules.apply_promotions(cands, eng.promotions)  # the promotions active now, as the engine's rank step
         emb = self.model.vector_of if self.model else None
         chosen = rules.finish(cands, first, eng, lambda i: self.cats.get(i, ()), emb, exploration)
         return chosen, sorted(cands, key=lambda c: -c.score)

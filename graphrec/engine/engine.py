@@ -184,11 +184,12 @@ class Engine:
            fresh, else one Neo4j round trip (a cached answer for this state, or with Neo4j away the last good one, ends here);
         2. **sources** — at once, each under its budget: ``ann`` (the user vector against the
            vector index), the collaborative and content paths, session, popular, fresh;
-        3. **merge** — de-duplicated, every source's score and rank kept; the request's filter,
-           consumed items excluded or down-weighted;
-        4. **rank** — the learned ranker when it is live and usable, else the live version's
-           hybrid, else score fusion plus embedding similarity;
-        5. **rules** — promotions, MMR diversity with a per-category cap, seeded exploration
+        3. **merge** — de-duplicated into columns (one fused score per item), every source's score
+           and rank kept; consumed items the user viewed or skipped down-weighted;
+        4. **rank** — every candidate at once: the live version's hybrid, or the learned ranker
+           when it is live and usable, else score fusion plus embedding similarity; promotions;
+           then the best that pass the request's filter and were not consumed;
+        5. **rules** — MMR diversity with a per-category cap, seeded exploration
            (:func:`graphrec.core.recs.rules.finish`, which the offline replay runs too);
         6. **explain** — each item with its sources and a readable reason; a complete answer is
            cached.
@@ -201,9 +202,9 @@ class Engine:
             return early
         by_source, weights = await p.sources(run)
         with run.stage("merge"):
-            cands = p.merge(run, by_source, weights)
+            pool = p.merge(run, by_source, weights)
         with run.stage("rank"):
-            p.rank_step(run, cands)
+            cands = p.rank_step(run, pool)
         with run.stage("rules"):
             chosen = p.apply_rules(run, cands)
         return p.answer(run, chosen)

@@ -28,7 +28,6 @@ def reason(c: rules.Scored, recent: list[dict[str, Any]], req: RecRequest, catal
         return it.title if it and it.title else item_id
 
     src = c.sources
-    verbs = {h["item_id"]: VERB.get(h["type"], "liked") for h in recent}
     if "explore" in src:
         return "something different, to widen your feed", None
     if "session" in src and c.because:
@@ -37,7 +36,9 @@ def reason(c: rules.Scored, recent: list[dict[str, Any]], req: RecRequest, catal
         b = c.because[0]
         if req.surface is Surface.SIMILAR_ITEMS:
             return f"people who liked {title(b)} also liked this", None
-        return f"because you {verbs.get(b, 'liked')} {title(b)}", browser_snippet(req.user_id or "", c.item_id)
+        # The verb of the user's earliest interaction with it (history is newest first).
+        verb = next((VERB.get(h["type"], "liked") for h in reversed(recent) if h["item_id"] == b), "liked")
+        return f"because you {verb} {title(b)}", browser_snippet(req.user_id or "", c.item_id)
     if "content" in src and c.because:
         return f"similar to {title(c.because[0])}", None
     if "ann" in src:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,9 @@ import numpy as np
 from graphrec.core.errors import GraphStoreError, NotFound
 from graphrec.core.recs import rules
 from graphrec.core.recs.candidate import Candidate, SourceContext
-from graphrec.core.recs.hybrid import rescore
+from graphrec.core.recs.hybrid import scores_of
 from graphrec.core.recs.merge import (
+    Pool,
     cold_start_weights,
     decay_now,
     merge_candidates,
@@ -59,6 +60,7 @@ class Run:
     shape: str = ""  # the request without what changes its answer: the key of its last good answer
     vec: np.ndarray | None = None
     session_vec: np.ndarray | None = None
+    hybrid: np.ndarray | None = None  # the live hybrid's scores of every item, when it ranks this request
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -116,6 +118,9 @@ class Pipeline:
             run.vec = self.category_vector(req.context.preferred_categories)
         if model and req.context.session_item_ids:
             run.session_vec = model.session_vector(req.context.session_item_ids, now)
+        if self.hybrid_ranks(run.recent, run.vec):
+            assert model is not None
+            run.hybrid = model.hybrid_scores(run.recent, run.vec)  # the hybrid source's and the rank's
         weights = dict(cfg.sources.get(req.surface.value, cfg.sources["HOME_FEED"]))
         if not run.recent:  # cold start: popular (narrowed by stated preferences), fresh, content of nothing
             weights = cold_start_weights(weights)
@@ -126,26 +131,60 @@ class Pipeline:
                                     "decay_now": now, "preferred_categories": req.context.preferred_categories,
                                     "fresh_window_s": cfg.fresh_window_days * 86400.0,
                                     # the hybrid source (graphrec.core.recs.hybrid) scores from these
-                                    "model": model, "recent": run.recent, "user_vector": run.vec, "exclude": run.excluded})
+                                    "model": model, "recent": run.recent, "user_vector": run.vec, "exclude": run.excluded,
+                                    "hybrid_scores": run.hybrid})
         vec, excluded = run.vec, run.excluded
         by_source = await self.candidates.run(
             weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, req.filter, run.degraded, excluded),
             run.timings, run.degraded)
         return by_source, weights
 
-    def merge(self, run: Run, by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> list[rules.Scored]:
-        """One entry per item, the request's filter applied, consumed items excluded or down-weighted."""
-        items = self.s.catalog.items
-        merged = merge_candidates(by_source, weights)
-        cands = [c for c in merged.values() if rules.passes_filter(items.get(c.item_id), run.req.filter)]
-        return rules.apply_consumed(cands, run.consumed, run.req.surface.value in self.s.cfg.exclude_consumed)
+    def merge(self, run: Run, by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> Pool:
+        """One entry per item, as columns (every source's score and rank kept for the items shown);
+        the fused score of items the user viewed or skipped down-weighted."""
+        pool = Pool(by_source, weights)
+        rules.downweight_consumed(pool.pos, pool.fused, run.consumed)
+        return pool
 
-    def rank_step(self, run: Run, cands: list[rules.Scored]) -> None:
-        self.rank(cands, run.vec, run.session_vec, run.recent, run.clock)
+    def rank_step(self, run: Run, pool: Pool) -> list[rules.Scored]:
+        """Every candidate scored at once (the hybrid, the learned ranker, or fusion plus embedding
+        similarity), promotions applied; then, best first, those that pass the request's filter
+        and were not consumed, as many as the diversity step looks at."""
+        s, req = self.s, run.req
+        exclude = req.surface.value in s.cfg.exclude_consumed
+
+        def allowed(p: int) -> bool:
+            i = pool.ids[p]
+            if exclude and (types := run.consumed.get(i)) and types & rules.EXCLUDING_TYPES:
+                return False
+            return rules.passes_filter(s.catalog.items.get(i), req.filter)
+
+        if ranker_usable(s):  # its features are per candidate: it scores the allowed ones only
+            keep = [p for p in range(len(pool)) if allowed(p)]
+            scores = np.full(len(pool), -np.inf)
+            scores[keep] = self.rank_scores([pool.ids[p] for p in keep], pool.fused[keep], run.vec, run.session_vec,
+                                            run.recent, run.clock, records=lambda: pool.scored(keep))
+        else:
+            scores = self.rank_scores(pool.ids, pool.fused, run.vec, run.session_vec, run.recent, run.clock, run.hybrid)
+        promoted = rules.active_promotions(s.cfg.promotions)
+        rules.promote(pool.pos, scores, promoted)
+        top: list[int] = []
+        wanted = rules.pool_size(run.first)
+        for p in np.argsort(-scores, kind="stable").tolist():  # best first; ties: the merge's order
+            if not np.isfinite(scores[p]):
+                break
+            if allowed(p):
+                top.append(p)
+                if len(top) >= wanted:
+                    break
+        cands = pool.scored(top, scores)
+        for c in cands:
+            if c.item_id in promoted:
+                c.sources.setdefault("promotion", (promoted[c.item_id], 0))
+        return cands
 
     def apply_rules(self, run: Run, cands: list[rules.Scored]) -> list[rules.Scored]:
-        """Promotions, MMR diversity with the category cap, seeded exploration; nothing left: the
-        popular list."""
+        """MMR diversity with the category cap, seeded exploration; nothing left: the popular list."""
         chosen = self.finish(cands, run.first, run.req, run.consumed, run.excluded)
         if not chosen:  # nothing survived: the in-memory popular list, filtered
             chosen = self.popular_fallback(run.first, run.req.filter, run.excluded)
@@ -169,27 +208,46 @@ class Pipeline:
         cfg = self.s.cfg
         return seeds_from_history(recent, now, cfg.half_life_days * 86400.0, cfg.seeds, self.s.type_weights)
 
+    def hybrid_ranks(self, recent: History, vec: np.ndarray | None) -> bool:
+        """Does the live version's hybrid (graphrec.core.recs.hybrid) rank this request, as its
+        evaluation ranked? Not when the learned ranker is usable, nor for a user without history
+        who has a vector (stated categories: fusion and that vector rank)."""
+        m = self.s.model
+        return bool(m is not None and m.hybrid is not None and (recent or vec is None) and not ranker_usable(self.s))
+
+    def rank_scores(self, ids: list[str], base: np.ndarray, vec: np.ndarray | None, session_vec: np.ndarray | None,
+                    recent: History, now: float, hybrid: np.ndarray | None = None,
+                    records: Callable[[], list[rules.Scored]] | None = None) -> np.ndarray:
+        """The rank score of each of ``ids``: the live hybrid's (``hybrid``: its scores of every
+        item, when already computed), else the learned ranker's when live and usable (its
+        features from ``records()``, the candidates in the order of ``ids``), else ``base`` (the
+        fused score) plus the embedding similarity when there is a user vector, else ``base``."""
+        s = self.s
+        if not ids:
+            return base
+        if self.hybrid_ranks(recent, vec):
+            assert s.model is not None
+            full = hybrid if hybrid is not None else s.model.hybrid_scores(recent, vec)
+            assert full is not None
+            return scores_of(ids, full, s.model.index)
+        if ranker_usable(s):
+            assert s.ranker is not None and records is not None
+            cats = [s.catalog.items[h["item_id"]].categories for h in recent if h["item_id"] in s.catalog.items]
+            feats = s.ranker.features(records(), vec, session_vec, s.model, s.catalog, cats, now)
+            return np.asarray(s.ranker.score(feats), dtype=np.float64)
+        if vec is not None and s.model:
+            return base + np.maximum(0.0, np.asarray(s.model.scores(vec, ids), dtype=np.float64))
+        return base
+
     def rank(self, cands: list[rules.Scored], vec: np.ndarray | None, session_vec: np.ndarray | None,
              recent: History, now: float) -> None:
-        """Learned ranker when live and enabled, else fusion score + embedding similarity (in place)."""
-        s = self.s
+        """:meth:`rank_scores` over a list of candidates (their scores set in place)."""
         if not cands:
             return
-        sims = s.model.scores(vec, [c.item_id for c in cands]) if (vec is not None and s.model) else None
-        if s.model and s.model.hybrid is not None and (recent or vec is None) and not ranker_usable(s):
-            # the live version's hybrid (graphrec.core.recs.hybrid), as its evaluation ranked
-            rescore(cands, s.model.hybrid_scores(recent, vec), s.model.index)
-            return
-        if ranker_usable(s):
-            assert s.ranker is not None
-            cats = [s.catalog.items[h["item_id"]].categories for h in recent if h["item_id"] in s.catalog.items]
-            feats = s.ranker.features(cands, vec, session_vec, s.model, s.catalog, cats, now)
-            for c, sc in zip(cands, s.ranker.score(feats), strict=True):
-                c.score = float(sc)
-            return
-        if sims is not None:
-            for c, sc in zip(cands, sims.tolist(), strict=True):
-                c.score += max(0.0, sc)
+        scores = self.rank_scores([c.item_id for c in cands], np.array([c.score for c in cands], dtype=np.float64),
+                                  vec, session_vec, recent, now, records=lambda: cands)
+        for c, x in zip(cands, scores.tolist(), strict=True):
+            c.score = x
 
     def finish(self, cands: list[rules.Scored], first: int, req: RecRequest, consumed: Consumed,
                excluded: set[str]) -> list[rules.Scored]:

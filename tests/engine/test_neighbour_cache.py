@@ -11,6 +11,11 @@ from graphrec.core.errors import GraphStoreUnavailable
 from graphrec.engine.sources.neighbour_cache import NeighbourCache
 
 
+def pairs(lists: dict[str, Any]) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Each item's cached list as ``(neighbour, score)`` pairs."""
+    return {i: lst.pairs() for i, lst in lists.items()}
+
+
 class FakeStore:
     """Answers recs/neighbour_lists from a dict; records every call; can be slow or failing."""
 
@@ -40,11 +45,11 @@ def test_concurrent_misses_share_one_read_and_fill_both_kinds() -> None:
             cache.lists(store, "SIMILAR_CONTENT", ["a"], 1.0),
             cache.lists(store, "CO_INTERACTED", ["b"], 1.0))
         assert len(store.calls) == 1 and sorted(store.calls[0]) == ["a", "b", "ghost"]
-        assert co == {"a": (("b", 0.9), ("c", 0.5)), "b": (("a", 0.9),), "ghost": ()}
-        assert content == {"a": (("d", 0.7),)}
-        assert other == {"b": (("a", 0.9),)}
+        assert pairs(co) == {"a": (("b", 0.9), ("c", 0.5)), "b": (("a", 0.9),), "ghost": ()}
+        assert pairs(content) == {"a": (("d", 0.7),)}
+        assert pairs(other) == {"b": (("a", 0.9),)}
         # Both kinds are cached now: no further read.
-        assert (await cache.lists(store, "SIMILAR_CONTENT", ["b", "ghost"], 1.0)) == {"b": (), "ghost": ()}
+        assert pairs(await cache.lists(store, "SIMILAR_CONTENT", ["b", "ghost"], 1.0)) == {"b": (), "ghost": ()}
         assert len(store.calls) == 1 and cache.round_trips == 1
 
     asyncio.run(go())
@@ -56,7 +61,7 @@ def test_a_caller_that_gives_up_still_fills_the_cache() -> None:
         with pytest.raises(asyncio.TimeoutError):
             await cache.lists(store, "CO_INTERACTED", ["a"], 0.01)
         await asyncio.sleep(0.08)  # the read finishes in the background
-        assert (await cache.lists(store, "CO_INTERACTED", ["a"], 0.01))["a"][0] == ("b", 0.9)
+        assert pairs(await cache.lists(store, "CO_INTERACTED", ["a"], 0.01))["a"][0] == ("b", 0.9)
         assert len(store.calls) == 1
 
     asyncio.run(go())
@@ -70,7 +75,7 @@ def test_a_failed_read_raises_for_every_waiter_and_is_not_cached() -> None:
         assert all(isinstance(r, GraphStoreUnavailable) for r in res)
         assert len(store.calls) == 1
         store.fail = False
-        assert (await cache.lists(store, "CO_INTERACTED", ["a"], 1.0))["a"]  # asked again, now answered
+        assert (await cache.lists(store, "CO_INTERACTED", ["a"], 1.0))["a"].ids == ("b", "c")  # asked again, now answered
         assert len(store.calls) == 2
 
     asyncio.run(go())
@@ -93,7 +98,7 @@ def test_start_sends_the_read_at_once_and_the_sources_wait_for_it() -> None:
         assert store.calls == [["a", "b"]]
         co, content = await asyncio.gather(cache.lists(store, "CO_INTERACTED", ["a", "b"], 1.0),
                                            cache.lists(store, "SIMILAR_CONTENT", ["a"], 1.0))
-        assert co["a"][0] == ("b", 0.9) and content["a"] == (("d", 0.7),)
+        assert pairs(co)["a"][0] == ("b", 0.9) and pairs(content)["a"] == (("d", 0.7),)
         cache.start(store, ["a", "b"], 1.0)  # cached: nothing to send
         assert len(store.calls) == 1
 

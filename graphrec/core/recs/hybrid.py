@@ -181,15 +181,20 @@ class HybridScorer:
         return combine(comps, self.weights, np.array([True]))[0]
 
 
+def scores_of(ids: list[str], scores: np.ndarray, index: dict[str, int]) -> np.ndarray:
+    """The hybrid scores of ``ids`` (an item the model does not know: below every known one)."""
+    rows = np.fromiter((index.get(i, -1) for i in ids), dtype=np.intp, count=len(ids))
+    low = float(scores.min()) - 1.0 if len(scores) else 0.0
+    return np.where(rows >= 0, np.asarray(scores, dtype=np.float64)[rows], low)
+
+
 def rescore(cands: list[Any], scores: np.ndarray | None, index: dict[str, int]) -> None:
     """Set each candidate's ``score`` to its hybrid score (in place; an item the model does not
     know ranks last; nothing without scores)."""
     if scores is None:
         return
-    low = float(scores.min()) - 1.0 if len(scores) else 0.0
-    for c in cands:
-        k = index.get(c.item_id)
-        c.score = float(scores[k]) if k is not None else low
+    for c, x in zip(cands, scores_of([c.item_id for c in cands], scores, index).tolist(), strict=True):
+        c.score = x
 
 
 def top(scores: np.ndarray, item_ids: list[str], limit: int, exclude: set[str]) -> list[tuple[str, float]]:

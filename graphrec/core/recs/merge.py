@@ -3,9 +3,10 @@ history, and the merge of candidate lists (de-duplicated, every source's score a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from operator import attrgetter
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from graphrec.core.recs.candidate import Candidate
 from graphrec.core.recs.rules import Scored
@@ -49,50 +50,141 @@ def cold_start_weights(weights: dict[str, float]) -> dict[str, float]:
     return out
 
 
+class Pool:
+    """The merged candidates of one request as columns: one entry per item (first-seen order),
+    ``fused`` = Σ over sources of weight × (source score / that source's best score). The
+    per-candidate records (:class:`Scored`, with every source's score and rank) are built only
+    for the items a step asks for (:meth:`scored`): a request merges ~1,000 candidates and shows 20.
+    """
+
+    def __init__(self, by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> None:
+        self.sources: dict[str, list[Candidate]] = {}  # each source's candidates, best first
+        src_ids: dict[str, list[str]] = {}
+        ids: list[str] = []
+        parts: list[np.ndarray] = []
+        for name, cands in by_source.items():
+            if not cands:
+                continue
+            sc = np.array([c[1] for c in cands], dtype=np.float64)
+            order = np.argsort(-sc, kind="stable")  # best first; equal scores keep the source's order
+            ranked = [cands[k] for k in order.tolist()]
+            self.sources[name] = ranked
+            src_ids[name] = [c[0] for c in ranked]
+            ids.extend(src_ids[name])
+            parts.append(weights.get(name, 0.0) * (sc[order] / (float(sc.max()) or 1.0)))
+        self.ids: list[str] = list(dict.fromkeys(ids))
+        self.pos: dict[str, int] = dict(zip(self.ids, range(len(self.ids)), strict=True))
+        inv = np.fromiter(map(self.pos.__getitem__, ids), dtype=np.intp, count=len(ids))
+        self.fused: np.ndarray = np.bincount(inv, weights=np.concatenate(parts) if parts else None,
+                                             minlength=len(self.ids)).astype(np.float64)
+        self._src_ids = src_ids
+        self._ranks: dict[str, dict[str, int]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def scored(self, positions: Iterable[int], scores: np.ndarray | None = None) -> list[Scored]:
+        """The candidates at ``positions`` as :class:`Scored` records (score: ``scores`` at that
+        position, default the fused score); ``because`` and ``via`` from the first source (in
+        the sources' order) that gives them."""
+        if self._ranks is None:
+            self._ranks = {name: dict(zip(ids, range(len(ids)), strict=True)) for name, ids in self._src_ids.items()}
+        score = (self.fused if scores is None else scores).tolist()
+        out: list[Scored] = []
+        for p in positions:
+            item = self.ids[p]
+            srcs: dict[str, tuple[float, int]] = {}
+            because: tuple[str, ...] = ()
+            via: tuple[str, ...] = ()
+            for name, rank_of in self._ranks.items():
+                r = rank_of.get(item)
+                if r is not None:
+                    c = self.sources[name][r]
+                    srcs[name] = (c.score, r)
+                    because = because or c.because
+                    via = via or c.via
+            out.append(Scored(item, score[p], srcs, because, via))
+        return out
+
+
 def merge_candidates(by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> dict[str, Scored]:
     """One entry per item; ``score`` = Σ weight × (source score / that source's best score)."""
-    merged: dict[str, Scored] = {}
-    get = merged.get
-    for name, cands in by_source.items():
-        if not cands:
-            continue
-        w = weights.get(name, 0.0)
-        top = max(c.score for c in cands) or 1.0
-        # Best first; equal scores keep the source's order (a reverse sort is stable too).
-        for rank, c in enumerate(sorted(cands, key=_score, reverse=True)):
-            s = get(c.item_id)
-            if s is None:
-                merged[c.item_id] = Scored(c.item_id, w * (c.score / top), {name: (c.score, rank)}, c.because, c.via)
-                continue
-            s.sources[name] = (c.score, rank)
-            s.score += w * (c.score / top)
-            if c.because and not s.because:
-                s.because = c.because
-            if c.via and not s.via:
-                s.via = c.via
-    return merged
+    pool = Pool(by_source, weights)
+    return dict(zip(pool.ids, pool.scored(range(len(pool))), strict=True))
 
 
-_score = attrgetter("score")
 
 
-def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Sequence[tuple[str, float]]], limit: int,
+class NeighbourList(NamedTuple):
+    """One item's materialised neighbours, best first, as two columns (ids and their scores): the
+    form the engine's neighbour cache and the offline replay hold them in."""
+
+    ids: tuple[str, ...]
+    scores: np.ndarray  # float64, one per id
+
+    def pairs(self) -> tuple[tuple[str, float], ...]:
+        """``(neighbour id, score)`` pairs, best first."""
+        return tuple(zip(self.ids, self.scores.tolist(), strict=True))
+
+
+NO_NEIGHBOURS = NeighbourList((), np.zeros(0))
+
+
+def neighbour_list(pairs: Iterable[tuple[str, float]]) -> NeighbourList:
+    """A list of ``(neighbour id, score)`` pairs as a :class:`NeighbourList`."""
+    pairs = tuple(pairs)
+    if not pairs:
+        return NO_NEIGHBOURS
+    ids, scores = zip(*pairs, strict=True)
+    return NeighbourList(tuple(map(str, ids)), np.asarray(scores, dtype=np.float64))
+
+
+def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, NeighbourList], limit: int,
                          name: str) -> list[Candidate]:
-    """Σ over seeds of seed weight × neighbour score (seeds themselves excluded), best first;
-    ``because`` names the strongest seeds. Shared by the engine and the offline evaluation."""
-    seed_ids = {str(s["id"]) for s in seeds}
-    score: dict[str, float] = {}
-    best: dict[str, list[tuple[float, str]]] = {}
+    """Σ over seeds of seed weight × neighbour score (seeds themselves excluded), the ``limit``
+    best (ties by id); ``because`` names the (up to 3) seeds that contributed most. Shared by the
+    engine and the offline evaluation. Vectorised over the seeds' lists (a request sums ~20 × 50
+    entries per source)."""
+    seed_ids: list[str] = []
+    ids: list[str] = []
+    parts: list[np.ndarray] = []
+    owner: list[int] = []  # per seed list: how many entries it gave
     for s in seeds:
-        sid, w = str(s["id"]), float(s["w"])  # type: ignore[arg-type]
-        for nid, ns in lists.get(sid, ()):
-            if nid in seed_ids:
-                continue
-            v = w * ns
-            score[nid] = score.get(nid, 0.0) + v
-            best.setdefault(nid, []).append((v, sid))
-    top = sorted(score.items(), key=lambda x: (-x[1], x[0]))[:limit]
-    return [Candidate(i, sc, name, tuple(b for _, b in sorted(best[i], reverse=True)[:3])) for i, sc in top]
+        sid = str(s["id"])
+        seed_ids.append(sid)
+        lst = lists.get(sid, NO_NEIGHBOURS)
+        owner.append(len(lst.ids))
+        if lst.ids:
+            ids.extend(lst.ids)
+            parts.append(lst.scores * float(s["w"]))  # type: ignore[arg-type]
+    if not ids:
+        return []
+    uniq = list(dict.fromkeys(ids))
+    pos = dict(zip(uniq, range(len(uniq)), strict=True))
+    inv = np.fromiter(map(pos.__getitem__, ids), dtype=np.intp, count=len(ids))
+    vals = np.concatenate(parts)
+    seed_of = np.repeat(np.arange(len(seed_ids)), owner)
+    score = np.bincount(inv, weights=vals, minlength=len(uniq))
+    out = np.zeros(len(uniq), dtype=bool)
+    out[[pos[s] for s in set(seed_ids) if s in pos]] = True  # a seed is never its own candidate
+    k = min(limit, len(uniq) - int(out.sum()))
+    if k <= 0:
+        return []
+    ranked = np.flatnonzero(~out)
+    ranked = ranked[np.argsort(-score[ranked], kind="stable")]
+    cut = score[ranked[k - 1]]
+    tied = ranked[score[ranked] >= cut]  # the k best and every item tied with the k-th: ties by id
+    sc = score.tolist()
+    top = sorted(tied.tolist(), key=lambda p: (-sc[p], uniq[p]))[:k]
+    # Each candidate's contributions, strongest first (equal ones: the larger seed id first).
+    desc = {sid: r for r, sid in enumerate(sorted(set(seed_ids), reverse=True))}
+    seed_rank = np.array([desc[sid] for sid in seed_ids])[seed_of]
+    order = np.lexsort((seed_rank, -vals, inv))
+    grouped = inv[order]
+    starts = np.searchsorted(grouped, top, side="left").tolist()
+    ends = np.minimum(np.searchsorted(grouped, top, side="right"), np.asarray(starts) + 3).tolist()
+    by = np.array(seed_ids, dtype=object)[seed_of[order]].tolist()  # each contribution's seed, grouped by candidate
+    return [Candidate(uniq[p], sc[p], name, tuple(by[a:b])) for p, a, b in zip(top, starts, ends, strict=True)]
 
 
 #: How many of the current session's last items seed the session sources.

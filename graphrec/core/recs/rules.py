@@ -1,9 +1,10 @@
 """Business rules: pure functions over scored candidates (no I/O), each tested on its own.
 
 Order in the engine: hard filters → consumed-item exclusion and down-weights → (ranking) →
-promotions → MMR diversity with a per-category cap → exploration. The steps after ranking are
-one function, :func:`finish`, which the engine's pipeline and the offline replay
-(``gnn.ranking.offline``) both call with the engine's settings.
+promotions → MMR diversity with a per-category cap → exploration. The engine's pipeline and the
+offline replay (``gnn.ranking.offline``) both take the active promotions from
+:func:`active_promotions` and run the steps after them as one function, :func:`finish`, with the
+engine's settings.
 """
 
 from __future__ import annotations
@@ -77,10 +78,39 @@ def apply_consumed(cands: list[Scored], consumed: dict[str, set[str]], exclude: 
     return out
 
 
+def downweight_consumed(pos: dict[str, int], scores: np.ndarray, consumed: dict[str, set[str]]) -> None:
+    """:func:`apply_consumed`'s down-weights on a column of scores (``pos``: item -> its row; in
+    place). Excluding consumed items is left to the caller."""
+    for i, types in consumed.items():
+        k = pos.get(i)
+        if k is not None and types:
+            for t, m in DOWNWEIGHTS.items():
+                if t in types:
+                    scores[k] *= m
+
+
+def active_promotions(promotions: Sequence[object], now: float | None = None) -> dict[str, float]:
+    """Promoted item -> its boost, for the promotions that have not expired (wall-clock time)."""
+    t = time.time() if now is None else now
+    return {p.item_id: p.boost for p in promotions if p.expires_at > t}  # type: ignore[attr-defined]
+
+
+def promote(pos: dict[str, int], scores: np.ndarray, active: dict[str, float]) -> None:
+    """:func:`apply_promotions` on a column of scores (``pos``: item -> its row; in place)."""
+    for i, boost in active.items():
+        k = pos.get(i)
+        if k is not None:
+            scores[k] *= boost
+
+
+def pool_size(n: int) -> int:
+    """How many of the best candidates the diversity step chooses ``n`` items from."""
+    return max(n * 5, 50)
+
+
 def apply_promotions(cands: list[Scored], promotions: Sequence[object], now: float | None = None) -> None:
     """Multiply the score of promoted items whose promotion has not expired (wall-clock time)."""
-    t = time.time() if now is None else now
-    active = {p.item_id: p.boost for p in promotions if p.expires_at > t}  # type: ignore[attr-defined]
+    active = active_promotions(promotions, now)
     for c in cands:
         if c.item_id in active:
             c.score *= active[c.item_id]
@@ -92,7 +122,7 @@ def diversify(cands: list[Scored], n: int, lam: float, max_per_category: int,
     """Greedy MMR: pick ``argmax lam·rel − (1−lam)·max_sim(selected)``, at most ``max_per_category``
     items per category (0 = no cap). Similarity is embedding cosine when every pooled item has
     a vector, otherwise category Jaccard. Vectorised: one similarity matrix per call."""
-    pool = sorted(cands, key=lambda c: -c.score)[: max(n * 5, 50)]
+    pool = sorted(cands, key=lambda c: -c.score)[: pool_size(n)]
     if not pool:
         return []
     m = len(pool)
@@ -180,13 +210,10 @@ def exploration_pool(popular: Iterable[str], consumed: Container[str], excluded:
 
 
 def finish(cands: list[Scored], first: int, cfg: EngineSettings, categories: Callable[[str], tuple[str, ...]],
-           emb: Callable[[str], np.ndarray | None] | None, exploration: Exploration | None,
-           now: float | None = None) -> list[Scored]:
-    """The rules after ranking, in order: ``cfg.promotions`` active at ``now`` (wall clock by
-    default: the promotions running today), MMR diversity with the category cap, then, given an
-    ``exploration``, epsilon-greedy exploration. Returns the ``first`` items chosen (promotions
-    change ``cands``' scores in place)."""
-    apply_promotions(cands, cfg.promotions, now)
+           emb: Callable[[str], np.ndarray | None] | None, exploration: Exploration | None) -> list[Scored]:
+    """The rules after ranking and promotions (:func:`active_promotions`, applied by the rank
+    step), in order: MMR diversity with the category cap, then, given an ``exploration``,
+    epsilon-greedy exploration. Returns the ``first`` items chosen."""
     chosen = diversify(cands, first, cfg.mmr_lambda, cfg.max_per_category, categories, emb)
     if exploration is not None:
         chosen = explore(chosen, exploration.pool, cfg.explore_epsilon, exploration.seed)

@@ -15,5 +15,7 @@ async def hybrid(ctx: SourceContext, limit: int) -> list[Candidate]:
     recent = ctx.params.get("recent") or []
     if model is None or model.hybrid is None or (not recent and ctx.params.get("preferred_categories")):
         return []  # a user with no history who stated categories: the popular lists within them
-    scores = model.hybrid.scores(recent, model.index, ctx.params.get("user_vector"), model.emb)
+    scores = ctx.params.get("hybrid_scores")  # computed once per request by the pipeline (it ranks with them)
+    if scores is None:
+        scores = model.hybrid.scores(recent, model.index, ctx.params.get("user_vector"), model.emb)
     return hybrid_model.candidates(scores, model.item_ids, limit, set(ctx.params.get("exclude") or ()))

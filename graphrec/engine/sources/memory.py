@@ -24,7 +24,11 @@ async def fresh(ctx: SourceContext, limit: int) -> list[Candidate]:
     catalog = ctx.params["catalog"]
     since = ctx.now - float(ctx.params.get("fresh_window_s", 14 * 86400.0))
     cats = set(ctx.params.get("preferred_categories") or ())
-    ids = [i for i, t in catalog.fresh if t >= since
-           and (not cats or cats & set(catalog.items[i].categories if i in catalog.items else ()))][:limit]
+    ids: list[str] = []
+    for i, t in catalog.fresh:  # newest first: stop at the window's start or at the limit
+        if t < since or len(ids) >= limit:
+            break
+        if not cats or cats & set(catalog.items[i].categories if i in catalog.items else ()):
+            ids.append(i)
     n = max(1, len(ids))
     return [Candidate(i, 1.0 - k / (2 * n), "fresh") for k, i in enumerate(ids)]

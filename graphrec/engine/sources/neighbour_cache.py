@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import marshal
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
+from graphrec.core.recs.merge import NeighbourList, neighbour_list
 from graphrec.engine.cache import TTLCache
 
-Lists = dict[str, Sequence[tuple[str, float]]]  # kind -> one item's neighbour list
+Lists = dict[str, NeighbourList]  # kind -> one item's neighbour list
 
 #: The kinds of neighbour list, and the column of recs/neighbour_lists that holds each.
 RELS = {"CO_INTERACTED": "co", "SIMILAR_CONTENT": "content"}
@@ -32,24 +35,25 @@ class NeighbourCache:
     def __init__(self, maxsize: int = 200_000, ttl_s: float = 600.0, per_item: int = 50, max_batch: int = 1000) -> None:
         self.per_item = per_item
         self.max_batch = max_batch
-        # Lists kept as marshal bytes (see graphrec.engine.cache: 400k nested tuples at 1M items
-        # would stay in the full collections' walk for minutes after each was cached).
+        # Lists kept as marshal bytes of (ids, float64 scores) (see graphrec.engine.cache: 400k
+        # nested tuples at 1M items would stay in the full collections' walk for minutes after
+        # each was cached); read back as NeighbourList columns, what the sum takes.
         self.caches: dict[str, TTLCache[bytes]] = {rel: TTLCache(maxsize, ttl_s) for rel in RELS}
         self._pending: dict[str, asyncio.Future[Lists]] = {}  # id -> its lists, once the batch holding it is read
         self._queue: list[str] = []  # ids missed during this turn of the loop, not yet asked for
         self._reads: set[asyncio.Task[None]] = set()
         self.round_trips = 0
 
-    async def lists(self, store: Any, rel: str, ids: list[str], timeout: float) -> dict[str, Sequence[tuple[str, float]]]:
-        """The ``rel`` neighbour lists of ``ids`` (an id with none maps to ``()``). Raises what the
-        batch's read raised (a GraphStoreError) and asyncio.TimeoutError after ``timeout``."""
+    async def lists(self, store: Any, rel: str, ids: list[str], timeout: float) -> dict[str, NeighbourList]:
+        """The ``rel`` neighbour lists of ``ids`` (an id with none maps to an empty list). Raises
+        what the batch's read raised (a GraphStoreError) and asyncio.TimeoutError after ``timeout``."""
         cache = self.caches[rel]
-        out: dict[str, Sequence[tuple[str, float]]] = {}
+        out: dict[str, NeighbourList] = {}
         waits: dict[str, asyncio.Future[Lists]] = {}
         for i in ids:
             got = cache.get(i)
             if got is not None:
-                out[i] = marshal.loads(got)
+                out[i] = _unpack(got)
             elif i not in waits:
                 waits[i] = self._request(store, i, timeout)
         if waits:
@@ -106,8 +110,9 @@ class NeighbourCache:
                 raise
             return
         found: dict[str, Lists] = {
-            r["item_id"]: {rel: tuple((n[0], float(n[1])) for n in r[col]) for rel, col in RELS.items()} for r in rows}
-        empty: Lists = {rel: () for rel in RELS}
+            r["item_id"]: {rel: neighbour_list((n[0], float(n[1])) for n in r[col]) for rel, col in RELS.items()}
+            for r in rows}
+        empty: Lists = {rel: neighbour_list(()) for rel in RELS}
         for i in ids:
             lists = found.get(i, empty)
             for rel, lst in lists.items():
@@ -116,9 +121,10 @@ class NeighbourCache:
             if fut is not None and not fut.done():
                 fut.set_result(lists)
 
-    def put(self, rel: str, item_id: str, neighbours: Sequence[tuple[str, float]]) -> None:
-        """Cache one item's ``rel`` list (``(neighbour id, score)`` pairs, best first)."""
-        self.caches[rel].put(item_id, marshal.dumps(tuple(neighbours)))
+    def put(self, rel: str, item_id: str, neighbours: NeighbourList | Iterable[tuple[str, float]]) -> None:
+        """Cache one item's ``rel`` list (a NeighbourList or ``(neighbour id, score)`` pairs, best first)."""
+        lst = neighbours if isinstance(neighbours, NeighbourList) else neighbour_list(neighbours)
+        self.caches[rel].put(item_id, marshal.dumps((lst.ids, lst.scores.astype(np.float64).tobytes())))
 
     async def prefetch(self, store: Any, ids: list[str], timeout: float = 30.0, batch: int = 500) -> None:
         """Fill the cache for ``ids`` (the most popular items) so early requests do not miss."""
@@ -132,6 +138,11 @@ class NeighbourCache:
         hits = sum(c.hits for c in self.caches.values())
         total = hits + sum(c.misses for c in self.caches.values())
         return hits / total if total else 0.0
+
+
+def _unpack(packed: bytes) -> NeighbourList:
+    ids, scores = marshal.loads(packed)
+    return NeighbourList(ids, np.frombuffer(scores, dtype=np.float64))
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
