@@ -159,17 +159,25 @@ class Pipeline:
                 return False
             return rules.passes_filter(s.catalog.items.get(i), req.filter)
 
-        if ranker_usable(s):  # its features are per candidate: it scores the allowed ones only
+        return self.best(pool, allowed, rules.pool_size(run.first), run.vec, run.session_vec, run.recent, run.clock,
+                         run.hybrid, rules.active_promotions(s.cfg.promotions))
+
+    def best(self, pool: Pool, allowed: Callable[[int], bool], wanted: int, vec: np.ndarray | None,
+             session_vec: np.ndarray | None, recent: History, now: float, hybrid: np.ndarray | None = None,
+             promoted: dict[str, float] | None = None) -> list[rules.Scored]:
+        """The ``wanted`` best candidates of ``pool`` at the positions ``allowed`` says, by
+        :meth:`rank_scores` (``promoted``: item -> boost, multiplied in), best first."""
+        if ranker_usable(self.s):  # its features are per candidate: it scores the allowed ones only
             keep = [p for p in range(len(pool)) if allowed(p)]
             scores = np.full(len(pool), -np.inf)
-            scores[keep] = self.rank_scores([pool.ids[p] for p in keep], pool.fused[keep], run.vec, run.session_vec,
-                                            run.recent, run.clock, records=lambda: pool.scored(keep))
+            scores[keep] = self.rank_scores([pool.ids[p] for p in keep], pool.fused[keep], vec, session_vec, recent, now,
+                                            records=lambda: pool.scored(keep))
+            allowed = _anything  # every scored one was allowed (the others are at -inf)
         else:
-            scores = self.rank_scores(pool.ids, pool.fused, run.vec, run.session_vec, run.recent, run.clock, run.hybrid)
-        promoted = rules.active_promotions(s.cfg.promotions)
+            scores = self.rank_scores(pool.ids, pool.fused, vec, session_vec, recent, now, hybrid)
+        promoted = promoted or {}
         rules.promote(pool.pos, scores, promoted)
         top: list[int] = []
-        wanted = rules.pool_size(run.first)
         for p in np.argsort(-scores, kind="stable").tolist():  # best first; ties: the merge's order
             if not np.isfinite(scores[p]):
                 break
@@ -335,9 +343,9 @@ class Pipeline:
                 ctx.params["preferred_categories"] = tuple(known.categories) if known else ()
                 by_source = {"popular": await SOURCES["popular"](ctx, cfg.candidates_per_source)}
                 weights = {"popular": 1.0}
-        merged = merge_candidates(by_source, weights)
-        cands = [c for c in merged.values() if c.item_id != item_id and rules.passes_filter(s.catalog.items.get(c.item_id), f)]
-        self.rank(cands, vec, None, [], s.catalog.now)
+        pool = Pool(by_source, weights)
+        cands = self.best(pool, lambda p: pool.ids[p] != item_id and rules.passes_filter(s.catalog.items.get(pool.ids[p]), f),
+                          rules.pool_size(first), vec, None, [], s.catalog.now)
         cats = lambda i: s.catalog.items[i].categories if i in s.catalog.items else ()  # noqa: E731
         chosen = rules.diversify(cands, first, max(cfg.mmr_lambda, 0.95), 0, cats, None)
         req = RecRequest(None, Surface.SIMILAR_ITEMS, first, f)
@@ -401,6 +409,10 @@ class Pipeline:
         return self.results.answer("rerank", RecResult(
             items, bool(reasons), s.model.version if s.model else None, uuid.uuid4().hex, reasons, timings,
             tuple(i for i in dict.fromkeys(item_ids) if i in missing)))
+
+
+def _anything(_: int) -> bool:
+    return True
 
 
 async def batch(recommend: Any, user_ids: list[str], first: int, surface: Surface, concurrency: int) -> dict[str, RecResult]:

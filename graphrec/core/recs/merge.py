@@ -87,24 +87,40 @@ class Pool:
         """The candidates at ``positions`` as :class:`Scored` records (score: ``scores`` at that
         position, default the fused score); ``because`` and ``via`` from the first source (in
         the sources' order) that gives them."""
+        positions = list(positions)
+        score = (self.fused if scores is None else scores).tolist()
+        if 4 * len(positions) >= len(self.ids):  # most of the pool: one pass over the sources
+            out: dict[int, Scored | None] = dict.fromkeys(range(len(self.ids)))
+            for p in positions:
+                out[p] = Scored(self.ids[p], score[p], {})
+            pos = self.pos
+            for name, cands in self.sources.items():
+                for r, c in enumerate(cands):
+                    rec = out[pos[c[0]]]
+                    if rec is not None:
+                        rec.sources[name] = (c[1], r)
+                        if c[3] and not rec.because:
+                            rec.because = c[3]
+                        if c[4] and not rec.via:
+                            rec.via = c[4]
+            return [rec for p in positions if (rec := out[p]) is not None]
         if self._ranks is None:
             self._ranks = {name: dict(zip(ids, range(len(ids)), strict=True)) for name, ids in self._src_ids.items()}
-        score = (self.fused if scores is None else scores).tolist()
-        out: list[Scored] = []
+        recs: list[Scored] = []
         for p in positions:
             item = self.ids[p]
             srcs: dict[str, tuple[float, int]] = {}
             because: tuple[str, ...] = ()
             via: tuple[str, ...] = ()
             for name, rank_of in self._ranks.items():
-                r = rank_of.get(item)
-                if r is not None:
-                    c = self.sources[name][r]
-                    srcs[name] = (c.score, r)
+                at = rank_of.get(item)
+                if at is not None:
+                    c = self.sources[name][at]
+                    srcs[name] = (c.score, at)
                     because = because or c.because
                     via = via or c.via
-            out.append(Scored(item, score[p], srcs, because, via))
-        return out
+            recs.append(Scored(item, score[p], srcs, because, via))
+        return recs
 
 
 def merge_candidates(by_source: dict[str, list[Candidate]], weights: dict[str, float]) -> dict[str, Scored]:
