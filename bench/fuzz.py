@@ -180,7 +180,7 @@ def prepare(s: Any) -> dict[str, str]:
     with GraphStore.from_settings(s) as store:
         schema.apply(store)
         tiny_graph(store)
-        refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+        refresh(store, export_snapshot(store, progress=False), s.interactions.score_weights, k=10, progress=False)
         return {"read": create_key(store, ["read"], "fuzz-read")[1],
                 "write": create_key(store, ["read", "write"], "fuzz-write")[1],
                 "interact": create_key(store, ["interact"], "fuzz-interact", origins=[ORIGIN])[1]}

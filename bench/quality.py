@@ -89,7 +89,8 @@ def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epo
     protocols = list(dict.fromkeys([protocol, *(choice_protocols or ["user-temporal", "global-time"])]))
     splits = {p: make_split(snap, p, cut, cfg.validation_fraction, 0, seed) for p in protocols}
     split = splits[protocol]
-    ctx = EvalContext(cfg, seed, progress=False, engine=settings.engine, choice_splits=splits)
+    ctx = EvalContext(cfg, seed, progress=False, engine=settings.engine, choice_splits=splits,
+                      interactions=settings.interactions)
     for p, sp_ in splits.items():  # each protocol's GNN: epochs early-stopped on its own validation
         f = fits / f"{p}-{cut}-{seed}-e{cfg.epochs}.pkl" if fits else None
         if f is not None and f.exists() and "lightgcn" not in models:
@@ -98,7 +99,7 @@ def run_one(protocol: str, seed: int, cut: float, models: list[str], pinsage_epo
             if p == protocol:
                 ctx.epochs, ctx.prior_weight = d["epochs"], d["prior_weight"]
             continue
-        c = EvalContext(cfg, seed, progress=False, engine=settings.engine)
+        c = EvalContext(cfg, seed, progress=False, engine=settings.engine, interactions=settings.interactions)
         served_embeddings(snap, sp_, c)
         train_embeddings(snap, sp_, c)
         ctx.fitted[p], ctx.train_fit[p] = c.fitted[p], c.train_fit[p]

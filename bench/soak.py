@@ -122,7 +122,7 @@ def prepare(s: Settings, users: int, items: int, interactions: int, train: bool)
         w.users(cat.users())
         w.items(cat.items())
         w.interactions(cat.interaction_batches())
-        refresh(store, export_snapshot(store, progress=False), k=20, progress=False)
+        refresh(store, export_snapshot(store, progress=False), s.interactions.score_weights, k=20, progress=False)
         _, key = create_key(store, ["read", "write"], "bench.soak")
     print(f"catalogue: {users:,} users, {items:,} items, {interactions:,} interactions "
           f"({time.perf_counter() - t0:.0f}s with neighbours)", flush=True)

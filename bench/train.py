@@ -91,7 +91,7 @@ def worker(dataset: str, a: argparse.Namespace) -> dict[str, Any]:
         keep = np.zeros(snap.num_users, dtype=bool)
         keep[np.random.default_rng(settings.seed).choice(np.unique(snap.user[va]), a.val_users, replace=False)] = True
         va = va & keep[snap.user]
-    res = train(snap, tr, va, cfg, seed=settings.seed, progress=a.progress)
+    res = train(snap, tr, va, cfg, seed=settings.seed, progress=a.progress, vector_weights=settings.interactions.vector_weights)
 
     tm = res.extra["timings"]
     ep_train = [h["train_seconds"] for h in res.history]

@@ -42,6 +42,7 @@ from gnn.baselines import ALS, EASE, ItemKNN, MostPopular
 from gnn.metrics import interaction_matrix, ranking_metrics
 from gnn.split import PROTOCOLS, global_time_split, relevant, train_val_test
 from gnn.user import user_matrix
+from graphrec.core.config import EngineSettings, InteractionSettings
 from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.snapshot import Snapshot
 
@@ -178,7 +179,8 @@ class EvalContext:
     (sources, weights, MMR) the pipeline replay serves with; ``ranker``: when a ranker is served
     with this GNN, a callable ``(snapshot, split, model, world) -> scorer`` that trains one on the
     split (as ``graphrec train-ranker`` does: candidates from train, labels from validation) and
-    scores the replay; None: the engine serves fusion + MMR."""
+    scores the replay; None: the engine serves fusion + MMR. ``interactions``: the
+    ``[interactions]`` settings (the user-vector recipe's and the replay's type weights)."""
 
     cfg: GNNConfig
     seed: int = 42
@@ -186,7 +188,6 @@ class EvalContext:
     epochs: int | None = None
     prior_weight: float | None = None
     fitted: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)
-    engine: Any | None = None
     ranker: Callable[[Snapshot, Split, Any, Any], Any] | None = None
     version: str = "candidate"
     baselines: bool = True
@@ -208,6 +209,8 @@ class EvalContext:
     gate_protocol: str | None = None
     hybrid_fitted: dict[str, Any] = field(default_factory=dict)
     train_fit: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)
+    engine: EngineSettings = field(kw_only=True)
+    interactions: InteractionSettings = field(kw_only=True)
 
 
 Family = Callable[[Snapshot, Split, EvalContext], dict[str, Row]]
@@ -221,12 +224,13 @@ def fit_gnn(snap: Snapshot, split: Split, ctx: EvalContext) -> tuple[np.ndarray,
     from gnn.train import train
 
     if ctx.epochs is None:
-        res = train(snap, split.train, relevant(snap, split.val), ctx.cfg, seed=ctx.seed, progress=ctx.progress)
+        res = train(snap, split.train, relevant(snap, split.val), ctx.cfg, seed=ctx.seed, progress=ctx.progress,
+                    vector_weights=ctx.interactions.vector_weights)
         ctx.epochs, ctx.prior_weight = max(1, res.best_epoch), res.user_params["prior_weight"]
         if ctx.served == "pinsage":
             ctx.train_fit.setdefault(split.protocol, (res.item_emb, res.user_params))
     fit = train(snap, split.hist, None, ctx.cfg.model_copy(update={"epochs": ctx.epochs}), seed=ctx.seed,
-                progress=ctx.progress, prior_weight=ctx.prior_weight)
+                progress=ctx.progress, prior_weight=ctx.prior_weight, vector_weights=ctx.interactions.vector_weights)
     ctx.fitted[split.protocol] = (fit.item_emb, fit.user_params)
     return ctx.fitted[split.protocol]
 
@@ -256,7 +260,7 @@ def fit_lightgcn(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
         if ctx.served == "lightgcn":
             from gnn.user import user_params
 
-            ctx.train_fit.setdefault(split.protocol, (early.item_emb, user_params(ctx.cfg)))
+            ctx.train_fit.setdefault(split.protocol, (early.item_emb, user_params(ctx.cfg, ctx.interactions.vector_weights)))
     fit = train_lightgcn(snap, split.hist, None, ctx.cfg.lightgcn, seed=ctx.seed, dim=ctx.cfg.dim,
                          threads=ctx.cfg.threads, progress=ctx.progress, epochs=ctx.lgcn_epochs,
                          alpha=ctx.lgcn_alpha, features=build_features(snap, split.hist, ctx.cfg))
@@ -279,7 +283,7 @@ def lightgcn_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
                               snap.num_users, snap.num_items)
     own = ranking_metrics(lambda u: fit.user_emb[u] @ fit.item_emb.T, m_hist, m_te)
     own["fit_seconds"] = round(time.perf_counter() - t0, 1)
-    pooled = gnn_metrics(fit.item_emb, snap, split.hist, split.test, user_params(ctx.cfg))
+    pooled = gnn_metrics(fit.item_emb, snap, split.hist, split.test, user_params(ctx.cfg, ctx.interactions.vector_weights))
     return {"LightGCN": own, "LightGCN (pooled, served)": pooled}
 
 
@@ -288,7 +292,7 @@ def served_embeddings(snap: Snapshot, split: Split, ctx: EvalContext) -> tuple[n
     if ctx.served == "lightgcn":
         from gnn.user import user_params
 
-        return fit_lightgcn(snap, split, ctx).item_emb, user_params(ctx.cfg)
+        return fit_lightgcn(snap, split, ctx).item_emb, user_params(ctx.cfg, ctx.interactions.vector_weights)
     return fit_gnn(snap, split, ctx)
 
 
@@ -310,13 +314,13 @@ def train_embeddings(snap: Snapshot, split: Split, ctx: EvalContext) -> tuple[np
         lg = train_lightgcn(snap, split.train, None, ctx.cfg.lightgcn, seed=ctx.seed, dim=ctx.cfg.dim,
                             threads=ctx.cfg.threads, progress=ctx.progress, epochs=ctx.lgcn_epochs,
                             alpha=ctx.lgcn_alpha, features=build_features(snap, split.train, ctx.cfg))
-        ctx.train_fit[split.protocol] = (lg.item_emb, user_params(ctx.cfg))
+        ctx.train_fit[split.protocol] = (lg.item_emb, user_params(ctx.cfg, ctx.interactions.vector_weights))
     else:
         from gnn.train import train
 
         served_embeddings(snap, split, ctx)  # chooses the epochs and the prior weight when not set
         res = train(snap, split.train, None, ctx.cfg.model_copy(update={"epochs": ctx.epochs}), seed=ctx.seed,
-                    progress=ctx.progress, prior_weight=ctx.prior_weight)
+                    progress=ctx.progress, prior_weight=ctx.prior_weight, vector_weights=ctx.interactions.vector_weights)
         ctx.train_fit[split.protocol] = (res.item_emb, res.user_params)
     return ctx.train_fit[split.protocol]
 
@@ -391,7 +395,7 @@ def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
     emb, params = served_embeddings(snap, split, ctx)
     model = LiveModel(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
                       params, hybrid=fit_hybrid(snap, split, ctx))
-    world = World.build(snap, split.hist, model, engine=ctx.engine)
+    world = World.build(snap, split.hist, model, engine=ctx.engine, type_weights=ctx.interactions.score_weights)
     truth = targets(snap, split.test)
     if ctx.ranker is not None:
         return {"pipeline (served: DCN-v2 ranker + MMR)": evaluate(world, truth, ctx.ranker(snap, split, model, world)),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +104,14 @@ def save_artifacts(d: Path, snap: Snapshot, serve_emb: np.ndarray, eval_emb: np.
     torch.save(model.state_dict(), d / "model.pt")
 
 
-def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, progress: bool = False) -> tuple[dict[str, float], str]:
+def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, vector_weights: Mapping[str, float],
+                  progress: bool = False) -> tuple[dict[str, float], str]:
     """The live version's metrics on the candidate's split, in this run: its evaluation embeddings
     (fit on its own train + validation, never on its test, nor on this split's test when the data
     only grew since) and user-vector recipe, scored with this split's history and test; items it
     does not know get no vector (as when it serves). Without those artifacts, its config is refit
-    on this split's history for its recorded number of epochs. A version served with a hybrid
+    on this split's history for its recorded number of epochs (``vector_weights``: the
+    ``[interactions] vector_weights`` setting, as training's). A version served with a hybrid
     (gnn.itemitem) is scored with the hybrid it was evaluated with (``eval_hybrid/``: fit on its
     gate split's train + validation), re-indexed to this catalogue. Returns (metrics, how)."""
     art = Path(live.artifact_dir or "")
@@ -133,7 +136,7 @@ def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, progress: 
     cfg = GNNConfig(**live.config) if live.config else GNNConfig()
     epochs = int(live.extra.get("best_epoch") or cfg.epochs)
     fit = train(snap, split.hist, None, cfg.model_copy(update={"epochs": max(1, epochs)}), seed=live.seed or seed,
-                progress=progress)
+                progress=progress, vector_weights=vector_weights)
     return gnn_metrics(fit.item_emb, snap, split.hist, split.test, fit.user_params), "its config refit on this split"
 
 
@@ -183,12 +186,13 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         # for every fit that follows: the evaluation fits of each protocol and the serving refit.
         stages: dict[str, float] = {"export_s": time.perf_counter() - t_all}  # wall seconds per step
         t_fit = time.perf_counter()
+        vw = settings.interactions.vector_weights
         res = train(snap, gsplit.train, relevant(snap, gsplit.val), cfg, seed=settings.seed,
-                    checkpoint_dir=art / "checkpoints", progress=progress)
+                    checkpoint_dir=art / "checkpoints", progress=progress, vector_weights=vw)
         stages["fit_s"] = time.perf_counter() - t_fit
         ctx = EvalContext(cfg, settings.seed, progress, epochs=max(1, res.best_epoch),
                           prior_weight=res.user_params["prior_weight"], engine=settings.engine, version=version,
-                          baselines=tcfg.baselines, gate_protocol=gate_protocol)
+                          baselines=tcfg.baselines, gate_protocol=gate_protocol, interactions=settings.interactions)
         lgcn = None
         if cfg.lightgcn.enabled:
             # LightGCN's epochs and layer weights are chosen on the same validation as the GNN's.
@@ -198,11 +202,11 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                                   features=build_features(snap, gsplit.train, cfg))
             ctx.lgcn_epochs, ctx.lgcn_alpha = max(1, lgcn.best_epoch), lgcn.alpha
             stages["lightgcn_fit_s"] = time.perf_counter() - t0
-        ctx.served = served_model(cfg, res, lgcn, snap, gsplit)
+        ctx.served = served_model(cfg, res, lgcn, snap, gsplit, vw)
         served_row = "LightGCN (pooled, served)" if ctx.served == "lightgcn" else "GNN (PinSage)"
         # The served model fit on the gate split's train: the hybrid's choices on its validation
         # (and on the other protocols' validation, each with the served model fit on its train).
-        ctx.train_fit[gate_protocol] = ((lgcn.item_emb, user_params(cfg)) if ctx.served == "lightgcn" and lgcn is not None
+        ctx.train_fit[gate_protocol] = ((lgcn.item_emb, user_params(cfg, vw)) if ctx.served == "lightgcn" and lgcn is not None
                                         else (res.item_emb, res.user_params))
         if hybrid_enabled(snap, ctx):
             served_row = HYBRID_ROW
@@ -218,7 +222,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         gate: dict[str, Any] = {"protocol": gate_protocol, "candidate": metrics, "candidate_version": version,
                                 "served_model": ctx.served}
         if live:
-            live_row, how = live_on_split(snap, gsplit, live, settings.seed, progress)
+            live_row, how = live_on_split(snap, gsplit, live, settings.seed, vw, progress)
             live_metrics = {k: float(v) for k, v in live_row.items() if k in METRICS}
             tables[gate_protocol][f"live GNN {live.id} (same split)"] = live_row
             gate.update(live=live_metrics, live_version=live.id, live_how=how, live_stored=live.metrics)
@@ -227,7 +231,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         every = np.ones(snap.num_interactions, dtype=bool)
         serve_emb, serve_model, serve_params = res.item_emb, res.model, res.user_params
         if ctx.served == "lightgcn" and lgcn is not None:
-            serve_emb, serve_model, serve_params = lgcn.item_emb, lgcn.model, user_params(cfg)
+            serve_emb, serve_model, serve_params = lgcn.item_emb, lgcn.model, user_params(cfg, vw)
             if tcfg.refit_full:
                 refit_l = train_lightgcn(snap, every, None, cfg.lightgcn, seed=settings.seed, dim=cfg.dim,
                                          threads=cfg.threads, progress=progress, epochs=ctx.lgcn_epochs,
@@ -235,7 +239,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                 serve_emb, serve_model = refit_l.item_emb, refit_l.model
         elif tcfg.refit_full:
             refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
-                          seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"])
+                          seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"],
+                          vector_weights=vw)
             serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
         hybrid = None
         if hybrid_enabled(snap, ctx):  # fit on what the embeddings were, with the run's (joint) choices
@@ -299,10 +304,11 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             "served_model": ctx.served, "best_epoch": res.best_epoch}
 
 
-def served_model(cfg: GNNConfig, res: Any, lgcn: Any | None, snap: Snapshot, split: Split) -> str:
+def served_model(cfg: GNNConfig, res: Any, lgcn: Any | None, snap: Snapshot, split: Split,
+                 vector_weights: Mapping[str, float]) -> str:
     """``gnn.model``, or for ``auto`` the model whose served recipe (user vectors pooled from
-    history) scores the higher NDCG@10 + Recall@100 on the split's validation. ``lightgcn`` and
-    ``auto`` need ``gnn.lightgcn.enabled``."""
+    history, ``vector_weights``: the ``[interactions]`` setting) scores the higher NDCG@10 +
+    Recall@100 on the split's validation. ``lightgcn`` and ``auto`` need ``gnn.lightgcn.enabled``."""
     if cfg.model == "pinsage":
         return "pinsage"
     if lgcn is None:
@@ -311,7 +317,7 @@ def served_model(cfg: GNNConfig, res: Any, lgcn: Any | None, snap: Snapshot, spl
         return "lightgcn"
     val = relevant(snap, split.val)
     gnn_val = _validate_emb(res.item_emb, snap, split.train, val, res.user_params)
-    lgcn_val = _validate_emb(lgcn.item_emb, snap, split.train, val, user_params(cfg))
+    lgcn_val = _validate_emb(lgcn.item_emb, snap, split.train, val, user_params(cfg, vector_weights))
     return ("lightgcn" if lgcn_val["ndcg@10"] + lgcn_val["recall@100"] > gnn_val["ndcg@10"] + gnn_val["recall@100"]
             else "pinsage")
 
@@ -349,7 +355,8 @@ def evaluate_version(settings: Settings, version_id: str | None, protocols: list
     for seed in range(first, first + max(1, seeds)):
         ctx = EvalContext(cfg, seed, progress, epochs=max(1, int(v.extra.get("best_epoch") or cfg.epochs)),
                           prior_weight=prior, engine=settings.engine, version=v.id, baselines=tcfg.baselines,
-                          ranker=served_ranker, served=str(v.extra.get("served_model") or "pinsage"))
+                          ranker=served_ranker, served=str(v.extra.get("served_model") or "pinsage"),
+                          interactions=settings.interactions)
         splits = {p: make_split(snap, p, cut if cut is not None else tcfg.global_cut, cfg.validation_fraction,
                                 tcfg.max_eval_users, first) for p in protocols}
         # The hybrid is chosen as training chooses it: on the validation of every configured protocol.

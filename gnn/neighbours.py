@@ -29,21 +29,11 @@ from graphrec.core.graph.store import GraphStore
 from graphrec.core.snapshot import KINDS, Snapshot
 
 
-def score_weights(type_weights: Mapping[str, float] | None = None) -> Mapping[str, float]:
-    """``type_weights``, or the configured ``[interactions] score_weights``."""
-    if type_weights is not None:
-        return type_weights
-    from graphrec.core.config import get_settings
-
-    return get_settings().interactions.score_weights
-
-
-def interaction_matrix(snap: Snapshot, now: float | None = None, half_life_days: float = 180.0,
-                       type_weights: Mapping[str, float] | None = None) -> sp.csr_matrix:
-    """Users × items, entries = Σ type weight (``[interactions] score_weights`` by default) ×
-    2^(-age/half-life), ratings scaled by (value-2)/3."""
-    tw = score_weights(type_weights)
-    kind_w = np.array([tw.get(k, 0.0) for k in KINDS], dtype=np.float32)
+def interaction_matrix(snap: Snapshot, type_weights: Mapping[str, float], now: float | None = None,
+                       half_life_days: float = 180.0) -> sp.csr_matrix:
+    """Users × items, entries = Σ type weight (``type_weights``: the ``[interactions]
+    score_weights`` setting) × 2^(-age/half-life), ratings scaled by (value-2)/3."""
+    kind_w = np.array([type_weights.get(k, 0.0) for k in KINDS], dtype=np.float32)
     w = kind_w[snap.kind.astype(np.int64)]
     rated = snap.kind == KINDS.index("RATED")
     w = np.where(rated, np.clip((snap.value - 2.0) / 3.0, 0.0, 1.0), w).astype(np.float32)
@@ -124,9 +114,10 @@ def top_k_cosine(x: sp.csr_matrix, k: int, chunk: int = 2048, max_chunk_nnz: int
         lo = hi
 
 
-def refresh(store: GraphStore, snap: Snapshot, k: int = 50, batch_items: int = 500, progress: bool = True,
-            type_weights: Mapping[str, float] | None = None) -> dict[str, int]:
-    """Compute and write both neighbour kinds for every item; returns edges written per kind."""
+def refresh(store: GraphStore, snap: Snapshot, type_weights: Mapping[str, float], k: int = 50, batch_items: int = 500,
+            progress: bool = True) -> dict[str, int]:
+    """Compute and write both neighbour kinds for every item; returns edges written per kind.
+    ``type_weights``: the ``[interactions] score_weights`` setting (the engine's)."""
     version = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     written: dict[str, int] = {}
 
@@ -137,7 +128,7 @@ def refresh(store: GraphStore, snap: Snapshot, k: int = 50, batch_items: int = 5
         ])
         return int(counters[1]["relationships_created"])
 
-    for rel, x in (("CO_INTERACTED", interaction_matrix(snap, type_weights=type_weights).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(snap))):
+    for rel, x in (("CO_INTERACTED", interaction_matrix(snap, type_weights).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(snap))):
         total = 0
         ids: list[str] = []
         rows: list[dict[str, object]] = []

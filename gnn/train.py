@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,11 @@ def _validate_emb(emb: np.ndarray, snap: Snapshot, hist_mask: np.ndarray, target
 
 
 def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, cfg: GNNConfig | None = None, seed: int = 42,
-          checkpoint_dir: Path | None = None, progress: bool = True, prior_weight: float | None = None) -> TrainResult:
+          checkpoint_dir: Path | None = None, progress: bool = True, prior_weight: float | None = None, *,
+          vector_weights: Mapping[str, float]) -> TrainResult:
     """Train on ``train_mask`` interactions, early-stop on ``val_mask``; see the module docstring.
+    ``vector_weights``: the ``[interactions] vector_weights`` setting (the user-vector recipe's
+    type weights, saved with the version).
 
     With ``val_mask=None`` (the refit on all data) it runs exactly ``cfg.epochs`` epochs."""
     cfg = cfg or GNNConfig()
@@ -147,7 +151,7 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
     dev = device()
     timings: dict[str, float] = {"threads": threads}
     model = build_model(snap, train_mask, cfg, seed, timings).to(dev)
-    params = user_params(cfg)
+    params = user_params(cfg, vector_weights)
     sparse_weight = model.ids.weight if model.ids is not None and model.ids.sparse else None
     opts: list[torch.optim.Optimizer] = [torch.optim.Adam(
         [p for p in model.parameters() if p is not sparse_weight], lr=cfg.lr, weight_decay=cfg.weight_decay)]

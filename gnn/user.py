@@ -19,13 +19,9 @@ from graphrec.core.recs import user_vector as uv
 from graphrec.core.snapshot import KINDS
 
 
-def user_params(cfg: GNNConfig, vector_weights: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """The recipe saved with a model version; ``vector_weights`` default: the configured
-    ``[interactions] vector_weights``."""
-    if vector_weights is None:
-        from graphrec.core.config import get_settings
-
-        vector_weights = get_settings().interactions.vector_weights
+def user_params(cfg: GNNConfig, vector_weights: Mapping[str, float]) -> dict[str, Any]:
+    """The recipe saved with a model version: ``vector_weights`` (the ``[interactions]
+    vector_weights`` setting) and ``cfg``'s rating centre, half-life and history length."""
     return uv.recipe(vector_weights, cfg.rating_center, cfg.half_life_days, cfg.max_history)
 
 

@@ -12,7 +12,18 @@ replayed request is the user's home feed at the history's last instant, in their
 The result is a candidate list per test user with every source's score and rank. Rankings
 compared on the same candidates: ``fusion`` (what the engine serves without a ranker),
 ``embedding`` (similarity to the user vector alone) and ``ranker`` (the learned DCN-v2), each
-followed by the engine's MMR step.
+followed by the engine's rules after ranking (the engine's functions and settings): the
+promotions active now, as the engine applies them today, then MMR (graphrec.core.recs.rules.finish).
+
+Exploration is the one rule the evaluation leaves out (:meth:`World.serve` runs it, seeded as
+the engine seeds it, when given the configured seed): its slots are random draws from the popular
+list, the same for every ranking compared on a replay, so they add noise to the comparison and
+no information; what they are for (feedback on items the model would not show) cannot be
+measured on logged interactions; and the rows beside the pipeline's (the GNN, the baselines)
+do not explore. Batch recommendations (email) do not explore either. In what users are served,
+each slot after the third is explored with probability ``engine.explore_epsilon``; the replay's
+figures are without those draws. Ranker training data is the same either way: features and labels belong
+to the candidates, before any rule after ranking.
 """
 
 from __future__ import annotations
@@ -24,13 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from gnn.neighbours import content_matrix, interaction_matrix, score_weights, top_k_cosine
+from gnn.neighbours import content_matrix, interaction_matrix, top_k_cosine
 from gnn.split import relevant
+from graphrec.core.config import EngineSettings
 from graphrec.core.recs import features as F
-from graphrec.core.recs import popularity, rules
+from graphrec.core.recs import hybrid, popularity, rules
 from graphrec.core.recs.candidate import Candidate, SourceResult
-from graphrec.core.recs.hybrid import rescore
-from graphrec.core.recs.hybrid import top as hybrid_top
 from graphrec.core.recs.merge import (
     NeighbourList,
     aggregate_neighbours,
@@ -39,21 +49,16 @@ from graphrec.core.recs.merge import (
     seeds_from_history,
     session_seed_weights,
 )
-from graphrec.core.recs.user_vector import Embeddings
+from graphrec.core.recs.model import LiveModel
 from graphrec.core.snapshot import KINDS, Snapshot
+
+#: Scores a user's candidates: (user, candidates, user vector) -> one score per candidate.
+Scorer = Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray]
 
 
 def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:
     return Snapshot(snap.user_ids, snap.item_ids, snap.user[mask], snap.item[mask], snap.ts[mask], snap.kind[mask],
                     snap.value[mask], snap.items, snap.user_attrs, None if snap.session is None else snap.session[mask])
-
-
-def _engine_settings(engine: Any | None) -> Any:
-    if engine is not None:
-        return engine
-    from graphrec.core.config import EngineSettings
-
-    return EngineSettings()
 
 
 def popular_lists(tr: Snapshot, now: float, window_s: float, half_life_s: float, available: np.ndarray,
@@ -99,20 +104,19 @@ class World:
     popular: list[tuple[str, float]]
     fresh: list[tuple[str, float]]
     info: dict[str, tuple[int, float | None, tuple[str, ...]]]
-    model: Embeddings | None = None
+    engine: EngineSettings
+    model: LiveModel | None = None
     cats: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    engine: Any = None
     sessions: dict[int, list[str]] = field(default_factory=dict)  # each user's latest session, oldest item first
     available: dict[str, bool] = field(default_factory=dict)
     type_weights: Mapping[str, float] = field(default_factory=dict)  # [interactions] score_weights
 
     @classmethod
-    def build(cls, full: Snapshot, train_mask: np.ndarray, model: Embeddings | None = None, k: int = 50,
-              engine: Any | None = None, type_weights: Mapping[str, float] | None = None) -> World:
-        """``engine``: the engine's settings; ``type_weights``: ``[interactions] score_weights``
-        (default: the code's engine settings, the configured weights)."""
-        eng = _engine_settings(engine)
-        tw = score_weights(type_weights)
+    def build(cls, full: Snapshot, train_mask: np.ndarray, model: LiveModel | None = None, k: int = 50, *,
+              engine: EngineSettings, type_weights: Mapping[str, float]) -> World:
+        """``engine``: the engine's settings (``[engine]``); ``type_weights``: the ``[interactions]
+        score_weights`` setting. Both are the ones the engine serves with."""
+        eng, tw = engine, type_weights
         tr = subset(full, train_mask)
         now = float(tr.ts.max())
         ids = full.item_ids
@@ -144,7 +148,7 @@ class World:
                         lst.remove(iid)
                     lst.append(iid)
         nb: dict[str, dict[str, NeighbourList]] = {}
-        for rel, x in (("CO_INTERACTED", interaction_matrix(tr, now=now, type_weights=tw).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(tr))):
+        for rel, x in (("CO_INTERACTED", interaction_matrix(tr, tw, now=now).T.tocsr()), ("SIMILAR_CONTENT", content_matrix(tr))):
             nb[rel] = {ids[i]: NeighbourList(tuple(ids[j] for j in nbrs.tolist()), np.asarray(sc, dtype=np.float64))
                        for i, nbrs, sc in top_k_cosine(x, k)}
         available = np.array([it.available is not False for it in full.items])
@@ -158,7 +162,7 @@ class World:
         fresh = sorted(((ids[i], float(c)) for i, c in enumerate(created) if c is not None and available[i]),
                        key=lambda x: -x[1])[:1000]
         info = {ids[i]: (int(counts[i]), created[i], tuple(full.items[i].categories)) for i in range(full.num_items)}
-        return cls(tr, now, hist, consumed, nb, popular, fresh, info, model, {k2: v[2] for k2, v in info.items()}, eng,
+        return cls(tr, now, hist, consumed, nb, popular, fresh, info, eng, model, {k2: v[2] for k2, v in info.items()},
                    sessions, {ids[i]: bool(available[i]) for i in range(full.num_items)}, dict(tw))
 
     def weights(self) -> dict[str, float]:
@@ -204,13 +208,10 @@ class World:
     def _hybrid(self, recent: list[dict[str, Any]], vec: np.ndarray | None, limit: int, exclude: set[str]
                 ) -> list[Candidate]:
         """The engine's ``hybrid`` source (graphrec.engine.sources.hybrid) on this world."""
-        hybrid = getattr(self.model, "hybrid", None)  # a LiveModel's (graphrec.core.recs.model)
-        if self.model is None or hybrid is None:
+        if self.model is None or self.model.hybrid is None:
             return []
-        scores = hybrid.scores(recent, self.model.index, vec, self.model.emb)
-        found = hybrid_top(scores, self.model.item_ids, limit, exclude)
-        low = min((s for _, s in found), default=0.0)
-        return [Candidate(i, s - low, "hybrid") for i, s in found]
+        scores = self.model.hybrid.scores(recent, self.model.index, vec, self.model.emb)
+        return hybrid.candidates(scores, self.model.item_ids, limit, exclude)
 
     def session_vector(self, u: int, session: list[str] | None = None) -> np.ndarray | None:
         items = self.sessions.get(u, []) if session is None else session
@@ -223,6 +224,36 @@ class World:
         hist_cats = [self.cats[h["item_id"]] for h in self.history.get(u, []) if h["item_id"] in self.cats]
         return F.request_features(cands, self.model, vec, self.session_vector(u, session),
                                   lambda i: self.info.get(i, (0, None, ())), hist_cats, self.now)
+
+    def serve(self, u: int, scorer: Scorer, first: int, explore_seed: int | None = None
+              ) -> tuple[list[rules.Scored], list[rules.Scored]]:
+        """User ``u``'s home feed as the engine answers it: their candidates scored by ``scorer``,
+        then the engine's rules: the promotions active now, then
+        :func:`graphrec.core.recs.rules.finish` (MMR with the category cap and, given
+        ``explore_seed``, exploration). Returns (the ``first`` items chosen, every candidate best
+        first, promotions applied).
+
+        ``explore_seed``: the configured ``seed``, to explore as the engine does for this user on
+        the day of :attr:`now`; None (the evaluation's choice, see the module docstring): no
+        exploration, as for batch recommendations."""
+        cands, vec = self.candidates(u)
+        if not cands:
+            return [], []
+        for c, v in zip(cands, scorer(u, cands, vec).tolist(), strict=True):
+            c.score = float(v)
+        eng = self.engine
+        exploration = None
+        if explore_seed is not None and eng.explore_epsilon > 0:
+            consumed = self.consumed.get(u, {})
+            excluded = rules.excluded_items(consumed, "HOME_FEED" in eng.exclude_consumed)
+            exploration = rules.Exploration(
+                rules.exploration_pool((i for i, _ in self.popular), consumed, excluded,
+                                       lambda i: self.available.get(i, True)),
+                rules.exploration_seed(explore_seed, self.snap.user_ids[u], self.now))
+        rules.apply_promotions(cands, eng.promotions)  # the promotions active now, as the engine's rank step
+        emb = self.model.vector_of if self.model else None
+        chosen = rules.finish(cands, first, eng, lambda i: self.cats.get(i, ()), emb, exploration)
+        return chosen, sorted(cands, key=lambda c: -c.score)
 
 
 def targets(full: Snapshot, mask: np.ndarray) -> dict[int, set[str]]:
@@ -251,34 +282,25 @@ def _metrics(ranked: dict[int, list[str]], truth: dict[int, set[str]], num_items
             "hitrate@10": float(np.mean(hit)), "coverage@10": len(seen) / num_items}
 
 
-def evaluate(world: World, truth: dict[int, set[str]], scorer: Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray],
-             mmr_lambda: float | None = None) -> dict[str, float]:
-    """Rank each user's candidates with ``scorer``, take the top 100 after MMR on the top 10."""
+def evaluate(world: World, truth: dict[int, set[str]], scorer: Scorer) -> dict[str, float]:
+    """Each user's home feed (:meth:`World.serve`, without exploration) scored by ``scorer``: the
+    10 items served, then the rest of the candidates best first, to 100."""
     ranked: dict[int, list[str]] = {}
     for u in truth:
-        cands, vec = world.candidates(u)
-        if not cands:
+        head, order = world.serve(u, scorer, 10)
+        if not order:
             continue
-        s = scorer(u, cands, vec)
-        for c, v in zip(cands, s.tolist(), strict=True):
-            c.score = float(v)
-        order = sorted(cands, key=lambda c: -c.score)
-        emb = world.model.vector_of if world.model else None
-        lam = world.engine.mmr_lambda if mmr_lambda is None else mmr_lambda
-        head = rules.diversify(order[:50], 10, lam, world.engine.max_per_category, lambda i: world.cats.get(i, ()), emb)
         head_ids = [c.item_id for c in head]
         ranked[u] = head_ids + [c.item_id for c in order if c.item_id not in set(head_ids)][:90]
     return _metrics(ranked, truth, world.snap.num_items)
 
 
-def fusion_scorer(world: World) -> Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray]:
+def fusion_scorer(world: World) -> Scorer:
     """What the engine ranks with when no ranker is served: the live version's hybrid scores when
     it has a hybrid model (graphrec.core.recs.hybrid), else fusion + embedding similarity."""
     def score(u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
-        hybrid = getattr(world.model, "hybrid", None)  # a LiveModel's (graphrec.core.recs.model)
-        if world.model is not None and hybrid is not None:
-            rescore(cands, hybrid.scores(world.history.get(u, []), world.model.index, vec, world.model.emb),
-                    world.model.index)
+        if world.model is not None and world.model.hybrid is not None:
+            hybrid.rescore(cands, world.model.hybrid_scores(world.history.get(u, []), vec), world.model.index)
             return np.array([c.score for c in cands], dtype=np.float32)
         base = np.array([c.score for c in cands], dtype=np.float32)
         if vec is not None and world.model is not None:
@@ -287,7 +309,7 @@ def fusion_scorer(world: World) -> Callable[[int, list[rules.Scored], np.ndarray
     return score
 
 
-def embedding_scorer(world: World) -> Callable[[int, list[rules.Scored], np.ndarray | None], np.ndarray]:
+def embedding_scorer(world: World) -> Scorer:
     def score(u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
         if vec is None or world.model is None:
             return np.array([c.score for c in cands], dtype=np.float32)

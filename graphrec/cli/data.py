@@ -320,7 +320,7 @@ def refresh_neighbours(k: int = 50, if_changed: Annotated[bool, typer.Option(
             console.print("neighbours: the graph is unchanged since the last refresh; reused")
             return
         snap = export_snapshot(store)
-        written = refresh(store, snap, k=k, type_weights=settings().interactions.score_weights)
+        written = refresh(store, snap, settings().interactions.score_weights, k=k)
         store.write("load/meta_set", key="neighbours", props={"signature": signature, "at": time.time()})
     for rel, n in written.items():
         console.print(f"{rel}: {n:,} edges")

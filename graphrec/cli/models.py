@@ -149,7 +149,8 @@ def evaluate_cmd(version: Annotated[str | None, typer.Option(help="A version id 
 @friendly
 def train_ranker_cmd() -> None:
     """Train the DCN-v2 ranker on the live GNN's candidates; it is used only if it beats the pipeline
-    served without it (fusion + MMR) on the same offline replay, and only with that GNN version."""
+    served without it (the live version's hybrid, or fusion, + MMR) on the same offline replay, and only
+    with that GNN version."""
     from gnn.evaluate import format_table
     from gnn.ranking.lifecycle import train_ranker
 

@@ -189,7 +189,8 @@ class Engine:
         4. **rank** — every candidate at once: the live version's hybrid, or the learned ranker
            when it is live and usable, else score fusion plus embedding similarity; promotions;
            then the best that pass the request's filter and were not consumed;
-        5. **rules** — MMR diversity with a per-category cap, seeded exploration;
+        5. **rules** — MMR diversity with a per-category cap, seeded exploration
+           (:func:`graphrec.core.recs.rules.finish`, which the offline replay runs too);
         6. **explain** — each item with its sources and a readable reason; a complete answer is
            cached.
         """

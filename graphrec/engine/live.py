@@ -87,7 +87,7 @@ class Live:
             status = f"ranker {r.version} disabled: it did not beat the pipeline served without it offline"
         elif m is None or r.gnn_version != m.version:
             status = (f"ranker {r.version} not used: trained on GNN {r.gnn_version}, the live GNN is "
-                      f"{m.version if m else 'none'}; ranking by fusion + MMR until it is retrained")
+                      f"{m.version if m else 'none'}; ranking without it until it is retrained")
         else:
             status = f"ranker {r.version} in use (trained on GNN {r.gnn_version})"
         if status != s.ranker_status:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -267,14 +266,13 @@ class Pipeline:
             return it.categories if it else ()
 
         emb = s.model.vector_of if s.model else None
-        chosen = rules.diversify(cands, first, cfg.mmr_lambda, cfg.max_per_category, cats, emb)
+        exploration = None
         if req.context.explore and cfg.explore_epsilon > 0 and req.surface is Surface.HOME_FEED:
-            pool = [i for i, _ in s.catalog.popular[:200]
-                    if i not in consumed and i not in excluded and rules.passes_filter(s.catalog.items.get(i), req.filter)]
-            day = int(s.now(req.context) // 86400)
-            seed = int(hashlib.blake2b(f"{s.settings.seed}:{req.user_id}:{day}".encode(), digest_size=8).hexdigest(), 16)
-            chosen = rules.explore(chosen, pool, cfg.explore_epsilon, seed)
-        return chosen
+            exploration = rules.Exploration(
+                rules.exploration_pool((i for i, _ in s.catalog.popular), consumed, excluded,
+                                       lambda i: rules.passes_filter(s.catalog.items.get(i), req.filter)),
+                rules.exploration_seed(s.settings.seed, req.user_id, s.now(req.context)))
+        return rules.finish(cands, first, cfg, cats, emb, exploration)
 
     def popular_fallback(self, first: int, f: RecFilter, excluded: set[str]) -> list[rules.Scored]:
         out: list[rules.Scored] = []

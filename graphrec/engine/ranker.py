@@ -1,6 +1,7 @@
 """The learned ranker as the engine holds it: DCN-v2 weights and feature scaling, one batched
 forward pass per request. ``enabled`` comes from the registry: a ranker is used only when its
-offline evaluation beat the pipeline served without it (fusion + MMR, ``graphrec train-ranker``).
+offline evaluation beat the pipeline served without it (the hybrid or fusion, + MMR; ``graphrec
+train-ranker``).
 ``gnn_version``: the GNN version whose candidates and embeddings it was trained on; the engine
 uses it only while that version is live."""
 

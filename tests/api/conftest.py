@@ -31,7 +31,7 @@ def api(neo4j_settings: Settings) -> Iterator[Api]:
     with GraphStore.from_settings(neo4j_settings) as store:
         wipe(store)
         tiny_graph(store)
-        refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+        refresh(store, export_snapshot(store, progress=False), neo4j_settings.interactions.score_weights, k=10, progress=False)
         _, read_key = create_key(store, ["read"], "test-read")
         _, write_key = create_key(store, ["read", "write"], "test-write")
         rid, revoked = create_key(store, ["read"], "test-revoked")

@@ -28,7 +28,7 @@ def test_titles_from_memory_tags_from_the_graph(store, neo4j_settings: Settings)
     from graphrec.core.export import export_snapshot
 
     tiny_graph(store)
-    refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+    refresh(store, export_snapshot(store, progress=False), neo4j_settings.interactions.score_weights, k=10, progress=False)
     s = neo4j_settings.model_copy(update={
         "api": neo4j_settings.api.model_copy(update={"anonymous_read": True}),
         "engine": neo4j_settings.engine.model_copy(update={"explore_epsilon": 0.0, "request_budget_ms": 3000.0,

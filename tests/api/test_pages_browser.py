@@ -128,7 +128,7 @@ def test_neo4j_browser_opens_the_guide_and_captions_items_by_title(tmp_path: Pat
         with GraphStore.from_settings(s) as store:
             schema.apply(store)
             tiny_graph(store)
-            refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+            refresh(store, export_snapshot(store, progress=False), s.interactions.score_weights, k=10, progress=False)
         conf = (s.var_dir / "neo4j" / "conf" / "neo4j.conf").read_text()
         assert "client.allow_telemetry=false" in conf and "dbms.usage_report.enabled=false" in conf
         s = s.model_copy(update={"api": s.api.model_copy(update={"anonymous_read": True, "port": api_port})})

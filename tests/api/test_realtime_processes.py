@@ -41,7 +41,7 @@ def test_a_write_on_one_process_leaves_the_other_within_the_sync_period(
     with GraphStore.from_settings(neo4j_settings) as store:
         wipe(store)
         tiny_graph(store)
-        refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+        refresh(store, export_snapshot(store, progress=False), neo4j_settings.interactions.score_weights, k=10, progress=False)
         _, key = create_key(store, ["read", "write"], "realtime")
     env = {"GRAPHREC_ENGINE_STATE_SYNC_S": str(SYNC_S), "GRAPHREC_ENGINE_EXPLORE_EPSILON": "0",
            "GRAPHREC_ENGINE_REQUEST_BUDGET_MS": "3000", "GRAPHREC_ENGINE_SOURCE_BUDGET_MS": "2000"}

@@ -98,15 +98,11 @@ def test_a_version_saved_without_a_recipe_serves_with_the_configured_one(tmp_pat
 
 
 def test_the_recipe_weights_are_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Training saves ``[interactions] vector_weights`` (the configured ones by default) with a version."""
+    """Training saves the ``[interactions] vector_weights`` it is given (the lifecycle gives it
+    the setting's) with a version; the setting can come from the environment."""
     weights = {"PURCHASED": 5.0, "RATED": 1.0, "CLICKED": 0.1, "VIEWED": 0.0, "SKIPPED": -1.0}
     assert user_params(GNNConfig(), weights)["type_weights"] == weights
     monkeypatch.setenv("GRAPHREC_INTERACTIONS_VECTOR_WEIGHTS", json.dumps(weights))
-    from graphrec.core import config
-
-    config.get_settings.cache_clear()
-    try:
-        assert Settings().interactions.vector_weights == weights
-        assert user_params(GNNConfig())["type_weights"] == weights
-    finally:
-        config.get_settings.cache_clear()
+    settings = Settings()
+    assert settings.interactions.vector_weights == weights
+    assert user_params(settings.gnn, settings.interactions.vector_weights)["type_weights"] == weights

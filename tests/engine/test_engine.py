@@ -29,7 +29,7 @@ def tiny(store, neo4j_settings: Settings) -> Iterator[Settings]:  # noqa: ANN001
     from graphrec.core.export import export_snapshot
 
     tiny_graph(store)
-    refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+    refresh(store, export_snapshot(store, progress=False), neo4j_settings.interactions.score_weights, k=10, progress=False)
     s = neo4j_settings.model_copy(update={"engine": neo4j_settings.engine.model_copy(update={"explore_epsilon": 0.0, "request_budget_ms": 3000.0, "source_budget_ms": 2000.0})})
     yield s
 
@@ -161,16 +161,10 @@ def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_in
     items only (under load it made a late index melt Neo4j at 1M items)."""
     import numpy as np
 
-    class StubModel:
-        version = "stub"
-        item_ids = ["heat"]
-        hybrid = None  # fit without a hybrid scorer
+    from graphrec.core.recs.model import LiveModel
 
-        def vector_of(self, item_id: str) -> np.ndarray | None:
-            return np.ones(4, dtype=np.float32)
-
-        def scores(self, vec: np.ndarray, ids: list[str]) -> np.ndarray:
-            return np.zeros(len(ids))
+    # A live model that knows only "heat" (a vector, no hybrid): every other item has no vector.
+    model = LiveModel("heat-only", ["heat"], np.full((1, 4), 0.5, dtype=np.float32))
 
     async def late(*_: Any) -> list[Any]:
         return []
@@ -178,7 +172,7 @@ def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_in
     async def go() -> tuple[Any, list[str], dict[str, tuple[str, ...]]]:
         e = await _engine(tiny)
         try:
-            e.model = StubModel()  # type: ignore[assignment]
+            e.model = model
             e.candidates.ann = late  # type: ignore[method-assign]
             for rel in e.neighbours.caches:
                 e.neighbours.put(rel, "heat", ())

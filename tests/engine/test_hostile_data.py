@@ -31,7 +31,7 @@ def tiny(store, neo4j_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     from graphrec.core.graph.store import resolve_password
 
     tiny_graph(store)
-    refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+    refresh(store, export_snapshot(store, progress=False), neo4j_settings.interactions.score_weights, k=10, progress=False)
     yield neo4j_settings.model_copy(update={
         "var_dir": tmp_path,  # a journal of this test's own
         "neo4j": neo4j_settings.neo4j.model_copy(update={"password": SecretStr(resolve_password(neo4j_settings))}),

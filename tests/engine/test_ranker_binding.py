@@ -36,7 +36,7 @@ def test_a_ranker_serves_only_with_the_gnn_it_was_trained_on(store, neo4j_settin
 
     tiny_graph(store)
     snap = export_snapshot(store, progress=False)
-    refresh(store, snap, k=10, progress=False)
+    refresh(store, snap, neo4j_settings.interactions.score_weights, k=10, progress=False)
     from pydantic import SecretStr
 
     from graphrec.core.graph.store import resolve_password

@@ -26,7 +26,7 @@ def tiny(store, neo4j_settings: Settings) -> Iterator[Settings]:  # noqa: ANN001
     from graphrec.core.export import export_snapshot
 
     tiny_graph(store)
-    refresh(store, export_snapshot(store, progress=False), k=10, progress=False)
+    refresh(store, export_snapshot(store, progress=False), neo4j_settings.interactions.score_weights, k=10, progress=False)
     yield neo4j_settings.model_copy(update={"engine": neo4j_settings.engine.model_copy(update={
         "explore_epsilon": 0.0, "request_budget_ms": 3000.0, "source_budget_ms": 2000.0, "warm_up_s": 20.0})})
 

@@ -91,6 +91,7 @@ def test_every_family_runs_on_every_split_and_a_new_family_is_one_function() -> 
         make_split,
         score_rows,
     )
+    from graphrec.core.config import EngineSettings, InteractionSettings
     from graphrec.core.gnn_config import GNNConfig
 
     snap = _timeline_snap()
@@ -100,7 +101,8 @@ def test_every_family_runs_on_every_split_and_a_new_family_is_one_function() -> 
         pop = np.bincount(snap.item[split.hist], minlength=snap.num_items).astype(float)
         return {"counts": score_rows(snap, split, lambda u: np.tile(pop, (len(u), 1)))}
 
-    ctx = EvalContext(GNNConfig(), seed=1, progress=False)
+    ctx = EvalContext(GNNConfig(), seed=1, progress=False, engine=EngineSettings(),
+                      interactions=InteractionSettings())
     tables = evaluate_splits(snap, splits, ctx, {"baselines": FAMILIES["baselines"], "counts": popularity})
     assert set(tables) == {"user-temporal", "global-time"}
     for protocol, rows in tables.items():

@@ -17,8 +17,12 @@ from gnn.split import temporal_holdout, train_val_test
 from gnn.train import build_model, train
 from gnn.user import interaction_weights, user_matrix, user_params
 from gnn.walks import importance_neighbourhoods
+from graphrec.core.config import InteractionSettings
 from graphrec.core.gnn_config import GNNConfig
 from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
+
+#: The recipe's type weights: the code's default ``[interactions] vector_weights``.
+VECTOR_WEIGHTS = InteractionSettings().vector_weights
 
 
 def test_visit_counts_match_a_hand_checked_case() -> None:
@@ -98,7 +102,7 @@ def test_training_learns_and_new_items_get_content_embeddings() -> None:
     cfg = GNNConfig(dim=16, hidden=32, epochs=12, patience=12, batch_users=32, walks_per_item=50, neighbors=5, examples_per_user=2,
                     id_dropout=0.5,
                     easy_negatives=8, hard_negatives_max=2, hard_negative_ranks=(2, 20))
-    res = train(snap, tr, va, cfg, seed=3, progress=False)
+    res = train(snap, tr, va, cfg, seed=3, progress=False, vector_weights=VECTOR_WEIGHTS)
     losses = [h["loss"] for h in res.history]
     assert losses[-1] < losses[0]  # the loss decreases
     assert res.best_val_ndcg > 0.15  # far above random (about 0.05 here)
@@ -118,7 +122,7 @@ def test_repeat_interactions_are_not_softmax_positives() -> None:
                    np.r_[snap.ts, snap.ts + 500.0], np.r_[snap.kind, snap.kind], np.r_[snap.value, snap.value], snap.items)
     cfg = GNNConfig(dim=8, hidden=16, epochs=2, batch_users=16, walks_per_item=10, neighbors=3, easy_negatives=4,
                     hard_negatives_max=1, hard_negative_ranks=(2, 10))
-    res = train(rep, np.ones(rep.num_interactions, bool), None, cfg, seed=0, progress=False)
+    res = train(rep, np.ones(rep.num_interactions, bool), None, cfg, seed=0, progress=False, vector_weights=VECTOR_WEIGHTS)
     assert all(np.isfinite(h["loss"]) and h["loss"] < 50 for h in res.history)
 
 
@@ -129,14 +133,14 @@ def test_sampled_softmax_with_sparse_id_updates_learns(monkeypatch: pytest.Monke
     tr, va, _ = train_val_test(snap)
     cfg = GNNConfig(dim=16, hidden=32, epochs=8, patience=8, batch_users=32, walks_per_item=50, neighbors=5,
                     examples_per_user=2, easy_negatives=8, hard_negatives_max=2, hard_negative_ranks=(2, 20))
-    res = train(snap, tr, va, cfg, seed=3, progress=False)
+    res = train(snap, tr, va, cfg, seed=3, progress=False, vector_weights=VECTOR_WEIGHTS)
     assert res.model.ids is not None and res.model.ids.sparse
     assert res.history[-1]["loss"] < res.history[0]["loss"] and res.best_val_ndcg > 0.15
 
 
 def test_user_vector_moves_with_a_fresh_interaction() -> None:
     emb = np.eye(4, dtype=np.float32)
-    params = user_params(GNNConfig(half_life_days=1.0))
+    params = user_params(GNNConfig(half_life_days=1.0), VECTOR_WEIGHTS)
     rated = np.array([KIND_CODE["RATED"]], np.int8)
     before = user_matrix(emb, np.array([0]), np.array([0]), rated, np.array([5.0], np.float32), np.array([0.0]), 1, 0.0, params)
     after = user_matrix(emb, np.array([0, 0]), np.array([0, 3]), np.array([KIND_CODE["RATED"], KIND_CODE["PURCHASED"]], np.int8),

@@ -140,6 +140,9 @@ def test_a_scheduled_retraining_retrains_the_ranker_in_use_on_the_promoted_gnn(s
     first = retrain_cycle(s)
     assert first["status"] == "promoted" and first["ranker"] == "not retrained: no ranker in use"
     ranker = train_ranker(s, progress=False, negatives=10)
+    # The live version has a hybrid (a small catalogue): without a ranker the engine ranks with
+    # it, so the gate's served-without row does too.
+    assert ranker["served_without"] == "hybrid"
     reg = Registry(store, tmp_path / "models")
     assert reg.live("ranker").extra["gnn_version"] == first["version"]
     # The ranker is in use (as if it had passed its gate); then new data and a scheduled run.

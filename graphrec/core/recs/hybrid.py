@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from graphrec.core.recs.candidate import Candidate
+
 COMPONENTS = ("gnn", "ease", "breadth", "trans", "trend", "stage")
 COLD_COMPONENTS = ("trend", "stage")
 NOT_POSITIVE = frozenset({"SKIPPED"})
@@ -201,3 +203,12 @@ def top(scores: np.ndarray, item_ids: list[str], limit: int, exclude: set[str]) 
     idx = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
     idx = idx[np.argsort(-scores[idx], kind="stable")]
     return [(item_ids[j], float(scores[j])) for j in idx if item_ids[j] not in exclude][:limit]
+
+
+def candidates(scores: np.ndarray, item_ids: list[str], limit: int, exclude: set[str]) -> list[Candidate]:
+    """The ``hybrid`` source's candidates (the engine's and the offline replay's): the ``limit``
+    best items not in ``exclude``, scores shifted so the lowest is 0 (hybrid scores are z-scores,
+    often negative; the merge's "score / best" must stay in [0, 1])."""
+    found = top(scores, item_ids, limit, exclude)
+    low = min((s for _, s in found), default=0.0)
+    return [Candidate(i, s - low, "hybrid") for i, s in found]

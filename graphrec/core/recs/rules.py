@@ -1,19 +1,27 @@
 """Business rules: pure functions over scored candidates (no I/O), each tested on its own.
 
-Order in the engine: hard filters → consumed-item exclusion and down-weights → promotions →
-MMR diversity with a per-category cap → exploration.
+Order in the engine: hard filters → consumed-item exclusion and down-weights → (ranking) →
+promotions → MMR diversity with a per-category cap → exploration. The engine's pipeline and the
+offline replay (``gnn.ranking.offline``) both take the active promotions from
+:func:`active_promotions` and run the steps after them as one function, :func:`finish`, with the
+engine's settings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from graphrec.core.recs.types import CatalogItem, RecFilter
+
+if TYPE_CHECKING:
+    from graphrec.core.config import EngineSettings
 
 #: Interaction types after which an item is never recommended again on excluding surfaces.
 EXCLUDING_TYPES = frozenset({"CLICKED", "PURCHASED", "RATED"})
@@ -172,3 +180,43 @@ def explore(chosen: list[Scored], pool: list[str], epsilon: float, seed: int) ->
             pick = fresh.pop(rng.randrange(len(fresh)))
             out[k] = Scored(pick, out[k].score, {"explore": (0.0, 0)})
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Exploration:
+    """What one request's exploration draws from: ``pool`` (popular items the user has not
+    consumed) with the request's ``seed`` (:func:`exploration_seed`)."""
+
+    pool: list[str]
+    seed: int
+
+
+def exploration_seed(seed: int, user_id: str | None, clock: float) -> int:
+    """The draw of one user on one day of the request's ``clock`` (``seed``: the configured
+    ``seed``): the same answer all day, another the next."""
+    day = int(clock // 86400)
+    return int(hashlib.blake2b(f"{seed}:{user_id}:{day}".encode(), digest_size=8).hexdigest(), 16)
+
+
+def exploration_pool(popular: Iterable[str], consumed: Container[str], excluded: Container[str],
+                     keep: Callable[[str], bool], size: int = 200) -> list[str]:
+    """The ``size`` most popular items (``popular``: best first) the user has not consumed, that
+    the request does not exclude and that pass its filter (``keep``)."""
+    out = []
+    for k, i in enumerate(popular):
+        if k >= size:
+            break
+        if i not in consumed and i not in excluded and keep(i):
+            out.append(i)
+    return out
+
+
+def finish(cands: list[Scored], first: int, cfg: EngineSettings, categories: Callable[[str], tuple[str, ...]],
+           emb: Callable[[str], np.ndarray | None] | None, exploration: Exploration | None) -> list[Scored]:
+    """The rules after ranking and promotions (:func:`active_promotions`, applied by the rank
+    step), in order: MMR diversity with the category cap, then, given an ``exploration``,
+    epsilon-greedy exploration. Returns the ``first`` items chosen."""
+    chosen = diversify(cands, first, cfg.mmr_lambda, cfg.max_per_category, categories, emb)
+    if exploration is not None:
+        chosen = explore(chosen, exploration.pool, cfg.explore_epsilon, exploration.seed)
+    return chosen
