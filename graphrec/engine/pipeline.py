@@ -155,9 +155,7 @@ class Pipeline:
 
         def allowed(p: int) -> bool:
             i = pool.ids[p]
-            if exclude and (types := run.consumed.get(i)) and types & rules.EXCLUDING_TYPES:
-                return False
-            return rules.passes_filter(s.catalog.items.get(i), req.filter)
+            return not rules.consumed_excluded(run.consumed.get(i), exclude) and rules.passes_filter(s.catalog.items.get(i), req.filter)
 
         return self.best(pool, allowed, rules.pool_size(run.first), run.vec, run.session_vec, run.recent, run.clock,
                          run.hybrid, rules.active_promotions(s.cfg.promotions))

@@ -37,6 +37,10 @@ class Ranked:
         self._because = because
         self._via = via
 
+    @classmethod
+    def empty(cls, source: str) -> Ranked:
+        return cls([], np.zeros(0), source)
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -185,7 +185,7 @@ def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Nei
             ids.extend(lst.ids)
             parts.append(lst.scores * float(s["w"]))  # type: ignore[arg-type]
     if not ids:
-        return Ranked([], np.zeros(0), name)
+        return Ranked.empty(name)
     uniq = list(dict.fromkeys(ids))
     pos = dict(zip(uniq, range(len(uniq)), strict=True))
     inv = np.fromiter(map(pos.__getitem__, ids), dtype=np.intp, count=len(ids))
@@ -196,7 +196,7 @@ def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Nei
     out[[pos[s] for s in set(seed_ids) if s in pos]] = True  # a seed is never its own candidate
     k = min(limit, len(uniq) - int(out.sum()))
     if k <= 0:
-        return Ranked([], np.zeros(0), name)
+        return Ranked.empty(name)
     ranked = np.flatnonzero(~out)
     ranked = ranked[np.argsort(-score[ranked], kind="stable")]
     cut = score[ranked[k - 1]]

@@ -63,30 +63,40 @@ def passes_filter(item: CatalogItem | None, f: RecFilter) -> bool:
     return True
 
 
+def consumed_excluded(types: set[str] | None, exclude: bool) -> bool:
+    """Is an item the user interacted with in these ``types`` left out (on a surface that
+    excludes consumed items, ``exclude``): clicked, purchased or rated."""
+    return bool(exclude and types and types & EXCLUDING_TYPES)
+
+
+def downweighted(score: float, types: set[str]) -> float:
+    """``score`` of an item the user viewed or skipped, down-weighted (:data:`DOWNWEIGHTS`)."""
+    for t, m in DOWNWEIGHTS.items():
+        if t in types:
+            score *= m
+    return score
+
+
 def apply_consumed(cands: list[Scored], consumed: dict[str, set[str]], exclude: bool) -> list[Scored]:
     """Drop items the user clicked, purchased or rated (when ``exclude``); down-weight viewed/skipped."""
     out = []
     for c in cands:
         types = consumed.get(c.item_id)
         if types:
-            if exclude and types & EXCLUDING_TYPES:
+            if consumed_excluded(types, exclude):
                 continue
-            for t, m in DOWNWEIGHTS.items():
-                if t in types:
-                    c.score *= m
+            c.score = downweighted(c.score, types)
         out.append(c)
     return out
 
 
 def downweight_consumed(pos: dict[str, int], scores: np.ndarray, consumed: dict[str, set[str]]) -> None:
     """:func:`apply_consumed`'s down-weights on a column of scores (``pos``: item -> its row; in
-    place). Excluding consumed items is left to the caller."""
+    place). Excluding consumed items is left to the caller (:func:`consumed_excluded`)."""
     for i, types in consumed.items():
         k = pos.get(i)
         if k is not None and types:
-            for t, m in DOWNWEIGHTS.items():
-                if t in types:
-                    scores[k] *= m
+            scores[k] = downweighted(float(scores[k]), types)
 
 
 def active_promotions(promotions: Sequence[object], now: float | None = None) -> dict[str, float]:

@@ -11,8 +11,6 @@ the demo and Neo4j Browser.
 
 from __future__ import annotations
 
-import numpy as np
-
 from graphrec.core.recs.candidate import Candidate, Ranked, SourceContext
 from graphrec.core.recs.merge import SESSION_SEEDS, aggregate_neighbours, session_seed_weights
 
@@ -20,7 +18,7 @@ from graphrec.core.recs.merge import SESSION_SEEDS, aggregate_neighbours, sessio
 async def _neighbours(ctx: SourceContext, rel: str, seeds: list[dict[str, object]], limit: int, name: str) -> Ranked:
     """The seeds' materialised neighbours, from the engine's neighbour cache, summed."""
     if not seeds:
-        return Ranked([], np.zeros(0), name)
+        return Ranked.empty(name)
     lists = await ctx.params["neighbours"].lists(ctx.store, rel, [str(s["id"]) for s in seeds], ctx.timeout_s)
     return aggregate_neighbours(seeds, lists, limit, name)
 

@@ -124,7 +124,7 @@ class NeighbourCache:
     def put(self, rel: str, item_id: str, neighbours: NeighbourList | Iterable[tuple[str, float]]) -> None:
         """Cache one item's ``rel`` list (a NeighbourList or ``(neighbour id, score)`` pairs, best first)."""
         lst = neighbours if isinstance(neighbours, NeighbourList) else neighbour_list(neighbours)
-        self.caches[rel].put(item_id, marshal.dumps((lst.ids, lst.scores.astype(np.float64).tobytes())))
+        self.caches[rel].put(item_id, marshal.dumps((lst.ids, np.asarray(lst.scores, dtype=np.float64).tobytes())))
 
     async def prefetch(self, store: Any, ids: list[str], timeout: float = 30.0, batch: int = 500) -> None:
         """Fill the cache for ``ids`` (the most popular items) so early requests do not miss."""
