@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     state: dict[str, Any] = {"engine": engine}
     schema = build_schema(cfg)
     graphql = GraphQLApp(schema, state, settings)
+    root_fields = frozenset(schema._schema.query_type.fields) | frozenset(
+        schema._schema.mutation_type.fields if schema._schema.mutation_type else ())
     gate = Gate(cfg)
     collector = IdleCollector(cfg.gc_young_every, cfg.gc_young_limit, cfg.gc_full_every_s)
 
@@ -176,7 +179,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             response = await graphql.run(request)
         except CrossHTTPException as exc:  # what Strawberry raises for a request it refuses
             return error_response("BAD_USER_INPUT", str(exc.reason), exc.status_code if 400 <= exc.status_code < 500 else 400)
-        name = (op.operation_name or _first_field(op.query) or "unknown")[:64]
+        name = operation_label(op.query, root_fields)
         M.REQUESTS.labels(name, str(response.status_code)).inc()
         M.LATENCY.labels(name).observe(time.perf_counter() - t0)
         return response
@@ -231,11 +234,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     return app
 
 
-def _first_field(query: str) -> str | None:
-    import re
+_FIRST_FIELD = re.compile(r"\{\s*(?:\w+\s*:\s*)?(\w+)")  # the first selection, past an alias
 
-    m = re.search(r"\{\s*(\w+)", query)
-    return m.group(1) if m else None
+
+def operation_label(query: str | None, root_fields: frozenset[str]) -> str:
+    """The ``operation`` label of a request's metrics: its first root field when the schema has
+    one by that name, else ``other``. Never the client's ``operationName`` or anything else a client
+    chooses: every distinct label value is a time series kept for the life of the process."""
+    m = _FIRST_FIELD.search(query or "")
+    return m.group(1) if m and m.group(1) in root_fields else "other"
 
 
 def _engine_gauges(eng: Engine) -> None:

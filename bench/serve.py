@@ -10,6 +10,11 @@ server's CPU). Two modes for the cached reads:
 - ``traffic``: a Zipf-like mix of users or items (weight 1/rank, ranks a seeded permutation),
   ``first: 20``, the result cache on: what a cache in front of real traffic saves.
 
+``--first N`` measures the computed mode at one page size (the targets name ``first: 20``): users
+or items drawn uniformly per phase, and the API started with its result cache off
+(``GRAPHREC_ENGINE_RESULT_CACHE_SIZE=0``) so that every answer is still computed although keys
+repeat; the report's hit ratio shows it (0 lookups answered).
+
 Every phase (warm-up, each mode, each rate) draws its own keys from its own seed, so none repeats
 what the warm-up asked. Reports p50/p99/max latency, errors, achieved rate, the result cache's hit
 ratio in the phase (from the API's ``/metrics``: ``graphrec_result_cache_lookups_total``) and the
@@ -18,6 +23,7 @@ latency-vs-rate plot. The targets are stated for ``computed``.
 
     python -m bench.serve                                   # 50, 100, 200 req/s x 60 s, all ops, both modes
     python -m bench.serve --rates 100 --ops recommendations --modes computed --duration 60
+    python -m bench.serve --rates 100,200 --ops recommendations --modes computed --first 20
 """
 
 from __future__ import annotations
@@ -89,14 +95,20 @@ def zipf_keys(ids: list[str], n: int, seed: int, s: float = 1.0) -> list[tuple[s
     return [(i, 20) for i in rng.choices(ranked, weights=weights, k=n)]
 
 
-def make_ops(users: int, items: int, seed: int, token: str | None, run: str, ids: str = "movielens") -> dict[str, Any]:
+def make_ops(users: int, items: int, seed: int, token: str | None, run: str, ids: str = "movielens",
+             first: int | None = None) -> dict[str, Any]:
     """Request factories per operation: ``factory(port, mode, n, phase) -> request(i)``, each phase
-    with keys of its own (``recordInteraction`` writes as users ``<run>-u<n>``; it has no mode)."""
+    with keys of its own (``recordInteraction`` writes as users ``<run>-u<n>``; it has no mode).
+    ``first``: every read asks that many, ids drawn uniformly per phase (the API must run without
+    its result cache for the answers to be computed)."""
     user_id, item_id = ID_FORMATS[ids]
     pools: dict[str, KeyPool] = {}
 
     def keys(op: str, mode: str, n: int, phase: int) -> list[tuple[str, int]]:
         space = all_ids(ids, "user", users) if op == "recommendations" else all_ids(ids, "item", items)
+        if first is not None:
+            rng = random.Random(seed * 1000 + phase)
+            return [(rng.choice(space), first) for _ in range(n)]
         if mode == "computed":
             if op not in pools:
                 pools[op] = KeyPool(space, seed)
@@ -198,6 +210,8 @@ def main() -> None:
     ap.add_argument("--label", default="MovieLens-100K (the demo graph)", help="what graph this ran against, for the report")
     ap.add_argument("--no-warmup", action="store_true",
                     help="no 5 s warm-up at 20 req/s before each operation (see p99_ms_by_10s of the first rate)")
+    ap.add_argument("--first", type=int, default=None,
+                    help="computed mode at one page size: result cache off in the API, ids drawn uniformly")
     ap.add_argument("--ready-timeout", type=float, default=300.0, help="seconds the API may take to start")
     ap.add_argument("--out", type=Path, default=Path("bench/reports/serve.json"))
     a = ap.parse_args()
@@ -213,6 +227,14 @@ def main() -> None:
             kid, token = create_key(store, ["read", "write"], "bench.serve")
     env = dict(os.environ, GRAPHREC_API_ANONYMOUS_READ="true", GRAPHREC_API_RATE_LIMIT_PER_S="100000",
                GRAPHREC_API_RATE_LIMIT_BURST="100000")
+    modes = [m for m in a.modes.split(",") if m]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise SystemExit(f"unknown mode {bad[0]!r}: one of {', '.join(MODES)}")
+    if a.first is not None:
+        if modes != ["computed"]:
+            raise SystemExit("--first measures computed answers: use it with --modes computed")
+        env["GRAPHREC_ENGINE_RESULT_CACHE_SIZE"] = "0"
     # The API's own log (slow answers with their stage timings, warnings) next to the report.
     log_path = a.out.with_suffix(".api.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,7 +246,7 @@ def main() -> None:
         api_log.close()
         raise
     run = f"bench-{int(time.time())}"
-    ops = make_ops(a.users, a.items, 1, token, run, a.ids)
+    ops = make_ops(a.users, a.items, 1, token, run, a.ids, a.first)
     rows: list[dict[str, Any]] = []
     try:
         # Every worker must be ready (each answers /readyz with its pid), not just the first: a
@@ -248,10 +270,6 @@ def main() -> None:
         ready_s = round(time.monotonic() - t_ready, 1)
         print(f"API ready in {ready_s} s", flush=True)
         rss_start = tree_rss_mb(server.pid)
-        modes = [m for m in a.modes.split(",") if m]
-        bad = [m for m in modes if m not in MODES]
-        if bad:
-            raise SystemExit(f"unknown mode {bad[0]!r}: one of {', '.join(MODES)}")
         phase = 0
         for op in a.ops.split(","):
             if not a.no_warmup:  # caches, connections; --no-warmup measures the first seconds after /readyz
@@ -294,7 +312,7 @@ def main() -> None:
             print(f"removed the {removed} users recordInteraction wrote (and their interactions)")
     plot(rows, a.out.with_suffix(".png"))
     write_report(a.out, {"benchmark": "serve", "graph": a.label, "users": a.users, "items": a.items, "workers": workers, "api_ready_s": ready_s, "api_rss_start_mb": rss_start,
-                         "modes": modes, "targets": TARGETS, "runs": rows})
+                         "modes": modes, "first": a.first, "targets": TARGETS, "runs": rows})
 
 
 if __name__ == "__main__":

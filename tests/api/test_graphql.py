@@ -180,7 +180,15 @@ def test_operations_endpoints(api: Any) -> None:
     gql(api, REC, {"u": "alice", "first": 2})
     gql(api, REC, {"u": "alice", "first": 2})  # the same request again: a result-cache hit
     gql(api, 'query { similarItems(itemId: "toy", first: 2) { items { rank } } }')
+    # Labels never carry what a client chooses (operationName, aliases, unknown fields): each
+    # distinct value would be a time series kept for the life of the process.
+    httpx.post(api.url + "/graphql", json={"query": 'query madeUp1 { mine: popularItems(first: 1) { id } }',
+                                           "operationName": "madeUp1"}, headers={"Authorization": "Bearer " + api.read_key})
+    httpx.post(api.url + "/graphql", json={"query": '{ madeUp2 }'}, headers={"Authorization": "Bearer " + api.read_key})
     text = httpx.get(api.url + "/metrics").text
+    assert "madeUp" not in text and "mine" not in text
+    assert 'graphrec_requests_total{operation="popularItems",status="200"}' in text
+    assert 'graphrec_requests_total{operation="other"' in text
     lookups = {(op, r): float(v) for op, r, v in re.findall(
         r'graphrec_result_cache_lookups_total\{operation="(\w+)",result="(\w+)"\} ([0-9.]+)', text)}
     assert lookups[("recommendations", "hit")] >= 1 and lookups[("recommendations", "miss")] >= 1
