@@ -120,7 +120,8 @@ class Writes:
 
         def work() -> int:
             with GraphStore.from_settings(s.settings) as store:
-                return s.journal.replay(lambda rows: write_rows_sync(store, rows, s.limits))
+                return s.journal.replay(lambda rows: write_rows_sync(store, rows, s.limits),
+                                        max_attempts=s.cfg.journal_max_attempts)
 
         dead_before = s.journal.dead_lettered()
         try:
