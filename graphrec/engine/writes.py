@@ -5,6 +5,7 @@ way and give a key the same meaning (one interaction)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -55,7 +56,9 @@ class Writes:
         meaning: one interaction; reused for another user, item or type it is a
         :class:`KeyConflict`. Unknown item: NotFound (an item upserted through this process is
         known at once; one the catalogue does not know yet is looked up in the graph, with four
-        times the budget, before NotFound)."""
+        times the budget, before NotFound). While Neo4j cannot be asked, an item this process
+        does not know is not refused: the interaction is journalled (``stored: journal``), and
+        the replay dead-letters it if the item does not exist then."""
         s = self.s
         row: InteractionRow = validate(InteractionRow, data, s.limits)
         param = row.to_param()
@@ -85,13 +88,14 @@ class Writes:
             # write that timed out may still land; the replay is idempotent on the key, so it will
             # not double-count.
             if s.catalog.loaded and row.item_id not in s.catalog.items:
-                # Not in this process's catalogue (it may be newer than its last refresh): ask the
-                # graph once more, with more time, before saying it does not exist.
-                try:
+                # Not in this process's catalogue (it may be newer than its last refresh, e.g.
+                # upserted through another worker): ask the graph once more, with more time. An
+                # item the graph says does not exist is NotFound; when the graph cannot say, the
+                # interaction is journalled like any other, and the replay dead-letters it, with
+                # its reason, if the item does not exist then.
+                with contextlib.suppress(TimeoutError, GraphStoreUnavailable, QueryError):
                     _check_refs(await self.guard.neo4j(s.store.read(
                         "load/interaction_refs", plain=True, ids=[row.item_id], keys=[key]), budget * 4), row, ident)
-                except (TimeoutError, GraphStoreUnavailable, QueryError):
-                    raise NotFound("item", row.item_id) from None
             created = await asyncio.to_thread(s.journal.append_checked, {**param, "type": row.type.value})
             if created:
                 s.stats["journalled"] = s.stats.get("journalled", 0) + 1

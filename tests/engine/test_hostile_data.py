@@ -234,6 +234,41 @@ def test_an_item_upserted_moments_before_is_known_while_neo4j_is_slow(tiny: Sett
                           "RETURN count(r) AS n") == [{"n": 1}]
 
 
+def test_an_item_upserted_on_another_worker_is_journalled_while_neo4j_is_away(tiny: Settings, store) -> None:  # noqa: ANN001
+    """A worker whose catalogue does not have an item yet (upserted through another worker) and
+    cannot ask Neo4j answered NOT_FOUND, and the interaction was lost. It is journalled now (the
+    graph cannot say whether the item exists); the replay writes it, and dead-letters, with its
+    reason, one for an item that really does not exist."""
+    import json
+
+    async def go() -> tuple[Any, Any, int]:
+        worker = await _engine(tiny)  # its catalogue is read now, before the upsert
+        other = await _engine(tiny)
+        try:
+            assert worker.catalog.loaded and "elsewhere" not in worker.catalog.items
+            await other.upsert_item({"id": "elsewhere", "title": "Upserted Elsewhere", "categories": ["Action"]})
+            live = worker.store
+            worker.store = _unreachable(tiny)  # Neo4j away for this worker
+            try:
+                res = await worker.record_interaction(_click("erin", "k-elsewhere", item="elsewhere"))
+                ghost = await worker.record_interaction(_click("erin", "k-ghost", item="never-was"))
+            finally:
+                await worker.store.close()
+                worker.store = live
+            worker.neo4j_breaker.success()
+            return res, ghost, await worker.replay_journal()
+        finally:
+            await other.close()
+            await worker.close()
+
+    res, ghost, replayed = run(go())
+    assert (res.stored, res.created, ghost.stored, replayed) == ("journal", True, "journal", 2)
+    assert store.run_text("MATCH (:User {id: 'erin'})-[r:CLICKED]->(i:Item) WHERE r.key IN ['k-elsewhere', 'k-ghost'] "
+                          "RETURN r.key AS key, i.id AS item") == [{"key": "k-elsewhere", "item": "elsewhere"}]
+    letters = [json.loads(x) for x in (tiny.var_dir / "journal" / "dead-letter.jsonl").read_text().splitlines()]
+    assert [(d["row"]["key"], d["reason"]) for d in letters] == [("k-ghost", "unknown item id 'never-was'")]
+
+
 # ---- finding 10: a degraded answer still excludes what the user consumed ---------------------------
 def test_a_degraded_answer_never_recommends_what_the_user_consumed(tiny: Settings) -> None:
     """Issue 21: with Neo4j slow, a degraded answer ranked the user's own rated items. The state
