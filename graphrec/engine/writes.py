@@ -148,11 +148,20 @@ class Writes:
         return n
 
     def _sample_journal(self, pending: int, window_s: float = 60.0) -> None:
-        samples = self.s.journal_samples
+        s = self.s
+        samples = s.journal_samples
         now = time.monotonic()
         samples.append((now, pending))
         while len(samples) > 2 and now - samples[1][0] >= window_s:
             samples.pop(0)
+        # Waiting with nothing in its way (the breaker closed) and the offset where it was: the
+        # clock of "stuck" keeps running (health.readiness).
+        if pending == 0 or s.neo4j_breaker.state != "closed":
+            s.journal_waiting = None
+        else:
+            offset = s.journal.offset()
+            if s.journal_waiting is None or s.journal_waiting[1] != offset:
+                s.journal_waiting = (now, offset)
 
 
 def _check_refs(rows: list[dict[str, Any]], row: InteractionRow, ident: tuple[str, str, str]) -> None:

@@ -393,3 +393,40 @@ def test_every_429_carries_retry_after(hostile: Hostile, api: Any) -> None:
                          headers={"Authorization": "Bearer " + api.read_key}) for _ in range(3)]
     assert [r.status_code for r in rs] == [200, 429, 429]
     assert all(r.headers["Retry-After"] == "2" for r in rs[1:])  # 1 token at 0.5/s
+
+
+# ---- 1: /readyz tells a stuck journal from a growing one --------------------------------------------
+def test_readyz_reports_a_journal_backlog_that_is_stuck(hostile: Hostile) -> None:
+    """Entries pending, the Neo4j breaker closed, and the replay not moving (here: another process
+    holds the replay lock and never finishes): the backlog does not grow, so /readyz said nothing.
+    It says ``journal_stuck`` once that has lasted ``engine.journal_stuck_s``, and /metrics
+    ``graphrec_journal_stuck``; both clear when the replay moves again."""
+    eng = hostile.state["engine"]
+    saved = eng.cfg
+    eng.cfg = saved.model_copy(update={"journal_stuck_s": 1.0})
+
+    def readyz() -> dict[str, Any]:
+        return httpx.get(hostile.url + "/readyz", timeout=30).json()  # type: ignore[no-any-return]
+
+    def wait_for(check: Any, what: str, within_s: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + within_s
+        while True:
+            r = readyz()
+            if check(r):
+                return r
+            assert time.monotonic() < deadline, (what, r)
+            time.sleep(0.25)
+
+    try:
+        with eng.journal._replay_lock():  # "another process", replaying for ever
+            assert eng.journal.append_checked({"key": "k-stuck", "user": "stuck-user", "item": "alien", "type": "CLICKED",
+                                               "ts": time.time() - 5, "value": None, "dwell": None, "session": None})
+            r = wait_for(lambda r: "journal_stuck" in r["degraded_reasons"], "journal_stuck reported")
+            assert r["journal"]["stuck"] and r["breakers"]["neo4j"] == "closed" and r["journal_pending_bytes"] > 0
+            assert "journal_growing" not in r["degraded_reasons"]  # the one entry is old news by now
+            metrics = httpx.get(hostile.url + "/metrics", timeout=30).text
+            assert "graphrec_journal_stuck 1.0" in metrics
+        r = wait_for(lambda r: r["journal_pending_bytes"] == 0 and not r["journal"]["stuck"], "the replay moved on")
+        assert "journal_stuck" not in r["degraded_reasons"]
+    finally:
+        eng.cfg = saved
