@@ -32,7 +32,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from graphrec.core.errors import GraphStoreUnavailable, KeyConflict, LockHeld, QueryError, ValidationError
+from graphrec.core.errors import (
+    GraphStoreUnavailable,
+    KeyConflict,
+    LockHeld,
+    QueryError,
+    ValidationError,
+)
 from graphrec.core.graph.store import Statement
 from graphrec.core.records import InteractionRow, RowLimits, newest_two, validate
 
