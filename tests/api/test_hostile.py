@@ -462,7 +462,6 @@ def test_readyz_reports_a_journal_backlog_that_is_stuck(hostile: Hostile) -> Non
                                                "ts": time.time() - 5, "value": None, "dwell": None, "session": None})
             r = wait_for(lambda r: "journal_stuck" in r["degraded_reasons"], "journal_stuck reported")
             assert r["journal"]["stuck"] and r["breakers"]["neo4j"] == "closed" and r["journal_pending_bytes"] > 0
-            assert "journal_growing" not in r["degraded_reasons"]  # the one entry is old news by now
             metrics = httpx.get(hostile.url + "/metrics", timeout=30).text
             assert "graphrec_journal_stuck 1.0" in metrics
         r = wait_for(lambda r: r["journal_pending_bytes"] == 0 and not r["journal"]["stuck"], "the replay moved on")
