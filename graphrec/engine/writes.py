@@ -138,7 +138,10 @@ class Writes:
             return 0
         except Exception:
             s.neo4j_breaker.release()  # not Neo4j being away: never opens the breaker
-            log.exception("journal replay failed")
+            failing = s.journal.failing()
+            log.exception("journal replay failed%s", "" if failing is None else
+                          f" (the entry at byte {failing['position']}: failed {failing['attempts']} of "
+                          f"{s.cfg.journal_max_attempts} times before it is dead-lettered)")
             return 0
         s.neo4j_breaker.success()
         if (dead := s.journal.dead_lettered() - dead_before) > 0:
