@@ -43,6 +43,7 @@ from graphrec.core.config import Settings, get_settings
 from graphrec.core.graph.store import AsyncGraphStore
 from graphrec.core.progress import read_status
 from graphrec.engine.engine import Engine
+from graphrec.engine.health import journal_stuck
 
 log = logging.getLogger("graphrec.api")
 
@@ -193,14 +194,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             return JSONResponse({"ready": False}, status_code=503)
         # Ready: Neo4j answers, this worker's breaker lets calls through and its start-up warm-up
         # is over (while "warming" it answers, slower at first: a load balancer waits). Degraded: answers
-        # are (or may be) degraded: a store down, a breaker not closed, the journal backlog growing,
-        # or a fifth of this worker's recent answers (at least 5) degraded by Neo4j being slow.
+        # are (or may be) degraded: a store down, a breaker not closed, the journal backlog growing
+        # or stuck (pending, the breaker closed, the replay not moving), or a fifth of this worker's recent answers (at least 5) degraded by Neo4j being slow.
         h, r = await eng.health(), eng.readiness()
         ready = bool(h["neo4j"]) and r["breakers"]["neo4j"] != "open" and not r["warming"]
         a = r["answers"]
         reasons = [k for k, bad in (("neo4j", not h["neo4j"]), ("vectors", not h["vectors"]),
                                     *((f"{n}_breaker_{st}", st != "closed") for n, st in r["breakers"].items()),
                                     ("journal_growing", r["journal"]["growing"]),
+                                    ("journal_stuck", r["journal"]["stuck"]),
                                     ("answers_degraded", a["degraded_by_neo4j"] >= 5 and a["degraded_by_neo4j"] * 5 >= a["recent"]))
                    if bad]
         return JSONResponse({"ready": ready, **h, "degraded": bool(reasons), "degraded_reasons": reasons, **r,
@@ -251,8 +253,10 @@ def _engine_gauges(eng: Engine) -> None:
             M.CANDIDATES.labels(k.split(".", 1)[1]).set(v)
     M.CACHE_HIT.labels("results").set(eng.results.hit_rate)
     M.CACHE_HIT.labels("neighbours").set(eng.neighbours.hit_rate)
-    M.JOURNAL.set(eng.journal.pending())
+    pending = eng.journal.pending()
+    M.JOURNAL.set(pending)
     M.DEAD_LETTERS.set(eng.journal.dead_lettered())
+    M.JOURNAL_STUCK.set(journal_stuck(eng.state, pending))
     M.BREAKER_OPEN.labels("neo4j").set(eng.neo4j_breaker.state != "closed")
     M.BREAKER_OPEN.labels("vectors").set(eng.vector_breaker.state != "closed")
 

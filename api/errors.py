@@ -13,7 +13,8 @@ UNAUTHENTICATED    401     no, a malformed, unknown or revoked API key
 FORBIDDEN          403     the key lacks the scope, or the origin is not allowed
 NOT_FOUND          200     an unknown id where one is required
 RATE_LIMITED       429     too many requests or too much query cost (``Retry-After``)
-OVERLOADED         503     too many requests in progress (``Retry-After``)
+OVERLOADED         503     too many requests in progress, or connections open
+                           (``api.max_connections``) (``Retry-After``)
 UNAVAILABLE        503     Neo4j cannot be reached (its breaker is open, or the key
                            lookup failed); retry later (``Retry-After``)
 INTERNAL           500     a bug: logged, never described to the client

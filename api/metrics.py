@@ -34,6 +34,8 @@ JOURNAL = Gauge("graphrec_journal_pending_bytes", "Interactions journalled and n
                 multiprocess_mode="livemax")
 DEAD_LETTERS = Gauge("graphrec_journal_dead_letters", "Journal entries that can never be written, set aside in "
                      "dead-letter.jsonl with their reason", registry=REGISTRY, multiprocess_mode="livemax")
+JOURNAL_STUCK = Gauge("graphrec_journal_stuck", "1 while journal entries wait with the Neo4j breaker closed and the "
+                      "replay not moving (engine.journal_stuck_s)", registry=REGISTRY, multiprocess_mode="livemax")
 BREAKER_OPEN = Gauge("graphrec_breaker_open", "1 while a store's circuit breaker in this worker is not closed", ["store"],
                      registry=REGISTRY, multiprocess_mode="liveall")
 

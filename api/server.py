@@ -19,6 +19,9 @@ included, get 503. (``h11_max_incomplete_event_size`` exists for the h11 protoco
 - ``max_connections_per_client``: open connections per peer address (the socket's, never a
   forwarded header); one more is answered 429 with ``Retry-After`` and closed at once.
 
+Past uvicorn's own global limit (``api.max_connections``, its ``limit_concurrency``) a request is
+answered 503 ``OVERLOADED`` with ``Retry-After: 1`` instead of uvicorn's plain-text 503.
+
 Every refusal is a JSON error body like the app's (api/errors.py), counted in
 ``graphrec_errors_total{code}``. ``graphrec serve`` runs uvicorn with this protocol
 (``http="api.server:GuardedHttpToolsProtocol"``).
@@ -32,6 +35,7 @@ from collections import Counter
 from typing import Any, ClassVar
 
 import httptools
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api import metrics as M
@@ -147,6 +151,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head, self._head_bytes = True, 0
         super().on_message_complete()
 
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        # uvicorn picks its own plain-text 503 app past limit_concurrency: answer in JSON instead.
+        super()._start_asgi_task(cycle, _overloaded if app is service_unavailable else app)
+
     # ---- the read deadline -----------------------------------------------------------------------
     def _arm(self) -> None:
         if self._deadline is None and self.cfg.read_timeout_s > 0:
@@ -182,6 +190,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True  # the app must not answer on this connection
             self.cycle.message_event.set()
+
+
+async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
+    """The answer past ``api.max_connections``: the documented OVERLOADED, not uvicorn's text."""
+    M.ERRORS.labels("OVERLOADED").inc()
+    body = json.dumps({"data": None, "errors": [{"message": "the server is at its connection limit; retry later",
+                                                 "extensions": {"code": "OVERLOADED"}}]}).encode()
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 __all__ = ["GuardedHttpToolsProtocol", "PROTOCOL"]

@@ -192,6 +192,13 @@ class EngineSettings(BaseModel):
     item_cache_ttl_s: float = tuning(30.0)
     breaker_failures: int = tuning(3)
     breaker_reset_s: float = tuning(5.0)
+    # A journalled interaction whose replay fails this many times for a reason of its own (an
+    # error that is neither Neo4j unavailable or busy nor a known refusal) is dead-lettered with
+    # that error, so that it cannot hold the entries after it; the replay runs every 2 s.
+    journal_max_attempts: int = tuning(20, ge=1)
+    # /readyz says "journal_stuck" when entries have waited this long with the Neo4j breaker
+    # closed and the replay has not moved (another process holding the replay lock, a bug).
+    journal_stuck_s: float = tuning(60.0, gt=0)
     # The user states (recent history, consumed items) each process holds: a request for a held
     # user is answered from memory while the state is known fresh; a miss reads Neo4j and is kept.
     # Users whose state is over 32 KB are not kept, which bounds the held states at size × 32 KB

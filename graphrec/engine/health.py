@@ -21,9 +21,19 @@ async def health(s: Serving) -> dict[str, bool]:
     return {"neo4j": neo, "vectors": vec, "degraded": not (neo and vec), "model": s.model is not None}
 
 
+def journal_stuck(s: Serving, pending: int) -> bool:
+    """Entries pending, the Neo4j breaker closed, and the replay offset unmoved for
+    ``engine.journal_stuck_s`` (as sampled by the replay task): nothing is replaying them."""
+    waiting = s.journal_waiting
+    return (pending > 0 and waiting is not None and s.neo4j_breaker.state == "closed"
+            and time.monotonic() - waiting[0] >= s.cfg.journal_stuck_s)
+
+
 def readiness(s: Serving) -> dict[str, Any]:
     """What /readyz reports besides the stores' health: the breakers' states, the journal's
-    backlog (bytes, and whether it grew over the last minute of samples), whether the start-up
+    backlog (bytes, whether it grew over the last minute of samples, and whether it is stuck:
+    entries pending for ``engine.journal_stuck_s`` with the Neo4j breaker closed and the replay
+    not moving; the entry whose replay is failing, if any), whether the start-up
     warm-up is still running (``warming``: answers are served, not yet at full speed), how many entries
     were dead-lettered, and the answers computed in the last 10-20 s with how many of them
     were degraded by Neo4j (slow or away: what clients saw)."""
@@ -33,6 +43,6 @@ def readiness(s: Serving) -> dict[str, Any]:
     recent = [c for c in s.answer_counts if c[0] >= period - 1]
     return {"warming": s.warming,
             "breakers": {"neo4j": s.neo4j_breaker.state, "vectors": s.vector_breaker.state},
-            "journal": {"pending_bytes": pending, "growing": pending > oldest,
-                        "dead_lettered": s.journal.dead_lettered()},
+            "journal": {"pending_bytes": pending, "growing": pending > oldest, "stuck": journal_stuck(s, pending),
+                        "dead_lettered": s.journal.dead_lettered(), "failing": s.journal.failing()},
             "answers": {"recent": sum(c[1] for c in recent), "degraded_by_neo4j": sum(c[2] for c in recent)}}

@@ -15,8 +15,10 @@ what is pending: a key already journalled for another user, item or type is refu
 every row is validated again and checked against the graph (``load/interaction_refs``); a row
 that can never be written (invalid, an unknown item, a key stored for another interaction, a line
 that is not JSON, or a row Neo4j refuses on its own) goes to ``dead-letter.jsonl`` (one JSON object
-per line: ``row``, ``reason``, ``at``) and the rows after it go on. Only "Neo4j unavailable" stops
-a replay (it resumes from the same place).
+per line: ``row``, ``reason``, ``at``) and the rows after it go on. "Neo4j unavailable" (or busy:
+a transaction timed out) stops a replay, which resumes from the same place when it has passed. A
+row that keeps failing for any other reason (an error nobody recognised as a refusal for good) is
+dead-lettered with that error after ``engine.journal_max_attempts`` replays.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from graphrec.core.errors import KeyConflict, LockHeld, QueryError, ValidationError
+from graphrec.core.errors import (
+    GraphStoreUnavailable,
+    KeyConflict,
+    LockHeld,
+    QueryError,
+    ValidationError,
+)
 from graphrec.core.graph.store import Statement
 from graphrec.core.records import InteractionRow, RowLimits, newest_two, validate
 
@@ -47,6 +55,7 @@ class Journal:
         self.offset_path = self.dir / "replayed.offset"
         self.dead_path = self.dir / "dead-letter.jsonl"
         self.lock_path = self.dir / "replay.lock"
+        self.failing_path = self.dir / "replay.failing"
         # Keys journalled and not yet replayed, as far as this process has read the file:
         # key -> (user, item, type); _indexed is the byte position read up to.
         self._pending_keys: dict[str, tuple[str, str, str]] = {}
@@ -192,26 +201,66 @@ class Journal:
         finally:
             os.close(fd)
 
-    def replay(self, write_batch: Any, batch: int = 500) -> int:
+    def replay(self, write_batch: Any, batch: int = 500, max_attempts: int = 20) -> int:
         """Replay pending rows in order with ``write_batch(rows) -> list of (row, reason) refused``;
         refused rows and lines that are not JSON objects go to the dead-letter file.
 
-        Stops (raising) at the first batch Neo4j cannot take; the offset only moves past batches
-        that were written. Returns the number of lines replayed or dead-lettered."""
+        Stops (raising) at the first batch that fails; the offset only moves past batches that
+        were written. A failure that is Neo4j being away or busy (:func:`waits_for_neo4j`) leaves
+        the row pending for as long as it lasts. Any other failure is the row's own: the failed
+        batch is tried again one row at a time, and a row that fails that way in
+        ``max_attempts`` replays (counted in ``replay.failing``, shared by every process and kept
+        across restarts) is dead-lettered with the error, so that it cannot block the rows
+        after it for good. Returns the number of lines replayed or dead-lettered."""
         done = 0
+        single_until = -1  # rows up to this position are written one at a time (a batch failed)
         with self._replay_lock():
             while True:
                 start = self.offset()
-                rows, bad, end = self._read_from(start, batch)
+                rows, bad, end = self._read_from(start, 1 if start < single_until else batch)
                 if not rows and not bad:
                     if end != start:
                         self._set_offset(end)
                     return done
-                refused = write_batch(rows) if rows else []
+                try:
+                    refused = write_batch(rows) if rows else []
+                except Exception as exc:
+                    if waits_for_neo4j(exc):
+                        raise
+                    if len(rows) + len(bad) > 1:
+                        single_until = end  # find the row that fails
+                        continue
+                    attempts = self._count_failure(start, exc)
+                    if attempts < max_attempts:
+                        raise
+                    refused = [(rows[0], f"failed in {attempts} replays: {type(exc).__name__}: {exc}")]
                 self._dead_letter([*((row, reason) for row, reason in refused),
                                    *((text, "malformed journal line (not a JSON object)") for text in bad)])
                 self._set_offset(end)
                 done += len(rows) + len(bad)
+
+    def _count_failure(self, position: int, exc: BaseException) -> int:
+        """One more failed replay of the row at ``position`` (under the replay lock): how many so
+        far. The count restarts when another row fails (the one before was written since)."""
+        try:
+            was = json.loads(self.failing_path.read_text())
+            attempts = int(was["attempts"]) if was.get("position") == position else 0
+        except (OSError, ValueError, KeyError, TypeError):
+            attempts = 0
+        attempts += 1
+        tmp = self.failing_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"position": position, "attempts": attempts, "error": str(exc)[:4096]}))
+        os.replace(tmp, self.failing_path)
+        return attempts
+
+    def failing(self) -> dict[str, Any] | None:
+        """The pending row that failed its last replays for a reason of its own, if it is still
+        pending: ``{position, attempts, error}``."""
+        try:
+            was = json.loads(self.failing_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return was if isinstance(was, dict) and was.get("position", -1) >= self.offset() else None
 
     def _dead_letter(self, entries: list[tuple[Any, str]]) -> None:
         if not entries:
@@ -301,6 +350,15 @@ def write_rows_sync(store: Any, rows: list[dict[str, Any]], limits: RowLimits | 
                     raise
                 refused.append((r, f"refused by Neo4j: {exc}"))
     return refused
+
+
+def waits_for_neo4j(exc: BaseException) -> bool:
+    """A replay failure that is Neo4j's state, not the row's: unavailable (down, unreachable, a
+    transient error), or the transaction timed out or was terminated (a busy server). The row is
+    tried again as long as it lasts, never dead-lettered for it."""
+    if isinstance(exc, GraphStoreUnavailable | TimeoutError | LockHeld):
+        return True
+    return isinstance(exc, QueryError) and "Neo.ClientError.Transaction." in str(exc)
 
 
 def refused_for_good(exc: QueryError) -> bool:

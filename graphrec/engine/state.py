@@ -68,6 +68,9 @@ class Serving:
     recent_keys: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     # (monotonic time, pending bytes) of the journal, sampled by the replay task: is it growing?
     journal_samples: list[tuple[float, int]] = field(default_factory=list)
+    # (monotonic time, replay offset) since when entries have waited with the Neo4j breaker closed
+    # and the replay has not moved (None: nothing pending, the breaker not closed, or it moved).
+    journal_waiting: tuple[float, int] | None = None
     # Answers given in the current and the previous 10-s period: [period, answers, degraded by Neo4j].
     answer_counts: list[list[int]] = field(default_factory=lambda: [[0, 0, 0], [0, 0, 0]])
     stats: dict[str, float] = field(default_factory=dict)

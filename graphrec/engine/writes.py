@@ -5,6 +5,7 @@ way and give a key the same meaning (one interaction)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -55,7 +56,9 @@ class Writes:
         meaning: one interaction; reused for another user, item or type it is a
         :class:`KeyConflict`. Unknown item: NotFound (an item upserted through this process is
         known at once; one the catalogue does not know yet is looked up in the graph, with four
-        times the budget, before NotFound)."""
+        times the budget, before NotFound). While Neo4j cannot be asked, an item this process
+        does not know is not refused: the interaction is journalled (``stored: journal``), and
+        the replay dead-letters it if the item does not exist then."""
         s = self.s
         row: InteractionRow = validate(InteractionRow, data, s.limits)
         param = row.to_param()
@@ -85,13 +88,14 @@ class Writes:
             # write that timed out may still land; the replay is idempotent on the key, so it will
             # not double-count.
             if s.catalog.loaded and row.item_id not in s.catalog.items:
-                # Not in this process's catalogue (it may be newer than its last refresh): ask the
-                # graph once more, with more time, before saying it does not exist.
-                try:
+                # Not in this process's catalogue (it may be newer than its last refresh, e.g.
+                # upserted through another worker): ask the graph once more, with more time. An
+                # item the graph says does not exist is NotFound; when the graph cannot say, the
+                # interaction is journalled like any other, and the replay dead-letters it, with
+                # its reason, if the item does not exist then.
+                with contextlib.suppress(TimeoutError, GraphStoreUnavailable, QueryError):
                     _check_refs(await self.guard.neo4j(s.store.read(
                         "load/interaction_refs", plain=True, ids=[row.item_id], keys=[key]), budget * 4), row, ident)
-                except (TimeoutError, GraphStoreUnavailable, QueryError):
-                    raise NotFound("item", row.item_id) from None
             created = await asyncio.to_thread(s.journal.append_checked, {**param, "type": row.type.value})
             if created:
                 s.stats["journalled"] = s.stats.get("journalled", 0) + 1
@@ -120,7 +124,8 @@ class Writes:
 
         def work() -> int:
             with GraphStore.from_settings(s.settings) as store:
-                return s.journal.replay(lambda rows: write_rows_sync(store, rows, s.limits))
+                return s.journal.replay(lambda rows: write_rows_sync(store, rows, s.limits),
+                                        max_attempts=s.cfg.journal_max_attempts)
 
         dead_before = s.journal.dead_lettered()
         try:
@@ -133,7 +138,10 @@ class Writes:
             return 0
         except Exception:
             s.neo4j_breaker.release()  # not Neo4j being away: never opens the breaker
-            log.exception("journal replay failed")
+            failing = s.journal.failing()
+            log.exception("journal replay failed%s", "" if failing is None else
+                          f" (the entry at byte {failing['position']}: failed {failing['attempts']} of "
+                          f"{s.cfg.journal_max_attempts} times before it is dead-lettered)")
             return 0
         s.neo4j_breaker.success()
         if (dead := s.journal.dead_lettered() - dead_before) > 0:
@@ -143,11 +151,20 @@ class Writes:
         return n
 
     def _sample_journal(self, pending: int, window_s: float = 60.0) -> None:
-        samples = self.s.journal_samples
+        s = self.s
+        samples = s.journal_samples
         now = time.monotonic()
         samples.append((now, pending))
         while len(samples) > 2 and now - samples[1][0] >= window_s:
             samples.pop(0)
+        # Waiting with nothing in its way (the breaker closed) and the offset where it was: the
+        # clock of "stuck" keeps running (health.readiness).
+        if pending == 0 or s.neo4j_breaker.state != "closed":
+            s.journal_waiting = None
+        else:
+            offset = s.journal.offset()
+            if s.journal_waiting is None or s.journal_waiting[1] != offset:
+                s.journal_waiting = (now, offset)
 
 
 def _check_refs(rows: list[dict[str, Any]], row: InteractionRow, ident: tuple[str, str, str]) -> None:

@@ -165,6 +165,45 @@ def test_a_flood_of_made_up_keys_costs_no_lookups_and_gets_429(hostile: Hostile)
     assert post(hostile, "{ modelVersions { id } }", key=hostile.read_key).status_code == 200
 
 
+@pytest.mark.parametrize("anonymous_read", [True, False], ids=["anonymous-on", "anonymous-off"])
+def test_a_flood_without_a_key_is_limited_per_client_address(api: Any, anonymous_read: bool) -> None:
+    """Requests with no Authorization header at all, from one address: with anonymous reads on
+    they are served within the address's rate limit (``rate_limit_*``, as a key's), then 429; with
+    them off they are refused 401 within the address's refused-credentials budget
+    (``auth_failures_*``), then 429. Either way no key is looked up, every 429 says when to come
+    back, another address is not limited by it, and a key this address verified before still passes."""
+    s = api.settings.model_copy(update={"api": api.settings.api.model_copy(update={
+        "anonymous_read": anonymous_read, "rate_limit_per_s": 0.5, "rate_limit_burst": 5,
+        "auth_failures_per_s": 0.5, "auth_failures_burst": 10})})
+    app = create_app(s)
+    q = {"query": "{ popularItems(first: 2) { id } }"}
+    with live_server(app) as url:
+        verifier = app.state.graphrec["verifier"]
+        flood = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.9"), timeout=30)
+        other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.10"), timeout=30)
+        try:
+            keyed = {"Authorization": "Bearer " + api.read_key}
+            assert flood.post(url + "/graphql", json=q, headers=keyed).status_code == 200  # verified here before
+            before = verifier.lookups
+            answers = [flood.post(url + "/graphql", json=q) for _ in range(60)]
+            statuses = [a.status_code for a in answers]
+            first = 200 if anonymous_read else 401
+            allowed = 5 if anonymous_read else 10  # the burst, plus what refilled meanwhile (0.5/s)
+            assert set(statuses) == {first, 429} and statuses[0] == first, statuses
+            assert allowed <= statuses.count(first) <= allowed + 5, statuses
+            assert statuses[-10:] == [429] * 10, statuses
+            limited = [a for a in answers if a.status_code == 429]
+            assert all(codes(a) == ["RATE_LIMITED"] and int(a.headers["Retry-After"]) >= 1 for a in limited)
+            assert verifier.lookups == before  # no key, no lookup
+            assert other.post(url + "/graphql", json=q).status_code == first  # another address: its own budget
+            # The key verified from the flooding address before: still served (its own rate limit).
+            r = flood.post(url + "/graphql", json=q, headers=keyed)
+            assert r.status_code == 200 and not r.json().get("errors"), r.text
+        finally:
+            flood.close()
+            other.close()
+
+
 def _made_up_key() -> str:
     return f"grk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
 
@@ -393,3 +432,39 @@ def test_every_429_carries_retry_after(hostile: Hostile, api: Any) -> None:
                          headers={"Authorization": "Bearer " + api.read_key}) for _ in range(3)]
     assert [r.status_code for r in rs] == [200, 429, 429]
     assert all(r.headers["Retry-After"] == "2" for r in rs[1:])  # 1 token at 0.5/s
+
+
+# ---- 1: /readyz tells a stuck journal from a growing one --------------------------------------------
+def test_readyz_reports_a_journal_backlog_that_is_stuck(hostile: Hostile) -> None:
+    """Entries pending, the Neo4j breaker closed, and the replay not moving (here: another process
+    holds the replay lock and never finishes): the backlog does not grow, so /readyz said nothing.
+    It says ``journal_stuck`` once that has lasted ``engine.journal_stuck_s``, and /metrics
+    ``graphrec_journal_stuck``; both clear when the replay moves again."""
+    eng = hostile.state["engine"]
+    saved = eng.cfg
+    eng.cfg = saved.model_copy(update={"journal_stuck_s": 1.0})
+
+    def readyz() -> dict[str, Any]:
+        return httpx.get(hostile.url + "/readyz", timeout=30).json()  # type: ignore[no-any-return]
+
+    def wait_for(check: Any, what: str, within_s: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + within_s
+        while True:
+            r = readyz()
+            if check(r):
+                return r
+            assert time.monotonic() < deadline, (what, r)
+            time.sleep(0.25)
+
+    try:
+        with eng.journal._replay_lock():  # "another process", replaying for ever
+            assert eng.journal.append_checked({"key": "k-stuck", "user": "stuck-user", "item": "alien", "type": "CLICKED",
+                                               "ts": time.time() - 5, "value": None, "dwell": None, "session": None})
+            r = wait_for(lambda r: "journal_stuck" in r["degraded_reasons"], "journal_stuck reported")
+            assert r["journal"]["stuck"] and r["breakers"]["neo4j"] == "closed" and r["journal_pending_bytes"] > 0
+            metrics = httpx.get(hostile.url + "/metrics", timeout=30).text
+            assert "graphrec_journal_stuck 1.0" in metrics
+        r = wait_for(lambda r: r["journal_pending_bytes"] == 0 and not r["journal"]["stuck"], "the replay moved on")
+        assert "journal_stuck" not in r["degraded_reasons"]
+    finally:
+        eng.cfg = saved

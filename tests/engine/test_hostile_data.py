@@ -142,6 +142,103 @@ def test_a_poison_journal_entry_is_dead_lettered_and_the_rest_replays(tiny: Sett
     assert all(d["at"] >= now for d in letters)
 
 
+def _journal_clicks(s: Settings, keys: list[str], user: str = "erin") -> None:
+    import json
+
+    journal = s.var_dir / "journal"
+    journal.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    with open(journal / "interactions.jsonl", "a") as fh:
+        for n, key in enumerate(keys):
+            fh.write(json.dumps({"dwell": None, "item": "up", "key": key, "session": None, "ts": now - 30 + n,
+                                 "type": "CLICKED", "user": user, "value": None}) + "\n")
+
+
+def test_neo4j_refusing_replayed_rows_never_opens_the_breaker(tiny: Settings, store, monkeypatch) -> None:  # noqa: ANN001
+    """The rule "a failure that is not Neo4j unavailable never opens the Neo4j breaker", met for
+    real: a concurrent writer stores each journalled key for another user between the replay's
+    check and its write, so Neo4j refuses the batch and then every row (constraint violations),
+    more rows than the breaker's threshold. They are dead-lettered with Neo4j's reason, and the
+    breaker stays closed with no failure counted: the engine writes at once afterwards."""
+    import json
+
+    from graphrec.core.graph.store import GraphStore, resolve_password
+    from graphrec.engine.journal import _statements
+
+    class ConcurrentWriter(GraphStore):
+        """The replay's own store; right after its check, "another process" writes the keys."""
+
+        def read(self, name: str, identifiers: dict[str, str] | None = None, **params: Any) -> list[dict[str, Any]]:
+            rows = super().read(name, identifiers, **params)
+            if name == "load/interaction_refs":
+                for key in params["keys"]:
+                    self.write_many(_statements([{"key": key, "user": "racer", "item": "up", "type": "CLICKED",
+                                                  "ts": time.time() - 60, "value": None, "dwell": None, "session": None}]))
+            return rows
+
+    keys = [f"k-race-{n}" for n in range(5)]
+    _journal_clicks(tiny, keys)
+    monkeypatch.setattr(GraphStore, "from_settings", classmethod(lambda cls, st: ConcurrentWriter(st.neo4j, resolve_password(st))))
+
+    async def go() -> tuple[int, str, int, Any]:
+        e = await _engine(tiny)
+        try:
+            assert e.neo4j_breaker.threshold <= len(keys)
+            n = await e.replay_journal()
+            state, failures = e.neo4j_breaker.state, e.neo4j_breaker.failures
+            direct = await e.record_interaction(_click("erin", "k-after-race"))
+            return n, state, failures, direct
+        finally:
+            await e.close()
+
+    n, state, failures, direct = run(go())
+    assert (n, state, failures) == (5, "closed", 0)
+    assert direct.stored == "direct" and direct.created
+    letters = [json.loads(x) for x in (tiny.var_dir / "journal" / "dead-letter.jsonl").read_text().splitlines()]
+    assert [d["row"]["key"] for d in letters] == keys
+    assert all(d["reason"].startswith("refused by Neo4j: ") and "constraint violated" in d["reason"] for d in letters)
+    assert store.run_text("MATCH (u:User)-[r:CLICKED]->() WHERE r.key STARTS WITH 'k-race-' RETURN DISTINCT u.id AS user") \
+        == [{"user": "racer"}]
+
+
+def test_neo4j_unavailable_to_the_replay_opens_the_breaker_and_nothing_is_dead_lettered(tiny: Settings) -> None:
+    """The other side of the rule: a replay that cannot reach Neo4j counts against the breaker,
+    which opens at its threshold (the replay then waits for it); the rows stay pending, never
+    dead-lettered, and are written once Neo4j can be reached again."""
+
+    async def go() -> dict[str, Any]:
+        e = await _engine(tiny)
+        try:
+            live = e.settings
+            e.settings = tiny.model_copy(update={"neo4j": tiny.neo4j.model_copy(update={
+                "uri": "bolt://127.0.0.1:1", "connection_timeout_s": 0.3})})  # the replay's store: nothing listens
+            out: dict[str, Any] = {"replays": []}
+            for _ in range(e.neo4j_breaker.threshold):
+                assert e.neo4j_breaker.state == "closed"
+                out["replays"].append(await e.replay_journal())
+            out["state"], out["pending"] = e.neo4j_breaker.state, e.journal.pending()
+            e.settings = live
+            e.neo4j_breaker.success()  # Neo4j is back (a probe succeeded)
+            out["after"] = await e.replay_journal()
+            return out
+        finally:
+            await e.close()
+
+    _journal_clicks(tiny, ["k-away-0", "k-away-1"])
+    out = run(go())
+    assert out["replays"] == [0, 0, 0] and out["state"] == "open" and out["pending"] > 0
+    assert out["after"] == 2 and not (tiny.var_dir / "journal" / "dead-letter.jsonl").exists()
+    assert store_keys(tiny) == ["k-away-0", "k-away-1"]
+
+
+def store_keys(s: Settings) -> list[str]:
+    from graphrec.core.graph.store import GraphStore
+
+    with GraphStore.from_settings(s) as st:
+        return [r["key"] for r in st.run_text("MATCH ()-[r:CLICKED]->() WHERE r.key STARTS WITH 'k-away-' "
+                                               "RETURN r.key AS key ORDER BY key")]
+
+
 # ---- finding 4: future timestamps and the graph's clock -------------------------------------------
 def _sources(res: Any) -> list[tuple[str, tuple[str, ...]]]:
     return [(r.item_id, r.sources) for r in res.items]
@@ -232,6 +329,41 @@ def test_an_item_upserted_moments_before_is_known_while_neo4j_is_slow(tiny: Sett
     assert res.stored == "journal" and res.created and replayed == 1
     assert store.run_text("MATCH (:User {id: 'erin'})-[r:CLICKED {key: 'k-new'}]->(:Item {id: 'brand-new'}) "
                           "RETURN count(r) AS n") == [{"n": 1}]
+
+
+def test_an_item_upserted_on_another_worker_is_journalled_while_neo4j_is_away(tiny: Settings, store) -> None:  # noqa: ANN001
+    """A worker whose catalogue does not have an item yet (upserted through another worker) and
+    cannot ask Neo4j answered NOT_FOUND, and the interaction was lost. It is journalled now (the
+    graph cannot say whether the item exists); the replay writes it, and dead-letters, with its
+    reason, one for an item that really does not exist."""
+    import json
+
+    async def go() -> tuple[Any, Any, int]:
+        worker = await _engine(tiny)  # its catalogue is read now, before the upsert
+        other = await _engine(tiny)
+        try:
+            assert worker.catalog.loaded and "elsewhere" not in worker.catalog.items
+            await other.upsert_item({"id": "elsewhere", "title": "Upserted Elsewhere", "categories": ["Action"]})
+            live = worker.store
+            worker.store = _unreachable(tiny)  # Neo4j away for this worker
+            try:
+                res = await worker.record_interaction(_click("erin", "k-elsewhere", item="elsewhere"))
+                ghost = await worker.record_interaction(_click("erin", "k-ghost", item="never-was"))
+            finally:
+                await worker.store.close()
+                worker.store = live
+            worker.neo4j_breaker.success()
+            return res, ghost, await worker.replay_journal()
+        finally:
+            await other.close()
+            await worker.close()
+
+    res, ghost, replayed = run(go())
+    assert (res.stored, res.created, ghost.stored, replayed) == ("journal", True, "journal", 2)
+    assert store.run_text("MATCH (:User {id: 'erin'})-[r:CLICKED]->(i:Item) WHERE r.key IN ['k-elsewhere', 'k-ghost'] "
+                          "RETURN r.key AS key, i.id AS item") == [{"key": "k-elsewhere", "item": "elsewhere"}]
+    letters = [json.loads(x) for x in (tiny.var_dir / "journal" / "dead-letter.jsonl").read_text().splitlines()]
+    assert [(d["row"]["key"], d["reason"]) for d in letters] == [("k-ghost", "unknown item id 'never-was'")]
 
 
 # ---- finding 10: a degraded answer still excludes what the user consumed ---------------------------

@@ -98,3 +98,58 @@ def test_only_a_refusal_for_good_is_a_dead_letter() -> None:
     assert refused_for_good(QueryError("load/interactions: Neo.ClientError.Statement.TypeError: bad value"))
     assert not refused_for_good(QueryError(
         "load/interaction_refs: Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration: terminated"))
+
+
+def test_a_row_that_always_fails_for_an_unknown_reason_is_dead_lettered_after_its_attempts(tmp_path: Path) -> None:
+    """A row whose write always fails with an error ``refused_for_good`` does not recognise (a
+    ``Neo.DatabaseError``) blocked every row after it for good: each replay raised at its batch.
+    Now the batch is retried one row at a time; the row that fails is dead-lettered, with the
+    error, after its attempts (counted across replays and journal objects), and the rest lands."""
+    from graphrec.core.errors import QueryError
+
+    j = Journal(tmp_path)
+    for k in ("k0", "bad", "k2"):
+        j.append(_row(k, "a"))
+    written: list[str] = []
+
+    def write(rows: list[dict]) -> list:
+        if any(r["key"] == "bad" for r in rows):
+            raise QueryError("load/interactions: Neo.DatabaseError.General.UnknownError: something broke")
+        written.extend(r["key"] for r in rows)
+        return []
+
+    outcomes: list[object] = []
+    for _ in range(25):  # the replay task runs every 2 s in each API process
+        try:
+            outcomes.append(Journal(tmp_path).replay(write))  # a process of its own each time
+            break
+        except QueryError:
+            outcomes.append("failed")
+    assert written[:1] == ["k0"]  # the row before it landed at the first replay
+    assert outcomes == ["failed"] * 19 + [2]  # the default: dead-lettered at its 20th replay
+    assert written == ["k0", "k2"] and j.pending() == 0 and j.failing() is None
+    dead = [json.loads(x) for x in j.dead_path.read_text().splitlines()]
+    assert [d["row"]["key"] for d in dead] == ["bad"]
+    assert dead[0]["reason"].startswith("failed in 20 replays: QueryError: ") and "Neo.DatabaseError" in dead[0]["reason"]
+
+
+def test_neo4j_away_or_busy_never_dead_letters_a_row(tmp_path: Path) -> None:
+    """However many replays meet "Neo4j unavailable" or a transaction timeout, the row waits."""
+    from graphrec.core.errors import QueryError
+
+    j = Journal(tmp_path)
+    j.append(_row("k0", "a"))
+    j.append(_row("k1", "a"))
+    errors = [GraphStoreUnavailable("Neo4j unavailable during load/interactions: ServiceUnavailable"),
+              QueryError("load/interactions: Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration: x"),
+              TimeoutError()]
+    for n in range(30):
+        err = errors[n % len(errors)]
+
+        def failing(rows: list[dict], err: BaseException = err) -> list:
+            raise err
+
+        with pytest.raises(type(err)):
+            j.replay(failing)
+    assert not j.dead_path.exists() and j.offset() == 0
+    assert j.replay(lambda rows: []) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from graphrec.core.config import Promotion
@@ -120,3 +122,24 @@ def test_a_lost_probe_expires_instead_of_holding_the_breaker_open() -> None:
     assert br.allow()  # out for probe_timeout_s: taken as lost, the next caller probes
     br.success()
     assert br.state == "closed" and br.opened == 1
+
+
+def test_the_docs_give_the_neo4j_breaker_s_probe_expiry_the_code_uses(tmp_path: Path) -> None:
+    """docs/architecture.md said a lost probe of the Neo4j breaker expires after
+    ``engine.breaker_reset_s``; the code waits longer than any Neo4j call may take (at reset_s,
+    calls joined a probe still waiting on a starting Neo4j and hung). The doc states the code's."""
+    import re
+
+    from graphrec.engine.state import Serving
+    from graphrec.testing import isolated_settings
+
+    doc = " ".join((Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text().split())
+    said = re.search(r"a probe that never reports back expires after (.*?)\.(?: |$)", doc)
+    assert said, "the sentence on lost probes is gone from docs/architecture.md"
+    assert "breaker_reset_s" not in said.group(1), said.group(1)
+    assert "2 × `neo4j.query_timeout_s` + 4 × `neo4j.connection_timeout_s`" in said.group(1), said.group(1)
+    s = isolated_settings(tmp_path)
+    n = s.neo4j.model_copy(update={"query_timeout_s": 7.0, "connection_timeout_s": 3.0})
+    serving = Serving.create(s.model_copy(update={"neo4j": n}), store=None)  # type: ignore[arg-type]
+    assert serving.neo4j_breaker.probe_timeout_s == 2 * 7.0 + 4 * 3.0
+    assert serving.neo4j_breaker.reset_s == s.engine.breaker_reset_s
