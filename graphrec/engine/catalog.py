@@ -156,13 +156,8 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
                            popular_window=own.popular_window)
         lists = ([], {}), 0.0, None  # a fleet's first start, the lists being computed elsewhere: all-time counts meanwhile
     (window, window_by_cat), popular_at, used = lists
-    popular = kept(window)
-    if len(popular) < top:  # a quiet window: fall back to all-time interaction counts
-        seen = {i for i, _ in popular}
-        rest = [(i, n) for i, n in all_time if i not in seen and items[i].available]
-        floor = min((s for _, s in popular), default=1.0)
-        most = max(1, rest[0][1]) if rest else 1
-        popular += [(i, floor * 0.5 * n / most) for i, n in rest[: top - len(popular)]]
+    # A quiet window: filled up with all-time interaction counts.
+    popular = popularity.top_up(kept(window), ((i, n) for i, n in all_time if items[i].available), top)
     by_cat = {c: kept(v) for c, v in window_by_cat.items()}
     # Categories with no recent interactions still get their all-time most popular items.
     for c, ranked in all_time_by_cat.items():

@@ -129,7 +129,7 @@ class Pipeline:
                             timeout_s=cfg.source_budget_ms / 1000,
                             params={"seeds": self.seeds(run.recent, now), "catalog": s.catalog, "neighbours": s.neighbours,
                                     "decay_now": now, "preferred_categories": req.context.preferred_categories,
-                                    "fresh_window_s": cfg.fresh_window_days * 86400.0,
+                                    **self.windows(),
                                     # the hybrid source (graphrec.core.recs.hybrid) scores from these
                                     "model": model, "recent": run.recent, "user_vector": run.vec, "exclude": run.excluded,
                                     "hybrid_scores": run.hybrid})
@@ -210,6 +210,13 @@ class Pipeline:
         return self.results.answer("recommendations", res)
 
     # ---- shared by the surfaces --------------------------------------------------------------
+    def windows(self) -> dict[str, float]:
+        """The time windows of the sources that have one (``fresh``, ``fresh_live``,
+        ``popular_live``), from the settings, for every source context."""
+        cfg = self.s.cfg
+        return {"fresh_window_s": cfg.fresh_window_days * 86400.0, "popular_window_s": cfg.popular_window_days * 86400.0,
+                "popular_half_life_s": cfg.popular_half_life_days * 86400.0}
+
     def seeds(self, recent: History, now: float) -> list[dict[str, Any]]:
         cfg = self.s.cfg
         return seeds_from_history(recent, now, cfg.half_life_days * 86400.0, cfg.seeds, self.s.type_weights)
@@ -325,7 +332,8 @@ class Pipeline:
         weights = dict(cfg.sources.get("SIMILAR_ITEMS", {}))
         vec = s.model.vector_of(item_id) if s.model else None
         ctx = SourceContext(store=s.store, timeout_s=cfg.source_budget_ms / 1000, now=s.catalog.now,
-                            params={"seeds": [{"id": item_id, "w": 1.0}], "catalog": s.catalog, "neighbours": s.neighbours})
+                            params={"seeds": [{"id": item_id, "w": 1.0}], "catalog": s.catalog, "neighbours": s.neighbours,
+                                    **self.windows()})
         timings: dict[str, float] = {}
         by_source = await self.candidates.run(
             weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, f, degraded, {item_id}), timings, degraded)
@@ -386,7 +394,7 @@ class Pipeline:
         ctx = SourceContext(store=s.store, user_id=user_id, now=clock, timeout_s=cfg.source_budget_ms / 1000,
                             type_weights=s.type_weights,
                             params={"seeds": self.seeds(recent, now), "catalog": s.catalog,
-                                    "neighbours": s.neighbours, "decay_now": now})
+                                    "neighbours": s.neighbours, "decay_now": now, **self.windows()})
         timings: dict[str, float] = {}
         by_source = await self.candidates.run(weights, ctx, no_candidates, timings, degraded)
         merged = merge_candidates(by_source, weights)
