@@ -5,8 +5,9 @@ The request-time sources walk the materialised neighbour edges (``CO_INTERACTED`
 through the engine's bounded neighbour cache (``cypher/recs/neighbour_lists.cypher`` on a miss;
 ``cypher/explore/neighbours_of.cypher`` is the same sum in Cypher, for Neo4j Browser). The ``*_live`` sources walk the raw
 user→item→user→item paths (``cypher/recs/co_interaction.cypher`` and friends): exact and always
-fresh but 20–200 ms on MovieLens-100K, so they are off by default and used for explanations,
-the demo and Neo4j Browser.
+fresh, but a walk per request that grows with the users' histories and the items' degrees, too
+slow for a request's budget; so they are off by default and used for explanations, the demo and
+Neo4j Browser.
 """
 
 from __future__ import annotations
