@@ -157,10 +157,10 @@ class EdgeIndex:
             search stays connected. Qdrant builds them only for values holding fewer than about
             ``4 × segment size / average level-0 degree`` points, so a larger ``m`` leaves a
             category of 10% of the items without them and filtered recall collapses; the default
-            ``m`` keeps them (docs/vectors.md has the measurements).
+            ``m`` keeps them (docs/vectors.md; ``python -m bench.ann`` measures it).
         quantization: ``"scalar"`` keeps int8 copies of the vectors; searches walk the graph on
             them and rescore 1.5× the asked-for hits with the originals: ``optimize`` is faster at the
-            same filtered recall (docs/vectors.md).
+            same filtered recall (``python -m bench.ann --quantization scalar``).
         full_scan_threshold: in KB of vectors; a filter leaving fewer is searched exactly.
         indexing_threshold: in KB of vectors; smaller segments get no HNSW (None = engine default,
             about 10 MB; tests lower it so that small collections exercise the HNSW path).
