@@ -51,6 +51,7 @@ from graphrec.core.recs.merge import (
     session_seed_weights,
 )
 from graphrec.core.recs.model import LiveModel
+from graphrec.core.recs.types import LIST_SIZE
 from graphrec.core.snapshot import KINDS, Snapshot
 
 #: Scores a user's candidates: (user, candidates, user vector) -> one score per candidate.
@@ -63,7 +64,7 @@ def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:
 
 
 def popular_lists(tr: Snapshot, now: float, window_s: float, half_life_s: float, available: np.ndarray,
-                  type_weights: Mapping[str, float], top: int = 1000, min_events: int = 0) -> list[tuple[str, float]]:
+                  type_weights: Mapping[str, float], top: int = LIST_SIZE, min_events: int = 0) -> list[tuple[str, float]]:
     """The engine's popular list (graphrec.engine.catalog.load_catalog, cypher/recs/popular_page):
     Σ type weight × 2^(-(now - ts) / half-life) over the window's interactions of available items,
     best first, the window widened when it holds fewer than ``min_events`` (graphrec.core.recs.popularity);
@@ -154,10 +155,10 @@ class World:
         popular = popular_lists(tr, now, eng.popular_window_days * 86400.0, eng.popular_half_life_days * 86400.0, available,
                                 tw, min_events=eng.popular_min_events)
         # An item's creation time as the engine's catalogue has it (None: no age, never fresh); the
-        # fresh list is the newest 1,000 available items.
+        # fresh list is the newest LIST_SIZE available items, as the catalogue's.
         created = [it.created_at for it in full.items]
         fresh = sorted(((ids[i], float(c)) for i, c in enumerate(created) if c is not None and available[i]),
-                       key=lambda x: -x[1])[:1000]
+                       key=lambda x: -x[1])[:LIST_SIZE]
         info = {ids[i]: (int(counts[i]), created[i], tuple(full.items[i].categories)) for i in range(full.num_items)}
         return cls(tr, now, hist, consumed, nb, popular, fresh, info, eng, model, {k2: v[2] for k2, v in info.items()},
                    sessions, {ids[i]: bool(available[i]) for i in range(full.num_items)}, dict(tw))

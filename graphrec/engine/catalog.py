@@ -21,7 +21,7 @@ from typing import Any
 
 from graphrec.core.recs import popularity
 from graphrec.core.recs.popularity import PopularWindow
-from graphrec.core.recs.types import CatalogItem
+from graphrec.core.recs.types import LIST_SIZE, CatalogItem
 
 log = logging.getLogger("graphrec.engine")
 
@@ -81,7 +81,7 @@ def _all_time(items: dict[str, CatalogItem], top: int, per_category: int
 
 
 async def load_catalog(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float,
-                       page: int = 10_000, per_category: int = 200, top: int = 1000,
+                       page: int = 10_000, per_category: int = 200, top: int = LIST_SIZE,
                        previous: Catalog | None = None, refresh_popular: bool = True,
                        shared: SharedPopular | None = None, full: bool = False, popular_page_items: int = 20_000,
                        popular_duty: float = 0.33, max_clock_skew_s: float = math.inf,
