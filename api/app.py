@@ -83,8 +83,9 @@ def single_threaded_math() -> None:
 
     A request's math is tiny (a user vector, one ranker pass over a few hundred candidates), so
     extra threads buy nothing, and numpy's OpenBLAS threads spin-wait after every call: with two
-    workers on two cores they burned ~50 ms of CPU per request and the API saturated at 30 req/s
-    (bench/serve, docs/scaling.md). Request-time code never needs more than one thread.
+    workers on two cores their spinning took the CPU the requests needed, and the API saturated
+    far below its single-threaded rate (``python -m bench.serve``, docs/scaling.md).
+    Request-time code never needs more than one thread.
     """
     from threadpoolctl import threadpool_limits
 
@@ -149,8 +150,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def graphql_endpoint(request: Request) -> Response:
         # Admission: past api.max_in_flight requests in progress, answer 503 at once. A saturated
         # worker that admits everything queues without bound, and every queued request's objects
-        # make each garbage collection longer (at 1M items, 200 req/s of similarItems: gen-1
-        # pauses over 100 ms, 10 s timeouts for a quarter of the requests).
+        # make each garbage collection longer, which slows the worker further (timeouts instead
+        # of a quick refusal).
         if request.method == "OPTIONS":
             return cors_preflight(request)
         if in_flight[0] >= cfg.max_in_flight:

@@ -1,13 +1,13 @@
 """CPython's cyclic garbage collector, run between requests instead of inside them.
 
-A request through Strawberry, graphql-core and the async Neo4j driver leaves ~360 objects in
+A request through Strawberry, graphql-core and the async Neo4j driver leaves hundreds of objects in
 reference cycles (DataLoader tasks and futures, the driver's sessions, results and hydration
 scopes, Starlette's request objects), so the collector has real work. Left to its defaults it
 starts whenever 700 net allocations have piled up, which is in the middle of requests: each young
 collection then walks every in-flight request's live objects and promotes them, and every few
-seconds a full collection walks all of them again. Measured on MovieLens-100K at 100 req/s with
-two workers (`python -m bench.serve --rates 100 --ops recommendations`): ~18% of a worker's CPU
-in the collector, full collections every ~1 s taking 16-40 ms each: the p99.
+seconds a full collection walks all of them again: a large share of a worker's CPU goes to the
+collector, and the requests caught by a full collection make the tail latency (measure it with
+`python -m bench.serve`, once with `api.gc = "auto"`).
 
 So the API process freezes its start-up objects (``gc.freeze()``: schema, engine, caches leave
 the collector's view), turns automatic collection off, and collects here:
@@ -15,7 +15,7 @@ the collector's view), turns automatic collection off, and collects here:
 - **young generations when idle**: when the last in-flight request has finished and at least
   ``young_every`` net allocations happened, ``gc.collect(1)``. Nothing of a request is alive at
   that moment, so its cyclic garbage is freed at once and only real long-lived objects (cache
-  entries) are promoted: no request waits for it unless one arrives during the ~0.1-1 ms it takes;
+  entries) are promoted: no request waits for it unless one arrives during the short time it takes;
 - **a backstop** under sustained load with no idle moment: young collection anyway once
   ``young_limit`` allocations are pending;
 - **a full collection** every ``full_every_s`` seconds, when idle (or after three periods
@@ -66,8 +66,8 @@ class IdleCollector:
 
     def freeze(self) -> None:
         """Move everything alive now out of the collector's view (called after the engine read a
-        full catalogue: at 1M items a million objects that every full collection would otherwise
-        walk, ~0.8 s). Frozen objects without cycles are still freed by reference counting when
+        full catalogue: an object or more per item, which every full collection would otherwise
+        walk). Frozen objects without cycles are still freed by reference counting when
         the next catalogue replaces them; cyclic garbage of the requests in flight at that moment
         stays for the life of the process (a few requests' worth, once per full read)."""
         gc.freeze()

@@ -22,6 +22,11 @@ window and the weights by coordinate ascent on the grid.
 
 The item-item matrices are dense ``n_items x n_items``: the hybrid is fit only for catalogues of
 at most ``gnn.hybrid.max_items`` items (the engine then ranks with the GNN and fusion alone).
+
+One module over 400 lines: the components' fits (:func:`fit`, :func:`views`, :func:`score_fn`)
+and the validation search that chooses their parameters (:func:`choose`, about half the module)
+are one job, fitting the hybrid: the search scores the same :class:`Views` with the same
+functions over the grids below.
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@
    rollback.
 
 A crash anywhere before step 7 leaves the live model and the alias untouched.
+
+One module over 400 lines: the steps above share one run's snapshot, splits, registry and vector
+index, and :func:`run_pipeline` calls them in that order; beside it are the other operations on
+model versions, which share its registry and vector-index handling (:func:`evaluate_version`
+scores a stored version again, :func:`rollback` switches back to the previous one).
 """
 
 from __future__ import annotations

@@ -73,8 +73,8 @@ def bipartite(snap: Snapshot, mask: np.ndarray) -> tuple[Tensor, Tensor]:
 
 def normalized_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
     """LightGCN's symmetric normalisation D^-1/2 A D^-1/2 as a sparse CSR ``adj_t``, computed once:
-    the model then propagates with ``normalize=False`` (a sparse product per layer, about ten
-    times faster than re-normalising and scattering over the edge list at every step)."""
+    the model then propagates with ``normalize=False`` (a sparse product per layer, much faster
+    than re-normalising and scattering over the edge list at every step)."""
     ei, w = gcn_norm(edge_index, None, num_nodes, add_self_loops=False)
     return to_torch_csr_tensor(torch.stack([ei[1], ei[0]]), w, size=(num_nodes, num_nodes))
 

@@ -195,8 +195,8 @@ class SyntheticCatalog:
         """About ``spec.interactions`` events, user chunk by user chunk, time-ordered per user, as
         rows (see :meth:`interaction_batches` for the same events as columns).
 
-        Every draw of a chunk is vectorised (NumPy over all the chunk's events at once): the
-        generator costs a few microseconds per event, so it does not slow down load benchmarks."""
+        Every draw of a chunk is vectorised (NumPy over all the chunk's events at once), so the
+        generator does not slow down load benchmarks."""
         line = 0
         construct = InteractionRow.model_construct
         kinds = np.array(TYPES, dtype=object)

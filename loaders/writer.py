@@ -213,8 +213,8 @@ def _gc_paused() -> Iterator[None]:
     """Pause CPython's cyclic garbage collector while a load runs.
 
     A load allocates millions of short-lived containers (rows, parameter maps), which keeps
-    triggering collections that walk every row in flight: half of the loader's CPU (measured with
-    py-spy on a 1M-interaction load: 23 -> 13 us per row without them). Reference counting frees
+    triggering collections that walk every row in flight: a large share of the loader's CPU (a
+    profile of a load shows it). Reference counting frees
     the rows; the few reference cycles (the driver's) are collected every ``GC_EVERY_ROWS`` rows.
     """
     was = gc.isenabled()

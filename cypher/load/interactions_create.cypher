@@ -1,7 +1,7 @@
 // Write a batch of NEW interactions of any type in one statement (the fast path, after
 // load/interactions_check removed the keys already stored, when any were). The rows come as
 // columns, one list per field (row n is $key[n], $user[n], ...): Neo4j decodes a few lists of
-// plain values for less than a map per row (~10% of its CPU per interaction in bench/load). Items
+// plain values for less CPU than a map per row. Items
 // and users are found by the element ids load/resolve_refs returned (a cheap seek), and each node's
 // id property is checked again: an element id that went stale (its node deleted, the id reused)
 // leaves a node NULL and CREATE then fails the whole transaction, so nothing lands on the wrong

@@ -5,7 +5,7 @@
 // full) or at least the floor of one of the item's categories ($category_floors, absent: 0.0).
 // The engine walks the catalogue page by page, pausing between pages, and merges the pages'
 // rows into the lists (graphrec.engine.catalog.window_lists): one scan of the whole window in
-// one query held a Neo4j core for ~3 s at 2M interactions and collected every scored item.
+// one query holds a Neo4j core for as long as the window is large and collects every scored item.
 // The page also counts the window's interactions with its available items (events): a window
 // holding fewer than engine.popular_min_events is widened (recs/popular_since).
 // Returns: one row: last (the page's last item id; null past the last page), events (the

@@ -1,11 +1,11 @@
-// The API's start-up warm-up of Neo4j's write path (graphrec.engine.Engine.warm_writes): the
+// The API's start-up warm-up of Neo4j's write path (graphrec.engine.warmup.Warmup.writes): the
 // shape of one recordInteraction, committed for real on nodes that only this warm-up uses. A
 // node of its own (GraphrecMeta {key: $key}, unique per API process) is merged by its unique
 // key, a relationship with an interaction's properties is created from it to a second node, and
 // the previous round's relationship is deleted; repo/warm_commit_done removes both nodes.
 // Rehearsals rolled back (AsyncGraphStore.rehearse) plan the real statements but never commit:
-// after a Neo4j start the first 250 interaction commits at 100/s had a median of 355-405 ms;
-// after 1,000 of these, 7-8 ms.
+// after a Neo4j start the first commits are slow until Neo4j's JIT has compiled its commit path,
+// which these commits do before the first client's.
 // Returns: nothing.
 // Params: $key (this process's warm-up key, starting 'warm-up:'), $ts (float), $round (int).
 MERGE (m:GraphrecMeta {key: $key})

@@ -39,6 +39,7 @@ from gnn.neighbours import content_matrix, interaction_matrix, top_k_cosine
 from gnn.split import relevant
 from graphrec.core.config import EngineSettings
 from graphrec.core.recs import features as F
+from graphrec.core.recs import fresh as fresh_list
 from graphrec.core.recs import hybrid, popularity, rules
 from graphrec.core.recs.candidate import Candidate, SourceResult
 from graphrec.core.recs.merge import (
@@ -50,6 +51,7 @@ from graphrec.core.recs.merge import (
     session_seed_weights,
 )
 from graphrec.core.recs.model import LiveModel
+from graphrec.core.recs.types import LIST_SIZE
 from graphrec.core.snapshot import KINDS, Snapshot
 
 #: Scores a user's candidates: (user, candidates, user vector) -> one score per candidate.
@@ -62,7 +64,7 @@ def subset(snap: Snapshot, mask: np.ndarray) -> Snapshot:
 
 
 def popular_lists(tr: Snapshot, now: float, window_s: float, half_life_s: float, available: np.ndarray,
-                  type_weights: Mapping[str, float], top: int = 1000, min_events: int = 0) -> list[tuple[str, float]]:
+                  type_weights: Mapping[str, float], top: int = LIST_SIZE, min_events: int = 0) -> list[tuple[str, float]]:
     """The engine's popular list (graphrec.engine.catalog.load_catalog, cypher/recs/popular_page):
     Σ type weight × 2^(-(now - ts) / half-life) over the window's interactions of available items,
     best first, the window widened when it holds fewer than ``min_events`` (graphrec.core.recs.popularity);
@@ -77,19 +79,15 @@ def popular_lists(tr: Snapshot, now: float, window_s: float, half_life_s: float,
         win = popularity.widened(now, window_s, half_life_s, min_events, events,
                                  float(past[-1]) if len(past) else None)
         inwin, half_life_s = counted & (tr.ts >= win.since), win.half_life_s
-    w = tw[tr.kind.astype(np.int64)] * np.exp(-0.6931 * np.abs(now - tr.ts) / half_life_s)
+    w = tw[tr.kind.astype(np.int64)] * popularity.decay(now, tr.ts, half_life_s)
     score = np.bincount(tr.item[inwin], weights=w[inwin], minlength=len(ids))
     ranked = [i for i in np.argsort(-score, kind="stable") if score[i] > 0 and available[i]][:top]
     popular = [(ids[i], float(score[i])) for i in ranked]
-    if len(popular) < top:
-        counts = np.bincount(tr.item[counted], minlength=len(ids))
-        order = sorted((i for i in range(len(ids)) if available[i]), key=lambda i: (-counts[i], ids[i]))[:2 * top]
-        seen = {i for i, _ in popular}
-        rest = [(ids[i], int(counts[i])) for i in order if ids[i] not in seen]
-        floor = min((s for _, s in popular), default=1.0)
-        most = max(1, rest[0][1]) if rest else 1
-        popular += [(i, floor * 0.5 * n / most) for i, n in rest[: top - len(popular)]]
-    return popular
+    if len(popular) >= top:
+        return popular
+    counts = np.bincount(tr.item[counted], minlength=len(ids))
+    order = sorted((i for i in range(len(ids)) if available[i]), key=lambda i: (-counts[i], ids[i]))[:2 * top]
+    return popularity.top_up(popular, [(ids[i], int(counts[i])) for i in order], top)
 
 
 @dataclass
@@ -157,10 +155,10 @@ class World:
         popular = popular_lists(tr, now, eng.popular_window_days * 86400.0, eng.popular_half_life_days * 86400.0, available,
                                 tw, min_events=eng.popular_min_events)
         # An item's creation time as the engine's catalogue has it (None: no age, never fresh); the
-        # fresh list is the newest 1,000 available items.
+        # fresh list is the newest LIST_SIZE available items, as the catalogue's.
         created = [it.created_at for it in full.items]
         fresh = sorted(((ids[i], float(c)) for i, c in enumerate(created) if c is not None and available[i]),
-                       key=lambda x: -x[1])[:1000]
+                       key=lambda x: -x[1])[:LIST_SIZE]
         info = {ids[i]: (int(counts[i]), created[i], tuple(full.items[i].categories)) for i in range(full.num_items)}
         return cls(tr, now, hist, consumed, nb, popular, fresh, info, eng, model, {k2: v[2] for k2, v in info.items()},
                    sessions, {ids[i]: bool(available[i]) for i in range(full.num_items)}, dict(tw))
@@ -184,15 +182,14 @@ class World:
         if not recent:
             weights = cold_start_weights(weights)
         session_items = self.sessions.get(u, []) if session is None else session
-        fresh_since = self.now - eng.fresh_window_days * 86400.0
-        fresh = [i for i, t in self.fresh if t >= fresh_since][:per_source]
+        fresh = fresh_list.newest(self.fresh, self.now - eng.fresh_window_days * 86400.0, per_source)
         makers: dict[str, Callable[[], SourceResult]] = {
             "co_interaction": lambda: aggregate_neighbours(seeds, self.neighbours["CO_INTERACTED"], per_source, "co_interaction"),
             "content": lambda: aggregate_neighbours(seeds, self.neighbours["SIMILAR_CONTENT"], per_source, "content"),
             "session": lambda: aggregate_neighbours(session_seed_weights(session_items), self.neighbours["CO_INTERACTED"],
                                                     per_source, "session") if session_items else [],
             "popular": lambda: [Candidate(i, s, "popular") for i, s in self.popular[:per_source]],
-            "fresh": lambda: [Candidate(i, 1.0 - k / (2 * max(1, len(fresh))), "fresh") for k, i in enumerate(fresh)],
+            "fresh": lambda: fresh_list.candidates(fresh),
             "ann": lambda: ([Candidate(i, s, "ann") for i, s in self.model.nearest(vec, per_source, hard)]
                             if vec is not None and self.model is not None else []),
             "hybrid": lambda: self._hybrid(recent, vec, per_source, hard),

@@ -153,7 +153,7 @@ def load_bulk(users: Annotated[Path | None, typer.Option(help="Users, .csv or .j
               on_error: OnError = None, report: ReportOpt = None) -> None:
     """The FIRST load of an empty local graph, through neo4j-admin database import (stops and
     restarts the local server; refused when the graph holds data). Same files as load users/items/
-    interactions; about twice the online loader's rate at 5M interactions (python -m bench.load)."""
+    interactions; faster than the online loader on a large first load (python -m bench.load compares them)."""
     from loaders import files
     from loaders.bulk import BulkImport
 

@@ -313,7 +313,7 @@ class TrainingSettings(BaseModel):
     # matrix: off for catalogues of ~100k items and more).
     baselines: bool = True
     # Validation and test rank the whole catalogue for every user: above this many users a seeded
-    # sample is evaluated (0: all). At 1M items each evaluated user costs ~1M dot products.
+    # sample is evaluated (0: all). Each evaluated user costs one dot product per item.
     max_eval_users: int = tuning(0)
     # Evaluation protocols of `graphrec train` (gnn.evaluate): "user-temporal" (per user, the last
     # 20% by time held out) and "global-time" (train before the global_cut quantile of timestamps,

@@ -11,6 +11,9 @@ lie at most ``max_clock_skew_s`` past now (a future event would move the graph's
 of every decay), a rating must lie in ``[rating_min, rating_max]`` and any other type's value in
 ``[0, other_value_max]`` (one event must not outweigh many ratings). Pass the limits as
 ``validate(InteractionRow, data, limits)``; without them the code defaults apply.
+
+One module over 400 lines: every row type and the field checks they share (ids, strings, times,
+lists, attributes), so that what may enter the graph reads in one place.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Any
 
 from graphrec.core.recs import popularity
 from graphrec.core.recs.popularity import PopularWindow
-from graphrec.core.recs.types import CatalogItem
+from graphrec.core.recs.types import LIST_SIZE, CatalogItem
 
 log = logging.getLogger("graphrec.engine")
 
@@ -81,7 +81,7 @@ def _all_time(items: dict[str, CatalogItem], top: int, per_category: int
 
 
 async def load_catalog(store: Any, type_weights: dict[str, float], window_s: float, half_life_s: float,
-                       page: int = 10_000, per_category: int = 200, top: int = 1000,
+                       page: int = 10_000, per_category: int = 200, top: int = LIST_SIZE,
                        previous: Catalog | None = None, refresh_popular: bool = True,
                        shared: SharedPopular | None = None, full: bool = False, popular_page_items: int = 20_000,
                        popular_duty: float = 0.33, max_clock_skew_s: float = math.inf,
@@ -89,7 +89,7 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     """Read the catalogue, then the popular lists.
 
     With ``full``, or without ``previous`` (or one never loaded), every item is read, page by page
-    (at 1M items ~60 s of this process's CPU, so not every minute). Otherwise only the items upserted since
+    (its CPU grows with the catalogue, so not every minute). Otherwise only the items upserted since
     ``previous`` began reading (``recs/catalog_changed``, by the ``updated_at`` index) are read
     and merged into its item map; the all-time fallback lists are kept from the last full read
     (interaction counts there are as old as that read). The popular lists are recomputed when
@@ -97,7 +97,7 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     the fleet of API processes runs the window queries once (see :class:`SharedPopular`);
     otherwise, or while another process computes them, the lists of ``previous`` are kept, minus
     items no longer available. The window lists read every
-    interaction in the window (~2.5 s of Neo4j CPU at 2M interactions; paged and paced by
+    interaction in the window (Neo4j CPU that grows with the window; paged and paced by
     :func:`window_lists`), so the engine asks every ``engine.popular_refresh_s``, not every
     catalogue refresh. A window holding fewer than ``popular_min_events`` interactions is
     widened (:func:`popular_lists`).
@@ -156,13 +156,8 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
                            popular_window=own.popular_window)
         lists = ([], {}), 0.0, None  # a fleet's first start, the lists being computed elsewhere: all-time counts meanwhile
     (window, window_by_cat), popular_at, used = lists
-    popular = kept(window)
-    if len(popular) < top:  # a quiet window: fall back to all-time interaction counts
-        seen = {i for i, _ in popular}
-        rest = [(i, n) for i, n in all_time if i not in seen and items[i].available]
-        floor = min((s for _, s in popular), default=1.0)
-        most = max(1, rest[0][1]) if rest else 1
-        popular += [(i, floor * 0.5 * n / most) for i, n in rest[: top - len(popular)]]
+    # A quiet window: filled up with all-time interaction counts.
+    popular = popularity.top_up(kept(window), ((i, n) for i, n in all_time if items[i].available), top)
     by_cat = {c: kept(v) for c, v in window_by_cat.items()}
     # Categories with no recent interactions still get their all-time most popular items.
     for c, ranked in all_time_by_cat.items():
@@ -216,9 +211,9 @@ async def window_lists(store: Any, type_weights: dict[str, float], since: float,
     overall list's last score, or the last score of one of their categories' lists, once those
     are full); the lists are merged here, so the result is the same as one scan of the whole
     window. Between pages the scan sleeps so that it keeps a Neo4j core busy at most ``duty`` of
-    the time: one scan of 2M interactions in one query held a core for ~3 s, and at 200 req/s the
-    requests queued behind it (recordInteraction p99 332 ms with a refresh every 30 s, 17 ms
-    without). Ties rank by item id, as in ``recs/popular``."""
+    the time: one query over a large window holds a core for seconds, and the requests that
+    arrive meanwhile (interaction writes first) queue behind it. Ties rank by item id, as in
+    ``recs/popular``."""
     overall: list[tuple[float, str]] = []  # (-score, id): sorted ascending = best first
     by_cat: dict[str, list[tuple[float, str]]] = {}
     floor, cat_floors = 0.0, dict[str, float]()

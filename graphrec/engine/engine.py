@@ -3,8 +3,9 @@
 - :mod:`~graphrec.engine.user_state` — a user's recent history and consumed items (held in memory while
   known fresh, else one round trip), and the poll that keeps them fresh across processes;
 - :mod:`~graphrec.engine.candidates` — the candidate sources at once, each under its budget;
-- :mod:`~graphrec.engine.pipeline` — merge, rank, rules and the other surfaces (similar items,
-  rerank, batch);
+- :mod:`~graphrec.engine.pipeline` — the home feed's steps: merge, rank, rules;
+- :mod:`~graphrec.engine.surfaces` — the other surfaces on the same steps (similar items, rerank,
+  batch);
 - :mod:`~graphrec.engine.explain` — English reasons and the Browser snippet;
 - :mod:`~graphrec.engine.results` — the result cache, stale answers, answer bookkeeping;
 - :mod:`~graphrec.engine.guard` — the breakers around Neo4j and the vector index (and re-opening it);
@@ -45,10 +46,11 @@ from graphrec.engine import health
 from graphrec.engine.candidates import Candidates
 from graphrec.engine.guard import Guard, open_vectors
 from graphrec.engine.live import Live
-from graphrec.engine.pipeline import Pipeline, batch
+from graphrec.engine.pipeline import Pipeline
 from graphrec.engine.repository import Repository
 from graphrec.engine.results import Results
 from graphrec.engine.state import Serving
+from graphrec.engine.surfaces import Surfaces, batch
 from graphrec.engine.user_state import UserStates
 from graphrec.engine.warmup import Warmup
 from graphrec.engine.writes import Writes
@@ -67,6 +69,7 @@ class Engine:
         self.candidates = Candidates(s, self.guard)
         self.result_cache = Results(s)
         self.pipeline = Pipeline(s, self.guard, self.candidates, self.users, self.result_cache)
+        self.surfaces = Surfaces(self.pipeline)
         self.live = Live(s, self.guard)
         self.writes = Writes(s, self.guard, self.users)
         self.repo = Repository(s, self.guard)
@@ -210,10 +213,10 @@ class Engine:
         return p.answer(run, chosen)
 
     async def similar_items(self, item_id: str, first: int = 20, filter: RecFilter | None = None) -> RecResult:
-        return await self.pipeline.similar_items(item_id, first, filter)
+        return await self.surfaces.similar_items(item_id, first, filter)
 
     async def rerank(self, user_id: str, item_ids: list[str], first: int | None = None) -> RecResult:
-        return await self.pipeline.rerank(user_id, item_ids, first)
+        return await self.surfaces.rerank(user_id, item_ids, first)
 
     async def batch(self, user_ids: list[str], first: int = 20, surface: Surface = Surface.EMAIL,
                     concurrency: int = 8) -> dict[str, RecResult]:

@@ -1,10 +1,9 @@
-"""The request pipeline's steps: for one user (``recommend``: state → sources → merge → rank →
-rules → explain, called in that order by :meth:`graphrec.engine.engine.Engine.recommend`), for an
-item's page (``similar_items``), for a given list (``rerank``) and for many users (``batch``)."""
+"""The request pipeline's steps for one user (``recommend``: state → sources → merge → rank →
+rules → explain, called in that order by :meth:`graphrec.engine.engine.Engine.recommend`), and
+the ranking and reasons the other surfaces (:mod:`graphrec.engine.surfaces`) share with it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 import uuid
@@ -14,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from graphrec.core.errors import GraphStoreError, NotFound
 from graphrec.core.recs import rules
 from graphrec.core.recs.candidate import SourceContext, SourceResult
 from graphrec.core.recs.hybrid import scores_of
@@ -22,7 +20,6 @@ from graphrec.core.recs.merge import (
     Pool,
     cold_start_weights,
     decay_now,
-    merge_candidates,
     seeds_from_history,
 )
 from graphrec.core.recs.types import (
@@ -30,15 +27,13 @@ from graphrec.core.recs.types import (
     Recommendation,
     RecRequest,
     RecResult,
-    RequestContext,
     Surface,
 )
 from graphrec.engine import explain
-from graphrec.engine.candidates import Candidates, no_candidates
+from graphrec.engine.candidates import Candidates
 from graphrec.engine.guard import Guard
 from graphrec.engine.live import ranker_usable
 from graphrec.engine.results import Results, decode, key
-from graphrec.engine.sources import SOURCES
 from graphrec.engine.state import Serving
 from graphrec.engine.user_state import Consumed, History, UserStates
 
@@ -129,7 +124,7 @@ class Pipeline:
                             timeout_s=cfg.source_budget_ms / 1000,
                             params={"seeds": self.seeds(run.recent, now), "catalog": s.catalog, "neighbours": s.neighbours,
                                     "decay_now": now, "preferred_categories": req.context.preferred_categories,
-                                    "fresh_window_s": cfg.fresh_window_days * 86400.0,
+                                    **self.windows(),
                                     # the hybrid source (graphrec.core.recs.hybrid) scores from these
                                     "model": model, "recent": run.recent, "user_vector": run.vec, "exclude": run.excluded,
                                     "hybrid_scores": run.hybrid})
@@ -209,7 +204,14 @@ class Pipeline:
             self.results.keep(run.cache_key, res, run.shape)
         return self.results.answer("recommendations", res)
 
-    # ---- shared by the surfaces --------------------------------------------------------------
+    # ---- shared with the other surfaces (graphrec.engine.surfaces) --------------------------------------------------------------
+    def windows(self) -> dict[str, float]:
+        """The time windows of the sources that have one (``fresh``, ``fresh_live``,
+        ``popular_live``), from the settings, for every source context."""
+        cfg = self.s.cfg
+        return {"fresh_window_s": cfg.fresh_window_days * 86400.0, "popular_window_s": cfg.popular_window_days * 86400.0,
+                "popular_half_life_s": cfg.popular_half_life_days * 86400.0}
+
     def seeds(self, recent: History, now: float) -> list[dict[str, Any]]:
         cfg = self.s.cfg
         return seeds_from_history(recent, now, cfg.half_life_days * 86400.0, cfg.seeds, self.s.type_weights)
@@ -295,130 +297,6 @@ class Pipeline:
     def explain(self, c: rules.Scored, rank: int, recent: History, req: RecRequest) -> Recommendation:
         return explain.recommendation(c, rank, recent, req, self.s.catalog)
 
-    # ---- the other surfaces ------------------------------------------------------------------
-    async def similar_items(self, item_id: str, first: int = 20, filter: RecFilter | None = None) -> RecResult:
-        """Items like this one, the same for every user (cached as such)."""
-        s, cfg = self.s, self.s.cfg
-        t_start = time.perf_counter()
-        f = filter or RecFilter()
-        # Excluded ids sorted: the filter is part of the result cache's key.
-        f = RecFilter(f.categories, f.exclude_categories, tuple(sorted(set(f.exclude_item_ids) | {item_id})), f.available_only,
-                      f.year_min, f.year_max)
-        degraded: list[str] = []
-        if item_id not in s.catalog.items:
-            try:
-                found = (await self.guard.neo4j(s.store.read("repo/item_exists", item_id=item_id)))[0]["found"]
-            except GraphStoreError:
-                found, degraded = False, ["neo4j"]
-                if not s.catalog.loaded:
-                    raise
-            if not found and not degraded:
-                raise NotFound("item", item_id)
-        first = max(1, min(int(first), 100))
-        # The same answer for every user: a widget on a popular item's page is answered from the
-        # result cache (a model change starts a new cache; item changes show within its TTL).
-        cache_key = key("similar", item_id, first, f, s.model.version if s.model else None)
-        if (hit := self.results.lookup("similarItems", cache_key)) is not None:  # a complete answer, recent enough
-            return decode(hit, {})
-        if degraded and (stale := self.results.stale(cache_key, degraded, {}, "similarItems")) is not None:
-            return stale
-        weights = dict(cfg.sources.get("SIMILAR_ITEMS", {}))
-        vec = s.model.vector_of(item_id) if s.model else None
-        ctx = SourceContext(store=s.store, timeout_s=cfg.source_budget_ms / 1000, now=s.catalog.now,
-                            params={"seeds": [{"id": item_id, "w": 1.0}], "catalog": s.catalog, "neighbours": s.neighbours})
-        timings: dict[str, float] = {}
-        by_source = await self.candidates.run(
-            weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, f, degraded, {item_id}), timings, degraded)
-        if not any(by_source.values()):
-            if vec is None:  # a cold item: no vector, no neighbours yet — its content, live from the graph
-                live = await self.candidates.run({"item_content_live": 1.0}, ctx, no_candidates, timings, degraded)
-                by_source, weights = {"content": live.get("item_content_live", [])}, {"content": 1.0}
-            else:
-                # It has a vector, but the index was late or failed and it has no neighbour lists:
-                # the most popular items of its categories, from memory. (Walking its content in
-                # the graph instead costs Neo4j the most exactly when the index is late.)
-                known = s.catalog.items.get(item_id)
-                ctx.params["preferred_categories"] = tuple(known.categories) if known else ()
-                by_source = {"popular": await SOURCES["popular"](ctx, cfg.candidates_per_source)}
-                weights = {"popular": 1.0}
-        pool = Pool(by_source, weights)
-        cands = self.best(pool, lambda p: pool.ids[p] != item_id and rules.passes_filter(s.catalog.items.get(pool.ids[p]), f),
-                          rules.pool_size(first), vec, None, [], s.catalog.now)
-        cats = lambda i: s.catalog.items[i].categories if i in s.catalog.items else ()  # noqa: E731
-        chosen = rules.diversify(cands, first, max(cfg.mmr_lambda, 0.95), 0, cats, None)
-        req = RecRequest(None, Surface.SIMILAR_ITEMS, first, f)
-        items = [self.explain(c, k + 1, [], req) for k, c in enumerate(chosen)]
-        timings["total"] = (time.perf_counter() - t_start) * 1000
-        reasons = tuple(sorted(set(degraded)))
-        res = RecResult(items, bool(reasons), s.model.version if s.model else None, uuid.uuid4().hex, reasons, timings)
-        if not reasons:
-            self.results.keep(cache_key, res)
-        elif "neo4j" in reasons and (stale := self.results.stale(cache_key, list(reasons), timings, "similarItems")) is not None:
-            return stale
-        return self.results.answer("similarItems", res)
-
-    async def rerank(self, user_id: str, item_ids: list[str], first: int | None = None) -> RecResult:
-        """Reorder a given list (search results) for a user; every given id that is an item comes
-        back once. Ids that are not items are left out and listed in ``unknown_ids`` (a frontend
-        renders what comes back; it never gets an item without a title). While Neo4j cannot say
-        whether an id the catalogue does not know is an item, it is kept (and the answer is
-        degraded)."""
-        s, cfg = self.s, self.s.cfg
-        t_start = time.perf_counter()
-        degraded: list[str] = []
-        ids = list(dict.fromkeys(item_ids))
-        unknown = [i for i in ids if i not in s.catalog.items]
-        missing: set[str] = set()
-        if unknown:
-            try:
-                missing = set((await self.guard.neo4j(s.store.read("load/missing_items", ids=unknown),
-                                                      cfg.request_budget_ms / 1000))[0]["missing"])
-            except (TimeoutError, GraphStoreError):
-                degraded.append("neo4j")
-            ids = [i for i in ids if i not in missing]
-        recent, consumed = await self.users.read(user_id, degraded)
-        clock = s.now(RequestContext())
-        now = decay_now(recent, clock)
-        vec = s.model.user_vector(recent, now) if (s.model and recent) else None
-        weights = dict(cfg.sources.get("SEARCH_RERANK", {}))
-        weights.pop("ann", None)
-        weights.pop("fresh", None)
-        ctx = SourceContext(store=s.store, user_id=user_id, now=clock, timeout_s=cfg.source_budget_ms / 1000,
-                            type_weights=s.type_weights,
-                            params={"seeds": self.seeds(recent, now), "catalog": s.catalog,
-                                    "neighbours": s.neighbours, "decay_now": now})
-        timings: dict[str, float] = {}
-        by_source = await self.candidates.run(weights, ctx, no_candidates, timings, degraded)
-        merged = merge_candidates(by_source, weights)
-        wanted = set(ids)
-        cands = [merged.get(i) or rules.Scored(i, 0.0, {}) for i in ids]
-        for c in cands:
-            c.sources = {k: v for k, v in c.sources.items()}
-        self.rank(cands, vec, None, recent, clock)
-        rules.apply_consumed(cands, consumed, exclude=False)
-        # Stable: ties keep the caller's order.
-        order = {i: k for k, i in enumerate(ids)}
-        cands.sort(key=lambda c: (-c.score, order[c.item_id]))
-        n = len(cands) if first is None else max(0, min(int(first), len(cands)))
-        req = RecRequest(user_id, Surface.SEARCH_RERANK, n)
-        items = [self.explain(c, k + 1, recent, req) for k, c in enumerate(cands[:n]) if c.item_id in wanted]
-        timings["total"] = (time.perf_counter() - t_start) * 1000
-        reasons = tuple(sorted(set(degraded)))
-        return self.results.answer("rerank", RecResult(
-            items, bool(reasons), s.model.version if s.model else None, uuid.uuid4().hex, reasons, timings,
-            tuple(i for i in dict.fromkeys(item_ids) if i in missing)))
-
 
 def _anything(_: int) -> bool:
     return True
-
-
-async def batch(recommend: Any, user_ids: list[str], first: int, surface: Surface, concurrency: int) -> dict[str, RecResult]:
-    """``recommend`` for many users (email campaigns), ``concurrency`` at a time."""
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(u: str) -> tuple[str, RecResult]:
-        async with sem:
-            return u, await recommend(RecRequest(u, surface, first, context=RequestContext(explore=False)))
-
-    return dict(await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids))))

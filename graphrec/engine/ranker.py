@@ -27,8 +27,8 @@ class LoadedRanker:
         self.mean = mean.astype(np.float32)
         self.std = std.astype(np.float32)
         self.enabled = enabled
-        # The forward pass in NumPy: for a few hundred rows of ~25 features, torch's per-module
-        # dispatch costs more than the arithmetic (2.6 ms vs 0.2 ms per request, bench/serve).
+        # The forward pass in NumPy: for a request's few hundred rows of features, torch's
+        # per-module dispatch costs more than the arithmetic itself.
         sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
         self._cross = [(sd[f"crosses.{k}.linear.weight"].T.copy(), sd[f"crosses.{k}.linear.bias"])
                        for k in range(model.cross_layers)]

@@ -189,6 +189,27 @@ def test_similar_items_of_an_item_with_a_vector_never_walk_the_graph_when_the_in
     assert "recs/item_content_live" not in reads
 
 
+def test_every_surface_takes_the_fresh_window_from_the_settings(tiny: Settings) -> None:
+    """A fresh source configured on similarItems keeps engine.fresh_window_days, as the home feed
+    does: a window of a quarter of an hour before the graph's clock holds only the item created
+    after the others."""
+    engine = tiny.engine.model_copy(update={"fresh_window_days": 900 / 86400, "sources": {
+        **tiny.engine.sources, "SIMILAR_ITEMS": {"fresh": 1.0}}})
+    s = tiny.model_copy(update={"engine": engine})
+
+    async def go() -> tuple[list[str], list[str]]:
+        e = await _engine(s)
+        try:
+            home = await e.recommend(RecRequest("alice", first=10, context=RequestContext(now=e.catalog.now)))
+            sim = await e.similar_items("heat", 10)
+            return ([r.item_id for r in home.items if "fresh" in r.sources], [r.item_id for r in sim.items])
+        finally:
+            await e.close()
+
+    home_fresh, similar = run(go())
+    assert home_fresh == ["new"] and similar == ["new"]
+
+
 def test_degraded_when_neo4j_is_unreachable(tiny: Settings) -> None:
     budgets = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"request_budget_ms": 80.0, "source_budget_ms": 40.0})})
 

@@ -30,8 +30,8 @@ def apply(store: GraphStore, workers: int = 1) -> int:
     """Apply every schema version up to :data:`SCHEMA_VERSION`; safe to run any number of times.
 
     ``workers`` > 1 creates a version's constraints and indexes side by side (each is built by a
-    scan of its label or relationship type; a bulk import builds them all over a full graph: at
-    5M interactions 9 s with three workers against 14 s one by one)."""
+    scan of its label or relationship type; after a bulk import they are all built over a full
+    graph, and side by side they take about as long as the longest rather than the sum)."""
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="graphrec-schema") as pool:
         for v in range(1, SCHEMA_VERSION + 1):  # versions in order, a version's statements side by side
             list(pool.map(lambda stmt: store.run_text(stmt, routing=RoutingControl.WRITE), statements(v)))

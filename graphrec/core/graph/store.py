@@ -34,8 +34,8 @@ Statement = tuple[str, dict[str, str] | None, dict[str, Any]]
 
 class _Batch(list):  # type: ignore[type-arg]
     """A large list parameter whose ``repr`` is short. The driver formats every RUN message for
-    its debug log (``repr`` of all parameters) before checking the log level: for a 5,000-row
-    batch that is 1.2 us per row, about a tenth of the loader's CPU. Packed like any list."""
+    its debug log (``repr`` of all parameters) before checking the log level: for a loader's
+    batch, a noticeable share of the loader's CPU. Packed like any list."""
 
     def __repr__(self) -> str:
         return f"<{len(self)} rows>"
@@ -211,7 +211,8 @@ class AsyncGraphStore:
                    plain: bool = False, **params: Any) -> list[Row]:
         """Run a read query. ``plain=True`` for queries that return only maps, lists and scalars
         (no nodes, relationships or paths): rows skip the driver's recursive ``Record.data()``
-        conversion, ~1 ms per request on the hot path (user state, items, neighbour lists)."""
+        conversion, which the hot path's reads (user state, items, neighbour lists) would pay on
+        every request."""
         return await self._run(name, identifiers, params, RoutingControl.READ, timeout, plain)
 
     async def write(self, name: str, identifiers: dict[str, str] | None = None, timeout: float | None = None, **params: Any) -> list[Row]:
@@ -248,8 +249,8 @@ class AsyncGraphStore:
     async def rehearse(self, statements: list[Statement]) -> None:
         """Run library statements in one write transaction and roll it back: Neo4j plans and
         caches them (and runs their operators once) without changing the graph. The API does this
-        at start with the write path's statements: the first write after a Neo4j start took
-        ~1 s without it, ~0.2 s with it."""
+        at start with the write path's statements, so that the first real write after a Neo4j
+        start does not wait for their planning."""
         rendered, name = _rendered(statements)
         with translate_errors(name):
             async with self.driver.session(database=self.database, default_access_mode=neo4j.WRITE_ACCESS) as session:
@@ -263,10 +264,9 @@ class AsyncGraphStore:
     async def fill_pool(self, n: int, timeout: float = 30.0) -> None:
         """Open ``n`` connections at once, for reads and for writes (on a cluster they go to
         different members), and leave them in the driver's pool. The driver opens connections
-        only on demand, and opening one costs 5-50 ms (the first 48 ms): when the request rate
+        only on demand, and opening one costs more than a request's query: when the request rate
         steps up, every request that finds the pool busy opens its own, all at once, and the
-        burst waits for them. 200 interaction writes/s on a new driver (in-process, warm Neo4j):
-        p99 of the first 2 s 60-67 ms on an empty pool, 22-37 ms after ``fill_pool(16)``."""
+        burst waits for them. A filled pool takes that cost at start instead."""
         n = min(n, self.cfg.max_connection_pool_size)
         with translate_errors("fill_pool"):
             for mode in (neo4j.READ_ACCESS, neo4j.WRITE_ACCESS):

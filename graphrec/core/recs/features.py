@@ -38,7 +38,7 @@ def build(cands: Sequence[Any], sims: np.ndarray | None, session_sims: np.ndarra
     """Features of candidates (objects with ``item_id`` and ``sources``: name → (score, rank)).
 
     ``item_info(id) -> (interactions, created_at, categories)``. On the request path: rows are
-    built as Python lists and converted once (numpy's per-element stores cost ~3x more)."""
+    built as Python lists and converted once (numpy's per-element stores cost more than that)."""
     n = len(cands)
     best = dict.fromkeys(SOURCE_NAMES, 0.0)
     for c in cands:

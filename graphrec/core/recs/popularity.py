@@ -15,11 +15,24 @@ best items score well above one live click) and the live events, newest, weigh m
 A busy service (more than ``popular_min_events`` interactions in the nominal window) never
 widens: its popular list is the window's, as configured. The engine (``graphrec.engine.catalog``)
 and the ranker's offline replay (``gnn.ranking.offline``) use this same rule.
+
+The engine scores the window in Cypher (``cypher/recs/popular_page.cypher``, ``popular.cypher``);
+the replay scores a snapshot with :func:`decay`, the same formula with the same rate
+(:data:`DECAY_RATE`), the same window and the same type weights (``[interactions]
+score_weights``). Both fill a quiet list up with :func:`top_up`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
+
+#: The decay per half-life in the popular queries' ``exp(-0.6931 * abs($now - r.ts) / $half_life_s)``
+#: (ln 2 to four places). A query file cannot import it: tests/core/test_popularity.py checks the
+#: queries write this rate, tests/engine/test_popular_parity.py that both give the same scores.
+DECAY_RATE = 0.6931
 
 
 @dataclass(frozen=True)
@@ -46,3 +59,24 @@ def widened(now: float, window_s: float, half_life_s: float, min_events: int, ev
         return PopularWindow(start, half_life_s)
     factor = (now - kth_newest) / window_s
     return PopularWindow(kth_newest, half_life_s * factor, widened=True)
+
+
+def decay(now: float, ts: np.ndarray, half_life_s: float) -> np.ndarray:
+    """Each interaction's weight factor at ``now``: 2^(-|now - ts| / half-life), computed as the
+    popular queries compute it (:data:`DECAY_RATE`)."""
+    return np.exp(-DECAY_RATE * np.abs(now - np.asarray(ts, dtype=np.float64)) / half_life_s)
+
+
+def top_up(popular: list[tuple[str, float]], all_time: Iterable[tuple[str, int]], top: int
+           ) -> list[tuple[str, float]]:
+    """``popular`` (the window's list, best first) filled up to ``top`` items from ``all_time``
+    (available items and their all-time interaction counts, most first): a quiet window still
+    gives a full list. The added items rank below the window's (each scores at most half its
+    lowest score, 1.0 for an empty window), in all-time order: ``floor × 0.5 × n / most``."""
+    if len(popular) >= top:
+        return popular
+    seen = {i for i, _ in popular}
+    rest = [(i, n) for i, n in all_time if i not in seen]
+    floor = min((s for _, s in popular), default=1.0)
+    most = max(1, rest[0][1]) if rest else 1
+    return popular + [(i, floor * 0.5 * n / most) for i, n in rest[: top - len(popular)]]

@@ -74,6 +74,11 @@ class RecordResult:
     stored: str  # "direct" (written to Neo4j) or "journal" (Neo4j unavailable; replayed later)
 
 
+#: How many items the catalogue's popular and fresh lists hold (the engine's, and the offline
+#: replay's built from a snapshot).
+LIST_SIZE = 1000
+
+
 @dataclass(frozen=True)
 class CatalogItem:
     """What business rules need to know of one catalogue item, held in memory by the engine."""

@@ -19,8 +19,8 @@ What Qdrant Edge 0.9 does (its ``qdrant_edge/__init__.pyi`` is the documentation
   point ids, offsets into a UTF-8 blob) and searches map point ids back in memory (the arrays are
   memory-mapped: the API's processes share one copy). Points missing from it (written after
   ``finalize``, or a shard built before the map existed) are looked up by their payload.
-- Nothing is HNSW-indexed until ``optimize()``, which blocks for tens of seconds at 100k items
-  and minutes at 1M (``python -m bench.ann`` measures it). Collections are therefore built aside
+- Nothing is HNSW-indexed until ``optimize()``, which blocks for a time that grows with the
+  collection (``python -m bench.ann`` measures it). Collections are therefore built aside
   (a shadow shard), optimised, then switched in through the alias. Before that, or below the indexing threshold (~10 MB of vectors), search is
   exact, and so is a filtered search whose matches hold under ``full_scan_threshold`` KB of
   vectors (it then reads the payload index instead of walking the graph).
@@ -157,10 +157,10 @@ class EdgeIndex:
             search stays connected. Qdrant builds them only for values holding fewer than about
             ``4 × segment size / average level-0 degree`` points, so a larger ``m`` leaves a
             category of 10% of the items without them and filtered recall collapses; the default
-            ``m`` keeps them (docs/vectors.md has the measurements).
+            ``m`` keeps them (docs/vectors.md; ``python -m bench.ann`` measures it).
         quantization: ``"scalar"`` keeps int8 copies of the vectors; searches walk the graph on
             them and rescore 1.5× the asked-for hits with the originals: ``optimize`` is faster at the
-            same filtered recall (docs/vectors.md).
+            same filtered recall (``python -m bench.ann --quantization scalar``).
         full_scan_threshold: in KB of vectors; a filter leaving fewer is searched exactly.
         indexing_threshold: in KB of vectors; smaller segments get no HNSW (None = engine default,
             about 10 MB; tests lower it so that small collections exercise the HNSW path).
@@ -366,9 +366,9 @@ class EdgeIndex:
 
     # ---- reading ---------------------------------------------------------------------------
     def _params(self, k: int) -> Any:
-        # Rescoring is explicit: without it Edge returns the int8 scores (recall 0.947 instead of
-        # 0.968 at 1M, ef 640). Oversampling 1.5 and 2.0 gave the same recall at 1M (0.9547 at
-        # ef 576, 1,000 filtered queries). No-op on a collection built without quantization.
+        # Rescoring is explicit: without it Edge returns the int8 scores, and recall drops.
+        # An oversampling factor above 1.5 does not raise recall further.
+        # No-op on a collection built without quantization.
         quant = qe.QuantizationSearchParams(rescore=True, oversampling=1.5) if self.quantization == "scalar" else None
         return qe.SearchParams(hnsw_ef=max(int(self.hnsw_ef), int(k)), quantization=quant)
 
@@ -494,8 +494,9 @@ class EdgeIndex:
             shutil.rmtree(d, ignore_errors=True)
 
     def warm(self, name: str) -> None:
-        """Open ``name`` (EdgeShard.load: ~3 s at 1M points), its id map, run one search, and keep
-        it open even when no alias points at it; the collection warmed before is released."""
+        """Open ``name`` (EdgeShard.load, seconds for a large collection), its id map, run one
+        search, and keep it open even when no alias points at it; the collection warmed before is
+        released."""
         coll, _ = self._shard(name)
         self._idmap(coll)
         try:

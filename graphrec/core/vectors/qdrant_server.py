@@ -8,9 +8,9 @@ answer by brute force; aliases switch with one ``update_collection_aliases`` cal
 create in one request, which Qdrant applies atomically).
 
 Local mode (``path=`` or ``":memory:"``) is qdrant-client's pure-Python engine: exact search in
-NumPy, payload filters checked point by point (about 10 s per filtered query at 1M items) and,
-with a ``path``, one SQLite commit per point on upsert (≈9 ms each). It serves tests and tiny
-data only; it ignores payload indexes and search parameters.
+NumPy, payload filters checked point by point in Python and, with a ``path``, one SQLite commit
+per point on upsert. It serves tests and tiny data only; it ignores payload indexes and search
+parameters.
 
 Errors: 404 and "not found" → ``CollectionNotFound``; transport failures, timeouts, 5xx and 429
 → ``VectorStoreUnavailable``; anything else the server refuses → ``VectorStoreError``.

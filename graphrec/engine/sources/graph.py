@@ -5,12 +5,15 @@ The request-time sources walk the materialised neighbour edges (``CO_INTERACTED`
 through the engine's bounded neighbour cache (``cypher/recs/neighbour_lists.cypher`` on a miss;
 ``cypher/explore/neighbours_of.cypher`` is the same sum in Cypher, for Neo4j Browser). The ``*_live`` sources walk the raw
 user→item→user→item paths (``cypher/recs/co_interaction.cypher`` and friends): exact and always
-fresh but 20–200 ms on MovieLens-100K, so they are off by default and used for explanations,
-the demo and Neo4j Browser.
+fresh, but a walk per request that grows with the users' histories and the items' degrees, too
+slow for a request's budget; so they are off by default and used for explanations, the demo and
+Neo4j Browser.
 """
 
 from __future__ import annotations
 
+from graphrec.core.recs import fresh as fresh_list
+from graphrec.core.recs import popularity
 from graphrec.core.recs.candidate import Candidate, Ranked, SourceContext
 from graphrec.core.recs.merge import SESSION_SEEDS, aggregate_neighbours, session_seed_weights
 
@@ -87,8 +90,9 @@ async def popular_live(ctx: SourceContext, limit: int) -> list[Candidate]:
     graphrec.core.recs.popularity), else the nominal one."""
     catalog = ctx.params.get("catalog")
     win = getattr(catalog, "popular_window", None)
-    since = win.since if win is not None else ctx.now - float(ctx.params.get("popular_window_s", 30 * 86400.0))
-    half_life_s = win.half_life_s if win is not None else float(ctx.params.get("popular_half_life_s", 7 * 86400.0))
+    if win is None:  # the nominal window, from the settings the caller passes
+        win = popularity.nominal(ctx.now, float(ctx.params["popular_window_s"]), float(ctx.params["popular_half_life_s"]))
+    since, half_life_s = win.since, win.half_life_s
     rows = await ctx.store.read("recs/popular", timeout=ctx.timeout_s, since=since, now=ctx.now,
                                 half_life_s=half_life_s,
                                 type_weights=ctx.type_weights, category=ctx.category, limit=limit)
@@ -98,10 +102,8 @@ async def popular_live(ctx: SourceContext, limit: int) -> list[Candidate]:
 
 async def fresh_live(ctx: SourceContext, limit: int) -> list[Candidate]:
     """Recently added items straight from the graph (the engine keeps a refreshed list in memory)."""
-    since = ctx.now - float(ctx.params.get("fresh_window_s", 14 * 86400.0))
-    rows = await ctx.store.read("recs/fresh_items", timeout=ctx.timeout_s, since=since, limit=limit)
-    n = max(1, len(rows))
-    return [Candidate(r["item_id"], 1.0 - k / (2 * n), "fresh") for k, r in enumerate(rows)]
+    rows = await ctx.store.read("recs/fresh_items", timeout=ctx.timeout_s, since=fresh_list.since(ctx), limit=limit)
+    return fresh_list.candidates([r["item_id"] for r in rows])
 
 
 async def item_content_live(ctx: SourceContext, limit: int) -> list[Candidate]:

@@ -3,6 +3,7 @@ popularity (overall and per category) and fresh items. They keep answering when 
 
 from __future__ import annotations
 
+from graphrec.core.recs import fresh as fresh_list
 from graphrec.core.recs.candidate import Candidate, SourceContext
 
 
@@ -22,13 +23,9 @@ async def popular(ctx: SourceContext, limit: int) -> list[Candidate]:
 async def fresh(ctx: SourceContext, limit: int) -> list[Candidate]:
     """Items added within the fresh window, newest first (within the stated categories, if any)."""
     catalog = ctx.params["catalog"]
-    since = ctx.now - float(ctx.params.get("fresh_window_s", 14 * 86400.0))
     cats = set(ctx.params.get("preferred_categories") or ())
-    ids: list[str] = []
-    for i, t in catalog.fresh:  # newest first: stop at the window's start or at the limit
-        if t < since or len(ids) >= limit:
-            break
-        if not cats or cats & set(catalog.items[i].categories if i in catalog.items else ()):
-            ids.append(i)
-    n = max(1, len(ids))
-    return [Candidate(i, 1.0 - k / (2 * n), "fresh") for k, i in enumerate(ids)]
+
+    def in_cats(i: str) -> bool:
+        return bool(cats & set(catalog.items[i].categories if i in catalog.items else ()))
+
+    return fresh_list.candidates(fresh_list.newest(catalog.fresh, fresh_list.since(ctx), limit, in_cats if cats else None))

@@ -1,7 +1,7 @@
 """A bounded, expiring cache of materialised neighbour lists, shared by the neighbour sources.
 
-Summing the neighbours of 20 seed items in Cypher costs 20–40 ms per request; the lists
-themselves change only when ``graphrec refresh-neighbours`` runs. So the engine keeps them in
+Summing the neighbours of a request's seed items in Cypher costs a large share of its budget;
+the lists themselves change only when ``graphrec refresh-neighbours`` runs. So the engine keeps them in
 a TTL cache (``maxsize`` items per kind, ``ttl_s`` seconds) and asks Neo4j only for the seeds it
 has not seen lately; the sum happens in memory.
 
