@@ -104,8 +104,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     state: dict[str, Any] = {"engine": engine}
     schema = build_schema(cfg)
     graphql = GraphQLApp(schema, state, settings)
-    root_fields = frozenset(schema._schema.query_type.fields) | frozenset(
-        schema._schema.mutation_type.fields if schema._schema.mutation_type else ())
+    root_fields = frozenset(f for t in (schema._schema.query_type, schema._schema.mutation_type) if t for f in t.fields)
     gate = Gate(cfg)
     collector = IdleCollector(cfg.gc_young_every, cfg.gc_young_limit, cfg.gc_full_every_s)
 
