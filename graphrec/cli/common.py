@@ -27,6 +27,8 @@ apikey_app = typer.Typer(help="API keys for the GraphQL API.", no_args_is_help=T
 app.add_typer(apikey_app, name="apikey")
 clock_app = typer.Typer(help="The graph's clock (the newest interaction time, 'now' for decay).", no_args_is_help=True)
 app.add_typer(clock_app, name="clock")
+journal_app = typer.Typer(help="The interaction journal: dead letters, requeue, replay.", no_args_is_help=True)
+app.add_typer(journal_app, name="journal")
 
 console = Console(stderr=False)
 err = Console(stderr=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from graphrec.cli.common import _store, apikey_app, app, console, friendly, settings
+from graphrec.cli.common import _store, apikey_app, app, console, friendly, journal_app, settings
 from graphrec.core.errors import GraphrecError
 
 
@@ -121,3 +121,69 @@ def apikey_list() -> None:
         t.add_row(r["id"], r["name"] or "", ",".join(r["scopes"]), ",".join(r["origins"]), time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["created_at"])),
                   "yes" if r["revoked_at"] else "")
     console.print(t)
+
+
+# ---- the interaction journal -----------------------------------------------------------------
+def _journal() -> Any:
+    from graphrec.engine.journal import Journal
+
+    return Journal(settings().var_dir / "journal")
+
+
+@journal_app.command("dead-letters")
+@friendly
+def journal_dead_letters(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line, as stored.")] = False) -> None:
+    """The journal's dead letters (interactions the replay could never write), oldest first."""
+    import json
+
+    entries = _journal().dead_letters()
+    if as_json:
+        for e in entries:
+            console.print_json(json.dumps(e, sort_keys=True))
+        return
+    table = Table("#", "when", "user", "item", "type", "key", "reason")
+    for n, e in enumerate(entries, 1):
+        row = e["row"] if isinstance(e["row"], dict) else {}
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"])) if isinstance(e.get("at"), int | float) else "-"
+        table.add_row(str(n), when, *(str(row.get(k, "-")) for k in ("user", "item", "type", "key")),
+                      str(e.get("reason", ""))[:120])
+    console.print(table)
+    console.print(f"{len(entries)} dead letters in {_journal().dead_path}")
+
+
+@journal_app.command("requeue")
+@friendly
+def journal_requeue(reason: Annotated[str | None, typer.Option(help="Only entries whose reason contains this text.")] = None,
+                    item: Annotated[str | None, typer.Option(help="Only entries for this item id.")] = None,
+                    all_: Annotated[bool, typer.Option("--all", help="Every entry (when no filter is given).")] = False) -> None:
+    """Put dead letters back in the journal once their cause is fixed (the item created, say): the
+    API's replay (or `graphrec journal replay`) writes them; the old dead-letter file is kept."""
+    if reason is None and item is None and not all_:
+        raise GraphrecError("say which dead letters to requeue: --reason TEXT, --item ID or --all")
+
+    def matches(e: dict[str, Any]) -> bool:
+        return ((reason is None or reason in str(e.get("reason", "")))
+                and (item is None or e["row"].get("item") == item))
+
+    n, kept = _journal().requeue(matches)
+    if not n:
+        console.print("no dead letter matched: nothing requeued")
+        return
+    console.print(f"requeued {n} interactions; the dead-letter file before this is kept as {kept}")
+
+
+@journal_app.command("replay")
+@friendly
+def journal_replay() -> None:
+    """Write the journal's pending interactions to Neo4j now (the API does it by itself every few
+    seconds; this is for when no API runs)."""
+    from graphrec.core.records import RowLimits
+    from graphrec.engine.journal import write_rows_sync
+
+    s, j = settings(), _journal()
+    before, dead = j.pending(), j.dead_lettered()
+    with _store() as store:
+        n = j.replay(lambda rows: write_rows_sync(store, rows, RowLimits.from_settings(s.loader)),
+                     max_attempts=s.engine.journal_max_attempts)
+    console.print(f"replayed {n} journal lines ({before:,} bytes were pending); "
+                  f"{j.dead_lettered() - dead} dead-lettered")

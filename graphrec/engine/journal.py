@@ -262,6 +262,59 @@ class Journal:
             return None
         return was if isinstance(was, dict) and was.get("position", -1) >= self.offset() else None
 
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The dead-letter file's entries in order (``row``, ``reason``, ``at``); a line that is
+        not a JSON object (a torn write) comes back as ``{"row": <its text>, "reason":
+        "unreadable dead-letter line"}``."""
+        out: list[dict[str, Any]] = []
+        try:
+            fh = open(self.dead_path, "rb")
+        except FileNotFoundError:
+            return out
+        with fh:
+            for raw in fh:
+                if not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    entry = None
+                if not isinstance(entry, dict) or "row" not in entry:
+                    entry = {"row": raw.decode("utf-8", "replace").rstrip("\n"), "reason": "unreadable dead-letter line"}
+                out.append(entry)
+        return out
+
+    def requeue(self, matches: Any = None) -> tuple[int, Path | None]:
+        """Put dead-lettered rows back in the journal, to be replayed again (the cause fixed: the
+        item created, a constraint dropped). ``matches(entry) -> bool`` chooses them (None: all);
+        entries whose row is not an interaction object (a malformed journal line) stay.
+
+        Nothing is lost and nothing is written twice: under the replay lock (no replay
+        dead-letters meanwhile), the chosen rows are appended to the journal (fsync'd), the
+        entries left are written to a new dead-letter file, and the old file is kept beside it as
+        ``dead-letter.requeued-<time>.jsonl``. A crash in between at worst requeues a row twice;
+        its idempotency key makes the second write change nothing. Returns (rows requeued, the
+        kept old file or None)."""
+        with self._replay_lock():
+            entries = self.dead_letters()
+            chosen = [e for e in entries if isinstance(e.get("row"), dict) and (matches is None or matches(e))]
+            if not chosen:
+                return 0, None
+            keep = [e for e in entries if not any(e is c for c in chosen)]
+            for e in chosen:
+                self.append(e["row"])
+            tmp = self.dead_path.with_suffix(".tmp")
+            with open(tmp, "w") as fh:
+                for e in keep:
+                    fh.write(json.dumps(e, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            kept = self.dir / f"dead-letter.requeued-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
+            os.replace(self.dead_path, kept)
+            os.replace(tmp, self.dead_path)
+            self._dead_count = (-1, 0)
+            return len(chosen), kept
+
     def _dead_letter(self, entries: list[tuple[Any, str]]) -> None:
         if not entries:
             return

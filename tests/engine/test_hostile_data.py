@@ -400,3 +400,44 @@ def test_a_degraded_answer_never_recommends_what_the_user_consumed(tiny: Setting
     assert [r.rank for r in out["stale"].items] == list(range(1, len(out["stale"].items) + 1))
     assert {r.item_id for r in out["stale"].items} == {"new", "toy", "up"}  # all the tiny catalogue has left
     assert "consumed_unknown" in out["stranger"].degraded_reasons
+
+
+# ---- dead letters: listed, requeued once their cause is fixed, replayed from the CLI --------------
+def test_an_operator_requeues_dead_letters_after_creating_the_missing_item(tiny: Settings, store) -> None:  # noqa: ANN001
+    """A click journalled for an item nobody created is dead-lettered by ``graphrec journal
+    replay``; ``dead-letters`` lists it with its reason; once the item exists, ``requeue --item``
+    and ``replay`` write it: the interaction acknowledged while Neo4j was away is in the graph."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from neo4j import RoutingControl
+
+    n = tiny.neo4j
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHREC_")}
+    env.update({"GRAPHREC_VAR_DIR": str(tiny.var_dir), "GRAPHREC_NEO4J_BOLT_PORT": str(n.bolt_port),
+                "GRAPHREC_NEO4J_HTTP_PORT": str(n.http_port), "COLUMNS": "200",
+                "GRAPHREC_NEO4J_PASSWORD": n.password.get_secret_value() if n.password else ""})
+
+    def cli(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "graphrec.cli", "journal", *args], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return " ".join(out.stdout.split())
+
+    journal = tiny.var_dir / "journal"
+    journal.mkdir(parents=True)
+    row = {"dwell": None, "item": "late", "key": "k-late", "session": None, "ts": time.time() - 5, "type": "CLICKED",
+           "user": "erin", "value": None}
+    (journal / "interactions.jsonl").write_text(json.dumps(row) + "\n")
+    first = cli("replay")
+    assert "replayed 1 journal lines" in first and "1 dead-lettered" in first
+    listed = cli("dead-letters")
+    assert "k-late" in listed and "unknown item id 'late'" in listed and "1 dead letters" in listed
+    store.run_text("CREATE (:Item {id: 'late', title: 'Late'})", routing=RoutingControl.WRITE)
+    assert "requeued 1 interactions" in cli("requeue", "--item", "late")
+    assert "replayed 1 journal lines" in cli("replay")
+    got = store.run_text("MATCH (:User {id: 'erin'})-[r:CLICKED]->(:Item {id: 'late'}) RETURN r.key AS key")
+    assert got == [{"key": "k-late"}]
+    assert "0 dead letters" in cli("dead-letters") and len(list(journal.glob("dead-letter.requeued-*.jsonl"))) == 1

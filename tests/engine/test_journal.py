@@ -153,3 +153,38 @@ def test_neo4j_away_or_busy_never_dead_letters_a_row(tmp_path: Path) -> None:
             j.replay(failing)
     assert not j.dead_path.exists() and j.offset() == 0
     assert j.replay(lambda rows: []) == 2
+
+
+def test_dead_letters_are_requeued_once_their_cause_is_fixed_and_nothing_is_lost(tmp_path: Path) -> None:
+    """An operator creates the missing item, then requeues the entries dead-lettered for it: they
+    go back to the journal and replay; the others stay dead letters; the file before is kept."""
+    j = Journal(tmp_path)
+    for k, item in enumerate(["ghost", "50", "ghost", "bad"]):
+        j.append_checked(_row(f"k{k}", "u", item))
+    with open(j.path, "ab") as fh:
+        fh.write(b"not json\n")
+    known = {"50"}
+
+    def write(rows: list[dict]) -> list:
+        return [(r, f"unknown item id {r['item']!r}") for r in rows if r["item"] not in known]
+
+    assert j.replay(write) == 5 and j.dead_lettered() == 4
+    known.add("ghost")  # the cause is fixed
+    n, kept = j.requeue(lambda e: e["row"].get("item") == "ghost")
+    assert n == 2 and kept is not None and kept.exists() and len(kept.read_text().splitlines()) == 4
+    left = j.dead_letters()
+    assert [e["row"] if isinstance(e["row"], str) else e["row"]["key"] for e in left] == ["k3", "not json"]
+    assert j.dead_lettered() == 2 and j.pending() > 0
+    written: list[str] = []
+    assert j.replay(lambda rows: written.extend(r["key"] for r in rows) or write(rows)) == 2
+    assert written == ["k0", "k2"] and j.pending() == 0 and j.dead_lettered() == 2
+    assert j.requeue(lambda e: False) == (0, None)  # nothing chosen: nothing moves
+
+
+def test_requeue_waits_for_a_running_replay(tmp_path: Path) -> None:
+    j = Journal(tmp_path)
+    j.append_checked(_row("k0", "u", "ghost"))
+    j.replay(lambda rows: [(rows[0], "unknown item id 'ghost'")])
+    with j._replay_lock(), pytest.raises(LockHeld):
+        j.requeue()
+    assert j.dead_lettered() == 1
