@@ -44,6 +44,16 @@ from graphrec.core.config import ApiSettings
 PROTOCOL = "api.server:GuardedHttpToolsProtocol"  # for uvicorn's ``http=`` option
 
 
+def uvicorn_options(api: ApiSettings) -> dict[str, Any]:
+    """uvicorn's options from ``[api]``, for ``graphrec serve`` (and the tests that serve the app as
+    it does): this protocol, the global connection limit, and forwarded headers believed only from
+    ``forwarded_allow_ips`` (uvicorn's default believes any loopback peer, which let a local client
+    pick the address its per-address limits count against)."""
+    proxies = api.forwarded_allow_ips.strip()
+    return {"http": PROTOCOL, "limit_concurrency": api.max_connections, "proxy_headers": bool(proxies),
+            "forwarded_allow_ips": proxies or None}
+
+
 class HeadTooLarge(Exception):
     pass
 

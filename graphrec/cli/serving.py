@@ -44,9 +44,10 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default a
     console.print(f"graphrec API on http://{h}:{p}/graphql  (demo: http://{h}:{p}/demo, metrics: /metrics)")
     # api.server's protocol bounds request heads, the time a request may take to arrive and the
     # connections per client address (uvicorn's own limits do not).
+    from api.server import uvicorn_options
+
     uvicorn.run("api.app:app_factory", factory=True, host=h, port=p, workers=w, log_level="warning",
-                timeout_graceful_shutdown=10, limit_concurrency=s.api.max_connections,
-                http="api.server:GuardedHttpToolsProtocol")
+                timeout_graceful_shutdown=10, **uvicorn_options(s.api))
 
 
 def _credentials_accepted() -> None:

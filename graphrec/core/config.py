@@ -283,6 +283,10 @@ class ApiSettings(BaseModel):
     max_headers: int = tuning(64)
     read_timeout_s: float = tuning(10.0)
     max_connections_per_client: int = 64
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses or networks, "*" for any; uvicorn's forwarded_allow_ips). Empty: none; the client is
+    # the socket's peer, so no client can choose the address its per-address limits count against.
+    forwarded_allow_ips: str = ""
     # Keys with the `interact` scope (browser widgets) may only record interactions, and only from
     # these origins (the key's own list when it has one); empty: no origin is allowed.
     interact_origins: list[str] = Field(default_factory=list)

@@ -468,3 +468,33 @@ def test_readyz_reports_a_journal_backlog_that_is_stuck(hostile: Hostile) -> Non
         assert "journal_stuck" not in r["degraded_reasons"]
     finally:
         eng.cfg = saved
+
+
+def test_a_client_cannot_choose_the_address_its_limits_count_against(api: Any) -> None:
+    """uvicorn believes X-Forwarded-For from any loopback peer unless told otherwise: 150 made-up
+    keys, each with a made-up forwarded address, were all answered 401 (never 429), so the
+    refused-credentials budget per address meant nothing to a local client. Served as `graphrec
+    serve` serves (api.server.uvicorn_options), the header is ignored unless its sender is a proxy
+    named in ``api.forwarded_allow_ips``; from a named proxy, each forwarded client has its own budget."""
+    from api.server import uvicorn_options
+
+    def flood(url: str, forwarded_for: Any) -> list[int]:
+        with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.11"), timeout=30) as c:
+            return [c.post(url + "/graphql", json={"query": "{ modelVersions { id } }"},
+                           headers={"Authorization": f"Bearer grk_{secrets.token_hex(6)}_x",
+                                    "X-Forwarded-For": forwarded_for(n)}).status_code for n in range(40)]
+
+    def served(proxies: str) -> Any:
+        s = api.settings.model_copy(update={"api": api.settings.api.model_copy(update={
+            "anonymous_read": False, "auth_failures_per_s": 0.5, "auth_failures_burst": 10,
+            "forwarded_allow_ips": proxies})})
+        return live_server(create_app(s), **uvicorn_options(s.api))
+
+    with served("") as url:  # the default: no proxy believed
+        statuses = flood(url, lambda n: f"10.0.{n}.1")
+        assert statuses.count(429) >= 25 and set(statuses) <= {401, 429}, statuses
+    with served("127.0.0.11") as url:  # behind a proxy at 127.0.0.11: the forwarded client counts
+        one = flood(url, lambda n: "203.0.113.7")
+        assert one.count(429) >= 25, one
+        other = flood(url, lambda n: "203.0.113.8")[:5]  # another client behind the same proxy
+        assert other == [401] * 5, other
