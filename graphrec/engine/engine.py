@@ -169,7 +169,8 @@ class Engine:
             await self.users.sync()
         except (TimeoutError, GraphrecError) as exc:
             if not self.users.polls_failing:
-                log.warning("user state polls failing (held states not served until they resume): %s", exc)
+                log.warning("user state polls failing (held states not served until they resume): %s",
+                            exc if str(exc) else f"{type(exc).__name__} (Neo4j did not answer in time)")
             self.users.polls_failing = True
             return
         if self.users.polls_failing:
