@@ -43,14 +43,15 @@ neo4j-stop: setup
 # anonymous reads (GraphiQL at /graphql, the widget at /demo, the dashboard at /dashboard) while
 # the first GNN trains in the background (`graphrec status`: stage, epoch, ETA; the API switches
 # to the promoted version by itself). Until then answers come from the Cypher paths, content and
-# popularity (modelVersion null). A second run reuses everything (loads are idempotent, training
-# is skipped when nothing changed). Ctrl-C stops the API; training goes on (var/logs/train.log).
+# popularity (modelVersion null); the training's export waits for the API's warm-up (--after-api),
+# so the first answers do not share Neo4j with it. A second run reuses everything (loads are
+# idempotent, training is skipped when nothing changed). Ctrl-C stops the API; training goes on (var/logs/train.log).
 demo: neo4j graphiql
 	@graphrec serve --check
 	graphrec load movielens
 	graphrec refresh-neighbours --if-changed
 	graphrec demo-summary
-	graphrec train --background
+	graphrec train --background --after-api
 	@echo ""
 	@echo "Example queries (anonymous reads are on for the demo):"
 	@echo "  curl -s localhost:8000/graphql -H 'Content-Type: application/json' \\"

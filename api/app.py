@@ -279,6 +279,8 @@ def _observe(op: str, res: Any) -> None:
         M.STAGE.labels(op, stage).observe(ms / 1000.0)
     for r in res.degraded_reasons:
         M.DEGRADED.labels(op, r).inc()
+    if res.degraded:  # once per answer (the dashboard's count)
+        M.DEGRADED_RESPONSES.labels(op, ",".join(sorted(res.degraded_reasons)) or "unknown").inc()
 
 
 def app_factory() -> Starlette:

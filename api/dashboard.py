@@ -59,7 +59,7 @@ def from_exposition(text: str) -> dict[str, Any]:
                 candidates[labels["source"]] += value
             elif name == "graphrec_cache_hit_ratio":
                 caches[labels["cache"]].append(value)
-            elif name == "graphrec_degraded_answers_total":
+            elif name == "graphrec_degraded_responses_total":  # once per answer, by its reasons
                 degraded[labels["reason"]] += value
             elif name == "graphrec_journal_pending_bytes":
                 journal = max(journal, value)

@@ -23,8 +23,11 @@ CANDIDATES = Gauge("graphrec_candidates_total", "Candidates proposed per source 
 CACHE_HIT = Gauge("graphrec_cache_hit_ratio", "Cache hit ratio", ["cache"], registry=REGISTRY, multiprocess_mode="liveall")
 RESULT_CACHE = Counter("graphrec_result_cache_lookups_total", "Result-cache lookups of the engine, by operation and "
                        "result (hit: answered from the cache; miss: computed)", ["operation", "result"], registry=REGISTRY)
-DEGRADED = Counter("graphrec_degraded_answers_total", "Answers given in degraded mode", ["operation", "reason"],
-                   registry=REGISTRY)
+DEGRADED = Counter("graphrec_degraded_answers_total", "Answers given in degraded mode, once per reason (an answer "
+                   "with two reasons counts under each)", ["operation", "reason"], registry=REGISTRY)
+DEGRADED_RESPONSES = Counter("graphrec_degraded_responses_total", "Answers given in degraded mode, once per answer; "
+                             "reason: the answer's reasons, sorted and comma-joined (e.g. neo4j,stale)",
+                             ["operation", "reason"], registry=REGISTRY)
 SHED = Counter("graphrec_requests_shed_total", "GraphQL requests refused with 503 (api.max_in_flight reached)",
                registry=REGISTRY)
 ERRORS = Counter("graphrec_errors_total", "Errors by GraphQL code", ["code"], registry=REGISTRY)

@@ -133,7 +133,8 @@ def refresh(store: GraphStore, snap: Snapshot, type_weights: Mapping[str, float]
         ids: list[str] = []
         rows: list[dict[str, object]] = []
 
-        with tqdm(total=snap.num_items, desc=f"neighbours {rel}", unit=" items", disable=not progress) as bar:
+        with tqdm(total=snap.num_items, desc=f"neighbours {rel}", unit=" items", disable=not progress,
+                  leave=False) as bar:  # one bar at a time; the command prints each relation's count
             for i, nbrs, scores in top_k_cosine(x, k):
                 ids.append(snap.item_ids[i])
                 rows.extend({"src": snap.item_ids[i], "dst": snap.item_ids[j], "score": float(s), "rank": r}

@@ -194,7 +194,7 @@ class BulkImport:
     # -- rows ------------------------------------------------------------------------------
     def _bar(self, desc: str, total: int | None) -> tqdm:
         return tqdm(total=total, desc=f"{desc} (to import)", unit=" rows", unit_scale=True,
-                    disable=not self.progress, mininterval=0.5)
+                    disable=not self.progress, mininterval=0.5, leave=False)  # the report is the final line
 
     def _bad(self, err: BadRowError, report: LoadReport) -> None:
         report.add_bad(err)

@@ -143,7 +143,8 @@ def load(writer: GraphWriter, root: Path, with_kg: bool = True) -> list[LoadRepo
         rep.written += writer.store.write_many([("load/kg_links", None, {"rows": link_rows})])[0]["relationships_created"]
         rep.rows += len(link_rows)
         batch: list[dict[str, str]] = []
-        with tqdm(desc="kg triples", unit=" rows", unit_scale=True, disable=not writer.progress, total=91_631) as bar:
+        with tqdm(desc="kg triples", unit=" rows", unit_scale=True, disable=not writer.progress, total=91_631,
+                  leave=False) as bar:
             for t in triples(root):
                 batch.append(t)
                 if len(batch) >= writer.batch_size:

@@ -261,7 +261,8 @@ class GraphWriter:
         self.progress = progress
 
     def _bar(self, desc: str, total: int | None) -> tqdm:
-        return tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, disable=not self.progress, mininterval=0.5)
+        return tqdm(total=total, desc=desc, unit=" rows", unit_scale=True, disable=not self.progress, mininterval=0.5,
+                    leave=False)  # one bar at a time: the step's report is its final line
 
     def _split_bad(self, batch: list[Item], report: LoadReport) -> list[tuple[Any, Source]]:
         good = []

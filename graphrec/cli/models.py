@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -21,19 +22,24 @@ from graphrec.core.errors import GraphrecError
 @friendly
 def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even if it regresses; train even without new data.")] = False,
               no_pipeline_eval: Annotated[bool, typer.Option("--no-pipeline-eval", help="Skip the offline replay of the request pipeline.")] = False,
-              background: Annotated[bool, typer.Option("--background", help="Start it detached and return at once (log: var/logs/train.log; progress: graphrec status).")] = False) -> None:
+              background: Annotated[bool, typer.Option("--background", help="Start it detached and return at once (log: var/logs/train.log; progress: graphrec status).")] = False,
+              after_api: Annotated[bool, typer.Option("--after-api", help="Wait until the local API (api.port) has finished its start-up warm-up before the export (at most 10 min), so Neo4j serves the API's first answers first.")] = False) -> None:
     """Export, train the GNN (early stopping on validation NDCG@10), evaluate against baselines,
     register, publish to the vector index and promote if it does not regress. Progress goes to
     var/run/train-status.json (``graphrec status``, the API's /readyz)."""
     s = settings()
     if background:  # before importing torch: returns in a second
-        _train_in_background(s, force, no_pipeline_eval)
+        _train_in_background(s, force, no_pipeline_eval, after_api)
         return
     from gnn.lifecycle import run_pipeline
     from gnn.schedule import retrain_lock
     from graphrec.core.progress import StatusWriter
 
     with retrain_lock(s.var_dir), StatusWriter(s.var_dir) as status:
+        if after_api:
+            status.status["stage"] = "waiting for the API's warm-up"
+            waited = wait_for_api(lambda: api_warmed(s.api.port), AFTER_API_LIMIT_S)
+            console.print(f"the API's warm-up: {waited}; training starts")
         out = run_pipeline(s, force=force, evaluate_pipeline=not no_pipeline_eval)
         status.status["version"] = out.get("version")
     if out["status"] == "skipped":
@@ -44,7 +50,47 @@ def train_cmd(force: Annotated[bool, typer.Option("--force", help="Promote even 
                   f"total {out['seconds']}s; report {out['report']}")
 
 
-def _train_in_background(s: Settings, force: bool, no_pipeline_eval: bool) -> None:
+#: ``graphrec train --after-api`` waits at most this long for the API's warm-up, then trains anyway.
+AFTER_API_LIMIT_S = 600.0
+
+
+def api_warmed(port: int, host: str = "127.0.0.1") -> bool | None:
+    """The local API's start-up warm-up from its ``/readyz`` (200 or 503, both say): True when it
+    is over, False while it warms up (or its engine is not created yet), None when no API answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=5) as r:
+            body = r.read()
+    except urllib.error.HTTPError as exc:  # 503: not ready, and the body says why
+        body = exc.read()
+    except OSError:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return "warming" in data and not data["warming"]
+
+
+def wait_for_api(probe: Callable[[], bool | None], limit_s: float, every_s: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> str:
+    """Poll ``probe`` (:func:`api_warmed`) until it says True or ``limit_s`` passed; returns what
+    happened: "over", "still warming after N s", "no API answered in N s"."""
+    t0 = clock()
+    seen = False  # an API answered at least once
+    while True:
+        state = probe()
+        if state:
+            return "over"
+        seen = seen or state is not None
+        if clock() - t0 >= limit_s:
+            return f"still warming after {limit_s:.0f} s" if seen else f"no API answered in {limit_s:.0f} s"
+        sleep(every_s)
+
+
+def _train_in_background(s: Settings, force: bool, no_pipeline_eval: bool, after_api: bool = False) -> None:
     import subprocess
 
     from graphrec.core.progress import pid_path, running_pid
@@ -56,7 +102,7 @@ def _train_in_background(s: Settings, force: bool, no_pipeline_eval: bool) -> No
     log = s.var_dir / "logs" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "graphrec.cli", "train"] + (["--force"] if force else []) \
-        + (["--no-pipeline-eval"] if no_pipeline_eval else [])
+        + (["--no-pipeline-eval"] if no_pipeline_eval else []) + (["--after-api"] if after_api else [])
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)

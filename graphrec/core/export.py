@@ -43,7 +43,7 @@ def export_snapshot(store: GraphStore, page: int = 5000, max_entities: int = 64,
     item_ids: list[str] = []
     contents: list[ItemContent] = []
     after = ""
-    with tqdm(desc="export items", unit=" items", disable=not progress) as bar:
+    with tqdm(desc="export items", unit=" items", disable=not progress, leave=False) as bar:
         while True:
             rows = store.read("export/items", after=after, limit=page, max_entities=max_entities)
             if not rows:
@@ -63,7 +63,7 @@ def export_snapshot(store: GraphStore, page: int = 5000, max_entities: int = 64,
             "kind": _Growing(np.int8), "value": _Growing(np.float32)}
     sessions: list[str | None] = []
     after = ""
-    with tqdm(desc="export interactions", unit=" users", disable=not progress) as bar:
+    with tqdm(desc="export interactions", unit=" users", disable=not progress, leave=False) as bar:
         while True:
             users = store.read("export/users", after=after, limit=page)
             if not users:

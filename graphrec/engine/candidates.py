@@ -17,7 +17,7 @@ from graphrec.core.recs.types import RecFilter
 from graphrec.engine.guard import Guard
 from graphrec.engine.sources import SOURCES
 from graphrec.engine.sources.graph import session_seeds
-from graphrec.engine.state import Serving
+from graphrec.engine.state import WARMING, Serving
 
 log = logging.getLogger("graphrec.engine")
 
@@ -66,7 +66,8 @@ class Candidates:
 
     async def run(self, names: dict[str, float], ctx: SourceContext, ann: AnnFn, timings: dict[str, float],
                   degraded: list[str]) -> dict[str, SourceResult]:
-        """Every source with a positive weight in ``names``, at once: ``{source: candidates}``."""
+        """Every source with a positive weight in ``names``, at once: ``{source: candidates}``,
+        counted in ``stats`` (``graphrec_candidates_total``) unless the warm-up asked."""
         s = self.s
         limit = s.cfg.candidates_per_source
         budget = s.cfg.source_budget_ms / 1000
@@ -79,6 +80,8 @@ class Candidates:
                 ids += session_seeds(ctx)
             if ids:
                 ctx.params["neighbours"].start(ctx.store, ids, budget)
+
+        counted = not WARMING.get()  # the start-up warm-up's requests are not clients' traffic (/metrics)
 
         async def one(name: str) -> tuple[str, SourceResult]:
             t0 = time.perf_counter()
@@ -93,10 +96,12 @@ class Candidates:
             except (TimeoutError, GraphStoreError) as exc:
                 if isinstance(exc, GraphStoreError):
                     degraded.append("neo4j")
-                s.stats[f"late_or_failed.{name}"] = s.stats.get(f"late_or_failed.{name}", 0) + 1
+                if counted:
+                    s.stats[f"late_or_failed.{name}"] = s.stats.get(f"late_or_failed.{name}", 0) + 1
                 res = []
             timings[f"source.{name}"] = (time.perf_counter() - t0) * 1000
-            s.stats[f"candidates.{name}"] = s.stats.get(f"candidates.{name}", 0) + len(res)
+            if counted:
+                s.stats[f"candidates.{name}"] = s.stats.get(f"candidates.{name}", 0) + len(res)
             return name, res
 
         pairs = await asyncio.gather(*(one(n) for n, w in names.items() if w > 0 and (n == "ann" or n in SOURCES)))

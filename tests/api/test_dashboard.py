@@ -28,6 +28,11 @@ graphrec_journal_pending_bytes 512.0
 # TYPE graphrec_degraded_answers_total counter
 graphrec_degraded_answers_total{operation="recommendations",reason="neo4j"} 3.0
 graphrec_degraded_answers_total{operation="similarItems",reason="neo4j"} 1.0
+graphrec_degraded_answers_total{operation="recommendations",reason="stale"} 1.0
+# TYPE graphrec_degraded_responses_total counter
+graphrec_degraded_responses_total{operation="recommendations",reason="neo4j"} 2.0
+graphrec_degraded_responses_total{operation="recommendations",reason="neo4j,stale"} 1.0
+graphrec_degraded_responses_total{operation="similarItems",reason="neo4j"} 1.0
 """
 
 
@@ -46,7 +51,25 @@ def test_from_exposition() -> None:
     assert d["candidates"]["ann"] == {"count": 300.0, "share": 0.75}
     assert d["cache_hit_ratio"]["results"] == pytest.approx(0.3)
     assert d["journal_pending_bytes"] == 512.0
-    assert d["degraded"] == {"neo4j": 4.0} and d["degraded_total"] == 4.0
+    # Degraded answers are counted once each (graphrec_degraded_responses_total): the answer
+    # degraded by "neo4j" and "stale" is one answer, not two (the per-reason counter says 5).
+    assert d["degraded"] == {"neo4j": 3.0, "neo4j,stale": 1.0} and d["degraded_total"] == 4.0
+
+
+def test_a_degraded_answer_is_counted_once_with_its_reasons() -> None:
+    from api import metrics as M
+    from api.app import _observe
+    from graphrec.core.recs.types import RecResult
+
+    def once(reason: str) -> float:
+        return M.REGISTRY.get_sample_value("graphrec_degraded_responses_total",
+                                           {"operation": "rerank", "reason": reason}) or 0.0
+
+    before = once("neo4j,stale"), once("vectors")
+    _observe("rerank", RecResult([], True, None, "r1", ("neo4j", "stale"), {}))
+    _observe("rerank", RecResult([], True, None, "r2", ("vectors",), {}))
+    _observe("rerank", RecResult([], False, None, "r3", (), {}))
+    assert (once("neo4j,stale") - before[0], once("vectors") - before[1]) == (1.0, 1.0)
 
 
 @pytest.mark.integration

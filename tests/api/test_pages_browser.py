@@ -170,79 +170,141 @@ def test_neo4j_browser_opens_the_guide_and_captions_items_by_title(tmp_path: Pat
         assert client["client.allow_telemetry"] == "false"  # no usage banner, no usage data
 
 
-def test_dashboard_shows_the_numbers_of_metrics(api: Any, tmp_path: Path) -> None:
-    """/dashboard renders, from the same collectors as /metrics: after some traffic, the request
-    counts, candidate shares, cache hit ratios and journal backlog on the page are those of a
-    /metrics scrape taken at the same moment; a registered version and its learning curve show."""
+def _fmt(v: float | None, d: int = 0) -> str:
+    """The page's number format (``fmt`` in dashboard.html: en-US grouping, ``d`` decimals)."""
+    return "–" if v is None else f"{v:,.{d}f}"
+
+
+def expected_dashboard(metrics: str, versions: list[Any]) -> dict[str, Any]:
+    """Every number the dashboard should show, computed here from a /metrics scrape (and the
+    registry's versions), independently of api/dashboard.py but for the quantile rule, which
+    tests/api/test_dashboard.py checks against Prometheus' ``histogram_quantile``."""
+    from collections import defaultdict
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from api.dashboard import histogram_quantile
+
+    samples = [x for fam in text_string_to_metric_families(metrics) for x in fam.samples]
+    buckets: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for x in samples:
+        if x.name == "graphrec_request_seconds_bucket":
+            buckets[x.labels["operation"]].append((float(x.labels["le"]), x.value))
+    latency = []
+    for op, b in buckets.items():
+        ms = [histogram_quantile(q, b) for q in (0.5, 0.95, 0.99)]
+        latency.append([op, _fmt(max(c for _, c in b))] + [_fmt(None if v is None else round(1000 * v, 2), 1) for v in ms])
+    cands = {x.labels["source"]: x.value for x in samples if x.name == "graphrec_candidates_total"}
+    total = sum(cands.values())
+    degraded: dict[str, float] = defaultdict(float)
+    for x in samples:
+        if x.name == "graphrec_degraded_responses_total":
+            degraded[x.labels["reason"]] += x.value
+    errors = {x.labels["code"]: x.value for x in samples if x.name == "graphrec_errors_total"}
+    one = {x.name: x.value for x in samples if x.name in ("graphrec_journal_pending_bytes", "graphrec_requests_shed_total")}
+
+    def rows(r: list[list[str]]) -> list[list[str]]:
+        return sorted(r) or [["none yet"]]
+
+    return {
+        "latency": rows(latency),
+        "sources": rows([[s, _fmt(n), f"{100 * n / total:,.1f} %", ""] for s, n in cands.items()]),
+        "caches": rows([[x.labels["cache"], f"{100 * x.value:,.1f} %"] for x in samples if x.name == "graphrec_cache_hit_ratio"]),
+        "degraded": rows([[r, _fmt(n)] for r, n in degraded.items()]),
+        "errors": rows([[c, _fmt(n)] for c, n in errors.items()]),
+        "models": rows([[v.id, "live" if v.status == "live" else v.status, _fmt(v.metrics.get("ndcg@10"), 4),
+                         _fmt(v.metrics.get("recall@100"), 4), _fmt(v.training_seconds)] for v in versions]),
+        "degraded-total": _fmt(sum(degraded.values())),
+        "journal": _fmt(one.get("graphrec_journal_pending_bytes", 0.0)) + " bytes",
+        "shed": _fmt(one.get("graphrec_requests_shed_total", 0.0)) + " requests shed (503 OVERLOADED)",
+        "samples": samples,
+    }
+
+
+SHOWN = """() => ({
+  ...Object.fromEntries([...document.querySelectorAll('main table')].map(t => [t.id,
+      [...t.querySelectorAll('tr')].slice(1).map(tr => [...tr.children].map(c => c.textContent.trim()))])),
+  ...Object.fromEntries(['degraded-total', 'journal', 'shed', 'training'].map(id => [id, document.getElementById(id).textContent])),
+})"""
+
+
+def test_dashboard_shows_the_numbers_of_metrics(tmp_path: Path) -> None:
+    """/dashboard of a server with a trained (small) model after realistic traffic: every number on
+    the page (request counts and latency percentiles per operation, candidate counts and shares,
+    cache hit ratios, degraded answers, journal backlog, errors, requests shed, the versions'
+    metrics) is the one a /metrics scrape taken at the same moment says (the versions': the
+    registry's); the learning curve shows. The screenshot in docs/img/ is this page."""
+    import random
+
     import httpx
-    from neo4j import RoutingControl
 
-    from gnn.evaluate import plot_learning_curve
+    from gnn.lifecycle import run_pipeline
+    from gnn.neighbours import refresh
+    from graphrec.core.export import export_snapshot
+    from graphrec.core.gnn_config import GNNConfig
+    from graphrec.core.graph import schema
     from graphrec.core.graph.store import GraphStore
-    from graphrec.core.registry import Registry, new_version_id
+    from graphrec.core.progress import describe, read_status
+    from graphrec.core.registry import Registry
+    from graphrec.testing import own_neo4j
+    from loaders.synthetic import SyntheticCatalog, SyntheticSpec
+    from loaders.writer import GraphWriter
 
-    s = demo_settings(api)
-    with GraphStore.from_settings(s) as store:
-        reg = Registry(store, s.var_dir / "models")  # where every process looks for artifacts
-        vid = new_version_id("gnn")
-        reg.register("gnn", vid, seed=42, config={}, metrics={"ndcg@10": 0.1234, "recall@100": 0.5678},
-                     snapshot={}, training_seconds=12.0)
-        plot_learning_curve([{"epoch": e, "loss": 1.0 / e, "val_ndcg@10": 0.05 * e} for e in range(1, 6)],
-                            reg.artifact_dir(vid) / "learning_curve.png")
-        # (not promoted: a live version needs its embeddings, which only training writes)
-    try:
+    small = GNNConfig(dim=16, hidden=32, epochs=3, patience=3, batch_users=64, walks_per_item=20, neighbors=5,
+                      easy_negatives=8, hard_negatives_max=2, hard_negative_ranks=(5, 50), examples_per_user=1)
+    spec = SyntheticSpec(users=150, items=120, interactions=4000, categories=6, seed=5)
+    with own_neo4j(tmp_path / "dashboard") as s:
+        s = s.model_copy(update={
+            "gnn": small, "training": s.training.model_copy(update={"tolerance": 1.0, "refit_full": False}),
+            "api": s.api.model_copy(update={"anonymous_read": True, "rate_limit_per_s": 1000.0, "rate_limit_burst": 2000,
+                                            "cost_per_window": 10**12})})
+        with GraphStore.from_settings(s) as store:
+            schema.apply(store)
+            cat = SyntheticCatalog(spec)
+            w = GraphWriter(store, batch_size=2000, progress=False)
+            w.users(cat.users())
+            w.items(cat.items())
+            w.interactions(cat.interactions())
+            refresh(store, export_snapshot(store, progress=False), s.interactions.score_weights, k=10, progress=False)
+        out = run_pipeline(s, progress=False, evaluate_pipeline=False)
+        assert out["status"] == "promoted", out
         with live_server(create_app(s)) as url, chromium_page(1400, 1100) as (page, watch):
-            q = {"query": '{ recommendations(userId: "alice", first: 3) { items { rank } } }'}
-            for user in ("alice", "bob", "carol", "alice"):
-                q["query"] = q["query"].replace("alice", user)
-                assert httpx.post(url + "/graphql", json=q).status_code == 200
-            assert httpx.post(url + "/graphql", json={"query": "{ nope }"}).status_code == 200  # an error
+            # Traffic as a demo sees it: users' feeds (some asked twice: result-cache hits),
+            # similar items, a few bad queries.
+            rnd = random.Random(7)
+            with httpx.Client(base_url=url, timeout=30) as http:
+                for _ in range(120):
+                    u = f"u{rnd.randrange(spec.users)}"
+                    q = f'{{ recommendations(userId: "{u}", first: 10) {{ items {{ rank }} }} }}'
+                    assert http.post("/graphql", json={"query": q}).status_code == 200
+                for _ in range(40):
+                    q = f'{{ similarItems(itemId: "i{rnd.randrange(spec.items)}", first: 5) {{ items {{ rank }} }} }}'
+                    assert http.post("/graphql", json={"query": q}).status_code == 200
+                for _ in range(3):
+                    assert http.post("/graphql", json={"query": "{ nope }"}).status_code == 200
             page.goto(url + "/dashboard", wait_until="networkidle")
-            page.wait_for_selector(f"#models td:text-is('{vid}')", timeout=20_000)
+            page.wait_for_selector(f"#models td:text-is('{out['version']}')", timeout=20_000)
             page.wait_for_selector("#curves img", timeout=20_000)
             import time as _t
 
             _t.sleep(2.5)  # the engine's gauges are refreshed every second
             before = page.get_attribute("body", "data-refreshed")
             page.wait_for_function(f"() => document.body.dataset.refreshed !== '{before}'", timeout=10_000)
-            metrics = httpx.get(url + "/metrics").text
-            shown = {row[0]: row[1:] for row in page.evaluate(
-                "() => [...document.querySelectorAll('main table tr')].map(tr => [...tr.children].map(c => c.textContent.trim()))")
-                if row}
-            journal = page.text_content("#journal")
-            training = page.text_content("#training")
+            metrics = httpx.get(url + "/metrics").text  # no traffic between the page's refresh and this scrape
+            shown = page.evaluate(SHOWN)
             IMG.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(IMG / "dashboard.png"), full_page=True)
             watch.assert_clean()
-    finally:
         with GraphStore.from_settings(s) as store:
-            store.run_text("MATCH (m:ModelVersion) DETACH DELETE m", routing=RoutingControl.WRITE)
-    from prometheus_client.parser import text_string_to_metric_families
-
-    samples = [x for fam in text_string_to_metric_families(metrics) for x in fam.samples]
-    requests = {x.labels["operation"]: x.value for x in samples if x.name == "graphrec_requests_total"
-                and x.labels["status"] == "200"}
-    assert requests.get("recommendations", 0) >= 4
-    counts = {x.labels["operation"]: x.value for x in samples if x.name == "graphrec_request_seconds_count"}
-    for op, n in counts.items():
-        assert shown[op][0] == f"{n:,.0f}", (op, shown[op], n)
-    cands = {x.labels["source"]: x.value for x in samples if x.name == "graphrec_candidates_total"}
-    total = sum(cands.values())
-    assert total > 0
-    for src, n in cands.items():
-        assert shown[src][:2] == [f"{n:,.0f}", f"{100 * n / total:.1f} %"], (src, shown[src])
-    for x in samples:
-        if x.name == "graphrec_cache_hit_ratio":
-            assert shown[x.labels["cache"]] == [f"{100 * x.value:.1f} %"]
-        if x.name == "graphrec_journal_pending_bytes":
-            assert journal == f"{x.value:,.0f} bytes"
-    assert shown[vid][:4] == ["candidate", "0.1234", "0.5678", "12"]
-    # The error counters are the process's (earlier tests in the session count too): the page
-    # shows what /metrics says, and at least the one error sent above.
-    errors = {x.labels["code"]: x.value for x in samples if x.name == "graphrec_errors_total"}
-    assert errors.get("BAD_USER_INPUT", 0) >= 1
-    for code, n in errors.items():
-        assert shown[code] == [f"{n:,.0f}"], (code, shown[code], n)
-    from graphrec.core.progress import describe, read_status
-
-    assert training == describe(read_status(s.var_dir))  # graphrec train's progress line
+            versions = Registry(store, s.var_dir / "models").list("gnn", 10)
+        want = expected_dashboard(metrics, versions)
+        for table in ("latency", "sources", "caches", "degraded", "errors"):
+            assert sorted(shown[table]) == want[table], (table, shown[table], want[table])
+        assert sorted(row[:5] for row in shown["models"]) == want["models"], shown["models"]
+        for one in ("degraded-total", "journal", "shed"):
+            assert shown[one] == want[one], (one, shown[one], want[one])
+        # The traffic shows: both operations counted, every source with candidates, a live model.
+        requests = {x.labels["operation"]: x.value for x in want["samples"] if x.name == "graphrec_requests_total"}
+        assert requests["recommendations"] >= 120 and requests["similarItems"] >= 40  # (the process's counters)
+        assert len(shown["sources"]) >= 3 and ["live"] == [r[1] for r in shown["models"] if r[0] == out["version"]]
+        assert shown["training"] == describe(read_status(s.var_dir))  # graphrec train's progress line
