@@ -134,7 +134,7 @@ def make_ops(users: int, items: int, seed: int, token: str | None, run: str, ids
 
 def cache_lookups(port: int) -> dict[tuple[str, str], float]:
     """The API's result-cache lookups so far, summed over its workers: (operation, hit|miss) -> n."""
-    return parse_cache_lookups(httpx.get(f"http://{HOST}:{port}/metrics", timeout=10, headers={"Connection": "close"}).text)
+    return parse_cache_lookups(httpx.get(f"http://{HOST}:{port}/metrics", timeout=60, headers={"Connection": "close"}).text)
 
 
 def parse_cache_lookups(text: str) -> dict[tuple[str, str], float]:

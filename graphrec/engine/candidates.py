@@ -76,9 +76,14 @@ class Candidates:
         return [Candidate(i, sc, "ann") for i, sc in found]
 
     def exact_answers(self, sims: np.ndarray | None, f: RecFilter) -> bool:
-        """Does :meth:`ann` answer from ``sims`` in memory (see there)?"""
-        m = self.s.model
-        return (sims is not None and m is not None and len(sims) == len(m.item_ids)
+        """Does :meth:`ann` answer from ``sims`` in memory (see there)? Only while the vector index
+        is healthy, or when there is none: an index that is failing or not open yet goes through
+        its breaker as before (the answer says ``vectors``, and requests probe its recovery)."""
+        s = self.s
+        m = s.model
+        healthy = (s.vectors is None and s.open_vectors is None) or (
+            s.vectors is not None and s.vector_breaker.state == "closed")
+        return (healthy and sims is not None and m is not None and len(sims) == len(m.item_ids)
                 and not (f.categories or f.exclude_categories or f.year_min is not None or f.year_max is not None))
 
     def exact(self, sims: np.ndarray, limit: int, f: RecFilter, exclude: set[str]) -> Ranked:
