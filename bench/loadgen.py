@@ -27,6 +27,7 @@ class Outcome:
     status: dict[int, int] = field(default_factory=dict)
     errors: int = 0  # transport errors, non-200, or GraphQL errors
     graphql_errors: int = 0
+    degraded: int = 0  # answers that say "degraded": true (served, but from what was left)
     sent: int = 0
     elapsed_s: float = 0.0
 
@@ -124,6 +125,8 @@ async def open_loop(host: str, port: int, make_request: Callable[[int], bytes], 
             bad = status != 200 or b'"errors"' in body
             if status == 200 and bad:
                 out.graphql_errors += 1
+            if b'"degraded":true' in body or b'"degraded": true' in body:
+                out.degraded += 1
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             bad = True
             out.status[0] = out.status.get(0, 0) + 1

@@ -134,7 +134,7 @@ def make_ops(users: int, items: int, seed: int, token: str | None, run: str, ids
 
 def cache_lookups(port: int) -> dict[tuple[str, str], float]:
     """The API's result-cache lookups so far, summed over its workers: (operation, hit|miss) -> n."""
-    return parse_cache_lookups(httpx.get(f"http://{HOST}:{port}/metrics", timeout=10, headers={"Connection": "close"}).text)
+    return parse_cache_lookups(httpx.get(f"http://{HOST}:{port}/metrics", timeout=60, headers={"Connection": "close"}).text)
 
 
 def parse_cache_lookups(text: str) -> dict[tuple[str, str], float]:
@@ -287,7 +287,7 @@ def main() -> None:
                     hits, misses, ratio = hit_ratio(looked, cache_lookups(port), op)
                     lat = out.latency_ms
                     row = {"op": op, "mode": mode, "rate": rate, "duration_s": a.duration, "requests": out.sent,
-                           "cache_hits": hits, "cache_misses": misses, "cache_hit_ratio": ratio, "errors": out.errors,
+                           "cache_hits": hits, "cache_misses": misses, "cache_hit_ratio": ratio, "errors": out.errors, "degraded": out.degraded,
                            "graphql_errors": out.graphql_errors, "status": out.status,
                            "achieved_rate": round(out.sent / out.elapsed_s, 1), "p50_ms": round(pct(lat, 50), 2),
                            "p99_ms": round(pct(lat, 99), 2), "max_ms": round(max(lat), 2),
@@ -299,6 +299,7 @@ def main() -> None:
                     hr = "-" if ratio is None else f"{ratio:.3f}"
                     print(f"{op:18s} {mode:8s} {rate:5.0f} req/s x {a.duration:.0f}s: p50 {row['p50_ms']:7.2f} ms  "
                           f"p99 {row['p99_ms']:8.2f} ms  max {row['max_ms']:8.2f} ms  cache hits {hr}  errors {row['errors']}  "
+                          f"degraded {row['degraded']}  "
                           f"achieved {row['achieved_rate']} req/s  API {row['api_rss_mb']} MB  Neo4j {row['neo4j_rss_mb']} MB  "
                           f"CPU/request API {row['api_cpu_ms_per_request']} ms Neo4j {row['neo4j_cpu_ms_per_request']} ms", flush=True)
     finally:

@@ -261,13 +261,20 @@ class ApiSettings(BaseModel):
     max_depth: int = 8
     max_aliases: int = 15
     max_tokens: int = 2000
-    rate_limit_per_s: float = 50.0  # token bucket per API key (anonymous: per client address)
-    rate_limit_burst: int = 100
+    # Token bucket per API key (anonymous: per client address), in each worker process. It keeps
+    # one runaway key from taking every worker; the default lets one backend key (a shop's server
+    # calling for all its visitors) use the whole capacity the service is sized for, cached
+    # answers included: far above it, the in-flight limit (503 OVERLOADED) sheds the load anyway.
+    rate_limit_per_s: float = 500.0
+    rate_limit_burst: int = 1000
     key_cache_ttl_s: float = tuning(5.0)  # revocations take effect within this
     # Query cost (api/cost.py: list sizes multiply down nested fields, batches count per entry,
     # aliases add up): per request, and per API key (anonymous: client address) per window.
     max_query_cost: int = 10_000
-    cost_per_window: int = 200_000
+    # Per key and worker process, like the rate limit: room for a backend key's full rate of
+    # recommendations(first: 20) with their items (cost 51 each), not for a stream of queries
+    # near max_query_cost.
+    cost_per_window: int = 2_000_000
     cost_window_s: float = 60.0
     # Requests refused for their credentials (no key, a bad, unknown or revoked key), per client
     # address; past it, 429 without looking the key up. Unknown key ids are remembered this long.

@@ -42,10 +42,28 @@ class Catalog:
     # popular lists' fallback when the window is quiet).
     all_time: list[tuple[str, int]] = field(default_factory=list)
     all_time_by_category: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    # Changes made to ``items`` in place (an upsert through this process): what is derived from
+    # the catalogue and kept (graphrec.engine.candidates) is derived again.
+    edits: int = 0
+    # What requests derive from this catalogue and keep (see derived): name -> (state, value).
+    _derived: dict[str, tuple[tuple[int, int], Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def loaded(self) -> bool:
         return self.refreshed_at > 0
+
+    def derived(self, name: str, build: Callable[[], Any]) -> Any:
+        """``build()``, kept until the catalogue changes (a refresh makes a new catalogue; an
+        upsert in place counts in ``edits``): what every request would otherwise derive again."""
+        state = (self.edits, len(self.items))
+        got = self._derived.get(name)
+        if got is None or got[0] != state:
+            got = self._derived[name] = (state, build())
+        return got[1]
+
+    def unavailable(self) -> frozenset[str]:
+        """The ids of the items known to be unavailable."""
+        return self.derived("unavailable", lambda: frozenset(i for i, it in self.items.items() if not it.available))
 
 
 #: A refresh reads the items upserted since the previous one began, minus this margin (clock skew

@@ -208,9 +208,9 @@ class Engine:
         with run.stage("merge"):
             pool = p.merge(run, by_source, weights)
         with run.stage("rank"):
-            cands = p.rank_step(run, pool)
+            short = p.rank_step(run, pool)
         with run.stage("rules"):
-            chosen = p.apply_rules(run, cands)
+            chosen = p.apply_rules(run, short)
         return p.answer(run, chosen)
 
     async def similar_items(self, item_id: str, first: int = 20, filter: RecFilter | None = None) -> RecResult:

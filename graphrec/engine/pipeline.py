@@ -56,6 +56,7 @@ class Run:
     vec: np.ndarray | None = None
     session_vec: np.ndarray | None = None
     hybrid: np.ndarray | None = None  # the live hybrid's scores of every item, when it ranks this request
+    sims: np.ndarray | None = None  # the user vector's cosine with every item of the live model, when the hybrid ranks
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -115,7 +116,9 @@ class Pipeline:
             run.session_vec = model.session_vector(req.context.session_item_ids, now)
         if self.hybrid_ranks(run.recent, run.vec):
             assert model is not None
-            run.hybrid = model.hybrid_scores(run.recent, run.vec)  # the hybrid source's and the rank's
+            # Once per request: the hybrid's gnn component and the ANN source's exact search.
+            run.sims = model.emb @ run.vec if run.vec is not None else None
+            run.hybrid = model.hybrid_scores(run.recent, run.vec, run.sims)  # the hybrid source's and the rank's
         weights = dict(cfg.sources.get(req.surface.value, cfg.sources["HOME_FEED"]))
         if not run.recent:  # cold start: popular (narrowed by stated preferences), fresh, content of nothing
             weights = cold_start_weights(weights)
@@ -128,10 +131,10 @@ class Pipeline:
                                     # the hybrid source (graphrec.core.recs.hybrid) scores from these
                                     "model": model, "recent": run.recent, "user_vector": run.vec, "exclude": run.excluded,
                                     "hybrid_scores": run.hybrid})
-        vec, excluded = run.vec, run.excluded
+        vec, excluded, sims = run.vec, run.excluded, run.sims
         by_source = await self.candidates.run(
-            weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, req.filter, run.degraded, excluded),
-            run.timings, run.degraded)
+            weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, req.filter, run.degraded, excluded, sims),
+            run.timings, run.degraded, ann_inline=self.candidates.exact_answers(sims, req.filter))
         return by_source, weights
 
     def merge(self, run: Run, by_source: dict[str, SourceResult], weights: dict[str, float]) -> Pool:
@@ -141,25 +144,32 @@ class Pipeline:
         rules.downweight_consumed(pool.pos, pool.fused, run.consumed)
         return pool
 
-    def rank_step(self, run: Run, pool: Pool) -> list[rules.Scored]:
+    def rank_step(self, run: Run, pool: Pool) -> Shortlist:
         """Every candidate scored at once (the hybrid, the learned ranker, or fusion plus embedding
         similarity), promotions applied; then, best first, those that pass the request's filter
         and were not consumed, as many as the diversity step looks at."""
         s, req = self.s, run.req
-        exclude = req.surface.value in s.cfg.exclude_consumed
+        ids, excluded = pool.ids, run.excluded  # excluded: the consumed items this surface leaves out
+        if rules.availability_only(req.filter):  # the common filter: one set of unavailable items, kept
+            gone = s.catalog.unavailable() if req.filter.available_only else frozenset()
 
-        def allowed(p: int) -> bool:
-            i = pool.ids[p]
-            return not rules.consumed_excluded(run.consumed.get(i), exclude) and rules.passes_filter(s.catalog.items.get(i), req.filter)
+            def allowed(p: int) -> bool:
+                i = ids[p]
+                return i not in excluded and i not in gone
+        else:
+            def allowed(p: int) -> bool:
+                i = ids[p]
+                return i not in excluded and rules.passes_filter(s.catalog.items.get(i), req.filter)
 
         return self.best(pool, allowed, rules.pool_size(run.first), run.vec, run.session_vec, run.recent, run.clock,
                          run.hybrid, rules.active_promotions(s.cfg.promotions))
 
     def best(self, pool: Pool, allowed: Callable[[int], bool], wanted: int, vec: np.ndarray | None,
              session_vec: np.ndarray | None, recent: History, now: float, hybrid: np.ndarray | None = None,
-             promoted: dict[str, float] | None = None) -> list[rules.Scored]:
+             promoted: dict[str, float] | None = None) -> Shortlist:
         """The ``wanted`` best candidates of ``pool`` at the positions ``allowed`` says, by
-        :meth:`rank_scores` (``promoted``: item -> boost, multiplied in), best first."""
+        :meth:`rank_scores` (``promoted``: item -> boost, multiplied in), best first, as columns
+        (their records are built for the items chosen only: :meth:`Shortlist.records`)."""
         if ranker_usable(self.s):  # its features are per candidate: it scores the allowed ones only
             keep = [p for p in range(len(pool)) if allowed(p)]
             scores = np.full(len(pool), -np.inf)
@@ -171,22 +181,18 @@ class Pipeline:
         promoted = promoted or {}
         rules.promote(pool.pos, scores, promoted)
         top: list[int] = []
-        for p in np.argsort(-scores, kind="stable").tolist():  # best first; ties: the merge's order
-            if not np.isfinite(scores[p]):
-                break
+        order = np.argsort(-scores, kind="stable")  # best first; ties: the merge's order
+        bad = np.flatnonzero(~np.isfinite(scores[order]))
+        for p in (order[:bad[0]] if len(bad) else order).tolist():  # up to the first score that is not finite
             if allowed(p):
                 top.append(p)
                 if len(top) >= wanted:
                     break
-        cands = pool.scored(top, scores)
-        for c in cands:
-            if c.item_id in promoted:
-                c.sources.setdefault("promotion", (promoted[c.item_id], 0))
-        return cands
+        return Shortlist(pool, top, scores, promoted)
 
-    def apply_rules(self, run: Run, cands: list[rules.Scored]) -> list[rules.Scored]:
+    def apply_rules(self, run: Run, short: Shortlist) -> list[rules.Scored]:
         """MMR diversity with the category cap, seeded exploration; nothing left: the popular list."""
-        chosen = self.finish(cands, run.first, run.req, run.consumed, run.excluded)
+        chosen = self.finish(short, run.first, run.req, run.consumed, run.excluded)
         if not chosen:  # nothing survived: the in-memory popular list, filtered
             chosen = self.popular_fallback(run.first, run.req.filter, run.excluded)
             if not self.s.catalog.loaded:
@@ -257,8 +263,10 @@ class Pipeline:
         for c, x in zip(cands, scores.tolist(), strict=True):
             c.score = x
 
-    def finish(self, cands: list[rules.Scored], first: int, req: RecRequest, consumed: Consumed,
+    def finish(self, short: Shortlist, first: int, req: RecRequest, consumed: Consumed,
                excluded: set[str]) -> list[rules.Scored]:
+        """:func:`graphrec.core.recs.rules.finish` on the shortlist's columns: the records of the
+        items chosen only."""
         s, cfg = self.s, self.s.cfg
 
         def cats(i: str) -> tuple[str, ...]:
@@ -268,11 +276,18 @@ class Pipeline:
         emb = s.model.vector_of if s.model else None
         exploration = None
         if req.context.explore and cfg.explore_epsilon > 0 and req.surface is Surface.HOME_FEED:
-            exploration = rules.Exploration(
-                rules.exploration_pool((i for i, _ in s.catalog.popular), consumed, excluded,
-                                       lambda i: rules.passes_filter(s.catalog.items.get(i), req.filter)),
-                rules.exploration_seed(s.settings.seed, req.user_id, s.now(req.context)))
-        return rules.finish(cands, first, cfg, cats, emb, exploration)
+            cat = s.catalog
+            if rules.availability_only(req.filter):  # the common filter: what passes it, kept per catalogue
+                popular = cat.derived(f"popular_passing:{req.filter.available_only}", lambda: [
+                    i for i, _ in cat.popular[:rules.EXPLORATION_POOL] if rules.passes_filter(cat.items.get(i), req.filter)])
+                pool = [i for i in popular if i not in consumed and i not in excluded]
+            else:
+                pool = rules.exploration_pool((i for i, _ in cat.popular), consumed, excluded,
+                                              lambda i: rules.passes_filter(cat.items.get(i), req.filter))
+            exploration = rules.Exploration(pool, rules.exploration_seed(s.settings.seed, req.user_id, s.now(req.context)))
+        vectors = s.model.vectors_of if s.model else None
+        return rules.finish_columns(short.ids(), short.top_scores(), short.records, first, cfg, cats, emb, exploration,
+                                    vectors)
 
     def popular_fallback(self, first: int, f: RecFilter, excluded: set[str]) -> list[rules.Scored]:
         out: list[rules.Scored] = []
@@ -296,6 +311,37 @@ class Pipeline:
 
     def explain(self, c: rules.Scored, rank: int, recent: History, req: RecRequest) -> Recommendation:
         return explain.recommendation(c, rank, recent, req, self.s.catalog)
+
+
+@dataclass
+class Shortlist:
+    """The best candidates of a pool, best first, as columns: ``pos`` (their positions in
+    ``pool``) and ``scores`` (the rank score of every pool position); ``promoted``: item -> its
+    boost. Records (:class:`~graphrec.core.recs.rules.Scored`) only for the items asked for."""
+
+    pool: Pool
+    pos: list[int]
+    scores: np.ndarray
+    promoted: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def ids(self) -> list[str]:
+        ids = self.pool.ids
+        return [ids[p] for p in self.pos]
+
+    def top_scores(self) -> np.ndarray:
+        return self.scores[self.pos]
+
+    def records(self, which: list[int]) -> list[rules.Scored]:
+        """The candidates at shortlist positions ``which``, as records, their promotion (if any)
+        among their sources."""
+        cands = self.pool.scored([self.pos[k] for k in which], self.scores)
+        for c in cands:
+            if c.item_id in self.promoted:
+                c.sources.setdefault("promotion", (self.promoted[c.item_id], 0))
+        return cands
 
 
 def _anything(_: int) -> bool:

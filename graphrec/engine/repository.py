@@ -93,6 +93,7 @@ class Repository:
         # Known to this process at once (recordInteraction, filters), not at the next catalogue refresh.
         s.catalog.items[item.id] = CatalogItem(item.id, item.title, item.year, item.available, item.created_at,
                                                item.categories, item.interactions)
+        s.catalog.edits += 1
         return item
 
     async def upsert_user(self, data: dict[str, Any]) -> User:

@@ -76,10 +76,11 @@ class Surfaces:
                 by_source = {"popular": await SOURCES["popular"](ctx, cfg.candidates_per_source)}
                 weights = {"popular": 1.0}
         pool = Pool(by_source, weights)
-        cands = self.p.best(pool, lambda p: pool.ids[p] != item_id and rules.passes_filter(s.catalog.items.get(pool.ids[p]), f),
-                          rules.pool_size(first), vec, None, [], s.catalog.now)
+        short = self.p.best(pool, lambda p: pool.ids[p] != item_id and rules.passes_filter(s.catalog.items.get(pool.ids[p]), f),
+                            rules.pool_size(first), vec, None, [], s.catalog.now)
         cats = lambda i: s.catalog.items[i].categories if i in s.catalog.items else ()  # noqa: E731
-        chosen = rules.diversify(cands, first, max(cfg.mmr_lambda, 0.95), 0, cats, None)
+        chosen = short.records(rules.diversify_order(short.ids(), short.top_scores(), first, max(cfg.mmr_lambda, 0.95), 0,
+                                                     cats, None))
         req = RecRequest(None, Surface.SIMILAR_ITEMS, first, f)
         items = [self.p.explain(c, k + 1, [], req) for k, c in enumerate(chosen)]
         timings["total"] = (time.perf_counter() - t_start) * 1000

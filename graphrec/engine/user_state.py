@@ -21,6 +21,7 @@ from __future__ import annotations
 import marshal
 import time
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from graphrec.core.errors import GraphStoreError
@@ -36,7 +37,8 @@ USER_STATE_MAX_BYTES = 32_768
 NO_STAMP = -1.0
 
 History = list[dict[str, Any]]
-Consumed = dict[str, set[str]]
+#: Consumed item -> the types of its interactions (frozensets as held: see :meth:`UserStates.keep`).
+Consumed = dict[str, AbstractSet[str]]
 
 
 class Sync:
@@ -109,7 +111,7 @@ class UserStates:
         if not rows:
             s.user_states.discard(user_id)
             return [], {}
-        consumed = {c["item_id"]: set(c["types"]) for c in rows[0]["consumed"]}
+        consumed: Consumed = {c["item_id"]: frozenset(c["types"]) for c in rows[0]["consumed"]}
         recent = list(rows[0]["recent"])
         stamp = NO_STAMP if rows[0].get("stamp") is None else float(rows[0]["stamp"])
         self.keep(user_id, recent, consumed, stamp, self.sync_state.servable(user_id, stamp, gen))
@@ -120,8 +122,15 @@ class UserStates:
         s = self.s
         if s.cfg.user_state_cache_size <= 0:
             return
+        # Each consumed item's types as a frozenset, one object per distinct set: marshal writes
+        # it once and reads it back shared, so a request's unpack builds no set per item.
+        shared: dict[frozenset[str], frozenset[str]] = {}
+        types = {}
+        for i, t in consumed.items():
+            fs = frozenset(t)
+            types[i] = shared.setdefault(fs, fs)
         try:
-            packed = marshal.dumps(([dict(h) for h in recent], {i: sorted(t) for i, t in consumed.items()}))
+            packed = marshal.dumps(([dict(h) for h in recent], types))
         except ValueError:  # a property of a type marshal does not know: not kept
             s.user_states.discard(user_id)
             return
@@ -136,14 +145,12 @@ class UserStates:
         read with, so the next poll (which sees this write's stamp) has it read again from Neo4j."""
         if (known := self.s.user_states.peek(row.user_id)) is None:
             return
-        recent, consumed = marshal.loads(known[0])
-        consumed.setdefault(row.item_id, [])
-        if row.type.value not in consumed[row.item_id]:
-            consumed[row.item_id].append(row.type.value)
+        recent, consumed = unpack(known[0])
+        consumed[row.item_id] = frozenset(consumed.get(row.item_id, ())) | {row.type.value}
         recent = [{"item_id": row.item_id, "type": row.type.value, "ts": row.ts, "value": row.value}, *recent]
         recent.sort(key=lambda h: -h["ts"])  # newest first, as read, also for an event recorded late
         del recent[self.s.cfg.history:]
-        self.keep(row.user_id, recent, {i: set(t) for i, t in consumed.items()}, known[1], known[2])
+        self.keep(row.user_id, recent, consumed, known[1], known[2])
 
     async def sync(self) -> int:
         """One poll of the users whose history changed since the last (``repo/users_changed``):
@@ -169,7 +176,7 @@ class UserStates:
 
 def unpack(packed: bytes) -> tuple[History, Consumed]:
     recent, consumed = marshal.loads(packed)
-    return list(recent), {i: set(t) for i, t in consumed.items()}
+    return list(recent), consumed
 
 
 def stale(held: Any, changed: Iterable[tuple[Any, float | None]]) -> int:

@@ -79,3 +79,23 @@ def test_validation_rules_are_built_once_so_the_cache_hits() -> None:
 @pytest.mark.parametrize("query", ["{ __schema { types { name } } }", "{ __typename }"])
 def test_fields_outside_the_schema_cost_nothing(query: str) -> None:
     assert cost(query) == 0
+
+
+def test_the_default_limits_let_one_backend_key_use_the_target_rate() -> None:
+    # Issue 24: one backend key asking recommendations(first: 20) at the service's target rate
+    # (200 req/s), all of it through one worker (the worst case), for two windows: never a 429.
+    # The old defaults (50/s, burst 100; 200,000 cost per minute) refused it within a second.
+    cfg = ApiSettings()
+    rate = 200
+    each = cost('{ recommendations(userId: "u", first: 20) { requestId degraded items { rank score item { id title } } } }')
+    limiter = RateLimiter(cfg.rate_limit_per_s, cfg.rate_limit_burst)
+    budget = CostBudget(cfg.cost_per_window, cfg.cost_window_s)
+    seconds = 2 * cfg.cost_window_s
+    refused = [k for k in range(int(rate * seconds)) if not (
+        limiter.allow("backend", now=k / rate) and budget.buckets.allow("backend", now=k / rate, n=float(each)))]
+    assert refused == []
+    # A runaway key at ten times the limit is still refused, most of its requests.
+    runaway = 10 * cfg.rate_limit_per_s
+    n = int(runaway * 10)
+    allowed = sum(limiter.allow("runaway", now=k / runaway) for k in range(n))
+    assert allowed <= cfg.rate_limit_burst + cfg.rate_limit_per_s * 10 + 1 < n / 5

@@ -143,3 +143,41 @@ def test_the_docs_give_the_neo4j_breaker_s_probe_expiry_the_code_uses(tmp_path: 
     serving = Serving.create(s.model_copy(update={"neo4j": n}), store=None)  # type: ignore[arg-type]
     assert serving.neo4j_breaker.probe_timeout_s == 2 * 7.0 + 4 * 3.0
     assert serving.neo4j_breaker.reset_s == s.engine.breaker_reset_s
+
+
+def test_the_ann_source_answers_from_the_hybrid_s_cosines_as_the_exact_search_would(tmp_path: Path) -> None:
+    # Issue 24: when the hybrid ranks a request, the ANN source takes its best from the user
+    # vector's cosines the hybrid computed (no index round): the exact search's answer, minus
+    # unavailable and excluded items, while the index is healthy; a failing index goes through
+    # its breaker as before (the answer says "vectors"), and a filter the catalogue cannot answer
+    # from one set (categories, years) goes to the index.
+    from graphrec.core.config import Settings
+    from graphrec.core.recs.model import LiveModel
+    from graphrec.engine.candidates import Candidates
+    from graphrec.engine.catalog import Catalog
+    from graphrec.engine.guard import Guard
+    from graphrec.engine.state import Serving
+
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(30, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ids = [f"i{k}" for k in range(30)]
+    serving = Serving.create(Settings(var_dir=tmp_path), store=None)  # type: ignore[arg-type]
+    serving.model = LiveModel("v", ids, emb)
+    serving.catalog = Catalog(items={i: _item(i, available=i != "i7") for i in ids})
+    cands = Candidates(serving, Guard(serving))
+    vec = emb[3] + 0.5 * emb[7]
+    vec = vec / np.linalg.norm(vec)
+    sims = serving.model.emb @ vec
+    exact = [i for i, _ in serving.model.nearest(vec, 30) if i not in {"i7", "i3"}][:10]
+    got = cands.exact(sims, 10, RecFilter(), {"i3"})
+    assert got.ids == exact and "i7" not in got.ids
+    np.testing.assert_allclose(got.scores, [sims[ids.index(i)] for i in exact], rtol=1e-6)
+    assert cands.exact_answers(sims, RecFilter())  # no index configured: memory is the search
+    assert not cands.exact_answers(sims, RecFilter(categories=("A",)))
+    assert not cands.exact_answers(None, RecFilter())
+    serving.vectors = object()  # an index, healthy: still memory ...
+    assert cands.exact_answers(sims, RecFilter())
+    for _ in range(serving.cfg.breaker_failures):  # ... failing: through its breaker
+        serving.vector_breaker.failure()
+    assert not cands.exact_answers(sims, RecFilter())

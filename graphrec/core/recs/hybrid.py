@@ -37,13 +37,14 @@ Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend`` and ``s
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from graphrec.core.recs.candidate import Candidate
+from graphrec.core.recs.candidate import Candidate, Ranked
 
 COMPONENTS = ("gnn", "ease", "breadth", "trans", "trend", "stage")
 COLD_COMPONENTS = ("trend", "stage")
@@ -107,6 +108,8 @@ class HybridScorer:
     cold_weights: dict[str, float] = field(default_factory=dict)
     #: the cold ranking, the same for every new user of this version: computed once (cold_row)
     _cold: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    #: the standardised rows of the components that do not depend on the user (see _z_const)
+    _zs: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, artifact_dir: str | Path) -> HybridScorer | None:
@@ -152,33 +155,54 @@ class HybridScorer:
         return out
 
     def scores(self, recent: list[dict[str, Any]], index: dict[str, int], vec: np.ndarray | None,
-               emb: np.ndarray | None) -> np.ndarray:
+               emb: np.ndarray | None, sims: np.ndarray | None = None) -> np.ndarray:
         """Hybrid scores of every item for one user: ``recent`` is their history as the engine
         reads it (``{item_id, type, ts, ...}``), ``index`` maps item ids to rows, ``vec`` the
-        user vector (None: cold) and ``emb`` the live item embeddings."""
+        user vector (None: cold) and ``emb`` the live item embeddings; ``sims``: ``emb @ vec``
+        when the caller has it already (the engine's ANN source takes its best from the same)."""
         p = self.params
         pos = sorted((-(h.get("ts") or 0.0), index[h["item_id"]]) for h in recent
                       if h.get("type") not in NOT_POSITIVE and h.get("item_id") in index)
-        items: list[int] = []
-        for _, k in pos:  # newest first; an item seen several times counts at its newest
-            if k not in items:
-                items.append(k)
+        items = list(dict.fromkeys(k for _, k in pos))  # newest first; an item seen several times counts at its newest
         items = items[: int(p.get("history", 50))]
         n = len(self.trend)
         if not items:
             return self.cold_row().copy()
         ranks = np.arange(len(items))
-        comps: dict[str, np.ndarray] = {"trend": self.trend[None, :]}
-        comps["ease"] = (position_weights(ranks, p.get("position_half", 10.0)) @ self.ease[items])[None, :]
-        if self.weights.get("breadth"):
-            comps["breadth"] = self.ease[items].sum(axis=0, dtype=np.float64)[None, :]
-        th = min(len(items), int(p.get("trans_history", 20)))
-        comps["trans"] = (np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :]
-        comps["gnn"] = (emb @ vec)[None, :] if (vec is not None and emb is not None) else np.zeros((1, n))
-        row = self.stage_row(len(items))
-        if row is not None:
-            comps["stage"] = row[None, :]
-        return combine(comps, self.weights, np.array([True]))[0]
+        rows = self.ease[items]  # the recent items' EASE rows, for ease and breadth
+        # Each component standardised as combine() does it (one row each); the components that
+        # do not depend on the user (trend, the stage rows) standardised once per version.
+        w = self.weights
+        z: dict[str, np.ndarray] = {}
+        if w.get("trend"):
+            z["trend"] = self._z_const("trend", lambda: self.trend[None, :])
+        if w.get("ease"):
+            z["ease"] = zscore((position_weights(ranks, p.get("position_half", 10.0)) @ rows)[None, :])
+        if w.get("breadth"):
+            z["breadth"] = zscore(rows.sum(axis=0, dtype=np.float64)[None, :])
+        if w.get("trans"):
+            th = min(len(items), int(p.get("trans_history", 20)))
+            z["trans"] = zscore((np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :])
+        if w.get("gnn"):
+            if vec is not None and emb is not None:
+                z["gnn"] = zscore((emb @ vec if sims is None else sims)[None, :])
+            else:
+                z["gnn"] = zscore(np.zeros((1, n)))
+        if w.get("stage") and self.stage is not None:
+            k = min(len(items), len(self.stage) - 1)
+            z["stage"] = self._z_const(f"stage{k}", lambda: np.asarray(self.stage[k], dtype=np.float64)[None, :])  # type: ignore[index]
+        out = np.zeros((1, n), dtype=np.float64)
+        for name in COMPONENTS:  # combine()'s sum, in its order
+            if name in z:
+                out += float(w[name]) * z[name]
+        return out[0]
+
+    def _z_const(self, key: str, row: Callable[[], np.ndarray]) -> np.ndarray:
+        """``zscore(row())`` of a component that is the same for every user, computed once."""
+        got = self._zs.get(key)
+        if got is None:
+            got = self._zs[key] = zscore(row())
+        return got
 
 
 def scores_of(ids: list[str], scores: np.ndarray, index: dict[str, int]) -> np.ndarray:
@@ -201,8 +225,9 @@ def top(scores: np.ndarray, item_ids: list[str], limit: int, exclude: set[str]) 
     """The ``limit`` best-scored items not in ``exclude``, best first."""
     k = min(len(scores), limit + len(exclude))
     idx = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    idx = idx[np.argsort(-scores[idx], kind="stable")]
-    return [(item_ids[j], float(scores[j])) for j in idx if item_ids[j] not in exclude][:limit]
+    idx = idx[np.argsort(-scores[idx], kind="stable")].tolist()
+    sc = np.asarray(scores, dtype=np.float64)[idx].tolist()
+    return [(item_ids[j], x) for j, x in zip(idx, sc, strict=True) if item_ids[j] not in exclude][:limit]
 
 
 def candidates(scores: np.ndarray, item_ids: list[str], limit: int, exclude: set[str]) -> list[Candidate]:
@@ -212,3 +237,10 @@ def candidates(scores: np.ndarray, item_ids: list[str], limit: int, exclude: set
     found = top(scores, item_ids, limit, exclude)
     low = min((s for _, s in found), default=0.0)
     return [Candidate(i, s - low, "hybrid") for i, s in found]
+
+
+def ranked(scores: np.ndarray, item_ids: list[str], limit: int, exclude: set[str]) -> Ranked:
+    """:func:`candidates` as columns (what the engine's merge takes)."""
+    found = top(scores, item_ids, limit, exclude)
+    sc = np.array([s for _, s in found], dtype=np.float64)
+    return Ranked([i for i, _ in found], sc - (sc.min() if len(sc) else 0.0), "hybrid")

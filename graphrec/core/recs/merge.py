@@ -82,7 +82,8 @@ class Pool:
         self.fused: np.ndarray = np.bincount(inv, weights=np.concatenate(parts) if parts else None,
                                              minlength=len(self.ids)).astype(np.float64)
         self._src_ids = src_ids
-        self._ranks: dict[str, dict[str, int]] | None = None
+        self._inv = inv  # each source's ids (best first, the sources one after another) -> their positions
+        self._rank: np.ndarray | None = None  # [source, position]: its rank in that source, -1: not there
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -105,15 +106,19 @@ class Pool:
                     if rec is not None:
                         self._attach(rec, name, cols, order[r], scs[r], r)
             return [rec for p in positions if (rec := out[p]) is not None]
-        if self._ranks is None:
-            self._ranks = {name: dict(zip(ids, range(len(ids)), strict=True)) for name, ids in self._src_ids.items()}
+        names = list(self._src_ids)
+        if self._rank is None:  # an item listed twice by one source: its last rank, as one pass gives it
+            self._rank = np.full((len(names), len(self.ids)), -1, dtype=np.intp)
+            start = 0
+            for k, name in enumerate(names):
+                n = len(self._src_ids[name])
+                self._rank[k, self._inv[start:start + n]] = np.arange(n)
+                start += n
         recs: list[Scored] = []
-        for p in positions:
-            item = self.ids[p]
-            rec = Scored(item, score[p], {})
-            for name, rank_of in self._ranks.items():
-                at = rank_of.get(item)
-                if at is not None:
+        for p, ranks in zip(positions, self._rank[:, positions].T.tolist(), strict=True):
+            rec = Scored(self.ids[p], score[p], {})
+            for name, at in zip(names, ranks, strict=True):
+                if at >= 0:
                     self._attach(rec, name, self.sources[name], self._order[name][at], self._scores[name][at], at)
             recs.append(rec)
         return recs
@@ -201,8 +206,12 @@ def aggregate_neighbours(seeds: list[dict[str, object]], lists: Mapping[str, Nei
     ranked = ranked[np.argsort(-score[ranked], kind="stable")]
     cut = score[ranked[k - 1]]
     tied = ranked[score[ranked] >= cut]  # the k best and every item tied with the k-th: ties by id
-    sc = score.tolist()
-    top = sorted(tied.tolist(), key=lambda p: (-sc[p], uniq[p]))[:k]
+    tied_sc = score[tied]
+    if (tied_sc[1:] < tied_sc[:-1]).all():  # no two equal: the order by score is the order
+        top = tied[:k].tolist()
+    else:
+        sc = score.tolist()
+        top = sorted(tied.tolist(), key=lambda p: (-sc[p], uniq[p]))[:k]
     # Each candidate's contributions, strongest first (equal ones: the larger seed id first); the
     # tuples of the three strongest are built only for the candidates a request shows.
     desc = {sid: r for r, sid in enumerate(sorted(set(seed_ids), reverse=True))}

@@ -42,9 +42,10 @@ class LiveModel(Embeddings):
         return cls(version=version, item_ids=ids, emb=emb / norms, user_params=params, collection=collection,
                    hybrid=HybridScorer.load(d))
 
-    def hybrid_scores(self, recent: list[dict[str, Any]], vec: np.ndarray | None) -> np.ndarray | None:
-        """The hybrid scores of every item for a user (their recent history, their vector), or None
-        without a hybrid scorer."""
+    def hybrid_scores(self, recent: list[dict[str, Any]], vec: np.ndarray | None,
+                      sims: np.ndarray | None = None) -> np.ndarray | None:
+        """The hybrid scores of every item for a user (their recent history, their vector; ``sims``:
+        ``emb @ vec`` when the caller has it), or None without a hybrid scorer."""
         if self.hybrid is None:
             return None
-        return self.hybrid.scores(recent, self.index, vec, self.emb)
+        return self.hybrid.scores(recent, self.index, vec, self.emb, sims)

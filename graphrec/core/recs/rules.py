@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ EXCLUDING_TYPES = frozenset({"CLICKED", "PURCHASED", "RATED"})
 DOWNWEIGHTS = {"VIEWED": 0.5, "SKIPPED": 0.1}
 
 
-def excluded_items(consumed: dict[str, set[str]], exclude: bool) -> set[str]:
+def excluded_items(consumed: Mapping[str, AbstractSet[str]], exclude: bool) -> set[str]:
     """The consumed items a request must not recommend: those clicked, bought or rated, on a
     surface that excludes consumed items (``exclude``); none on the others."""
     return {i for i, t in consumed.items() if t & EXCLUDING_TYPES} if exclude else set()
@@ -63,13 +64,19 @@ def passes_filter(item: CatalogItem | None, f: RecFilter) -> bool:
     return True
 
 
-def consumed_excluded(types: set[str] | None, exclude: bool) -> bool:
+def availability_only(f: RecFilter) -> bool:
+    """Does ``f`` ask nothing but (perhaps) availability? Then an item passes it when it is not
+    known to be unavailable (:func:`passes_filter`), which the engine answers from one set."""
+    return not (f.categories or f.exclude_categories or f.exclude_item_ids) and f.year_min is None and f.year_max is None
+
+
+def consumed_excluded(types: AbstractSet[str] | None, exclude: bool) -> bool:
     """Is an item the user interacted with in these ``types`` left out (on a surface that
     excludes consumed items, ``exclude``): clicked, purchased or rated."""
     return bool(exclude and types and types & EXCLUDING_TYPES)
 
 
-def downweighted(score: float, types: set[str]) -> float:
+def downweighted(score: float, types: AbstractSet[str]) -> float:
     """``score`` of an item the user viewed or skipped, down-weighted (:data:`DOWNWEIGHTS`)."""
     for t, m in DOWNWEIGHTS.items():
         if t in types:
@@ -77,7 +84,7 @@ def downweighted(score: float, types: set[str]) -> float:
     return score
 
 
-def apply_consumed(cands: list[Scored], consumed: dict[str, set[str]], exclude: bool) -> list[Scored]:
+def apply_consumed(cands: list[Scored], consumed: Mapping[str, AbstractSet[str]], exclude: bool) -> list[Scored]:
     """Drop items the user clicked, purchased or rated (when ``exclude``); down-weight viewed/skipped."""
     out = []
     for c in cands:
@@ -90,7 +97,7 @@ def apply_consumed(cands: list[Scored], consumed: dict[str, set[str]], exclude: 
     return out
 
 
-def downweight_consumed(pos: dict[str, int], scores: np.ndarray, consumed: dict[str, set[str]]) -> None:
+def downweight_consumed(pos: dict[str, int], scores: np.ndarray, consumed: Mapping[str, AbstractSet[str]]) -> None:
     """:func:`apply_consumed`'s down-weights on a column of scores (``pos``: item -> its row; in
     place). Excluding consumed items is left to the caller (:func:`consumed_excluded`)."""
     for i, types in consumed.items():
@@ -131,17 +138,32 @@ def diversify(cands: list[Scored], n: int, lam: float, max_per_category: int,
               categories: Callable[[str], tuple[str, ...]], emb: Callable[[str], np.ndarray | None] | None = None) -> list[Scored]:
     """Greedy MMR: pick ``argmax lam·rel − (1−lam)·max_sim(selected)``, at most ``max_per_category``
     items per category (0 = no cap). Similarity is embedding cosine when every pooled item has
-    a vector, otherwise category Jaccard. Vectorised: one similarity matrix per call."""
-    pool = sorted(cands, key=lambda c: -c.score)[: pool_size(n)]
-    if not pool:
+    a vector, otherwise category Jaccard. Vectorised: one similarity matrix per call
+    (:func:`diversify_order` on the candidates' columns)."""
+    order = diversify_order([c.item_id for c in cands], np.array([c.score for c in cands], dtype=np.float64), n, lam,
+                            max_per_category, categories, emb)
+    return [cands[k] for k in order]
+
+
+def diversify_order(ids: Sequence[str], scores: np.ndarray, n: int, lam: float, max_per_category: int,
+                    categories: Callable[[str], tuple[str, ...]],
+                    emb: Callable[[str], np.ndarray | None] | None = None,
+                    vectors: Callable[[list[str]], np.ndarray | None] | None = None) -> list[int]:
+    """:func:`diversify` on columns (the candidates' ids and scores): the positions chosen, in
+    order. The pool is the :func:`pool_size` best by score (ties: the given order). ``vectors``
+    (ids -> their vectors stacked, None when one has none) stands for ``emb`` on a whole pool."""
+    if not len(ids):
         return []
+    pool = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[: pool_size(n)].tolist()
+    pool_ids = [ids[k] for k in pool]
     m = len(pool)
-    rel = np.array([c.score for c in pool], dtype=np.float64)
+    rel = np.asarray(scores, dtype=np.float64)[pool]
     rel = rel / (np.abs(rel).max() or 1.0)
-    vecs = [emb(c.item_id) for c in pool] if emb else []
-    by_emb = bool(emb) and all(v is not None for v in vecs)
+    stacked = vectors(pool_ids) if (emb and vectors) else None
+    vecs = [] if (stacked is not None or not emb) else [emb(i) for i in pool_ids]
+    by_emb = stacked is not None or (bool(emb) and all(v is not None for v in vecs))
     # Categories: for the cap, and for the similarity when some item has no vector.
-    cats = [categories(c.item_id) for c in pool] if (max_per_category or not by_emb) else [()] * m
+    cats = [categories(i) for i in pool_ids] if (max_per_category or not by_emb) else [()] * m
     names = sorted({c for cs in cats for c in cs})
     col = {c: k for k, c in enumerate(names)}
     onehot = np.zeros((m, max(1, len(names))))  # pool item × category
@@ -149,25 +171,28 @@ def diversify(cands: list[Scored], n: int, lam: float, max_per_category: int,
         for c in cs:
             onehot[r, col[c]] = 1.0
     if by_emb:
-        x = np.stack(vecs)  # type: ignore[arg-type]
+        x = stacked if stacked is not None else np.stack(vecs)  # type: ignore[arg-type]
         sim = x @ x.T
     else:
         inter = onehot @ onehot.T
         sizes = onehot.sum(axis=1)
         union = sizes[:, None] + sizes[None, :] - inter
         sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    lam_rel = lam * rel
     max_sim = np.zeros(m)
+    val = np.empty(m)
     blocked = np.zeros(m, dtype=bool)  # taken, or in a category at its cap
     per_cat = np.zeros(onehot.shape[1], dtype=np.int64)
-    chosen: list[Scored] = []
+    chosen: list[int] = []
     while len(chosen) < n:
-        val = np.where(blocked, -np.inf, lam * rel - (1.0 - lam) * max_sim)
+        np.subtract(lam_rel, (1.0 - lam) * max_sim, out=val)
+        val[blocked] = -np.inf
         k = int(np.argmax(val))
         if not np.isfinite(val[k]):
             break
         blocked[k] = True
         chosen.append(pool[k])
-        max_sim = np.maximum(max_sim, sim[k])
+        np.maximum(max_sim, sim[k], out=max_sim)
         if max_per_category and cats[k]:
             per_cat += onehot[k].astype(np.int64)
             full = per_cat >= max_per_category
@@ -208,8 +233,12 @@ def exploration_seed(seed: int, user_id: str | None, clock: float) -> int:
     return int(hashlib.blake2b(f"{seed}:{user_id}:{day}".encode(), digest_size=8).hexdigest(), 16)
 
 
+#: How many of the most popular items exploration draws from (those the user has not consumed).
+EXPLORATION_POOL = 200
+
+
 def exploration_pool(popular: Iterable[str], consumed: Container[str], excluded: Container[str],
-                     keep: Callable[[str], bool], size: int = 200) -> list[str]:
+                     keep: Callable[[str], bool], size: int = EXPLORATION_POOL) -> list[str]:
     """The ``size`` most popular items (``popular``: best first) the user has not consumed, that
     the request does not exclude and that pass its filter (``keep``)."""
     out = []
@@ -226,7 +255,18 @@ def finish(cands: list[Scored], first: int, cfg: EngineSettings, categories: Cal
     """The rules after ranking and promotions (:func:`active_promotions`, applied by the rank
     step), in order: MMR diversity with the category cap, then, given an ``exploration``,
     epsilon-greedy exploration. Returns the ``first`` items chosen."""
-    chosen = diversify(cands, first, cfg.mmr_lambda, cfg.max_per_category, categories, emb)
+    return finish_columns([c.item_id for c in cands], np.array([c.score for c in cands], dtype=np.float64),
+                          lambda which: [cands[k] for k in which], first, cfg, categories, emb, exploration)
+
+
+def finish_columns(ids: Sequence[str], scores: np.ndarray, records: Callable[[list[int]], list[Scored]], first: int,
+                   cfg: EngineSettings, categories: Callable[[str], tuple[str, ...]],
+                   emb: Callable[[str], np.ndarray | None] | None, exploration: Exploration | None,
+                   vectors: Callable[[list[str]], np.ndarray | None] | None = None) -> list[Scored]:
+    """:func:`finish` on the candidates' columns (``ids``, ``scores``): ``records(positions)``
+    gives the records of the candidates chosen, the only ones built (the engine's shortlist);
+    ``vectors``: see :func:`diversify_order`."""
+    chosen = records(diversify_order(ids, scores, first, cfg.mmr_lambda, cfg.max_per_category, categories, emb, vectors))
     if exploration is not None:
         chosen = explore(chosen, exploration.pool, cfg.explore_epsilon, exploration.seed)
     return chosen

@@ -135,6 +135,14 @@ class Embeddings:
         k = self.index.get(item_id)
         return None if k is None else self.emb[k]
 
+    def vectors_of(self, item_ids: Sequence[str]) -> np.ndarray | None:
+        """The vectors of ``item_ids``, stacked (rows as :meth:`vector_of` gives them), or None when
+        one of them has none."""
+        rows = [self.index.get(i) for i in item_ids]
+        if None in rows:
+            return None
+        return self.emb[np.array(rows, dtype=np.intp)]
+
     def user_vector(self, history: Sequence[Mapping[str, Any]], now: float) -> np.ndarray | None:
         """The user's unit vector from ``history`` (see :func:`user_vector`), None for a cold user."""
         return user_vector(self.emb, self.index, history, now, self.user_params)

@@ -6,11 +6,11 @@ live version has no hybrid model, nor for a user without history who stated pref
 from __future__ import annotations
 
 from graphrec.core.recs import hybrid as hybrid_model
-from graphrec.core.recs.candidate import Candidate, SourceContext
+from graphrec.core.recs.candidate import SourceContext, SourceResult
 from graphrec.core.recs.model import LiveModel
 
 
-async def hybrid(ctx: SourceContext, limit: int) -> list[Candidate]:
+async def hybrid(ctx: SourceContext, limit: int) -> SourceResult:
     model: LiveModel | None = ctx.params.get("model")
     recent = ctx.params.get("recent") or []
     if model is None or model.hybrid is None or (not recent and ctx.params.get("preferred_categories")):
@@ -18,4 +18,4 @@ async def hybrid(ctx: SourceContext, limit: int) -> list[Candidate]:
     scores = ctx.params.get("hybrid_scores")  # computed once per request by the pipeline (it ranks with them)
     if scores is None:
         scores = model.hybrid.scores(recent, model.index, ctx.params.get("user_vector"), model.emb)
-    return hybrid_model.candidates(scores, model.item_ids, limit, set(ctx.params.get("exclude") or ()))
+    return hybrid_model.ranked(scores, model.item_ids, limit, set(ctx.params.get("exclude") or ()))

@@ -3,16 +3,20 @@ popularity (overall and per category) and fresh items. They keep answering when 
 
 from __future__ import annotations
 
+import numpy as np
+
 from graphrec.core.recs import fresh as fresh_list
-from graphrec.core.recs.candidate import Candidate, SourceContext
+from graphrec.core.recs.candidate import Candidate, Ranked, SourceContext, SourceResult
 
 
-async def popular(ctx: SourceContext, limit: int) -> list[Candidate]:
+async def popular(ctx: SourceContext, limit: int) -> SourceResult:
     """Time-decayed popularity; within the user's stated categories when given."""
     catalog = ctx.params["catalog"]
     cats = list(ctx.params.get("preferred_categories") or ())
-    if not cats:
-        return [Candidate(i, s, "popular") for i, s in catalog.popular[:limit]]
+    if not cats:  # the same for every request until the catalogue changes: as columns, kept
+        top = catalog.popular[:limit]
+        return catalog.derived(f"popular:{limit}", lambda: Ranked(  # type: ignore[no-any-return]
+            [i for i, _ in top], np.array([s for _, s in top], dtype=np.float64), "popular"))
     out: list[Candidate] = []
     per = max(1, limit // len(cats))
     for c in cats:

@@ -66,6 +66,11 @@ class NeighbourCache:
                 out[i] = fut.result()[rel]  # raises the batch's error
         return out
 
+    def holds(self, ids: list[str]) -> bool:
+        """Are both kinds of list of every one of ``ids`` cached now (the sources summing them
+        will not wait)?"""
+        return all(c.peek(i) is not None for c in self.caches.values() for i in ids)
+
     def start(self, store: Any, ids: list[str], timeout: float) -> None:
         """Send the read for the ``ids`` not cached now, without waiting: a request calls this
         with its seeds before it starts its sources, so the round trip to Neo4j overlaps the
