@@ -35,7 +35,9 @@ def isolated_settings(var_dir: Path | None = None, ports: tuple[int, int] | None
     http = int(os.environ.get("GRAPHREC_TEST_HTTP_PORT", "17474"))
     if ports is not None:
         bolt, http = ports
-    elif _taken_by_another(var, bolt, http):
+    elif (running := _running_ports(var)) is not None:
+        bolt, http = running  # the session's server from an earlier run, on the ports it was given
+    elif _taken_by_another(bolt, http):
         from graphrec.testing.server import free_port
 
         bolt, http = free_port(), free_port()
@@ -75,17 +77,27 @@ def own_neo4j(home: Path, api_port: int | None = None) -> Iterator[Settings]:
         server.stop()
 
 
-def _taken_by_another(var: Path, *ports: int) -> bool:
-    """A port in use, and not by the test server that lives in ``var`` (which the session reuses)."""
+def _running_ports(var: Path) -> tuple[int, int] | None:
+    """The (Bolt, HTTP) ports of the test server living in ``var`` when it is running (from the
+    configuration it was started with: free ports, when the defaults were taken by another
+    checkout's server), else None."""
+    import re
+
+    home = var / "neo4j"
+    try:
+        pid = int((home / "run" / "neo4j.pid").read_text().strip())
+        os.kill(pid, 0)
+        conf = (home / "conf" / "neo4j.conf").read_text()
+    except (OSError, ValueError):
+        return None
+    found = {k: int(v) for k, v in re.findall(r"^server\.(bolt|http)\.listen_address=.*:(\d+)\s*$", conf, re.M)}
+    return (found["bolt"], found["http"]) if {"bolt", "http"} <= found.keys() else None
+
+
+def _taken_by_another(*ports: int) -> bool:
+    """One of ``ports`` answers (and the test server in our var is not running: another one)."""
     import socket
 
-    pid_file = var / "neo4j" / "run" / "neo4j.pid"
-    if pid_file.exists():
-        try:
-            os.kill(int(pid_file.read_text().strip()), 0)
-            return False
-        except (OSError, ValueError):
-            pass
     for port in ports:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
