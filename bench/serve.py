@@ -133,8 +133,13 @@ def make_ops(users: int, items: int, seed: int, token: str | None, run: str, ids
 
 
 def cache_lookups(port: int) -> dict[tuple[str, str], float]:
-    """The API's result-cache lookups so far, summed over its workers: (operation, hit|miss) -> n."""
-    return parse_cache_lookups(httpx.get(f"http://{HOST}:{port}/metrics", timeout=60, headers={"Connection": "close"}).text)
+    """The API's result-cache lookups so far, summed over its workers: (operation, hit|miss) -> n
+    (none when ``/metrics`` does not answer within a minute: a saturated machine; the phase's
+    other figures still count)."""
+    try:
+        return parse_cache_lookups(httpx.get(f"http://{HOST}:{port}/metrics", timeout=60, headers={"Connection": "close"}).text)
+    except httpx.HTTPError:
+        return {}
 
 
 def parse_cache_lookups(text: str) -> dict[tuple[str, str], float]:

@@ -155,6 +155,10 @@ class Candidates:
                     res = await (ann() if ann_inline else asyncio.wait_for(ann(), budget * 1.5))
                 elif in_memory(name):
                     res = await SOURCES[name](ctx, limit)
+                    if name in NEIGHBOUR_SOURCES:
+                        # What the breaker saw when these went through it (guard.neo4j): a
+                        # success, which resets its count of failures in a row.
+                        s.neo4j_breaker.success()
                 else:
                     res = await self.guard.neo4j(SOURCES[name](ctx, limit), budget)
             except (TimeoutError, GraphStoreError) as exc:
