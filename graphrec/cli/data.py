@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from enum import Enum
 from pathlib import Path
@@ -33,7 +32,7 @@ def _writer(store: Any, on_error: OnErrorMode | None, batch_size: int | None) ->
 
     s = settings()
     return GraphWriter(store, batch_size=batch_size or s.loader.batch_size,
-                       on_error=_on_error(on_error), progress=sys.stderr.isatty() or True,
+                       on_error=_on_error(on_error), progress=True,
                        writers=s.loader.writers)
 
 
