@@ -10,7 +10,7 @@ vector: its embedding comes from its content alone.
 from __future__ import annotations
 
 import warnings
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -50,7 +50,17 @@ class PinSage(nn.Module):
         self.convs = nn.ModuleList(PinSageConv(dims[k], dims[k + 1], cfg.hidden) for k in range(cfg.layers))
         self.out = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.dim))
         self.dropout = nn.Dropout(cfg.dropout)
+        #: the computation graph of the last embedded items (see :meth:`graph`)
+        self._graph: tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]]] | None = None
         self.reset_parameters()
+
+    def _apply(self, fn: Any, recurse: bool = True) -> PinSage:  # .to(), .cuda(), ...: tensors move
+        self._graph = None
+        return cast(PinSage, super()._apply(fn, recurse))
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:  # the buffers nbr, nbr_w may change
+        self._graph = None
+        super()._load_from_state_dict(*args, **kwargs)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.content.weight, std=0.05)
@@ -77,19 +87,37 @@ class PinSage(nn.Module):
 
         Hop k's targets are the nodes of hop k+1's computation graph plus their neighbours; each
         convolution runs on the bipartite graph (neighbours of the wider set → the narrower set),
-        so every node of the K-hop set is computed once per layer."""
+        so every node of the K-hop set is computed once per layer. The computation graph of the
+        last ``items`` is kept (:meth:`graph`): training embeds the same candidate set at every
+        step, whose K-hop sets and adjacencies are then built once per fit."""
+        nodes, layers = self.graph(items)
+        h = self.inputs(nodes)
+        for conv, (dst_pos, adj) in zip(self.convs, layers, strict=True):
+            h = conv((h, h[dst_pos]), adj)
+        z = self.out(h)  # the last targets are ``items`` themselves
+        return F.normalize(z, dim=-1)
+
+    def graph(self, items: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """The K-hop computation graph of ``items``: the widest node set (whose inputs are
+        embedded) and, per convolution in order, the targets' positions in its source set and the
+        adjacency ``adj_t`` of :meth:`edges`. Cached for the last ``items`` given (the
+        neighbourhoods are fixed for the model's life; loading a state or moving the model clears it)."""
+        cached = self._graph
+        if cached is not None and cached[0].shape == items.shape and cached[0].device == items.device \
+                and torch.equal(cached[0], items):
+            return cached[1], cached[2]
         sets = [items]
         for _ in range(self.cfg.layers):
             prev = sets[-1]
             sets.append(torch.unique(torch.cat([prev, self.nbr[prev].flatten()])))
         pos = torch.full((self.num_items,), -1, dtype=torch.long, device=items.device)
-        h = self.inputs(sets[-1])
-        for k, conv in enumerate(self.convs):
+        layers = []
+        for k in range(self.cfg.layers):
             src, dst = sets[self.cfg.layers - k], sets[self.cfg.layers - 1 - k]
             pos[src] = torch.arange(len(src), device=items.device)
-            h = conv((h, h[pos[dst]]), self.edges(dst, pos, len(src)))
-        z = self.out(h)  # the last targets are ``items`` themselves
-        return F.normalize(z, dim=-1)
+            layers.append((pos[dst], self.edges(dst, pos, len(src))))
+        self._graph = (items.clone(), sets[-1], layers)
+        return sets[-1], layers
 
     def edges(self, dst: Tensor, pos: Tensor, n_src: int) -> Tensor:
         """The importance edges into ``dst`` [B] as a sparse CSR adjacency ``adj_t``

@@ -210,3 +210,23 @@ def test_metrics_equal_a_per_user_reference_on_random_scores(n_items: int) -> No
     assert got["recall@100"] == pytest.approx(np.mean(r100), abs=1e-6)
     assert got["hitrate@10"] == pytest.approx(np.mean(hit), abs=1e-6)
     assert got["coverage@10"] == pytest.approx(len(shown) / n_items, abs=1e-6)
+
+
+def test_the_computation_graph_is_built_once_for_the_same_items_and_rebuilt_when_it_may_change() -> None:
+    """Training embeds the same candidate set at every step: its K-hop graph is kept (same
+    embeddings as building it again), other items get their own, and a loaded state (whose
+    neighbourhood buffers may differ) is never embedded over the old graph."""
+    snap = _toy()
+    cfg = GNNConfig(dim=8, hidden=16, walks_per_item=10, neighbors=3)
+    model = build_model(snap, np.ones(snap.num_interactions, dtype=bool), cfg, seed=0).eval()
+    items = torch.arange(40)
+    first = model.embed(items)
+    kept = model._graph
+    assert kept is not None and torch.equal(model.embed(items.clone()), first) and model._graph is kept
+    assert model.embed(torch.tensor([3, 5])).shape == (2, 8) and model._graph is not kept
+    model._graph = None
+    assert torch.equal(model.embed(items), first)  # built again: the same graph
+    other = build_model(snap, np.ones(snap.num_interactions, dtype=bool), cfg, seed=1).eval()  # other walks
+    assert not torch.equal(other.nbr, model.nbr)
+    model.load_state_dict(other.state_dict())
+    assert torch.equal(model.embed(items), other.embed(items))
