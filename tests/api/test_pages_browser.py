@@ -171,8 +171,12 @@ def test_neo4j_browser_opens_the_guide_and_captions_items_by_title(tmp_path: Pat
 
 
 def _fmt(v: float | None, d: int = 0) -> str:
-    """The page's number format (``fmt`` in dashboard.html: en-US grouping, ``d`` decimals)."""
-    return "–" if v is None else f"{v:,.{d}f}"
+    """The page's number format (``fmt`` in dashboard.html: en-US grouping, ``d`` decimals). The
+    browser rounds the shortest decimal form of the number half away from zero (3.15 -> "3.2",
+    2.25 -> "2.3"); Python's ``f"{v:.1f}"`` rounds the binary value (3.15 -> "3.1")."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return "–" if v is None else f"{Decimal(repr(float(v))).quantize(Decimal(1).scaleb(-d), rounding=ROUND_HALF_UP):,.{d}f}"
 
 
 def expected_dashboard(metrics: str, versions: list[Any]) -> dict[str, Any]:
