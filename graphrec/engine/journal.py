@@ -297,10 +297,11 @@ class Journal:
         kept old file or None)."""
         with self._replay_lock():
             entries = self.dead_letters()
-            chosen = [e for e in entries if isinstance(e.get("row"), dict) and (matches is None or matches(e))]
+            picked = [isinstance(e.get("row"), dict) and (matches is None or matches(e)) for e in entries]
+            chosen = [e for e, p in zip(entries, picked, strict=True) if p]
             if not chosen:
                 return 0, None
-            keep = [e for e in entries if not any(e is c for c in chosen)]
+            keep = [e for e, p in zip(entries, picked, strict=True) if not p]
             for e in chosen:
                 self.append(e["row"])
             tmp = self.dead_path.with_suffix(".tmp")
