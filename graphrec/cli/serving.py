@@ -137,7 +137,8 @@ def journal_dead_letters(as_json: Annotated[bool, typer.Option("--json", help="O
     """The journal's dead letters (interactions the replay could never write), oldest first."""
     import json
 
-    entries = _journal().dead_letters()
+    journal = _journal()
+    entries = journal.dead_letters()
     if as_json:
         for e in entries:
             console.print_json(json.dumps(e, sort_keys=True))
@@ -149,7 +150,7 @@ def journal_dead_letters(as_json: Annotated[bool, typer.Option("--json", help="O
         table.add_row(str(n), when, *(str(row.get(k, "-")) for k in ("user", "item", "type", "key")),
                       str(e.get("reason", ""))[:120])
     console.print(table)
-    console.print(f"{len(entries)} dead letters in {_journal().dead_path}")
+    console.print(f"{len(entries)} dead letters in {journal.dead_path}")
 
 
 @journal_app.command("requeue")
