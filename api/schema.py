@@ -28,6 +28,7 @@ from strawberry.schema.config import StrawberryConfig
 from api.context import Context
 from api.cost import CostLimiter
 from api.errors import code_of
+from api.execution import LeafExecutor
 from api.limits import CostBudget
 from api.types import (
     InteractionInput,
@@ -190,6 +191,7 @@ def build_schema(cfg: ApiSettings) -> strawberry.Schema:
     return Schema(
         query=Query, mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=LeafExecutor,
         extensions=[
             lambda: AddValidationRules(rules),  # the same rule classes every request: the cache hits
             lambda: MaxTokensLimiter(max_token_count=cfg.max_tokens),
