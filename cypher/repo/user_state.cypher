@@ -1,13 +1,15 @@
-// What the engine needs to know about a user for one request, in one round trip: their most
-// recent interactions (seeds, the user vector) and the items they interacted with, each with its
-// interaction types (exclusions, down-weights): all of them, or $max_consumed in no set order.
-// Unknown user: no row (a cold-start user).
-// Returns: stamp (User.history_at when read: the state includes every write stamped up to it;
-//   null for a user written before schema v3), recent (list of {item_id, type, ts, value}, newest first), consumed (list of
-//   {item_id, types}: every interaction type the user has with the item).
-// Params: $user_id, $recent (int), $max_consumed (int).
-MATCH (u:User {id: $user_id})
-RETURN u.history_at AS stamp,
+// What the engine needs to know about users for their requests, in one round trip: each one's
+// most recent interactions (seeds, the user vector) and the items they interacted with, each with
+// its interaction types (exclusions, down-weights): all of them, or $max_consumed in no set order.
+// A request reads its one user; the warm-up reads the most recently active users in batches.
+// Unknown users: no row (cold-start users).
+// Returns: user_id, stamp (User.history_at when read: the state includes every write stamped up to
+//   it; null for a user written before schema v3), recent (list of {item_id, type, ts, value},
+//   newest first), consumed (list of {item_id, types}: every interaction type the user has with the item).
+// Params: $user_ids (list of ids), $recent (int), $max_consumed (int).
+UNWIND $user_ids AS user_id
+MATCH (u:User {id: user_id})
+RETURN u.id AS user_id, u.history_at AS stamp,
        COLLECT {
          MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item)
          WITH i, r ORDER BY r.ts DESC LIMIT $recent

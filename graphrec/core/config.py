@@ -205,6 +205,10 @@ class EngineSettings(BaseModel):
     # per process. An entry is re-read after user_state_cache_ttl_s whatever the polls said.
     user_state_cache_size: int = tuning(10_000, ge=0)
     user_state_cache_ttl_s: float = tuning(600.0, ge=0)
+    # At start (in the background warm-up) each process reads the states of this many of the most
+    # recently active users (at most user_state_cache_size), so that their requests are answered
+    # from memory from the first one. 0: states are read on each user's first request only.
+    user_state_preload: int = tuning(10_000, ge=0)
     # Each process polls the graph every state_sync_s for the users whose history changed
     # (User.history_at, stamped by every interaction write with the server's clock) and stops
     # serving their held state; held state is served only while the last poll succeeded within

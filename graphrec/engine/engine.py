@@ -73,7 +73,7 @@ class Engine:
         self.live = Live(s, self.guard)
         self.writes = Writes(s, self.guard, self.users)
         self.repo = Repository(s, self.guard)
-        self.warmup = Warmup(s, lambda req: self.recommend(req))
+        self.warmup = Warmup(s, lambda req: self.recommend(req), self.users.preload)
 
     # The shared state's fields read and set through the engine (engine.model, engine.store, ...).
     def __getattr__(self, name: str) -> Any:

@@ -3,8 +3,10 @@
 Each process holds the states it read (bounded: ``user_state_cache_size`` users of at most
 :data:`USER_STATE_MAX_BYTES` each, least recently used evicted, re-read after
 ``user_state_cache_ttl_s``). A request whose user's state is held and known fresh is answered from
-memory; a miss reads Neo4j (``repo/user_state``, one round trip) and is kept. Evicting loses
-nothing: Neo4j is the record.
+memory; a miss reads Neo4j (``repo/user_state``, one round trip) and is kept. At start the
+background warm-up reads the states of the ``engine.user_state_preload`` most recently active users
+in batches (:meth:`UserStates.preload`), so that their first requests need no round trip either.
+Evicting loses nothing: Neo4j is the record.
 
 Known fresh, across processes, through the graph: every interaction write stamps its users with
 ``User.history_at`` (the server's clock). Every ``engine.state_sync_s`` each process polls the users
@@ -18,6 +20,7 @@ degraded answers use it. The write this process took joins the held state at onc
 
 from __future__ import annotations
 
+import asyncio
 import marshal
 import time
 from collections.abc import Callable, Iterable
@@ -97,7 +100,7 @@ class UserStates:
             return unpack(held[0])
         gen = self.sync_state.gen
         try:
-            rows = await self.guard.neo4j(s.store.read("repo/user_state", plain=True, user_id=user_id, recent=s.cfg.history,
+            rows = await self.guard.neo4j(s.store.read("repo/user_state", plain=True, user_ids=[user_id], recent=s.cfg.history,
                                                        max_consumed=s.cfg.max_consumed), s.cfg.request_budget_ms / 1000)
         except (TimeoutError, GraphStoreError):
             degraded.append("neo4j")
@@ -111,11 +114,45 @@ class UserStates:
         if not rows:
             s.user_states.discard(user_id)
             return [], {}
-        consumed: Consumed = {c["item_id"]: frozenset(c["types"]) for c in rows[0]["consumed"]}
-        recent = list(rows[0]["recent"])
-        stamp = NO_STAMP if rows[0].get("stamp") is None else float(rows[0]["stamp"])
-        self.keep(user_id, recent, consumed, stamp, self.sync_state.servable(user_id, stamp, gen))
+        return self._kept(rows[0], gen)
+
+    def _kept(self, row: dict[str, Any], gen: int) -> tuple[History, Consumed]:
+        """A ``repo/user_state`` row, kept (servable if no poll applied during its read named the
+        user with a newer stamp: :meth:`Sync.servable`); returns (recent, consumed)."""
+        consumed: Consumed = {c["item_id"]: frozenset(c["types"]) for c in row["consumed"]}
+        recent = list(row["recent"])
+        stamp = NO_STAMP if row.get("stamp") is None else float(row["stamp"])
+        self.keep(row["user_id"], recent, consumed, stamp, self.sync_state.servable(row["user_id"], stamp, gen))
         return recent, consumed
+
+    async def preload(self, limit: int, batch: int = 250) -> int:
+        """Read the states of the ``limit`` most recently active users into memory
+        (``repo/active_users``, then ``repo/user_state`` per ``batch``), so that their requests
+        are answered without a round trip from the start; returns how many were kept. Each batch
+        is kept as a request's read is (servable only if the polls allow it); it waits for the
+        first poll (up to 4 periods; without one nothing held is served, and nothing is read). A
+        failure stops the preload, never the engine (the users are then read on their first
+        request)."""
+        s, st = self.s, self.sync_state
+        limit = min(limit, s.cfg.user_state_cache_size)
+        if limit <= 0 or st.every_s <= 0:  # without polls held states are never served
+            return 0
+        t0 = st.clock()
+        while st.gen == 0 and st.clock() - t0 < 4 * st.every_s:  # a state read before the first poll is not served
+            await asyncio.sleep(min(0.05, st.every_s))
+        if st.gen == 0:  # no poll ran (none started, or Neo4j away): states read now would not be served
+            return 0
+        ids = [r["id"] for r in await s.store.read("repo/active_users", plain=True, limit=limit)]
+        kept = 0
+        for k in range(0, len(ids), batch):
+            gen = self.sync_state.gen
+            rows = await s.store.read("repo/user_state", plain=True, user_ids=ids[k:k + batch], recent=s.cfg.history,
+                                      max_consumed=s.cfg.max_consumed)
+            for row in rows:
+                self._kept(row, gen)
+            kept += len(rows)
+        s.stats["user_state.preloaded"] = kept
+        return kept
 
     def keep(self, user_id: str, recent: History, consumed: Consumed, stamp: float = NO_STAMP,
              servable: bool = False) -> None:

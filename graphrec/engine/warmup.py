@@ -1,5 +1,5 @@
-"""Start-up warm-up: pooled connections and query plans, the write path's commits, then real
-requests until answers stop getting faster (after a Neo4j restart its JIT compiles the read path
+"""Start-up warm-up: pooled connections and query plans, the write path's commits, the most
+recently active users' states (held in memory), then real requests until answers stop getting faster (after a Neo4j restart its JIT compiles the read path
 only after some hundreds of requests). Each part is bounded by ``engine.warm_up_s`` and never
 stops the start.
 
@@ -35,9 +35,11 @@ WARM_BUDGET_FACTOR = 5.0
 
 
 class Warmup:
-    def __init__(self, s: Serving, recommend: Callable[[RecRequest], Awaitable[RecResult]]) -> None:
+    def __init__(self, s: Serving, recommend: Callable[[RecRequest], Awaitable[RecResult]],
+                 preload: Callable[[int], Awaitable[int]]) -> None:
         self.s = s
         self.recommend = recommend  # the engine's own, looked up at each call
+        self.preload = preload  # UserStates.preload
 
     async def connections(self) -> None:
         """Open pooled connections (``neo4j.warm_connections``) and let Neo4j plan the
@@ -45,7 +47,7 @@ class Warmup:
         planning."""
         s = self.s
         await s.store.fill_pool(s.settings.neo4j.warm_connections)
-        await s.store.read("repo/user_state", user_id="", recent=1, max_consumed=1)
+        await s.store.read("repo/user_state", user_ids=[""], recent=1, max_consumed=1)
         await s.store.read("repo/users_changed", since=None, limit=1)
         await s.store.read("recs/neighbour_lists", ids=[""], per_item=1)
         # The write path too (one query text per interaction type), in a transaction rolled back:
@@ -79,6 +81,8 @@ class Warmup:
         try:
             with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
                 await self.writes()
+            with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
+                await self.user_states()
             with contextlib.suppress(GraphrecError, asyncio.TimeoutError):
                 await self.requests()
         finally:
@@ -124,6 +128,16 @@ class Warmup:
         log.info("write path warmed: %d commits in %.1f s, median commit %.1f ms in the first round, %.1f ms in the last",
                  done, time.monotonic() - t0, 1e3 * (first or 0.0), 1e3 * median if done else 0.0)
         return done
+
+    async def user_states(self) -> int:
+        """The most recently active users' states into memory (``engine.user_state_preload``;
+        :meth:`graphrec.engine.user_state.UserStates.preload`); returns how many."""
+        s = self.s
+        t0 = time.monotonic()
+        kept = await self.preload(s.cfg.user_state_preload)
+        if kept:
+            log.info("user states preloaded: %d in %.1f s", kept, time.monotonic() - t0)
+        return kept
 
     async def requests(self, round_size: int = 25, at_least: int = 200) -> int:
         """Serve recommendations to a sample of real users, in rounds: ``at_least`` answers, then

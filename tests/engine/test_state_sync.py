@@ -174,3 +174,46 @@ def test_writes_outside_the_engines_are_seen_by_the_poll(tiny: Settings, store, 
 
     before, after, took = asyncio.run(go())
     assert before[0] not in after and took <= SYNC_S + 1.0
+
+
+def test_preloaded_states_are_served_without_a_read_and_kept_fresh(tiny: Settings, store) -> None:  # noqa: ANN001
+    """The warm-up's preload holds the most recently active users' states: their first request
+    reads nothing from Neo4j, and a write elsewhere still takes a preloaded state out of service."""
+    from graphrec.core.records import InteractionRow, InteractionType
+    from graphrec.engine.journal import write_rows_sync
+
+    async def go() -> tuple[int, list[str], list[str], list[str], list[str]]:
+        e = await _engine(tiny)
+        try:
+            kept = await e.users.preload(100)  # waits for the first poll
+            reads = count_reads(e)
+            before = await _ids(e)
+            first = list(reads)
+            # A write that does not go through this engine (a loader): the poll sees its stamp.
+            row = InteractionRow(user_id="alice", item_id=before[0], type=InteractionType.PURCHASE, ts=1999.5)
+            assert await asyncio.to_thread(write_rows_sync, store, [{**row.to_param(), "type": row.type.value}]) == []
+            gen = e.users.sync_state.gen
+            while e.users.sync_state.gen < gen + 2:
+                await asyncio.sleep(0.05)
+            after = await _ids(e)
+            return kept, before, first, after, reads
+        finally:
+            await e.close()
+
+    kept, before, first, after, reads = asyncio.run(go())
+    assert kept >= 1  # alice (and the tiny graph's other users with a stamp)
+    assert "repo/user_state" not in first and "repo/active_users" not in first
+    assert before[0] not in after and reads.count("repo/user_state") == 1  # read again after the write
+
+
+def test_no_preload_before_any_poll(tiny: Settings) -> None:
+    async def go() -> tuple[int, list[str]]:
+        e = await Engine.create(tiny, vectors=None, background=False)  # no polls started
+        try:
+            reads = count_reads(e)
+            return await e.users.preload(100), reads
+        finally:
+            await e.close()
+
+    kept, reads = asyncio.run(go())
+    assert kept == 0 and reads == []  # nothing read: a state read before the first poll is never served
