@@ -406,41 +406,56 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         p.z["trend"] = zscore(trends[hl][j][None, :])
         p.z["stage"] = zscore(stages[span][j][np.minimum(p.v.counts[k], HISTORY)])
     # Stage 3: the transition window and the known users' weights (coordinate ascent on the grid);
-    # then, per returning threshold, the returning users' weights and again the others' (one ascent
-    # over both vectors from the weights found), kept when the objective improves.
+    # then, per window and returning threshold the returning users' weights and again
+    # the others' (one ascent over both vectors from the weights found), kept when the objective
+    # improves. A step changes one vector: only the users it ranks are scored again.
     names = [c for c in COMPONENTS if c != "gnn" or have_gnn]
+    known_targets = [[t for t, kn in zip(p.targets, p.known, strict=True) if kn] for p in prepared]
 
-    def evaluate(w: dict[str, float], wr: dict[str, float], days: float | None) -> list[tuple[float, float]]:
-        out = []
-        for p, (cnd, crc) in zip(prepared, cold_part, strict=True):
-            shape = (int(p.known.sum()), snap.num_items)
-            total = np.broadcast_to(sum(w[c] * p.z[c] for c in names if w.get(c)), shape)
-            ret = p.gap >= days if days is not None else np.zeros(len(p.gap), dtype=bool)
-            if ret.any():
-                total = np.array(total)
-                total[ret] = sum(wr[c] * np.broadcast_to(p.z[c], shape)[ret] for c in names if wr.get(c))
-            nd, rc = user_metrics(total, p.seen[p.known], [t for t, kn in zip(p.targets, p.known, strict=True) if kn])
-            out.append(_ratios(np.r_[nd, cnd], np.r_[rc, crc], p.ref))
-        return out
+    def part(p: _Split, targets: list[np.ndarray], w: dict[str, float], sel: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """NDCG@10 and Recall@100 of the known users ``sel`` of ``p`` ranked with ``w``."""
+        idx = np.nonzero(sel)[0]
+        shape = (len(idx), snap.num_items)
+        total = sum(w[c] * np.broadcast_to(p.z[c], (len(sel), snap.num_items))[idx] for c in names if w.get(c))
+        return user_metrics(np.broadcast_to(total, shape), p.seen[p.known][idx], [targets[i] for i in idx])
 
     def ascend(w: dict[str, float], wr: dict[str, float], days: float | None
                ) -> tuple[dict[str, float], dict[str, float], list[tuple[float, float]]]:
-        keys = [(0, c) for c in names] + ([(1, c) for c in names] if days is not None else [])
+        rets = [p.gap >= days if days is not None else np.zeros(len(p.gap), dtype=bool) for p in prepared]
         vecs = [dict(w), dict(wr)]
-        cur = evaluate(vecs[0], vecs[1], days)
+        per = []  # per split, per known user: (NDCG@10, Recall@100) as ranked now
+        for p, t, ret in zip(prepared, known_targets, rets, strict=True):
+            nd, rc = np.zeros(len(ret)), np.zeros(len(ret))
+            for which, sel in ((0, ~ret), (1, ret)):
+                if sel.any():
+                    nd[sel], rc[sel] = part(p, t, vecs[which], sel)
+            per.append((nd, rc))
+
+        def ratios(per: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
+            return [_ratios(np.r_[nd, cnd], np.r_[rc, crc], p.ref)
+                    for p, (nd, rc), (cnd, crc) in zip(prepared, per, cold_part, strict=True)]
+
+        cur = ratios(per)
+        keys = [(0, c) for c in names] + ([(1, c) for c in names] if days is not None else [])
         for _ in range(ROUNDS):
             improved = False
             for which, c in keys:
-                vec = vecs[which]
                 for g in WEIGHTS:
+                    vec = vecs[which]
                     if g == vec[c] or not any(vec[o] for o in names if o != c) and not g:
                         continue
-                    trial = [dict(x) for x in vecs]
-                    trial[which][c] = g
-                    r = evaluate(trial[0], trial[1], days)
+                    trial = dict(vec, **{c: g})
+                    new = []
+                    for p, t, ret, (nd, rc) in zip(prepared, known_targets, rets, per, strict=True):
+                        sel = ret if which else ~ret
+                        nd, rc = nd.copy(), rc.copy()
+                        if sel.any():
+                            nd[sel], rc[sel] = part(p, t, trial, sel)
+                        new.append((nd, rc))
+                    r = ratios(new)
                     if objective(r) > objective(cur) + 1e-6:
-                        vecs, cur, improved = trial, r, True
-                        vec = vecs[which]
+                        vecs[which], per, cur, improved = trial, new, r, True
             if not improved:
                 break
         return vecs[0], vecs[1], cur
@@ -449,20 +464,20 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         -np.inf, WINDOWS[0], None, {}, {}, [])
     for window in WINDOWS:
         for p in prepared:
-            j = p.j
-            k = p.users[p.known]
-            p.z["trans"] = zscore(np.asarray(p.v.trans_rows[k] @ fit_transitions(snap, splits[j][0], window)))
+            p.z["trans"] = zscore(np.asarray(p.v.trans_rows[p.users[p.known]]
+                                             @ fit_transitions(snap, splits[p.j][0], window)))
         w0 = {c: 0.0 for c in names}
         w0.update(ease=1.0, trans=0.25, trend=0.5)
         w, _, cur = ascend(w0, w0, None)
-        if objective(cur) > best3[0]:
-            best3 = (objective(cur), window, None, w, {}, cur)
+        found = (objective(cur), window, None, w, {}, cur)
         for days in RETURN_DAYS:
             if days is None or not any((p.gap >= days).any() for p in prepared):
                 continue
             wd, wr, cur_d = ascend(w, w, days)
-            if objective(cur_d) > best3[0] + 1e-6:
-                best3 = (objective(cur_d), window, days, wd, wr, cur_d)
+            if objective(cur_d) > found[0] + 1e-6:
+                found = (objective(cur_d), window, days, wd, wr, cur_d)
+        if found[0] > best3[0]:
+            best3 = found
     value, window, days, weights, ret_w, ratios = best3
     params: dict[str, Any] = {
         "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
