@@ -460,8 +460,8 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                 break
         return vecs[0], vecs[1], cur
 
-    best3: tuple[float, int, float | None, dict[str, float], dict[str, float], list[tuple[float, float]]] = (
-        -np.inf, WINDOWS[0], None, {}, {}, [])
+    Found = tuple[float, int, float | None, dict[str, float], dict[str, float], list[tuple[float, float]]]
+    best3: Found = (-np.inf, WINDOWS[0], None, {}, {}, [])
     for window in WINDOWS:
         for p in prepared:
             p.z["trans"] = zscore(np.asarray(p.v.trans_rows[p.users[p.known]]
@@ -469,7 +469,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         w0 = {c: 0.0 for c in names}
         w0.update(ease=1.0, trans=0.25, trend=0.5)
         w, _, cur = ascend(w0, w0, None)
-        found = (objective(cur), window, None, w, {}, cur)
+        found: Found = (objective(cur), window, None, w, {}, cur)
         for days in RETURN_DAYS:
             if days is None or not any((p.gap >= days).any() for p in prepared):
                 continue
