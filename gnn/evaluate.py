@@ -352,7 +352,8 @@ def fit_hybrid(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
     from gnn import itemitem
 
     ch = hybrid_choice(snap, split, ctx)
-    ctx.hybrid_fitted[split.protocol] = itemitem.fit(snap, split.hist, ch.params, ch.weights, ch.cold_weights)
+    ctx.hybrid_fitted[split.protocol] = itemitem.fit(snap, split.hist, ch.params, ch.weights, ch.cold_weights,
+                                                     ch.return_weights)
     return ctx.hybrid_fitted[split.protocol]
 
 
@@ -371,7 +372,8 @@ def hybrid_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, R
     model = fit_hybrid(snap, split, ctx)
     emb, params = served_embeddings(snap, split, ctx)
     v = itemitem.views(snap, split.hist, (float(model.params["position_half"]),), emb, params)
-    row = score_rows(snap, split, itemitem.score_fn(v, model))
+    # Each test user asks at the time of their first test interaction (returning users: gnn.itemitem).
+    row = score_rows(snap, split, itemitem.score_fn(v, model, itemitem.request_times(snap, split.test)))
     row["fit_seconds"] = round(time.perf_counter() - t0, 1)
     return {HYBRID_ROW: row}
 
@@ -396,6 +398,11 @@ def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
     model = LiveModel(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
                       params, hybrid=fit_hybrid(snap, split, ctx))
     world = World.build(snap, split.hist, model, engine=ctx.engine, type_weights=ctx.interactions.score_weights)
+    if model.hybrid is not None:  # each test user asks at the time of their first test interaction
+        from gnn import itemitem
+
+        first = itemitem.request_times(snap, split.test)
+        world.request_times = {int(u): float(first[u]) for u in np.nonzero(~np.isnan(first))[0]}
     truth = targets(snap, split.test)
     if ctx.ranker is not None:
         return {"pipeline (served: DCN-v2 ranker + MMR)": evaluate(world, truth, ctx.ranker(snap, split, model, world)),

@@ -2,7 +2,9 @@ r"""Fitting the served hybrid model (:mod:`graphrec.core.recs.hybrid`): the GNN'
 an EASE item-item model over the user's most recent positives (weighted by position, and
 unweighted for breadth), a "what came next" transition model, a trend popularity prior and a
 sequence-stage popularity prior, z-scored per user and summed with weights; users without
-history are ranked by the trend and stage priors with their own weights.
+history are ranked by the trend and stage priors with their own weights, and users returning
+after a long absence (``return_days`` from their newest positive to their request) with weights
+of their own.
 
 Everything is fit on positive (non-SKIPPED) interactions of a mask. Every hyperparameter and
 weight is chosen on validation (:func:`choose`), **jointly over several splits** (one per
@@ -18,7 +20,10 @@ is the smallest of the ratios
 on the splits' validation targets, with models fit on their train parts. The search runs in
 stages so that it stays small: EASE's lambda and position half-life on EASE alone; then the
 trend and stage priors and the cold weights on the users without history; then the transition
-window and the weights by coordinate ascent on the grid.
+window and the weights by coordinate ascent on the grid, then per returning threshold the returning
+users' weights with the others' (one ascent over both, kept when the objective improves). A
+validation user's request time is the time of their first validation interaction
+(:func:`request_times`).
 
 The item-item matrices are dense ``n_items x n_items``: the hybrid is fit only for catalogues of
 at most ``gnn.hybrid.max_items`` items (the engine then ranks with the GNN and fusion alone).
@@ -47,6 +52,7 @@ from graphrec.core.recs.hybrid import (
     cold_scores,
     combine,
     position_weights,
+    returning,
     zscore,
 )
 from graphrec.core.snapshot import KIND_CODE, Snapshot
@@ -63,6 +69,7 @@ WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # each known-user weight's grid 
 COLD_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 ROUNDS = 3  # coordinate-ascent passes over the weights at most
 REFERENCE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # the EASE baseline's grid (gnn.evaluate.baselines)
+RETURN_DAYS: tuple[float | None, ...] = (None, 14.0, 30.0)  # a returning user's days without a positive
 HISTORY = 50  # most recent positives per user (the engine reads engine.history interactions)
 TRANS_HISTORY = 20
 
@@ -162,6 +169,7 @@ class Views:
     trans_rows: sp.csr_matrix
     known: np.ndarray  # users with a positive in the history
     counts: np.ndarray  # distinct positive items per user (at most ``history``): their stage row
+    last: np.ndarray  # per user, the time of their newest positive (-inf: none)
     user_vecs: np.ndarray | None
     item_emb: np.ndarray | None
 
@@ -176,16 +184,30 @@ def views(snap: Snapshot, mask: np.ndarray, halves: tuple[float | None, ...], em
     known = np.zeros(snap.num_users, dtype=bool)
     known[u] = True
     counts = np.bincount(u, minlength=snap.num_users)
+    pm = positives(snap, mask)
+    last = np.full(snap.num_users, -np.inf)
+    np.maximum.at(last, snap.user[pm], snap.ts[pm])
     vecs = None
     if emb is not None and params is not None:
         now = float(snap.ts[mask].max())
         vecs = user_matrix(emb, snap.user[mask], snap.item[mask], snap.kind[mask], snap.value[mask], snap.ts[mask],
                            snap.num_users, now, params)
-    return Views(rows, trans_rows, known, counts, vecs, emb)
+    return Views(rows, trans_rows, known, counts, last, vecs, emb)
 
 
-def score_fn(v: Views, model: HybridScorer) -> Callable[[np.ndarray], np.ndarray]:
-    """``users -> [len(users), n_items]`` hybrid scores, as :meth:`HybridScorer.scores` gives one user."""
+def request_times(snap: Snapshot, mask: np.ndarray) -> np.ndarray:
+    """Per user, the time of their first positive interaction in ``mask`` (NaN: none): when an
+    offline evaluation's user asks for recommendations (the request's clock, as the engine has it)."""
+    m = positives(snap, mask)
+    first = np.full(snap.num_users, np.inf)
+    np.minimum.at(first, snap.user[m], snap.ts[m])
+    first[np.isinf(first)] = np.nan
+    return first
+
+
+def score_fn(v: Views, model: HybridScorer, now: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """``users -> [len(users), n_items]`` hybrid scores, as :meth:`HybridScorer.scores` gives one
+    user; ``now``: per user, the request's clock (:func:`request_times`; None: no user returning)."""
     half = float(model.params["position_half"])
 
     def score(users: np.ndarray) -> np.ndarray:
@@ -196,12 +218,14 @@ def score_fn(v: Views, model: HybridScorer) -> Callable[[np.ndarray], np.ndarray
             comps["gnn"] = v.user_vecs[users] @ v.item_emb.T
         if model.stage is not None:
             comps["stage"] = model.stage[np.minimum(v.counts[users], len(model.stage) - 1)]
-        return combine(comps, model.weights, v.known[users], model.cold_components(), model.cold_weights)
+        ret = returning(None if now is None else now[users], v.last[users], model.params.get("return_days"))
+        return combine(comps, model.weights, v.known[users], model.cold_components(), model.cold_weights, ret,
+                       model.return_weights)
     return score
 
 
 def fit(snap: Snapshot, mask: np.ndarray, params: dict[str, Any], weights: dict[str, float],
-        cold_weights: dict[str, float] | None = None) -> HybridScorer:
+        cold_weights: dict[str, float] | None = None, return_weights: dict[str, float] | None = None) -> HybridScorer:
     """The hybrid model on the positives of ``mask`` with chosen ``params`` and ``weights`` (the
     stage prior when ``params`` has ``stage_span``)."""
     x = interaction_matrix(snap.user[positives(snap, mask)], snap.item[positives(snap, mask)], snap.num_users,
@@ -212,7 +236,7 @@ def fit(snap: Snapshot, mask: np.ndarray, params: dict[str, Any], weights: dict[
                              int(params.get("history", HISTORY)))
     return HybridScorer(fit_ease(x, float(params["lambda"])), fit_transitions(snap, mask, int(params["window"])),
                         trend(snap, mask, float(params["trend_half_life_days"])), dict(weights), dict(params),
-                        stage, dict(cold_weights or {}))
+                        stage, dict(cold_weights or {}), dict(return_weights or {}))
 
 
 def user_metrics(scores: np.ndarray, seen: sp.csr_matrix, targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -248,10 +272,11 @@ class Choice:
     cold_weights: dict[str, float]
     value: float
     ratios: list[dict[str, float]] = field(default_factory=list)
+    return_weights: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"params": self.params, "weights": self.weights, "cold_weights": self.cold_weights,
-                "value": self.value, "ratios": self.ratios}
+                "return_weights": self.return_weights, "value": self.value, "ratios": self.ratios}
 
 
 @dataclass
@@ -267,6 +292,7 @@ class _Split:
     known: np.ndarray  # per validation user
     ref: tuple[float, float]  # EASE + MostPopular: NDCG@10, Recall@100
     ref_cold: tuple[float, float]  # MostPopular on the users without history (0, 0: none)
+    gap: np.ndarray  # per known validation user: days from their newest train positive to their first target
     z: dict[str, np.ndarray] = field(default_factory=dict)  # z-scored components of the known users
 
 
@@ -294,7 +320,9 @@ def _prepare(snap: Snapshot, j: int, train: np.ndarray, val: np.ndarray, emb: np
     nd, rc = user_metrics(np.broadcast_to(pop, (int((~known).sum()), snap.num_items)), seen[~known],
                           [t for t, k in zip(targets, known, strict=True) if not k])
     ref_cold = (float(nd.mean()), float(rc.mean())) if len(nd) else (0.0, 0.0)
-    return _Split(j, v, x, users, seen, targets, known, best[1], ref_cold)
+    k = users[known]
+    gap = (request_times(snap, val)[k] - v.last[k]) / DAY
+    return _Split(j, v, x, users, seen, targets, known, best[1], ref_cold, gap)
 
 
 def _ratios(nd: np.ndarray, rc: np.ndarray, ref: tuple[float, float]) -> tuple[float, float]:
@@ -377,45 +405,86 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         k = p.users[p.known]
         p.z["trend"] = zscore(trends[hl][j][None, :])
         p.z["stage"] = zscore(stages[span][j][np.minimum(p.v.counts[k], HISTORY)])
-    # Stage 3: the transition window and the known users' weights (coordinate ascent on the grid).
+    # Stage 3: the transition window and the known users' weights (coordinate ascent on the grid);
+    # then, per window and returning threshold the returning users' weights and again
+    # the others' (one ascent over both vectors from the weights found), kept when the objective
+    # improves. A step changes one vector: only the users it ranks are scored again.
     names = [c for c in COMPONENTS if c != "gnn" or have_gnn]
+    known_targets = [[t for t, kn in zip(p.targets, p.known, strict=True) if kn] for p in prepared]
 
-    def evaluate(w: dict[str, float]) -> list[tuple[float, float]]:
-        out = []
-        for p, (cnd, crc) in zip(prepared, cold_part, strict=True):
-            total = sum(w[c] * p.z[c] for c in names if w.get(c))
-            nd, rc = user_metrics(np.broadcast_to(total, (int(p.known.sum()), snap.num_items)), p.seen[p.known],
-                                  [t for t, kn in zip(p.targets, p.known, strict=True) if kn])
-            out.append(_ratios(np.r_[nd, cnd], np.r_[rc, crc], p.ref))
-        return out
+    def part(p: _Split, targets: list[np.ndarray], w: dict[str, float], sel: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """NDCG@10 and Recall@100 of the known users ``sel`` of ``p`` ranked with ``w``."""
+        idx = np.nonzero(sel)[0]
+        shape = (len(idx), snap.num_items)
+        total = sum(w[c] * np.broadcast_to(p.z[c], (len(sel), snap.num_items))[idx] for c in names if w.get(c))
+        return user_metrics(np.broadcast_to(total, shape), p.seen[p.known][idx], [targets[i] for i in idx])
 
-    best3: tuple[float, int, dict[str, float], list[tuple[float, float]]] = (-np.inf, WINDOWS[0], {}, [])
-    for window in WINDOWS:
-        for p in prepared:
-            j = p.j
-            k = p.users[p.known]
-            p.z["trans"] = zscore(np.asarray(p.v.trans_rows[k] @ fit_transitions(snap, splits[j][0], window)))
-        w = {c: 0.0 for c in names}
-        w.update(ease=1.0, trans=0.25, trend=0.5)
-        cur = evaluate(w)
+    def ascend(w: dict[str, float], wr: dict[str, float], days: float | None
+               ) -> tuple[dict[str, float], dict[str, float], list[tuple[float, float]]]:
+        rets = [p.gap >= days if days is not None else np.zeros(len(p.gap), dtype=bool) for p in prepared]
+        vecs = [dict(w), dict(wr)]
+        per = []  # per split, per known user: (NDCG@10, Recall@100) as ranked now
+        for p, t, ret in zip(prepared, known_targets, rets, strict=True):
+            nd, rc = np.zeros(len(ret)), np.zeros(len(ret))
+            for which, sel in ((0, ~ret), (1, ret)):
+                if sel.any():
+                    nd[sel], rc[sel] = part(p, t, vecs[which], sel)
+            per.append((nd, rc))
+
+        def ratios(per: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
+            return [_ratios(np.r_[nd, cnd], np.r_[rc, crc], p.ref)
+                    for p, (nd, rc), (cnd, crc) in zip(prepared, per, cold_part, strict=True)]
+
+        cur = ratios(per)
+        keys = [(0, c) for c in names] + ([(1, c) for c in names] if days is not None else [])
         for _ in range(ROUNDS):
             improved = False
-            for c in names:
+            for which, c in keys:
                 for g in WEIGHTS:
-                    if g == w[c] or not any(w[o] for o in names if o != c) and not g:
+                    vec = vecs[which]
+                    if g == vec[c] or not any(vec[o] for o in names if o != c) and not g:
                         continue
-                    trial = dict(w, **{c: g})
-                    r = evaluate(trial)
+                    trial = dict(vec, **{c: g})
+                    new = []
+                    for p, t, ret, (nd, rc) in zip(prepared, known_targets, rets, per, strict=True):
+                        sel = ret if which else ~ret
+                        nd, rc = nd.copy(), rc.copy()
+                        if sel.any():
+                            nd[sel], rc[sel] = part(p, t, trial, sel)
+                        new.append((nd, rc))
+                    r = ratios(new)
                     if objective(r) > objective(cur) + 1e-6:
-                        w, cur, improved = trial, r, True
+                        vecs[which], per, cur, improved = trial, new, r, True
             if not improved:
                 break
-        if objective(cur) > best3[0]:
-            best3 = (objective(cur), window, w, cur)
-    value, window, weights, ratios = best3
-    params = {"lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl,
-              "stage_span": span, "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY,
-              "trans_history": TRANS_HISTORY}
+        return vecs[0], vecs[1], cur
+
+    Found = tuple[float, int, float | None, dict[str, float], dict[str, float], list[tuple[float, float]]]
+    best3: Found = (-np.inf, WINDOWS[0], None, {}, {}, [])
+    for window in WINDOWS:
+        for p in prepared:
+            p.z["trans"] = zscore(np.asarray(p.v.trans_rows[p.users[p.known]]
+                                             @ fit_transitions(snap, splits[p.j][0], window)))
+        w0 = {c: 0.0 for c in names}
+        w0.update(ease=1.0, trans=0.25, trend=0.5)
+        w, _, cur = ascend(w0, w0, None)
+        found: Found = (objective(cur), window, None, w, {}, cur)
+        for days in RETURN_DAYS:
+            if days is None or not any((p.gap >= days).any() for p in prepared):
+                continue
+            wd, wr, cur_d = ascend(w, w, days)
+            if objective(cur_d) > found[0] + 1e-6:
+                found = (objective(cur_d), window, days, wd, wr, cur_d)
+        if found[0] > best3[0]:
+            best3 = found
+    value, window, days, weights, ret_w, ratios = best3
+    params: dict[str, Any] = {
+        "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
+        "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY}
+    if days is not None:
+        params["return_days"] = days
     weights = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}
+    return_weights = {c: float(ret_w.get(c, 0.0)) for c in COMPONENTS} if days is not None else {}
     return Choice(params, weights, {c: float(x) for c, x in cold_w.items()}, float(value),
-                  [{"ndcg@10": a, "recall@100": b} for a, b in ratios])
+                  [{"ndcg@10": a, "recall@100": b} for a, b in ratios], return_weights)

@@ -135,7 +135,7 @@ def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, vector_wei
         if hybrid is not None:  # what it ranked with: its hybrid, fit on its own train + validation
             live_hybrid = remap_hybrid(hybrid, ids, snap.item_ids)
             v = itemitem.views(snap, split.hist, (float(live_hybrid.params["position_half"]),), emb, params)
-            return (score_rows(snap, split, itemitem.score_fn(v, live_hybrid)),
+            return (score_rows(snap, split, itemitem.score_fn(v, live_hybrid, itemitem.request_times(snap, split.test))),
                     "its evaluation embeddings and hybrid scored on this split")
         return gnn_metrics(emb, snap, split.hist, split.test, params), "its evaluation embeddings scored on this split"
     cfg = GNNConfig(**live.config) if live.config else GNNConfig()
@@ -162,7 +162,8 @@ def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> Hybrid
         stage = np.repeat(h.stage.min(axis=1, keepdims=True) if h.stage.size else np.zeros((len(h.stage), 1)), n,
                           axis=1).astype(np.float32)
         stage[:, new] = h.stage[:, old]
-    return HybridScorer(ease, trans, trend, dict(h.weights), dict(h.params), stage, dict(h.cold_weights))
+    return HybridScorer(ease, trans, trend, dict(h.weights), dict(h.params), stage, dict(h.cold_weights),
+                        dict(h.return_weights))
 
 
 def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = False, vectors: Any | None = None,
@@ -252,7 +253,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             ch = ctx.hybrid_choice
             assert ch is not None  # made by the evaluation's hybrid family
             hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, ch.params, ch.weights,
-                                  ch.cold_weights)
+                                  ch.cold_weights, ch.return_weights)
         stages["refit_s"] = time.perf_counter() - t0
         t_publish = time.perf_counter()
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)

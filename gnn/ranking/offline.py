@@ -108,6 +108,12 @@ class World:
     sessions: dict[int, list[str]] = field(default_factory=dict)  # each user's latest session, oldest item first
     available: dict[str, bool] = field(default_factory=dict)
     type_weights: Mapping[str, float] = field(default_factory=dict)  # [interactions] score_weights
+    #: per user, the clock of their request (the hybrid's returning users); absent: :attr:`now`
+    request_times: dict[int, float] = field(default_factory=dict)
+
+    def clock(self, u: int) -> float:
+        """User ``u``'s request clock: their request time when given, else the world's clock."""
+        return self.request_times.get(u, self.now)
 
     @classmethod
     def build(cls, full: Snapshot, train_mask: np.ndarray, model: LiveModel | None = None, k: int = 50, *,
@@ -192,7 +198,7 @@ class World:
             "fresh": lambda: fresh_list.candidates(fresh),
             "ann": lambda: ([Candidate(i, s, "ann") for i, s in self.model.nearest(vec, per_source, hard)]
                             if vec is not None and self.model is not None else []),
-            "hybrid": lambda: self._hybrid(recent, vec, per_source, hard),
+            "hybrid": lambda: self._hybrid(recent, vec, per_source, hard, self.clock(u)),
         }
         by = {name: makers[name]() for name, w in weights.items() if w > 0 and name in makers}
         merged = merge_candidates(by, weights)
@@ -202,12 +208,12 @@ class World:
         cands = rules.apply_consumed(cands, consumed, exclude)
         return cands, vec
 
-    def _hybrid(self, recent: list[dict[str, Any]], vec: np.ndarray | None, limit: int, exclude: set[str]
-                ) -> list[Candidate]:
+    def _hybrid(self, recent: list[dict[str, Any]], vec: np.ndarray | None, limit: int, exclude: set[str],
+                now: float | None = None) -> list[Candidate]:
         """The engine's ``hybrid`` source (graphrec.engine.sources.hybrid) on this world."""
         if self.model is None or self.model.hybrid is None:
             return []
-        scores = self.model.hybrid.scores(recent, self.model.index, vec, self.model.emb)
+        scores = self.model.hybrid.scores(recent, self.model.index, vec, self.model.emb, now=now)
         return hybrid.candidates(scores, self.model.item_ids, limit, exclude)
 
     def session_vector(self, u: int, session: list[str] | None = None) -> np.ndarray | None:
@@ -297,7 +303,8 @@ def fusion_scorer(world: World) -> Scorer:
     it has a hybrid model (graphrec.core.recs.hybrid), else fusion + embedding similarity."""
     def score(u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
         if world.model is not None and world.model.hybrid is not None:
-            hybrid.rescore(cands, world.model.hybrid_scores(world.history.get(u, []), vec), world.model.index)
+            hybrid.rescore(cands, world.model.hybrid_scores(world.history.get(u, []), vec, now=world.clock(u)),
+                           world.model.index)
             return np.array([c.score for c in cands], dtype=np.float32)
         base = np.array([c.score for c in cands], dtype=np.float32)
         if vec is not None and world.model is not None:

@@ -118,7 +118,8 @@ class Pipeline:
             assert model is not None
             # Once per request: the hybrid's gnn component and the ANN source's exact search.
             run.sims = model.emb @ run.vec if run.vec is not None else None
-            run.hybrid = model.hybrid_scores(run.recent, run.vec, run.sims)  # the hybrid source's and the rank's
+            # the hybrid source's and the rank's; the request's clock says whether the user is returning
+            run.hybrid = model.hybrid_scores(run.recent, run.vec, run.sims, run.clock)
         weights = dict(cfg.sources.get(req.surface.value, cfg.sources["HOME_FEED"]))
         if not run.recent:  # cold start: popular (narrowed by stated preferences), fresh, content of nothing
             weights = cold_start_weights(weights)

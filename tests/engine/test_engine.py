@@ -4,6 +4,7 @@ feedback across two engine instances, cold start, degraded answers."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -686,11 +687,22 @@ def test_the_live_models_hybrid_ranks_the_home_feed(tiny: Settings) -> None:
             cold = await e.recommend(RecRequest("stranger", context=RequestContext(now=2000.0)))
             pref = await e.recommend(RecRequest("stranger2", context=RequestContext(
                 now=2000.0, preferred_categories=("Animation",))))
-            return res, cold, pref
+            # With return weights (the trend alone) for users back after a day or more: alice asking
+            # at 2000 is not returning; asking thirty days later, she is ranked by the trend.
+            # (A version each: the result cache's key leaves the clock out.)
+            e.model = LiveModel("v-returning", ids, np.eye(n, 4, dtype=np.float32), hybrid=returning)
+            soon = await e.recommend(RecRequest("alice", context=RequestContext(now=2000.0)))
+            e.model = LiveModel("v-returning-2", ids, np.eye(n, 4, dtype=np.float32), hybrid=returning)
+            later = await e.recommend(RecRequest("alice", context=RequestContext(now=2000.0 + 30 * 86400.0)))
+            return res, cold, pref, soon, later
         finally:
             await e.close()
 
-    res, cold, pref = run(go())
+    returning = dataclasses.replace(scorer, params={**scorer.params, "return_days": 1.0},
+                                    return_weights={"trend": 1.0})
+    res, cold, pref, soon, later = run(go())
+    assert [r.item_id for r in soon.items[:2]] == ["up", "toy"]
+    assert later.items[0].item_id == "alien", [r.item_id for r in later.items]
     # A user without history: the trend; one who stated categories: those categories first, as
     # without a hybrid (test_cold_start_user_and_new_item).
     assert [r.item_id for r in cold.items[:2]] == ["heat", "alien"]

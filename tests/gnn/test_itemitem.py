@@ -92,6 +92,39 @@ def test_request_scores_equal_the_offline_evaluation() -> None:
     np.testing.assert_allclose(live.hybrid_scores([], None), model.trend, rtol=1e-6)
 
 
+def test_returning_users_are_ranked_with_the_return_weights_online_as_offline() -> None:
+    """A known user whose request comes ``return_days`` or more after their newest positive
+    interaction is ranked with the return weights (here: the trend alone), the others with the
+    weights, in the engine (the request's clock) as in the offline evaluation (per user, the time
+    of their first test interaction); without a clock nobody is returning."""
+    from gnn import itemitem
+    from graphrec.core.recs.hybrid import zscore
+    from graphrec.core.recs.model import LiveModel
+
+    snap = _snap()
+    every = np.ones(snap.num_interactions, dtype=bool)
+    w = {"ease": 1.0, "breadth": 0.5, "trans": 0.5, "trend": 0.25}
+    p = {"lambda": 5.0, "position_half": 2.5, "window": 3, "trend_half_life_days": 1.0, "history": 50,
+         "trans_history": 20, "return_days": 1.0}
+    model = itemitem.fit(snap, every, p, w, {"trend": 1.0}, {"trend": 1.0})
+    v = itemitem.views(snap, every, (2.5,), None, None)
+    users = np.arange(snap.num_users)
+    now = v.last + np.where(users % 2 == 0, 2.0, 0.5) * 86400.0  # even users come back after two days
+    offline = itemitem.score_fn(v, model, now)(users)
+    plain = itemitem.score_fn(v, model)(users)
+    live = LiveModel("v", list(snap.item_ids), np.eye(snap.num_items, 4, dtype=np.float32), {}, hybrid=model)
+    trend = zscore(model.trend[None, :])[0]
+    for u in range(snap.num_users - 1):  # the last user has no interaction: cold either way
+        hist = _history(snap, u, every)
+        np.testing.assert_allclose(live.hybrid_scores(hist, None, now=float(now[u])), offline[u], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(live.hybrid_scores(hist, None), plain[u], rtol=1e-4, atol=1e-4)
+        if u % 2 == 0:
+            np.testing.assert_allclose(offline[u], trend, rtol=1e-6, atol=1e-6)
+        else:
+            np.testing.assert_allclose(offline[u], plain[u], rtol=1e-9)
+            assert not np.allclose(offline[u], trend)
+
+
 def test_stage_prior_counts_what_users_did_at_the_same_point_of_their_sequence() -> None:
     """Row k of the stage matrix counts the items at positions [k, k + span) of every user's
     sequence (decayed by age, log1p); an item repeated by a user counts at its first position;
@@ -188,9 +221,9 @@ def test_choose_is_joint_over_the_splits_validation() -> None:
     assert len(ch.ratios) == 2
     recomputed = []
     for (tr, va), reported in zip(splits, ch.ratios, strict=True):
-        model = itemitem.fit(snap, tr, p, ch.weights, ch.cold_weights)
+        model = itemitem.fit(snap, tr, p, ch.weights, ch.cold_weights, ch.return_weights)
         v = itemitem.views(snap, tr, (p["position_half"],), None, None)
-        m = ranking_metrics(itemitem.score_fn(v, model),
+        m = ranking_metrics(itemitem.score_fn(v, model, itemitem.request_times(snap, va)),
                             interaction_matrix(snap.user[tr], snap.item[tr], snap.num_users, snap.num_items),
                             interaction_matrix(snap.user[va], snap.item[va], snap.num_users, snap.num_items))
         ref = _reference(snap, tr, va)
@@ -215,13 +248,14 @@ def test_artifacts_round_trip_into_the_live_model(tmp_path) -> None:
     snap = _snap()
     model = itemitem.fit(snap, np.ones(snap.num_interactions, dtype=bool),
                          {"lambda": 5.0, "position_half": 5.0, "window": 3, "trend_half_life_days": 7.0},
-                         {"ease": 1.0, "trend": 0.5})
+                         {"ease": 1.0, "trend": 0.5}, None, {"trend": 1.0})
     np.save(tmp_path / "item_embeddings.npy", np.ones((snap.num_items, 4), np.float32))
     (tmp_path / "item_ids.json").write_text(json.dumps(snap.item_ids))
     assert LiveModel.load("v1", tmp_path).hybrid is None
     model.save(tmp_path)
     loaded = LiveModel.load("v1", tmp_path).hybrid
     assert loaded is not None and loaded.weights == model.weights and loaded.params == model.params
+    assert loaded.return_weights == {"trend": 1.0}
     np.testing.assert_allclose(loaded.ease, model.ease)
     np.testing.assert_allclose(loaded.trend, model.trend)
 
@@ -254,11 +288,11 @@ def test_a_live_hybrid_is_reindexed_to_the_current_catalogue() -> None:
     ease = np.arange(9, dtype=np.float32).reshape(3, 3)
     stage = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32)
     h = HybridScorer(ease, ease + 100, np.array([1.0, 2.0, 3.0], np.float32), {"ease": 1.0}, {"position_half": 5.0},
-                     stage, {"trend": 1.0, "stage": 0.5})
+                     stage, {"trend": 1.0, "stage": 0.5}, {"trend": 2.0})
     got = remap_hybrid(h, ["a", "b", "c"], ["c", "new", "a"])
     assert got.stage is not None
     np.testing.assert_allclose(got.stage, [[3, 1, 1], [6, 4, 4]])
-    assert got.cold_weights == h.cold_weights
+    assert got.cold_weights == h.cold_weights and got.return_weights == {"trend": 2.0}
     np.testing.assert_allclose(got.ease, [[8, 0, 6], [0, 0, 0], [2, 0, 0]])
     np.testing.assert_allclose(got.trans[0], [108, 0, 106])
     np.testing.assert_allclose(got.trend, [3.0, 1.0, 1.0])

@@ -25,13 +25,15 @@ A user with no positive interaction the model knows is ranked with the cold weig
     s(u, i) = \\sum_c v_c \\, z\\big(s_c\\big)_i, \\quad c \\in \\{\\mathrm{trend}, \\mathrm{stage}\\}
 
 (``stage`` at ``n = 0``: what users interact with first); a model without cold weights (fit
-before they existed) ranks them by ``trend``. The weights ``w``, ``v`` and every
+before they existed) ranks them by ``trend``. A known user whose request comes ``return_days``
+or more after their newest positive interaction (the request's clock minus that time) is
+*returning* and is ranked with the return weights instead of ``w`` (a model without them: ``w``). The weights ``w``, ``v`` and every
 hyperparameter are chosen on validation, jointly over the evaluation protocols' splits
 (:func:`gnn.itemitem.choose`); the offline evaluation scores users with :func:`combine`, the
 function the engine calls here.
 
 Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend`` and ``stage``;
-``hybrid.json``: ``weights``, ``cold_weights`` and ``params``) are read by :meth:`HybridScorer.load`.
+``hybrid.json``: ``weights``, ``cold_weights``, ``return_weights`` and ``params``) are read by :meth:`HybridScorer.load`.
 """
 
 from __future__ import annotations
@@ -58,19 +60,41 @@ def zscore(x: np.ndarray) -> np.ndarray:
 
 
 def combine(comps: dict[str, np.ndarray], weights: dict[str, float], known: np.ndarray,
-            cold: dict[str, np.ndarray] | None = None, cold_weights: dict[str, float] | None = None) -> np.ndarray:
+            cold: dict[str, np.ndarray] | None = None, cold_weights: dict[str, float] | None = None,
+            returning: np.ndarray | None = None, return_weights: dict[str, float] | None = None) -> np.ndarray:
     """``[n_users, n_items]`` hybrid scores from per-component scores of the same shape (``trend``
     may be one row, broadcast); ``known``: users with a positive interaction the model knows. The
     others get ``Σ cold_weights[c] · z(cold[c])`` (``cold``: ``trend`` and ``stage`` at n = 0, one
-    row each; without cold weights, the trend scores alone)."""
+    row each; without cold weights, the trend scores alone). Known users flagged ``returning``
+    (see :func:`returning`) are summed with ``return_weights`` instead of ``weights``."""
     shape = np.broadcast_shapes(*(np.shape(c) for c in comps.values()))
     trend = np.broadcast_to(np.asarray(comps["trend"], dtype=np.float64), shape)
-    out = np.zeros(trend.shape, dtype=np.float64)
-    for name in COMPONENTS:
-        w = float(weights.get(name, 0.0))
-        if w and name in comps:
-            out += w * zscore(np.broadcast_to(comps[name], trend.shape))
+    z = {name: zscore(np.broadcast_to(comps[name], trend.shape)) for name in COMPONENTS
+         if name in comps and (weights.get(name) or (return_weights or {}).get(name))}
+    out = _weighted(z, weights, trend.shape)
+    if return_weights and returning is not None and np.any(returning):
+        out = np.where(np.asarray(returning, dtype=bool).reshape(-1, 1), _weighted(z, return_weights, trend.shape), out)
     return np.where(np.asarray(known, dtype=bool).reshape(-1, 1), out, cold_scores(comps["trend"], cold, cold_weights))
+
+
+def _weighted(z: dict[str, np.ndarray], weights: dict[str, float], shape: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(shape, dtype=np.float64)
+    for name in COMPONENTS:  # a fixed order: the engine's sum is the offline one
+        w = float(weights.get(name, 0.0))
+        if w and name in z:
+            out += w * z[name]
+    return out
+
+
+def returning(now: np.ndarray | float | None, last: np.ndarray | float, return_days: float | None) -> np.ndarray:
+    """Whether a known user is *returning*: their request comes at least ``return_days`` days
+    after their newest positive interaction (``now``: the request's clock; None or NaN: not
+    returning; ``return_days`` None: no user is)."""
+    if now is None or return_days is None:
+        return np.zeros(np.shape(last), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.asarray(now, dtype=np.float64) - np.asarray(last, dtype=np.float64)
+                          >= float(return_days) * 86400.0)
 
 
 def cold_scores(trend: np.ndarray, cold: dict[str, np.ndarray] | None, cold_weights: dict[str, float] | None
@@ -106,6 +130,9 @@ class HybridScorer:
     stage: np.ndarray | None = None
     #: weights of the ranking of users without a known positive interaction (empty: trend alone)
     cold_weights: dict[str, float] = field(default_factory=dict)
+    #: weights of the known users who return after ``params["return_days"]`` days or more
+    #: without a positive interaction (empty: the same weights as every known user)
+    return_weights: dict[str, float] = field(default_factory=dict)
     #: the cold ranking, the same for every new user of this version: computed once (cold_row)
     _cold: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     #: the standardised rows of the components that do not depend on the user (see _z_const)
@@ -121,7 +148,7 @@ class HybridScorer:
         arrays = np.load(d / "hybrid.npz")
         stage = arrays["stage"] if "stage" in arrays.files else None
         return cls(arrays["ease"], arrays["trans"], arrays["trend"], dict(meta["weights"]), dict(meta["params"]),
-                   stage, dict(meta.get("cold_weights") or {}))
+                   stage, dict(meta.get("cold_weights") or {}), dict(meta.get("return_weights") or {}))
 
     def save(self, artifact_dir: str | Path) -> None:
         d = Path(artifact_dir)
@@ -132,7 +159,8 @@ class HybridScorer:
             arrays["stage"] = self.stage.astype(np.float32)
         np.savez(d / "hybrid.npz", **arrays)
         (d / "hybrid.json").write_text(json.dumps({"weights": self.weights, "cold_weights": self.cold_weights,
-                                                   "params": self.params}, indent=2))
+                                                   "return_weights": self.return_weights, "params": self.params},
+                                                  indent=2))
 
     def stage_row(self, n: int) -> np.ndarray | None:
         """The ``stage`` scores of a user with ``n`` distinct positive items (None: no stage model)."""
@@ -155,11 +183,13 @@ class HybridScorer:
         return out
 
     def scores(self, recent: list[dict[str, Any]], index: dict[str, int], vec: np.ndarray | None,
-               emb: np.ndarray | None, sims: np.ndarray | None = None) -> np.ndarray:
+               emb: np.ndarray | None, sims: np.ndarray | None = None, now: float | None = None) -> np.ndarray:
         """Hybrid scores of every item for one user: ``recent`` is their history as the engine
         reads it (``{item_id, type, ts, ...}``), ``index`` maps item ids to rows, ``vec`` the
         user vector (None: cold) and ``emb`` the live item embeddings; ``sims``: ``emb @ vec``
-        when the caller has it already (the engine's ANN source takes its best from the same)."""
+        when the caller has it already (the engine's ANN source takes its best from the same);
+        ``now``: the request's clock (a user returning after ``return_days`` is ranked with the
+        return weights; None: not returning)."""
         p = self.params
         pos = sorted((-(h.get("ts") or 0.0), index[h["item_id"]]) for h in recent
                       if h.get("type") not in NOT_POSITIVE and h.get("item_id") in index)
@@ -173,6 +203,11 @@ class HybridScorer:
         # Each component standardised as combine() does it (one row each); the components that
         # do not depend on the user (trend, the stage rows) standardised once per version.
         w = self.weights
+        if self.return_weights:
+            newest = max((h.get("ts") or 0.0 for h in recent
+                          if h.get("type") not in NOT_POSITIVE and h.get("item_id") in index), default=0.0)
+            if returning(now, newest, p.get("return_days")):
+                w = self.return_weights
         z: dict[str, np.ndarray] = {}
         if w.get("trend"):
             z["trend"] = self._z_const("trend", lambda: self.trend[None, :])
@@ -191,11 +226,7 @@ class HybridScorer:
         if w.get("stage") and self.stage is not None:
             k = min(len(items), len(self.stage) - 1)
             z["stage"] = self._z_const(f"stage{k}", lambda: np.asarray(self.stage[k], dtype=np.float64)[None, :])  # type: ignore[index]
-        out = np.zeros((1, n), dtype=np.float64)
-        for name in COMPONENTS:  # combine()'s sum, in its order
-            if name in z:
-                out += float(w[name]) * z[name]
-        return out[0]
+        return _weighted(z, w, (1, n))[0]
 
     def _z_const(self, key: str, row: Callable[[], np.ndarray]) -> np.ndarray:
         """``zscore(row())`` of a component that is the same for every user, computed once."""

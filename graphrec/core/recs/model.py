@@ -43,9 +43,10 @@ class LiveModel(Embeddings):
                    hybrid=HybridScorer.load(d))
 
     def hybrid_scores(self, recent: list[dict[str, Any]], vec: np.ndarray | None,
-                      sims: np.ndarray | None = None) -> np.ndarray | None:
+                      sims: np.ndarray | None = None, now: float | None = None) -> np.ndarray | None:
         """The hybrid scores of every item for a user (their recent history, their vector; ``sims``:
-        ``emb @ vec`` when the caller has it), or None without a hybrid scorer."""
+        ``emb @ vec`` when the caller has it; ``now``: the request's clock), or None without a
+        hybrid scorer."""
         if self.hybrid is None:
             return None
-        return self.hybrid.scores(recent, self.index, vec, self.emb, sims)
+        return self.hybrid.scores(recent, self.index, vec, self.emb, sims, now)
