@@ -9,7 +9,8 @@ needs passed as ``GRAPHREC_*`` variables:
 3. ``graphrec refresh-neighbours --k 20`` (CO_INTERACTED and SIMILAR_CONTENT edges);
 4. ``graphrec train --no-pipeline-eval`` with ``training.baselines=false`` (EASE is
    items x items), ``training.max_eval_users`` (validation and test on a seeded user sample),
-   ``training.refit_full=false``, ``gnn.examples_per_user`` and ``gnn.epochs`` small, and int8
+   ``training.refit_full=false``, ``gnn.examples_per_user`` and ``gnn.epochs`` small, LightGCN
+   off (``gnn.lightgcn.enabled=false``: its full-graph epochs would take hours), and int8
    scalar quantization (the Edge shard builds in about half the time);
 5. ``python -m bench.serve --ids synthetic`` at 50, 100 and 200 req/s, in both modes (``computed``:
    keys that never repeat; ``traffic``: a Zipf-like mix with the result cache on), with the cache
@@ -47,6 +48,8 @@ def scale_env(a: argparse.Namespace) -> dict[str, str]:
         "GRAPHREC_TRAINING_BASELINES": "false", "GRAPHREC_TRAINING_MAX_EVAL_USERS": str(a.eval_users),
         "GRAPHREC_TRAINING_REFIT_FULL": "false", "GRAPHREC_GNN_EPOCHS": str(a.epochs),
         "GRAPHREC_GNN_EXAMPLES_PER_USER": str(a.examples_per_user), "GRAPHREC_QDRANT_QUANTIZATION": "scalar",
+        # LightGCN's full-graph epochs over 1M items (100 by default) would take hours here.
+        "GRAPHREC_GNN_LIGHTGCN": '{"enabled": false}',
     })
 
 
