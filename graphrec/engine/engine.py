@@ -159,8 +159,12 @@ class Engine:
 
     def start_state_sync(self) -> None:
         """Poll the users whose history changed now and every ``engine.state_sync_s`` (started by
-        :meth:`create`): held user states are served only while these polls succeed."""
-        self.state.tasks.append(asyncio.create_task(_every(self.cfg.state_sync_s, self.sync_user_states, first=0.0)))
+        :meth:`create`): held user states are served only while these polls succeed. The period
+        counts from each poll's start: held states stay served while every poll takes less than
+        ``state_sync_s`` (counted from its end, two polls together had to: a busy Neo4j made the
+        held states flap out of service, and every request then read Neo4j, busier still)."""
+        self.state.tasks.append(asyncio.create_task(_every(self.cfg.state_sync_s, self.sync_user_states, first=0.0,
+                                                           from_start=True)))
 
     async def sync_user_states(self) -> None:
         """One state poll; a failure is logged when polls start failing and when they resume
@@ -266,13 +270,18 @@ class Engine:
         return health.readiness(self.state)
 
 
-async def _every(seconds: float, fn: Callable[[], Awaitable[None]], first: float | None = None) -> None:
-    """``fn()`` every ``seconds`` (the first time after ``first`` seconds, default ``seconds``)."""
+async def _every(seconds: float, fn: Callable[[], Awaitable[None]], first: float | None = None,
+                 from_start: bool = False) -> None:
+    """``fn()`` every ``seconds`` (the first time after ``first`` seconds, default ``seconds``):
+    ``seconds`` after each call ends, or with ``from_start`` after each call began (a call that
+    took longer is followed at once; calls never overlap)."""
+    loop = asyncio.get_running_loop()
     wait = seconds if first is None else first
     while True:
         await asyncio.sleep(wait)
-        wait = seconds
+        began = loop.time()
         try:
             await fn()
         except Exception as exc:  # noqa: BLE001 - a background refresh must never die
             log.warning("background refresh %s failed: %s", fn.__name__, exc)
+        wait = max(0.0, seconds - (loop.time() - began)) if from_start else seconds
