@@ -1,7 +1,7 @@
 """Start-up warm-up: pooled connections and query plans, the write path's commits, the most
-recently active users' states (held in memory), then real requests until answers stop getting faster (after a Neo4j restart its JIT compiles the read path
-only after some hundreds of requests). Each part is bounded by ``engine.warm_up_s`` and never
-stops the start.
+recently active users' states (held in memory), then real requests until answers stop getting
+faster (after a Neo4j restart its JIT compiles the read path only after some hundreds of
+requests). Each part is bounded by ``engine.warm_up_s`` and never stops the start.
 
 The connections and plans are warmed before the engine serves (a second or so). The commits and
 the sample requests (up to ``warm_up_s`` each, the bulk of a start) run in the background once
@@ -131,10 +131,13 @@ class Warmup:
 
     async def user_states(self) -> int:
         """The most recently active users' states into memory (``engine.user_state_preload``;
-        :meth:`graphrec.engine.user_state.UserStates.preload`); returns how many."""
+        :meth:`graphrec.engine.user_state.UserStates.preload`), for at most ``warm_up_s`` (the
+        states read by then stay held); returns how many."""
         s = self.s
+        if s.cfg.warm_up_s <= 0:
+            return 0
         t0 = time.monotonic()
-        kept = await self.preload(s.cfg.user_state_preload)
+        kept = await asyncio.wait_for(self.preload(s.cfg.user_state_preload), s.cfg.warm_up_s)
         if kept:
             log.info("user states preloaded: %d in %.1f s", kept, time.monotonic() - t0)
         return kept
