@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gnn.fits import FitPool, default_workers
+from gnn.fits import FitPool, Job, default_workers
 from gnn.lightgcn import train_lightgcn
 from gnn.nn.sparse import spmm_sum, transposed
 from gnn.split import train_val_test
@@ -23,7 +23,7 @@ CFG = GNNConfig(dim=16, hidden=32, epochs=3, patience=3, batch_users=32, walks_p
 def test_a_fit_in_a_worker_process_equals_the_same_fit_here() -> None:
     snap = _toy()
     tr, _, _ = train_val_test(snap)
-    jobs = {"gnn": (train, (snap, tr, None, CFG), {"seed": 5, "progress": False, "vector_weights": VECTOR_WEIGHTS}),
+    jobs: dict[str, Job] = {"gnn": (train, (snap, tr, None, CFG), {"seed": 5, "progress": False, "vector_weights": VECTOR_WEIGHTS}),
             "lightgcn": (train_lightgcn, (snap, tr, None, LightGCNConfig(batch=256)),
                          {"seed": 5, "dim": 16, "threads": 1, "progress": False, "epochs": 3})}
     with FitPool(2) as pool:
