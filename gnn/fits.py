@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -42,10 +43,18 @@ def default_workers(configured: int = 0, cap: int = 2) -> int:
     return max(1, min(cap, allowed))
 
 
-def _one_thread() -> None:
+def _worker_init() -> None:
+    """One torch thread; on Linux, the worker dies with the training process (a retraining killed
+    mid-fit leaves no worker computing for nobody)."""
     import torch
 
     torch.set_num_threads(1)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
 
 
 class FitPool:
@@ -60,7 +69,7 @@ class FitPool:
     def __enter__(self) -> FitPool:
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_one_thread)
+                                             initializer=_worker_init)
         return self
 
     def __exit__(self, *exc: object) -> None:
