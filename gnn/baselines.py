@@ -6,8 +6,48 @@ Hyperparameters are chosen on the validation split by :func:`gnn.evaluate.run`.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import scipy.sparse as sp
+
+#: EASE solutions kept by :func:`ease_weights` (bytes; least recently used dropped first).
+EASE_CACHE_BYTES = 256 * 2**20
+_EASE_CACHE: OrderedDict[tuple[str, float], np.ndarray] = OrderedDict()
+
+
+def _fingerprint(x: sp.csr_matrix) -> str:
+    h = hashlib.sha1(repr((x.shape, x.dtype.str)).encode())
+    for a in (x.indptr, x.indices, x.data):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def ease_weights(x: sp.csr_matrix, lam: float) -> np.ndarray:
+    """EASE's item-item weights for ``x`` (user×item) and ``lam``: B = I - P·diag(1/diag(P)) with
+    P = (XᵀX + λI)⁻¹, zero diagonal (float32). One run solves the same matrix and λ several times
+    (the baselines' validation grid, the hybrid's reference and its own grid, their refits on
+    train + validation): each (content of ``x``, λ) is solved once, the solutions kept up to
+    :data:`EASE_CACHE_BYTES`. Callers must not write to the array returned."""
+    key = (_fingerprint(x), float(lam))
+    b = _EASE_CACHE.get(key)
+    if b is not None:
+        _EASE_CACHE.move_to_end(key)
+        return b
+    g = (x.T @ x).toarray().astype(np.float64)
+    g[np.diag_indices_from(g)] += lam
+    p = np.linalg.inv(g)
+    w = -p / np.diag(p)
+    np.fill_diagonal(w, 0.0)
+    b = w.astype(np.float32)
+    b.flags.writeable = False
+    _EASE_CACHE[key] = b
+    while sum(v.nbytes for v in _EASE_CACHE.values()) > EASE_CACHE_BYTES and len(_EASE_CACHE) > 1:
+        _EASE_CACHE.popitem(last=False)
+    if b.nbytes > EASE_CACHE_BYTES:
+        _EASE_CACHE.pop(key)
+    return b
 
 
 class MostPopular:
@@ -55,12 +95,7 @@ class EASE:
 
     def fit(self, train: sp.csr_matrix) -> EASE:
         self.train = train
-        g = (train.T @ train).toarray().astype(np.float64)
-        g[np.diag_indices_from(g)] += self.lam
-        p = np.linalg.inv(g)
-        b = -p / np.diag(p)
-        np.fill_diagonal(b, 0.0)
-        self.b = b.astype(np.float32)
+        self.b = ease_weights(train, self.lam)
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from gnn.baselines import ease_weights
 from gnn.metrics import interaction_matrix
 from gnn.user import user_matrix
 from graphrec.core.recs.hybrid import (
@@ -96,12 +97,8 @@ def recent_rows(snap: Snapshot, mask: np.ndarray, history: int) -> tuple[np.ndar
 
 
 def fit_ease(x: sp.csr_matrix, lam: float) -> np.ndarray:
-    g = (x.T @ x).toarray().astype(np.float64)
-    g[np.diag_indices_from(g)] += lam
-    p = np.linalg.inv(g)
-    b = -p / np.diag(p)
-    np.fill_diagonal(b, 0.0)
-    return b.astype(np.float32)
+    """EASE on ``x`` (:func:`gnn.baselines.ease_weights`: solved once per matrix and λ in a run)."""
+    return ease_weights(x, lam)
 
 
 def fit_transitions(snap: Snapshot, mask: np.ndarray, window: int, smoothing: float = 5.0) -> np.ndarray:
@@ -253,11 +250,13 @@ def user_metrics(scores: np.ndarray, seen: sp.csr_matrix, targets: list[np.ndarr
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), axis=1, kind="stable"), 1)
     finite = np.isfinite(np.take_along_axis(s, top, 1))
     disc = 1.0 / np.log2(np.arange(2, 12))
-    ndcg, recall = np.zeros(len(targets)), np.zeros(len(targets))
-    for j, rel in enumerate(targets):
-        hit = np.isin(top[j], rel) & finite[j]
-        ndcg[j] = float((hit[:10] * disc[: min(10, k)]).sum() / disc[: min(10, len(rel))].sum())
-        recall[j] = hit.sum() / len(rel)
+    n_rel = np.array([len(rel) for rel in targets], dtype=np.int64)
+    relevant = np.zeros(s.shape, dtype=bool)  # [users, items]: the targets, looked up at the top ranks
+    relevant[np.repeat(np.arange(len(targets)), n_rel), np.concatenate(targets).astype(np.int64)] = True
+    hit = np.take_along_axis(relevant, top, 1) & finite
+    ideal = np.array([disc[:n].sum() for n in range(11)])
+    ndcg = (hit[:, :10] * disc[: min(10, k)]).sum(axis=1) / ideal[np.minimum(10, n_rel)]
+    recall = hit.sum(axis=1) / n_rel
     return ndcg, recall
 
 

@@ -57,6 +57,7 @@ from gnn.evaluate import (
     write_report,
 )
 from gnn.features import build_features
+from gnn.fits import FitPool, default_workers, follow_up_fits, prefill
 from gnn.lightgcn import train_lightgcn
 from gnn.split import relevant
 from gnn.train import _validate_emb, train
@@ -173,7 +174,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
     tcfg = settings.training
     t_all = time.perf_counter()
     models_dir = settings.var_dir / "models"
-    with GraphStore.from_settings(settings) as store:
+    with GraphStore.from_settings(settings) as store, FitPool(default_workers(tcfg.fit_workers)) as pool:
         registry = Registry(store, models_dir)
         live = registry.live("gnn")
         snap = export_snapshot(store, progress=progress)
@@ -193,21 +194,25 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         stages: dict[str, float] = {"export_s": time.perf_counter() - t_all}  # wall seconds per step
         t_fit = time.perf_counter()
         vw = settings.interactions.vector_weights
-        res = train(snap, gsplit.train, relevant(snap, gsplit.val), cfg, seed=settings.seed,
+        # The early-stopped fits (GNN here, LightGCN in a worker) side by side, then every fit
+        # the evaluation and serving need, each independent of the others (gnn.fits).
+        fcfg = cfg.model_copy(update={"threads": 1}) if pool.parallel else cfg
+        lg_job = None
+        if cfg.lightgcn.enabled:
+            # LightGCN's epochs and layer weights are chosen on the same validation as the GNN's.
+            lg_job = pool.submit((train_lightgcn, (snap, gsplit.train, relevant(snap, gsplit.val), cfg.lightgcn),
+                                  {"seed": settings.seed, "dim": cfg.dim, "threads": fcfg.threads,
+                                   "progress": progress and not pool.parallel,
+                                   "features": build_features(snap, gsplit.train, cfg)}))
+        res = train(snap, gsplit.train, relevant(snap, gsplit.val), fcfg, seed=settings.seed,
                     checkpoint_dir=art / "checkpoints", progress=progress, vector_weights=vw)
-        stages["fit_s"] = time.perf_counter() - t_fit
         ctx = EvalContext(cfg, settings.seed, progress, epochs=max(1, res.best_epoch),
                           prior_weight=res.user_params["prior_weight"], engine=settings.engine, version=version,
                           baselines=tcfg.baselines, gate_protocol=gate_protocol, interactions=settings.interactions)
-        lgcn = None
-        if cfg.lightgcn.enabled:
-            # LightGCN's epochs and layer weights are chosen on the same validation as the GNN's.
-            t0 = time.perf_counter()
-            lgcn = train_lightgcn(snap, gsplit.train, relevant(snap, gsplit.val), cfg.lightgcn, seed=settings.seed,
-                                  dim=cfg.dim, threads=cfg.threads, progress=progress,
-                                  features=build_features(snap, gsplit.train, cfg))
+        lgcn = lg_job.result() if lg_job is not None else None
+        if lgcn is not None:
             ctx.lgcn_epochs, ctx.lgcn_alpha = max(1, lgcn.best_epoch), lgcn.alpha
-            stages["lightgcn_fit_s"] = time.perf_counter() - t0
+        stages["fit_s"] = time.perf_counter() - t_fit
         ctx.served = served_model(cfg, res, lgcn, snap, gsplit, vw)
         served_row = "LightGCN (pooled, served)" if ctx.served == "lightgcn" else "GNN (PinSage)"
         # The served model fit on the gate split's train: the hybrid's choices on its validation
@@ -216,6 +221,11 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                                         else (res.item_emb, res.user_params))
         if hybrid_enabled(snap, ctx):
             served_row = HYBRID_ROW
+        t0 = time.perf_counter()
+        fitted = pool.run(follow_up_fits(snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel))
+        pool.close()
+        prefill(ctx, splits, fitted, user_params(cfg, vw))
+        stages["fits_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         families = {k: f for k, f in FAMILIES.items() if evaluate_pipeline or k != "pipeline"}
         tables = evaluate_splits(snap, splits, ctx, families)
@@ -232,22 +242,17 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             live_metrics = {k: float(v) for k, v in live_row.items() if k in METRICS}
             tables[gate_protocol][f"live GNN {live.id} (same split)"] = live_row
             gate.update(live=live_metrics, live_version=live.id, live_how=how, live_stored=live.metrics)
-        # Refit on everything for serving, for the number of epochs validation chose.
+        # Serve the refit on everything (fit above for the number of epochs validation chose).
         t0 = time.perf_counter()
-        every = np.ones(snap.num_interactions, dtype=bool)
         serve_emb, serve_model, serve_params = res.item_emb, res.model, res.user_params
         if ctx.served == "lightgcn" and lgcn is not None:
             serve_emb, serve_model, serve_params = lgcn.item_emb, lgcn.model, user_params(cfg, vw)
-            if tcfg.refit_full:
-                refit_l = train_lightgcn(snap, every, None, cfg.lightgcn, seed=settings.seed, dim=cfg.dim,
-                                         threads=cfg.threads, progress=progress, epochs=ctx.lgcn_epochs,
-                                         alpha=ctx.lgcn_alpha, features=build_features(snap, every, cfg))
-                serve_emb, serve_model = refit_l.item_emb, refit_l.model
-        elif tcfg.refit_full:
-            refit = train(snap, every, None, cfg.model_copy(update={"epochs": max(1, res.best_epoch)}),
-                          seed=settings.seed, progress=progress, prior_weight=res.user_params["prior_weight"],
-                          vector_weights=vw)
+            if "refit" in fitted:
+                serve_emb, serve_model = fitted["refit"].item_emb, fitted["refit"].model
+        elif "refit" in fitted:
+            refit = fitted["refit"]
             serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
+        every = np.ones(snap.num_interactions, dtype=bool)
         hybrid = None
         if hybrid_enabled(snap, ctx):  # fit on what the embeddings were, with the run's (joint) choices
             ch = ctx.hybrid_choice

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from gnn.features import ItemFeatures
 from gnn.hetero import positive_edges, to_hetero_data
 from gnn.metrics import interaction_matrix, ranking_metrics
+from gnn.nn.sparse import spmm_sum
 from gnn.threads import choose_threads
 from graphrec.core.gnn_config import LightGCNConfig
 from graphrec.core.snapshot import Snapshot
@@ -80,12 +81,26 @@ def normalized_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
 
 
 def layer_embeddings(model: LightGCN, edge_index: Tensor) -> list[Tensor]:
-    """The embeddings after each propagation, layer 0 (the free parameters) first."""
+    """The embeddings after each propagation, layer 0 (the free parameters) first
+    (``edge_index``: the normalised adjacency; each layer is ``LGConv(normalize=False)``'s sum
+    ``adj @ x``, through :func:`gnn.nn.sparse.spmm_sum`)."""
     x = model.embedding.weight
     out = [x]
-    for conv in model.convs:
-        x = conv(x, edge_index)
+    for _ in model.convs:
+        x = spmm_sum(edge_index, x)
         out.append(x)
+    return out
+
+
+def get_embedding(model: LightGCN, edge_index: Tensor) -> Tensor:
+    """``model.get_embedding(edge_index)`` (the layers mixed by the model's ``alpha``), with each
+    propagation through :func:`gnn.nn.sparse.spmm_sum`: the transposed adjacency the gradient
+    needs is built once per fit instead of at every backward pass."""
+    x = model.embedding.weight
+    out = x * model.alpha[0]
+    for i in range(model.num_layers):
+        x = spmm_sum(edge_index, x)
+        out = out + x * model.alpha[i + 1]
     return out
 
 
@@ -136,7 +151,7 @@ def train_lightgcn(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray 
             neg = np.where(rng.random(len(b)) < cfg.pop_negatives, rng.choice(n_i, len(b), p=pop_p),
                            rng.integers(0, n_i, len(b)))
             negs = torch.from_numpy(neg)
-            emb = model.get_embedding(edge_index)
+            emb = get_embedding(model, edge_index)
             eu = emb[users]
             pos_r = (eu * emb[items + n_u]).sum(-1)
             neg_r = (eu * emb[negs + n_u]).sum(-1)
@@ -151,7 +166,7 @@ def train_lightgcn(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray 
         if m_val is not None and (epoch % cfg.eval_every == 0 or epoch == n_epochs):
             model.eval()
             with torch.no_grad():
-                val = _metrics(model.get_embedding(edge_index), n_u, m_train, m_val)
+                val = _metrics(get_embedding(model, edge_index), n_u, m_train, m_val)
             row.update({"val_ndcg@10": val["ndcg@10"], "val_recall@100": val["recall@100"]})
             bar.set_postfix(loss=f"{row['loss']:.4f}", val_ndcg=f"{val['ndcg@10']:.4f}")
             if val["ndcg@10"] > best[0]:
@@ -176,12 +191,12 @@ def train_lightgcn(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray 
             chosen: tuple[float, ...] = max(ALPHAS, key=score)
             alpha = list(chosen)
         alpha = list(alpha or ALPHAS[0])[: len(layers)]
-        emb = combine(layers, alpha).numpy().astype(np.float32)
-    item_emb = emb[n_u:].copy()
+        final = combine(layers, alpha).numpy().astype(np.float32)
+    item_emb = final[n_u:].copy()
     if features is not None:
         seen = np.bincount(pos[1].numpy(), minlength=n_i) > 0
         item_emb = cold_item_embeddings(item_emb, seen, features)
-    return LightGCNResult(model=model, item_emb=item_emb, user_emb=emb[:n_u].copy(), alpha=[float(a) for a in alpha],
+    return LightGCNResult(model=model, item_emb=item_emb, user_emb=final[:n_u].copy(), alpha=[float(a) for a in alpha],
                           history=history, best_epoch=best[1], best_val_ndcg=best[0],
                           seconds=time.perf_counter() - t0, examples=examples)
 

@@ -98,6 +98,30 @@ def _timelines(snap: Snapshot, mask: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def _ranges(begin: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(b, b + n) for b, n in zip(begin, length)])``, without the loop."""
+    ends = np.cumsum(length)
+    return np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - length - begin, length)
+
+
+def examples_of(flat: np.ndarray, start: np.ndarray, length: np.ndarray, rng: np.random.Generator,
+                cfg: GNNConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One (history → future) example per timeline ``flat[start:start + length]`` (3+
+    interactions each): a cut point c drawn in ``[max(1, length // 5), length)``, the history
+    the last ``max_history`` interactions before it, the targets the next
+    ``targets_per_example`` from it. Returns (history interactions, their example, target
+    interactions, their example, the interaction at each cut point), examples in order. The
+    draws are those of one ``rng.integers`` call per example, in order (numpy draws an array of
+    bounds element by element)."""
+    c = rng.integers(np.maximum(1, length // 5), length)
+    h_begin = np.maximum(0, c - cfg.max_history)
+    h_len = c - h_begin
+    t_len = np.minimum(cfg.targets_per_example, length - c)
+    owner = np.arange(len(start))
+    return (flat[_ranges(start + h_begin, h_len)], np.repeat(owner, h_len), flat[_ranges(start + c, t_len)],
+            np.repeat(owner, t_len), flat[start + c])
+
+
 def validate(model: PinSage, snap: Snapshot, hist_mask: np.ndarray, target_mask: np.ndarray, params: dict[str, Any]) -> dict[str, float]:
     return _validate_emb(model.embed_all(), snap, hist_mask, target_mask, params)
 
@@ -159,6 +183,9 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
         opts.append(torch.optim.SparseAdam([sparse_weight], lr=cfg.lr))
     lines = _timelines(snap, train_mask)
     eligible = [u for u, tl in enumerate(lines) if len(tl) >= 3]
+    lens = np.array([len(tl) for tl in lines], dtype=np.int64)
+    starts = np.r_[0, np.cumsum(lens)[:-1]].astype(np.int64)
+    flat = np.concatenate(lines) if lines else np.zeros(0, np.int64)  # every timeline, user after user
     rng = np.random.default_rng(seed)
     n_items = snap.num_items
     full = n_items <= FULL_SOFTMAX_MAX_ITEMS
@@ -177,25 +204,14 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
         n_hard = min(epoch - 1, cfg.hard_negatives_max)
         for s in range(0, len(order), cfg.batch_users):
             batch = order[s:s + cfg.batch_users]
-            h_items, h_w, h_owner, t_items, t_owner = [], [], [], [], []
-            for b, u in enumerate(batch.tolist()):
-                tl = lines[u]
-                c = int(rng.integers(max(1, len(tl) // 5), len(tl)))
-                hist = tl[max(0, c - cfg.max_history):c]
-                tgt = tl[c:c + cfg.targets_per_example]
-                t_now = float(snap.ts[tl[c]])
-                w = interaction_weights(snap.kind[hist], snap.value[hist], snap.ts[hist], t_now, params)
-                h_items.append(snap.item[hist])
-                h_w.append(w)
-                h_owner.append(np.full(len(hist), b))
-                t_items.append(snap.item[tgt])
-                t_owner.append(np.full(len(tgt), b))
             B = len(batch)
-            hi = torch.from_numpy(np.concatenate(h_items)).to(dev)
-            hw = torch.from_numpy(np.concatenate(h_w)).to(dev)
-            ho = torch.from_numpy(np.concatenate(h_owner)).to(dev)
-            ti = torch.from_numpy(np.concatenate(t_items)).to(dev)
-            to = torch.from_numpy(np.concatenate(t_owner)).to(dev)
+            hist, h_owner, tgt, t_owner, t_now = examples_of(flat, starts[batch], lens[batch], rng, cfg)
+            w = interaction_weights(snap.kind[hist], snap.value[hist], snap.ts[hist], snap.ts[t_now][h_owner], params)
+            hi = torch.from_numpy(snap.item[hist]).to(dev)
+            hw = torch.from_numpy(w).to(dev)
+            ho = torch.from_numpy(h_owner).to(dev)
+            ti = torch.from_numpy(snap.item[tgt]).to(dev)
+            to = torch.from_numpy(t_owner).to(dev)
             if full:
                 # Only items seen in training: an item nobody interacted with is not a known
                 # negative, and pushing it away from every user would undo its content embedding.

@@ -2,6 +2,7 @@ r"""The importance-pooling convolution of PinSage, as a PyG :class:`MessagePassi
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -10,6 +11,8 @@ from torch import Tensor, nn
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.typing import Adj, OptPairTensor
 from torch_geometric.utils import is_sparse, scatter, spmm
+
+from gnn.nn.sparse import spmm_sum
 
 
 class PinSageConv(MessagePassing):
@@ -82,7 +85,7 @@ class PinSageConv(MessagePassing):
         h = F.relu(self.Q(x_src))
         alpha: Tensor | None = None
         if is_sparse(edge_index):  # adj_t [N_dst, N_src] (CSR) holding the visit weights
-            edge_index = self.normalized(edge_index)
+            edge_index = normalized_cached(edge_index)
         else:
             assert edge_weight is not None
             alpha = edge_weight / scatter(edge_weight, edge_index[1], 0, dim_size=x_dst.size(0), reduce="sum")[edge_index[1]]
@@ -94,6 +97,8 @@ class PinSageConv(MessagePassing):
         return alpha.unsqueeze(-1) * x_j
 
     def message_and_aggregate(self, adj_t: Adj, x: OptPairTensor) -> Tensor:
+        if self.aggr == "sum" and isinstance(adj_t, Tensor) and adj_t.layout == torch.sparse_csr:
+            return spmm_sum(adj_t, x[0])  # the transpose for the gradient built once per adjacency
         return spmm(adj_t, x[0], reduce=self.aggr)
 
     @staticmethod
@@ -108,3 +113,20 @@ class PinSageConv(MessagePassing):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels[0]}, {self.out_channels}, "
                 f"hidden={self.hidden_channels}, aggr={self.aggr})")
+
+
+#: id(adj_t) -> PinSageConv.normalized(adj_t); an entry leaves when its adjacency is freed.
+_NORMALIZED: dict[int, Tensor] = {}
+
+
+def normalized_cached(adj_t: Tensor) -> Tensor:
+    """:meth:`PinSageConv.normalized` of ``adj_t``, computed once per adjacency object (a fit
+    embeds the same computation graph at every step, :meth:`gnn.model.PinSage.graph`), so the
+    transposed copy the gradient needs (:func:`gnn.nn.sparse.spmm_sum`) is built once too."""
+    key = id(adj_t)
+    out = _NORMALIZED.get(key)
+    if out is None:
+        out = PinSageConv.normalized(adj_t)
+        _NORMALIZED[key] = out
+        weakref.finalize(adj_t, _NORMALIZED.pop, key, None)
+    return out

@@ -338,6 +338,9 @@ class TrainingSettings(BaseModel):
     # scored on the same split in the same run).
     gate_protocol: Protocol = "user-temporal"
     global_cut: float = Field(default=0.8, gt=0, lt=1)
+    # Worker processes (one torch thread each) for the fits that follow early stopping (gnn.fits);
+    # 0: the cores this process may run on, at most 2; 1: every fit in the training process.
+    fit_workers: int = Field(default=0, ge=0)
 
 
 class Settings(BaseSettings):

@@ -176,7 +176,8 @@ def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_set
     art = Path(out["artifacts"])
     emb = np.load(art / "item_embeddings.npy")
     assert emb.shape[1] == SMALL.dim and np.isfinite(emb).all()
-    assert set(out["stages"]) >= {"export_s", "fit_s", "lightgcn_fit_s", "evaluate_s", "refit_s", "publish_s"}
+    # fit_s: the early-stopped GNN and LightGCN side by side; fits_s: the fits after them (gnn.fits)
+    assert set(out["stages"]) >= {"export_s", "fit_s", "fits_s", "evaluate_s", "refit_s", "publish_s"}
     # The served hybrid is chosen once, jointly on both protocols' validation: one ratio pair per
     # protocol in its record, the same recipe (stage prior, cold weights) in the artifacts.
     choice = json.loads(Registry(store, tmp_path / "models").get(out["version"]).extra["hybrid_json"])

@@ -1,0 +1,159 @@
+"""The independent fits of one retraining, run side by side in worker processes.
+
+Once early stopping has chosen the epochs (:func:`gnn.lifecycle.run_pipeline`), the fits that
+follow do not depend on each other: the GNN on each protocol's history (and on a non-gate
+protocol's train, for the hybrid's choices), the serving refit on every interaction, LightGCN on
+each protocol's history. Each is seeded on its own (``train`` / ``train_lightgcn`` seed every
+generator they use), so where it runs does not change what it learns.
+
+They run in a pool of ``workers`` processes (``spawn``: a forked child would inherit torch's
+thread pool), one torch thread each: a single-threaded process has no peer thread to spin-wait
+for, so on a core another process keeps busy it only gets its fair share of the time, while
+two of torch's intra-op threads collapse (see :mod:`gnn.threads`). With ``workers <= 1`` every
+fit runs here, in order.
+
+A job is ``(function, args, kwargs)`` of a module-level function (picklable); results come back
+by key.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gnn.evaluate import EvalContext, Split
+    from graphrec.core.gnn_config import GNNConfig
+    from graphrec.core.snapshot import Snapshot
+
+Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+def default_workers(configured: int = 0, cap: int = 2) -> int:
+    """``configured`` if > 0, else the cores this process may run on, at most ``cap``."""
+    if configured > 0:
+        return configured
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cap, allowed))
+
+
+def _worker_init() -> None:
+    """One torch thread; on Linux, the worker dies with the training process (a retraining killed
+    mid-fit leaves no worker computing for nobody)."""
+    import torch
+
+    torch.set_num_threads(1)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+
+
+class FitPool:
+    """A pool of ``workers`` single-threaded processes (none when ``workers <= 1``: jobs run in
+    this process when their result is asked for). Use as a context manager."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._inline: dict[int, Job] = {}
+
+    def __enter__(self) -> FitPool:
+        if self.workers > 1:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_init)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (their memory is returned); jobs submitted after this run inline."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    @property
+    def parallel(self) -> bool:
+        return self._pool is not None
+
+    def submit(self, job: Job) -> Future[Any]:
+        """Start ``job`` in a worker (inline pool: a future completed when this returns)."""
+        fn, args, kwargs = job
+        if self._pool is not None:
+            return self._pool.submit(fn, *args, **kwargs)
+        fut: Future[Any] = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - re-raised by fut.result(), as from a worker
+            fut.set_exception(exc)
+        return fut
+
+    def run(self, jobs: Mapping[str, Job]) -> dict[str, Any]:
+        """Every job, in the order given (put the longest first); their results by key."""
+        futures = {k: self.submit(j) for k, j in jobs.items()}
+        return {k: f.result() for k, f in futures.items()}
+
+
+def follow_up_fits(snap: Snapshot, splits: Mapping[str, Split], ctx: EvalContext, cfg: GNNConfig, refit_full: bool,
+                   progress: bool = False) -> dict[str, Job]:
+    """The fits the evaluation (:func:`gnn.evaluate.evaluate_splits`) and serving need once
+    ``ctx`` holds the chosen epochs (and LightGCN's layer weights), longest first: the serving
+    refit on every interaction (``"refit"``, with ``refit_full``), then per protocol the GNN on
+    the split's history (``"gnn <protocol> hist"``), the served model on a non-gate split's train
+    for the hybrid's choices (``"<gnn|lightgcn> <protocol> train"``) and LightGCN on the history
+    (``"lightgcn <protocol> hist"``). Each is the call the evaluation would make itself;
+    ``cfg``: the GNN config with the workers' thread count."""
+    from gnn.evaluate import hybrid_enabled
+    from gnn.features import build_features
+    from gnn.lightgcn import train_lightgcn
+    from gnn.train import train
+
+    assert ctx.epochs is not None
+    gcfg = cfg.model_copy(update={"epochs": ctx.epochs})
+    lgcn = ctx.cfg.lightgcn.enabled
+
+    def gnn(mask: np.ndarray) -> Job:
+        return (train, (snap, mask, None, gcfg), {"seed": ctx.seed, "progress": progress, "prior_weight": ctx.prior_weight,
+                                                 "vector_weights": ctx.interactions.vector_weights})
+
+    def lightgcn(mask: np.ndarray) -> Job:
+        return (train_lightgcn, (snap, mask, None, ctx.cfg.lightgcn),
+                {"seed": ctx.seed, "dim": ctx.cfg.dim, "threads": cfg.threads, "progress": progress,
+                 "epochs": ctx.lgcn_epochs, "alpha": ctx.lgcn_alpha, "features": build_features(snap, mask, ctx.cfg)})
+
+    served = "lightgcn" if ctx.served == "lightgcn" else "gnn"
+    jobs: dict[str, Job] = {}
+    if refit_full:
+        every = np.ones(snap.num_interactions, dtype=bool)
+        jobs["refit"] = lightgcn(every) if served == "lightgcn" else gnn(every)
+    for p, sp in splits.items():
+        jobs[f"gnn {p} hist"] = gnn(sp.hist)
+        if hybrid_enabled(snap, ctx) and p not in ctx.train_fit:
+            jobs[f"{served} {p} train"] = lightgcn(sp.train) if served == "lightgcn" else gnn(sp.train)
+    if lgcn:
+        for p, sp in splits.items():
+            jobs[f"lightgcn {p} hist"] = lightgcn(sp.hist)
+    return jobs
+
+
+def prefill(ctx: EvalContext, splits: Mapping[str, Split], fitted: Mapping[str, Any], lightgcn_params: dict[str, Any]) -> None:
+    """Put the results of :func:`follow_up_fits` where the evaluation looks for its fits (the
+    caches of ``ctx``); ``lightgcn_params``: the user-vector recipe served with LightGCN."""
+    for p in splits:
+        if (r := fitted.get(f"gnn {p} hist")) is not None:
+            ctx.fitted[p] = (r.item_emb, r.user_params)
+        if (r := fitted.get(f"gnn {p} train")) is not None:
+            ctx.train_fit[p] = (r.item_emb, r.user_params)
+        if (r := fitted.get(f"lightgcn {p} train")) is not None:
+            ctx.train_fit[p] = (r.item_emb, lightgcn_params)
+        if (r := fitted.get(f"lightgcn {p} hist")) is not None:
+            ctx.lgcn_fitted[p] = r

@@ -1,0 +1,89 @@
+"""What makes a retraining faster must not change what it learns: the fits in worker processes,
+the batch examples cut with array operations and the sparse product with a transposed adjacency
+built once give the same numbers as before, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gnn.fits import FitPool, Job, default_workers
+from gnn.lightgcn import train_lightgcn
+from gnn.nn.sparse import spmm_sum, transposed
+from gnn.split import train_val_test
+from gnn.train import examples_of, train
+from graphrec.core.gnn_config import GNNConfig, LightGCNConfig
+from tests.gnn.test_gnn import VECTOR_WEIGHTS, _toy
+
+CFG = GNNConfig(dim=16, hidden=32, epochs=3, patience=3, batch_users=32, walks_per_item=50, neighbors=5,
+                examples_per_user=2, easy_negatives=8, hard_negatives_max=2, hard_negative_ranks=(2, 20), threads=1)
+
+
+def test_a_fit_in_a_worker_process_equals_the_same_fit_here() -> None:
+    snap = _toy()
+    tr, _, _ = train_val_test(snap)
+    jobs: dict[str, Job] = {"gnn": (train, (snap, tr, None, CFG), {"seed": 5, "progress": False, "vector_weights": VECTOR_WEIGHTS}),
+            "lightgcn": (train_lightgcn, (snap, tr, None, LightGCNConfig(batch=256)),
+                         {"seed": 5, "dim": 16, "threads": 1, "progress": False, "epochs": 3})}
+    with FitPool(2) as pool:
+        assert pool.parallel
+        there = pool.run(jobs)
+    torch.set_num_threads(1)
+    with FitPool(1) as inline:
+        assert not inline.parallel
+        here = inline.run(jobs)
+    assert np.array_equal(there["gnn"].item_emb, here["gnn"].item_emb)
+    assert there["gnn"].user_params == here["gnn"].user_params
+    assert np.array_equal(there["lightgcn"].item_emb, here["lightgcn"].item_emb)
+
+
+def test_a_failing_job_raises_its_error_inline_as_from_a_worker() -> None:
+    with FitPool(1) as pool, pytest.raises(ZeroDivisionError):
+        pool.run({"bad": (divmod, (1, 0), {})})
+
+
+def test_workers_default_to_the_cores_at_most_two() -> None:
+    assert default_workers(3) == 3
+    assert 1 <= default_workers() <= 2
+
+
+def test_batch_examples_equal_one_draw_per_example_in_a_loop() -> None:
+    rng_data = np.random.default_rng(0)
+    lens = rng_data.integers(3, 120, size=300)
+    starts = np.r_[0, np.cumsum(lens)[:-1]]
+    flat = rng_data.permutation(int(lens.sum()))
+    cfg = GNNConfig(max_history=20, targets_per_example=7)
+    got = examples_of(flat, starts, lens, np.random.default_rng(9), cfg)
+    rng = np.random.default_rng(9)  # the loop it replaces, one rng.integers call per example
+    hist, h_owner, tgt, t_owner, at_cut = [], [], [], [], []
+    for b, (s, n) in enumerate(zip(starts.tolist(), lens.tolist(), strict=True)):
+        tl = flat[s:s + n]
+        c = int(rng.integers(max(1, n // 5), n))
+        h = tl[max(0, c - cfg.max_history):c]
+        t = tl[c:c + cfg.targets_per_example]
+        hist.append(h)
+        h_owner.append(np.full(len(h), b))
+        tgt.append(t)
+        t_owner.append(np.full(len(t), b))
+        at_cut.append(tl[c])
+    want = (np.concatenate(hist), np.concatenate(h_owner), np.concatenate(tgt), np.concatenate(t_owner), np.array(at_cut))
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)
+
+
+def test_spmm_gradient_equals_autograds_and_the_transpose_is_built_once() -> None:
+    gen = torch.Generator().manual_seed(0)
+    dense = torch.rand(30, 20, generator=gen) * (torch.rand(30, 20, generator=gen) < 0.2)
+    adj = dense.to_sparse_csr()
+    x1 = torch.randn(20, 8, generator=gen, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    g = torch.randn(30, 8, generator=gen)
+    y1 = torch.sparse.mm(adj, x1)
+    y2 = spmm_sum(adj, x2)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    assert torch.equal(y1, y2)
+    assert x1.grad is not None and x2.grad is not None and torch.equal(x1.grad, x2.grad)
+    assert transposed(adj) is transposed(adj)
+    assert torch.equal(transposed(adj).to_dense(), dense.t())
