@@ -43,18 +43,22 @@ def default_workers(configured: int = 0, cap: int = 2) -> int:
     return max(1, min(cap, allowed))
 
 
-def _worker_init() -> None:
-    """One torch thread; on Linux, the worker dies with the training process (a retraining killed
-    mid-fit leaves no worker computing for nobody)."""
-    import torch
-
-    torch.set_num_threads(1)
+def _worker_init(parent: int) -> None:
+    """One torch thread; on Linux, the worker dies with the training process ``parent`` (a
+    retraining killed mid-fit leaves no worker computing for nobody, nor one waiting forever for
+    jobs). A parent that died before this ran (a worker starts in a second or two) sends no signal:
+    the worker then finds itself adopted and leaves at once."""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
 
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+        if os.getppid() != parent:
+            os._exit(1)
+    import torch
+
+    torch.set_num_threads(1)
 
 
 class FitPool:
@@ -69,7 +73,7 @@ class FitPool:
     def __enter__(self) -> FitPool:
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init)
+                                             initializer=_worker_init, initargs=(os.getpid(),))
         return self
 
     def __exit__(self, *exc: object) -> None:

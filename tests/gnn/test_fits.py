@@ -4,6 +4,11 @@ built once give the same numbers as before, bit for bit."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -87,3 +92,46 @@ def test_spmm_gradient_equals_autograds_and_the_transpose_is_built_once() -> Non
     assert x1.grad is not None and x2.grad is not None and torch.equal(x1.grad, x2.grad)
     assert transposed(adj) is transposed(adj)
     assert torch.equal(transposed(adj).to_dense(), dense.t())
+
+
+def _workers_with(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker`` (the spawned workers inherit it)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/environ", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(d))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+@pytest.mark.parametrize("when", ["while the workers start", "while they compute"])
+def test_workers_do_not_outlive_a_killed_training_process(when: str) -> None:
+    marker = f"GRAPHREC_TEST_FITPOOL_{os.getpid()}_{when.replace(' ', '_')}"
+    script = (
+        "import time\n"
+        "from gnn.fits import FitPool\n"
+        "with FitPool(2) as pool:\n"
+        "    futs = [pool.submit((time.sleep, (60,), {})) for _ in range(2)]\n"
+        "    print('submitted', flush=True)\n"
+        "    time.sleep(60)\n")
+    env = dict(os.environ, **{marker: "1"})
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "submitted"
+        if when == "while they compute":
+            deadline = time.monotonic() + 60
+            while len(_workers_with(marker)) < 3 and time.monotonic() < deadline:  # the parent and two workers
+                time.sleep(0.2)
+            time.sleep(8)  # initialised (torch imported), sleeping in their jobs
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while _workers_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _workers_with(marker) == []
