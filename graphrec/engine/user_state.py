@@ -128,7 +128,8 @@ class UserStates:
     async def preload(self, limit: int, batch: int = 250) -> int:
         """Read the states of the ``limit`` most recently active users into memory
         (``repo/active_users``, then ``repo/user_state`` per ``batch``), so that their requests
-        are answered without a round trip from the start; returns how many were kept. Each batch
+        are answered without a round trip from the start; returns how many were read (each is kept
+        unless it is over :data:`USER_STATE_MAX_BYTES`). Each batch
         is kept as a request's read is (servable only if the polls allow it); it waits for the
         first poll (up to 4 periods; without one nothing held is served, and nothing is read). A
         failure stops the preload, never the engine (the users are then read on their first
