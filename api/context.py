@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from strawberry.dataloader import DataLoader
-from strawberry.types.nodes import SelectedField
+from strawberry.types.nodes import SelectedField, Selection
 
 from api.auth import Principal
 from graphrec.core.recs.types import Item
@@ -46,6 +47,67 @@ def load_item(info: Any, item_id: str) -> Item | None | Awaitable[Item | None]:
     if only and (it := ctx.engine.catalogue_item(item_id)) is not None:
         return it
     return ctx.items.load(item_id)
+
+
+class Needs(Enum):
+    """What a query asks of the items behind a list of recommendations."""
+
+    NOTHING = 0  # no ``item`` selected
+    CATALOGUE = 1  # only fields the in-memory catalogue holds
+    FULL = 2  # more (tags, description): read through the request's DataLoader
+
+
+def _children(selections: Sequence[Selection], name: str) -> list[SelectedField]:
+    """The fields called ``name`` among ``selections``, fragments (named or inline) flattened."""
+    out: list[SelectedField] = []
+    for f in selections:
+        if isinstance(f, SelectedField):
+            if f.name == name:
+                out.append(f)
+        else:  # FragmentSpread, InlineFragment: the types on these paths are concrete
+            out.extend(_children(f.selections, name))
+    return out
+
+
+def _leaves(selections: Sequence[Selection]) -> set[str]:
+    names: set[str] = set()
+    for f in selections:
+        if isinstance(f, SelectedField):
+            names.add(f.name)
+        else:
+            names |= _leaves(f.selections)
+    return names
+
+
+def item_needs(info: Any, path: Sequence[str]) -> Needs:
+    """What the selection of the field being resolved asks of the items at ``path`` below it
+    (``("items", "item")`` for a RecommendationList). Decided once per list, from the query's own
+    selection (fragments flattened; a field under ``@skip``/``@include`` counts as selected)."""
+    level: list[SelectedField] = list(info.selected_fields)
+    for name in path:
+        level = [c for f in level for c in _children(f.selections, name)]
+        if not level:
+            return Needs.NOTHING
+    asked = set().union(*(_leaves(f.selections) for f in level))
+    return Needs.CATALOGUE if asked <= CATALOGUE_FIELDS else Needs.FULL
+
+
+async def hydrate(info: Any, ids: Sequence[str], needs: Needs) -> list[Item | None]:
+    """The items behind ``ids`` as ``needs`` says: None for each when no item is asked; from the
+    catalogue when it holds what is asked (the rest, items it does not hold, in one DataLoader
+    batch); otherwise all through the DataLoader (one round trip per page, its item cache in
+    front). None also for an item removed since it was ranked."""
+    if needs is Needs.NOTHING:
+        return [None] * len(ids)
+    ctx: Context = info.context
+    if needs is Needs.FULL:
+        return list(await ctx.items.load_many(list(ids)))
+    found = [ctx.engine.catalogue_item(i) for i in ids]
+    missing = [k for k, it in enumerate(found) if it is None]
+    if missing:
+        for k, it in zip(missing, await ctx.items.load_many([ids[k] for k in missing]), strict=True):
+            found[k] = it
+    return found
 
 
 def make_context(engine: Engine, principal: Principal, request: Any = None, response: Any = None) -> Context:

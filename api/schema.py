@@ -45,6 +45,7 @@ from api.types import (
     UserInput,
     UserRecommendations,
     check_first,
+    recommendations,
 )
 from graphrec.core.config import ApiSettings
 from graphrec.core.errors import GraphrecError, NotFound, ValidationError
@@ -73,7 +74,7 @@ class Query:
         req = et.RecRequest(str(user_id), et.Surface(surface.value), first,
                             filter.to_domain() if filter else et.RecFilter(),
                             context.to_domain() if context else et.RequestContext())
-        return RecommendationList.from_domain(await info.context.engine.recommend(req))
+        return await RecommendationList.from_domain(info, await info.context.engine.recommend(req))
 
     @strawberry.field(description="Items similar to an item (never the item itself). Unknown item: NOT_FOUND.")
     async def similar_items(self, info: Info, item_id: strawberry.ID, first: int = 20,
@@ -81,7 +82,7 @@ class Query:
         _read(info)
         check_first(first)
         res = await info.context.engine.similar_items(str(item_id), first, filter.to_domain() if filter else None)
-        return RecommendationList.from_domain(res)
+        return await RecommendationList.from_domain(info, res)
 
     @strawberry.field(description="Reorder a list of item ids (search results) for a user.")
     async def rerank(self, info: Info, user_id: strawberry.ID, item_ids: list[strawberry.ID],
@@ -91,7 +92,7 @@ class Query:
             raise ValidationError("at most 1,000 ids", field="itemIds")
         check_first(first, maximum=1000)
         res = await info.context.engine.rerank(str(user_id), [str(i) for i in item_ids], first)
-        return RecommendationList.from_domain(res)
+        return await RecommendationList.from_domain(info, res)
 
     @strawberry.field(description="Recommendations for up to 1,000 users (email campaigns).")
     async def batch_recommendations(self, info: Info, user_ids: list[strawberry.ID], first: int = 20,
@@ -101,8 +102,13 @@ class Query:
             raise ValidationError("at most 1,000 users", field="userIds")
         check_first(first)
         res = await info.context.engine.batch([str(u) for u in user_ids], first, et.Surface(surface.value))
-        return [UserRecommendations(user_id=strawberry.ID(u), recommendations=RecommendationList.from_domain(r))
-                for u, r in res.items()]
+        # Every user's items in one read: one DataLoader batch for the whole campaign.
+        recs = await recommendations(info, [x for r in res.values() for x in r.items], ("recommendations", "items", "item"))
+        out, k = [], 0
+        for u, r in res.items():
+            out.append(UserRecommendations(user_id=strawberry.ID(u), recommendations=RecommendationList.of(r, recs[k:k + len(r.items)])))
+            k += len(r.items)
+        return out
 
     @strawberry.field(description="Popular items right now, overall or in one category.")
     async def popular_items(self, info: Info, first: int = 20, category: str | None = None) -> list[Item]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Awaitable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import strawberry
 from strawberry.scalars import JSON
 
-from api.context import load_item
+from api.context import Needs, hydrate, item_needs, load_item
 from graphrec.core.errors import NotFound, ValidationError
 from graphrec.core.recs import types as et
 
@@ -101,11 +101,17 @@ class Item:
                    popularity=round(math.log1p(it.interactions), 4) if it.interactions is not None else None,
                    description=it.description)
 
+    @classmethod
+    def gone(cls, item_id: str) -> Item:
+        """An item ranked, then removed before its page was read."""
+        return cls(id=strawberry.ID(item_id), title=None, year=None, categories=[], tags=[], available=False,
+                   popularity=None, description=None)
+
     @strawberry.field(description="Items similar to this one (never itself).")
     async def similar(self, info: strawberry.Info[Context, None], first: int = 10) -> list[Recommendation]:
         check_first(first)
         res = await info.context.engine.similar_items(str(self.id), first, et.RecFilter())
-        return [Recommendation.from_domain(r) for r in res.items]
+        return await recommendations(info, res.items, ("item",))
 
 
 @strawberry.type
@@ -115,30 +121,26 @@ class Recommendation:
     sources: list[str]
     reason: str | None
     explain_query: str | None = strawberry.field(description="A ready query for Neo4j Browser behind the reason.")
-    item_id: strawberry.Private[str]
+    # A plain field, filled for the whole list by its resolver (:func:`recommendations`): a page
+    # of titles is completed without a resolver call per item.
+    item: Item
 
     @classmethod
-    def from_domain(cls, r: et.Recommendation) -> Recommendation:
+    def from_domain(cls, r: et.Recommendation, item: Item) -> Recommendation:
         return cls(score=r.score, rank=r.rank, sources=list(r.sources), reason=r.reason, explain_query=r.explain_query,
-                   item_id=r.item_id)
+                   item=item)
 
-    @strawberry.field
-    def item(self, info: strawberry.Info[Context, None]) -> Item:
-        # Not async: a page of titles is answered from the catalogue without a task per item
-        # (graphql-core awaits what a resolver returns when it is awaitable: the DataLoader's).
-        found = load_item(info, self.item_id)
-        if inspect.isawaitable(found):
-            return self._later(found)  # type: ignore[return-value]
-        return self._item(found)
 
-    async def _later(self, found: Awaitable[et.Item | None]) -> Item:
-        return self._item(await found)
-
-    def _item(self, it: et.Item | None) -> Item:
-        if it is None:  # removed since it was ranked
-            return Item(id=strawberry.ID(self.item_id), title=None, year=None, categories=[], tags=[], available=False,
-                        popularity=None, description=None)
-        return Item.from_domain(it)
+async def recommendations(info: strawberry.Info[Context, None], recs: Sequence[et.Recommendation],
+                          path: Sequence[str]) -> list[Recommendation]:
+    """``recs`` as GraphQL objects, their items read once for the list as the query's selection
+    at ``path`` (below the field being resolved) asks (:func:`api.context.item_needs`)."""
+    needs = item_needs(info, path)
+    found = await hydrate(info, [r.item_id for r in recs], needs)
+    if needs is Needs.NOTHING:
+        # Never read: the query does not select ``item`` (were it read, a null here is an error, not a wrong item).
+        return [Recommendation.from_domain(r, None) for r in recs]  # type: ignore[arg-type]
+    return [Recommendation.from_domain(r, Item.from_domain(it) if it else Item.gone(r.item_id)) for r, it in zip(recs, found, strict=True)]
 
 
 @strawberry.type
@@ -152,11 +154,16 @@ class RecommendationList:
         default_factory=list, description="rerank: the given ids that are not items (left out of items).")
 
     @classmethod
-    def from_domain(cls, r: et.RecResult) -> RecommendationList:
-        return cls(items=[Recommendation.from_domain(x) for x in r.items], degraded=r.degraded,
-                   degraded_reasons=list(r.degraded_reasons), model_version=r.model_version,
-                   request_id=strawberry.ID(r.request_id),
-                   unknown_item_ids=[strawberry.ID(i) for i in r.unknown_ids])
+    async def from_domain(cls, info: strawberry.Info[Context, None], r: et.RecResult,
+                          path: Sequence[str] = ()) -> RecommendationList:
+        """``r`` for the field being resolved; ``path``: where this list sits below that field
+        (empty when the field returns the list itself)."""
+        return cls.of(r, await recommendations(info, r.items, (*path, "items", "item")))
+
+    @classmethod
+    def of(cls, r: et.RecResult, items: list[Recommendation]) -> RecommendationList:
+        return cls(items=items, degraded=r.degraded, degraded_reasons=list(r.degraded_reasons), model_version=r.model_version,
+                   request_id=strawberry.ID(r.request_id), unknown_item_ids=[strawberry.ID(i) for i in r.unknown_ids])
 
 
 @strawberry.type
@@ -206,7 +213,7 @@ class User:
                               surface: Surface = Surface.HOME_FEED) -> RecommendationList:
         check_first(first)
         res = await info.context.engine.recommend(et.RecRequest(str(self.id), et.Surface(surface.value), first))
-        return RecommendationList.from_domain(res)
+        return await RecommendationList.from_domain(info, res)
 
 
 @strawberry.type

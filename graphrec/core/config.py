@@ -137,6 +137,10 @@ class EngineSettings(BaseModel):
     # Without a usable vector index, the ANN source scans the live model's vectors exactly, in
     # memory, only up to this many items (the scan's CPU grows with the catalogue).
     exact_fallback_max_items: int = tuning(200_000)
+    # With a healthy index too, a request scans the live model's vectors in memory instead of
+    # asking the index when the catalogue has at most this many items: a scan this small costs
+    # less CPU than the index's answer, and is exact.
+    exact_search_max_items: int = tuning(10_000)
     candidates_per_source: int = tuning(200)
     history: int = tuning(50)  # recent interactions read per request
     seeds: int = tuning(20)  # recent positive items used as seeds

@@ -75,6 +75,14 @@ class Candidates:
         found = await asyncio.to_thread(s.model.nearest, vec, limit, exclude)
         return [Candidate(i, sc, "ann") for i, sc in found]
 
+    def small_sims(self, vec: np.ndarray | None) -> np.ndarray | None:
+        """``vec``'s cosine with every item of the live model when the catalogue is small enough
+        for the scan to cost less than the index (``engine.exact_search_max_items``), else None."""
+        m = self.s.model
+        if vec is None or m is None or len(m.item_ids) > self.s.cfg.exact_search_max_items:
+            return None
+        return m.emb @ vec
+
     def exact_answers(self, sims: np.ndarray | None, f: RecFilter) -> bool:
         """Does :meth:`ann` answer from ``sims`` in memory (see there)? Only while the vector index
         is healthy, or when there is none: an index that is failing or not open yet goes through

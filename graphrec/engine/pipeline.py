@@ -56,7 +56,8 @@ class Run:
     vec: np.ndarray | None = None
     session_vec: np.ndarray | None = None
     hybrid: np.ndarray | None = None  # the live hybrid's scores of every item, when it ranks this request
-    sims: np.ndarray | None = None  # the user vector's cosine with every item of the live model, when the hybrid ranks
+    sims: np.ndarray | None = None  # the user vector's cosine with every item of the live model, when the hybrid
+    # ranks or the catalogue is small (Candidates.small_sims)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -120,6 +121,8 @@ class Pipeline:
             run.sims = model.emb @ run.vec if run.vec is not None else None
             # the hybrid source's and the rank's; the request's clock says whether the user is returning
             run.hybrid = model.hybrid_scores(run.recent, run.vec, run.sims, run.clock)
+        else:  # the ANN source's exact search, on a small catalogue
+            run.sims = self.candidates.small_sims(run.vec)
         weights = dict(cfg.sources.get(req.surface.value, cfg.sources["HOME_FEED"]))
         if not run.recent:  # cold start: popular (narrowed by stated preferences), fresh, content of nothing
             weights = cold_start_weights(weights)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from graphrec.core.errors import GraphStoreError, NotFound
@@ -61,8 +62,10 @@ class Surfaces:
                             params={"seeds": [{"id": item_id, "w": 1.0}], "catalog": s.catalog, "neighbours": s.neighbours,
                                     **self.p.windows()})
         timings: dict[str, float] = {}
+        sims = self.candidates.small_sims(vec)
         by_source = await self.candidates.run(
-            weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, f, degraded, {item_id}), timings, degraded)
+            weights, ctx, lambda: self.candidates.ann(vec, cfg.candidates_per_source, f, degraded, {item_id}, sims), timings,
+            degraded, ann_inline=self.candidates.exact_answers(sims, f))
         if not any(by_source.values()):
             if vec is None:  # a cold item: no vector, no neighbours yet — its content, live from the graph
                 live = await self.candidates.run({"item_content_live": 1.0}, ctx, no_candidates, timings, degraded)
@@ -76,8 +79,17 @@ class Surfaces:
                 by_source = {"popular": await SOURCES["popular"](ctx, cfg.candidates_per_source)}
                 weights = {"popular": 1.0}
         pool = Pool(by_source, weights)
-        short = self.p.best(pool, lambda p: pool.ids[p] != item_id and rules.passes_filter(s.catalog.items.get(pool.ids[p]), f),
-                            rules.pool_size(first), vec, None, [], s.catalog.now)
+        ids, drop = pool.ids, frozenset(f.exclude_item_ids)  # the item itself among them
+        if rules.availability_only(replace(f, exclude_item_ids=())):  # the common filter: two sets
+            gone = s.catalog.unavailable() if f.available_only else frozenset()
+
+            def allowed(p: int) -> bool:
+                return ids[p] not in drop and ids[p] not in gone
+        else:
+            def allowed(p: int) -> bool:
+                return ids[p] not in drop and rules.passes_filter(s.catalog.items.get(ids[p]), f)
+
+        short = self.p.best(pool, allowed, rules.pool_size(first), vec, None, [], s.catalog.now)
         cats = lambda i: s.catalog.items[i].categories if i in s.catalog.items else ()  # noqa: E731
         chosen = short.records(rules.diversify_order(short.ids(), short.top_scores(), first, max(cfg.mmr_lambda, 0.95), 0,
                                                      cats, None))

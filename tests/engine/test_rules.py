@@ -181,3 +181,29 @@ def test_the_ann_source_answers_from_the_hybrid_s_cosines_as_the_exact_search_wo
     for _ in range(serving.cfg.breaker_failures):  # ... failing: through its breaker
         serving.vector_breaker.failure()
     assert not cands.exact_answers(sims, RecFilter())
+
+
+def test_a_small_catalogue_is_scanned_in_memory_a_large_one_asks_the_index(tmp_path: Path) -> None:
+    # Issue 24: up to engine.exact_search_max_items the ANN source's candidates come from the
+    # live model's vectors scanned in memory (exact, and cheaper than the index's answer);
+    # above it (or without a vector), from the index.
+    from graphrec.core.config import Settings
+    from graphrec.core.recs.model import LiveModel
+    from graphrec.engine.candidates import Candidates
+    from graphrec.engine.guard import Guard
+    from graphrec.engine.state import Serving
+
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(40, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    s = Settings(var_dir=tmp_path)
+    serving = Serving.create(s.model_copy(update={"engine": s.engine.model_copy(update={"exact_search_max_items": 40})}),
+                             store=None)  # type: ignore[arg-type]
+    serving.model = LiveModel("v", [f"i{k}" for k in range(40)], emb)
+    cands = Candidates(serving, Guard(serving))
+    sims = cands.small_sims(emb[2])
+    assert sims is not None
+    np.testing.assert_allclose(sims, emb @ emb[2], rtol=1e-6)
+    assert cands.small_sims(None) is None
+    serving.cfg = serving.cfg.model_copy(update={"exact_search_max_items": 39})  # one item more than it allows
+    assert cands.small_sims(emb[2]) is None
