@@ -48,7 +48,7 @@ import numpy as np
 
 from graphrec.core.recs.candidate import Candidate, Ranked
 
-COMPONENTS = ("gnn", "ease", "breadth", "trans", "trend", "stage")
+COMPONENTS = ("gnn", "ease", "breadth", "trans", "trend", "stage", "next")
 COLD_COMPONENTS = ("trend", "stage")
 NOT_POSITIVE = frozenset({"SKIPPED"})
 
@@ -134,6 +134,8 @@ class HybridScorer:
     #: without a positive interaction (empty: the same weights as every known user)
     return_weights: dict[str, float] = field(default_factory=dict)
     #: the cold ranking, the same for every new user of this version: computed once (cold_row)
+    #: [n, n] ridge weights from a recent history to what the user does next (gnn.nextk; None: none)
+    next: np.ndarray | None = None
     _cold: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     #: the standardised rows of the components that do not depend on the user (see _z_const)
     _zs: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -147,8 +149,9 @@ class HybridScorer:
         meta = json.loads((d / "hybrid.json").read_text())
         arrays = np.load(d / "hybrid.npz")
         stage = arrays["stage"] if "stage" in arrays.files else None
+        nxt = arrays["next"] if "next" in arrays.files else None
         return cls(arrays["ease"], arrays["trans"], arrays["trend"], dict(meta["weights"]), dict(meta["params"]),
-                   stage, dict(meta.get("cold_weights") or {}), dict(meta.get("return_weights") or {}))
+                   stage, dict(meta.get("cold_weights") or {}), dict(meta.get("return_weights") or {}), nxt)
 
     def save(self, artifact_dir: str | Path) -> None:
         d = Path(artifact_dir)
@@ -157,6 +160,8 @@ class HybridScorer:
                                   "trend": self.trend.astype(np.float32)}
         if self.stage is not None:
             arrays["stage"] = self.stage.astype(np.float32)
+        if self.next is not None:
+            arrays["next"] = self.next.astype(np.float32)
         np.savez(d / "hybrid.npz", **arrays)
         (d / "hybrid.json").write_text(json.dumps({"weights": self.weights, "cold_weights": self.cold_weights,
                                                    "return_weights": self.return_weights, "params": self.params},
@@ -218,6 +223,8 @@ class HybridScorer:
         if w.get("trans"):
             th = min(len(items), int(p.get("trans_history", 20)))
             z["trans"] = zscore((np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :])
+        if w.get("next") and self.next is not None:
+            z["next"] = zscore((position_weights(ranks, p.get("next_half")) @ self.next[items])[None, :])
         if w.get("gnn"):
             if vec is not None and emb is not None:
                 z["gnn"] = zscore((emb @ vec if sims is None else sims)[None, :])
