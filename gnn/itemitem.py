@@ -53,6 +53,7 @@ from graphrec.core.recs.hybrid import (
     HybridScorer,
     cold_scores,
     combine,
+    next_scores,
     position_weights,
     returning,
     zscore,
@@ -74,7 +75,6 @@ REFERENCE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # the EASE baseline's grid (g
 RETURN_DAYS: tuple[float | None, ...] = (None, 14.0, 30.0)  # a returning user's days without a positive
 HISTORY = 50  # most recent positives per user (the engine reads engine.history interactions)
 TRANS_HISTORY = 20
-NEXT_LAMBDAS = (10.0, 50.0, 200.0, 1000.0)  # the next model's ridge (gnn.nextk); its position half: EASE's or none
 
 
 def positives(snap: Snapshot, mask: np.ndarray) -> np.ndarray:
@@ -218,7 +218,7 @@ def score_fn(v: Views, model: HybridScorer, now: np.ndarray | None = None) -> Ca
         if model.stage is not None:
             comps["stage"] = model.stage[np.minimum(v.counts[users], len(model.stage) - 1)]
         if model.next is not None:
-            comps["next"] = np.asarray(v.ease_rows[model.params.get("next_half")][users] @ model.next)
+            comps["next"] = next_scores(v.ease_rows[model.params.get("next_half")][users], model.next)
         ret = returning(None if now is None else now[users], v.last[users], model.params.get("return_days"))
         return combine(comps, model.weights, v.known[users], model.cold_components(), model.cold_weights, ret,
                        model.return_weights)
@@ -236,9 +236,8 @@ def fit(snap: Snapshot, mask: np.ndarray, params: dict[str, Any], weights: dict[
         stage = stage_matrix(snap, mask, int(params["stage_span"]), float(params["stage_half_life_days"]),
                              int(params.get("history", HISTORY)))
     nxt = None
-    if "next_lambda" in params:
-        nxt = nextk.fit_next(snap, mask, float(params["next_lambda"]), params.get("next_half"),
-                             int(params.get("history", HISTORY)))
+    if "next_half" in params:
+        nxt = nextk.fit_next(snap, mask, params["next_half"], int(params.get("history", HISTORY)))
     return HybridScorer(fit_ease(x, float(params["lambda"])), fit_transitions(snap, mask, int(params["window"])),
                         trend(snap, mask, float(params["trend_half_life_days"])), dict(weights), dict(params),
                         stage, dict(cold_weights or {}), dict(return_weights or {}), nxt)
@@ -373,27 +372,10 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                "breadth": zscore(np.asarray(p.v.ease_rows[None][k] @ b))}
         if p.v.user_vecs is not None and p.v.item_emb is not None:
             p.z["gnn"] = zscore(p.v.user_vecs[k] @ p.v.item_emb.T)
-    # Stage 1b: the next model's ridge and position half (EASE's or none), the next model alone.
-    best1b: tuple[float, float, float | None] = (-np.inf, NEXT_LAMBDAS[0], None)
-    nexts: dict[tuple[float, float | None], list[np.ndarray]] = {}
-    for nh in (half, None):
-        grams = [nextk.gram(*nextk.pairs(snap, splits[p.j][0], nh, HISTORY)) for p in prepared]
-        for nl in NEXT_LAMBDAS:
-            models = [nextk.solve(g, nl) for g in grams]
-            total = 0.0
-            for p, b in zip(prepared, models, strict=True):
-                k = p.users[p.known]
-                nd, rc = user_metrics(np.asarray(p.v.ease_rows[nh][k] @ b), p.seen[p.known],
-                                      [t for t, kn in zip(p.targets, p.known, strict=True) if kn])
-                total += sum(_ratios(nd, rc, p.ref))
-            if progress:
-                print(f"next half={nh} lambda={nl}: {total:.4f}", flush=True)
-            if total > best1b[0]:
-                best1b = (total, nl, nh)
-                nexts = {(nl, nh): models}
-    _, next_lam, next_half = best1b
-    for p, b in zip(prepared, nexts[(next_lam, next_half)], strict=True):
-        p.z["next"] = zscore(np.asarray(p.v.ease_rows[next_half][p.users[p.known]] @ b))
+    # The next network (gnn.nextk) on each split's train, its input weighted as EASE's.
+    for p in prepared:
+        net = nextk.fit_next(snap, splits[p.j][0], half, HISTORY)
+        p.z["next"] = zscore(next_scores(p.v.ease_rows[half][p.users[p.known]], net))
     # Stage 2: the trend and stage priors and the cold weights, on the users without history.
     cold_splits = [p for p in prepared if (~p.known).any()]
     best2: tuple[float, float, int, dict[str, float]] = (-np.inf, TREND_HALF_LIVES[0], STAGE_SPANS[0], {"trend": 1.0})
@@ -510,7 +492,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     params: dict[str, Any] = {
         "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
         "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY,
-        "next_lambda": next_lam, "next_half": next_half}
+        "next_half": half, "next_hidden": nextk.HIDDEN, "next_epochs": nextk.EPOCHS}
     if days is not None:
         params["return_days"] = days
     weights = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}

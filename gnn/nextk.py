@@ -1,30 +1,29 @@
-r"""The hybrid's ``next`` component (:mod:`graphrec.core.recs.hybrid`): a linear item-item model
-learned from *what users went on to do*, the next part of their own sequence, rather than from
-co-occurrence over whole histories (EASE) or single-step successions (``trans``).
+"""The hybrid's ``next`` component (:mod:`graphrec.core.recs.hybrid`): a network that learns
+*what users went on to do*, the next part of their own sequence, from the part before it, rather
+than co-occurrence over whole histories (EASE) or single-step successions (``trans``).
 
 Every user's sequence of distinct positive items (by time) is cut at several fractions of its
-length; each cut gives one training pair: the prefix's most recent ``history`` items weighted by
-position (``2^(-rank / half)``, rank 0 the newest before the cut, as the ``ease`` view weighs a
-request's history) and, as the target, the indicator of the next ``max(min_next, ⌈next_fraction ·
-prefix⌉)`` items after the cut (the part of a history a temporal holdout asks for). The weights
-are ridge regression from prefixes to targets,
-
-.. math::
-    W = (X^\top X + \lambda I)^{-1} X^\top Y,
-
-one dense ``n_items x n_items`` solve (the hybrid runs only for catalogues of at most
-``gnn.hybrid.max_items`` items). A user's scores are their position-weighted recent items times
-``W``: the same product as the ``ease`` view, with another matrix.
+length (:data:`CUTS`); each cut gives one training pair: the prefix's most recent ``history``
+items weighted by position (``2^(-rank / half)``, rank 0 the newest before the cut, as the
+``ease`` view weighs a request's history) and, as the target, the next ``max(MIN_NEXT,
+⌈NEXT_FRACTION · prefix⌉)`` items after the cut (the part of a history a temporal holdout asks
+for). The network has Mult-DAE's shape (Liang et al. 2018: one tanh hidden layer, a softmax over
+the catalogue, the multinomial likelihood, dropout on the L2-normalised input), trained on these
+pairs with torch; the engine's forward pass is numpy
+(:func:`graphrec.core.recs.hybrid.next_scores`): a few hundred thousand multiply-adds a request.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
 from graphrec.core.snapshot import KIND_CODE, Snapshot
 
+HIDDEN = 256  # the network's hidden units
+EPOCHS = 15
+LEARNING_RATE = 3e-3
+DROPOUT = 0.2  # of the input
 CUTS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # where each user's sequence is cut into prefix / next
 NEXT_FRACTION = 0.25  # the target: the next ⌈this · prefix length⌉ items ...
 MIN_NEXT = 3  # ... and at least this many
@@ -80,20 +79,41 @@ def pairs(snap: Snapshot, mask: np.ndarray, half: float | None, history: int = 5
     return x, y
 
 
-def gram(x: sp.csr_matrix, y: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """``(XᵀX, XᵀY)`` dense: what :func:`solve` needs, once for several λ."""
-    xt = x.T.tocsr()
-    return np.asarray((xt @ x).toarray(), dtype=np.float64), np.asarray((xt @ y).toarray(), dtype=np.float64)
+def fit_dae(x: sp.csr_matrix, y: sp.csr_matrix, hidden: int, epochs: int, lr: float = 1e-3, dropout: float = 0.5,
+            batch: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
+    """A one-hidden-layer network from prefixes to next items (Mult-DAE's shape, Liang et al. 2018,
+    trained on prefix → next pairs): ``log_softmax(tanh(dropout(x̂) W1 + b1) W2 + b2)`` against
+    the targets' multinomial likelihood, ``x̂`` the L2-normalised prefix; Adam, torch on one thread
+    (the caller's). Returns ``w1, b1, w2, b2`` as float32 arrays (the forward pass:
+    :func:`graphrec.core.recs.hybrid.next_scores`)."""
+    import torch
+
+    n = x.shape[1]
+    gen = torch.Generator().manual_seed(seed)
+    w1 = torch.nn.Parameter(torch.randn(n, hidden, generator=gen) / np.sqrt(n))
+    b1 = torch.nn.Parameter(torch.zeros(hidden))
+    w2 = torch.nn.Parameter(torch.randn(hidden, n, generator=gen) / np.sqrt(hidden))
+    b2 = torch.nn.Parameter(torch.zeros(n))
+    opt = torch.optim.Adam([w1, b1, w2, b2], lr=lr)
+    norm = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()) + 1e-9
+    xn = sp.csr_matrix(sp.diags(1.0 / norm) @ x, dtype=np.float32)
+    yc = sp.csr_matrix(y, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        perm = rng.permutation(x.shape[0])
+        for s in range(0, len(perm), batch):
+            b = perm[s:s + batch]
+            xb = torch.nn.functional.dropout(torch.from_numpy(xn[b].toarray()), dropout)
+            yb = torch.from_numpy(yc[b].toarray())
+            logp = torch.log_softmax(torch.tanh(xb @ w1 + b1) @ w2 + b2, dim=1)
+            loss = -(logp * yb).sum(dim=1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {k: a.detach().numpy().astype(np.float32) for k, a in (("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2))}
 
 
-def solve(g: tuple[np.ndarray, np.ndarray], lam: float) -> np.ndarray:
-    """The ridge weights ``(XᵀX + λI)⁻¹ XᵀY`` from :func:`gram`'s products."""
-    xx, xy = g
-    a = xx.copy()
-    a[np.diag_indices_from(a)] += float(lam)
-    return scipy.linalg.solve(a, xy, assume_a="pos", overwrite_a=True, check_finite=False).astype(np.float32)
-
-
-def fit_next(snap: Snapshot, mask: np.ndarray, lam: float, half: float | None, history: int = 50) -> np.ndarray:
-    """``[n_items, n_items]``: the ``next`` model fit on the positives of ``mask`` (row: a history item)."""
-    return solve(gram(*pairs(snap, mask, half, history)), lam)
+def fit_next(snap: Snapshot, mask: np.ndarray, half: float | None, history: int = 50, seed: int = 0
+             ) -> dict[str, np.ndarray]:
+    """The ``next`` network fit on the positives of ``mask`` (:func:`pairs`, :func:`fit_dae`)."""
+    return fit_dae(*pairs(snap, mask, half, history), HIDDEN, EPOCHS, LEARNING_RATE, DROPOUT, seed=seed)
