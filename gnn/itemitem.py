@@ -1,7 +1,8 @@
 r"""Fitting the served hybrid model (:mod:`graphrec.core.recs.hybrid`): the GNN's user-item cosine,
 an EASE item-item model over the user's most recent positives (weighted by position, and
-unweighted for breadth), a "what came next" transition model, a trend popularity prior and a
-sequence-stage popularity prior, z-scored per user and summed with weights; users without
+unweighted for breadth), a "what came next" transition model, a network from a recent history to
+the next part of a sequence (:mod:`gnn.nextk`, its input weighted as EASE's), a trend popularity
+prior and a sequence-stage popularity prior, z-scored per user and summed with weights; users without
 history are ranked by the trend and stage priors with their own weights, and users returning
 after a long absence (``return_days`` from their newest positive to their request) with weights
 of their own.
@@ -18,7 +19,8 @@ is the smallest of the ratios
     \frac{m_s(\text{hybrid})}{m_s(\text{EASE + MostPopular})}
 
 on the splits' validation targets, with models fit on their train parts. The search runs in
-stages so that it stays small: EASE's lambda and position half-life on EASE alone; then the
+stages so that it stays small: EASE's lambda and position half-life on EASE alone (the next
+network, its architecture fixed, is fit once per split with that half-life); then the
 trend and stage priors and the cold weights on the users without history; then the transition
 window and the weights by coordinate ascent on the grid, then per returning threshold the returning
 users' weights with the others' (one ascent over both, kept when the objective improves). A

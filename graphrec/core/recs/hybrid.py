@@ -18,6 +18,10 @@ the components are
 - ``stage``: log(1 + time-decayed popularity) of the items users interacted with at the same
   point of their own sequence, i.e. at positions ``[n, n + stage_span)`` where ``n`` is how many
   distinct positive items the user has (capped at ``history``; the last row: positions beyond).
+- ``next``: a network from the user's recent positives (weighted by position as ``ease``, with
+  ``next_half``) to what users went on to do after such a history, learned from prefixes of
+  users' own sequences and the items that followed them (:mod:`gnn.nextk`; the forward pass,
+  :func:`next_scores`, is numpy).
 
 A user with no positive interaction the model knows is ranked with the cold weights alone,
 
@@ -32,7 +36,8 @@ hyperparameter are chosen on validation, jointly over the evaluation protocols' 
 (:func:`gnn.itemitem.choose`); the offline evaluation scores users with :func:`combine`, the
 function the engine calls here.
 
-Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend`` and ``stage``;
+Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend``, ``stage`` and the next
+network's ``next_w1``, ``next_b1``, ``next_w2``, ``next_b2``;
 ``hybrid.json``: ``weights``, ``cold_weights``, ``return_weights`` and ``params``) are read by :meth:`HybridScorer.load`.
 """
 
@@ -122,7 +127,7 @@ def next_scores(x: Any, net: dict[str, np.ndarray], items: list[int] | None = No
     else:
         h = np.asarray(x @ net["w1"], dtype=np.float64)
         sq = np.asarray(x.multiply(x).sum(axis=1), dtype=np.float64).reshape(-1, 1)
-    h = np.tanh(h / (np.sqrt(sq) + 1e-9) + net["b1"])
+    h = np.tanh(h / (np.sqrt(sq) + 1e-9) + net["b1"]).astype(net["w2"].dtype)  # no float64 copy of w2
     return np.asarray(h @ net["w2"] + net["b2"], dtype=np.float64)
 
 
