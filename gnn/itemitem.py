@@ -39,7 +39,7 @@ functions over the grids below.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,8 +238,9 @@ def fit(snap: Snapshot, mask: np.ndarray, params: dict[str, Any], weights: dict[
         stage = stage_matrix(snap, mask, int(params["stage_span"]), float(params["stage_half_life_days"]),
                              int(params.get("history", HISTORY)))
     nxt = None
-    if "next_half" in params:
-        nxt = nextk.fit_next(snap, mask, params["next_half"], int(params.get("history", HISTORY)))
+    if "next_half" in params and (weights.get("next") or (return_weights or {}).get("next")):
+        nxt = nextk.fit_next(snap, mask, params["next_half"], int(params.get("history", HISTORY)),
+                             int(params.get("next_seed", 0)))
     return HybridScorer(fit_ease(x, float(params["lambda"])), fit_transitions(snap, mask, int(params["window"])),
                         trend(snap, mask, float(params["trend_half_life_days"])), dict(weights), dict(params),
                         stage, dict(cold_weights or {}), dict(return_weights or {}), nxt)
@@ -338,12 +339,13 @@ def _ratios(nd: np.ndarray, rc: np.ndarray, ref: tuple[float, float]) -> tuple[f
 
 
 def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any] | None]],
-           progress: bool = False) -> Choice:
+           progress: bool = False, exclude: Collection[str] = (), seed: int = 0) -> Choice:
     """Hyperparameters and weights chosen on validation, jointly over ``splits``: each
     ``(train, val, emb, params)`` with ``val`` the relevant validation targets and ``emb``/``params``
     the served GNN fit on ``train`` and its user-vector recipe (None: no GNN component). Returns
     the :class:`Choice` maximising the smallest ratio to the reference over splits and metrics
-    (see the module docstring)."""
+    (see the module docstring). ``exclude``: components left out (weight 0; an ablation);
+    ``seed``: the next network's initialisation and batches."""
     prepared = [p for p in (_prepare(snap, j, *s) for j, s in enumerate(splits)) if p is not None]
     if not prepared:
         raise ValueError("no validation targets to choose the hybrid on")
@@ -375,8 +377,8 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         if p.v.user_vecs is not None and p.v.item_emb is not None:
             p.z["gnn"] = zscore(p.v.user_vecs[k] @ p.v.item_emb.T)
     # The next network (gnn.nextk) on each split's train, its input weighted as EASE's.
-    for p in prepared:
-        net = nextk.fit_next(snap, splits[p.j][0], half, HISTORY)
+    for p in prepared if "next" not in exclude else ():
+        net = nextk.fit_next(snap, splits[p.j][0], half, HISTORY, seed)
         p.z["next"] = zscore(next_scores(p.v.ease_rows[half][p.users[p.known]], net))
     # Stage 2: the trend and stage priors and the cold weights, on the users without history.
     cold_splits = [p for p in prepared if (~p.known).any()]
@@ -421,7 +423,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     # then, per window and returning threshold the returning users' weights and again
     # the others' (one ascent over both vectors from the weights found), kept when the objective
     # improves. A step changes one vector: only the users it ranks are scored again.
-    names = [c for c in COMPONENTS if c != "gnn" or have_gnn]
+    names = [c for c in COMPONENTS if (c != "gnn" or have_gnn) and c not in exclude]
     known_targets = [[t for t, kn in zip(p.targets, p.known, strict=True) if kn] for p in prepared]
 
     def part(p: _Split, targets: list[np.ndarray], w: dict[str, float], sel: np.ndarray
@@ -493,8 +495,9 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     value, window, days, weights, ret_w, ratios = best3
     params: dict[str, Any] = {
         "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
-        "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY,
-        "next_half": half, "next_hidden": nextk.HIDDEN, "next_epochs": nextk.EPOCHS}
+        "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY}
+    if "next" not in exclude:
+        params.update(next_half=half, next_seed=seed, next_hidden=nextk.HIDDEN, next_epochs=nextk.EPOCHS)
     if days is not None:
         params["return_days"] = days
     weights = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}
