@@ -1,7 +1,7 @@
 r"""Fitting the served hybrid model (:mod:`graphrec.core.recs.hybrid`): the GNN's user-item cosine,
 an EASE item-item model over the user's most recent positives (weighted by position, and
 unweighted for breadth), a "what came next" transition model, a network from a recent history to
-the next part of a sequence (:mod:`gnn.nextk`, its input weighted as EASE's), a trend popularity
+the next part of a sequence (:mod:`gnn.nextk`), a trend popularity
 prior and a sequence-stage popularity prior, z-scored per user and summed with weights; users without
 history are ranked by the trend and stage priors with their own weights, and users returning
 after a long absence (``return_days`` from their newest positive to their request) with weights
@@ -20,7 +20,7 @@ is the smallest of the ratios
 
 on the splits' validation targets, with models fit on their train parts. The search runs in
 stages so that it stays small: EASE's lambda and position half-life on EASE alone (the next
-network, its architecture fixed, is fit once per split with that half-life); then the
+network, its architecture and input weighting fixed, is fit once per split); then the
 trend and stage priors and the cold weights on the users without history; then the transition
 window and the weights by coordinate ascent on the grid, then per returning threshold the returning
 users' weights with the others' (one ascent over both, kept when the objective improves). A
@@ -179,7 +179,7 @@ def views(snap: Snapshot, mask: np.ndarray, halves: tuple[float | None, ...], em
           params: dict[str, Any] | None, history: int = HISTORY) -> Views:
     u, i, r = recent_rows(snap, mask, history)
     shape = (snap.num_users, snap.num_items)
-    rows = {h: sp.csr_matrix((position_weights(r, h), (u, i)), shape=shape) for h in (*halves, None)}
+    rows = {h: sp.csr_matrix((position_weights(r, h), (u, i)), shape=shape) for h in (*halves, nextk.HALF, None)}
     t = r < TRANS_HISTORY
     trans_rows = sp.csr_matrix((np.power(0.9, r[t]), (u[t], i[t])), shape=shape)
     known = np.zeros(snap.num_users, dtype=bool)
@@ -376,10 +376,10 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                "breadth": zscore(np.asarray(p.v.ease_rows[None][k] @ b))}
         if p.v.user_vecs is not None and p.v.item_emb is not None:
             p.z["gnn"] = zscore(p.v.user_vecs[k] @ p.v.item_emb.T)
-    # The next network (gnn.nextk) on each split's train, its input weighted as EASE's.
+    # The next network (gnn.nextk) on each split's train (its architecture and input weighting fixed).
     for p in prepared if "next" not in exclude else ():
-        net = nextk.fit_next(snap, splits[p.j][0], half, HISTORY, seed)
-        p.z["next"] = zscore(next_scores(p.v.ease_rows[half][p.users[p.known]], net))
+        net = nextk.fit_next(snap, splits[p.j][0], nextk.HALF, HISTORY, seed)
+        p.z["next"] = zscore(next_scores(p.v.ease_rows[nextk.HALF][p.users[p.known]], net))
     # Stage 2: the trend and stage priors and the cold weights, on the users without history.
     cold_splits = [p for p in prepared if (~p.known).any()]
     best2: tuple[float, float, int, dict[str, float]] = (-np.inf, TREND_HALF_LIVES[0], STAGE_SPANS[0], {"trend": 1.0})
@@ -481,7 +481,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
             p.z["trans"] = zscore(np.asarray(p.v.trans_rows[p.users[p.known]]
                                              @ fit_transitions(snap, splits[p.j][0], window)))
         w0 = {c: 0.0 for c in names}
-        w0.update(ease=1.0, trans=0.25, trend=0.5)
+        w0.update(ease=1.0, trans=0.25, trend=0.5, next=1.0 if "next" in names else 0.0)
         w, _, cur = ascend(w0, w0, None)
         found: Found = (objective(cur), window, None, w, {}, cur)
         for days in RETURN_DAYS:
@@ -497,7 +497,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
         "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY}
     if "next" not in exclude:
-        params.update(next_half=half, next_seed=seed, next_hidden=nextk.HIDDEN, next_epochs=nextk.EPOCHS)
+        params.update(next_half=nextk.HALF, next_seed=seed, next_hidden=nextk.HIDDEN, next_epochs=nextk.EPOCHS)
     if days is not None:
         params["return_days"] = days
     weights = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}

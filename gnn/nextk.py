@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from graphrec.core.snapshot import KIND_CODE, Snapshot
 
+HALF = 10.0  # the input's position half-life (items back from the newest)
 HIDDEN = 256  # the network's hidden units
 EPOCHS = 15
 LEARNING_RATE = 3e-3
@@ -103,7 +104,9 @@ def fit_dae(x: sp.csr_matrix, y: sp.csr_matrix, hidden: int, epochs: int, lr: fl
         perm = rng.permutation(x.shape[0])
         for s in range(0, len(perm), batch):
             b = perm[s:s + batch]
-            xb = torch.nn.functional.dropout(torch.from_numpy(xn[b].toarray()), dropout)
+            xb = torch.from_numpy(xn[b].toarray())
+            if dropout > 0:  # the generator's mask, not torch's global RNG: a fit is reproducible
+                xb = xb * (torch.rand(xb.shape, generator=gen) >= dropout) / (1.0 - dropout)
             yb = torch.from_numpy(yc[b].toarray())
             logp = torch.log_softmax(torch.tanh(xb @ w1 + b1) @ w2 + b2, dim=1)
             loss = -(logp * yb).sum(dim=1).mean()

@@ -53,6 +53,9 @@ def test_the_network_learns_what_comes_next() -> None:
     snap = _snap(seqs, 12)
     x, y = nextk.pairs(snap, np.ones(snap.num_interactions, dtype=bool), 2.0, cuts=(0.5,))
     net = nextk.fit_dae(x, y, hidden=16, epochs=60, lr=1e-2, dropout=0.0)
+    # A fit is reproducible (dropout's masks come from the seed, not torch's global RNG).
+    a, b = (nextk.fit_dae(x, y, hidden=4, epochs=2, dropout=0.5, seed=3) for _ in range(2))
+    np.testing.assert_array_equal(a["w2"], b["w2"])
     assert net["w1"].shape == (12, 16) and net["w2"].shape == (16, 12) and net["b2"].shape == (12,)
     s = next_scores(np.array([[1.0, 0.5, 0.25]]), net, [2, 1, 0])
     assert s.shape == (1, 12)
