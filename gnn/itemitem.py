@@ -1,7 +1,8 @@
 r"""Fitting the served hybrid model (:mod:`graphrec.core.recs.hybrid`): the GNN's user-item cosine,
 an EASE item-item model over the user's most recent positives (weighted by position, and
-unweighted for breadth), a "what came next" transition model, a trend popularity prior and a
-sequence-stage popularity prior, z-scored per user and summed with weights; users without
+unweighted for breadth), a "what came next" transition model, a network from a recent history to
+the next part of a sequence (:mod:`gnn.nextk`), a trend popularity
+prior and a sequence-stage popularity prior, z-scored per user and summed with weights; users without
 history are ranked by the trend and stage priors with their own weights, and users returning
 after a long absence (``return_days`` from their newest positive to their request) with weights
 of their own.
@@ -18,7 +19,8 @@ is the smallest of the ratios
     \frac{m_s(\text{hybrid})}{m_s(\text{EASE + MostPopular})}
 
 on the splits' validation targets, with models fit on their train parts. The search runs in
-stages so that it stays small: EASE's lambda and position half-life on EASE alone; then the
+stages so that it stays small: EASE's lambda and position half-life on EASE alone (the next
+network, its architecture and input weighting fixed, is fit once per split); then the
 trend and stage priors and the cold weights on the users without history; then the transition
 window and the weights by coordinate ascent on the grid, then per returning threshold the returning
 users' weights with the others' (one ascent over both, kept when the objective improves). A
@@ -37,13 +39,14 @@ functions over the grids below.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from gnn import nextk
 from gnn.baselines import ease_weights
 from gnn.metrics import interaction_matrix
 from gnn.user import user_matrix
@@ -52,6 +55,7 @@ from graphrec.core.recs.hybrid import (
     HybridScorer,
     cold_scores,
     combine,
+    next_scores,
     position_weights,
     returning,
     zscore,
@@ -175,7 +179,7 @@ def views(snap: Snapshot, mask: np.ndarray, halves: tuple[float | None, ...], em
           params: dict[str, Any] | None, history: int = HISTORY) -> Views:
     u, i, r = recent_rows(snap, mask, history)
     shape = (snap.num_users, snap.num_items)
-    rows = {h: sp.csr_matrix((position_weights(r, h), (u, i)), shape=shape) for h in (*halves, None)}
+    rows = {h: sp.csr_matrix((position_weights(r, h), (u, i)), shape=shape) for h in (*halves, nextk.HALF, None)}
     t = r < TRANS_HISTORY
     trans_rows = sp.csr_matrix((np.power(0.9, r[t]), (u[t], i[t])), shape=shape)
     known = np.zeros(snap.num_users, dtype=bool)
@@ -215,6 +219,8 @@ def score_fn(v: Views, model: HybridScorer, now: np.ndarray | None = None) -> Ca
             comps["gnn"] = v.user_vecs[users] @ v.item_emb.T
         if model.stage is not None:
             comps["stage"] = model.stage[np.minimum(v.counts[users], len(model.stage) - 1)]
+        if model.next is not None:
+            comps["next"] = next_scores(v.ease_rows[model.params.get("next_half")][users], model.next)
         ret = returning(None if now is None else now[users], v.last[users], model.params.get("return_days"))
         return combine(comps, model.weights, v.known[users], model.cold_components(), model.cold_weights, ret,
                        model.return_weights)
@@ -231,9 +237,13 @@ def fit(snap: Snapshot, mask: np.ndarray, params: dict[str, Any], weights: dict[
     if "stage_span" in params:
         stage = stage_matrix(snap, mask, int(params["stage_span"]), float(params["stage_half_life_days"]),
                              int(params.get("history", HISTORY)))
+    nxt = None
+    if "next_half" in params and (weights.get("next") or (return_weights or {}).get("next")):
+        nxt = nextk.fit_next(snap, mask, params["next_half"], int(params.get("history", HISTORY)),
+                             int(params.get("next_seed", 0)))
     return HybridScorer(fit_ease(x, float(params["lambda"])), fit_transitions(snap, mask, int(params["window"])),
                         trend(snap, mask, float(params["trend_half_life_days"])), dict(weights), dict(params),
-                        stage, dict(cold_weights or {}), dict(return_weights or {}))
+                        stage, dict(cold_weights or {}), dict(return_weights or {}), nxt)
 
 
 def user_metrics(scores: np.ndarray, seen: sp.csr_matrix, targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -329,12 +339,13 @@ def _ratios(nd: np.ndarray, rc: np.ndarray, ref: tuple[float, float]) -> tuple[f
 
 
 def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any] | None]],
-           progress: bool = False) -> Choice:
+           progress: bool = False, exclude: Collection[str] = (), seed: int = 0) -> Choice:
     """Hyperparameters and weights chosen on validation, jointly over ``splits``: each
     ``(train, val, emb, params)`` with ``val`` the relevant validation targets and ``emb``/``params``
     the served GNN fit on ``train`` and its user-vector recipe (None: no GNN component). Returns
     the :class:`Choice` maximising the smallest ratio to the reference over splits and metrics
-    (see the module docstring)."""
+    (see the module docstring). ``exclude``: components left out (weight 0; an ablation);
+    ``seed``: the next network's initialisation and batches."""
     prepared = [p for p in (_prepare(snap, j, *s) for j, s in enumerate(splits)) if p is not None]
     if not prepared:
         raise ValueError("no validation targets to choose the hybrid on")
@@ -365,6 +376,10 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                "breadth": zscore(np.asarray(p.v.ease_rows[None][k] @ b))}
         if p.v.user_vecs is not None and p.v.item_emb is not None:
             p.z["gnn"] = zscore(p.v.user_vecs[k] @ p.v.item_emb.T)
+    # The next network (gnn.nextk) on each split's train (its architecture and input weighting fixed).
+    for p in prepared if "next" not in exclude else ():
+        net = nextk.fit_next(snap, splits[p.j][0], nextk.HALF, HISTORY, seed)
+        p.z["next"] = zscore(next_scores(p.v.ease_rows[nextk.HALF][p.users[p.known]], net))
     # Stage 2: the trend and stage priors and the cold weights, on the users without history.
     cold_splits = [p for p in prepared if (~p.known).any()]
     best2: tuple[float, float, int, dict[str, float]] = (-np.inf, TREND_HALF_LIVES[0], STAGE_SPANS[0], {"trend": 1.0})
@@ -408,7 +423,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     # then, per window and returning threshold the returning users' weights and again
     # the others' (one ascent over both vectors from the weights found), kept when the objective
     # improves. A step changes one vector: only the users it ranks are scored again.
-    names = [c for c in COMPONENTS if c != "gnn" or have_gnn]
+    names = [c for c in COMPONENTS if (c != "gnn" or have_gnn) and c not in exclude]
     known_targets = [[t for t, kn in zip(p.targets, p.known, strict=True) if kn] for p in prepared]
 
     def part(p: _Split, targets: list[np.ndarray], w: dict[str, float], sel: np.ndarray
@@ -466,7 +481,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
             p.z["trans"] = zscore(np.asarray(p.v.trans_rows[p.users[p.known]]
                                              @ fit_transitions(snap, splits[p.j][0], window)))
         w0 = {c: 0.0 for c in names}
-        w0.update(ease=1.0, trans=0.25, trend=0.5)
+        w0.update(ease=1.0, trans=0.25, trend=0.5, next=1.0 if "next" in names else 0.0)
         w, _, cur = ascend(w0, w0, None)
         found: Found = (objective(cur), window, None, w, {}, cur)
         for days in RETURN_DAYS:
@@ -481,6 +496,8 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     params: dict[str, Any] = {
         "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
         "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY}
+    if "next" not in exclude:
+        params.update(next_half=nextk.HALF, next_seed=seed, next_hidden=nextk.HIDDEN, next_epochs=nextk.EPOCHS)
     if days is not None:
         params["return_days"] = days
     weights = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}

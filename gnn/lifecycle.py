@@ -163,8 +163,17 @@ def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> Hybrid
         stage = np.repeat(h.stage.min(axis=1, keepdims=True) if h.stage.size else np.zeros((len(h.stage), 1)), n,
                           axis=1).astype(np.float32)
         stage[:, new] = h.stage[:, old]
+    nxt = None
+    if h.next is not None:  # the next network: no input weights, no output weights, the lowest bias
+        w1 = np.zeros((n, h.next["w1"].shape[1]), np.float32)
+        w1[new] = h.next["w1"][old]
+        w2 = np.zeros((h.next["w2"].shape[0], n), np.float32)
+        w2[:, new] = h.next["w2"][:, old]
+        b2 = np.full(n, float(h.next["b2"].min()) if n else 0.0, np.float32)
+        b2[new] = h.next["b2"][old]
+        nxt = {"w1": w1, "b1": h.next["b1"], "w2": w2, "b2": b2}
     return HybridScorer(ease, trans, trend, dict(h.weights), dict(h.params), stage, dict(h.cold_weights),
-                        dict(h.return_weights))
+                        dict(h.return_weights), nxt)
 
 
 def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = False, vectors: Any | None = None,

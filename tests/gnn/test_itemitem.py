@@ -67,12 +67,13 @@ def test_request_scores_equal_the_offline_evaluation() -> None:
     emb = rng.standard_normal((snap.num_items, 8)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     params = _params()
-    w = {"gnn": 1.0, "ease": 1.0, "breadth": 0.5, "trans": 0.5, "trend": 0.25, "stage": 0.5}
+    w = {"gnn": 1.0, "ease": 1.0, "breadth": 0.5, "trans": 0.5, "trend": 0.25, "stage": 0.5, "next": 0.5}
     cold = {"trend": 0.5, "stage": 1.0}
     p = {"lambda": 5.0, "position_half": 2.5, "window": 3, "trend_half_life_days": 1.0, "history": 50,
-         "trans_history": 20, "stage_span": 3, "stage_half_life_days": 1.0}
+         "trans_history": 20, "stage_span": 3, "stage_half_life_days": 1.0, "next_half": 2.5}
     model = itemitem.fit(snap, every, p, w, cold)
     assert model.stage is not None and model.stage.shape == (51, snap.num_items)
+    assert model.next is not None and model.next["w2"].shape[1] == snap.num_items
     v = itemitem.views(snap, every, (2.5,), emb, params)
     offline = itemitem.score_fn(v, model)(np.arange(snap.num_users))
     live = LiveModel("v", list(snap.item_ids), emb, params, hybrid=model)
@@ -255,7 +256,7 @@ def test_artifacts_round_trip_into_the_live_model(tmp_path) -> None:
     model.save(tmp_path)
     loaded = LiveModel.load("v1", tmp_path).hybrid
     assert loaded is not None and loaded.weights == model.weights and loaded.params == model.params
-    assert loaded.return_weights == {"trend": 1.0}
+    assert loaded.return_weights == {"trend": 1.0} and loaded.next is None
     np.testing.assert_allclose(loaded.ease, model.ease)
     np.testing.assert_allclose(loaded.trend, model.trend)
 
@@ -297,3 +298,11 @@ def test_a_live_hybrid_is_reindexed_to_the_current_catalogue() -> None:
     np.testing.assert_allclose(got.trans[0], [108, 0, 106])
     np.testing.assert_allclose(got.trend, [3.0, 1.0, 1.0])
     assert got.weights == h.weights and got.params == h.params
+    # The next network: an unknown item has no input nor output weights and the lowest output bias.
+    w1 = np.arange(6, dtype=np.float32).reshape(3, 2) + 1
+    net = {"w1": w1, "b1": np.zeros(2, np.float32), "w2": w1.T.copy(), "b2": np.array([5.0, 6.0, 7.0], np.float32)}
+    got = remap_hybrid(dataclasses.replace(h, next=net), ["a", "b", "c"], ["c", "new", "a"])
+    assert got.next is not None
+    np.testing.assert_allclose(got.next["w1"], [[5, 6], [0, 0], [1, 2]])
+    np.testing.assert_allclose(got.next["w2"], [[5, 0, 1], [6, 0, 2]])
+    np.testing.assert_allclose(got.next["b2"], [7, 5, 5])

@@ -18,6 +18,10 @@ the components are
 - ``stage``: log(1 + time-decayed popularity) of the items users interacted with at the same
   point of their own sequence, i.e. at positions ``[n, n + stage_span)`` where ``n`` is how many
   distinct positive items the user has (capped at ``history``; the last row: positions beyond).
+- ``next``: a network from the user's recent positives (weighted by position as ``ease``, with
+  ``next_half``) to what users went on to do after such a history, learned from prefixes of
+  users' own sequences and the items that followed them (:mod:`gnn.nextk`; the forward pass,
+  :func:`next_scores`, is numpy).
 
 A user with no positive interaction the model knows is ranked with the cold weights alone,
 
@@ -32,7 +36,8 @@ hyperparameter are chosen on validation, jointly over the evaluation protocols' 
 (:func:`gnn.itemitem.choose`); the offline evaluation scores users with :func:`combine`, the
 function the engine calls here.
 
-Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend`` and ``stage``;
+Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend``, ``stage`` and the next
+network's ``next_w1``, ``next_b1``, ``next_w2``, ``next_b2``;
 ``hybrid.json``: ``weights``, ``cold_weights``, ``return_weights`` and ``params``) are read by :meth:`HybridScorer.load`.
 """
 
@@ -48,9 +53,10 @@ import numpy as np
 
 from graphrec.core.recs.candidate import Candidate, Ranked
 
-COMPONENTS = ("gnn", "ease", "breadth", "trans", "trend", "stage")
+COMPONENTS = ("gnn", "ease", "breadth", "trans", "trend", "stage", "next")
 COLD_COMPONENTS = ("trend", "stage")
 NOT_POSITIVE = frozenset({"SKIPPED"})
+NEXT_ARRAYS = ("w1", "b1", "w2", "b2")
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
@@ -110,6 +116,21 @@ def cold_scores(trend: np.ndarray, cold: dict[str, np.ndarray] | None, cold_weig
     return out
 
 
+def next_scores(x: Any, net: dict[str, np.ndarray], items: list[int] | None = None) -> np.ndarray:
+    """The ``next`` network's scores ``tanh(x̂ w1 + b1) w2 + b2`` (``[rows, n]``) of history rows
+    ``x`` (``x̂``: L2-normalised rows; dense ``[rows, len(items)]`` over the columns ``items``, or a
+    scipy sparse ``[rows, n]`` with ``items`` None)."""
+    if items is not None:
+        x = np.asarray(x, dtype=np.float64)
+        h = x @ net["w1"][items]
+        sq = (x * x).sum(axis=1, keepdims=True)
+    else:
+        h = np.asarray(x @ net["w1"], dtype=np.float64)
+        sq = np.asarray(x.multiply(x).sum(axis=1), dtype=np.float64).reshape(-1, 1)
+    h = np.tanh(h / (np.sqrt(sq) + 1e-9) + net["b1"]).astype(net["w2"].dtype)  # no float64 copy of w2
+    return np.asarray(h @ net["w2"] + net["b2"], dtype=np.float64)
+
+
 def position_weights(rank: np.ndarray, half: float | None) -> np.ndarray:
     """``2^(-rank / half)``: the newest interaction (rank 0) weighs 1; ``half`` None: all 1."""
     if half is None:
@@ -134,6 +155,9 @@ class HybridScorer:
     #: without a positive interaction (empty: the same weights as every known user)
     return_weights: dict[str, float] = field(default_factory=dict)
     #: the cold ranking, the same for every new user of this version: computed once (cold_row)
+    #: the network from a recent history to what the user does next (gnn.nextk): w1 [n, h], b1 [h],
+    #: w2 [h, n], b2 [n] (None: none)
+    next: dict[str, np.ndarray] | None = None
     _cold: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     #: the standardised rows of the components that do not depend on the user (see _z_const)
     _zs: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -147,8 +171,9 @@ class HybridScorer:
         meta = json.loads((d / "hybrid.json").read_text())
         arrays = np.load(d / "hybrid.npz")
         stage = arrays["stage"] if "stage" in arrays.files else None
+        nxt = {k: arrays[f"next_{k}"] for k in NEXT_ARRAYS} if "next_w1" in arrays.files else None
         return cls(arrays["ease"], arrays["trans"], arrays["trend"], dict(meta["weights"]), dict(meta["params"]),
-                   stage, dict(meta.get("cold_weights") or {}), dict(meta.get("return_weights") or {}))
+                   stage, dict(meta.get("cold_weights") or {}), dict(meta.get("return_weights") or {}), nxt)
 
     def save(self, artifact_dir: str | Path) -> None:
         d = Path(artifact_dir)
@@ -157,6 +182,8 @@ class HybridScorer:
                                   "trend": self.trend.astype(np.float32)}
         if self.stage is not None:
             arrays["stage"] = self.stage.astype(np.float32)
+        if self.next is not None:
+            arrays.update({f"next_{k}": self.next[k].astype(np.float32) for k in NEXT_ARRAYS})
         np.savez(d / "hybrid.npz", **arrays)
         (d / "hybrid.json").write_text(json.dumps({"weights": self.weights, "cold_weights": self.cold_weights,
                                                    "return_weights": self.return_weights, "params": self.params},
@@ -218,6 +245,8 @@ class HybridScorer:
         if w.get("trans"):
             th = min(len(items), int(p.get("trans_history", 20)))
             z["trans"] = zscore((np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :])
+        if w.get("next") and self.next is not None:
+            z["next"] = zscore(next_scores(position_weights(ranks, p.get("next_half"))[None, :], self.next, items))
         if w.get("gnn"):
             if vec is not None and emb is not None:
                 z["gnn"] = zscore((emb @ vec if sims is None else sims)[None, :])

@@ -1,0 +1,103 @@
+"""The served hybrid alone (no GNN component) on MovieLens-100K: chosen jointly on the validation
+of both protocols' splits (:func:`gnn.itemitem.choose`, as ``graphrec train`` chooses it), fit on
+each split's train + validation, tested once, as multiples of EASE (its lambda chosen on the
+split's validation) with MostPopular for users without history. Per global cut and seed; with
+``--without C ...`` each (cut, seed) is also run with those components left out, interleaved in
+the same process, so that a component's gain is measured side by side.
+
+The per-user temporal split does not depend on the cut; the cut changes the global-time split and
+so the joint choice. A seed changes the hybrid's seeded parts (the next network).
+
+    OMP_NUM_THREADS=1 python -m bench.hybrid_quality --cuts 0.75 0.8 0.85 --seeds 42 7 --without next \\
+        --out /tmp/hybrid_quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METRICS = ("ndcg@10", "recall@100")
+PROTOCOLS = ("user-temporal", "global-time")
+
+
+def reference(snap: Any, split: Any) -> dict[str, float]:
+    """EASE (lambda on validation, as gnn.evaluate's baseline) with MostPopular for new users."""
+    from gnn.baselines import EASE, MostPopular
+    from gnn.evaluate import _matrix, _tune
+    from gnn.metrics import ranking_metrics
+    from gnn.split import relevant
+
+    m_tr, m_va = _matrix(snap, relevant(snap, split.train)), _matrix(snap, relevant(snap, split.val))
+    m_full, m_seen = _matrix(snap, relevant(snap, split.hist)), _matrix(snap, split.hist)
+    lam = _tune(EASE, [100.0, 250.0, 500.0, 1000.0], m_tr, m_va)
+    ease, pop = EASE(lam).fit(m_full), MostPopular().fit(m_full)
+    known = np.diff(m_full.indptr) > 0
+    return ranking_metrics(lambda u: np.where(known[u, None], ease.score(u), pop.score(u)), m_seen,
+                           _matrix(snap, relevant(snap, split.test)))
+
+
+def run_one(snap: Any, cut: float, seed: int, exclude: tuple[str, ...], val_fraction: float,
+            refs: dict[str, dict[str, float]]) -> dict[str, Any]:
+    from gnn import itemitem
+    from gnn.evaluate import make_split, score_rows
+    from gnn.split import relevant
+
+    splits = {p: make_split(snap, p, cut, val_fraction, 0, seed) for p in PROTOCOLS}
+    t = time.perf_counter()
+    ch = itemitem.choose(snap, [(s.train, relevant(snap, s.val), None, None) for s in splits.values()],
+                         exclude=exclude, seed=seed)
+    out: dict[str, Any] = {"cut": cut, "seed": seed, "without": list(exclude), "choice": ch.as_dict(), "rows": {}}
+    for p, s in splits.items():
+        model = itemitem.fit(snap, s.hist, ch.params, ch.weights, ch.cold_weights, ch.return_weights)
+        v = itemitem.views(snap, s.hist, (float(model.params["position_half"]),), None, None)
+        row = score_rows(snap, s, itemitem.score_fn(v, model, itemitem.request_times(snap, s.test)))
+        ref = refs.setdefault(f"{p}-{cut}", reference(snap, s))
+        out["rows"][p] = {"hybrid": row, "reference": ref, "x": {m: row[m] / ref[m] for m in METRICS}}
+    out["seconds"] = round(time.perf_counter() - t, 1)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cuts", type=float, nargs="+", default=[0.75, 0.8, 0.85])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
+    ap.add_argument("--without", nargs="*", default=[], help="components left out in a side-by-side run")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    import torch
+
+    from graphrec.core.config import load_settings
+    from loaders import movielens
+
+    torch.set_num_threads(1)
+    settings = load_settings()
+    snap = movielens.snapshot(movielens.fetch(settings.cache_dir))
+    variants: list[tuple[str, ...]] = [(), tuple(args.without)] if args.without else [()]
+    runs: list[dict[str, Any]] = []
+    refs: dict[str, dict[str, float]] = {}
+    print("cut  seed  without  | UT NDCG@10  UT R@100 | GT NDCG@10  GT R@100  (x EASE + MostPopular)  seconds")
+    for cut in args.cuts:
+        for seed in args.seeds:
+            for exclude in variants:
+                r = run_one(snap, cut, seed, exclude, settings.gnn.validation_fraction, refs)
+                runs.append(r)
+                xs = [r["rows"][p]["x"][m] for p in PROTOCOLS for m in METRICS]
+                print(f"{cut:.2f} {seed:5d}  {','.join(exclude) or '-':8s} | {xs[0]:.3f}  {xs[1]:.3f} | {xs[2]:.3f}  "
+                      f"{xs[3]:.3f}  {r['seconds']}", flush=True)
+    for exclude in variants:
+        sel = [r for r in runs if tuple(r["without"]) == exclude]
+        x = np.array([[r["rows"][p]["x"][m] for p in PROTOCOLS for m in METRICS] for r in sel])
+        print(f"mean without {','.join(exclude) or '-'}: " + "  ".join(f"{v:.3f}" for v in x.mean(axis=0))
+              + "  min: " + "  ".join(f"{v:.3f}" for v in x.min(axis=0)))
+    if args.out:
+        args.out.write_text(json.dumps(runs, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
