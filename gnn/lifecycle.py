@@ -222,7 +222,10 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         if hybrid_enabled(snap, ctx):
             served_row = HYBRID_ROW
         t0 = time.perf_counter()
-        fitted = pool.run(follow_up_fits(snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel))
+        # The fits whose interactions hold the gate's train go on from the early-stopped models.
+        fitted = pool.run(follow_up_fits(snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel,
+                                         start=res.model.state_dict(),
+                                         lgcn_start=lgcn.model.embedding.weight.detach() if lgcn is not None else None))
         pool.close()
         prefill(ctx, splits, fitted, user_params(cfg, vw))
         stages["fits_s"] = time.perf_counter() - t0
