@@ -43,6 +43,23 @@ def default_workers(configured: int = 0, cap: int = 2) -> int:
     return max(1, min(cap, allowed))
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its children so far, the workers of a
+    :class:`FitPool` included whether they still run or were stopped: on a shared machine, what
+    the work cost whatever the wall clock says."""
+    import psutil
+
+    t = os.times()
+    live = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            c = child.cpu_times()
+            live += c.user + c.system
+        except psutil.Error:  # ended meanwhile: counted in os.times() once reaped
+            pass
+    return t.user + t.system + t.children_user + t.children_system + live
+
+
 def _worker_init(parent: int) -> None:
     """One torch thread; on Linux, the worker dies with the training process ``parent`` (a
     retraining killed mid-fit leaves no worker computing for nobody, nor one waiting forever for
