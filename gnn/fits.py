@@ -118,10 +118,13 @@ class FitPool:
             fut.set_exception(exc)
         return fut
 
+    def start(self, jobs: Mapping[str, Job]) -> dict[str, Future[Any]]:
+        """Submit every job, in the order given (put the longest first); their futures by key."""
+        return {k: self.submit(j) for k, j in jobs.items()}
+
     def run(self, jobs: Mapping[str, Job]) -> dict[str, Any]:
         """Every job, in the order given (put the longest first); their results by key."""
-        futures = {k: self.submit(j) for k, j in jobs.items()}
-        return {k: f.result() for k, f in futures.items()}
+        return {k: f.result() for k, f in self.start(jobs).items()}
 
 
 def refined(epochs: int, refine: float) -> int:
@@ -143,14 +146,15 @@ def train_and_refine(snap: Snapshot, train_mask: np.ndarray, hist_mask: np.ndarr
 
 def follow_up_fits(snap: Snapshot, splits: Mapping[str, Split], ctx: EvalContext, cfg: GNNConfig, refit_full: bool,
                    progress: bool = False, start: Mapping[str, Any] | None = None,
-                   lgcn_start: Any | None = None) -> dict[str, Job]:
+                   lgcn_start: Any | None = None, models: tuple[str, ...] = ("gnn", "lightgcn")) -> dict[str, Job]:
     """The fits the evaluation (:func:`gnn.evaluate.evaluate_splits`) and serving need once
     ``ctx`` holds the chosen epochs (and LightGCN's layer weights), longest first: the serving
     refit on every interaction (``"refit"``, with ``refit_full``), then per protocol the GNN on
     the split's history (``"gnn <protocol> hist"``), the served model on a non-gate split's train
     for the hybrid's choices (``"<gnn|lightgcn> <protocol> train"``) and LightGCN on the history
     (``"lightgcn <protocol> hist"``). Each is the call the evaluation would make itself;
-    ``cfg``: the GNN config with the workers' thread count.
+    ``cfg``: the GNN config with the workers' thread count; ``models``: the fits of these models
+    only (``gnn``: PinSage's, ``lightgcn``: LightGCN's; the serving refit is the served model's).
 
     ``start`` / ``lgcn_start``: the early-stopped GNN's state / LightGCN's layer-0 embeddings
     (fit on the gate protocol's train). With ``refine`` > 0 (``gnn.refine``,
@@ -207,7 +211,10 @@ def follow_up_fits(snap: Snapshot, splits: Mapping[str, Split], ctx: EvalContext
         jobs[f"gnn {gate} hist"] = gnn(splits[gate].hist, from_gate=True)
         if hybrid_enabled(snap, ctx) and gate not in ctx.train_fit:
             jobs[f"{served} {gate} train"] = lightgcn(splits[gate].train) if served == "lightgcn" else gnn(splits[gate].train)
-    return dict(sorted(jobs.items(), key=lambda kv: -_cost(kv[1])))
+    def model(key: str) -> str:
+        return served if key == "refit" else key.split()[0]
+
+    return dict(sorted(((k, j) for k, j in jobs.items() if model(k) in models), key=lambda kv: -_cost(kv[1])))
 
 
 def _cost(job: Job) -> float:

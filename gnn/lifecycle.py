@@ -196,7 +196,9 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         t_fit, c0 = time.perf_counter(), cpu_seconds()
         vw = settings.interactions.vector_weights
         # The early-stopped fits (GNN here, LightGCN in a worker) side by side, then every fit
-        # the evaluation and serving need, each independent of the others (gnn.fits).
+        # the evaluation and serving need, each independent of the others (gnn.fits): the GNN's
+        # as soon as its early stopping ends when it is served whatever LightGCN scores, and the
+        # baselines' evaluation here meanwhile (it needs no fit).
         fcfg = cfg.model_copy(update={"threads": 1}) if pool.parallel else cfg
         lg_job = None
         if cfg.lightgcn.enabled:
@@ -210,11 +212,22 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         ctx = EvalContext(cfg, settings.seed, progress, epochs=max(1, res.best_epoch),
                           prior_weight=res.user_params["prior_weight"], engine=settings.engine, version=version,
                           baselines=tcfg.baselines, gate_protocol=gate_protocol, interactions=settings.interactions)
+        families = {k: f for k, f in FAMILIES.items() if evaluate_pipeline or k != "pipeline"}
+        # The fits whose interactions hold the gate's train go on from the early-stopped models.
+        start: dict[str, Any] = res.model.state_dict()
+        pending: dict[str, Any] = {}
+        base: dict[str, dict[str, dict[str, float]]] | None = None
+        if cfg.model == "pinsage":  # served whatever LightGCN does: the GNN's fits need not wait for it
+            ctx.train_fit[gate_protocol] = (res.item_emb, res.user_params)
+            pending = pool.start(follow_up_fits(snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel,
+                                                start=start, models=("gnn",)))
+            base = evaluate_splits(snap, splits, ctx, {"baselines": families["baselines"]})  # meanwhile, here
         lgcn = lg_job.result() if lg_job is not None else None
         if lgcn is not None:
             ctx.lgcn_epochs, ctx.lgcn_alpha = max(1, lgcn.best_epoch), lgcn.alpha
         stages["fit_s"] = time.perf_counter() - t_fit
         cpu["fit_s"] = cpu_seconds() - c0
+        t0, c0 = time.perf_counter(), cpu_seconds()
         ctx.served = served_model(cfg, res, lgcn, snap, gsplit, vw)
         served_row = "LightGCN (pooled, served)" if ctx.served == "lightgcn" else "GNN (PinSage)"
         # The served model fit on the gate split's train: the hybrid's choices on its validation
@@ -223,17 +236,20 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                                         else (res.item_emb, res.user_params))
         if hybrid_enabled(snap, ctx):
             served_row = HYBRID_ROW
-        t0, c0 = time.perf_counter(), cpu_seconds()
-        # The fits whose interactions hold the gate's train go on from the early-stopped models.
-        fitted = pool.run(follow_up_fits(snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel,
-                                         start=res.model.state_dict(),
-                                         lgcn_start=lgcn.model.embedding.weight.detach() if lgcn is not None else None))
+        pending.update(pool.start(follow_up_fits(
+            snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel, start=start,
+            lgcn_start=lgcn.model.embedding.weight.detach() if lgcn is not None else None,
+            models=("lightgcn",) if base is not None else ("gnn", "lightgcn"))))
+        if base is None:
+            base = evaluate_splits(snap, splits, ctx, {"baselines": families["baselines"]})
+        fitted = {k: f.result() for k, f in pending.items()}
         pool.close()
         prefill(ctx, splits, fitted, user_params(cfg, vw))
         stages["fits_s"] = time.perf_counter() - t0
         cpu["fits_s"] = cpu_seconds() - c0
         t0, c0 = time.perf_counter(), cpu_seconds()
-        families = {k: f for k, f in FAMILIES.items() if evaluate_pipeline or k != "pipeline"}
+        done = base
+        families["baselines"] = lambda snap, split, ctx: done[split.protocol]  # computed while the fits ran
         tables = evaluate_splits(snap, splits, ctx, families)
         stages["evaluate_s"] = time.perf_counter() - t0
         cpu["evaluate_s"] = cpu_seconds() - c0

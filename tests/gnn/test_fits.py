@@ -156,7 +156,7 @@ def test_a_fit_from_a_model_starts_from_its_parameters_with_neighbourhoods_of_it
     assert not torch.equal(then.model.nbr_w, first.model.nbr_w)  # the walks went over the held-out interactions too
 
 
-def _jobs(refine: float) -> tuple[dict[str, Job], dict[str, np.ndarray]]:
+def _jobs(refine: float, models: tuple[str, ...] = ("gnn", "lightgcn")) -> tuple[dict[str, Job], dict[str, np.ndarray]]:
     from gnn.evaluate import EvalContext, make_split
     from gnn.fits import follow_up_fits
     from graphrec.core.config import EngineSettings, InteractionSettings
@@ -169,7 +169,7 @@ def _jobs(refine: float) -> tuple[dict[str, Job], dict[str, np.ndarray]]:
     ctx.lgcn_epochs, ctx.lgcn_alpha = 20, [1.0, 1.0, 1.0, 1.0]
     ctx.train_fit["user-temporal"] = (np.zeros((snap.num_items, 16), np.float32), {})
     start = {"content.weight": torch.zeros(1)}
-    jobs = follow_up_fits(snap, splits, ctx, cfg, True, start=start, lgcn_start=torch.zeros(1))
+    jobs = follow_up_fits(snap, splits, ctx, cfg, True, start=start, lgcn_start=torch.zeros(1), models=models)
     return jobs, {p: sp.hist for p, sp in splits.items()}
 
 
@@ -212,3 +212,12 @@ def test_train_and_refine_goes_on_from_its_first_fit() -> None:
     alone = train(snap, tr, None, cfg, seed=5, progress=False, vector_weights=VECTOR_WEIGHTS)
     assert np.array_equal(first.item_emb, alone.item_emb)
     assert len(second.history) == 1 and second.history[0]["hard_negatives"] == min(2, CFG.hard_negatives_max)
+
+
+def test_follow_up_fits_of_one_model() -> None:
+    """graphrec train starts the GNN's fits before LightGCN's early stopping ends (the serving
+    refit goes with the served model)."""
+    gnn, _ = _jobs(0.25, ("gnn",))
+    lightgcn, _ = _jobs(0.25, ("lightgcn",))
+    assert set(gnn) == {"refit", "gnn user-temporal hist", "gnn global-time train+hist"}
+    assert set(lightgcn) == {"lightgcn user-temporal hist", "lightgcn global-time hist"}
