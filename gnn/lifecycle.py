@@ -221,7 +221,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             ctx.train_fit[gate_protocol] = (res.item_emb, res.user_params)
             pending = pool.start(follow_up_fits(snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel,
                                                 start=start, models=("gnn",)))
-            base = evaluate_splits(snap, splits, ctx, {"baselines": families["baselines"]})  # meanwhile, here
+            base = _baselines_beside_workers(snap, splits, ctx, families, pool)  # meanwhile, here
         lgcn = lg_job.result() if lg_job is not None else None
         if lgcn is not None:
             ctx.lgcn_epochs, ctx.lgcn_alpha = max(1, lgcn.best_epoch), lgcn.alpha
@@ -241,7 +241,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             lgcn_start=lgcn.model.embedding.weight.detach() if lgcn is not None else None,
             models=("lightgcn",) if base is not None else ("gnn", "lightgcn"))))
         if base is None:
-            base = evaluate_splits(snap, splits, ctx, {"baselines": families["baselines"]})
+            base = _baselines_beside_workers(snap, splits, ctx, families, pool)
         fitted = {k: f.result() for k, f in pending.items()}
         pool.close()
         prefill(ctx, splits, fitted, user_params(cfg, vw))
@@ -339,6 +339,17 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             "stages": {k: round(v, 1) for k, v in stages.items()}, "cpu_stages": {k: round(v, 1) for k, v in cpu.items()},
             "threads": res.extra["timings"].get("threads"),
             "served_model": ctx.served, "best_epoch": res.best_epoch}
+
+
+def _baselines_beside_workers(snap: Snapshot, splits: dict[str, Split], ctx: EvalContext, families: dict[str, Any],
+                              pool: FitPool) -> dict[str, dict[str, dict[str, float]]]:
+    """The baselines' rows per protocol, computed while the fits run in ``pool``'s workers: one
+    BLAS / OpenMP thread here then (the workers hold the cores; a second thread would spin-wait
+    for a descheduled peer, see gnn.threads)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1 if pool.parallel else None):
+        return evaluate_splits(snap, splits, ctx, {"baselines": families["baselines"]})
 
 
 def served_model(cfg: GNNConfig, res: Any, lgcn: Any | None, snap: Snapshot, split: Split,
