@@ -120,12 +120,11 @@ def worker(dataset: str, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cpu_s() -> float:
-    """CPU seconds of this process so far (user + system): on a shared machine, what the work cost
-    whatever the wall clock says."""
-    import resource
+    """CPU seconds of this process and its children so far (user + system; the pipeline's fit
+    workers included): on a shared machine, what the work cost whatever the wall clock says."""
+    from gnn.fits import cpu_seconds
 
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return cpu_seconds()
 
 
 def pipeline_worker() -> dict[str, Any]:
@@ -137,6 +136,7 @@ def pipeline_worker() -> dict[str, Any]:
     t = time.perf_counter()
     out = run_pipeline(load_settings(), force=True, progress=False)
     return {"wall_s": round(time.perf_counter() - t, 1), "cpu_s": round(cpu_s(), 1), "seconds": out["seconds"], "stages": out["stages"],
+            "cpu_stages": out["cpu_stages"],
             "threads": out["threads"], "status": out["status"], "served_model": out["served_model"],
             "best_epoch": out["best_epoch"], "table": out["table"], "peak_rss_mb": round(peak_rss_mb(), 1)}
 
@@ -272,6 +272,9 @@ def pipeline_summary(runs: list[dict[str, Any]]) -> str:
     for r in runs:
         lines.append(f"{r['contention']:10s} {r['threads']!s:>7s} {r['wall_s']:>7.1f} "
                      + " ".join(f"{r['stages'].get(s, float('nan')):>13.1f}" for s in stages))
+        cpu = r.get("cpu_stages") or {}
+        lines.append(f"{'  CPU s':10s} {'':>7s} {r.get('cpu_s', float('nan')):>7.1f} "
+                     + " ".join(f"{cpu.get(s, float('nan')):>13.1f}" for s in stages))
     return "\n".join(lines)
 
 

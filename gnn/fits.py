@@ -43,6 +43,23 @@ def default_workers(configured: int = 0, cap: int = 2) -> int:
     return max(1, min(cap, allowed))
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its children so far, the workers of a
+    :class:`FitPool` included whether they still run or were stopped: on a shared machine, what
+    the work cost whatever the wall clock says."""
+    import psutil
+
+    t = os.times()
+    live = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            c = child.cpu_times()
+            live += c.user + c.system
+        except psutil.Error:  # ended meanwhile: counted in os.times() once reaped
+            pass
+    return t.user + t.system + t.children_user + t.children_system + live
+
+
 def _worker_init(parent: int) -> None:
     """One torch thread; on Linux, the worker dies with the training process ``parent`` (a
     retraining killed mid-fit leaves no worker computing for nobody, nor one waiting forever for
@@ -101,21 +118,50 @@ class FitPool:
             fut.set_exception(exc)
         return fut
 
+    def start(self, jobs: Mapping[str, Job]) -> dict[str, Future[Any]]:
+        """Submit every job, in the order given (put the longest first); their futures by key."""
+        return {k: self.submit(j) for k, j in jobs.items()}
+
     def run(self, jobs: Mapping[str, Job]) -> dict[str, Any]:
         """Every job, in the order given (put the longest first); their results by key."""
-        futures = {k: self.submit(j) for k, j in jobs.items()}
-        return {k: f.result() for k, f in futures.items()}
+        return {k: f.result() for k, f in self.start(jobs).items()}
+
+
+def refined(epochs: int, refine: float) -> int:
+    """The epochs of a fit that starts from a model fit for ``epochs`` (``refine`` of them, at least 1)."""
+    return max(1, round(epochs * refine))
+
+
+def train_and_refine(snap: Snapshot, train_mask: np.ndarray, hist_mask: np.ndarray, cfg: GNNConfig,
+                     **kwargs: Any) -> tuple[Any, Any]:
+    """The GNN fit on ``train_mask`` for ``cfg.epochs``, then from it on ``hist_mask`` (which holds
+    ``train_mask``) for ``refined`` epochs: one job, the second needs the first."""
+    from gnn.train import train
+
+    first = train(snap, train_mask, None, cfg, **kwargs)
+    second = train(snap, hist_mask, None, cfg.model_copy(update={"epochs": refined(cfg.epochs, cfg.refine)}),
+                   start=first.model.state_dict(), start_epoch=cfg.epochs, **kwargs)
+    return first, second
 
 
 def follow_up_fits(snap: Snapshot, splits: Mapping[str, Split], ctx: EvalContext, cfg: GNNConfig, refit_full: bool,
-                   progress: bool = False) -> dict[str, Job]:
+                   progress: bool = False, start: Mapping[str, Any] | None = None,
+                   lgcn_start: Any | None = None, models: tuple[str, ...] = ("gnn", "lightgcn")) -> dict[str, Job]:
     """The fits the evaluation (:func:`gnn.evaluate.evaluate_splits`) and serving need once
     ``ctx`` holds the chosen epochs (and LightGCN's layer weights), longest first: the serving
     refit on every interaction (``"refit"``, with ``refit_full``), then per protocol the GNN on
     the split's history (``"gnn <protocol> hist"``), the served model on a non-gate split's train
     for the hybrid's choices (``"<gnn|lightgcn> <protocol> train"``) and LightGCN on the history
     (``"lightgcn <protocol> hist"``). Each is the call the evaluation would make itself;
-    ``cfg``: the GNN config with the workers' thread count."""
+    ``cfg``: the GNN config with the workers' thread count; ``models``: the fits of these models
+    only (``gnn``: PinSage's, ``lightgcn``: LightGCN's; the serving refit is the served model's).
+
+    ``start`` / ``lgcn_start``: the early-stopped GNN's state / LightGCN's layer-0 embeddings
+    (fit on the gate protocol's train). With ``refine`` > 0 (``gnn.refine``,
+    ``gnn.lightgcn.refine``) a fit whose interactions hold that train (the serving refit, the gate
+    protocol's history) starts from it and runs ``refine`` of the epochs; another protocol's
+    split may hold out what the gate's train holds, so its history fit starts from its own train
+    fit when there is one (``"gnn <protocol> train+hist"``, one job), else from scratch."""
     from gnn.evaluate import hybrid_enabled
     from gnn.features import build_features
     from gnn.lightgcn import train_lightgcn
@@ -124,29 +170,61 @@ def follow_up_fits(snap: Snapshot, splits: Mapping[str, Split], ctx: EvalContext
     assert ctx.epochs is not None
     gcfg = cfg.model_copy(update={"epochs": ctx.epochs})
     lgcn = ctx.cfg.lightgcn.enabled
+    warm = start is not None and cfg.refine > 0
+    lg_warm = lgcn_start is not None and ctx.cfg.lightgcn.refine > 0
+    gnn_kw = {"seed": ctx.seed, "progress": progress, "prior_weight": ctx.prior_weight,
+              "vector_weights": ctx.interactions.vector_weights}
 
-    def gnn(mask: np.ndarray) -> Job:
-        return (train, (snap, mask, None, gcfg), {"seed": ctx.seed, "progress": progress, "prior_weight": ctx.prior_weight,
-                                                 "vector_weights": ctx.interactions.vector_weights})
+    def gnn(mask: np.ndarray, from_gate: bool = False) -> Job:
+        if from_gate and warm:
+            rcfg = gcfg.model_copy(update={"epochs": refined(ctx.epochs or 1, cfg.refine)})
+            return (train, (snap, mask, None, rcfg), dict(gnn_kw, start=start, start_epoch=ctx.epochs))
+        return (train, (snap, mask, None, gcfg), gnn_kw)
 
-    def lightgcn(mask: np.ndarray) -> Job:
+    def lightgcn(mask: np.ndarray, from_gate: bool = False) -> Job:
+        epochs, kw = ctx.lgcn_epochs, {}
+        if from_gate and lg_warm and epochs is not None:
+            epochs, kw = refined(epochs, ctx.cfg.lightgcn.refine), {"start": lgcn_start}
         return (train_lightgcn, (snap, mask, None, ctx.cfg.lightgcn),
                 {"seed": ctx.seed, "dim": ctx.cfg.dim, "threads": cfg.threads, "progress": progress,
-                 "epochs": ctx.lgcn_epochs, "alpha": ctx.lgcn_alpha, "features": build_features(snap, mask, ctx.cfg)})
+                 "epochs": epochs, "alpha": ctx.lgcn_alpha, "features": build_features(snap, mask, ctx.cfg), **kw})
 
     served = "lightgcn" if ctx.served == "lightgcn" else "gnn"
+    gate = ctx.gate_protocol
     jobs: dict[str, Job] = {}
-    if refit_full:
-        every = np.ones(snap.num_interactions, dtype=bool)
-        jobs["refit"] = lightgcn(every) if served == "lightgcn" else gnn(every)
-    for p, sp in splits.items():
-        jobs[f"gnn {p} hist"] = gnn(sp.hist)
+    for p, sp in splits.items():  # the longest first: from scratch
+        if p == gate:
+            continue
         if hybrid_enabled(snap, ctx) and p not in ctx.train_fit:
+            if served == "gnn" and warm:
+                jobs[f"gnn {p} train+hist"] = (train_and_refine, (snap, sp.train, sp.hist, gcfg), gnn_kw)
+                continue
             jobs[f"{served} {p} train"] = lightgcn(sp.train) if served == "lightgcn" else gnn(sp.train)
+        jobs[f"gnn {p} hist"] = gnn(sp.hist)
     if lgcn:
         for p, sp in splits.items():
-            jobs[f"lightgcn {p} hist"] = lightgcn(sp.hist)
-    return jobs
+            jobs[f"lightgcn {p} hist"] = lightgcn(sp.hist, from_gate=p == gate)
+    if refit_full:
+        every = np.ones(snap.num_interactions, dtype=bool)
+        jobs["refit"] = lightgcn(every, from_gate=True) if served == "lightgcn" else gnn(every, from_gate=True)
+    if gate is not None and gate in splits:
+        jobs[f"gnn {gate} hist"] = gnn(splits[gate].hist, from_gate=True)
+        if hybrid_enabled(snap, ctx) and gate not in ctx.train_fit:
+            jobs[f"{served} {gate} train"] = lightgcn(splits[gate].train) if served == "lightgcn" else gnn(splits[gate].train)
+    def model(key: str) -> str:
+        return served if key == "refit" else key.split()[0]
+
+    return dict(sorted(((k, j) for k, j in jobs.items() if model(k) in models), key=lambda kv: -_cost(kv[1])))
+
+
+def _cost(job: Job) -> float:
+    """A job's length in epochs, to start the longest first."""
+    fn, args, kwargs = job
+    if fn.__name__ == "train_and_refine":
+        return args[3].epochs * (1 + args[3].refine)
+    if fn.__name__ == "train_lightgcn":
+        return float(kwargs.get("epochs") or 0) * 0.5  # a LightGCN epoch costs less than a GNN one
+    return float(args[3].epochs)
 
 
 def prefill(ctx: EvalContext, splits: Mapping[str, Split], fitted: Mapping[str, Any], lightgcn_params: dict[str, Any]) -> None:
@@ -157,6 +235,9 @@ def prefill(ctx: EvalContext, splits: Mapping[str, Split], fitted: Mapping[str, 
             ctx.fitted[p] = (r.item_emb, r.user_params)
         if (r := fitted.get(f"gnn {p} train")) is not None:
             ctx.train_fit[p] = (r.item_emb, r.user_params)
+        if (pair := fitted.get(f"gnn {p} train+hist")) is not None:
+            ctx.train_fit[p] = (pair[0].item_emb, pair[0].user_params)
+            ctx.fitted[p] = (pair[1].item_emb, pair[1].user_params)
         if (r := fitted.get(f"lightgcn {p} train")) is not None:
             ctx.train_fit[p] = (r.item_emb, lightgcn_params)
         if (r := fitted.get(f"lightgcn {p} hist")) is not None:

@@ -57,7 +57,7 @@ from gnn.evaluate import (
     write_report,
 )
 from gnn.features import build_features
-from gnn.fits import FitPool, default_workers, follow_up_fits, prefill
+from gnn.fits import FitPool, cpu_seconds, default_workers, follow_up_fits, prefill
 from gnn.lightgcn import train_lightgcn
 from gnn.split import relevant
 from gnn.train import _validate_emb, train
@@ -181,7 +181,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
     """Run once; returns a summary (``status``: skipped, promoted, rejected)."""
     cfg = gnn_config(settings)
     tcfg = settings.training
-    t_all = time.perf_counter()
+    t_all, c_all = time.perf_counter(), cpu_seconds()
     models_dir = settings.var_dir / "models"
     with GraphStore.from_settings(settings) as store, FitPool(default_workers(tcfg.fit_workers)) as pool:
         registry = Registry(store, models_dir)
@@ -201,10 +201,13 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         # Early stopping on the gate protocol's validation chooses the epochs (and the trend prior)
         # for every fit that follows: the evaluation fits of each protocol and the serving refit.
         stages: dict[str, float] = {"export_s": time.perf_counter() - t_all}  # wall seconds per step
-        t_fit = time.perf_counter()
+        cpu: dict[str, float] = {"export_s": cpu_seconds() - c_all}  # CPU seconds per step, the workers' included
+        t_fit, c0 = time.perf_counter(), cpu_seconds()
         vw = settings.interactions.vector_weights
         # The early-stopped fits (GNN here, LightGCN in a worker) side by side, then every fit
-        # the evaluation and serving need, each independent of the others (gnn.fits).
+        # the evaluation and serving need, each independent of the others (gnn.fits): the GNN's
+        # as soon as its early stopping ends when it is served whatever LightGCN scores, and the
+        # baselines' evaluation here meanwhile (it needs no fit).
         fcfg = cfg.model_copy(update={"threads": 1}) if pool.parallel else cfg
         lg_job = None
         if cfg.lightgcn.enabled:
@@ -218,10 +221,22 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         ctx = EvalContext(cfg, settings.seed, progress, epochs=max(1, res.best_epoch),
                           prior_weight=res.user_params["prior_weight"], engine=settings.engine, version=version,
                           baselines=tcfg.baselines, gate_protocol=gate_protocol, interactions=settings.interactions)
+        families = {k: f for k, f in FAMILIES.items() if evaluate_pipeline or k != "pipeline"}
+        # The fits whose interactions hold the gate's train go on from the early-stopped models.
+        start: dict[str, Any] = res.model.state_dict()
+        pending: dict[str, Any] = {}
+        base: dict[str, dict[str, dict[str, float]]] | None = None
+        if cfg.model == "pinsage":  # served whatever LightGCN does: the GNN's fits need not wait for it
+            ctx.train_fit[gate_protocol] = (res.item_emb, res.user_params)
+            pending = pool.start(follow_up_fits(snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel,
+                                                start=start, models=("gnn",)))
+            base = _baselines_beside_workers(snap, splits, ctx, families, pool)  # meanwhile, here
         lgcn = lg_job.result() if lg_job is not None else None
         if lgcn is not None:
             ctx.lgcn_epochs, ctx.lgcn_alpha = max(1, lgcn.best_epoch), lgcn.alpha
         stages["fit_s"] = time.perf_counter() - t_fit
+        cpu["fit_s"] = cpu_seconds() - c0
+        t0, c0 = time.perf_counter(), cpu_seconds()
         ctx.served = served_model(cfg, res, lgcn, snap, gsplit, vw)
         served_row = "LightGCN (pooled, served)" if ctx.served == "lightgcn" else "GNN (PinSage)"
         # The served model fit on the gate split's train: the hybrid's choices on its validation
@@ -230,15 +245,23 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
                                         else (res.item_emb, res.user_params))
         if hybrid_enabled(snap, ctx):
             served_row = HYBRID_ROW
-        t0 = time.perf_counter()
-        fitted = pool.run(follow_up_fits(snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel))
+        pending.update(pool.start(follow_up_fits(
+            snap, splits, ctx, fcfg, tcfg.refit_full, progress and not pool.parallel, start=start,
+            lgcn_start=lgcn.model.embedding.weight.detach() if lgcn is not None else None,
+            models=("lightgcn",) if base is not None else ("gnn", "lightgcn"))))
+        if base is None:
+            base = _baselines_beside_workers(snap, splits, ctx, families, pool)
+        fitted = {k: f.result() for k, f in pending.items()}
         pool.close()
         prefill(ctx, splits, fitted, user_params(cfg, vw))
         stages["fits_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        families = {k: f for k, f in FAMILIES.items() if evaluate_pipeline or k != "pipeline"}
+        cpu["fits_s"] = cpu_seconds() - c0
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        done = base
+        families["baselines"] = lambda snap, split, ctx: done[split.protocol]  # computed while the fits ran
         tables = evaluate_splits(snap, splits, ctx, families)
         stages["evaluate_s"] = time.perf_counter() - t0
+        cpu["evaluate_s"] = cpu_seconds() - c0
         tables[gate_protocol]["GNN (PinSage)"]["train_seconds"] = round(res.seconds, 1)
         eval_emb, eval_params = served_embeddings(snap, gsplit, ctx)
         metrics = {k: float(v) for k, v in tables[gate_protocol][served_row].items() if k in METRICS}
@@ -252,7 +275,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             tables[gate_protocol][f"live GNN {live.id} (same split)"] = live_row
             gate.update(live=live_metrics, live_version=live.id, live_how=how, live_stored=live.metrics)
         # Serve the refit on everything (fit above for the number of epochs validation chose).
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         serve_emb, serve_model, serve_params = res.item_emb, res.model, res.user_params
         if ctx.served == "lightgcn" and lgcn is not None:
             serve_emb, serve_model, serve_params = lgcn.item_emb, lgcn.model, user_params(cfg, vw)
@@ -269,7 +292,8 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, ch.params, ch.weights,
                                   ch.cold_weights, ch.return_weights)
         stages["refit_s"] = time.perf_counter() - t0
-        t_publish = time.perf_counter()
+        cpu["refit_s"] = cpu_seconds() - c0
+        t_publish, c0 = time.perf_counter(), cpu_seconds()
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
         (art / "eval_user_params.json").write_text(json.dumps(eval_params))
         if hybrid is not None:
@@ -316,12 +340,25 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         versions = [{"id": v.id, "metrics": v.metrics, "status": v.status} for v in reversed(registry.list("gnn", 50))]
         plot_version_history(versions, art / "versions.png")
         stages["publish_s"] = time.perf_counter() - t_publish  # artifacts, report, register, publish, promote
+        cpu["publish_s"] = cpu_seconds() - c0
     return {"status": status, "version": version, "previous": previous, "reason": d.reason, "metrics": metrics,
             "gate": gate, "tables": tables, "table": format_tables(tables, {p: sp.meta for p, sp in splits.items()}),
             "report": str(report), "train_seconds": round(res.seconds, 1),
             "seconds": round(time.perf_counter() - t_all, 1), "artifacts": str(art),
-            "stages": {k: round(v, 1) for k, v in stages.items()}, "threads": res.extra["timings"].get("threads"),
+            "stages": {k: round(v, 1) for k, v in stages.items()}, "cpu_stages": {k: round(v, 1) for k, v in cpu.items()},
+            "threads": res.extra["timings"].get("threads"),
             "served_model": ctx.served, "best_epoch": res.best_epoch}
+
+
+def _baselines_beside_workers(snap: Snapshot, splits: dict[str, Split], ctx: EvalContext, families: dict[str, Any],
+                              pool: FitPool) -> dict[str, dict[str, dict[str, float]]]:
+    """The baselines' rows per protocol, computed while the fits run in ``pool``'s workers: one
+    BLAS / OpenMP thread here then (the workers hold the cores; a second thread would spin-wait
+    for a descheduled peer, see gnn.threads)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1 if pool.parallel else None):
+        return evaluate_splits(snap, splits, ctx, {"baselines": families["baselines"]})
 
 
 def served_model(cfg: GNNConfig, res: Any, lgcn: Any | None, snap: Snapshot, split: Split,

@@ -118,9 +118,11 @@ def _metrics(emb: Tensor, n_users: int, train: sp.csr_matrix, target: sp.csr_mat
 
 def train_lightgcn(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, cfg: LightGCNConfig | None = None,
                    seed: int = 42, dim: int = 64, threads: int = 0, progress: bool = True, epochs: int | None = None, alpha: list[float] | None = None,
-                   features: ItemFeatures | None = None) -> LightGCNResult:
+                   features: ItemFeatures | None = None, start: Tensor | None = None) -> LightGCNResult:
     """Train on ``train_mask``; early-stop on ``val_mask`` and choose ``alpha`` there. With
-    ``val_mask=None`` (a refit) it runs ``epochs`` epochs and uses the given ``alpha``."""
+    ``val_mask=None`` (a refit) it runs ``epochs`` epochs and uses the given ``alpha``.
+    ``start``: layer-0 embeddings to start from instead of a random initialisation (those of a
+    fit on part of these interactions, same users and items)."""
     cfg = cfg or LightGCNConfig()
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -130,6 +132,9 @@ def train_lightgcn(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray 
     edge_index, pos = bipartite(snap, train_mask)
     edge_index = normalized_adjacency(edge_index, n_u + n_i)
     model = LightGCN(n_u + n_i, dim, cfg.layers, normalize=False)
+    if start is not None:
+        with torch.no_grad():
+            model.embedding.weight.copy_(start)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     pop = np.bincount(pos[1].numpy(), minlength=n_i).astype(np.float64) ** 0.75
     pop_p = pop / pop.sum() if pop.sum() > 0 else np.full(n_i, 1.0 / n_i)

@@ -162,12 +162,17 @@ def _validate_emb(emb: np.ndarray, snap: Snapshot, hist_mask: np.ndarray, target
 
 def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, cfg: GNNConfig | None = None, seed: int = 42,
           checkpoint_dir: Path | None = None, progress: bool = True, prior_weight: float | None = None, *,
-          vector_weights: Mapping[str, float]) -> TrainResult:
+          vector_weights: Mapping[str, float], start: Mapping[str, torch.Tensor] | None = None,
+          start_epoch: int = 0) -> TrainResult:
     """Train on ``train_mask`` interactions, early-stop on ``val_mask``; see the module docstring.
     ``vector_weights``: the ``[interactions] vector_weights`` setting (the user-vector recipe's
     type weights, saved with the version).
 
-    With ``val_mask=None`` (the refit on all data) it runs exactly ``cfg.epochs`` epochs."""
+    With ``val_mask=None`` (the refit on all data) it runs exactly ``cfg.epochs`` epochs.
+    ``start``: the learned parameters to start from instead of a random initialisation (a model
+    of the same snapshot and config fit on part of these interactions: its neighbourhoods and
+    seen items are rebuilt from ``train_mask``), fit for ``start_epoch`` epochs (the
+    hard-negative curriculum goes on from there)."""
     cfg = cfg or GNNConfig()
     t0 = time.perf_counter()
     seed_everything(seed)
@@ -175,6 +180,9 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
     dev = device()
     timings: dict[str, float] = {"threads": threads}
     model = build_model(snap, train_mask, cfg, seed, timings).to(dev)
+    if start is not None:
+        learned = {k for k, _ in model.named_parameters()}
+        model.load_state_dict({k: v for k, v in start.items() if k in learned}, strict=False)
     params = user_params(cfg, vector_weights)
     sparse_weight = model.ids.weight if model.ids is not None and model.ids.sparse else None
     opts: list[torch.optim.Optimizer] = [torch.optim.Adam(
@@ -201,7 +209,7 @@ def train(snap: Snapshot, train_mask: np.ndarray, val_mask: np.ndarray | None, c
         model.train()
         order = rng.permutation(np.repeat(eligible, cfg.examples_per_user))
         losses = []
-        n_hard = min(epoch - 1, cfg.hard_negatives_max)
+        n_hard = min(start_epoch + epoch - 1, cfg.hard_negatives_max)
         for s in range(0, len(order), cfg.batch_users):
             batch = order[s:s + cfg.batch_users]
             B = len(batch)

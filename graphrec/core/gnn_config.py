@@ -19,6 +19,7 @@ class LightGCNConfig(BaseModel):
     epochs: int = tuning(100)
     patience: int = tuning(4)  # early stopping: validations without improvement
     eval_every: int = tuning(5)  # validate every this many epochs
+    refine: float = tuning(0.25, ge=0.0, le=1.0)  # as gnn.refine, for LightGCN's fits after its early stopping
     lr: float = tuning(0.05)
     batch: int = tuning(4096)  # BPR triples per step (the whole graph is propagated once per step)
     reg: float = tuning(1e-4)  # L2 on the batch's layer-0 embeddings
@@ -49,6 +50,9 @@ class GNNConfig(BaseModel):
     max_tags: int = tuning(3000)
     epochs: int = 80
     patience: int = 10  # early stopping on validation NDCG@10
+    # The fits after early stopping that may start from its model (not seeing what its split
+    # holds out): from it, for this share of its epochs (at least 1); 0: from scratch, all of them.
+    refine: float = tuning(0.25, ge=0.0, le=1.0)
     lr: float = tuning(0.003)
     weight_decay: float = tuning(1e-6)
     batch_users: int = tuning(256)

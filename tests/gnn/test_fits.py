@@ -135,3 +135,89 @@ def test_workers_do_not_outlive_a_killed_training_process(when: str) -> None:
     while _workers_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _workers_with(marker) == []
+
+
+def test_a_fit_from_a_model_starts_from_its_parameters_with_neighbourhoods_of_its_own_interactions() -> None:
+    """gnn.train's ``start``: the learned parameters are loaded (with lr = 0 they stay), the
+    neighbourhoods and seen items are built from the fit's own interactions."""
+    from gnn.train import build_model
+
+    snap = _toy()
+    tr, _, _ = train_val_test(snap)
+    first = train(snap, tr, None, CFG, seed=5, progress=False, vector_weights=VECTOR_WEIGHTS)
+    every = np.ones(snap.num_interactions, dtype=bool)
+    still = CFG.model_copy(update={"lr": 0.0, "weight_decay": 0.0, "epochs": 1})
+    then = train(snap, every, None, still, seed=5, progress=False, vector_weights=VECTOR_WEIGHTS,
+                 start=first.model.state_dict(), start_epoch=CFG.epochs)
+    for (name, a), (_, b) in zip(first.model.named_parameters(), then.model.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+    fresh = build_model(snap, every, CFG, 5)
+    assert torch.equal(then.model.nbr, fresh.nbr) and torch.equal(then.model.seen, fresh.seen)
+    assert not torch.equal(then.model.nbr_w, first.model.nbr_w)  # the walks went over the held-out interactions too
+
+
+def _jobs(refine: float, models: tuple[str, ...] = ("gnn", "lightgcn")) -> tuple[dict[str, Job], dict[str, np.ndarray]]:
+    from gnn.evaluate import EvalContext, make_split
+    from gnn.fits import follow_up_fits
+    from graphrec.core.config import EngineSettings, InteractionSettings
+
+    snap = _toy()
+    splits = {p: make_split(snap, p) for p in ("user-temporal", "global-time")}
+    cfg = CFG.model_copy(update={"refine": refine, "lightgcn": LightGCNConfig(refine=refine)})
+    ctx = EvalContext(cfg, seed=1, progress=False, epochs=8, engine=EngineSettings(), interactions=InteractionSettings(),
+                      gate_protocol="user-temporal")
+    ctx.lgcn_epochs, ctx.lgcn_alpha = 20, [1.0, 1.0, 1.0, 1.0]
+    ctx.train_fit["user-temporal"] = (np.zeros((snap.num_items, 16), np.float32), {})
+    start = {"content.weight": torch.zeros(1)}
+    jobs = follow_up_fits(snap, splits, ctx, cfg, True, start=start, lgcn_start=torch.zeros(1), models=models)
+    return jobs, {p: sp.hist for p, sp in splits.items()}
+
+
+def test_follow_up_fits_start_from_the_early_stopped_models_only_where_their_interactions_hold_its_train() -> None:
+    """With ``refine``: the serving refit and the gate protocol's history fits go on from the
+    early-stopped models for a quarter of their epochs; the other protocol's history fit (its test
+    may be in the gate's train) starts from that protocol's own train fit, in one job."""
+    jobs, _ = _jobs(0.25)
+    assert set(jobs) == {"refit", "gnn user-temporal hist", "gnn global-time train+hist", "lightgcn user-temporal hist",
+                         "lightgcn global-time hist"}
+    for key in ("refit", "gnn user-temporal hist"):
+        _, args, kw = jobs[key]
+        assert kw["start"] is not None and kw["start_epoch"] == 8 and args[3].epochs == 2
+    _, args, kw = jobs["lightgcn user-temporal hist"]
+    assert kw["start"] is not None and kw["epochs"] == 5
+    _, args, kw = jobs["lightgcn global-time hist"]
+    assert "start" not in kw and kw["epochs"] == 20
+    fn, args, kw = jobs["gnn global-time train+hist"]
+    assert fn.__name__ == "train_and_refine" and "start" not in kw and args[3].epochs == 8
+    assert next(iter(jobs)) == "gnn global-time train+hist"  # the longest first
+
+
+def test_follow_up_fits_without_refine_are_from_scratch_for_the_chosen_epochs() -> None:
+    jobs, _ = _jobs(0.0)
+    assert set(jobs) == {"refit", "gnn user-temporal hist", "gnn global-time train", "gnn global-time hist",
+                         "lightgcn user-temporal hist", "lightgcn global-time hist"}
+    for fn, args, kw in jobs.values():
+        assert "start" not in kw
+        assert (kw["epochs"] == 20) if fn is train_lightgcn else (args[3].epochs == 8)
+
+
+def test_train_and_refine_goes_on_from_its_first_fit() -> None:
+    from gnn.fits import train_and_refine
+
+    snap = _toy()
+    tr, va, _ = train_val_test(snap)
+    hist = tr | va
+    cfg = CFG.model_copy(update={"refine": 0.5, "epochs": 2})
+    first, second = train_and_refine(snap, tr, hist, cfg, seed=5, progress=False, vector_weights=VECTOR_WEIGHTS)
+    alone = train(snap, tr, None, cfg, seed=5, progress=False, vector_weights=VECTOR_WEIGHTS)
+    assert np.array_equal(first.item_emb, alone.item_emb)
+    assert len(second.history) == 1 and second.history[0]["hard_negatives"] == min(2, CFG.hard_negatives_max)
+
+
+def test_follow_up_fits_of_one_model() -> None:
+    """graphrec train starts the GNN's fits before LightGCN's early stopping ends (the serving
+    refit goes with the served model)."""
+    gnn, _ = _jobs(0.25, ("gnn",))
+    lightgcn, _ = _jobs(0.25, ("lightgcn",))
+    assert set(gnn) == {"refit", "gnn user-temporal hist", "gnn global-time train+hist"}
+    assert set(lightgcn) == {"lightgcn user-temporal hist", "lightgcn global-time hist"}

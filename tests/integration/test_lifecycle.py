@@ -178,6 +178,8 @@ def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_set
     assert emb.shape[1] == SMALL.dim and np.isfinite(emb).all()
     # fit_s: the early-stopped GNN and LightGCN side by side; fits_s: the fits after them (gnn.fits)
     assert set(out["stages"]) >= {"export_s", "fit_s", "fits_s", "evaluate_s", "refit_s", "publish_s"}
+    # CPU seconds per stage beside the wall seconds, the fit workers' included
+    assert set(out["cpu_stages"]) == set(out["stages"]) and out["cpu_stages"]["fits_s"] > 0
     # The served hybrid is chosen once, jointly on both protocols' validation: one ratio pair per
     # protocol in its record, the same recipe (stage prior, cold weights) in the artifacts.
     choice = json.loads(Registry(store, tmp_path / "models").get(out["version"]).extra["hybrid_json"])
