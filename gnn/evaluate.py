@@ -357,7 +357,7 @@ def fit_hybrid(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
     return ctx.hybrid_fitted[split.protocol]
 
 
-HYBRID_ROW = "served: hybrid (GNN + EASE + transitions + trend + stage)"
+HYBRID_ROW = "served: hybrid (GNN + EASE + next items + transitions + trend + stage)"
 
 
 def hybrid_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:
