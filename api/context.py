@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -23,34 +23,14 @@ class Context:
     items: DataLoader[str, Item | None]
     request: Any = None
     response: Any = None
-    #: per selection of an item in this request's document: does it ask only catalogue fields?
-    catalogue_only: dict[int, bool] = field(default_factory=dict)
 
 
 #: Item fields the engine's in-memory catalogue holds (graphrec.engine.repository.catalogue_item).
 CATALOGUE_FIELDS = frozenset({"id", "title", "year", "categories", "available", "popularity", "__typename"})
 
 
-def load_item(info: Any, item_id: str) -> Item | None | Awaitable[Item | None]:
-    """The item behind a recommendation or an interaction. When the query asks only for fields the
-    catalogue holds (a list of titles), from memory, at once (no task per item); otherwise (tags,
-    description, or fields through fragments) an awaitable from the request's DataLoader: one
-    round trip for the page, the item cache in front of it."""
-    ctx: Context = info.context
-    # Decided once per selection: every item of a list shares its field node (Strawberry's
-    # selected_fields converts the node's whole selection each time it is asked).
-    node = id(info._raw_info.field_nodes[0])
-    only = ctx.catalogue_only.get(node)
-    if only is None:
-        only = ctx.catalogue_only[node] = all(isinstance(f, SelectedField) and f.name in CATALOGUE_FIELDS
-                                              for f in info.selected_fields[0].selections)
-    if only and (it := ctx.engine.catalogue_item(item_id)) is not None:
-        return it
-    return ctx.items.load(item_id)
-
-
 class Needs(Enum):
-    """What a query asks of the items behind a list of recommendations."""
+    """What a query asks of the items behind a list (recommendations, interactions)."""
 
     NOTHING = 0  # no ``item`` selected
     CATALOGUE = 1  # only fields the in-memory catalogue holds

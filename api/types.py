@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 import strawberry
 from strawberry.scalars import JSON
 
-from api.context import Needs, hydrate, item_needs, load_item
+from api.context import Needs, hydrate, item_needs
 from graphrec.core.errors import NotFound, ValidationError
 from graphrec.core.recs import types as et
 
@@ -179,19 +178,13 @@ class Interaction:
     value: float | None
     dwell_seconds: float | None
     session_id: str | None
-    item_id: strawberry.Private[str]
+    item: Item | None  # filled for the whole list by User.recent_interactions (null: removed since)
 
     @classmethod
-    def from_domain(cls, h: et.Interaction) -> Interaction:
+    def from_domain(cls, h: et.Interaction, item: Item | None) -> Interaction:
         return cls(type=TYPE_FROM_GRAPH[h.type], timestamp=datetime.fromtimestamp(h.ts, UTC),
                    value=h.value if h.type == "RATED" else None, dwell_seconds=h.dwell, session_id=h.session,
-                   item_id=h.item_id)
-
-    @strawberry.field
-    async def item(self, info: strawberry.Info[Context, None]) -> Item | None:
-        found = load_item(info, self.item_id)
-        it = await found if inspect.isawaitable(found) else found
-        return Item.from_domain(it) if it else None
+                   item=item)
 
 
 @strawberry.type
@@ -206,7 +199,9 @@ class User:
     @strawberry.field
     async def recent_interactions(self, info: strawberry.Info[Context, None], first: int = 10) -> list[Interaction]:
         check_first(first)
-        return [Interaction.from_domain(h) for h in await info.context.engine.user_history(str(self.id), first)]
+        history = await info.context.engine.user_history(str(self.id), first)
+        found = await hydrate(info, [h.item_id for h in history], item_needs(info, ("item",)))
+        return [Interaction.from_domain(h, Item.from_domain(it) if it else None) for h, it in zip(history, found, strict=True)]
 
     @strawberry.field
     async def recommendations(self, info: strawberry.Info[Context, None], first: int = 20,

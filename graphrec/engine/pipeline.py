@@ -8,7 +8,8 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -152,21 +153,21 @@ class Pipeline:
         """Every candidate scored at once (the hybrid, the learned ranker, or fusion plus embedding
         similarity), promotions applied; then, best first, those that pass the request's filter
         and were not consumed, as many as the diversity step looks at."""
-        s, req = self.s, run.req
-        ids, excluded = pool.ids, run.excluded  # excluded: the consumed items this surface leaves out
-        if rules.availability_only(req.filter):  # the common filter: one set of unavailable items, kept
-            gone = s.catalog.unavailable() if req.filter.available_only else frozenset()
-
-            def allowed(p: int) -> bool:
-                i = ids[p]
-                return i not in excluded and i not in gone
-        else:
-            def allowed(p: int) -> bool:
-                i = ids[p]
-                return i not in excluded and rules.passes_filter(s.catalog.items.get(i), req.filter)
-
+        s = self.s
+        allowed = self.allowed(pool.ids, run.excluded, run.req.filter)  # excluded: the consumed items this surface leaves out
         return self.best(pool, allowed, rules.pool_size(run.first), run.vec, run.session_vec, run.recent, run.clock,
                          run.hybrid, rules.active_promotions(s.cfg.promotions))
+
+    def allowed(self, ids: list[str], excluded: AbstractSet[str], f: RecFilter) -> Callable[[int], bool]:
+        """Does the candidate at a position of ``ids`` pass filter ``f`` and stay out of ``excluded``?
+        A filter that asks only availability (and excluded ids) is answered from sets: the
+        catalogue's unavailable items, kept, and the excluded ids."""
+        s = self.s
+        drop = excluded | frozenset(f.exclude_item_ids) if f.exclude_item_ids else excluded
+        if rules.availability_only(replace(f, exclude_item_ids=()) if f.exclude_item_ids else f):  # the common filter
+            gone = s.catalog.unavailable() if f.available_only else frozenset()
+            return lambda p: ids[p] not in drop and ids[p] not in gone
+        return lambda p: ids[p] not in drop and rules.passes_filter(s.catalog.items.get(ids[p]), f)
 
     def best(self, pool: Pool, allowed: Callable[[int], bool], wanted: int, vec: np.ndarray | None,
              session_vec: np.ndarray | None, recent: History, now: float, hybrid: np.ndarray | None = None,

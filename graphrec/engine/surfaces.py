@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import replace
 from typing import Any
 
 from graphrec.core.errors import GraphStoreError, NotFound
@@ -79,17 +78,8 @@ class Surfaces:
                 by_source = {"popular": await SOURCES["popular"](ctx, cfg.candidates_per_source)}
                 weights = {"popular": 1.0}
         pool = Pool(by_source, weights)
-        ids, drop = pool.ids, frozenset(f.exclude_item_ids)  # the item itself among them
-        if rules.availability_only(replace(f, exclude_item_ids=())):  # the common filter: two sets
-            gone = s.catalog.unavailable() if f.available_only else frozenset()
-
-            def allowed(p: int) -> bool:
-                return ids[p] not in drop and ids[p] not in gone
-        else:
-            def allowed(p: int) -> bool:
-                return ids[p] not in drop and rules.passes_filter(s.catalog.items.get(ids[p]), f)
-
-        short = self.p.best(pool, allowed, rules.pool_size(first), vec, None, [], s.catalog.now)
+        # f excludes the item itself (above)
+        short = self.p.best(pool, self.p.allowed(pool.ids, frozenset(), f), rules.pool_size(first), vec, None, [], s.catalog.now)
         cats = lambda i: s.catalog.items[i].categories if i in s.catalog.items else ()  # noqa: E731
         chosen = short.records(rules.diversify_order(short.ids(), short.top_scores(), first, max(cfg.mmr_lambda, 0.95), 0,
                                                      cats, None))

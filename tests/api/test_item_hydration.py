@@ -37,6 +37,9 @@ OTHERS = [
      ("batchRecommendations",), 1),
     ("{ item(id: \"heat\") { similar(first: 3) { item { id title } } } }", ("item", "similar"), 1),
     ("{ user(id: \"alice\") { recommendations(first: 3) { items { item { title tags } } } } }", ("user", "recommendations"), 1),
+    ("{ user(id: \"alice\") { recentInteractions(first: 3) { item { id title } } } }", ("user", "recentInteractions"), 0),
+    ("{ user(id: \"alice\") { recentInteractions(first: 3) { type item { ...t } } } } fragment t on Item { title tags }",
+     ("user", "recentInteractions"), 1),
 ]
 
 
@@ -84,7 +87,7 @@ def test_titles_from_memory_tags_from_the_graph(store, neo4j_settings: Settings)
     for (q, path, n_reads), (data, reads) in zip(OTHERS, others, strict=True):
         for name in path:
             data = data[name]
-        if path[-1] == "similar":  # a list of recommendations
+        if path[-1] in ("similar", "recentInteractions"):  # a list of recommendations or interactions
             recs = data
         else:  # a page, or a page per user
             recs = [r for u in data for r in u["recommendations"]["items"]] if isinstance(data, list) else data["items"]
