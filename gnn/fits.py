@@ -43,6 +43,35 @@ def default_workers(configured: int = 0, cap: int = 2) -> int:
     return max(1, min(cap, allowed))
 
 
+def memory_workers(workers: int, per_worker: int, available: int, reserve: int) -> int:
+    """How many of ``workers`` processes of ``per_worker`` bytes each fit in ``available`` bytes
+    once ``reserve`` is set aside; 1 (no worker: the fits run in order in the training process)
+    when fewer than two fit."""
+    fit = max(0, available - reserve) // max(1, per_worker)
+    return min(workers, fit) if fit >= 2 else 1
+
+
+def fit_workers(configured: int = 0, memory: tuple[int, int] | None = None) -> tuple[int, str]:
+    """The workers of this retraining's :class:`FitPool`, and why. ``configured`` > 0 is the
+    operator's choice; otherwise :func:`default_workers`, as many as the free memory holds. Call
+    it once the snapshot is in memory: a worker receives its own copy and fits beside it, so one
+    costs about twice this process's resident memory then, and this process keeps as much again
+    for its own fits. ``memory``: (resident, available) bytes, read from the system when None."""
+    want = default_workers(configured)
+    if configured > 0 or want <= 1:
+        return want, "configured" if configured > 0 else "cores"
+    if memory is None:
+        import psutil
+
+        memory = psutil.Process().memory_info().rss, psutil.virtual_memory().available
+    rss, available = memory
+    n = memory_workers(want, 2 * rss, available, reserve=rss)
+    if n == want:
+        return n, "cores"
+    return n, (f"memory: {available / 2**30:.1f} GiB available, about {2 * rss / 2**30:.1f} GiB per worker "
+               f"beside this process's {rss / 2**30:.1f} GiB")
+
+
 def cpu_seconds() -> float:
     """CPU seconds (user + system) of this process and its children so far, the workers of a
     :class:`FitPool` included whether they still run or were stopped: on a shared machine, what

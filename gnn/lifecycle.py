@@ -28,8 +28,10 @@ scores a stored version again, :func:`rollback` switches back to the previous on
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,7 @@ from gnn.evaluate import (
     write_report,
 )
 from gnn.features import build_features
-from gnn.fits import FitPool, cpu_seconds, default_workers, follow_up_fits, prefill
+from gnn.fits import FitPool, cpu_seconds, default_workers, fit_workers, follow_up_fits, prefill
 from gnn.lightgcn import train_lightgcn
 from gnn.split import relevant
 from gnn.train import _validate_emb, train
@@ -70,6 +72,8 @@ from graphrec.core.graph.store import GraphStore
 from graphrec.core.recs.hybrid import HybridScorer
 from graphrec.core.registry import Registry, decide, new_version_id
 from graphrec.core.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
 
 
 def gnn_config(settings: Settings) -> GNNConfig:
@@ -183,7 +187,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
     tcfg = settings.training
     t_all, c_all = time.perf_counter(), cpu_seconds()
     models_dir = settings.var_dir / "models"
-    with GraphStore.from_settings(settings) as store, FitPool(default_workers(tcfg.fit_workers)) as pool:
+    with GraphStore.from_settings(settings) as store, ExitStack() as stack:
         registry = Registry(store, models_dir)
         live = registry.live("gnn")
         snap = export_snapshot(store, progress=progress)
@@ -191,6 +195,11 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             raise ModelError("the graph has no interactions to learn from")
         if live and not force and not has_new_data(snap, live.snapshot):
             return {"status": "skipped", "reason": f"no new data since the live version {live.id}", "live": live.id}
+        # As many fit workers as the cores and, with the snapshot in memory, the free memory allow.
+        workers, why = fit_workers(tcfg.fit_workers)
+        if workers < default_workers(tcfg.fit_workers):
+            log.warning("fits in %d process(es) instead of %d: %s", workers, default_workers(tcfg.fit_workers), why)
+        pool = stack.enter_context(FitPool(workers))
         version = new_version_id("gnn")
         art = registry.artifact_dir(version)
         gate_protocol = tcfg.gate_protocol
@@ -346,7 +355,7 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             "report": str(report), "train_seconds": round(res.seconds, 1),
             "seconds": round(time.perf_counter() - t_all, 1), "artifacts": str(art),
             "stages": {k: round(v, 1) for k, v in stages.items()}, "cpu_stages": {k: round(v, 1) for k, v in cpu.items()},
-            "threads": res.extra["timings"].get("threads"),
+            "threads": res.extra["timings"].get("threads"), "fit_workers": {"workers": workers, "why": why},
             "served_model": ctx.served, "best_epoch": res.best_epoch}
 
 

@@ -343,7 +343,8 @@ class TrainingSettings(BaseModel):
     gate_protocol: Protocol = "user-temporal"
     global_cut: float = Field(default=0.8, gt=0, lt=1)
     # Worker processes (one torch thread each) for the fits that follow early stopping (gnn.fits);
-    # 0: the cores this process may run on, at most 2; 1: every fit in the training process.
+    # 0: the cores this process may run on, at most 2, as many as the free memory holds (each
+    # worker holds a copy of the snapshot); 1: every fit in the training process.
     fit_workers: int = Field(default=0, ge=0)
 
 

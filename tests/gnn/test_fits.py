@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gnn.fits import FitPool, Job, default_workers
+from gnn.fits import FitPool, Job, default_workers, fit_workers, memory_workers
 from gnn.lightgcn import train_lightgcn
 from gnn.nn.sparse import spmm_sum, transposed
 from gnn.split import train_val_test
@@ -51,6 +51,20 @@ def test_a_failing_job_raises_its_error_inline_as_from_a_worker() -> None:
 def test_workers_default_to_the_cores_at_most_two() -> None:
     assert default_workers(3) == 3
     assert 1 <= default_workers() <= 2
+
+
+def test_fit_workers_are_as_many_as_the_free_memory_holds() -> None:
+    gib = 2**30
+    assert memory_workers(2, 4 * gib, 20 * gib, reserve=2 * gib) == 2
+    assert memory_workers(2, 6 * gib, 15 * gib, reserve=3 * gib) == 2
+    assert memory_workers(2, 6 * gib, 14 * gib, reserve=3 * gib) == 1  # one worker is no better than none
+    assert memory_workers(4, 1 * gib, 3 * gib, reserve=0) == 3
+    assert memory_workers(2, 1 * gib, 0, reserve=gib) == 1
+    # The 1M-item graph: 3 GiB resident after the export, 10 GiB free: the fits run here, in order.
+    n, why = fit_workers(0, memory=(3 * gib, 10 * gib))
+    assert n == 1 and why.startswith("memory: 10.0 GiB available")
+    assert fit_workers(0, memory=(gib // 2, 20 * gib))[0] == default_workers()
+    assert fit_workers(2, memory=(3 * gib, gib)) == (2, "configured")  # the operator's choice stands
 
 
 def test_batch_examples_equal_one_draw_per_example_in_a_loop() -> None:
