@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -59,7 +60,7 @@ from gnn.evaluate import (
     write_report,
 )
 from gnn.features import build_features
-from gnn.fits import FitPool, cpu_seconds, default_workers, fit_workers, follow_up_fits, prefill
+from gnn.fits import FitPool, cpu_seconds, fit_workers, follow_up_fits, prefill
 from gnn.lightgcn import train_lightgcn
 from gnn.split import relevant
 from gnn.train import _validate_emb, train
@@ -197,8 +198,9 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             return {"status": "skipped", "reason": f"no new data since the live version {live.id}", "live": live.id}
         # As many fit workers as the cores and, with the snapshot in memory, the free memory allow.
         workers, why = fit_workers(tcfg.fit_workers)
-        if workers < default_workers(tcfg.fit_workers):
-            log.warning("fits in %d process(es) instead of %d: %s", workers, default_workers(tcfg.fit_workers), why)
+        log.info("fit workers: %d (%s)", workers, why)
+        if progress:
+            print(f"fit workers: {workers} ({why})", file=sys.stderr, flush=True)
         pool = stack.enter_context(FitPool(workers))
         version = new_version_id("gnn")
         art = registry.artifact_dir(version)

@@ -60,11 +60,12 @@ def test_fit_workers_are_as_many_as_the_free_memory_holds() -> None:
     assert memory_workers(2, 6 * gib, 14 * gib, reserve=3 * gib) == 1  # one worker is no better than none
     assert memory_workers(4, 1 * gib, 3 * gib, reserve=0) == 3
     assert memory_workers(2, 1 * gib, 0, reserve=gib) == 1
-    # The 1M-item graph: 3 GiB resident after the export, 10 GiB free: the fits run here, in order.
-    n, why = fit_workers(0, memory=(3 * gib, 10 * gib))
-    assert n == 1 and why.startswith("memory: 10.0 GiB available")
-    assert fit_workers(0, memory=(gib // 2, 20 * gib))[0] == default_workers()
-    assert fit_workers(2, memory=(3 * gib, gib)) == (2, "configured")  # the operator's choice stands
+    # The 1M-item graph beside its Neo4j: 2.7 GiB resident after the export, 15 GiB free of 24:
+    # two workers (5.4 GiB each) and this process's own fit would not fit: the fits run here, in order.
+    n, why = fit_workers(0, memory=(int(2.7 * gib), 15 * gib, 24 * gib))
+    assert n == 1 and why.startswith("memory: 15.0 GiB available, about 5.4 GiB per worker")
+    assert fit_workers(0, memory=(gib, 20 * gib, 24 * gib))[0] == default_workers()  # MovieLens
+    assert fit_workers(2, memory=(3 * gib, gib, 24 * gib)) == (2, "configured")  # the operator's choice stands
 
 
 def test_batch_examples_equal_one_draw_per_example_in_a_loop() -> None:
