@@ -55,10 +55,10 @@ def fit_workers(configured: int = 0, memory: tuple[int, int, int] | None = None)
     """The workers of this retraining's :class:`FitPool`, and why. ``configured`` > 0 is the
     operator's choice; otherwise :func:`default_workers`, as many as the free memory holds. Call
     it once the snapshot is in memory: a worker receives its own copy and fits beside it, so one
-    costs about twice this process's resident memory then (measured at 1M items: 2.7 GB after the
-    export, 5.4 GB per worker), and this process grows by as much again during its own fit; a
-    tenth of the machine's memory stays free besides. ``memory``: (resident, available, total)
-    bytes, read from the system when None."""
+    costs about three times this process's resident memory then, and this process grows by twice
+    it during its own fit (measured at 1M items: 1.9 GB after the export, 5.4 GB per worker, the
+    training process 5.9 GB); a tenth of the machine's memory stays free besides. ``memory``:
+    (resident, available, total) bytes, read from the system when None."""
     want = default_workers(configured)
     if configured > 0 or want <= 1:
         return want, "configured" if configured > 0 else "one core"
@@ -68,9 +68,9 @@ def fit_workers(configured: int = 0, memory: tuple[int, int, int] | None = None)
         vm = psutil.virtual_memory()
         memory = psutil.Process().memory_info().rss, vm.available, vm.total
     rss, available, total = memory
-    n = memory_workers(want, 2 * rss, available, reserve=rss + total // 10)
+    n = memory_workers(want, 3 * rss, available, reserve=2 * rss + total // 10)
     return n, (f"{'cores' if n == want else 'memory'}: {available / 2**30:.1f} GiB available, about "
-               f"{2 * rss / 2**30:.1f} GiB per worker beside this process's {rss / 2**30:.1f} GiB")
+               f"{3 * rss / 2**30:.1f} GiB per worker beside this process's {rss / 2**30:.1f} GiB")
 
 
 def cpu_seconds() -> float:
