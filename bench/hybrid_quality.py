@@ -56,7 +56,7 @@ def run_one(snap: Any, cut: float, seed: int, exclude: tuple[str, ...], val_frac
     for p, s in splits.items():
         model = itemitem.fit(snap, s.hist, ch.params, ch.weights, ch.cold_weights, ch.return_weights)
         v = itemitem.views(snap, s.hist, (float(model.params["position_half"]),), None, None)
-        row = score_rows(snap, s, itemitem.score_fn(v, model, itemitem.request_times(snap, s.test)))
+        row = score_rows(snap, s, itemitem.score_fn(v, model, itemitem.graph_clock(snap, s.hist)))
         ref = refs.setdefault(f"{p}-{cut}", reference(snap, s))
         out["rows"][p] = {"hybrid": row, "reference": ref, "x": {m: row[m] / ref[m] for m in METRICS}}
     out["seconds"] = round(time.perf_counter() - t, 1)

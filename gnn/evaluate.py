@@ -372,8 +372,8 @@ def hybrid_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, R
     model = fit_hybrid(snap, split, ctx)
     emb, params = served_embeddings(snap, split, ctx)
     v = itemitem.views(snap, split.hist, (float(model.params["position_half"]),), emb, params)
-    # Each test user asks at the time of their first test interaction (returning users: gnn.itemitem).
-    row = score_rows(snap, split, itemitem.score_fn(v, model, itemitem.request_times(snap, split.test)))
+    # Every test user asks at the history's clock, as from the API serving it (returning users: gnn.itemitem).
+    row = score_rows(snap, split, itemitem.score_fn(v, model, itemitem.graph_clock(snap, split.hist)))
     row["fit_seconds"] = round(time.perf_counter() - t0, 1)
     return {HYBRID_ROW: row}
 
@@ -398,11 +398,6 @@ def pipeline_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str,
     model = LiveModel(ctx.version, list(snap.item_ids), emb / np.maximum(1e-12, np.linalg.norm(emb, axis=1, keepdims=True)),
                       params, hybrid=fit_hybrid(snap, split, ctx))
     world = World.build(snap, split.hist, model, engine=ctx.engine, type_weights=ctx.interactions.score_weights)
-    if model.hybrid is not None:  # each test user asks at the time of their first test interaction
-        from gnn import itemitem
-
-        first = itemitem.request_times(snap, split.test)
-        world.request_times = {int(u): float(first[u]) for u in np.nonzero(~np.isnan(first))[0]}
     truth = targets(snap, split.test)
     if ctx.ranker is not None:
         return {"pipeline (served: DCN-v2 ranker + MMR)": evaluate(world, truth, ctx.ranker(snap, split, model, world)),

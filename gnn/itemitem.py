@@ -23,9 +23,9 @@ stages so that it stays small: EASE's lambda and position half-life on EASE alon
 network, its architecture and input weighting fixed, is fit once per split); then the
 trend and stage priors and the cold weights on the users without history; then the transition
 window and the weights by coordinate ascent on the grid, then per returning threshold the returning
-users' weights with the others' (one ascent over both, kept when the objective improves). A
-validation user's request time is the time of their first validation interaction
-(:func:`request_times`).
+users' weights with the others' (one ascent over both, kept when the objective improves). Every
+validation user asks at the train's clock, as from the API serving the train
+(:func:`graph_clock`).
 
 The item-item matrices are dense ``n_items x n_items``: the hybrid is fit only for catalogues of
 at most ``gnn.hybrid.max_items`` items (the engine then ranks with the GNN and fusion alone).
@@ -196,19 +196,20 @@ def views(snap: Snapshot, mask: np.ndarray, halves: tuple[float | None, ...], em
     return Views(rows, trans_rows, known, counts, last, vecs, emb)
 
 
-def request_times(snap: Snapshot, mask: np.ndarray) -> np.ndarray:
-    """Per user, the time of their first positive interaction in ``mask`` (NaN: none): when an
-    offline evaluation's user asks for recommendations (the request's clock, as the engine has it)."""
-    m = positives(snap, mask)
-    first = np.full(snap.num_users, np.inf)
-    np.minimum.at(first, snap.user[m], snap.ts[m])
-    first[np.isinf(first)] = np.nan
-    return first
+def graph_clock(snap: Snapshot, mask: np.ndarray) -> float:
+    """The engine's clock when ``mask`` is the graph: its newest interaction (``Catalog.now``; a
+    request without its own ``now`` is ranked at this time). An offline evaluation's users ask for
+    recommendations at the clock of the history they are ranked from, every user at the same time,
+    as they would ask the API serving that history; not at the time of their first held-out
+    interaction, which the API does not know (it would make every user of a per-user temporal
+    split look active right before their request)."""
+    return float(snap.ts[mask].max()) if mask.any() else float("nan")
 
 
-def score_fn(v: Views, model: HybridScorer, now: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
+def score_fn(v: Views, model: HybridScorer, now: np.ndarray | float | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """``users -> [len(users), n_items]`` hybrid scores, as :meth:`HybridScorer.scores` gives one
-    user; ``now``: per user, the request's clock (:func:`request_times`; None: no user returning)."""
+    user; ``now``: the request's clock, one for every user (:func:`graph_clock`) or one per user
+    (None: no user returning)."""
     half = float(model.params["position_half"])
 
     def score(users: np.ndarray) -> np.ndarray:
@@ -221,7 +222,8 @@ def score_fn(v: Views, model: HybridScorer, now: np.ndarray | None = None) -> Ca
             comps["stage"] = model.stage[np.minimum(v.counts[users], len(model.stage) - 1)]
         if model.next is not None:
             comps["next"] = next_scores(v.ease_rows[model.params.get("next_half")][users], model.next)
-        ret = returning(None if now is None else now[users], v.last[users], model.params.get("return_days"))
+        at = now[users] if isinstance(now, np.ndarray) else now
+        ret = returning(at, v.last[users], model.params.get("return_days"))
         return combine(comps, model.weights, v.known[users], model.cold_components(), model.cold_weights, ret,
                        model.return_weights)
     return score
@@ -330,7 +332,7 @@ def _prepare(snap: Snapshot, j: int, train: np.ndarray, val: np.ndarray, emb: np
                           [t for t, k in zip(targets, known, strict=True) if not k])
     ref_cold = (float(nd.mean()), float(rc.mean())) if len(nd) else (0.0, 0.0)
     k = users[known]
-    gap = (request_times(snap, val)[k] - v.last[k]) / DAY
+    gap = (graph_clock(snap, train) - v.last[k]) / DAY  # days before the request (the train's clock)
     return _Split(j, v, x, users, seen, targets, known, best[1], ref_cold, gap)
 
 

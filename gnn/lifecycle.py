@@ -141,7 +141,7 @@ def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, vector_wei
         if hybrid is not None:  # what it ranked with: its hybrid, fit on its own train + validation
             live_hybrid = remap_hybrid(hybrid, ids, snap.item_ids)
             v = itemitem.views(snap, split.hist, (float(live_hybrid.params["position_half"]),), emb, params)
-            return (score_rows(snap, split, itemitem.score_fn(v, live_hybrid, itemitem.request_times(snap, split.test))),
+            return (score_rows(snap, split, itemitem.score_fn(v, live_hybrid, itemitem.graph_clock(snap, split.hist))),
                     "its evaluation embeddings and hybrid scored on this split")
         return gnn_metrics(emb, snap, split.hist, split.test, params), "its evaluation embeddings scored on this split"
     cfg = GNNConfig(**live.config) if live.config else GNNConfig()

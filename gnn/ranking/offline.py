@@ -108,12 +108,6 @@ class World:
     sessions: dict[int, list[str]] = field(default_factory=dict)  # each user's latest session, oldest item first
     available: dict[str, bool] = field(default_factory=dict)
     type_weights: Mapping[str, float] = field(default_factory=dict)  # [interactions] score_weights
-    #: per user, the clock of their request (the hybrid's returning users); absent: :attr:`now`
-    request_times: dict[int, float] = field(default_factory=dict)
-
-    def clock(self, u: int) -> float:
-        """User ``u``'s request clock: their request time when given, else the world's clock."""
-        return self.request_times.get(u, self.now)
 
     @classmethod
     def build(cls, full: Snapshot, train_mask: np.ndarray, model: LiveModel | None = None, k: int = 50, *,
@@ -198,7 +192,7 @@ class World:
             "fresh": lambda: fresh_list.candidates(fresh),
             "ann": lambda: ([Candidate(i, s, "ann") for i, s in self.model.nearest(vec, per_source, hard)]
                             if vec is not None and self.model is not None else []),
-            "hybrid": lambda: self._hybrid(recent, vec, per_source, hard, self.clock(u)),
+            "hybrid": lambda: self._hybrid(recent, vec, per_source, hard, self.now),
         }
         by = {name: makers[name]() for name, w in weights.items() if w > 0 and name in makers}
         merged = merge_candidates(by, weights)
@@ -303,7 +297,7 @@ def fusion_scorer(world: World) -> Scorer:
     it has a hybrid model (graphrec.core.recs.hybrid), else fusion + embedding similarity."""
     def score(u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
         if world.model is not None and world.model.hybrid is not None:
-            hybrid.rescore(cands, world.model.hybrid_scores(world.history.get(u, []), vec, now=world.clock(u)),
+            hybrid.rescore(cands, world.model.hybrid_scores(world.history.get(u, []), vec, now=world.now),
                            world.model.index)
             return np.array([c.score for c in cands], dtype=np.float32)
         base = np.array([c.score for c in cands], dtype=np.float32)

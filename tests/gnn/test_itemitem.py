@@ -96,8 +96,8 @@ def test_request_scores_equal_the_offline_evaluation() -> None:
 def test_returning_users_are_ranked_with_the_return_weights_online_as_offline() -> None:
     """A known user whose request comes ``return_days`` or more after their newest positive
     interaction is ranked with the return weights (here: the trend alone), the others with the
-    weights, in the engine (the request's clock) as in the offline evaluation (per user, the time
-    of their first test interaction); without a clock nobody is returning."""
+    weights, in the engine (the request's clock) as in the offline evaluation (per user here; the
+    evaluation asks at the history's clock); without a clock nobody is returning."""
     from gnn import itemitem
     from graphrec.core.recs.hybrid import zscore
     from graphrec.core.recs.model import LiveModel
@@ -224,7 +224,7 @@ def test_choose_is_joint_over_the_splits_validation() -> None:
     for (tr, va), reported in zip(splits, ch.ratios, strict=True):
         model = itemitem.fit(snap, tr, p, ch.weights, ch.cold_weights, ch.return_weights)
         v = itemitem.views(snap, tr, (p["position_half"],), None, None)
-        m = ranking_metrics(itemitem.score_fn(v, model, itemitem.request_times(snap, va)),
+        m = ranking_metrics(itemitem.score_fn(v, model, itemitem.graph_clock(snap, tr)),
                             interaction_matrix(snap.user[tr], snap.item[tr], snap.num_users, snap.num_items),
                             interaction_matrix(snap.user[va], snap.item[va], snap.num_users, snap.num_items))
         ref = _reference(snap, tr, va)
@@ -306,3 +306,28 @@ def test_a_live_hybrid_is_reindexed_to_the_current_catalogue() -> None:
     np.testing.assert_allclose(got.next["w1"], [[5, 6], [0, 0], [1, 2]])
     np.testing.assert_allclose(got.next["w2"], [[5, 0, 1], [6, 0, 2]])
     np.testing.assert_allclose(got.next["b2"], [7, 5, 5])
+
+
+def test_the_evaluation_asks_at_the_clock_of_the_history_as_the_api_does() -> None:
+    """Every evaluated user asks at the history's clock (its newest interaction: the engine's clock
+    when a request brings none), not at their own next interaction: users active long before it
+    are returning, and the offline scores are the engine's at that clock."""
+    from gnn import itemitem
+    from graphrec.core.recs.model import LiveModel
+
+    snap = _snap()
+    every = np.ones(snap.num_interactions, dtype=bool)
+    clock = itemitem.graph_clock(snap, every)
+    assert clock == float(snap.ts.max())
+    p = {"lambda": 5.0, "position_half": 2.5, "window": 3, "trend_half_life_days": 1.0, "history": 50,
+         "trans_history": 20, "return_days": 2.0}
+    model = itemitem.fit(snap, every, p, {"ease": 1.0, "trans": 0.5}, {"trend": 1.0}, {"trend": 1.0})
+    v = itemitem.views(snap, every, (2.5,), None, None)
+    offline = itemitem.score_fn(v, model, clock)(np.arange(snap.num_users))
+    live = LiveModel("v", list(snap.item_ids), np.eye(snap.num_items, 4, dtype=np.float32), {}, hybrid=model)
+    back = 0
+    for u in range(snap.num_users - 1):
+        np.testing.assert_allclose(live.hybrid_scores(_history(snap, u, every), None, now=clock), offline[u],
+                                   rtol=1e-4, atol=1e-4)
+        back += bool(clock - v.last[u] >= 2 * 86400.0)
+    assert 0 < back < snap.num_users - 1  # the early users return, the latest do not
