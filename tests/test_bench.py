@@ -89,3 +89,30 @@ def test_soak_phases_leave_out_the_restart_and_keep_errors_by_message() -> None:
                               b'{"data":null,"errors":[{"message":"rate limit exceeded","extensions":{"code":"RATE_LIMITED"}}]}')
     assert not ok and err == "RATE_LIMITED: rate limit exceeded"
     assert _parse("similarItems", 0, b"no answer within 10 s")[4] == "no answer within 10 s"
+
+
+def test_served_quality_scores_lists_as_the_offline_tables_and_loads_only_the_history(tmp_path) -> None:
+    import csv
+
+    import numpy as np
+
+    from bench.served_quality import metrics, write_csvs
+    from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
+
+    # User 0 holds out items {1, 2}; the list hits 2 at rank 1 and 1 at rank 150 (beyond 100).
+    lists = {0: [2, 5] + list(range(10, 158)) + [1], 1: []}
+    got = metrics(lists, {0: {1, 2}, 1: {3}, 2: {4}})  # user 2 got no answer: scores 0
+    disc = 1.0 / np.log2(np.arange(2, 4))
+    assert got["users"] == 3
+    assert got["ndcg@10"] == (disc[0] / disc.sum()) / 3
+    assert got["recall@100"] == 0.5 / 3
+    snap = Snapshot(["u1", "u2"], ["i1", "i2", "i3"], np.array([0, 0, 1]), np.array([0, 1, 2]),
+                    np.array([1.0, 2.0, 3.0]), np.array([KIND_CODE["RATED"], KIND_CODE["SKIPPED"], KIND_CODE["RATED"]],
+                                                        dtype=np.int8), np.array([4.0, 0.0, 5.0], dtype=np.float32),
+                    [ItemContent(title=f"t{k}", categories=["Drama", "War"] if k == 0 else []) for k in range(3)])
+    paths = write_csvs(snap, np.array([True, True, False]), tmp_path)
+    rows = {k: list(csv.DictReader(open(p))) for k, p in paths.items()}
+    assert [r["id"] for r in rows["users"]] == ["u1"]  # u2's only interaction is held out
+    assert [r["id"] for r in rows["items"]] == ["i1", "i2", "i3"] and rows["items"][0]["categories"] == "Drama|War"
+    assert [(r["user_id"], r["item_id"], r["type"]) for r in rows["interactions"]] == [("u1", "i1", "RATE"),
+                                                                                        ("u1", "i2", "SKIP")]

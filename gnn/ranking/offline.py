@@ -21,8 +21,8 @@ list, the same for every ranking compared on a replay, so they add noise to the 
 no information; what they are for (feedback on items the model would not show) cannot be
 measured on logged interactions; and the rows beside the pipeline's (the GNN, the baselines)
 do not explore. Batch recommendations (email) do not explore either. In what users are served,
-each slot after the third is explored with probability ``engine.explore_epsilon``; the replay's
-figures are without those draws. Ranker training data is the same either way: features and labels belong
+each slot after the third is explored with probability ``engine.explore_epsilon`` (0, none, unless
+configured); the replay's figures are without those draws. Ranker training data is the same either way: features and labels belong
 to the candidates, before any rule after ranking.
 """
 

@@ -167,7 +167,10 @@ class EngineSettings(BaseModel):
     model_poll_s: float = tuning(10.0)  # how often the live model version is checked
     max_per_category: int = 0  # 0: no cap
     mmr_lambda: float = 0.85  # 1.0: pure relevance; lower: more diverse
-    explore_epsilon: float = 0.05  # share of slots given to exploration (seeded per request)
+    # Share of the home feed's slots after the third given to exploration (popular items the user
+    # has not consumed, seeded per request); 0: none. Opt-in: on a 100-item page, 0.05 cost the
+    # served Recall@100 about 4% on a held-out MovieLens split (python -m bench.served_quality).
+    explore_epsilon: float = Field(default=0.0, ge=0.0, le=1.0)
     prefetch_neighbours: int = tuning(5000)  # neighbour lists of the most popular items loaded at start
     result_cache_size: int = tuning(10000)
     result_cache_ttl_s: float = 30.0
