@@ -50,10 +50,6 @@ def scale_env(a: argparse.Namespace) -> dict[str, str]:
         "GRAPHREC_GNN_EXAMPLES_PER_USER": str(a.examples_per_user), "GRAPHREC_QDRANT_QUANTIZATION": "scalar",
         # LightGCN's full-graph epochs over 1M items (100 by default) would take hours here.
         "GRAPHREC_GNN_LIGHTGCN": '{"enabled": false}',
-        # Every user's state held in each API process (read at start, in the warm-up), so that a
-        # request reads memory, not Neo4j: a cache of the graph of record, bounded by this size.
-        "GRAPHREC_ENGINE_USER_STATE_CACHE_SIZE": str(a.users), "GRAPHREC_ENGINE_USER_STATE_PRELOAD": str(a.users),
-        "GRAPHREC_ENGINE_WARM_UP_S": "300",
     })
 
 
