@@ -177,7 +177,12 @@ class SyntheticCatalog:
             start = T0 + g.random(n) * SPAN * 0.5
             gap = g.exponential(120, size=m) + np.where(new & ~first, g.exponential(3 * 86400, size=m), 0.0)
             csum = np.cumsum(gap)
-            ts = np.round(start[owner] + csum - csum[first][owner] + gap[first][owner], 3)
+            ts = start[owner] + csum - csum[first][owner] + gap[first][owner]
+            # A heavy user's sessions, days apart, would run past the span (into the future of
+            # the wall clock at a few hundred events): their timeline is compressed to end in it.
+            end = ts[np.cumsum(counts) - 1]
+            scale = np.where(end > T0 + SPAN, (T0 + SPAN - start) / np.maximum(end - start, 1e-9), 1.0)
+            ts = np.round(start[owner] + (ts - start[owner]) * scale[owner], 3)
             # The type depends on how well the item fits the user's taste.
             r = g.random(m)
             p_skip = 0.25 * (1 - fit)

@@ -35,6 +35,21 @@ def test_shape_of_the_data() -> None:
         assert all(r.session_id and r.session_id.startswith(f"s{r.user_id[1:]}-") for r in rows)
 
 
+
+def test_heavy_users_stay_inside_the_span() -> None:
+    """Sessions days apart would carry a heavy user's timeline years past the span (the 1M-item
+    graph's clock ran 63 days past the wall clock; here, 500 events a user, 1,350 days past it)."""
+    from loaders.synthetic import SPAN, T0
+
+    spec = SyntheticSpec(users=40, items=200, interactions=20000, categories=8, seed=5, chunk=100)
+    ev = [r for r, _ in SyntheticCatalog(spec).interactions()]
+    assert T0 <= min(r.ts for r in ev) and max(r.ts for r in ev) <= T0 + SPAN
+    by_user: dict[str, list[float]] = {}
+    for r in ev:
+        by_user.setdefault(r.user_id, []).append(r.ts)
+    assert all(ts == sorted(ts) for ts in by_user.values())
+
+
 def test_items_have_categories_and_tags() -> None:
     cat = SyntheticCatalog(SyntheticSpec(users=10, items=50, interactions=100, categories=5))
     items = [r for r, _ in cat.items()]
