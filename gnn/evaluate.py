@@ -337,7 +337,9 @@ def hybrid_choice(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
         for sp_ in splits.values():
             emb_tr, params_tr = train_embeddings(snap, sp_, ctx)
             given.append((sp_.train, relevant(snap, sp_.val), emb_tr, params_tr))
-        ctx.hybrid_choice = itemitem.choose(snap, given, progress=ctx.progress)
+        # The run's seed seeds the hybrid's seeded part (the next network) too: evaluating over
+        # several seeds shows its spread with the other models'.
+        ctx.hybrid_choice = itemitem.choose(snap, given, progress=ctx.progress, seed=ctx.seed)
     return ctx.hybrid_choice
 
 
