@@ -71,26 +71,12 @@ def write_csvs(snap: Any, hist: np.ndarray, out: Path) -> dict[str, Path]:
     return paths
 
 
-def metrics(lists: dict[int, list[int]], targets: dict[int, set[int]]) -> dict[str, float]:
-    """Mean NDCG@10 and Recall@100 over the users of ``targets`` (a user without a list scores 0),
-    as :func:`gnn.metrics.ranking_metrics` defines them."""
-    disc = 1.0 / np.log2(np.arange(2, 12))
-    nd, rc = [], []
-    for u, rel in targets.items():
-        got = lists.get(u, [])
-        hit = np.array([i in rel for i in got[:100]], dtype=bool)
-        nd.append(float((hit[:10] * disc[: len(hit[:10])]).sum() / disc[: min(10, len(rel))].sum()))
-        rc.append(float(hit.sum() / len(rel)))
-    return {"ndcg@10": float(np.mean(nd)), "recall@100": float(np.mean(rc)), "users": len(targets)}
-
-
-def replay(snap: Any, split: Any, var: Path, targets: dict[int, set[int]],
-           lists: dict[int, list[int]]) -> dict[str, Any]:
+def replay(snap: Any, split: Any, var: Path, truth: dict[int, set[str]], lists: dict[int, list[str]]) -> dict[str, Any]:
     """The offline replay (:mod:`gnn.ranking.offline`) of the version the API served, on the same
     history: each test user's 100 as the engine picks them (the API's ``first: 100``) and as the
-    evaluation tables rank them (10 served, then the other candidates best first), with the share
-    of the API's lists the first reproduces."""
-    from gnn.ranking.offline import World, fusion_scorer
+    evaluation tables rank them (:func:`gnn.ranking.offline.evaluate`), with the share of the
+    API's lists the first reproduces."""
+    from gnn.ranking.offline import World, evaluate, fusion_scorer
     from graphrec.core.config import load_settings
     from graphrec.core.graph.store import GraphStore
     from graphrec.core.recs.model import LiveModel
@@ -105,17 +91,18 @@ def replay(snap: Any, split: Any, var: Path, targets: dict[int, set[int]],
     model = LiveModel.load(v.id, v.artifact_dir or "")
     world = World.build(snap, split.hist, model, engine=settings.engine, type_weights=settings.interactions.score_weights)
     scorer = fusion_scorer(world)
-    index = {iid: k for k, iid in enumerate(snap.item_ids)}
-    page: dict[int, list[int]] = {}
-    table: dict[int, list[int]] = {}
-    for u in targets:
-        chosen, order = world.serve(u, scorer, 100, explore_seed=settings.seed)  # as the engine explores
-        page[u] = [index[c.item_id] for c in chosen]
-        head = [index[c.item_id] for c in world.serve(u, scorer, 10)[0]]
-        table[u] = head + [index[c.item_id] for c in order if index[c.item_id] not in set(head)][:100 - len(head)]
-    overlap = [len(set(page[u]) & set(lists.get(u, []))) / max(1, len(lists.get(u, []))) for u in targets]
-    return {"replay, first: 100": {**metrics(page, targets), "overlap_with_api": float(np.mean(overlap))},
-            "replay as the tables rank (10 served + candidates)": metrics(table, targets)}
+    page = {u: [c.item_id for c in world.serve(u, scorer, 100, explore_seed=settings.seed)[0]]  # as the engine explores
+            for u in truth}
+    overlap = [len(set(page[u]) & set(lists.get(u, []))) / max(1, len(lists.get(u, []))) for u in truth]
+    return {"replay, first: 100": {**scored(page, truth, snap), "overlap_with_api": float(np.mean(overlap))},
+            "replay as the tables rank (10 served + candidates)": {**evaluate(world, truth, scorer), "users": len(truth)}}
+
+
+def scored(lists: dict[int, list[str]], truth: dict[int, set[str]], snap: Any) -> dict[str, Any]:
+    """The tables' list metrics (a user without a list scores 0), and how many users."""
+    from gnn.ranking.offline import list_metrics
+
+    return {**list_metrics(lists, truth, snap.num_items), "users": len(truth)}
 
 
 def main() -> None:
@@ -133,6 +120,7 @@ def main() -> None:
 
     from bench.hybrid_quality import reference
     from gnn.evaluate import make_split
+    from gnn.ranking.offline import targets
     from gnn.split import relevant
     from graphrec.core.config import load_settings
     from graphrec.testing.server import free_port
@@ -182,17 +170,13 @@ def main() -> None:
             if server.poll() is not None or time.monotonic() - t0 > 300:
                 raise SystemExit("the API did not become ready")
             time.sleep(0.5)
-        test = relevant(snap, split.test)
-        targets: dict[int, set[int]] = {}
-        for u, i in zip(snap.user[test], snap.item[test], strict=True):
-            targets.setdefault(int(u), set()).add(int(i))
-        index = {iid: k for k, iid in enumerate(snap.item_ids)}
-        lists: dict[int, list[int]] = {}
+        truth = targets(snap, split.test)
+        lists: dict[int, list[str]] = {}
         errors = degraded = 0
-        print(f"=== asking {len(targets)} test users", flush=True)
+        print(f"=== asking {len(truth)} test users", flush=True)
         t0 = time.perf_counter()
         with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=30) as client:
-            for u in targets:
+            for u in truth:
                 r = client.post("/graphql", json={"query": QUERY, "variables": {"u": snap.user_ids[u]}})
                 body = r.json()
                 if r.status_code != 200 or body.get("errors") or not body.get("data"):
@@ -200,20 +184,20 @@ def main() -> None:
                     continue
                 rec = body["data"]["recommendations"]
                 degraded += bool(rec["degraded"])
-                lists[u] = [index[x["item"]["id"]] for x in rec["items"] if x["item"]["id"] in index]
+                lists[u] = [x["item"]["id"] for x in rec["items"]]
         steps["ask"] = round(time.perf_counter() - t0, 1)
         known = set(np.unique(snap.user[relevant(snap, split.hist)]).tolist())
         rows: dict[str, Any] = {}
         refs: dict[str, dict[str, float]] = {}
         for group, sel in (("all", None), ("known users", True), ("new users", False)):
-            part = {u: t for u, t in targets.items() if sel is None or (u in known) == sel}
-            if part and (sel is None or len(part) < len(targets)):
+            part = {u: t for u, t in truth.items() if sel is None or (u in known) == sel}
+            if part and (sel is None or len(part) < len(truth)):
                 name = "served (API)" + ("" if sel is None else f", {group}")
-                rows[name] = metrics(lists, part)
+                rows[name] = scored(lists, part, snap)
                 users = np.isin(np.arange(snap.num_users), list(part))
                 refs[name] = reference(snap, replace(split, test=split.test & users[snap.user]))
         if not a.ranker:
-            rows.update(replay(snap, split, var, targets, lists))
+            rows.update(replay(snap, split, var, truth, lists))
         report.update(rows=rows, references=refs, errors=errors, degraded=degraded, steps=steps,
                       x={k: {m: rows[k][m] / r[m] for m in ("ndcg@10", "recall@100")} for k, r in refs.items()})
     finally:

@@ -91,25 +91,26 @@ def test_soak_phases_leave_out_the_restart_and_keep_errors_by_message() -> None:
     assert _parse("similarItems", 0, b"no answer within 10 s")[4] == "no answer within 10 s"
 
 
-def test_served_quality_scores_lists_as_the_offline_tables_and_loads_only_the_history(tmp_path) -> None:
+def test_served_quality_scores_the_api_as_the_offline_tables_and_loads_only_the_history(tmp_path) -> None:
     import csv
 
     import numpy as np
 
-    from bench.served_quality import metrics, write_csvs
+    from bench.served_quality import scored, write_csvs
     from graphrec.core.snapshot import KIND_CODE, ItemContent, Snapshot
 
-    # User 0 holds out items {1, 2}; the list hits 2 at rank 1 and 1 at rank 150 (beyond 100).
-    lists = {0: [2, 5] + list(range(10, 158)) + [1], 1: []}
-    got = metrics(lists, {0: {1, 2}, 1: {3}, 2: {4}})  # user 2 got no answer: scores 0
-    disc = 1.0 / np.log2(np.arange(2, 4))
-    assert got["users"] == 3
-    assert got["ndcg@10"] == (disc[0] / disc.sum()) / 3
-    assert got["recall@100"] == 0.5 / 3
     snap = Snapshot(["u1", "u2"], ["i1", "i2", "i3"], np.array([0, 0, 1]), np.array([0, 1, 2]),
                     np.array([1.0, 2.0, 3.0]), np.array([KIND_CODE["RATED"], KIND_CODE["SKIPPED"], KIND_CODE["RATED"]],
                                                         dtype=np.int8), np.array([4.0, 0.0, 5.0], dtype=np.float32),
                     [ItemContent(title=f"t{k}", categories=["Drama", "War"] if k == 0 else []) for k in range(3)])
+    # u1 holds out i1 and i2; its list hits i2 at rank 1 and i1 at rank 150 (beyond 100); u2 got
+    # no answer (an error): it scores 0, it is not left out.
+    lists = {0: ["i2", "x"] + [f"y{k}" for k in range(148)] + ["i1"]}
+    got = scored(lists, {0: {"i1", "i2"}, 1: {"i3"}}, snap)
+    disc = 1.0 / np.log2(np.arange(2, 4))
+    assert got["users"] == 2
+    assert got["ndcg@10"] == (disc[0] / disc.sum()) / 2
+    assert got["recall@100"] == 0.5 / 2
     paths = write_csvs(snap, np.array([True, True, False]), tmp_path)
     rows = {k: list(csv.DictReader(open(p))) for k, p in paths.items()}
     assert [r["id"] for r in rows["users"]] == ["u1"]  # u2's only interaction is held out

@@ -262,7 +262,9 @@ def targets(full: Snapshot, mask: np.ndarray) -> dict[int, set[str]]:
     return out
 
 
-def _metrics(ranked: dict[int, list[str]], truth: dict[int, set[str]], num_items: int) -> dict[str, float]:
+def list_metrics(ranked: dict[int, list[str]], truth: dict[int, set[str]], num_items: int) -> dict[str, float]:
+    """NDCG@10, Recall@10/100, HitRate@10 and coverage of each user's ranked item ids against
+    ``truth`` (a user of ``truth`` without a list scores 0), as the evaluation tables define them."""
     ndcg, r10, r100, hit = [], [], [], []
     seen: set[str] = set()
     for u, rel in truth.items():
@@ -289,7 +291,7 @@ def evaluate(world: World, truth: dict[int, set[str]], scorer: Scorer) -> dict[s
             continue
         head_ids = [c.item_id for c in head]
         ranked[u] = head_ids + [c.item_id for c in order if c.item_id not in set(head_ids)][:90]
-    return _metrics(ranked, truth, world.snap.num_items)
+    return list_metrics(ranked, truth, world.snap.num_items)
 
 
 def fusion_scorer(world: World) -> Scorer:

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -164,7 +164,7 @@ class Pipeline:
         catalogue's unavailable items, kept, and the excluded ids."""
         s = self.s
         drop = excluded | frozenset(f.exclude_item_ids) if f.exclude_item_ids else excluded
-        if rules.availability_only(replace(f, exclude_item_ids=()) if f.exclude_item_ids else f):  # the common filter
+        if rules.availability_only(f, ids_apart=True):  # the common filter
             gone = s.catalog.unavailable() if f.available_only else frozenset()
             return lambda p: ids[p] not in drop and ids[p] not in gone
         return lambda p: ids[p] not in drop and rules.passes_filter(s.catalog.items.get(ids[p]), f)

@@ -35,7 +35,6 @@ def test_shape_of_the_data() -> None:
         assert all(r.session_id and r.session_id.startswith(f"s{r.user_id[1:]}-") for r in rows)
 
 
-
 def test_heavy_users_stay_inside_the_span() -> None:
     """Sessions days apart would carry a heavy user's timeline years past the span (the 1M-item
     graph's clock ran 63 days past the wall clock; here, 500 events a user, 1,350 days past it)."""

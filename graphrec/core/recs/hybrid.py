@@ -154,10 +154,10 @@ class HybridScorer:
     #: weights of the known users who return after ``params["return_days"]`` days or more
     #: without a positive interaction (empty: the same weights as every known user)
     return_weights: dict[str, float] = field(default_factory=dict)
-    #: the cold ranking, the same for every new user of this version: computed once (cold_row)
     #: the network from a recent history to what the user does next (gnn.nextk): w1 [n, h], b1 [h],
     #: w2 [h, n], b2 [n] (None: none)
     next: dict[str, np.ndarray] | None = None
+    #: the cold ranking, the same for every new user of this version: computed once (cold_row)
     _cold: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     #: the standardised rows of the components that do not depend on the user (see _z_const)
     _zs: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)

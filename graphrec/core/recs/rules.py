@@ -64,10 +64,12 @@ def passes_filter(item: CatalogItem | None, f: RecFilter) -> bool:
     return True
 
 
-def availability_only(f: RecFilter) -> bool:
+def availability_only(f: RecFilter, ids_apart: bool = False) -> bool:
     """Does ``f`` ask nothing but (perhaps) availability? Then an item passes it when it is not
-    known to be unavailable (:func:`passes_filter`), which the engine answers from one set."""
-    return not (f.categories or f.exclude_categories or f.exclude_item_ids) and f.year_min is None and f.year_max is None
+    known to be unavailable (:func:`passes_filter`), which the engine answers from one set.
+    ``ids_apart``: the caller checks ``f.exclude_item_ids`` itself (they do not count)."""
+    return (not (f.categories or f.exclude_categories or (f.exclude_item_ids and not ids_apart))
+            and f.year_min is None and f.year_max is None)
 
 
 def consumed_excluded(types: AbstractSet[str] | None, exclude: bool) -> bool:
