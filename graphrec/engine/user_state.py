@@ -100,7 +100,7 @@ class UserStates:
             return unpack(held[0])
         gen = self.sync_state.gen
         try:
-            rows = await self.guard.neo4j(s.store.read("repo/user_state", plain=True, user_ids=[user_id], recent=s.cfg.history,
+            rows = await self.guard.neo4j(s.store.read("repo/user_state", plain=True, once=True, user_ids=[user_id], recent=s.cfg.history,
                                                        max_consumed=s.cfg.max_consumed), s.cfg.request_budget_ms / 1000)
         except (TimeoutError, GraphStoreError):
             degraded.append("neo4j")

@@ -105,7 +105,7 @@ class NeighbourCache:
     async def _read(self, store: Any, ids: list[str], timeout: float) -> None:
         self.round_trips += 1
         try:
-            rows = await store.read("recs/neighbour_lists", timeout=timeout, plain=True, ids=ids, per_item=self.per_item)
+            rows = await store.read("recs/neighbour_lists", timeout=timeout, plain=True, once=True, ids=ids, per_item=self.per_item)
         except BaseException as exc:  # noqa: BLE001 - every waiter gets the error
             for i in ids:
                 fut = self._pending.pop(i, None)
