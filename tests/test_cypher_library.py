@@ -21,7 +21,7 @@ ABSENT_ON_PURPOSE = {"recs/nope", "load/x", "schema/v"}  # refused names, an err
 #: Browser-facing explore/ queries (people supply their parameters with :param).
 NOT_CALLED = ("schema/v", "explore/")
 #: Keyword arguments of read/write that are not query parameters.
-NON_PARAMS = {"identifiers", "timeout", "routing", "plain"}
+NON_PARAMS = {"identifiers", "timeout", "routing", "plain", "once"}
 QUERY_NAME = re.compile(r"[a-z_]+/[a-z0-9_]+")  # how library queries are named: "folder/file"
 
 

@@ -5,8 +5,12 @@
 // Unknown users: no row (cold-start users).
 // Returns: user_id, stamp (User.history_at when read: the state includes every write stamped up to
 //   it; null for a user written before schema v3), recent (list of {item_id, type, ts, value},
-//   newest first), consumed (list of {item_id, types}: every interaction type the user has with the item).
-// Params: $user_ids (list of ids), $recent (int), $max_consumed (int).
+//   newest first), consumed (list of {item_id, types}: every interaction type the user has with the item),
+//   neighbours (with $per_item > 0: the materialised neighbour lists of each distinct item of the
+//   recent interactions, the columns of recs/neighbour_lists: {item_id, co, content}, co and
+//   content lists of [id, score] best first, at most $per_item each; else empty): a request's
+//   seeds are among those items, so their lists come in the same round trip.
+// Params: $user_ids (list of ids), $recent (int), $max_consumed (int), $per_item (int; 0: no neighbours).
 UNWIND $user_ids AS user_id
 MATCH (u:User {id: user_id})
 RETURN u.id AS user_id, u.history_at AS stamp,
@@ -19,4 +23,14 @@ RETURN u.id AS user_id, u.history_at AS stamp,
          MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item)
          WITH i, collect(type(r)) AS types LIMIT $max_consumed
          RETURN {item_id: i.id, types: types}
-       } AS consumed
+       } AS consumed,
+       COLLECT {
+         MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item) WHERE $per_item > 0
+         WITH i, r ORDER BY r.ts DESC LIMIT $recent
+         WITH DISTINCT i
+         RETURN {item_id: i.id,
+                 co: COLLECT { MATCH (i)-[n:CO_INTERACTED]->(rec:Item) WHERE n.rank < $per_item
+                               RETURN [rec.id, n.score] ORDER BY n.rank },
+                 content: COLLECT { MATCH (i)-[n:SIMILAR_CONTENT]->(rec:Item) WHERE n.rank < $per_item
+                                    RETURN [rec.id, n.score] ORDER BY n.rank }}
+       } AS neighbours

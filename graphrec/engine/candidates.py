@@ -60,7 +60,9 @@ class Candidates:
                                   year_min=f.year_min, year_max=f.year_max)
                 coll = self.guard.collection(s.model)
                 hits = await self.guard.vectors(lambda index: index.search(coll, vec, limit + len(exclude), vf), budget)
-                return [Candidate(h.id, float(h.score), "ann") for h in hits if h.id not in exclude][:limit]
+                kept = [h for h in hits if h.id not in exclude][:limit]
+                # As columns (what the merge takes): no Candidate record per hit.
+                return Ranked([h.id for h in kept], np.array([h.score for h in kept], dtype=np.float64), "ann")
             except (TimeoutError, VectorStoreError) as exc:
                 log.info("vector index unavailable: %s", exc)
                 degraded.append("vectors")

@@ -41,7 +41,7 @@ class Repository:
         try:
             # Bounded: a Neo4j too slow to answer in time is treated as away (a page of answers
             # must not wait for the 30-s query timeout).
-            rows = await self.guard.neo4j(s.store.read("repo/get_items", plain=True, ids=missing),
+            rows = await self.guard.neo4j(s.store.read("repo/get_items", plain=True, once=True, ids=missing),
                                           max(1.0, 4 * s.cfg.request_budget_ms / 1000))
         except (GraphStoreUnavailable, TimeoutError, QueryError) as exc:
             if isinstance(exc, QueryError) and refused_for_good(exc):

@@ -100,8 +100,9 @@ class UserStates:
             return unpack(held[0])
         gen = self.sync_state.gen
         try:
-            rows = await self.guard.neo4j(s.store.read("repo/user_state", plain=True, user_ids=[user_id], recent=s.cfg.history,
-                                                       max_consumed=s.cfg.max_consumed), s.cfg.request_budget_ms / 1000)
+            rows = await self.guard.neo4j(s.store.read("repo/user_state", plain=True, once=True, user_ids=[user_id], recent=s.cfg.history,
+                                                       max_consumed=s.cfg.max_consumed, per_item=self.neighbours_per_item()),
+                                          s.cfg.request_budget_ms / 1000)
         except (TimeoutError, GraphStoreError):
             degraded.append("neo4j")
             # The state this process read last (and what it recorded since): what the user
@@ -114,7 +115,17 @@ class UserStates:
         if not rows:
             s.user_states.discard(user_id)
             return [], {}
+        s.neighbours.fill(rows[0]["neighbours"])
         return self._kept(rows[0], gen)
+
+    def neighbours_per_item(self) -> int:
+        """How many neighbours of each recent item a request's state read brings along (0: none).
+        When the catalogue has more items than the neighbour lists prefetched at start
+        (``engine.prefetch_neighbours``), most requests would miss some of their seeds' lists and
+        read them in a second round trip; the state read brings them instead. On a catalogue the
+        prefetch covers, the lists are cached already: none."""
+        s = self.s
+        return s.neighbours.per_item if len(s.catalog.items) > s.cfg.prefetch_neighbours else 0
 
     def _kept(self, row: dict[str, Any], gen: int) -> tuple[History, Consumed]:
         """A ``repo/user_state`` row, kept (servable if no poll applied during its read named the
@@ -148,7 +159,7 @@ class UserStates:
         for k in range(0, len(ids), batch):
             gen = self.sync_state.gen
             rows = await s.store.read("repo/user_state", plain=True, user_ids=ids[k:k + batch], recent=s.cfg.history,
-                                      max_consumed=s.cfg.max_consumed)
+                                      max_consumed=s.cfg.max_consumed, per_item=0)
             for row in rows:
                 self._kept(row, gen)
             kept += len(rows)

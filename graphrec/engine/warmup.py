@@ -47,7 +47,7 @@ class Warmup:
         planning."""
         s = self.s
         await s.store.fill_pool(s.settings.neo4j.warm_connections)
-        await s.store.read("repo/user_state", user_ids=[""], recent=1, max_consumed=1)
+        await s.store.read("repo/user_state", user_ids=[""], recent=1, max_consumed=1, per_item=1)
         await s.store.read("repo/users_changed", since=None, limit=1)
         await s.store.read("recs/neighbour_lists", ids=[""], per_item=1)
         # The write path too (one query text per interaction type), in a transaction rolled back:

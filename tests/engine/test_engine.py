@@ -62,7 +62,7 @@ def test_each_source(tiny: Settings) -> None:
         e = await _engine(tiny)
         try:
             ctx = SourceContext(store=e.store, user_id="alice", now=2000.0, timeout_s=2.0, session_items=["toy"],
-                                params={"seeds": e.pipeline.seeds((await e.store.read("repo/user_state", user_ids=["alice"], recent=10, max_consumed=100))[0]["recent"], 2000.0),
+                                params={"seeds": e.pipeline.seeds((await e.store.read("repo/user_state", user_ids=["alice"], recent=10, max_consumed=100, per_item=0))[0]["recent"], 2000.0),
                                         "catalog": e.catalog, "neighbours": NeighbourCache(), "fresh_window_s": 1000.0})
             out = {}
             for name in ("co_interaction", "content", "session", "popular", "fresh"):

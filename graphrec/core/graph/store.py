@@ -208,12 +208,31 @@ class AsyncGraphStore:
         await self.driver.close()
 
     async def read(self, name: str, identifiers: dict[str, str] | None = None, timeout: float | None = None,
-                   plain: bool = False, **params: Any) -> list[Row]:
+                   plain: bool = False, once: bool = False, **params: Any) -> list[Row]:
         """Run a read query. ``plain=True`` for queries that return only maps, lists and scalars
         (no nodes, relationships or paths): rows skip the driver's recursive ``Record.data()``
         conversion, which the hot path's reads (user state, items, neighbour lists) would pay on
-        every request."""
+        every request. ``once=True``: one auto-commit transaction, not retried (see :meth:`_once`)."""
+        if once:
+            return await self._once(name, identifiers, params, timeout, plain)
         return await self._run(name, identifiers, params, RoutingControl.READ, timeout, plain)
+
+    async def _once(self, name: str, identifiers: dict[str, str] | None, params: dict[str, Any],
+                    timeout: float | None, plain: bool) -> list[Row]:
+        """A read as one auto-commit transaction on a read session: one round trip (RUN and PULL)
+        where ``execute_query``'s managed transaction takes two (BEGIN, RUN and PULL, then COMMIT),
+        at about two thirds of the driver's CPU. Not retried: for the request path's reads, which
+        their budget bounds anyway (a failure degrades the answer). It waits for the same
+        bookmarks as ``execute_query`` (the driver's), so it sees what this driver wrote."""
+        query = _query(name, identifiers, timeout or self.cfg.query_timeout_s)
+        with translate_errors(name):
+            async with self.driver.session(database=self.database, default_access_mode=neo4j.READ_ACCESS,
+                                           bookmark_manager=self.driver.execute_query_bookmark_manager) as session:
+                result = await session.run(query, params)
+                keys = result.keys()
+                if plain:
+                    return [dict(zip(keys, v, strict=True)) for v in await result.values()]
+                return [r.data() async for r in result]
 
     async def write(self, name: str, identifiers: dict[str, str] | None = None, timeout: float | None = None, **params: Any) -> list[Row]:
         return await self._run(name, identifiers, params, RoutingControl.WRITE, timeout)

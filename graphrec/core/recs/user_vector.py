@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -154,10 +155,10 @@ class Embeddings:
     def scores(self, vec: np.ndarray, item_ids: list[str]) -> np.ndarray:
         """Cosine similarity of ``vec`` with each item (0 for unknown items)."""
         out = np.zeros(len(item_ids), dtype=np.float32)
-        ks = [self.index.get(i, -1) for i in item_ids]
-        known = np.array([k >= 0 for k in ks])
+        rows = np.fromiter(map(self.index.get, item_ids, repeat(-1)), dtype=np.intp, count=len(item_ids))
+        known = rows >= 0
         if known.any():
-            out[known] = self.emb[np.array([k for k in ks if k >= 0])] @ vec
+            out[known] = self.emb[rows[known]] @ vec
         return out
 
     def nearest(self, vec: np.ndarray, k: int, exclude: set[str] | None = None) -> list[tuple[str, float]]:

@@ -105,7 +105,7 @@ class NeighbourCache:
     async def _read(self, store: Any, ids: list[str], timeout: float) -> None:
         self.round_trips += 1
         try:
-            rows = await store.read("recs/neighbour_lists", timeout=timeout, plain=True, ids=ids, per_item=self.per_item)
+            rows = await store.read("recs/neighbour_lists", timeout=timeout, plain=True, once=True, ids=ids, per_item=self.per_item)
         except BaseException as exc:  # noqa: BLE001 - every waiter gets the error
             for i in ids:
                 fut = self._pending.pop(i, None)
@@ -114,9 +114,7 @@ class NeighbourCache:
             if not isinstance(exc, Exception):
                 raise
             return
-        found: dict[str, Lists] = {
-            r["item_id"]: {rel: neighbour_list((n[0], float(n[1])) for n in r[col]) for rel, col in RELS.items()}
-            for r in rows}
+        found: dict[str, Lists] = {r["item_id"]: _lists(r) for r in rows}
         empty: Lists = {rel: neighbour_list(()) for rel in RELS}
         for i in ids:
             lists = found.get(i, empty)
@@ -125,6 +123,16 @@ class NeighbourCache:
             fut = self._pending.pop(i, None)
             if fut is not None and not fut.done():
                 fut.set_result(lists)
+
+    def fill(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Cache the lists of ``rows`` (the columns of ``recs/neighbour_lists``: item_id, co,
+        content) read along with something else (a user's state: ``repo/user_state``), for the
+        items not cached now."""
+        held = self.caches["CO_INTERACTED"]
+        for r in rows:
+            if held.peek(r["item_id"]) is None:
+                for rel, lst in _lists(r).items():
+                    self.put(rel, r["item_id"], lst)
 
     def put(self, rel: str, item_id: str, neighbours: NeighbourList | Iterable[tuple[str, float]]) -> None:
         """Cache one item's ``rel`` list (a NeighbourList or ``(neighbour id, score)`` pairs, best first)."""
@@ -143,6 +151,11 @@ class NeighbourCache:
         hits = sum(c.hits for c in self.caches.values())
         total = hits + sum(c.misses for c in self.caches.values())
         return hits / total if total else 0.0
+
+
+def _lists(row: dict[str, Any]) -> Lists:
+    """A ``recs/neighbour_lists`` row's lists, by kind."""
+    return {rel: neighbour_list((n[0], float(n[1])) for n in row[col]) for rel, col in RELS.items()}
 
 
 def _unpack(packed: bytes) -> NeighbourList:
