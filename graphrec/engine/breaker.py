@@ -13,8 +13,11 @@ hold the breaker open for good while the store is back.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+
+log = logging.getLogger("graphrec.engine")
 
 
 class CircuitOpen(Exception):
@@ -65,10 +68,20 @@ class Breaker:
         self.opened_at = None
         self.probing = False
 
-    def failure(self) -> None:
+    def failure(self, cause: BaseException | None = None) -> None:
+        """One more consecutive failure (``cause``: the error, named in the log when this one
+        opens the breaker: an operator sees why answers went degraded)."""
         self.failures += 1
         self.probing = False
         if self.failures >= self.threshold or self.opened_at is not None:
             if self.opened_at is None:
                 self.opened += 1
+                log.warning("%s circuit open after %d consecutive failures (the last: %s); probing again in %.0f s",
+                            self.name, self.failures, _named(cause), self.reset_s)
             self.opened_at = self.clock()
+
+
+def _named(exc: BaseException | None) -> str:
+    if exc is None:
+        return "not given"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

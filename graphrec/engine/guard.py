@@ -46,8 +46,8 @@ class Guard:
                 raise TimeoutError
         try:
             res = await task
-        except (GraphStoreUnavailable, OSError):
-            breaker.failure()
+        except (GraphStoreUnavailable, OSError) as exc:
+            breaker.failure(exc)
             raise
         except QueryError:
             breaker.success()  # Neo4j answered: it refused the query, it is not down
@@ -66,7 +66,7 @@ class Guard:
             return
         exc = task.exception()
         if isinstance(exc, GraphStoreUnavailable | OSError):
-            breaker.failure()
+            breaker.failure(exc)
         elif exc is None or isinstance(exc, QueryError):
             breaker.success()
         else:
@@ -95,8 +95,8 @@ class Guard:
                 res = fn(s.vectors)
             else:
                 res = await asyncio.wait_for(asyncio.to_thread(fn, s.vectors), timeout)
-        except (TimeoutError, VectorStoreError, OSError):
-            s.vector_breaker.failure()
+        except (TimeoutError, VectorStoreError, OSError) as exc:
+            s.vector_breaker.failure(exc)
             raise
         s.vector_breaker.success()
         return res

@@ -133,8 +133,8 @@ class Writes:
         except LockHeld:
             s.neo4j_breaker.release()
             return 0
-        except GraphStoreUnavailable:
-            s.neo4j_breaker.failure()
+        except GraphStoreUnavailable as exc:
+            s.neo4j_breaker.failure(exc)
             return 0
         except Exception:
             s.neo4j_breaker.release()  # not Neo4j being away: never opens the breaker

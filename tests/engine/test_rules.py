@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from graphrec.core.config import Promotion
 from graphrec.core.recs import rules
@@ -94,6 +96,17 @@ def test_breaker_opens_and_probes() -> None:
     assert br.allow()
     br.success()
     assert br.state == "closed" and br.allow()
+
+
+def test_breaker_names_the_error_that_opened_it(caplog: pytest.LogCaptureFixture) -> None:
+    br = Breaker("neo4j", failures=2, reset_s=5.0, clock=lambda: 0.0)
+    with caplog.at_level(logging.WARNING, logger="graphrec.engine"):
+        br.failure(ConnectionResetError("peer reset"))
+        assert not caplog.records  # closed still
+        br.failure(TimeoutError())
+        br.failure(OSError("again"))  # open already: said once
+    assert [r.getMessage() for r in caplog.records] == [
+        "neo4j circuit open after 2 consecutive failures (the last: TimeoutError); probing again in 5 s"]
 
 
 def test_ttl_cache_bounded_and_expiring() -> None:
