@@ -46,6 +46,12 @@ class Guard:
                 raise TimeoutError
         try:
             res = await task
+        except TimeoutError:
+            # A budget ran out on this side (a source's wait for a batched read): no verdict on
+            # Neo4j. TimeoutError is an OSError: counted as one, three late answers in a row
+            # under load opened the breaker, and every request then went degraded for 5 s.
+            breaker.release()
+            raise
         except (GraphStoreUnavailable, OSError) as exc:
             breaker.failure(exc)
             raise
@@ -65,7 +71,9 @@ class Guard:
             breaker.release()
             return
         exc = task.exception()
-        if isinstance(exc, GraphStoreUnavailable | OSError):
+        if isinstance(exc, TimeoutError):  # late on this side (see neo4j): no verdict
+            breaker.release()
+        elif isinstance(exc, GraphStoreUnavailable | OSError):
             breaker.failure(exc)
         elif exc is None or isinstance(exc, QueryError):
             breaker.success()

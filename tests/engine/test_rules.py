@@ -220,3 +220,38 @@ def test_a_small_catalogue_is_scanned_in_memory_a_large_one_asks_the_index(tmp_p
     assert cands.small_sims(None) is None
     serving.cfg = serving.cfg.model_copy(update={"exact_search_max_items": 39})  # one item more than it allows
     assert cands.small_sims(emb[2]) is None
+
+
+def test_a_budget_that_runs_out_on_our_side_never_opens_the_neo4j_breaker(tmp_path: Path) -> None:
+    # Issue 24: a source that gave up waiting (its batched neighbour read was late) raises
+    # TimeoutError, an OSError: counted as Neo4j failing, three in a row under load opened the
+    # breaker and every answer went degraded for its 5 s. Late is no verdict; an unreachable
+    # Neo4j still opens it, early or late.
+    import asyncio
+
+    from graphrec.core.config import Settings
+    from graphrec.core.errors import GraphStoreUnavailable
+    from graphrec.engine.guard import Guard
+    from graphrec.engine.state import Serving
+
+    serving = Serving.create(Settings(var_dir=tmp_path), store=None)  # type: ignore[arg-type]
+    guard, br = Guard(serving), serving.neo4j_breaker
+
+    async def raising(exc: BaseException, after: float = 0.0) -> None:
+        await asyncio.sleep(after)
+        raise exc
+
+    async def main() -> None:
+        for _ in range(2 * serving.cfg.breaker_failures):
+            with pytest.raises(TimeoutError):
+                await guard.neo4j(raising(TimeoutError()), timeout=1.0)
+            with pytest.raises(TimeoutError):  # abandoned by the guard, and late with its own timeout
+                await guard.neo4j(raising(TimeoutError(), after=0.02), timeout=0.001)
+        await asyncio.sleep(0.05)  # the late ones settled
+        assert br.state == "closed" and br.failures == 0
+        for _ in range(serving.cfg.breaker_failures):
+            with pytest.raises(GraphStoreUnavailable):
+                await guard.neo4j(raising(GraphStoreUnavailable("refused")), timeout=1.0)
+        assert br.state == "open"
+
+    asyncio.run(main())
