@@ -50,6 +50,11 @@ def scale_env(a: argparse.Namespace) -> dict[str, str]:
         "GRAPHREC_GNN_EXAMPLES_PER_USER": str(a.examples_per_user), "GRAPHREC_QDRANT_QUANTIZATION": "scalar",
         # LightGCN's full-graph epochs over 1M items (100 by default) would take hours here.
         "GRAPHREC_GNN_LIGHTGCN": '{"enabled": false}',
+        # Every user's state held in each API process (read at start, in the warm-up), so that a
+        # request reads memory, not Neo4j: a cache of the graph of record, bounded by this size
+        # (--held-users 0: the default 10,000, most requests read their user's state).
+        **({"GRAPHREC_ENGINE_USER_STATE_CACHE_SIZE": str(a.held_users), "GRAPHREC_ENGINE_USER_STATE_PRELOAD": str(a.held_users),
+            "GRAPHREC_ENGINE_WARM_UP_S": "300"} if a.held_users else {}),
     })
 
 
@@ -62,6 +67,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--examples-per-user", type=int, default=1)
     ap.add_argument("--eval-users", type=int, default=2000)
+    ap.add_argument("--held-users", type=int, default=None,
+                    help="user states each API process holds (default: every user; 0: the engine's default)")
     ap.add_argument("--heap", default="4g")
     ap.add_argument("--pagecache", default="4g")
     ap.add_argument("--rates", default="50,100,200")
@@ -73,6 +80,8 @@ def main() -> None:
     ap.add_argument("--keep-running", action="store_true", help="leave the scale Neo4j running afterwards")
     ap.add_argument("--out", type=Path, default=Path("bench/reports/scale.json"))
     a = ap.parse_args()
+    if a.held_users is None:
+        a.held_users = a.users
 
     env = scale_env(a)
     spec = {"items": a.items, "users": a.users, "interactions": a.interactions, "k": a.k, "epochs": a.epochs,

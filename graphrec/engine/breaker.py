@@ -4,7 +4,8 @@ closed ──(``failures`` consecutive errors)──▶ open ──(``reset_s`` 
 half-open: one probe call is let through; success closes, failure re-opens.
 
 Only "the store is unavailable" counts as a failure: a query the store refused (a constraint, a
-bad parameter) is an answer, and the caller reports it as a success (see Engine._neo4j). Every caller reports its
+bad parameter) is an answer, and the caller reports it as a success (see Guard.neo4j); a budget
+that ran out on the caller's side (a TimeoutError) is no verdict either way. Every caller reports its
 probe's outcome (or gives it back with :meth:`release`); a probe that never reports back all the
 same expires after ``probe_timeout_s`` (longer than any call may take: a probe still waiting on a
 slow store must not be joined by more), and the next caller probes again: a lost probe must not
