@@ -199,6 +199,10 @@ class EngineSettings(BaseModel):
     item_cache_ttl_s: float = tuning(30.0)
     breaker_failures: int = tuning(3)
     breaker_reset_s: float = tuning(5.0)
+    # At most this many of the request path's Neo4j reads in flight per process (late ones count
+    # until they finish); a request past it is answered degraded at once. Keep it below
+    # neo4j.max_connection_pool_size: the rest stays for writes, state polls and refreshes.
+    neo4j_request_reads: int = tuning(24, ge=1)
     # A journalled interaction whose replay fails this many times for a reason of its own (an
     # error that is neither Neo4j unavailable or busy nor a known refusal) is dead-lettered with
     # that error, so that it cannot hold the entries after it; the replay runs every 2 s.

@@ -100,6 +100,11 @@ class GraphStoreUnavailable(GraphStoreError):
     pass
 
 
+class GraphStoreBusy(GraphStoreUnavailable):
+    """Refused before it was sent: this process already has as many request-path reads in flight
+    as it allows (``engine.neo4j_request_reads``). No verdict on Neo4j."""
+
+
 class CredentialsRefused(GraphStoreError):
     """Neo4j refused the user name or password (the CLI says where the password came from)."""
 

@@ -170,7 +170,7 @@ class Candidates:
                         # success, which resets its count of failures in a row.
                         s.neo4j_breaker.success()
                 else:
-                    res = await self.guard.neo4j(SOURCES[name](ctx, limit), budget)
+                    res = await self.guard.neo4j(SOURCES[name](ctx, limit), budget, shed=True)
             except (TimeoutError, GraphStoreError) as exc:
                 if isinstance(exc, GraphStoreError):
                     degraded.append("neo4j")

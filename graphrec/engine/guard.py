@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from graphrec.core.config import Settings
 from graphrec.core.errors import (
     CollectionNotFound,
+    GraphStoreBusy,
     GraphStoreUnavailable,
     QueryError,
     VectorStoreError,
@@ -30,15 +31,27 @@ T = TypeVar("T")
 class Guard:
     def __init__(self, s: Serving) -> None:
         self.s = s
+        self.request_reads = 0  # the request path's reads in flight, late ones included
 
-    async def neo4j(self, aw: Awaitable[T], timeout: float | None = None) -> T:
+    async def neo4j(self, aw: Awaitable[T], timeout: float | None = None, shed: bool = False) -> T:
         """Call Neo4j through its breaker. A call that outlives ``timeout`` is abandoned, not
-        cancelled: it finishes in the background (cancelling would kill its pooled connection)."""
+        cancelled: it finishes in the background (cancelling would kill its pooled connection).
+        ``shed``: a request-path read, refused with :class:`GraphStoreBusy` (no verdict on Neo4j)
+        while ``engine.neo4j_request_reads`` of them are in flight. Abandoned reads still hold
+        their pooled connections: with a slow (cold) Neo4j they piled up until the pool was empty,
+        and every call, writes and state polls too, then waited 10 s for a connection and failed."""
         breaker = self.s.neo4j_breaker
+        if shed and self.request_reads >= self.s.cfg.neo4j_request_reads:
+            _close(aw)
+            self.s.stats["neo4j.shed"] = self.s.stats.get("neo4j.shed", 0) + 1
+            raise GraphStoreBusy(f"{self.request_reads} request reads in flight")
         if not breaker.allow():
             _close(aw)
             raise GraphStoreUnavailable("neo4j circuit open")
         task = asyncio.ensure_future(aw)
+        if shed:
+            self.request_reads += 1
+            task.add_done_callback(self._read_done)
         if timeout is not None:
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:
@@ -46,7 +59,7 @@ class Guard:
                 raise TimeoutError
         try:
             res = await task
-        except TimeoutError:
+        except (TimeoutError, GraphStoreBusy):
             # A budget ran out on this side (a source's wait for a batched read): no verdict on
             # Neo4j. TimeoutError is an OSError: counted as one, three late answers in a row
             # under load opened the breaker, and every request then went degraded for 5 s.
@@ -64,6 +77,9 @@ class Guard:
         breaker.success()
         return res
 
+    def _read_done(self, _: asyncio.Future[Any]) -> None:
+        self.request_reads -= 1
+
     def _settle_late(self, task: asyncio.Future[Any]) -> None:
         """A late call finished: feed its outcome to the breaker and swallow its result."""
         breaker = self.s.neo4j_breaker
@@ -71,7 +87,7 @@ class Guard:
             breaker.release()
             return
         exc = task.exception()
-        if isinstance(exc, TimeoutError):  # late on this side (see neo4j): no verdict
+        if isinstance(exc, TimeoutError | GraphStoreBusy):  # late or refused on this side (see neo4j): no verdict
             breaker.release()
         elif isinstance(exc, GraphStoreUnavailable | OSError):
             breaker.failure(exc)

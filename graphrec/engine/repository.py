@@ -42,7 +42,7 @@ class Repository:
             # Bounded: a Neo4j too slow to answer in time is treated as away (a page of answers
             # must not wait for the 30-s query timeout).
             rows = await self.guard.neo4j(s.store.read("repo/get_items", plain=True, once=True, ids=missing),
-                                          max(1.0, 4 * s.cfg.request_budget_ms / 1000))
+                                          max(1.0, 4 * s.cfg.request_budget_ms / 1000), shed=True)
         except (GraphStoreUnavailable, TimeoutError, QueryError) as exc:
             if isinstance(exc, QueryError) and refused_for_good(exc):
                 raise

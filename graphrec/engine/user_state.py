@@ -102,7 +102,7 @@ class UserStates:
         try:
             rows = await self.guard.neo4j(s.store.read("repo/user_state", plain=True, once=True, user_ids=[user_id], recent=s.cfg.history,
                                                        max_consumed=s.cfg.max_consumed, per_item=self.neighbours_per_item()),
-                                          s.cfg.request_budget_ms / 1000)
+                                          s.cfg.request_budget_ms / 1000, shed=True)
         except (TimeoutError, GraphStoreError):
             degraded.append("neo4j")
             # The state this process read last (and what it recorded since): what the user

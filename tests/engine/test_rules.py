@@ -255,3 +255,75 @@ def test_a_budget_that_runs_out_on_our_side_never_opens_the_neo4j_breaker(tmp_pa
         assert br.state == "open"
 
     asyncio.run(main())
+
+
+def test_request_reads_past_the_bound_are_refused_at_once_and_leave_the_breaker_alone(tmp_path: Path) -> None:
+    # Issue 24: at 1M items on a Neo4j still cold, abandoned reads (they run on, holding their
+    # pooled connections) emptied the pool; every call then waited 10 s for a connection and
+    # failed (1,372 errors in 12,000). The request path's reads are bounded per process: past
+    # engine.neo4j_request_reads a read is refused before it is sent (degraded answer), late ones
+    # count until they finish, and the calls that are not the request path's (polls, writes) pass.
+    import asyncio
+
+    from graphrec.core.config import Settings
+    from graphrec.core.errors import GraphStoreBusy
+    from graphrec.engine.guard import Guard
+    from graphrec.engine.state import Serving
+
+    s = Settings(var_dir=tmp_path)
+    serving = Serving.create(s.model_copy(update={"engine": s.engine.model_copy(update={"neo4j_request_reads": 2})}),
+                             store=None)  # type: ignore[arg-type]
+    guard, br = Guard(serving), serving.neo4j_breaker
+    release = asyncio.Event()
+
+    async def slow() -> str:
+        await release.wait()
+        return "late"
+
+    async def main() -> None:
+        for _ in range(2):
+            with pytest.raises(TimeoutError):  # abandoned: still in flight
+                await guard.neo4j(slow(), timeout=0.001, shed=True)
+        assert guard.request_reads == 2
+        for _ in range(5):
+            with pytest.raises(GraphStoreBusy):
+                await guard.neo4j(slow(), timeout=1.0, shed=True)
+        assert await guard.neo4j(asyncio.sleep(0, "poll"), timeout=1.0) == "poll"  # not shed
+        assert br.state == "closed" and br.failures == 0 and serving.stats["neo4j.shed"] == 5
+        release.set()
+        await asyncio.sleep(0.01)
+        assert guard.request_reads == 0
+        assert await guard.neo4j(asyncio.sleep(0, "read"), timeout=1.0, shed=True) == "read"
+
+    asyncio.run(main())
+
+
+def test_the_neighbour_cache_refuses_new_batch_reads_while_its_bound_is_in_flight() -> None:
+    import asyncio
+
+    from graphrec.core.errors import GraphStoreBusy
+    from graphrec.engine.sources.neighbour_cache import NeighbourCache
+
+    release = asyncio.Event()
+
+    class Store:
+        reads = 0
+
+        async def read(self, name: str, **kw: object) -> list[dict[str, object]]:
+            Store.reads += 1
+            await release.wait()
+            return [{"item_id": i, "co": [["x", 1.0]], "content": []} for i in kw["ids"]]  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        cache, store = NeighbourCache(max_reads=1), Store()
+        first = asyncio.ensure_future(cache.lists(store, "CO_INTERACTED", ["a"], 1.0))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # its batch read is out
+        with pytest.raises(GraphStoreBusy):
+            await cache.lists(store, "CO_INTERACTED", ["b"], 1.0)
+        release.set()
+        assert (await first)["a"].ids == ("x",)
+        assert (await cache.lists(store, "CO_INTERACTED", ["b"], 1.0))["b"].ids == ("x",)  # asked again, read
+        assert Store.reads == 2
+
+    asyncio.run(main())

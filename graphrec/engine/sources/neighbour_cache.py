@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from graphrec.core.errors import GraphStoreBusy
 from graphrec.core.recs.merge import NeighbourList, neighbour_list
 from graphrec.engine.cache import TTLCache
 
@@ -32,9 +33,13 @@ RELS = {"CO_INTERACTED": "co", "SIMILAR_CONTENT": "content"}
 
 
 class NeighbourCache:
-    def __init__(self, maxsize: int = 200_000, ttl_s: float = 600.0, per_item: int = 50, max_batch: int = 1000) -> None:
+    def __init__(self, maxsize: int = 200_000, ttl_s: float = 600.0, per_item: int = 50, max_batch: int = 1000,
+                 max_reads: int = 12) -> None:
         self.per_item = per_item
         self.max_batch = max_batch
+        # Batch reads in flight at most (a read whose callers gave up runs on, holding its pooled
+        # connection): past it the ids missed are refused at once (GraphStoreBusy), not queued.
+        self.max_reads = max_reads
         # Lists kept as marshal bytes of (ids, float64 scores) (see graphrec.engine.cache: 400k
         # nested tuples at 1M items would stay in the full collections' walk for minutes after
         # each was cached); read back as NeighbourList columns, what the sum takes.
@@ -97,6 +102,13 @@ class NeighbourCache:
 
     def _dispatch(self, store: Any, timeout: float) -> None:
         queue, self._queue = self._queue, []
+        if len(self._reads) >= self.max_reads:
+            busy = GraphStoreBusy(f"{len(self._reads)} neighbour reads in flight")
+            for i in queue:
+                fut = self._pending.pop(i, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(busy)
+            return
         for k in range(0, len(queue), self.max_batch):
             task = asyncio.get_running_loop().create_task(self._read(store, queue[k:k + self.max_batch], timeout))
             self._reads.add(task)
