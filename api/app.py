@@ -253,6 +253,7 @@ def _engine_gauges(eng: Engine) -> None:
             M.CANDIDATES.labels(k.split(".", 1)[1]).set(v)
     M.CACHE_HIT.labels("results").set(eng.results.hit_rate)
     M.CACHE_HIT.labels("neighbours").set(eng.neighbours.hit_rate)
+    M.NEO4J_SHED.set(eng.stats.get("neo4j.shed", 0) + eng.neighbours.refused)
     pending = eng.journal.pending()
     M.JOURNAL.set(pending)
     M.DEAD_LETTERS.set(eng.journal.dead_lettered())

@@ -30,6 +30,9 @@ DEGRADED_RESPONSES = Counter("graphrec_degraded_responses_total", "Answers given
                              ["operation", "reason"], registry=REGISTRY)
 SHED = Counter("graphrec_requests_shed_total", "GraphQL requests refused with 503 (api.max_in_flight reached)",
                registry=REGISTRY)
+NEO4J_SHED = Gauge("graphrec_neo4j_reads_shed_total", "Request-path Neo4j reads refused before they were sent since "
+                   "start (engine.neo4j_request_reads, or the neighbour cache's bound, in flight): each one's answer "
+                   "is degraded", registry=REGISTRY, multiprocess_mode="livesum")
 ERRORS = Counter("graphrec_errors_total", "Errors by GraphQL code", ["code"], registry=REGISTRY)
 GC_PAUSE = Histogram("graphrec_gc_pause_seconds", "Cyclic garbage collector runs (api.collector)", ["generation"],
                      registry=REGISTRY, buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1))

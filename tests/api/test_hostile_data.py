@@ -108,6 +108,7 @@ def test_the_issue_journal_replays_around_its_poison_entry(served: Served) -> No
     metrics = httpx.get(served.url + "/metrics", timeout=30).text
     assert "graphrec_journal_dead_letters 1.0" in metrics
     assert 'graphrec_breaker_open{store="neo4j"} 0.0' in metrics
+    assert "graphrec_neo4j_reads_shed_total 0.0" in metrics  # a few requests: none refused
     # The second entry's key, sent again now: refused as the client's mistake, nothing written.
     body = gql(served, RECORD, {"i": {"userId": "b", "itemId": "50", "type": "CLICK", "key": "k-1"}})
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]

@@ -324,6 +324,6 @@ def test_the_neighbour_cache_refuses_new_batch_reads_while_its_bound_is_in_fligh
         release.set()
         assert (await first)["a"].ids == ("x",)
         assert (await cache.lists(store, "CO_INTERACTED", ["b"], 1.0))["b"].ids == ("x",)  # asked again, read
-        assert Store.reads == 2
+        assert Store.reads == 2 and cache.refused == 1
 
     asyncio.run(main())

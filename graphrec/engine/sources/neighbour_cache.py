@@ -40,6 +40,7 @@ class NeighbourCache:
         # Batch reads in flight at most (a read whose callers gave up runs on, holding its pooled
         # connection): past it the ids missed are refused at once (GraphStoreBusy), not queued.
         self.max_reads = max_reads
+        self.refused = 0  # batch reads refused so (for /metrics)
         # Lists kept as marshal bytes of (ids, float64 scores) (see graphrec.engine.cache: 400k
         # nested tuples at 1M items would stay in the full collections' walk for minutes after
         # each was cached); read back as NeighbourList columns, what the sum takes.
@@ -104,6 +105,7 @@ class NeighbourCache:
         queue, self._queue = self._queue, []
         if len(self._reads) >= self.max_reads:
             busy = GraphStoreBusy(f"{len(self._reads)} neighbour reads in flight")
+            self.refused += 1
             for i in queue:
                 fut = self._pending.pop(i, None)
                 if fut is not None and not fut.done():
