@@ -13,21 +13,22 @@
 // Params: $user_ids (list of ids), $recent (int), $max_consumed (int), $per_item (int; 0: no neighbours).
 UNWIND $user_ids AS user_id
 MATCH (u:User {id: user_id})
-RETURN u.id AS user_id, u.history_at AS stamp,
-       COLLECT {
-         MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item)
-         WITH i, r ORDER BY r.ts DESC LIMIT $recent
-         RETURN {item_id: i.id, type: type(r), ts: r.ts, value: coalesce(r.value, r.dwell)}
-       } AS recent,
+CALL (u) {
+  MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item)
+  WITH i, r ORDER BY r.ts DESC LIMIT $recent
+  RETURN collect({item_id: i.id, type: type(r), ts: r.ts, value: coalesce(r.value, r.dwell)}) AS recent,
+         collect(DISTINCT i) AS recent_items
+}
+// The recent interactions are read and ordered once: the neighbour lists come from their items.
+RETURN u.id AS user_id, u.history_at AS stamp, recent,
        COLLECT {
          MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item)
          WITH i, collect(type(r)) AS types LIMIT $max_consumed
          RETURN {item_id: i.id, types: types}
        } AS consumed,
        COLLECT {
-         MATCH (u)-[r:RATED|VIEWED|CLICKED|PURCHASED|SKIPPED]->(i:Item) WHERE $per_item > 0
-         WITH i, r ORDER BY r.ts DESC LIMIT $recent
-         WITH DISTINCT i
+         UNWIND recent_items AS i
+         WITH i WHERE $per_item > 0
          RETURN {item_id: i.id,
                  co: COLLECT { MATCH (i)-[n:CO_INTERACTED]->(rec:Item) WHERE n.rank < $per_item
                                RETURN [rec.id, n.score] ORDER BY n.rank },
