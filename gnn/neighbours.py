@@ -10,22 +10,26 @@ path: ``graphrec refresh-neighbours`` reads a snapshot, computes for every item 
   each user damped by 1/log2(2 + their activity);
 - ``SIMILAR_CONTENT`` neighbours: cosine similarity of IDF-weighted categories, tags and KG entities,
 
-and writes them back to the graph as relationships with ``score`` and ``rank``. At request time
-the engine sums the neighbours of the user's recent items (``cypher/recs/neighbour_lists.cypher``
-reads the lists; ``cypher/explore/neighbours_of.cypher`` is the same sum in Cypher), and the
-result is still a path anyone can open in Neo4j Browser.
+and writes them back to the graph as relationships with ``score`` and ``rank``, and the same lists
+as memory-mapped files for the API processes (:mod:`graphrec.core.recs.neighbour_index`). At
+request time the engine sums the neighbours of the user's recent items, from those files or
+(``cypher/recs/neighbour_lists.cypher``) from the graph; ``cypher/explore/neighbours_of.cypher``
+is the same sum in Cypher, and the result is still a path anyone can open in Neo4j Browser.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
 from graphrec.core.graph.store import GraphStore
+from graphrec.core.recs import neighbour_index
 from graphrec.core.snapshot import KINDS, Snapshot
 
 
@@ -115,11 +119,16 @@ def top_k_cosine(x: sp.csr_matrix, k: int, chunk: int = 2048, max_chunk_nnz: int
 
 
 def refresh(store: GraphStore, snap: Snapshot, type_weights: Mapping[str, float], k: int = 50, batch_items: int = 500,
-            progress: bool = True) -> dict[str, int]:
+            progress: bool = True, index_dir: Path | None = None) -> dict[str, int]:
     """Compute and write both neighbour kinds for every item; returns edges written per kind.
-    ``type_weights``: the ``[interactions] score_weights`` setting (the engine's)."""
-    version = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    ``type_weights``: the ``[interactions] score_weights`` setting (the engine's). With
+    ``index_dir`` the same lists are also written there as files the API processes map
+    (:mod:`graphrec.core.recs.neighbour_index`); the graph then names this refresh's version
+    (the ``neighbours`` GraphrecMeta node), the last step, so that an engine never takes a
+    version whose edges are not all written."""
+    version = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{secrets.token_hex(2)}"  # two in one second differ
     written: dict[str, int] = {}
+    kept: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
 
     def flush(rel: str, ids: list[str], rows: list[dict[str, object]]) -> int:
         counters = store.write_many([
@@ -135,7 +144,10 @@ def refresh(store: GraphStore, snap: Snapshot, type_weights: Mapping[str, float]
 
         with tqdm(total=snap.num_items, desc=f"neighbours {rel}", unit=" items", disable=not progress,
                   leave=False) as bar:  # one bar at a time; the command prints each relation's count
+            kept[rel] = []
             for i, nbrs, scores in top_k_cosine(x, k):
+                if index_dir is not None:
+                    kept[rel].append((i, nbrs, scores))
                 ids.append(snap.item_ids[i])
                 rows.extend({"src": snap.item_ids[i], "dst": snap.item_ids[j], "score": float(s), "rank": r}
                             for r, (j, s) in enumerate(zip(nbrs.tolist(), scores.tolist(), strict=True)))
@@ -147,4 +159,7 @@ def refresh(store: GraphStore, snap: Snapshot, type_weights: Mapping[str, float]
                 total += flush(rel, ids, rows)
                 bar.update(len(ids))
         written[rel] = total
+    if index_dir is not None:
+        neighbour_index.write(index_dir, version, list(snap.item_ids), kept)
+    store.write("load/meta_set", key="neighbours", props={"version": version, "index": index_dir is not None})
     return written

@@ -308,18 +308,21 @@ def demo_summary(user_id: str = "196", limit: int = 10) -> None:
 @friendly
 def refresh_neighbours(k: int = 50, if_changed: Annotated[bool, typer.Option(
         "--if-changed", help="Skip when the graph is unchanged since the last refresh (counts and clock).")] = False) -> None:
-    """Recompute the materialised CO_INTERACTED and SIMILAR_CONTENT neighbour edges (nearline job)."""
+    """Recompute the materialised CO_INTERACTED and SIMILAR_CONTENT neighbour edges (nearline job),
+    and the same lists as files the API maps (var/neighbours)."""
     from gnn.neighbours import refresh
     from graphrec.core.export import export_snapshot
 
     with step_lock("refresh-neighbours", "`graphrec refresh-neighbours`"), _store() as store:
         signature = json.dumps([store.counts(), store.read("recs/latest_ts")[0]["ts"], k], sort_keys=True)
         last = store.read("load/meta_get", key="neighbours")
-        if if_changed and last and last[0]["props"].get("signature") == signature:
+        index_dir = settings().var_dir / "neighbours"
+        if (if_changed and last and last[0]["props"].get("signature") == signature
+                and (index_dir / str(last[0]["props"].get("version"))).is_dir()):
             console.print("neighbours: the graph is unchanged since the last refresh; reused")
             return
         snap = export_snapshot(store)
-        written = refresh(store, snap, settings().interactions.score_weights, k=k)
+        written = refresh(store, snap, settings().interactions.score_weights, k=k, index_dir=index_dir)
         store.write("load/meta_set", key="neighbours", props={"signature": signature, "at": time.time()})
     for rel, n in written.items():
         console.print(f"{rel}: {n:,} edges")

@@ -172,6 +172,9 @@ class EngineSettings(BaseModel):
     # served Recall@100 about 4% on a held-out MovieLens split (python -m bench.served_quality).
     explore_epsilon: float = Field(default=0.0, ge=0.0, le=1.0)
     prefetch_neighbours: int = tuning(5000)  # neighbour lists of the most popular items loaded at start
+    # Map the neighbour lists refresh-neighbours also writes as files (var/neighbours) when the
+    # graph names their version; off, or without the files, the lists are read from Neo4j.
+    neighbour_files: bool = tuning(True)
     result_cache_size: int = tuning(10000)
     result_cache_ttl_s: float = 30.0
     # While Neo4j is unavailable, the last complete answer to the same request (same user, surface,

@@ -110,6 +110,7 @@ class Engine:
         async def catalog_and_model() -> None:
             with contextlib.suppress(GraphrecError):
                 await eng.refresh_catalog()
+                await eng.refresh_neighbour_files()
                 await s.neighbours.prefetch(store, [i for i, _ in s.catalog.popular[: s.cfg.prefetch_neighbours]])
             with contextlib.suppress(GraphrecError):
                 await eng.refresh_model()
@@ -123,6 +124,7 @@ class Engine:
         if background:
             s.tasks.append(asyncio.create_task(_every(s.cfg.catalog_refresh_s, eng.refresh_catalog)))
             s.tasks.append(asyncio.create_task(_every(s.cfg.model_poll_s, eng.refresh_model)))
+            s.tasks.append(asyncio.create_task(_every(s.cfg.model_poll_s, eng.refresh_neighbour_files)))
             s.tasks.append(asyncio.create_task(_every(2.0, eng._replay_task)))
             if s.cfg.state_sync_s > 0:
                 eng.start_state_sync()
@@ -156,6 +158,9 @@ class Engine:
 
     async def refresh_model(self) -> None:
         await self.live.refresh_model()
+
+    async def refresh_neighbour_files(self) -> None:
+        await self.live.refresh_neighbour_files()
 
     def start_state_sync(self) -> None:
         """Poll the users whose history changed now and every ``engine.state_sync_s`` (started by

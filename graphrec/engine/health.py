@@ -36,7 +36,8 @@ def readiness(s: Serving) -> dict[str, Any]:
     not moving; the entry whose replay is failing, if any), whether the start-up
     warm-up is still running (``warming``: answers are served, not yet at full speed), how many entries
     were dead-lettered, and the answers computed in the last 10-20 s with how many of them
-    were degraded by Neo4j (slow or away: what clients saw)."""
+    were degraded by Neo4j (slow or away: what clients saw), and the version of the neighbour lists'
+    files in use (None: the lists are read from Neo4j)."""
     pending = s.journal.pending()
     oldest = s.journal_samples[0][1] if s.journal_samples else pending
     period = int(time.monotonic() // 10)
@@ -45,4 +46,5 @@ def readiness(s: Serving) -> dict[str, Any]:
             "breakers": {"neo4j": s.neo4j_breaker.state, "vectors": s.vector_breaker.state},
             "journal": {"pending_bytes": pending, "growing": pending > oldest, "stuck": journal_stuck(s, pending),
                         "dead_lettered": s.journal.dead_lettered(), "failing": s.journal.failing()},
-            "answers": {"recent": sum(c[1] for c in recent), "degraded_by_neo4j": sum(c[2] for c in recent)}}
+            "answers": {"recent": sum(c[1] for c in recent), "degraded_by_neo4j": sum(c[2] for c in recent)},
+            "neighbour_files": s.neighbours.index.version if s.neighbours.index is not None else None}

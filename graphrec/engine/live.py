@@ -1,5 +1,6 @@
 """What the engine serves with, kept current in the background: the in-memory catalogue and
-popular lists, the live GNN version and the ranker (used only with the GNN it was trained on)."""
+popular lists, the live GNN version and the ranker (used only with the GNN it was trained on),
+the mapped neighbour lists of the graph's last neighbour refresh."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from typing import Any
 
 from graphrec.core.recs.model import LiveModel
+from graphrec.core.recs.neighbour_index import NeighbourIndex
 from graphrec.core.recs.user_vector import recipe
 from graphrec.core.registry import artifact_path
 from graphrec.engine.catalog import load_catalog
@@ -29,6 +31,7 @@ class Live:
     def __init__(self, s: Serving, guard: Guard) -> None:
         self.s = s
         self.guard = guard
+        self.neighbour_version: str | None = None  # the version the graph named at the last check
 
     async def refresh_catalog(self, full: bool = False) -> None:
         """Refresh the in-memory catalogue and popular lists (the degraded-mode fallback): the
@@ -48,6 +51,33 @@ class Live:
         if full:
             for listener in s.catalog_listeners:
                 listener()
+
+    async def refresh_neighbour_files(self) -> None:
+        """Map the neighbour lists' files of the refresh the graph names (its ``neighbours``
+        GraphrecMeta node; ``var/neighbours/<version>``), or stop using files when it names a
+        version this machine has no files for (the lists are then read from Neo4j)."""
+        s = self.s
+        if not s.cfg.neighbour_files:
+            return
+        rows = await self.guard.neo4j(s.store.read("load/meta_get", key="neighbours"))
+        version = str((rows[0]["props"].get("version") or "") if rows else "")
+        held = s.neighbours.index
+        if held is not None and held.version == version:
+            return
+        path = s.settings.var_dir / "neighbours" / version
+        index = None
+        if version and path.is_dir():
+            try:
+                index = await asyncio.to_thread(NeighbourIndex.open, path)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("neighbour lists' files at %s not usable (%s): reading the lists from Neo4j", path, exc)
+        if index is not None:
+            log.info("neighbour lists: mapped version %s (%d items) from %s", version, len(index), path)
+        elif held is not None or version != self.neighbour_version:
+            log.info("neighbour lists: no files for version %s at %s; reading them from Neo4j",
+                     version or "(none)", path.parent)
+        self.neighbour_version = version
+        s.neighbours.index = index
 
     async def refresh_model(self) -> None:
         """Swap in the live GNN version (and the ranker) when the registry says it changed."""

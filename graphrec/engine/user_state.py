@@ -123,8 +123,11 @@ class UserStates:
         When the catalogue has more items than the neighbour lists prefetched at start
         (``engine.prefetch_neighbours``), most requests would miss some of their seeds' lists and
         read them in a second round trip; the state read brings them instead. On a catalogue the
-        prefetch covers, the lists are cached already: none."""
+        prefetch covers, the lists are cached already, and with the lists' files mapped they are
+        in memory: none."""
         s = self.s
+        if s.neighbours.index is not None:
+            return 0
         return s.neighbours.per_item if len(s.catalog.items) > s.cfg.prefetch_neighbours else 0
 
     def _kept(self, row: dict[str, Any], gen: int) -> tuple[History, Consumed]:

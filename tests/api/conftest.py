@@ -31,7 +31,9 @@ def api(neo4j_settings: Settings) -> Iterator[Api]:
     with GraphStore.from_settings(neo4j_settings) as store:
         wipe(store)
         tiny_graph(store)
-        refresh(store, export_snapshot(store, progress=False), neo4j_settings.interactions.score_weights, k=10, progress=False)
+        # As `graphrec refresh-neighbours` does: the lists in the graph and as the files the API maps.
+        refresh(store, export_snapshot(store, progress=False), neo4j_settings.interactions.score_weights, k=10, progress=False,
+                index_dir=neo4j_settings.var_dir / "neighbours")
         _, read_key = create_key(store, ["read"], "test-read")
         _, write_key = create_key(store, ["read", "write"], "test-write")
         rid, revoked = create_key(store, ["read"], "test-revoked")

@@ -711,3 +711,46 @@ def test_the_live_models_hybrid_ranks_the_home_feed(tiny: Settings) -> None:
     assert ranked[:2] == ["up", "toy"], ranked
     assert "hybrid" in res.items[0].sources
     assert "heat" not in ranked and "ronin" not in ranked
+
+
+def test_the_neighbour_lists_files_serve_the_same_answers_without_reading_neo4j(tiny: Settings, store) -> None:  # noqa: ANN001
+    from gnn.neighbours import refresh
+    from graphrec.core.export import export_snapshot
+    from graphrec.testing import count_reads
+
+    files = tiny.var_dir / "neighbours"
+    refresh(store, export_snapshot(store, progress=False), tiny.interactions.score_weights, k=10, progress=False,
+            index_dir=files)
+    version = store.read("load/meta_get", key="neighbours")[0]["props"]["version"]
+    without_files = tiny.model_copy(update={"engine": tiny.engine.model_copy(update={"neighbour_files": False})})
+    users = ("alice", "bob", "carol", "dave")
+
+    async def answers(e: Engine) -> list[list[tuple[str, float, tuple[str, ...]]]]:
+        out = []
+        for u in users:
+            res = await e.recommend(RecRequest(u, first=10, context=RequestContext(now=2000.0, session_id="s1")))
+            assert not res.degraded
+            out.append([(r.item_id, r.score, r.sources) for r in res.items])
+        for i in ("heat", "alien", "toy"):
+            out.append([(r.item_id, r.score, r.sources) for r in (await e.similar_items(i, first=10)).items])
+        return out
+
+    async def go() -> None:
+        a, b = await _engine(tiny), await _engine(without_files)
+        try:
+            assert a.neighbours.index is not None and a.neighbours.index.version == version
+            assert b.neighbours.index is None and a.readiness()["neighbour_files"] == version
+            reads = count_reads(a)
+            assert await answers(a) == await answers(b)
+            assert "recs/neighbour_lists" not in reads and a.neighbours.round_trips == 0
+            assert b.neighbours.round_trips > 0
+            # A refresh that wrote no files here (another machine's): its version is not ours, so
+            # the lists are read from the graph again.
+            refresh(store, export_snapshot(store, progress=False), tiny.interactions.score_weights, k=10, progress=False)
+            await a.refresh_neighbour_files()
+            assert a.neighbours.index is None and a.readiness()["neighbour_files"] is None
+        finally:
+            await a.close()
+            await b.close()
+
+    run(go())

@@ -103,3 +103,30 @@ def test_start_sends_the_read_at_once_and_the_sources_wait_for_it() -> None:
         assert len(store.calls) == 1
 
     asyncio.run(go())
+
+
+def test_ids_the_mapped_files_hold_never_reach_the_store(tmp_path: Any) -> None:
+    import numpy as np
+
+    from graphrec.core.recs.neighbour_index import NeighbourIndex, write
+
+    ids = ["a", "b", "c", "d"]
+    files = write(tmp_path, "v1", ids, {"CO_INTERACTED": [(0, np.array([1, 2]), np.array([0.75, 0.5], np.float32))],
+                                        "SIMILAR_CONTENT": [(0, np.array([3]), np.array([0.25], np.float32))]})
+
+    async def go() -> None:
+        store, cache = FakeStore({"new": {"co": [["a", 0.5]]}}), NeighbourCache(per_item=1)
+        cache.index = NeighbourIndex.open(files)
+        assert cache.holds(["a", "b"]) and not cache.holds(["a", "new"])
+        got = await cache.lists(store, "CO_INTERACTED", ["a", "b", "a"], 1.0)
+        assert pairs(got) == {"a": (("b", 0.75),), "b": ()} and store.calls == []  # per_item 1; b: held, none
+        cache.start(store, ["a", "b", "c"], 1.0)  # every seed held: nothing is sent
+        await asyncio.sleep(0)
+        assert store.calls == []
+        # An item created since the files were written is read from the store, and cached.
+        got = await cache.lists(store, "CO_INTERACTED", ["a", "new"], 1.0)
+        assert pairs(got) == {"a": (("b", 0.75),), "new": (("a", 0.5),)} and store.calls == [["new"]]
+        assert pairs(await cache.lists(store, "SIMILAR_CONTENT", ["a", "new"], 1.0)) == {"a": (("d", 0.25),), "new": ()}
+        assert store.calls == [["new"]] and cache.holds(["a", "new"])
+
+    asyncio.run(go())

@@ -5,6 +5,11 @@ the lists themselves change only when ``graphrec refresh-neighbours`` runs. So t
 a TTL cache (``maxsize`` items per kind, ``ttl_s`` seconds) and asks Neo4j only for the seeds it
 has not seen lately; the sum happens in memory.
 
+When ``graphrec refresh-neighbours`` wrote its lists as files on this machine too, and the graph
+names that version, the engine maps them (:attr:`NeighbourCache.index`,
+:mod:`graphrec.core.recs.neighbour_index`): the lists of the items they hold come from memory,
+the cache and the reads below serve only the others (items created since, or no files).
+
 Misses are read in batches: every id missed during one turn of the event loop — by the
 co-interaction, content and session sources of one request, and by concurrent requests — goes
 into one query (``cypher/recs/neighbour_lists.cypher``) that returns both kinds of list. At 1M
@@ -24,6 +29,7 @@ import numpy as np
 
 from graphrec.core.errors import GraphStoreBusy
 from graphrec.core.recs.merge import NeighbourList, neighbour_list
+from graphrec.core.recs.neighbour_index import NeighbourIndex
 from graphrec.engine.cache import TTLCache
 
 Lists = dict[str, NeighbourList]  # kind -> one item's neighbour list
@@ -49,14 +55,25 @@ class NeighbourCache:
         self._queue: list[str] = []  # ids missed during this turn of the loop, not yet asked for
         self._reads: set[asyncio.Task[None]] = set()
         self.round_trips = 0
+        # The mapped lists of the refresh the graph names, when this machine has them (set by
+        # graphrec.engine.live); the ids it holds never reach the cache or Neo4j.
+        self.index: NeighbourIndex | None = None
+        self.index_hits = 0
 
     async def lists(self, store: Any, rel: str, ids: list[str], timeout: float) -> dict[str, NeighbourList]:
         """The ``rel`` neighbour lists of ``ids`` (an id with none maps to an empty list). Raises
         what the batch's read raised (a GraphStoreError) and asyncio.TimeoutError after ``timeout``."""
         cache = self.caches[rel]
         out: dict[str, NeighbourList] = {}
+        if self.index is not None:
+            out = self.index.lists(rel, ids, self.per_item)
+            self.index_hits += len(out)
+            if len(out) == len(set(ids)):
+                return out
         waits: dict[str, asyncio.Future[Lists]] = {}
         for i in ids:
+            if i in out:
+                continue
             got = cache.get(i)
             if got is not None:
                 out[i] = _unpack(got)
@@ -75,14 +92,20 @@ class NeighbourCache:
     def holds(self, ids: list[str]) -> bool:
         """Are both kinds of list of every one of ``ids`` cached now (the sources summing them
         will not wait)?"""
-        return all(c.peek(i) is not None for c in self.caches.values() for i in ids)
+        return all(c.peek(i) is not None for c in self.caches.values() for i in self._not_indexed(ids))
+
+    def _not_indexed(self, ids: list[str]) -> list[str]:
+        """The ``ids`` the mapped index does not hold (all of them without one)."""
+        if self.index is None or not ids:
+            return ids
+        return [i for i, p in zip(ids, self.index.positions(ids).tolist(), strict=True) if p < 0]
 
     def start(self, store: Any, ids: list[str], timeout: float) -> None:
         """Send the read for the ``ids`` not cached now, without waiting: a request calls this
         with its seeds before it starts its sources, so the round trip to Neo4j overlaps the
         in-process work (the ANN search) instead of queueing behind it."""
         queued = False
-        for i in dict.fromkeys(ids):
+        for i in dict.fromkeys(self._not_indexed(ids)):
             if i not in self._pending and self.caches["CO_INTERACTED"].peek(i) is None:
                 self._request(store, i, timeout)
                 queued = True
@@ -159,10 +182,12 @@ class NeighbourCache:
             await self.lists(store, "CO_INTERACTED", ids[k:k + batch], timeout)
         for c in self.caches.values():
             c.hits = c.misses = 0
+        self.index_hits = 0
 
     @property
     def hit_rate(self) -> float:
-        hits = sum(c.hits for c in self.caches.values())
+        """The share of lists answered from memory (the mapped index or the cache)."""
+        hits = self.index_hits + sum(c.hits for c in self.caches.values())
         total = hits + sum(c.misses for c in self.caches.values())
         return hits / total if total else 0.0
 
