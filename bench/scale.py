@@ -6,7 +6,8 @@ needs passed as ``GRAPHREC_*`` variables:
 
 1. ``graphrec neo4j start``;
 2. ``graphrec load synthetic`` (default 1M items, 100k users, 2M interactions with sessions);
-3. ``graphrec refresh-neighbours --k 20`` (CO_INTERACTED and SIMILAR_CONTENT edges);
+3. ``graphrec refresh-neighbours --k 20`` (CO_INTERACTED and SIMILAR_CONTENT edges, and the
+   same lists as the files the API processes map);
 4. ``graphrec train --no-pipeline-eval`` with ``training.baselines=false`` (EASE is
    items x items), ``training.max_eval_users`` (validation and test on a seeded user sample),
    ``training.refit_full=false``, ``gnn.examples_per_user`` and ``gnn.epochs`` small, LightGCN

@@ -69,7 +69,7 @@ class Live:
         if version and path.is_dir():
             try:
                 index = await asyncio.to_thread(NeighbourIndex.open, path)
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, EOFError) as exc:  # what np.load and json raise
                 log.warning("neighbour lists' files at %s not usable (%s): reading the lists from Neo4j", path, exc)
         if index is not None:
             log.info("neighbour lists: mapped version %s (%d items) from %s", version, len(index), path)

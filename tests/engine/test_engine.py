@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -713,7 +714,8 @@ def test_the_live_models_hybrid_ranks_the_home_feed(tiny: Settings) -> None:
     assert "heat" not in ranked and "ronin" not in ranked
 
 
-def test_the_neighbour_lists_files_serve_the_same_answers_without_reading_neo4j(tiny: Settings, store) -> None:  # noqa: ANN001
+def test_the_neighbour_lists_files_serve_the_same_answers_without_reading_neo4j(tiny: Settings, store,  # noqa: ANN001
+                                                                                caplog: pytest.LogCaptureFixture) -> None:
     from gnn.neighbours import refresh
     from graphrec.core.export import export_snapshot
     from graphrec.testing import count_reads
@@ -749,6 +751,15 @@ def test_the_neighbour_lists_files_serve_the_same_answers_without_reading_neo4j(
             refresh(store, export_snapshot(store, progress=False), tiny.interactions.score_weights, k=10, progress=False)
             await a.refresh_neighbour_files()
             assert a.neighbours.index is None and a.readiness()["neighbour_files"] is None
+            # Files that are not whole (a copy cut short) are refused with a warning, not served.
+            refresh(store, export_snapshot(store, progress=False), tiny.interactions.score_weights, k=10, progress=False,
+                    index_dir=files)
+            newest = store.read("load/meta_get", key="neighbours")[0]["props"]["version"]
+            (files / newest / "CO_INTERACTED.rows.npy").write_bytes(b"")
+            with caplog.at_level(logging.WARNING, logger="graphrec.engine"):
+                await a.refresh_neighbour_files()
+            assert a.neighbours.index is None and "not usable" in caplog.text
+            assert [r.item_id for r in (await a.recommend(RecRequest("alice", context=RequestContext(now=2000.0)))).items]
         finally:
             await a.close()
             await b.close()

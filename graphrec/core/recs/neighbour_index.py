@@ -93,7 +93,8 @@ class NeighbourIndex:
 
     @classmethod
     def open(cls, path: Path) -> NeighbourIndex:
-        """Map the directory ``path`` (raises OSError or ValueError when it is missing or not whole)."""
+        """Map the directory ``path`` (raises OSError, ValueError, KeyError or EOFError when it is
+        missing or not whole)."""
         meta = json.loads((path / "meta.json").read_text())
         ids = np.load(path / "ids.npy", mmap_mode="r")
         kinds = {}
