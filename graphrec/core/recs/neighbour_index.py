@@ -96,12 +96,12 @@ class NeighbourIndex:
         """Map the directory ``path`` (raises OSError, ValueError, KeyError or EOFError when it is
         missing or not whole)."""
         meta = json.loads((path / "meta.json").read_text())
-        ids = np.load(path / "ids.npy", mmap_mode="r")
+        ids = _mapped(path / "ids.npy")
         kinds = {}
         for kind in meta["kinds"]:
-            indptr = np.load(path / f"{kind}.indptr.npy", mmap_mode="r")
-            rows = np.load(path / f"{kind}.rows.npy", mmap_mode="r")
-            scores = np.load(path / f"{kind}.scores.npy", mmap_mode="r")
+            indptr = _mapped(path / f"{kind}.indptr.npy")
+            rows = _mapped(path / f"{kind}.rows.npy")
+            scores = _mapped(path / f"{kind}.scores.npy")
             if len(indptr) != len(ids) + 1 or len(rows) != len(scores) or (len(indptr) and indptr[-1] != len(rows)):
                 raise ValueError(f"neighbour index {path}: {kind} columns do not match its {len(ids)} items")
             kinds[kind] = (indptr, rows, scores)
@@ -120,20 +120,31 @@ class NeighbourIndex:
 
     def lists(self, kind: str, item_ids: list[str], per_item: int) -> dict[str, NeighbourList]:
         """The ``kind`` lists (at most ``per_item`` neighbours each) of the ids this index holds
-        (an item held with no neighbours maps to an empty list); ids not held are left out."""
+        (an item held with no neighbours maps to an empty list); ids not held are left out. All
+        the ids' lists are gathered at once (one fancy index, one conversion to str)."""
+        pos = self.positions(item_ids)
+        held = np.flatnonzero(pos >= 0)
+        if not len(held):
+            return {}
         col = self.kinds.get(kind)
+        if col is None:
+            return {item_ids[k]: NO_NEIGHBOURS for k in held.tolist()}
+        indptr, rows, scores = col
+        p = pos[held]
+        start = indptr[p]
+        count = np.minimum(indptr[p + 1] - start, per_item)
+        ends = np.cumsum(count)
+        # Every entry of every list in one index array: start of its list + its offset in it.
+        at = np.repeat(start - (ends - count), count) + np.arange(int(ends[-1]))
+        names = self.ids[rows[at]].tolist()
+        values = scores[at].astype(np.float64)
         out: dict[str, NeighbourList] = {}
-        for item_id, p in zip(item_ids, self.positions(item_ids).tolist(), strict=True):
-            if p < 0:
-                continue
-            if col is None:
-                out[item_id] = NO_NEIGHBOURS
-                continue
-            indptr, rows, scores = col
-            a = int(indptr[p])
-            b = min(int(indptr[p + 1]), a + per_item)
-            if a == b:
-                out[item_id] = NO_NEIGHBOURS
-                continue
-            out[item_id] = NeighbourList(tuple(self.ids[rows[a:b]].tolist()), scores[a:b].astype(np.float64))
+        for k, e, n in zip(held.tolist(), ends.tolist(), count.tolist(), strict=True):
+            out[item_ids[k]] = NeighbourList(tuple(names[e - n:e]), values[e - n:e]) if n else NO_NEIGHBOURS
         return out
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """``path`` (a .npy file) memory-mapped, as a plain ndarray: ``np.memmap``'s own indexing
+    wraps every result in Python code, a cost paid per request."""
+    return np.load(path, mmap_mode="r").view(np.ndarray)
