@@ -125,6 +125,7 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     bounded) would otherwise decay every user's history to nothing and empty the popular window;
     ``graphrec clock repair`` sets the stored clock right."""
     started = time.time()
+    carried: Catalog | None = None  # an earlier catalogue whose items this refresh leaves as they were
     if full or previous is None or not previous.loaded:
         items = await _read_items(lambda after: store.read("recs/catalog", plain=True, after=after, limit=page))
         all_time, all_time_by_cat = _all_time(items, top, per_category)
@@ -135,6 +136,7 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
         since = previous.started_at - CHANGES_MARGIN_S
         changed = await _read_items(
             lambda after: store.read("recs/catalog_changed", plain=True, since=since, after=after, limit=page))
+        carried = previous if not changed else None
         items = previous.items
         items.update(changed)  # one dict, updated between two awaits: a request never sees half of it
         all_time, all_time_by_cat, full_at = previous.all_time, previous.all_time_by_category, previous.full_at
@@ -167,11 +169,12 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
             lists = await shared.get(store, compute)
     if lists is None:  # not due, or another process is computing the shared lists: keep ours
         if own is not None:
-            return Catalog(items=items, popular=kept(own.popular),
-                           popular_by_category={c: kept(v) for c, v in own.popular_by_category.items()},
-                           fresh=fresh, now=now, refreshed_at=time.time(), started_at=started, full_at=full_at,
-                           popular_at=own.popular_at, all_time=all_time, all_time_by_category=all_time_by_cat,
-                           popular_window=own.popular_window)
+            return _carry(carried, Catalog(
+                items=items, popular=kept(own.popular),
+                popular_by_category={c: kept(v) for c, v in own.popular_by_category.items()},
+                fresh=fresh, now=now, refreshed_at=time.time(), started_at=started, full_at=full_at,
+                popular_at=own.popular_at, all_time=all_time, all_time_by_category=all_time_by_cat,
+                popular_window=own.popular_window))
         lists = ([], {}), 0.0, None  # a fleet's first start, the lists being computed elsewhere: all-time counts meanwhile
     (window, window_by_cat), popular_at, used = lists
     # A quiet window: filled up with all-time interaction counts.
@@ -186,9 +189,25 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
                 break
             if i not in have and items[i].available:
                 lst.append((i, 1e-6 * n))
-    return Catalog(items=items, popular=popular, popular_by_category=by_cat, fresh=fresh, now=now,
-                   refreshed_at=time.time(), started_at=started, full_at=full_at, popular_at=popular_at,
-                   all_time=all_time, all_time_by_category=all_time_by_cat, popular_window=used)
+    return _carry(carried, Catalog(
+        items=items, popular=popular, popular_by_category=by_cat, fresh=fresh, now=now,
+        refreshed_at=time.time(), started_at=started, full_at=full_at, popular_at=popular_at,
+        all_time=all_time, all_time_by_category=all_time_by_cat, popular_window=used))
+
+
+#: Names (prefixes) of what is derived from the catalogue's items alone (not its popular lists).
+ITEM_DERIVED = ("unavailable",)
+
+
+def _carry(previous: Catalog | None, new: Catalog) -> Catalog:
+    """``new``, keeping what ``previous`` derived from the items alone when the refresh changed no
+    item (the same item map): the unavailable ids and the model's rows of them are a scan of every
+    item (at 1M items ~0.1-0.2 s, in the first request after each refresh, once a minute per
+    process otherwise). An upsert in place since then still counts in ``edits``."""
+    if previous is not None and previous.items is new.items:
+        new.edits = previous.edits
+        new._derived.update({k: v for k, v in previous._derived.items() if k.startswith(ITEM_DERIVED)})
+    return new
 
 
 Lists = tuple[list[tuple[str, float]], dict[str, list[tuple[str, float]]]]  # overall, per category
