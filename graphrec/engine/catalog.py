@@ -80,10 +80,15 @@ async def _read_items(read_page: Callable[[str], Awaitable[list[dict[str, Any]]]
         if not rows:
             break
         for r in rows:
-            items[r["id"]] = CatalogItem(r["id"], r["title"], r["year"], bool(r["available"]), r["created_at"],
-                                         tuple(r["categories"]), int(r["interactions"]))
+            items[r["id"]] = _item(r)
         after = rows[-1]["id"]
     return items
+
+
+def _item(r: dict[str, Any]) -> CatalogItem:
+    """A ``recs/catalog`` (or ``recs/catalog_changed``) row as a catalogue item."""
+    return CatalogItem(r["id"], r["title"], r["year"], bool(r["available"]), r["created_at"],
+                       tuple(r["categories"]), int(r["interactions"]))
 
 
 def _all_time(items: dict[str, CatalogItem], top: int, per_category: int
@@ -109,7 +114,8 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     With ``full``, or without ``previous`` (or one never loaded), every item is read, page by page
     (its CPU grows with the catalogue, so not every minute). Otherwise only the items upserted since
     ``previous`` began reading (``recs/catalog_changed``, by the ``updated_at`` index) are read
-    and merged into its item map; the all-time fallback lists are kept from the last full read
+    and merged into its item map (unless they fill a page, a bulk upsert: then every item is read);
+    the all-time fallback lists are kept from the last full read
     (interaction counts there are as old as that read). The popular lists are recomputed when
     ``refresh_popular`` is true (or there are none yet) — through ``shared`` when given, so that
     the fleet of API processes runs the window queries once (see :class:`SharedPopular`);
@@ -126,16 +132,24 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     ``graphrec clock repair`` sets the stored clock right."""
     started = time.time()
     carried: Catalog | None = None  # an earlier catalogue whose items this refresh leaves as they were
-    if full or previous is None or not previous.loaded:
+    full = full or previous is None or not previous.loaded
+    changed: dict[str, CatalogItem] = {}
+    if not full:
+        assert previous is not None
+        since = previous.started_at - CHANGES_MARGIN_S
+        rows = await store.read("recs/catalog_changed", plain=True, since=since, after="", limit=page)
+        # More than a page of changes (a bulk upsert): read everything, by id, instead of sorting
+        # every changed id for each page of changes (recs/catalog_changed).
+        full = len(rows) >= page
+        changed = {r["id"]: _item(r) for r in rows}
+    if full:
         items = await _read_items(lambda after: store.read("recs/catalog", plain=True, after=after, limit=page))
         all_time, all_time_by_cat = _all_time(items, top, per_category)
         full_at = started
         fresh = sorted(((it.id, it.created_at) for it in items.values() if it.created_at is not None and it.available),
                        key=lambda x: -x[1])[:top]
     else:
-        since = previous.started_at - CHANGES_MARGIN_S
-        changed = await _read_items(
-            lambda after: store.read("recs/catalog_changed", plain=True, since=since, after=after, limit=page))
+        assert previous is not None
         carried = previous if not changed else None
         items = previous.items
         items.update(changed)  # one dict, updated between two awaits: a request never sees half of it

@@ -42,13 +42,14 @@ class Live:
         now = time.time()
         full = full or not s.catalog.loaded or now - s.catalog.full_at >= cfg.catalog_full_refresh_s
         popular_due = full or now - s.catalog.popular_at >= cfg.popular_refresh_s
+        full_before = s.catalog.full_at
         s.catalog = await self.guard.neo4j(load_catalog(
             s.store, s.type_weights, cfg.popular_window_days * 86400.0,
             cfg.popular_half_life_days * 86400.0, previous=s.catalog, full=full,
             refresh_popular=popular_due, shared=s.shared_popular,
             popular_page_items=cfg.popular_page_items, popular_duty=cfg.popular_scan_duty,
             max_clock_skew_s=s.settings.loader.max_clock_skew_s, popular_min_events=cfg.popular_min_events))
-        if full:
+        if s.catalog.full_at != full_before:  # a full read (asked for, or a bulk of changes)
             for listener in s.catalog_listeners:
                 listener()
 

@@ -382,6 +382,32 @@ def test_a_refresh_that_changes_no_item_keeps_what_requests_derived_from_the_ite
     run(go())
 
 
+def test_a_page_of_changes_is_read_as_the_whole_catalogue(tiny: Settings) -> None:
+    """recs/catalog_changed sorts the changed ids (it seeks the updated_at index): a refresh whose
+    changes fill a page reads every item by id instead (a bulk upsert), and says it was a full read."""
+    from graphrec.engine.catalog import load_catalog
+
+    async def go() -> None:
+        e = await _engine(tiny)
+        try:
+            await _elsewhere(tiny, {"id": "heat", "available": False})
+            await _elsewhere(tiny, {"id": "ronin", "available": False})
+            reads = count_reads(e)
+            before = e.catalog
+            small = await load_catalog(e.store, e.state.type_weights, 86400.0, 86400.0, previous=before, page=1000,
+                                       refresh_popular=False)
+            assert "recs/catalog" not in reads and small.full_at == before.full_at
+            bulk = await load_catalog(e.store, e.state.type_weights, 86400.0, 86400.0, previous=before, page=2,
+                                      refresh_popular=False)
+            assert "recs/catalog" in reads and bulk.full_at > before.full_at
+            assert not bulk.items["heat"].available and not bulk.items["ronin"].available
+            assert set(bulk.items) == set(small.items)
+        finally:
+            await e.close()
+
+    run(go())
+
+
 def test_popular_lists_are_computed_once_for_all_engines(tiny: Settings, store) -> None:  # noqa: ANN001
     """The window queries run once per popular_refresh_s for the fleet: the first engine computes
     and stores the lists, the others adopt them; a lease held elsewhere makes an engine keep its own."""
