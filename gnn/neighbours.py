@@ -161,5 +161,5 @@ def refresh(store: GraphStore, snap: Snapshot, type_weights: Mapping[str, float]
         written[rel] = total
     if index_dir is not None:
         neighbour_index.write(index_dir, version, list(snap.item_ids), kept)
-    store.write("load/meta_set", key="neighbours", props={"version": version, "index": index_dir is not None})
+    store.write("load/meta_set", key="neighbours", props={"version": version})
     return written

@@ -147,10 +147,7 @@ class Candidates:
                 names.get("co_interaction", 0) > 0 or names.get("content", 0) > 0) else []
             if names.get("session", 0) > 0:
                 ids += session_seeds(ctx)
-            neighbours = ctx.params["neighbours"]
-            if ids:
-                neighbours.start(ctx.store, ids, budget)
-            cached = neighbours.holds(ids)
+            cached = ctx.params["neighbours"].start(ctx.store, ids, budget) if ids else True
 
         def in_memory(name: str) -> bool:
             return name in MEMORY_SOURCES or (name == "ann" and ann_inline) or (cached and name in NEIGHBOUR_SOURCES)

@@ -137,7 +137,7 @@ async def load_catalog(store: Any, type_weights: dict[str, float], window_s: flo
     if not full:
         assert previous is not None
         since = previous.started_at - CHANGES_MARGIN_S
-        rows = await store.read("recs/catalog_changed", plain=True, since=since, after="", limit=page)
+        rows = await store.read("recs/catalog_changed", plain=True, since=since, limit=page)
         # More than a page of changes (a bulk upsert): read everything, by id, instead of sorting
         # every changed id for each page of changes (recs/catalog_changed).
         full = len(rows) >= page

@@ -93,13 +93,13 @@ def test_large_miss_sets_are_split_into_batches() -> None:
 def test_start_sends_the_read_at_once_and_the_sources_wait_for_it() -> None:
     async def go() -> None:
         store, cache = FakeStore(LISTS), NeighbourCache()
-        cache.start(store, ["a", "b", "a"], 1.0)
+        assert not cache.start(store, ["a", "b", "a"], 1.0)  # not in memory: the sources will wait
         await asyncio.sleep(0)  # one turn: the read is on its way before any source asks
         assert store.calls == [["a", "b"]]
         co, content = await asyncio.gather(cache.lists(store, "CO_INTERACTED", ["a", "b"], 1.0),
                                            cache.lists(store, "SIMILAR_CONTENT", ["a"], 1.0))
         assert pairs(co)["a"][0] == ("b", 0.9) and pairs(content)["a"] == (("d", 0.7),)
-        cache.start(store, ["a", "b"], 1.0)  # cached: nothing to send
+        assert cache.start(store, ["a", "b"], 1.0)  # cached: nothing to send
         assert len(store.calls) == 1
 
     asyncio.run(go())
@@ -117,16 +117,15 @@ def test_ids_the_mapped_files_hold_never_reach_the_store(tmp_path: Any) -> None:
     async def go() -> None:
         store, cache = FakeStore({"new": {"co": [["a", 0.5]]}}), NeighbourCache(per_item=1)
         cache.index = NeighbourIndex.open(files)
-        assert cache.holds(["a", "b"]) and not cache.holds(["a", "new"])
         got = await cache.lists(store, "CO_INTERACTED", ["a", "b", "a"], 1.0)
         assert pairs(got) == {"a": (("b", 0.75),), "b": ()} and store.calls == []  # per_item 1; b: held, none
-        cache.start(store, ["a", "b", "c"], 1.0)  # every seed held: nothing is sent
+        assert cache.start(store, ["a", "b", "c"], 1.0)  # every seed held: nothing is sent
         await asyncio.sleep(0)
         assert store.calls == []
         # An item created since the files were written is read from the store, and cached.
         got = await cache.lists(store, "CO_INTERACTED", ["a", "new"], 1.0)
         assert pairs(got) == {"a": (("b", 0.75),), "new": (("a", 0.5),)} and store.calls == [["new"]]
         assert pairs(await cache.lists(store, "SIMILAR_CONTENT", ["a", "new"], 1.0)) == {"a": (("d", 0.25),), "new": ()}
-        assert store.calls == [["new"]] and cache.holds(["a", "new"])
+        assert store.calls == [["new"]] and cache.start(store, ["a", "new"], 1.0)
 
     asyncio.run(go())

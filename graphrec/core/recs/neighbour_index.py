@@ -114,9 +114,9 @@ class NeighbourIndex:
         """Each id's sorted position, -1 for an id this index does not hold."""
         if not item_ids or not len(self.ids):
             return np.full(len(item_ids), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.ids, np.asarray(item_ids, dtype=str)), len(self.ids) - 1)
-        found = self.ids[pos] == np.asarray(item_ids, dtype=object)  # the whole id, whatever its width
-        return np.where(found, pos, -1)
+        want = np.asarray(item_ids, dtype=str)  # as wide as the longest: compared whole below
+        pos = np.minimum(np.searchsorted(self.ids, want), len(self.ids) - 1)
+        return np.where(self.ids[pos] == want, pos, -1)
 
     def lists(self, kind: str, item_ids: list[str], per_item: int) -> dict[str, NeighbourList]:
         """The ``kind`` lists (at most ``per_item`` neighbours each) of the ids this index holds

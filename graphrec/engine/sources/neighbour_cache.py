@@ -89,10 +89,9 @@ class NeighbourCache:
                 out[i] = fut.result()[rel]  # raises the batch's error
         return out
 
-    def holds(self, ids: list[str]) -> bool:
-        """Are both kinds of list of every one of ``ids`` cached now (the sources summing them
-        will not wait)?"""
-        return all(c.peek(i) is not None for c in self.caches.values() for i in self._not_indexed(ids))
+    def _cached(self, ids: list[str]) -> bool:
+        """Are both kinds of list of every one of ``ids`` in the cache now?"""
+        return all(c.peek(i) is not None for c in self.caches.values() for i in ids)
 
     def _not_indexed(self, ids: list[str]) -> list[str]:
         """The ``ids`` the mapped index does not hold (all of them without one)."""
@@ -100,17 +99,21 @@ class NeighbourCache:
             return ids
         return [i for i, p in zip(ids, self.index.positions(ids).tolist(), strict=True) if p < 0]
 
-    def start(self, store: Any, ids: list[str], timeout: float) -> None:
-        """Send the read for the ``ids`` not cached now, without waiting: a request calls this
+    def start(self, store: Any, ids: list[str], timeout: float) -> bool:
+        """Send the read for the ``ids`` not in memory now, without waiting: a request calls this
         with its seeds before it starts its sources, so the round trip to Neo4j overlaps the
-        in-process work (the ANN search) instead of queueing behind it."""
+        in-process work (the ANN search) instead of queueing behind it. Returns whether every list
+        of ``ids`` was in memory (the files or the cache): the sources summing them will not wait."""
+        rest = self._not_indexed(ids)
+        held = self._cached(rest)
         queued = False
-        for i in dict.fromkeys(self._not_indexed(ids)):
+        for i in dict.fromkeys(rest):
             if i not in self._pending and self.caches["CO_INTERACTED"].peek(i) is None:
                 self._request(store, i, timeout)
                 queued = True
         if queued:
             self._dispatch(store, timeout)
+        return held
 
     def _request(self, store: Any, item_id: str, timeout: float) -> asyncio.Future[Lists]:
         fut = self._pending.get(item_id)
