@@ -22,10 +22,10 @@ from graphrec.core.snapshot import KIND_CODE, Snapshot
 
 HALF = 10.0  # the input's position half-life (items back from the newest)
 HIDDEN = 256  # the network's hidden units
-EPOCHS = 15
+EPOCHS = 6
 LEARNING_RATE = 3e-3
-DROPOUT = 0.2  # of the input
-CUTS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # where each user's sequence is cut into prefix / next
+DROPOUT = 0.5  # of the input
+CUTS = tuple(round(0.2 + 0.05 * i, 2) for i in range(16))  # where each user's sequence is cut into prefix / next
 NEXT_FRACTION = 0.25  # the target: the next ⌈this · prefix length⌉ items ...
 MIN_NEXT = 3  # ... and at least this many
 MIN_PREFIX = 3  # a cut with fewer prefix items gives no pair
