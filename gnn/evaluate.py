@@ -359,7 +359,7 @@ def fit_hybrid(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
     return ctx.hybrid_fitted[split.protocol]
 
 
-HYBRID_ROW = "served: hybrid (GNN + EASE + next items + transitions + trend + stage)"
+HYBRID_ROW = "served: hybrid (GNN + EASE + next items + transitions + trend + fresh + stage)"
 
 
 def hybrid_family(snap: Snapshot, split: Split, ctx: EvalContext) -> dict[str, Row]:

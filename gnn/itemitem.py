@@ -2,7 +2,7 @@ r"""Fitting the served hybrid model (:mod:`graphrec.core.recs.hybrid`): the GNN'
 an EASE item-item model over the user's most recent positives (weighted by position, and
 unweighted for breadth), a "what came next" transition model, a network from a recent history to
 the next part of a sequence (:mod:`gnn.nextk`), a trend popularity
-prior and a sequence-stage popularity prior, z-scored per user and summed with weights; users without
+prior, the trend of the items new to the graph (:func:`fresh`) and a sequence-stage popularity prior, z-scored per user and summed with weights; users without
 history are ranked by the trend and stage priors with their own weights, and users returning
 after a long absence (``return_days`` from their newest positive to their request) with weights
 of their own.
@@ -68,6 +68,7 @@ LAMBDAS = (250.0, 500.0, 1000.0, 2000.0)
 POSITION_HALVES = (2.5, 5.0, 10.0)  # weight halves every this many interactions back
 WINDOWS = (3, 6)
 TREND_HALF_LIVES = (3.0, 7.0, 30.0)  # days
+FRESH_DAYS = 30.0  # an item's age (days since its first positive) at which its fresh score is trend / e
 STAGE_SPANS = (10, 20)  # sequence positions [n, n + span) counted by the stage prior
 STAGE_HALF_LIFE_DAYS = 30.0
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # each known-user weight's grid (coordinate ascent)
@@ -130,6 +131,19 @@ def trend(snap: Snapshot, mask: np.ndarray, half_life_days: float) -> np.ndarray
     now = float(snap.ts[m].max())
     w = np.power(2.0, -(now - snap.ts[m]) / (half_life_days * DAY))
     return np.log1p(np.bincount(snap.item[m], weights=w, minlength=snap.num_items)).astype(np.float32)
+
+
+def fresh(snap: Snapshot, mask: np.ndarray, trend_row: np.ndarray, days: float) -> np.ndarray:
+    """``e^(-age / days) · trend_row`` per item, ``age`` the days from the item's first positive of
+    ``mask`` to the end of ``mask`` (0 for an item without a positive: it has no trend either)."""
+    m = positives(snap, mask)
+    if not m.any():
+        return np.zeros(snap.num_items, dtype=np.float32)
+    first = np.full(snap.num_items, np.inf)
+    np.minimum.at(first, snap.item[m], snap.ts[m])
+    age = (float(snap.ts[m].max()) - first) / DAY
+    decay = np.where(np.isfinite(age), np.exp(-np.maximum(age, 0.0) / days), 0.0)
+    return (decay * np.asarray(trend_row, dtype=np.float64)).astype(np.float32)
 
 
 def stage_matrix(snap: Snapshot, mask: np.ndarray, span: int, half_life_days: float, cap: int = HISTORY
@@ -218,6 +232,8 @@ def score_fn(v: Views, model: HybridScorer, now: np.ndarray | float | None = Non
                  "trans": np.asarray(v.trans_rows[users] @ model.trans)}
         if v.user_vecs is not None and v.item_emb is not None:
             comps["gnn"] = v.user_vecs[users] @ v.item_emb.T
+        if model.fresh is not None:
+            comps["fresh"] = model.fresh[None, :]
         if model.stage is not None:
             comps["stage"] = model.stage[np.minimum(v.counts[users], len(model.stage) - 1)]
         if model.next is not None:
@@ -232,7 +248,7 @@ def score_fn(v: Views, model: HybridScorer, now: np.ndarray | float | None = Non
 def fit(snap: Snapshot, mask: np.ndarray, params: dict[str, Any], weights: dict[str, float],
         cold_weights: dict[str, float] | None = None, return_weights: dict[str, float] | None = None) -> HybridScorer:
     """The hybrid model on the positives of ``mask`` with chosen ``params`` and ``weights`` (the
-    stage prior when ``params`` has ``stage_span``)."""
+    stage prior when ``params`` has ``stage_span``, the fresh row when it has ``fresh_days``)."""
     x = interaction_matrix(snap.user[positives(snap, mask)], snap.item[positives(snap, mask)], snap.num_users,
                            snap.num_items)
     stage = None
@@ -243,9 +259,11 @@ def fit(snap: Snapshot, mask: np.ndarray, params: dict[str, Any], weights: dict[
     if "next_half" in params and (weights.get("next") or (return_weights or {}).get("next")):
         nxt = nextk.fit_next(snap, mask, params["next_half"], int(params.get("history", HISTORY)),
                              int(params.get("next_seed", 0)))
+    tr = trend(snap, mask, float(params["trend_half_life_days"]))
+    new = fresh(snap, mask, tr, float(params["fresh_days"])) if "fresh_days" in params else None
     return HybridScorer(fit_ease(x, float(params["lambda"])), fit_transitions(snap, mask, int(params["window"])),
-                        trend(snap, mask, float(params["trend_half_life_days"])), dict(weights), dict(params),
-                        stage, dict(cold_weights or {}), dict(return_weights or {}), nxt)
+                        tr, dict(weights), dict(params), stage, dict(cold_weights or {}), dict(return_weights or {}),
+                        nxt, new)
 
 
 def user_metrics(scores: np.ndarray, seen: sp.csr_matrix, targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -420,6 +438,8 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                                       [t for t, kn in zip(p.targets, p.known, strict=True) if not kn]))
         k = p.users[p.known]
         p.z["trend"] = zscore(trends[hl][j][None, :])
+        if "fresh" not in exclude:
+            p.z["fresh"] = zscore(fresh(snap, splits[j][0], trends[hl][j], FRESH_DAYS)[None, :])
         p.z["stage"] = zscore(stages[span][j][np.minimum(p.v.counts[k], HISTORY)])
     # Stage 3: the transition window and the known users' weights (coordinate ascent on the grid);
     # then, per window and returning threshold the returning users' weights and again
@@ -483,7 +503,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
             p.z["trans"] = zscore(np.asarray(p.v.trans_rows[p.users[p.known]]
                                              @ fit_transitions(snap, splits[p.j][0], window)))
         w0 = {c: 0.0 for c in names}
-        w0.update(ease=1.0, trans=0.25, trend=0.5, next=1.0 if "next" in names else 0.0)
+        w0.update(ease=1.0, trans=0.25, trend=0.5, next=1.0 if "next" in names else 0.0)  # fresh from 0
         w, _, cur = ascend(w0, w0, None)
         found: Found = (objective(cur), window, None, w, {}, cur)
         for days in RETURN_DAYS:
@@ -498,6 +518,8 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     params: dict[str, Any] = {
         "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
         "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY}
+    if "fresh" not in exclude:
+        params["fresh_days"] = FRESH_DAYS
     if "next" not in exclude:
         params.update(next_half=nextk.HALF, next_seed=seed, next_hidden=nextk.HIDDEN, next_epochs=nextk.EPOCHS)
     if days is not None:

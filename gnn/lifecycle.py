@@ -153,7 +153,7 @@ def live_on_split(snap: Snapshot, split: Split, live: Any, seed: int, vector_wei
 
 def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> HybridScorer:
     """A hybrid model fit on catalogue ``ids`` re-indexed to ``item_ids`` (items it did not know:
-    no item-item weights, the lowest trend and stage scores)."""
+    no item-item weights, the lowest trend, fresh and stage scores)."""
     pos = {iid: k for k, iid in enumerate(ids)}
     new = np.array([k for k, iid in enumerate(item_ids) if iid in pos], dtype=np.int64)
     old = np.array([pos[item_ids[k]] for k in new], dtype=np.int64)
@@ -163,6 +163,10 @@ def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> Hybrid
     trans[np.ix_(new, new)] = h.trans[np.ix_(old, old)]
     trend = np.full(n, float(h.trend.min()) if len(h.trend) else 0.0, np.float32)
     trend[new] = h.trend[old]
+    fresh = None
+    if h.fresh is not None:
+        fresh = np.full(n, float(h.fresh.min()) if len(h.fresh) else 0.0, np.float32)
+        fresh[new] = h.fresh[old]
     stage = None
     if h.stage is not None:
         stage = np.repeat(h.stage.min(axis=1, keepdims=True) if h.stage.size else np.zeros((len(h.stage), 1)), n,
@@ -178,7 +182,7 @@ def remap_hybrid(h: HybridScorer, ids: list[str], item_ids: list[str]) -> Hybrid
         b2[new] = h.next["b2"][old]
         nxt = {"w1": w1, "b1": h.next["b1"], "w2": w2, "b2": b2}
     return HybridScorer(ease, trans, trend, dict(h.weights), dict(h.params), stage, dict(h.cold_weights),
-                        dict(h.return_weights), nxt)
+                        dict(h.return_weights), nxt, fresh)
 
 
 def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = False, vectors: Any | None = None,

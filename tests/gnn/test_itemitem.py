@@ -1,6 +1,6 @@
 """The served hybrid (gnn.itemitem fits it, graphrec.core.recs.hybrid serves it): the engine's
 per-request scores equal the offline evaluation's, new users get the cold priors (trend and
-stage), the choices are made on validation jointly over several splits, the artifacts
+stage), the fresh row is the trend of the items new to the graph, the choices are made on validation jointly over several splits, the artifacts
 round-trip into the live model."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _history(snap: Snapshot, u: int, mask: np.ndarray) -> list[dict]:
 def test_request_scores_equal_the_offline_evaluation() -> None:
     """For every user, HybridScorer.scores (one request, from the history list the engine reads
     and the live model's user vector) equals the row gnn.itemitem.score_fn gives the evaluation:
-    the same position weights, breadth, transitions, trend, stage, GNN cosine and z-scoring. New
+    the same position weights, breadth, transitions, trend, fresh, stage, GNN cosine and z-scoring. New
     users (no positive interaction) get the cold blend of the trend and stage priors."""
     from gnn import itemitem
     from graphrec.core.recs.hybrid import zscore
@@ -67,12 +67,14 @@ def test_request_scores_equal_the_offline_evaluation() -> None:
     emb = rng.standard_normal((snap.num_items, 8)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     params = _params()
-    w = {"gnn": 1.0, "ease": 1.0, "breadth": 0.5, "trans": 0.5, "trend": 0.25, "stage": 0.5, "next": 0.5}
+    w = {"gnn": 1.0, "ease": 1.0, "breadth": 0.5, "trans": 0.5, "trend": 0.25, "fresh": 0.5, "stage": 0.5,
+         "next": 0.5}
     cold = {"trend": 0.5, "stage": 1.0}
     p = {"lambda": 5.0, "position_half": 2.5, "window": 3, "trend_half_life_days": 1.0, "history": 50,
-         "trans_history": 20, "stage_span": 3, "stage_half_life_days": 1.0, "next_half": 2.5}
+         "trans_history": 20, "stage_span": 3, "stage_half_life_days": 1.0, "next_half": 2.5, "fresh_days": 1.0}
     model = itemitem.fit(snap, every, p, w, cold)
     assert model.stage is not None and model.stage.shape == (51, snap.num_items)
+    assert model.fresh is not None and model.fresh.shape == (snap.num_items,) and np.ptp(model.fresh) > 0
     assert model.next is not None and model.next["w2"].shape[1] == snap.num_items
     v = itemitem.views(snap, every, (2.5,), emb, params)
     offline = itemitem.score_fn(v, model)(np.arange(snap.num_users))
@@ -143,6 +145,27 @@ def test_stage_prior_counts_what_users_did_at_the_same_point_of_their_sequence()
     np.testing.assert_allclose(counts[2], [0, 0, 1], atol=1e-5)  # beyond the cap: 2 (a); the repeat of 1 not counted
     wide = np.expm1(stage_matrix(snap, np.ones(6, dtype=bool), span=2, half_life_days=1e9, cap=2).astype(np.float64))
     np.testing.assert_allclose(wide[0], [1, 2, 1], atol=1e-5)
+
+
+def test_fresh_is_the_trend_of_the_items_new_to_the_graph() -> None:
+    """``fresh`` = e^(-age / days) · trend, the age from an item's first positive (a skip is not
+    one) to the end of the mask; an item without a positive scores 0."""
+    from gnn import itemitem
+
+    day = itemitem.DAY
+    rated, skipped = KIND_CODE["RATED"], KIND_CODE["SKIPPED"]
+    # (user, item, day, kind): item 0 skipped on day 0, first positive on day 10; item 1 first seen
+    # on day 19; item 2 only skipped; item 3 never seen. The mask ends on day 20.
+    rows = [(0, 0, 0.0, skipped), (1, 0, 10.0, rated), (0, 1, 19.0, rated), (1, 1, 20.0, rated),
+            (1, 2, 5.0, skipped), (0, 0, 20.0, rated)]
+    u, i, d, k = (np.array(c) for c in zip(*rows, strict=True))
+    snap = Snapshot(["u0", "u1"], [f"i{j}" for j in range(4)], u, i, d * day, k.astype(np.int8),
+                    np.zeros(len(rows), np.float32), [ItemContent() for _ in range(4)])
+    every = np.ones(snap.num_interactions, dtype=bool)
+    trend = np.array([2.0, 3.0, 1.0, 1.0], np.float32)
+    got = itemitem.fresh(snap, every, trend, 10.0)
+    np.testing.assert_allclose(got, [2.0 * np.exp(-1.0), 3.0 * np.exp(-0.1), 0.0, 0.0], rtol=1e-6)
+    assert not itemitem.fresh(snap, np.zeros(snap.num_interactions, dtype=bool), trend, 10.0).any()
 
 
 def test_position_weights_favour_the_newest_items() -> None:
@@ -216,7 +239,7 @@ def test_choose_is_joint_over_the_splits_validation() -> None:
     p = ch.params
     assert p["lambda"] in itemitem.LAMBDAS and p["position_half"] in itemitem.POSITION_HALVES
     assert p["window"] in itemitem.WINDOWS and p["trend_half_life_days"] in itemitem.TREND_HALF_LIVES
-    assert p["stage_span"] in itemitem.STAGE_SPANS
+    assert p["stage_span"] in itemitem.STAGE_SPANS and p["fresh_days"] == itemitem.FRESH_DAYS
     assert ch.weights["gnn"] == 0.0  # no GNN given: no GNN component
     assert all(w in itemitem.WEIGHTS for w in ch.weights.values())
     assert len(ch.ratios) == 2
@@ -248,8 +271,8 @@ def test_artifacts_round_trip_into_the_live_model(tmp_path) -> None:
 
     snap = _snap()
     model = itemitem.fit(snap, np.ones(snap.num_interactions, dtype=bool),
-                         {"lambda": 5.0, "position_half": 5.0, "window": 3, "trend_half_life_days": 7.0},
-                         {"ease": 1.0, "trend": 0.5}, None, {"trend": 1.0})
+                         {"lambda": 5.0, "position_half": 5.0, "window": 3, "trend_half_life_days": 7.0,
+                          "fresh_days": 1.0}, {"ease": 1.0, "trend": 0.5, "fresh": 1.0}, None, {"trend": 1.0})
     np.save(tmp_path / "item_embeddings.npy", np.ones((snap.num_items, 4), np.float32))
     (tmp_path / "item_ids.json").write_text(json.dumps(snap.item_ids))
     assert LiveModel.load("v1", tmp_path).hybrid is None
@@ -259,6 +282,8 @@ def test_artifacts_round_trip_into_the_live_model(tmp_path) -> None:
     assert loaded.return_weights == {"trend": 1.0} and loaded.next is None
     np.testing.assert_allclose(loaded.ease, model.ease)
     np.testing.assert_allclose(loaded.trend, model.trend)
+    assert loaded.fresh is not None and model.fresh is not None
+    np.testing.assert_allclose(loaded.fresh, model.fresh)
 
 
 def test_hybrid_source_answers_the_best_items_not_excluded() -> None:
@@ -282,15 +307,18 @@ def test_hybrid_source_answers_the_best_items_not_excluded() -> None:
 
 def test_a_live_hybrid_is_reindexed_to_the_current_catalogue() -> None:
     """The gate scores the live version's hybrid on the candidate's catalogue: its matrices
-    follow the items by id; an item it never knew has no weights and the lowest trend."""
+    follow the items by id; an item it never knew has no weights and the lowest trend and fresh
+    scores."""
     from gnn.lifecycle import remap_hybrid
     from graphrec.core.recs.hybrid import HybridScorer
 
     ease = np.arange(9, dtype=np.float32).reshape(3, 3)
     stage = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32)
     h = HybridScorer(ease, ease + 100, np.array([1.0, 2.0, 3.0], np.float32), {"ease": 1.0}, {"position_half": 5.0},
-                     stage, {"trend": 1.0, "stage": 0.5}, {"trend": 2.0})
+                     stage, {"trend": 1.0, "stage": 0.5}, {"trend": 2.0}, fresh=np.array([0.5, 0.0, 2.0], np.float32))
     got = remap_hybrid(h, ["a", "b", "c"], ["c", "new", "a"])
+    assert got.fresh is not None
+    np.testing.assert_allclose(got.fresh, [2.0, 0.0, 0.5])
     assert got.stage is not None
     np.testing.assert_allclose(got.stage, [[3, 1, 1], [6, 4, 4]])
     assert got.cold_weights == h.cold_weights and got.return_weights == {"trend": 2.0}

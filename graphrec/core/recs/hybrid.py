@@ -15,6 +15,9 @@ the components are
 - ``trans``: what followed each item in users' sequences (within ``window`` steps), applied to
   the user's most recent ``trans_history`` positives (``0.9^rank``);
 - ``trend``: log(1 + time-decayed popularity) at the end of the training data;
+- ``fresh``: the trend of the items new to the graph, ``e^(-age / fresh_days) · trend`` with ``age``
+  the days from an item's first positive interaction to the end of the training data (what is
+  catching on among the titles that just arrived);
 - ``stage``: log(1 + time-decayed popularity) of the items users interacted with at the same
   point of their own sequence, i.e. at positions ``[n, n + stage_span)`` where ``n`` is how many
   distinct positive items the user has (capped at ``history``; the last row: positions beyond).
@@ -36,7 +39,7 @@ hyperparameter are chosen on validation, jointly over the evaluation protocols' 
 (:func:`gnn.itemitem.choose`); the offline evaluation scores users with :func:`combine`, the
 function the engine calls here.
 
-Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend``, ``stage`` and the next
+Artifacts (``<artifact_dir>/hybrid.npz``: ``ease``, ``trans``, ``trend``, ``fresh``, ``stage`` and the next
 network's ``next_w1``, ``next_b1``, ``next_w2``, ``next_b2``;
 ``hybrid.json``: ``weights``, ``cold_weights``, ``return_weights`` and ``params``) are read by :meth:`HybridScorer.load`.
 """
@@ -53,7 +56,7 @@ import numpy as np
 
 from graphrec.core.recs.candidate import Candidate, Ranked
 
-COMPONENTS = ("gnn", "ease", "breadth", "trans", "trend", "stage", "next")
+COMPONENTS = ("gnn", "ease", "breadth", "trans", "trend", "fresh", "stage", "next")
 COLD_COMPONENTS = ("trend", "stage")
 NOT_POSITIVE = frozenset({"SKIPPED"})
 NEXT_ARRAYS = ("w1", "b1", "w2", "b2")
@@ -69,7 +72,7 @@ def combine(comps: dict[str, np.ndarray], weights: dict[str, float], known: np.n
             cold: dict[str, np.ndarray] | None = None, cold_weights: dict[str, float] | None = None,
             returning: np.ndarray | None = None, return_weights: dict[str, float] | None = None) -> np.ndarray:
     """``[n_users, n_items]`` hybrid scores from per-component scores of the same shape (``trend``
-    may be one row, broadcast); ``known``: users with a positive interaction the model knows. The
+    and ``fresh`` may be one row, broadcast); ``known``: users with a positive interaction the model knows. The
     others get ``Σ cold_weights[c] · z(cold[c])`` (``cold``: ``trend`` and ``stage`` at n = 0, one
     row each; without cold weights, the trend scores alone). Known users flagged ``returning``
     (see :func:`returning`) are summed with ``return_weights`` instead of ``weights``."""
@@ -157,6 +160,8 @@ class HybridScorer:
     #: the network from a recent history to what the user does next (gnn.nextk): w1 [n, h], b1 [h],
     #: w2 [h, n], b2 [n] (None: none)
     next: dict[str, np.ndarray] | None = None
+    #: [n] the trend of the items new to the graph (None: none, fit before it existed)
+    fresh: np.ndarray | None = None
     #: the cold ranking, the same for every new user of this version: computed once (cold_row)
     _cold: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     #: the standardised rows of the components that do not depend on the user (see _z_const)
@@ -172,8 +177,9 @@ class HybridScorer:
         arrays = np.load(d / "hybrid.npz")
         stage = arrays["stage"] if "stage" in arrays.files else None
         nxt = {k: arrays[f"next_{k}"] for k in NEXT_ARRAYS} if "next_w1" in arrays.files else None
+        fresh = arrays["fresh"] if "fresh" in arrays.files else None
         return cls(arrays["ease"], arrays["trans"], arrays["trend"], dict(meta["weights"]), dict(meta["params"]),
-                   stage, dict(meta.get("cold_weights") or {}), dict(meta.get("return_weights") or {}), nxt)
+                   stage, dict(meta.get("cold_weights") or {}), dict(meta.get("return_weights") or {}), nxt, fresh)
 
     def save(self, artifact_dir: str | Path) -> None:
         d = Path(artifact_dir)
@@ -182,6 +188,8 @@ class HybridScorer:
                                   "trend": self.trend.astype(np.float32)}
         if self.stage is not None:
             arrays["stage"] = self.stage.astype(np.float32)
+        if self.fresh is not None:
+            arrays["fresh"] = self.fresh.astype(np.float32)
         if self.next is not None:
             arrays.update({f"next_{k}": self.next[k].astype(np.float32) for k in NEXT_ARRAYS})
         np.savez(d / "hybrid.npz", **arrays)
@@ -238,6 +246,8 @@ class HybridScorer:
         z: dict[str, np.ndarray] = {}
         if w.get("trend"):
             z["trend"] = self._z_const("trend", lambda: self.trend[None, :])
+        if w.get("fresh") and self.fresh is not None:
+            z["fresh"] = self._z_const("fresh", lambda: np.asarray(self.fresh, dtype=np.float64)[None, :])
         if w.get("ease"):
             z["ease"] = zscore((position_weights(ranks, p.get("position_half", 10.0)) @ rows)[None, :])
         if w.get("breadth"):
