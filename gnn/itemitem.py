@@ -58,6 +58,7 @@ from graphrec.core.recs.hybrid import (
     next_scores,
     position_weights,
     returning,
+    standardise,
     zscore,
 )
 from graphrec.core.snapshot import KIND_CODE, Snapshot
@@ -439,7 +440,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         k = p.users[p.known]
         p.z["trend"] = zscore(trends[hl][j][None, :])
         if "fresh" not in exclude:
-            p.z["fresh"] = zscore(fresh(snap, splits[j][0], trends[hl][j], FRESH_DAYS)[None, :])
+            p.z["fresh"] = standardise("fresh", fresh(snap, splits[j][0], trends[hl][j], FRESH_DAYS)[None, :])
         p.z["stage"] = zscore(stages[span][j][np.minimum(p.v.counts[k], HISTORY)])
     # Stage 3: the transition window and the known users' weights (coordinate ascent on the grid);
     # then, per window and returning threshold the returning users' weights and again

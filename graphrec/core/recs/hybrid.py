@@ -62,10 +62,23 @@ NOT_POSITIVE = frozenset({"SKIPPED"})
 NEXT_ARRAYS = ("w1", "b1", "w2", "b2")
 
 
+#: Components whose standardised scores are clipped at ± this. ``fresh`` is near zero for almost
+#: every item (only the few new to the graph are not): standardised, those few get values so large
+#: that at any weight the grid offers they would fill every user's first places.
+CLIP = {"fresh": 3.0}
+
+
 def zscore(x: np.ndarray) -> np.ndarray:
     """Each row standardised (mean 0, std 1)."""
     x = np.asarray(x, dtype=np.float64)
     return (x - x.mean(axis=-1, keepdims=True)) / (x.std(axis=-1, keepdims=True) + 1e-9)
+
+
+def standardise(name: str, x: np.ndarray) -> np.ndarray:
+    """Component ``name``'s rows standardised (:func:`zscore`), clipped at ``CLIP[name]`` if it has one."""
+    z = zscore(x)
+    c = CLIP.get(name)
+    return z if c is None else np.clip(z, -c, c)
 
 
 def combine(comps: dict[str, np.ndarray], weights: dict[str, float], known: np.ndarray,
@@ -78,7 +91,7 @@ def combine(comps: dict[str, np.ndarray], weights: dict[str, float], known: np.n
     (see :func:`returning`) are summed with ``return_weights`` instead of ``weights``."""
     shape = np.broadcast_shapes(*(np.shape(c) for c in comps.values()))
     trend = np.broadcast_to(np.asarray(comps["trend"], dtype=np.float64), shape)
-    z = {name: zscore(np.broadcast_to(comps[name], trend.shape)) for name in COMPONENTS
+    z = {name: standardise(name, np.broadcast_to(comps[name], trend.shape)) for name in COMPONENTS
          if name in comps and (weights.get(name) or (return_weights or {}).get(name))}
     out = _weighted(z, weights, trend.shape)
     if return_weights and returning is not None and np.any(returning):
@@ -268,10 +281,11 @@ class HybridScorer:
         return _weighted(z, w, (1, n))[0]
 
     def _z_const(self, key: str, row: Callable[[], np.ndarray]) -> np.ndarray:
-        """``zscore(row())`` of a component that is the same for every user, computed once."""
+        """``standardise(key, row())`` of a component that is the same for every user, computed once
+        (``key``: the component's name, or a name of one of its rows)."""
         got = self._zs.get(key)
         if got is None:
-            got = self._zs[key] = zscore(row())
+            got = self._zs[key] = standardise(key, row())
         return got
 
 
