@@ -168,6 +168,20 @@ def test_fresh_is_the_trend_of_the_items_new_to_the_graph() -> None:
     assert not itemitem.fresh(snap, np.zeros(snap.num_interactions, dtype=bool), trend, 10.0).any()
 
 
+def test_a_component_near_zero_almost_everywhere_is_clipped_when_standardised() -> None:
+    """One item of a hundred with a fresh score standardises to about 9.95: ``fresh`` is clipped at
+    CLIP (the engine's and the evaluation's rows alike, both go through ``standardise``); the
+    other components are not."""
+    from graphrec.core.recs.hybrid import CLIP, standardise, zscore
+
+    row = np.zeros((1, 100))
+    row[0, 7] = 1.0
+    assert zscore(row)[0, 7] > 9.0
+    np.testing.assert_allclose(standardise("trend", row), zscore(row))
+    got = standardise("fresh", row)
+    assert got[0, 7] == CLIP["fresh"] and np.allclose(got[0, :7], zscore(row)[0, :7])
+
+
 def test_position_weights_favour_the_newest_items() -> None:
     """Two users with the same items in opposite orders get different EASE scores, each closer
     to the neighbours of their own newest item (position weighting, not a bag of items)."""
