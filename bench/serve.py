@@ -53,6 +53,7 @@ MODES = ("computed", "traffic")
 CACHED_OPS = ("recommendations", "similarItems")
 #: ``first`` values of the computed mode (with the user or item: keys that never repeat).
 FIRSTS = range(10, 101)
+REC_INT = ("mutation($in: InteractionInput!) { recordInteraction(input: $in) { key created stored } }")
 #: Targets, per graph size: p99 ms of the computed mode (every answer computed; 0 errors and 0
 #: degraded answers too) at a rate, and of the writes. "1m": the synthetic graph of bench.scale.
 TARGETS: dict[str, dict[str, float]] = {
@@ -72,7 +73,6 @@ def target(size: str, op: str, rate: float) -> float | None:
     t = TARGETS.get(size, {})
     return t.get("recordInteraction_p99_ms") if op == "recordInteraction" else t.get(
         f"{op}_computed_p99_ms_at_{rate:.0f}")
-REC_INT = ("mutation($in: InteractionInput!) { recordInteraction(input: $in) { key created stored } }")
 
 
 #: How the dataset names its users and items: MovieLens numbers them from 1, the synthetic

@@ -214,11 +214,11 @@ ITEM_DERIVED = ("unavailable",)
 
 
 def _carry(previous: Catalog | None, new: Catalog) -> Catalog:
-    """``new``, keeping what ``previous`` derived from the items alone when the refresh changed no
-    item (the same item map): the unavailable ids and the model's rows of them are a scan of every
-    item (at 1M items ~0.1-0.2 s, in the first request after each refresh, once a minute per
-    process otherwise). An upsert in place since then still counts in ``edits``."""
-    if previous is not None and previous.items is new.items:
+    """``new``, keeping what ``previous`` (a catalogue whose item map the refresh read no change
+    into, or None) derived from the items alone: the unavailable ids and the model's rows of them
+    are a scan of every item (at 1M items ~0.1-0.2 s, in the first request after each refresh, once
+    a minute per process otherwise). An upsert in place since then still counts in ``edits``."""
+    if previous is not None:
         new.edits = previous.edits
         new._derived.update({k: v for k, v in previous._derived.items() if k.startswith(ITEM_DERIVED)})
     return new

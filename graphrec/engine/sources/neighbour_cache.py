@@ -89,10 +89,6 @@ class NeighbourCache:
                 out[i] = fut.result()[rel]  # raises the batch's error
         return out
 
-    def _cached(self, ids: list[str]) -> bool:
-        """Are both kinds of list of every one of ``ids`` in the cache now?"""
-        return all(c.peek(i) is not None for c in self.caches.values() for i in ids)
-
     def _not_indexed(self, ids: list[str]) -> list[str]:
         """The ``ids`` the mapped index does not hold (all of them without one)."""
         if self.index is None or not ids:
@@ -104,16 +100,16 @@ class NeighbourCache:
         with its seeds before it starts its sources, so the round trip to Neo4j overlaps the
         in-process work (the ANN search) instead of queueing behind it. Returns whether every list
         of ``ids`` was in memory (the files or the cache): the sources summing them will not wait."""
-        rest = self._not_indexed(ids)
-        held = self._cached(rest)
+        missing = [i for i in dict.fromkeys(self._not_indexed(ids))
+                   if any(c.peek(i) is None for c in self.caches.values())]
         queued = False
-        for i in dict.fromkeys(rest):
-            if i not in self._pending and self.caches["CO_INTERACTED"].peek(i) is None:
+        for i in missing:
+            if i not in self._pending:
                 self._request(store, i, timeout)
                 queued = True
         if queued:
             self._dispatch(store, timeout)
-        return held
+        return not missing
 
     def _request(self, store: Any, item_id: str, timeout: float) -> asyncio.Future[Lists]:
         fut = self._pending.get(item_id)
