@@ -1,6 +1,6 @@
 r"""Fitting the served hybrid model (:mod:`graphrec.core.recs.hybrid`): the GNN's user-item cosine,
-an EASE item-item model over the user's most recent positives (weighted by position, and
-unweighted for breadth), a "what came next" transition model, a network from a recent history to
+an EASE item-item model over the user's most recent positives (weighted by position) and
+over all of them (unweighted, for breadth), a "what came next" transition model, a network from a recent history to
 the next part of a sequence (:mod:`gnn.nextk`), a trend popularity
 prior, the trend of the items new to the graph (:func:`fresh`) and a sequence-stage popularity prior, z-scored per user and summed with weights; users without
 history are ranked by the trend and stage priors with their own weights, and users returning
@@ -181,7 +181,7 @@ def stage_matrix(snap: Snapshot, mask: np.ndarray, span: int, half_life_days: fl
 class Views:
     """What the components need for a set of users, from one mask of history."""
 
-    ease_rows: dict[float | None, sp.csr_matrix]  # position half (None: unweighted) -> user x item weights
+    ease_rows: dict[float | None, sp.csr_matrix]  # position half -> user x item weights; None: every positive, 1 each
     trans_rows: sp.csr_matrix
     known: np.ndarray  # users with a positive in the history
     counts: np.ndarray  # distinct positive items per user (at most ``history``): their stage row
@@ -194,7 +194,10 @@ def views(snap: Snapshot, mask: np.ndarray, halves: tuple[float | None, ...], em
           params: dict[str, Any] | None, history: int = HISTORY) -> Views:
     u, i, r = recent_rows(snap, mask, history)
     shape = (snap.num_users, snap.num_items)
-    rows = {h: sp.csr_matrix((position_weights(r, h), (u, i)), shape=shape) for h in (*halves, nextk.HALF, None)}
+    rows = {h: sp.csr_matrix((position_weights(r, h), (u, i)), shape=shape) for h in (*halves, nextk.HALF)}
+    every = positives(snap, mask)  # breadth: every positive item, once (the engine: the user state's consumed items)
+    rows[None] = sp.csr_matrix((np.ones(int(every.sum())), (snap.user[every], snap.item[every])), shape=shape)
+    rows[None].data[:] = 1.0  # duplicates summed by the constructor: an item counts once
     t = r < TRANS_HISTORY
     trans_rows = sp.csr_matrix((np.power(0.9, r[t]), (u[t], i[t])), shape=shape)
     known = np.zeros(snap.num_users, dtype=bool)
@@ -518,7 +521,8 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     value, window, days, weights, ret_w, ratios = best3
     params: dict[str, Any] = {
         "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
-        "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY}
+        "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY,
+        "breadth": "all"}
     if "fresh" not in exclude:
         params["fresh_days"] = FRESH_DAYS
     if "next" not in exclude:

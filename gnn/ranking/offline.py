@@ -192,7 +192,7 @@ class World:
             "fresh": lambda: fresh_list.candidates(fresh),
             "ann": lambda: ([Candidate(i, s, "ann") for i, s in self.model.nearest(vec, per_source, hard)]
                             if vec is not None and self.model is not None else []),
-            "hybrid": lambda: self._hybrid(recent, vec, per_source, hard, self.now),
+            "hybrid": lambda: self._hybrid(recent, vec, per_source, hard, self.now, consumed),
         }
         by = {name: makers[name]() for name, w in weights.items() if w > 0 and name in makers}
         merged = merge_candidates(by, weights)
@@ -203,11 +203,11 @@ class World:
         return cands, vec
 
     def _hybrid(self, recent: list[dict[str, Any]], vec: np.ndarray | None, limit: int, exclude: set[str],
-                now: float | None = None) -> list[Candidate]:
+                now: float | None = None, consumed: dict[str, set[str]] | None = None) -> list[Candidate]:
         """The engine's ``hybrid`` source (graphrec.engine.sources.hybrid) on this world."""
         if self.model is None or self.model.hybrid is None:
             return []
-        scores = self.model.hybrid.scores(recent, self.model.index, vec, self.model.emb, now=now)
+        scores = self.model.hybrid.scores(recent, self.model.index, vec, self.model.emb, now=now, consumed=consumed)
         return hybrid.candidates(scores, self.model.item_ids, limit, exclude)
 
     def session_vector(self, u: int, session: list[str] | None = None) -> np.ndarray | None:
@@ -299,7 +299,8 @@ def fusion_scorer(world: World) -> Scorer:
     it has a hybrid model (graphrec.core.recs.hybrid), else fusion + embedding similarity."""
     def score(u: int, cands: list[rules.Scored], vec: np.ndarray | None) -> np.ndarray:
         if world.model is not None and world.model.hybrid is not None:
-            hybrid.rescore(cands, world.model.hybrid_scores(world.history.get(u, []), vec, now=world.now),
+            hybrid.rescore(cands, world.model.hybrid_scores(world.history.get(u, []), vec, now=world.now,
+                                                                consumed=world.consumed.get(u, {})),
                            world.model.index)
             return np.array([c.score for c in cands], dtype=np.float32)
         base = np.array([c.score for c in cands], dtype=np.float32)

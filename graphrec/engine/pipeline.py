@@ -121,7 +121,7 @@ class Pipeline:
             # Once per request: the hybrid's gnn component and the ANN source's exact search.
             run.sims = model.emb @ run.vec if run.vec is not None else None
             # the hybrid source's and the rank's; the request's clock says whether the user is returning
-            run.hybrid = model.hybrid_scores(run.recent, run.vec, run.sims, run.clock)
+            run.hybrid = model.hybrid_scores(run.recent, run.vec, run.sims, run.clock, run.consumed)
         else:  # the ANN source's exact search, on a small catalogue
             run.sims = self.candidates.small_sims(run.vec)
         weights = dict(cfg.sources.get(req.surface.value, cfg.sources["HOME_FEED"]))
@@ -135,6 +135,7 @@ class Pipeline:
                                     **self.windows(),
                                     # the hybrid source (graphrec.core.recs.hybrid) scores from these
                                     "model": model, "recent": run.recent, "user_vector": run.vec, "exclude": run.excluded,
+                                    "consumed": run.consumed,
                                     "hybrid_scores": run.hybrid})
         vec, excluded, sims = run.vec, run.excluded, run.sims
         by_source = await self.candidates.run(
@@ -236,9 +237,10 @@ class Pipeline:
 
     def rank_scores(self, ids: list[str], base: np.ndarray, vec: np.ndarray | None, session_vec: np.ndarray | None,
                     recent: History, now: float, hybrid: np.ndarray | None = None,
-                    records: Callable[[], list[rules.Scored]] | None = None) -> np.ndarray:
+                    records: Callable[[], list[rules.Scored]] | None = None,
+                    consumed: Consumed | None = None) -> np.ndarray:
         """The rank score of each of ``ids``: the live hybrid's (``hybrid``: its scores of every
-        item, when already computed), else the learned ranker's when live and usable (its
+        item, when already computed; else from ``recent`` and ``consumed``), else the learned ranker's when live and usable (its
         features from ``records()``, the candidates in the order of ``ids``), else ``base`` (the
         fused score) plus the embedding similarity when there is a user vector, else ``base``."""
         s = self.s
@@ -246,7 +248,7 @@ class Pipeline:
             return base
         if self.hybrid_ranks(recent, vec):
             assert s.model is not None
-            full = hybrid if hybrid is not None else s.model.hybrid_scores(recent, vec)
+            full = hybrid if hybrid is not None else s.model.hybrid_scores(recent, vec, consumed=consumed)
             assert full is not None
             return scores_of(ids, full, s.model.index)
         if ranker_usable(s):
@@ -259,12 +261,12 @@ class Pipeline:
         return base
 
     def rank(self, cands: list[rules.Scored], vec: np.ndarray | None, session_vec: np.ndarray | None,
-             recent: History, now: float) -> None:
+             recent: History, now: float, consumed: Consumed | None = None) -> None:
         """:meth:`rank_scores` over a list of candidates (their scores set in place)."""
         if not cands:
             return
         scores = self.rank_scores([c.item_id for c in cands], np.array([c.score for c in cands], dtype=np.float64),
-                                  vec, session_vec, recent, now, records=lambda: cands)
+                                  vec, session_vec, recent, now, records=lambda: cands, consumed=consumed)
         for c, x in zip(cands, scores.tolist(), strict=True):
             c.score = x
 

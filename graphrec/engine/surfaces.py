@@ -131,7 +131,7 @@ class Surfaces:
         cands = [merged.get(i) or rules.Scored(i, 0.0, {}) for i in ids]
         for c in cands:
             c.sources = {k: v for k, v in c.sources.items()}
-        self.p.rank(cands, vec, None, recent, clock)
+        self.p.rank(cands, vec, None, recent, clock, consumed)
         rules.apply_consumed(cands, consumed, exclude=False)
         # Stable: ties keep the caller's order.
         order = {i: k for k, i in enumerate(ids)}

@@ -71,7 +71,8 @@ def test_request_scores_equal_the_offline_evaluation() -> None:
          "next": 0.5}
     cold = {"trend": 0.5, "stage": 1.0}
     p = {"lambda": 5.0, "position_half": 2.5, "window": 3, "trend_half_life_days": 1.0, "history": 50,
-         "trans_history": 20, "stage_span": 3, "stage_half_life_days": 1.0, "next_half": 2.5, "fresh_days": 1.0}
+         "trans_history": 20, "stage_span": 3, "stage_half_life_days": 1.0, "next_half": 2.5, "fresh_days": 1.0,
+         "breadth": "all"}
     model = itemitem.fit(snap, every, p, w, cold)
     assert model.stage is not None and model.stage.shape == (51, snap.num_items)
     assert model.fresh is not None and model.fresh.shape == (snap.num_items,) and np.ptp(model.fresh) > 0
@@ -93,6 +94,50 @@ def test_request_scores_equal_the_offline_evaluation() -> None:
     # Without cold weights (a model fit before they existed) a new user is ranked by the trend.
     live.hybrid = dataclasses.replace(model, cold_weights={})
     np.testing.assert_allclose(live.hybrid_scores([], None), model.trend, rtol=1e-6)
+
+
+def _consumed(hist: list[dict]) -> dict[str, set[str]]:
+    """The user state's consumed items (item -> its interaction types) of a history list."""
+    out: dict[str, set[str]] = {}
+    for h in hist:
+        out.setdefault(h["item_id"], set()).add(h["type"])
+    return out
+
+
+def test_breadth_reads_every_positive_item_online_as_offline() -> None:
+    """``breadth`` is EASE over every item the user has a positive interaction with (the engine:
+    the user state's consumed items, skipped ones left out), beyond the ``history`` recent items
+    that ``ease`` and the other components read: with ``history`` 3 the request's scores equal the
+    evaluation's, and differ from the breadth of the recent items alone (a model fit before
+    ``params["breadth"]`` existed, and a caller without the consumed items)."""
+    from gnn import itemitem
+    from graphrec.core.recs.model import LiveModel
+
+    snap = _snap()
+    every = np.ones(snap.num_interactions, dtype=bool)
+    w = {"ease": 0.5, "breadth": 1.0, "trend": 0.25}
+    p = {"lambda": 5.0, "position_half": 2.5, "window": 3, "trend_half_life_days": 1.0, "history": 3,
+         "trans_history": 20, "breadth": "all"}
+    model = itemitem.fit(snap, every, p, w, {"trend": 1.0})
+    v = itemitem.views(snap, every, (2.5,), None, None, history=3)
+    offline = itemitem.score_fn(v, model)(np.arange(snap.num_users))
+    live = LiveModel("v", list(snap.item_ids), np.eye(snap.num_items, 4, dtype=np.float32), {}, hybrid=model)
+    old = LiveModel("v", list(snap.item_ids), np.eye(snap.num_items, 4, dtype=np.float32), {},
+                    hybrid=dataclasses.replace(model, params={k: x for k, x in p.items() if k != "breadth"}))
+    for u in range(snap.num_users - 1):
+        hist = _history(snap, u, every)
+        consumed = _consumed(hist)
+        assert sum(t != "SKIPPED" for h in hist for t in [h["type"]]) > 3
+        np.testing.assert_allclose(live.hybrid_scores(hist, None, consumed=consumed), offline[u], rtol=1e-4, atol=1e-4)
+        recent_only = live.hybrid_scores(hist, None)
+        np.testing.assert_allclose(old.hybrid_scores(hist, None, consumed=consumed), recent_only, rtol=1e-9)
+        assert not np.allclose(recent_only, offline[u], rtol=1e-4, atol=1e-4)
+    # A skipped item is not in the breadth: adding one to the consumed items changes nothing.
+    hist = _history(snap, 0, every)
+    consumed = _consumed(hist)
+    other = next(i for i in snap.item_ids if i not in consumed)
+    consumed[other] = {"SKIPPED"}
+    np.testing.assert_allclose(live.hybrid_scores(hist, None, consumed=consumed), offline[0], rtol=1e-4, atol=1e-4)
 
 
 def test_returning_users_are_ranked_with_the_return_weights_online_as_offline() -> None:

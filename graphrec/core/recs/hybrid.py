@@ -10,8 +10,10 @@ the components are
 - ``gnn``: cosine of the user vector (the live model's pooled history) with the item;
 - ``ease``: an EASE item-item model (Steck 2019), the user's most recent positive interactions
   weighted by position (``2^(-rank / position_half)``, rank 0 = the newest);
-- ``breadth``: the same EASE model over the same recent items, unweighted (what the whole recent
-  history points to: depth for Recall@100 where ``ease`` concentrates on the newest items);
+- ``breadth``: the same EASE model over every item the user has a positive interaction with,
+  unweighted (what the whole history points to, as the EASE baseline reads it: depth for
+  Recall@100 where ``ease`` concentrates on the newest items); a model fit before that
+  (``params["breadth"]`` absent) reads the same recent items as ``ease``;
 - ``trans``: what followed each item in users' sequences (within ``window`` steps), applied to
   the user's most recent ``trans_history`` positives (``0.9^rank``);
 - ``trend``: log(1 + time-decayed popularity) at the end of the training data;
@@ -47,7 +49,8 @@ network's ``next_w1``, ``next_b1``, ``next_w2``, ``next_b2``;
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,13 +234,16 @@ class HybridScorer:
         return out
 
     def scores(self, recent: list[dict[str, Any]], index: dict[str, int], vec: np.ndarray | None,
-               emb: np.ndarray | None, sims: np.ndarray | None = None, now: float | None = None) -> np.ndarray:
+               emb: np.ndarray | None, sims: np.ndarray | None = None, now: float | None = None,
+               consumed: Mapping[str, AbstractSet[str]] | None = None) -> np.ndarray:
         """Hybrid scores of every item for one user: ``recent`` is their history as the engine
         reads it (``{item_id, type, ts, ...}``), ``index`` maps item ids to rows, ``vec`` the
         user vector (None: cold) and ``emb`` the live item embeddings; ``sims``: ``emb @ vec``
         when the caller has it already (the engine's ANN source takes its best from the same);
         ``now``: the request's clock (a user returning after ``return_days`` is ranked with the
-        return weights; None: not returning)."""
+        return weights; None: not returning); ``consumed``: every item the user interacted with
+        and the types of those interactions (the user state's), which ``breadth`` reads (None:
+        the recent positive items)."""
         p = self.params
         pos = sorted((-(h.get("ts") or 0.0), index[h["item_id"]]) for h in recent
                       if h.get("type") not in NOT_POSITIVE and h.get("item_id") in index)
@@ -247,7 +253,7 @@ class HybridScorer:
         if not items:
             return self.cold_row().copy()
         ranks = np.arange(len(items))
-        rows = self.ease[items]  # the recent items' EASE rows, for ease and breadth
+        rows = self.ease[items]  # the recent items' EASE rows (ease; breadth when it reads them)
         # Each component standardised as combine() does it (one row each); the components that
         # do not depend on the user (trend, the stage rows) standardised once per version.
         w = self.weights
@@ -264,7 +270,11 @@ class HybridScorer:
         if w.get("ease"):
             z["ease"] = zscore((position_weights(ranks, p.get("position_half", 10.0)) @ rows)[None, :])
         if w.get("breadth"):
-            z["breadth"] = zscore(rows.sum(axis=0, dtype=np.float64)[None, :])
+            if consumed is not None and p.get("breadth") == "all":
+                total = self.ease[positive_rows(consumed, index)].sum(axis=0, dtype=np.float64)
+            else:
+                total = rows.sum(axis=0, dtype=np.float64)
+            z["breadth"] = zscore(total[None, :])
         if w.get("trans"):
             th = min(len(items), int(p.get("trans_history", 20)))
             z["trans"] = zscore((np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :])
@@ -287,6 +297,12 @@ class HybridScorer:
         if got is None:
             got = self._zs[key] = standardise(key, row())
         return got
+
+
+def positive_rows(consumed: Mapping[str, AbstractSet[str]], index: dict[str, int]) -> list[int]:
+    """The rows of the items of ``consumed`` (item -> interaction types) the user has a positive
+    interaction with (a type other than those of :data:`NOT_POSITIVE`) that ``index`` knows."""
+    return [index[i] for i, types in consumed.items() if i in index and not types <= NOT_POSITIVE]
 
 
 def scores_of(ids: list[str], scores: np.ndarray, index: dict[str, int]) -> np.ndarray:

@@ -9,6 +9,8 @@ The engine polls the registry and swaps in a new :class:`LiveModel` when the liv
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,10 +45,11 @@ class LiveModel(Embeddings):
                    hybrid=HybridScorer.load(d))
 
     def hybrid_scores(self, recent: list[dict[str, Any]], vec: np.ndarray | None,
-                      sims: np.ndarray | None = None, now: float | None = None) -> np.ndarray | None:
+                      sims: np.ndarray | None = None, now: float | None = None,
+                      consumed: Mapping[str, AbstractSet[str]] | None = None) -> np.ndarray | None:
         """The hybrid scores of every item for a user (their recent history, their vector; ``sims``:
-        ``emb @ vec`` when the caller has it; ``now``: the request's clock), or None without a
-        hybrid scorer."""
+        ``emb @ vec`` when the caller has it; ``now``: the request's clock; ``consumed``: every item
+        they interacted with and its interaction types), or None without a hybrid scorer."""
         if self.hybrid is None:
             return None
-        return self.hybrid.scores(recent, self.index, vec, self.emb, sims, now)
+        return self.hybrid.scores(recent, self.index, vec, self.emb, sims, now, consumed)

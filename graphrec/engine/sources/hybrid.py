@@ -17,5 +17,6 @@ async def hybrid(ctx: SourceContext, limit: int) -> SourceResult:
         return []  # a user with no history who stated categories: the popular lists within them
     scores = ctx.params.get("hybrid_scores")  # computed once per request by the pipeline (it ranks with them)
     if scores is None:
-        scores = model.hybrid.scores(recent, model.index, ctx.params.get("user_vector"), model.emb, now=ctx.now)
+        scores = model.hybrid.scores(recent, model.index, ctx.params.get("user_vector"), model.emb, now=ctx.now,
+                                     consumed=ctx.params.get("consumed"))
     return hybrid_model.ranked(scores, model.item_ids, limit, set(ctx.params.get("exclude") or ()))
