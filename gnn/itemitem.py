@@ -55,8 +55,10 @@ from graphrec.core.recs.hybrid import (
     HybridScorer,
     cold_scores,
     combine,
+    next_rows,
     next_scores,
     position_weights,
+    reads_whole,
     returning,
     standardise,
     zscore,
@@ -241,7 +243,9 @@ def score_fn(v: Views, model: HybridScorer, now: np.ndarray | float | None = Non
         if model.stage is not None:
             comps["stage"] = model.stage[np.minimum(v.counts[users], len(model.stage) - 1)]
         if model.next is not None:
-            comps["next"] = next_scores(v.ease_rows[model.params.get("next_half")][users], model.next)
+            x = v.ease_rows[model.params.get("next_half")][users]
+            comps["next"] = next_scores(next_rows(x, v.ease_rows[None][users]) if reads_whole(model.next) else x,
+                                        model.next)
         at = now[users] if isinstance(now, np.ndarray) else now
         ret = returning(at, v.last[users], model.params.get("return_days"))
         return combine(comps, model.weights, v.known[users], model.cold_components(), model.cold_weights, ret,
@@ -403,7 +407,8 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     # The next network (gnn.nextk) on each split's train (its architecture and input weighting fixed).
     for p in prepared if "next" not in exclude else ():
         net = nextk.fit_next(snap, splits[p.j][0], nextk.HALF, HISTORY, seed)
-        p.z["next"] = zscore(next_scores(p.v.ease_rows[nextk.HALF][p.users[p.known]], net))
+        k = p.users[p.known]
+        p.z["next"] = zscore(next_scores(next_rows(p.v.ease_rows[nextk.HALF][k], p.v.ease_rows[None][k]), net))
     # Stage 2: the trend and stage priors and the cold weights, on the users without history.
     cold_splits = [p for p in prepared if (~p.known).any()]
     best2: tuple[float, float, int, dict[str, float]] = (-np.inf, TREND_HALF_LIVES[0], STAGE_SPANS[0], {"trend": 1.0})

@@ -3,9 +3,11 @@
 than co-occurrence over whole histories (EASE) or single-step successions (``trans``).
 
 Every user's sequence of distinct positive items (by time) is cut at several fractions of its
-length (:data:`CUTS`); each cut gives one training pair: the prefix's most recent ``history``
-items weighted by position (``2^(-rank / half)``, rank 0 the newest before the cut, as the
-``ease`` view weighs a request's history) and, as the target, the next ``max(MIN_NEXT,
+length (:data:`CUTS`); each cut gives one training pair: as the input, the prefix's most recent
+``history`` items weighted by position (``2^(-rank / half)``, rank 0 the newest before the cut, as
+the ``ease`` view weighs a request's history) beside every item of the prefix (unweighted, as
+``breadth`` reads a history; each part L2-normalised: :func:`graphrec.core.recs.hybrid.next_rows`)
+and, as the target, the next ``max(MIN_NEXT,
 ⌈NEXT_FRACTION · prefix⌉)`` items after the cut (the part of a history a temporal holdout asks
 for). The network has Mult-DAE's shape (Liang et al. 2018: one tanh hidden layer, a softmax over
 the catalogue, the multinomial likelihood, dropout on the L2-normalised input), trained on these
@@ -18,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from graphrec.core.recs.hybrid import next_rows
 from graphrec.core.snapshot import KIND_CODE, Snapshot
 
 HALF = 10.0  # the input's position half-life (items back from the newest)
@@ -89,9 +92,9 @@ def fit_dae(x: sp.csr_matrix, y: sp.csr_matrix, hidden: int, epochs: int, lr: fl
     :func:`graphrec.core.recs.hybrid.next_scores`)."""
     import torch
 
-    n = x.shape[1]
+    n_in, n = x.shape[1], y.shape[1]
     gen = torch.Generator().manual_seed(seed)
-    w1 = torch.nn.Parameter(torch.randn(n, hidden, generator=gen) / np.sqrt(n))
+    w1 = torch.nn.Parameter(torch.randn(n_in, hidden, generator=gen) / np.sqrt(n_in))
     b1 = torch.nn.Parameter(torch.zeros(hidden))
     w2 = torch.nn.Parameter(torch.randn(hidden, n, generator=gen) / np.sqrt(hidden))
     b2 = torch.nn.Parameter(torch.zeros(n))
@@ -118,5 +121,8 @@ def fit_dae(x: sp.csr_matrix, y: sp.csr_matrix, hidden: int, epochs: int, lr: fl
 
 def fit_next(snap: Snapshot, mask: np.ndarray, half: float | None, history: int = 50, seed: int = 0
              ) -> dict[str, np.ndarray]:
-    """The ``next`` network fit on the positives of ``mask`` (:func:`pairs`, :func:`fit_dae`)."""
-    return fit_dae(*pairs(snap, mask, half, history), HIDDEN, EPOCHS, LEARNING_RATE, DROPOUT, seed=seed)
+    """The ``next`` network fit on the positives of ``mask`` (:func:`pairs`, :func:`fit_dae`), its
+    input each prefix's recent items and its whole (:func:`graphrec.core.recs.hybrid.next_rows`)."""
+    recent, y = pairs(snap, mask, half, history)
+    whole, _ = pairs(snap, mask, None, np.iinfo(np.int32).max)  # the same rows: every prefix item, 1 each
+    return fit_dae(next_rows(recent, whole), y, HIDDEN, EPOCHS, LEARNING_RATE, DROPOUT, seed=seed)

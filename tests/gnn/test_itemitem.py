@@ -84,7 +84,7 @@ def test_request_scores_equal_the_offline_evaluation() -> None:
     for u in range(snap.num_users):
         hist = _history(snap, u, every)
         vec = live.user_vector(hist, now) if hist else None
-        online = live.hybrid_scores(hist, vec)
+        online = live.hybrid_scores(hist, vec, consumed=_consumed(hist))
         assert online is not None
         np.testing.assert_allclose(online, offline[u], rtol=1e-4, atol=1e-4)
     expected_cold = 0.5 * zscore(model.trend[None, :].astype(np.float64)) + zscore(model.stage[:1].astype(np.float64))

@@ -88,3 +88,39 @@ def test_the_network_is_saved_with_the_hybrid(tmp_path) -> None:
 
     expected = zscore(next_scores(position_weights(np.arange(2), 5.0)[None, :], net, [1, 0]))[0]
     np.testing.assert_allclose(got.scores(recent, index, None, None), expected, rtol=1e-6)
+
+
+def test_the_network_reads_the_whole_history_online_as_offline() -> None:
+    """``fit_next``'s network reads the recent items and the whole prefix (``w1``: a row per item
+    for each part); the engine's input (recent items by position, every consumed positive, skipped
+    ones left out) gives the scores the offline rows give (:func:`next_rows`), and without the
+    consumed items it reads the recent ones for both parts. A network fit before it (one part)
+    is served as it was fit."""
+    import scipy.sparse as sp
+
+    from gnn import nextk
+    from graphrec.core.recs.hybrid import HybridScorer, next_rows, next_scores, position_weights, reads_whole, zscore
+
+    rng = np.random.default_rng(1)
+    snap = _snap([list(rng.permutation(12)[:9]) for _ in range(30)], 12)
+    every = np.ones(snap.num_interactions, dtype=bool)
+    net = nextk.fit_next(snap, every, 2.0, history=3, seed=0)
+    assert net["w1"].shape == (24, nextk.HIDDEN) and reads_whole(net)
+    h = HybridScorer(np.eye(12, dtype=np.float32), np.eye(12, dtype=np.float32), np.ones(12, np.float32),
+                     {"next": 1.0}, {"next_half": 2.0, "history": 3}, next=net)
+    index = {f"i{i}": i for i in range(12)}
+    seq = [4, 9, 1, 7, 0]  # oldest first
+    recent = [{"item_id": f"i{k}", "type": "RATED", "ts": float(t)} for t, k in enumerate(seq)][::-1]
+    consumed = {f"i{k}": {"RATED"} for k in seq} | {"i11": {"SKIPPED"}}
+    r = sp.csr_matrix((position_weights(np.arange(3), 2.0), (np.zeros(3, int), [0, 7, 1])), shape=(1, 12))
+    a = sp.csr_matrix((np.ones(5), (np.zeros(5, int), seq)), shape=(1, 12))
+    expected = zscore(next_scores(next_rows(r, a), net))[0]
+    np.testing.assert_allclose(h.scores(recent, index, None, None, consumed=consumed), expected, rtol=1e-5, atol=1e-6)
+    a3 = sp.csr_matrix((np.ones(3), (np.zeros(3, int), [0, 7, 1])), shape=(1, 12))
+    np.testing.assert_allclose(h.scores(recent, index, None, None), zscore(next_scores(next_rows(r, a3), net))[0],
+                               rtol=1e-5, atol=1e-6)
+    old = {"w1": net["w1"][:12], "b1": net["b1"], "w2": net["w2"], "b2": net["b2"]}
+    assert not reads_whole(old)
+    h.next = old
+    np.testing.assert_allclose(h.scores(recent, index, None, None, consumed=consumed),
+                               zscore(next_scores(r, old))[0], rtol=1e-5, atol=1e-6)

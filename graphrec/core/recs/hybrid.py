@@ -24,7 +24,8 @@ the components are
   point of their own sequence, i.e. at positions ``[n, n + stage_span)`` where ``n`` is how many
   distinct positive items the user has (capped at ``history``; the last row: positions beyond).
 - ``next``: a network from the user's recent positives (weighted by position as ``ease``, with
-  ``next_half``) to what users went on to do after such a history, learned from prefixes of
+  ``next_half``) and every positive item (unweighted, as ``breadth`` reads them; a network fit
+  before it reads the recent ones alone) to what users went on to do after such a history, learned from prefixes of
   users' own sequences and the items that followed them (:mod:`gnn.nextk`; the forward pass,
   :func:`next_scores`, is numpy).
 
@@ -148,6 +149,26 @@ def next_scores(x: Any, net: dict[str, np.ndarray], items: list[int] | None = No
         sq = np.asarray(x.multiply(x).sum(axis=1), dtype=np.float64).reshape(-1, 1)
     h = np.tanh(h / (np.sqrt(sq) + 1e-9) + net["b1"]).astype(net["w2"].dtype)  # no float64 copy of w2
     return np.asarray(h @ net["w2"] + net["b2"], dtype=np.float64)
+
+
+def reads_whole(net: dict[str, np.ndarray]) -> bool:
+    """Does the ``next`` network read the whole history beside the recent one (``w1`` has a row per
+    item for each: ``[2n, h]``; a network fit before it: ``[n, h]``)?"""
+    return net["w1"].shape[0] == 2 * net["w2"].shape[1]
+
+
+def next_rows(recent: Any, whole: Any) -> Any:
+    """The two-part input of a ``next`` network that reads the whole history (scipy sparse rows,
+    ``[rows, n]`` each): ``[r / ‖r‖, a / ‖a‖] / √2`` per row, ``r`` the position-weighted recent
+    items, ``a`` every positive item (1 each), as ``[rows, 2n]`` (its norm is 1: :func:`next_scores`
+    normalises it again without change)."""
+    import scipy.sparse as sp
+
+    def unit(m: Any) -> Any:
+        norm = np.sqrt(np.asarray(m.multiply(m).sum(axis=1), dtype=np.float64).ravel())
+        return sp.diags(1.0 / np.where(norm > 0, norm, 1.0)) @ m
+
+    return sp.csr_matrix(sp.hstack([unit(recent), unit(whole)]) / np.sqrt(2.0))
 
 
 def position_weights(rank: np.ndarray, half: float | None) -> np.ndarray:
@@ -279,7 +300,12 @@ class HybridScorer:
             th = min(len(items), int(p.get("trans_history", 20)))
             z["trans"] = zscore((np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :])
         if w.get("next") and self.next is not None:
-            z["next"] = zscore(next_scores(position_weights(ranks, p.get("next_half"))[None, :], self.next, items))
+            x, cols = position_weights(ranks, p.get("next_half")), items
+            if reads_whole(self.next):  # [r / ‖r‖, a / ‖a‖] / √2 over the columns of both parts (next_rows)
+                every = positive_rows(consumed, index) if consumed is not None else items
+                x = np.concatenate([x / np.linalg.norm(x), np.full(len(every), 1.0 / np.sqrt(len(every)))]) / np.sqrt(2.0)
+                cols = items + [n + k for k in every]
+            z["next"] = zscore(next_scores(x[None, :], self.next, cols))
         if w.get("gnn"):
             if vec is not None and emb is not None:
                 z["gnn"] = zscore((emb @ vec if sims is None else sims)[None, :])
