@@ -99,7 +99,14 @@ def test_the_network_reads_the_whole_history_online_as_offline() -> None:
     import scipy.sparse as sp
 
     from gnn import nextk
-    from graphrec.core.recs.hybrid import HybridScorer, next_rows, next_scores, position_weights, reads_whole, zscore
+    from graphrec.core.recs.hybrid import (
+        HybridScorer,
+        next_rows,
+        next_scores,
+        position_weights,
+        reads_whole,
+        zscore,
+    )
 
     rng = np.random.default_rng(1)
     snap = _snap([list(rng.permutation(12)[:9]) for _ in range(30)], 12)
