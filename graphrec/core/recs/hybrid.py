@@ -263,8 +263,8 @@ class HybridScorer:
         when the caller has it already (the engine's ANN source takes its best from the same);
         ``now``: the request's clock (a user returning after ``return_days`` is ranked with the
         return weights; None: not returning); ``consumed``: every item the user interacted with
-        and the types of those interactions (the user state's), which ``breadth`` reads (None:
-        the recent positive items)."""
+        and the types of those interactions (the user state's), whose positive items ``breadth``
+        and the ``next`` network read (None, or none of them known: the recent positive items)."""
         p = self.params
         pos = sorted((-(h.get("ts") or 0.0), index[h["item_id"]]) for h in recent
                       if h.get("type") not in NOT_POSITIVE and h.get("item_id") in index)
@@ -275,6 +275,7 @@ class HybridScorer:
             return self.cold_row().copy()
         ranks = np.arange(len(items))
         rows = self.ease[items]  # the recent items' EASE rows (ease; breadth when it reads them)
+        every = (positive_rows(consumed, index) if consumed is not None else []) or items  # every positive item
         # Each component standardised as combine() does it (one row each); the components that
         # do not depend on the user (trend, the stage rows) standardised once per version.
         w = self.weights
@@ -291,18 +292,14 @@ class HybridScorer:
         if w.get("ease"):
             z["ease"] = zscore((position_weights(ranks, p.get("position_half", 10.0)) @ rows)[None, :])
         if w.get("breadth"):
-            if consumed is not None and p.get("breadth") == "all":
-                total = self.ease[positive_rows(consumed, index)].sum(axis=0, dtype=np.float64)
-            else:
-                total = rows.sum(axis=0, dtype=np.float64)
-            z["breadth"] = zscore(total[None, :])
+            total = self.ease[every] if p.get("breadth") == "all" else rows
+            z["breadth"] = zscore(total.sum(axis=0, dtype=np.float64)[None, :])
         if w.get("trans"):
             th = min(len(items), int(p.get("trans_history", 20)))
             z["trans"] = zscore((np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :])
         if w.get("next") and self.next is not None:
             x, cols = position_weights(ranks, p.get("next_half")), items
             if reads_whole(self.next):  # [r / ‖r‖, a / ‖a‖] / √2 over the columns of both parts (next_rows)
-                every = positive_rows(consumed, index) if consumed is not None else items
                 x = np.concatenate([x / np.linalg.norm(x), np.full(len(every), 1.0 / np.sqrt(len(every)))]) / np.sqrt(2.0)
                 cols = items + [n + k for k in every]
             z["next"] = zscore(next_scores(x[None, :], self.next, cols))
