@@ -198,8 +198,7 @@ def views(snap: Snapshot, mask: np.ndarray, halves: tuple[float | None, ...], em
     shape = (snap.num_users, snap.num_items)
     rows = {h: sp.csr_matrix((position_weights(r, h), (u, i)), shape=shape) for h in (*halves, nextk.HALF)}
     every = positives(snap, mask)  # breadth: every positive item, once (the engine: the user state's consumed items)
-    rows[None] = sp.csr_matrix((np.ones(int(every.sum())), (snap.user[every], snap.item[every])), shape=shape)
-    rows[None].data[:] = 1.0  # duplicates summed by the constructor: an item counts once
+    rows[None] = interaction_matrix(snap.user[every], snap.item[every], *shape).astype(np.float64)
     t = r < TRANS_HISTORY
     trans_rows = sp.csr_matrix((np.power(0.9, r[t]), (u[t], i[t])), shape=shape)
     known = np.zeros(snap.num_users, dtype=bool)

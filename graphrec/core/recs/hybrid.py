@@ -275,7 +275,6 @@ class HybridScorer:
             return self.cold_row().copy()
         ranks = np.arange(len(items))
         rows = self.ease[items]  # the recent items' EASE rows (ease; breadth when it reads them)
-        every = (positive_rows(consumed, index) if consumed is not None else []) or items  # every positive item
         # Each component standardised as combine() does it (one row each); the components that
         # do not depend on the user (trend, the stage rows) standardised once per version.
         w = self.weights
@@ -284,6 +283,10 @@ class HybridScorer:
                           if h.get("type") not in NOT_POSITIVE and h.get("item_id") in index), default=0.0)
             if returning(now, newest, p.get("return_days")):
                 w = self.return_weights
+        whole_next = bool(w.get("next")) and self.next is not None and reads_whole(self.next)
+        every = items  # every positive item (the consumed ones), read when breadth or the next network needs them
+        if consumed is not None and (whole_next or (w.get("breadth") and p.get("breadth") == "all")):
+            every = positive_rows(consumed, index) or items
         z: dict[str, np.ndarray] = {}
         if w.get("trend"):
             z["trend"] = self._z_const("trend", lambda: self.trend[None, :])
@@ -299,7 +302,7 @@ class HybridScorer:
             z["trans"] = zscore((np.power(0.9, ranks[:th]) @ self.trans[items[:th]])[None, :])
         if w.get("next") and self.next is not None:
             x, cols = position_weights(ranks, p.get("next_half")), items
-            if reads_whole(self.next):  # [r / ‖r‖, a / ‖a‖] / √2 over the columns of both parts (next_rows)
+            if whole_next:  # [r / ‖r‖, a / ‖a‖] / √2 over the columns of both parts (next_rows)
                 x = np.concatenate([x / np.linalg.norm(x), np.full(len(every), 1.0 / np.sqrt(len(every)))]) / np.sqrt(2.0)
                 cols = items + [n + k for k in every]
             z["next"] = zscore(next_scores(x[None, :], self.next, cols))
