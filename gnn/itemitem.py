@@ -12,13 +12,17 @@ weight is chosen on validation (:func:`choose`), **jointly over several splits**
 evaluation protocol: per-user temporal and global time cut), so that the served recipe is not
 tuned to one protocol. For each split the reference is EASE (its lambda chosen on that split's
 validation as the baseline's is) with MostPopular for users without history, and the objective
-is the smallest of the ratios
+is the smallest of the ratios, averaged over bootstrap resamples of each split's validation users
 
 .. math::
-    \min_{s \in \text{splits}} \min_{m \in \{\text{NDCG@10}, \text{Recall@100}\}}
-    \frac{m_s(\text{hybrid})}{m_s(\text{EASE + MostPopular})}
+    \frac{1}{B} \sum_{b=1}^{B} \min_{s \in \text{splits}} \min_{m \in \{\text{NDCG@10}, \text{Recall@100}\}}
+    \frac{m_s^b(\text{hybrid})}{m_s^b(\text{EASE + MostPopular})}
 
-on the splits' validation targets, with models fit on their train parts. The search runs in
+on the splits' validation targets, with models fit on their train parts (``m^b_s``: the mean of
+the users' metric over resample ``b`` of split ``s``'s validation users, :data:`RESAMPLES` of them;
+:func:`resampled_min`). The smallest ratio of one sample of users is a noisy target: weights that
+lift it on the users validation happens to hold, and lose on others, score lower here than weights
+whose smallest ratio holds on every resample. The search runs in
 stages so that it stays small: EASE's lambda and position half-life on EASE alone (the next
 network, its architecture and input weighting fixed, is fit once per split); then the
 trend and stage priors and the cold weights on the users without history; then the transition
@@ -79,6 +83,8 @@ COLD_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 ROUNDS = 3  # coordinate-ascent passes over the weights at most
 REFERENCE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # the EASE baseline's grid (gnn.evaluate.baselines)
 RETURN_DAYS: tuple[float | None, ...] = (None, 14.0, 30.0)  # a returning user's days without a positive
+RESAMPLES = 64  # bootstrap resamples of each split's validation users the objective averages over
+RESAMPLE_SEED = 1234  # split j draws its resamples with seed RESAMPLE_SEED + j
 HISTORY = 50  # most recent positives per user (the engine reads engine.history interactions)
 TRANS_HISTORY = 20
 
@@ -300,8 +306,10 @@ def user_metrics(scores: np.ndarray, seen: sp.csr_matrix, targets: list[np.ndarr
 @dataclass
 class Choice:
     """What :func:`choose` chose: the hybrid's ``params``, ``weights`` and ``cold_weights``,
-    ``value`` (the objective: the smallest validation ratio to the reference) and ``ratios``
-    (per split, the validation NDCG@10 and Recall@100 as multiples of the reference's)."""
+    ``value`` (the smallest validation ratio to the reference), ``ratios`` (per split, the
+    validation NDCG@10 and Recall@100 as multiples of the reference's) and ``objective`` (what the
+    search maximised: that smallest ratio averaged over resamples of the validation users,
+    :func:`resampled_min`)."""
 
     params: dict[str, Any]
     weights: dict[str, float]
@@ -309,10 +317,12 @@ class Choice:
     value: float
     ratios: list[dict[str, float]] = field(default_factory=list)
     return_weights: dict[str, float] = field(default_factory=dict)
+    objective: float = float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         return {"params": self.params, "weights": self.weights, "cold_weights": self.cold_weights,
-                "return_weights": self.return_weights, "value": self.value, "ratios": self.ratios}
+                "return_weights": self.return_weights, "value": self.value, "ratios": self.ratios,
+                "objective": self.objective}
 
 
 @dataclass
@@ -327,8 +337,12 @@ class _Split:
     targets: list[np.ndarray]
     known: np.ndarray  # per validation user
     ref: tuple[float, float]  # EASE + MostPopular: NDCG@10, Recall@100
+    #: [2, users]: the reference's NDCG@10 and Recall@100 per validation user, the known users
+    #: first, then the others (the order the search concatenates the hybrid's in)
+    ref_users: np.ndarray
     ref_cold: tuple[float, float]  # MostPopular on the users without history (0, 0: none)
     gap: np.ndarray  # per known validation user: days from their newest train positive to their first target
+    draws: np.ndarray  # [RESAMPLES, users]: the objective's resamples of the rows of ref_users
     z: dict[str, np.ndarray] = field(default_factory=dict)  # z-scored components of the known users
 
 
@@ -347,22 +361,36 @@ def _prepare(snap: Snapshot, j: int, train: np.ndarray, val: np.ndarray, emb: np
     targets = [target.indices[target.indptr[u]:target.indptr[u + 1]] for u in users]
     known = v.known[users]
     pop = np.asarray(x.sum(axis=0), dtype=np.float64)  # MostPopular: train counts
-    best: tuple[float, tuple[float, float], np.ndarray] = (-1.0, (0.0, 0.0), np.zeros(0))
+    best: tuple[float, tuple[float, float], np.ndarray] = (-1.0, (0.0, 0.0), np.zeros((2, 0)))
     for lam in REFERENCE_LAMBDAS:  # the EASE baseline's choice: best validation NDCG@10
         ease = np.asarray(x[users] @ fit_ease(x, lam), dtype=np.float64)
         nd, rc = user_metrics(np.where(known[:, None], ease, pop), seen, targets)
         if nd.mean() > best[0]:
-            best = (float(nd.mean()), (float(nd.mean()), float(rc.mean())), np.zeros(0))
+            best = (float(nd.mean()), (float(nd.mean()), float(rc.mean())),
+                    np.stack([np.r_[nd[known], nd[~known]], np.r_[rc[known], rc[~known]]]))
     nd, rc = user_metrics(np.broadcast_to(pop, (int((~known).sum()), snap.num_items)), seen[~known],
                           [t for t, k in zip(targets, known, strict=True) if not k])
     ref_cold = (float(nd.mean()), float(rc.mean())) if len(nd) else (0.0, 0.0)
     k = users[known]
     gap = (graph_clock(snap, train) - v.last[k]) / DAY  # days before the request (the train's clock)
-    return _Split(j, v, x, users, seen, targets, known, best[1], ref_cold, gap)
+    draws = np.random.default_rng(RESAMPLE_SEED + j).integers(0, len(users), size=(RESAMPLES, len(users)))
+    return _Split(j, v, x, users, seen, targets, known, best[1], best[2], ref_cold, gap, draws)
 
 
 def _ratios(nd: np.ndarray, rc: np.ndarray, ref: tuple[float, float]) -> tuple[float, float]:
     return float(nd.mean()) / max(ref[0], 1e-12), float(rc.mean()) / max(ref[1], 1e-12)
+
+
+def resampled_min(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """The search's objective: per resample, the smallest ratio over splits and metrics of the
+    hybrid's mean to the reference's over the resampled users; averaged over the resamples.
+    ``parts``: per split ``(hybrid, reference, draws)``, the first two ``[metrics, users]`` per-user
+    metrics, ``draws`` ``[resamples, users]`` row indices (a resample draws users with replacement)."""
+    mins = np.full(len(parts[0][2]), np.inf)
+    for h, r, d in parts:
+        ratio = h[:, d].mean(axis=2) / np.maximum(r[:, d].mean(axis=2), 1e-12)  # [metrics, resamples]
+        mins = np.minimum(mins, ratio.min(axis=0))
+    return float(mins.mean())
 
 
 def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any] | None]],
@@ -377,9 +405,6 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     if not prepared:
         raise ValueError("no validation targets to choose the hybrid on")
     have_gnn = all(p.v.user_vecs is not None for p in prepared)
-
-    def objective(per_split: list[tuple[float, float]]) -> float:
-        return min(min(r) for r in per_split)
 
     # Stage 1: EASE's lambda and position half-life, EASE alone on the known users.
     stage1: tuple[float, float, float] = (-np.inf, LAMBDAS[0], POSITION_HALVES[0])
@@ -464,8 +489,10 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         total = sum(w[c] * np.broadcast_to(p.z[c], (len(sel), snap.num_items))[idx] for c in names if w.get(c))
         return user_metrics(np.broadcast_to(total, shape), p.seen[p.known][idx], [targets[i] for i in idx])
 
+    Scored = tuple[float, list[tuple[float, float]]]  # the objective, and per split the two ratios
+
     def ascend(w: dict[str, float], wr: dict[str, float], days: float | None
-               ) -> tuple[dict[str, float], dict[str, float], list[tuple[float, float]]]:
+               ) -> tuple[dict[str, float], dict[str, float], Scored]:
         rets = [p.gap >= days if days is not None else np.zeros(len(p.gap), dtype=bool) for p in prepared]
         vecs = [dict(w), dict(wr)]
         per = []  # per split, per known user: (NDCG@10, Recall@100) as ranked now
@@ -476,11 +503,13 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                     nd[sel], rc[sel] = part(p, t, vecs[which], sel)
             per.append((nd, rc))
 
-        def ratios(per: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
-            return [_ratios(np.r_[nd, cnd], np.r_[rc, crc], p.ref)
-                    for p, (nd, rc), (cnd, crc) in zip(prepared, per, cold_part, strict=True)]
+        def scored(per: list[tuple[np.ndarray, np.ndarray]]) -> Scored:
+            rows = [np.stack([np.r_[nd, cnd], np.r_[rc, crc]])
+                    for (nd, rc), (cnd, crc) in zip(per, cold_part, strict=True)]
+            return (resampled_min([(h, p.ref_users, p.draws) for h, p in zip(rows, prepared, strict=True)]),
+                    [_ratios(h[0], h[1], p.ref) for h, p in zip(rows, prepared, strict=True)])
 
-        cur = ratios(per)
+        cur = scored(per)
         keys = [(0, c) for c in names] + ([(1, c) for c in names] if days is not None else [])
         for _ in range(ROUNDS):
             improved = False
@@ -497,15 +526,15 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                         if sel.any():
                             nd[sel], rc[sel] = part(p, t, trial, sel)
                         new.append((nd, rc))
-                    r = ratios(new)
-                    if objective(r) > objective(cur) + 1e-6:
+                    r = scored(new)
+                    if r[0] > cur[0] + 1e-6:
                         vecs[which], per, cur, improved = trial, new, r, True
             if not improved:
                 break
         return vecs[0], vecs[1], cur
 
     Found = tuple[float, int, float | None, dict[str, float], dict[str, float], list[tuple[float, float]]]
-    best3: Found = (-np.inf, WINDOWS[0], None, {}, {}, [])
+    best3: Found = (-np.inf, WINDOWS[0], None, {}, {}, [])  # the objective first
     for window in WINDOWS:
         for p in prepared:
             p.z["trans"] = zscore(np.asarray(p.v.trans_rows[p.users[p.known]]
@@ -513,16 +542,16 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         w0 = {c: 0.0 for c in names}
         w0.update(ease=1.0, trans=0.25, trend=0.5, next=1.0 if "next" in names else 0.0)  # fresh from 0
         w, _, cur = ascend(w0, w0, None)
-        found: Found = (objective(cur), window, None, w, {}, cur)
+        found: Found = (cur[0], window, None, w, {}, cur[1])
         for days in RETURN_DAYS:
             if days is None or not any((p.gap >= days).any() for p in prepared):
                 continue
             wd, wr, cur_d = ascend(w, w, days)
-            if objective(cur_d) > found[0] + 1e-6:
-                found = (objective(cur_d), window, days, wd, wr, cur_d)
+            if cur_d[0] > found[0] + 1e-6:
+                found = (cur_d[0], window, days, wd, wr, cur_d[1])
         if found[0] > best3[0]:
             best3 = found
-    value, window, days, weights, ret_w, ratios = best3
+    robust, window, days, weights, ret_w, ratios = best3
     params: dict[str, Any] = {
         "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
         "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY,
@@ -535,5 +564,5 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
         params["return_days"] = days
     weights = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}
     return_weights = {c: float(ret_w.get(c, 0.0)) for c in COMPONENTS} if days is not None else {}
-    return Choice(params, weights, {c: float(x) for c, x in cold_w.items()}, float(value),
-                  [{"ndcg@10": a, "recall@100": b} for a, b in ratios], return_weights)
+    return Choice(params, weights, {c: float(x) for c, x in cold_w.items()}, min(min(r) for r in ratios),
+                  [{"ndcg@10": a, "recall@100": b} for a, b in ratios], return_weights, float(robust))

@@ -280,6 +280,29 @@ def _reference(snap: Snapshot, tr: np.ndarray, va: np.ndarray) -> tuple[float, f
     return best[1], best[2]
 
 
+def test_the_objective_is_the_smallest_ratio_averaged_over_resampled_users() -> None:
+    """resampled_min: with one resample holding every user once it is the smallest ratio of the
+    means; a lead that rests on one user scores below the same lead spread over every user (the
+    point estimates are equal), and the reference is resampled with the hybrid (the same users)."""
+    from gnn.itemitem import resampled_min
+
+    n = 10
+    ref = np.ones((2, n))
+    every = np.arange(n)[None, :]
+    even = np.full((2, n), 1.1)  # both metrics 1.1x the reference on every user
+    one = np.vstack([np.r_[np.ones(n - 1), 2.0], np.full(n, 1.1)])  # NDCG's lead: one user's
+    assert resampled_min([(even, ref, every)]) == pytest.approx(1.1)
+    assert resampled_min([(one, ref, every)]) == pytest.approx(1.1)
+    draws = np.random.default_rng(0).integers(0, n, size=(64, n))
+    assert resampled_min([(even, ref, draws)]) == pytest.approx(1.1)
+    assert resampled_min([(one, ref, draws)]) < 1.09
+    # The smallest over splits, per resample: a second split at 1.05 everywhere caps every resample.
+    assert resampled_min([(even, ref, draws), (np.full((2, n), 1.05), ref, draws)]) == pytest.approx(1.05)
+    # A user the reference does well on counts in both means: twice the hybrid and the reference on
+    # the same users is the same ratio on every resample.
+    assert resampled_min([(2 * even, 2 * ref, draws)]) == pytest.approx(1.1)
+
+
 def test_choose_is_joint_over_the_splits_validation() -> None:
     """The choice is made on validation alone, over two splits at once (per-user temporal and a
     global time cut): its value is the smallest of the four validation ratios (NDCG@10 and
@@ -315,6 +338,7 @@ def test_choose_is_joint_over_the_splits_validation() -> None:
         assert reported["recall@100"] == pytest.approx(ratios[1], abs=1e-6)
         recomputed += ratios
     assert ch.value == pytest.approx(min(recomputed), abs=1e-6)
+    assert np.isfinite(ch.objective) and ch.as_dict()["objective"] == ch.objective  # what the search maximised
     # A choice on one split alone is that split's: its value is at least the joint one's there.
     alone = itemitem.choose(snap, [(splits[0][0], splits[0][1], None, None)])
     assert len(alone.ratios) == 1 and alone.value >= min(ch.ratios[0].values()) - 0.05
