@@ -551,7 +551,7 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                 found = (cur_d[0], window, days, wd, wr, cur_d[1])
         if found[0] > best3[0]:
             best3 = found
-    robust, window, days, weights, ret_w, ratios = best3
+    objective, window, days, weights, ret_w, ratios = best3
     params: dict[str, Any] = {
         "lambda": lam, "position_half": half, "window": window, "trend_half_life_days": hl, "stage_span": span,
         "stage_half_life_days": STAGE_HALF_LIFE_DAYS, "history": HISTORY, "trans_history": TRANS_HISTORY,
@@ -565,4 +565,4 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     weights = {c: float(weights.get(c, 0.0)) for c in COMPONENTS}
     return_weights = {c: float(ret_w.get(c, 0.0)) for c in COMPONENTS} if days is not None else {}
     return Choice(params, weights, {c: float(x) for c, x in cold_w.items()}, min(min(r) for r in ratios),
-                  [{"ndcg@10": a, "recall@100": b} for a, b in ratios], return_weights, float(robust))
+                  [{"ndcg@10": a, "recall@100": b} for a, b in ratios], return_weights, float(objective))
