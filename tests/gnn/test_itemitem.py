@@ -298,9 +298,10 @@ def test_the_objective_is_the_smallest_ratio_averaged_over_resampled_users() -> 
     assert resampled_min([(one, ref, draws)]) < 1.09
     # The smallest over splits, per resample: a second split at 1.05 everywhere caps every resample.
     assert resampled_min([(even, ref, draws), (np.full((2, n), 1.05), ref, draws)]) == pytest.approx(1.05)
-    # A user the reference does well on counts in both means: twice the hybrid and the reference on
-    # the same users is the same ratio on every resample.
-    assert resampled_min([(2 * even, 2 * ref, draws)]) == pytest.approx(1.1)
+    # The reference is resampled with the hybrid: a hybrid at 1.1x the reference user by user, the
+    # reference varying between users, is 1.1x on every resample (a fixed reference mean would not be).
+    varied = np.vstack([np.linspace(0.1, 1.0, n), np.ones(n)])
+    assert resampled_min([(1.1 * varied, varied, draws)]) == pytest.approx(1.1)
 
 
 def test_choose_is_joint_over_the_splits_validation() -> None:
