@@ -361,20 +361,20 @@ def _prepare(snap: Snapshot, j: int, train: np.ndarray, val: np.ndarray, emb: np
     targets = [target.indices[target.indptr[u]:target.indptr[u + 1]] for u in users]
     known = v.known[users]
     pop = np.asarray(x.sum(axis=0), dtype=np.float64)  # MostPopular: train counts
-    best: tuple[float, tuple[float, float], np.ndarray] = (-1.0, (0.0, 0.0), np.zeros((2, 0)))
+    best: tuple[float, np.ndarray] = (-1.0, np.zeros((2, 0)))
     for lam in REFERENCE_LAMBDAS:  # the EASE baseline's choice: best validation NDCG@10
         ease = np.asarray(x[users] @ fit_ease(x, lam), dtype=np.float64)
         nd, rc = user_metrics(np.where(known[:, None], ease, pop), seen, targets)
         if nd.mean() > best[0]:
-            best = (float(nd.mean()), (float(nd.mean()), float(rc.mean())),
-                    np.stack([np.r_[nd[known], nd[~known]], np.r_[rc[known], rc[~known]]]))
-    nd, rc = user_metrics(np.broadcast_to(pop, (int((~known).sum()), snap.num_items)), seen[~known],
-                          [t for t, k in zip(targets, known, strict=True) if not k])
-    ref_cold = (float(nd.mean()), float(rc.mean())) if len(nd) else (0.0, 0.0)
+            best = (float(nd.mean()), np.stack([np.r_[nd[known], nd[~known]], np.r_[rc[known], rc[~known]]]))
+    per_user = best[1]
+    cold = per_user[:, int(known.sum()):]  # the users without history: MostPopular's rows
+    ref_cold = (float(cold[0].mean()), float(cold[1].mean())) if cold.shape[1] else (0.0, 0.0)
     k = users[known]
     gap = (graph_clock(snap, train) - v.last[k]) / DAY  # days before the request (the train's clock)
     draws = np.random.default_rng(RESAMPLE_SEED + j).integers(0, len(users), size=(RESAMPLES, len(users)))
-    return _Split(j, v, x, users, seen, targets, known, best[1], best[2], ref_cold, gap, draws)
+    return _Split(j, v, x, users, seen, targets, known, (float(per_user[0].mean()), float(per_user[1].mean())),
+                  per_user, ref_cold, gap, draws)
 
 
 def _ratios(nd: np.ndarray, rc: np.ndarray, ref: tuple[float, float]) -> tuple[float, float]:
