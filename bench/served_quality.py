@@ -12,6 +12,7 @@ without history, fit on the same history (its lambda chosen on the split's valid
 
     python -m bench.served_quality --protocol user-temporal --seed 7
     python -m bench.served_quality --protocol global-time --cut 0.85 --seed 3 --ranker
+    python -m bench.served_quality --protocol user-temporal --holdout 0.1  # a split no evaluation uses
 
 Its own Neo4j (``var/served-quality``, Bolt 7690, HTTP 7477) is started fresh and stopped
 afterwards; the demo database is never touched. The report goes to
@@ -109,6 +110,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--protocol", choices=("user-temporal", "global-time"), default="user-temporal")
     ap.add_argument("--cut", type=float, default=0.8, help="global-time: the train's quantile of timestamps")
+    ap.add_argument("--holdout", type=float, default=0.2,
+                    help="user-temporal: the fraction of each user's interactions held out (the protocol's: 0.2)")
     ap.add_argument("--seed", type=int, default=7, help="the split's seed (its validation users)")
     ap.add_argument("--ranker", action="store_true", help="also `graphrec train-ranker` before serving")
     ap.add_argument("--var-dir", type=Path, default=Path("var/served-quality"))
@@ -128,7 +131,7 @@ def main() -> None:
 
     settings = load_settings()
     snap = movielens.snapshot(movielens.fetch(settings.cache_dir))
-    split = make_split(snap, a.protocol, a.cut, settings.gnn.validation_fraction, 0, a.seed)
+    split = make_split(snap, a.protocol, a.cut, settings.gnn.validation_fraction, 0, a.seed, a.holdout)
     var = a.var_dir.resolve()
     env = dict(os.environ, GRAPHREC_VAR_DIR=str(var), GRAPHREC_NEO4J_BOLT_PORT=str(BOLT),
                GRAPHREC_NEO4J_HTTP_PORT=str(HTTP), GRAPHREC_NEO4J_HEAP=a.heap, GRAPHREC_NEO4J_PAGECACHE=a.pagecache)
@@ -146,7 +149,8 @@ def main() -> None:
     paths = write_csvs(snap, split.hist, var / "csv")
     log = open(var / "steps.log", "w")  # noqa: SIM115 - every step's output, closed at the end
     report: dict[str, Any] = {"benchmark": "served_quality", "protocol": a.protocol, "seed": a.seed,
-                              "cut": a.cut if a.protocol == "global-time" else None, "split": split.meta}
+                              "cut": a.cut if a.protocol == "global-time" else None,
+                              "holdout": a.holdout if a.protocol == "user-temporal" else None, "split": split.meta}
     server = None
     try:
         step("neo4j start", "neo4j", "start")

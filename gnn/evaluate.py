@@ -82,17 +82,19 @@ def eval_sample(snap: Snapshot, va: np.ndarray, te: np.ndarray, max_users: int, 
 
 
 def make_split(snap: Snapshot, protocol: str, cut: float = 0.8, val_fraction: float = 0.1, max_eval_users: int = 0,
-               seed: int = 42) -> Split:
-    """The ``protocol``'s split (see the module docstring), with counts of what it tests."""
+               seed: int = 42, holdout: float = 0.2) -> Split:
+    """The ``protocol``'s split (see the module docstring), with counts of what it tests.
+    ``holdout``: the per-user temporal test fraction (the protocol's is 0.2; benchmarks try others)."""
     if protocol == "user-temporal":
-        tr, va, te = train_val_test(snap, val_fraction=val_fraction)
-        meta: dict[str, Any] = {"description": "per user, the last 20% by time held out (users with <5 interactions "
-                                               "in train); validation: the last 10% of each user's train"}
+        tr, va, te = train_val_test(snap, test_fraction=holdout, val_fraction=val_fraction)
+        meta: dict[str, Any] = {"description": f"per user, the last {holdout:.0%} by time held out (users with <5 "
+                                               f"interactions in train); validation: the last {val_fraction:.0%} of "
+                                               "each user's train"}
     elif protocol == "global-time":
         tr, va, te, t_cut = global_time_split(snap, cut, val_fraction)
         meta = {"description": f"global time cut at the {cut:.2f} quantile of timestamps: train before T, test "
                                "what each user did from T on (new users and items counted); validation: the "
-                               "last 10% of the time before T", "cut": cut, "cut_ts": t_cut}
+                               f"last {val_fraction:.0%} of the time before T", "cut": cut, "cut_ts": t_cut}
     else:
         raise ValueError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
     va, te = eval_sample(snap, va, te, max_eval_users, seed)
@@ -341,6 +343,23 @@ def hybrid_choice(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:
         # several seeds shows its spread with the other models'.
         ctx.hybrid_choice = itemitem.choose(snap, given, progress=ctx.progress, seed=ctx.seed)
     return ctx.hybrid_choice
+
+
+def served_choice(snap: Snapshot, ctx: EvalContext) -> Any:
+    """The hybrid's choices for the model served on everything: the search of :func:`hybrid_choice`
+    one window later, on the *test* targets of every split it chose on, with the models fit on their
+    history (the served model's and the next networks the evaluation fit there). The weights that
+    suit the newest window of the data are the ones to serve from now on; the tables keep
+    :func:`hybrid_choice`'s (validation only): these choices never score a table."""
+    from gnn import itemitem
+
+    given, nets = [], []
+    for sp_ in ctx.choice_splits.values():
+        emb, params = served_embeddings(snap, sp_, ctx)
+        given.append((sp_.hist, relevant(snap, sp_.test), emb, params))
+        fitted = ctx.hybrid_fitted.get(sp_.protocol)  # its next network: fit on the history, this seed
+        nets.append(fitted.next if fitted is not None and fitted.params.get("next_seed") == ctx.seed else None)
+    return itemitem.choose(snap, given, progress=ctx.progress, seed=ctx.seed, nets=nets)
 
 
 def fit_hybrid(snap: Snapshot, split: Split, ctx: EvalContext) -> Any:

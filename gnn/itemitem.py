@@ -29,7 +29,8 @@ trend and stage priors and the cold weights on the users without history; then t
 window and the weights by coordinate ascent on the grid, then per returning threshold the returning
 users' weights with the others' (one ascent over both, kept when the objective improves). Every
 validation user asks at the train's clock, as from the API serving the train
-(:func:`graph_clock`).
+(:func:`graph_clock`). Training runs the search twice: on validation for the evaluation's tables,
+then on the tables' test windows for the model it serves (:func:`gnn.evaluate.served_choice`).
 
 The item-item matrices are dense ``n_items x n_items``: the hybrid is fit only for catalogues of
 at most ``gnn.hybrid.max_items`` items (the engine then ranks with the GNN and fusion alone).
@@ -283,18 +284,18 @@ def user_metrics(scores: np.ndarray, seen: sp.csr_matrix, targets: list[np.ndarr
     """Per user, NDCG@10 and Recall@100 of ``scores`` (rows: the users of ``seen``/``targets``),
     items in ``seen`` ranked out: the definitions of :func:`gnn.metrics.ranking_metrics`, in
     numpy for the validation search."""
-    s = np.array(scores, dtype=np.float64, copy=True)
-    if len(s) == 0:
+    neg = -np.asarray(scores, dtype=np.float64)  # a copy: the seen items are set to +inf in it
+    if len(neg) == 0:
         return np.zeros(0), np.zeros(0)
     r, c = seen.nonzero()
-    s[r, c] = -np.inf
-    k = min(100, s.shape[1] - 1)
-    top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), axis=1, kind="stable"), 1)
-    finite = np.isfinite(np.take_along_axis(s, top, 1))
+    neg[r, c] = np.inf
+    k = min(100, neg.shape[1] - 1)
+    top = np.argpartition(neg, k - 1, axis=1)[:, :k]
+    top = np.take_along_axis(top, np.argsort(np.take_along_axis(neg, top, 1), axis=1, kind="stable"), 1)
+    finite = np.isfinite(np.take_along_axis(neg, top, 1))
     disc = 1.0 / np.log2(np.arange(2, 12))
     n_rel = np.array([len(rel) for rel in targets], dtype=np.int64)
-    relevant = np.zeros(s.shape, dtype=bool)  # [users, items]: the targets, looked up at the top ranks
+    relevant = np.zeros(neg.shape, dtype=bool)  # [users, items]: the targets, looked up at the top ranks
     relevant[np.repeat(np.arange(len(targets)), n_rel), np.concatenate(targets).astype(np.int64)] = True
     hit = np.take_along_axis(relevant, top, 1) & finite
     ideal = np.array([disc[:n].sum() for n in range(11)])
@@ -342,7 +343,7 @@ class _Split:
     ref_users: np.ndarray
     ref_cold: tuple[float, float]  # MostPopular on the users without history (0, 0: none)
     gap: np.ndarray  # per known validation user: days from their newest train positive to their first target
-    draws: np.ndarray  # [RESAMPLES, users]: the objective's resamples of the rows of ref_users
+    resamples: np.ndarray  # [users, RESAMPLES]: the objective's resamples of the rows of ref_users (resample_matrix)
     z: dict[str, np.ndarray] = field(default_factory=dict)  # z-scored components of the known users
 
 
@@ -374,33 +375,45 @@ def _prepare(snap: Snapshot, j: int, train: np.ndarray, val: np.ndarray, emb: np
     gap = (graph_clock(snap, train) - v.last[k]) / DAY  # days before the request (the train's clock)
     draws = np.random.default_rng(RESAMPLE_SEED + j).integers(0, len(users), size=(RESAMPLES, len(users)))
     return _Split(j, v, x, users, seen, targets, known, (float(per_user[0].mean()), float(per_user[1].mean())),
-                  per_user, ref_cold, gap, draws)
+                  per_user, ref_cold, gap, resample_matrix(draws))
 
 
 def _ratios(nd: np.ndarray, rc: np.ndarray, ref: tuple[float, float]) -> tuple[float, float]:
     return float(nd.mean()) / max(ref[0], 1e-12), float(rc.mean()) / max(ref[1], 1e-12)
 
 
+def resample_matrix(draws: np.ndarray) -> np.ndarray:
+    """``[users, resamples]``: per resample of ``draws`` (``[resamples, users]`` row indices, users
+    drawn with replacement), how often it drew each user over how many it drew, so that per-user
+    metrics ``[metrics, users] @`` it are the resamples' means (one product per trial of the search,
+    not a gather of every resample)."""
+    n_res, n = draws.shape
+    counts = np.bincount((np.arange(n_res)[:, None] * n + draws).ravel(), minlength=n_res * n)
+    return (counts.reshape(n_res, n) / n).T
+
+
 def resampled_min(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
     """The search's objective: per resample, the smallest ratio over splits and metrics of the
     hybrid's mean to the reference's over the resampled users; averaged over the resamples.
-    ``parts``: per split ``(hybrid, reference, draws)``, the first two ``[metrics, users]`` per-user
-    metrics, ``draws`` ``[resamples, users]`` row indices (a resample draws users with replacement)."""
-    mins = np.full(len(parts[0][2]), np.inf)
-    for h, r, d in parts:
-        ratio = h[:, d].mean(axis=2) / np.maximum(r[:, d].mean(axis=2), 1e-12)  # [metrics, resamples]
+    ``parts``: per split ``(hybrid, reference, resamples)``, the first two ``[metrics, users]``
+    per-user metrics, ``resamples`` the :func:`resample_matrix` of the split's draws."""
+    mins = np.full(parts[0][2].shape[1], np.inf)
+    for h, r, m in parts:
+        ratio = (h @ m) / np.maximum(r @ m, 1e-12)  # [metrics, resamples]
         mins = np.minimum(mins, ratio.min(axis=0))
     return float(mins.mean())
 
 
 def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any] | None]],
-           progress: bool = False, exclude: Collection[str] = (), seed: int = 0) -> Choice:
+           progress: bool = False, exclude: Collection[str] = (), seed: int = 0,
+           nets: Sequence[dict[str, np.ndarray] | None] | None = None) -> Choice:
     """Hyperparameters and weights chosen on validation, jointly over ``splits``: each
     ``(train, val, emb, params)`` with ``val`` the relevant validation targets and ``emb``/``params``
     the served GNN fit on ``train`` and its user-vector recipe (None: no GNN component). Returns
     the :class:`Choice` maximising the smallest ratio to the reference over splits and metrics
     (see the module docstring). ``exclude``: components left out (weight 0; an ablation);
-    ``seed``: the next network's initialisation and batches."""
+    ``seed``: the next network's initialisation and batches; ``nets``: per split, the next network
+    already fit on its ``train`` with this seed (:func:`fit` fits the same one), or None to fit it here."""
     prepared = [p for p in (_prepare(snap, j, *s) for j, s in enumerate(splits)) if p is not None]
     if not prepared:
         raise ValueError("no validation targets to choose the hybrid on")
@@ -430,7 +443,8 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
             p.z["gnn"] = zscore(p.v.user_vecs[k] @ p.v.item_emb.T)
     # The next network (gnn.nextk) on each split's train (its architecture and input weighting fixed).
     for p in prepared if "next" not in exclude else ():
-        net = nextk.fit_next(snap, splits[p.j][0], nextk.HALF, HISTORY, seed)
+        given = nets[p.j] if nets is not None else None
+        net = given if given is not None else nextk.fit_next(snap, splits[p.j][0], nextk.HALF, HISTORY, seed)
         k = p.users[p.known]
         p.z["next"] = zscore(next_scores(next_rows(p.v.ease_rows[nextk.HALF][k], p.v.ease_rows[None][k]), net))
     # Stage 2: the trend and stage priors and the cold weights, on the users without history.
@@ -481,13 +495,19 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
     names = [c for c in COMPONENTS if (c != "gnn" or have_gnn) and c not in exclude]
     known_targets = [[t for t, kn in zip(p.targets, p.known, strict=True) if kn] for p in prepared]
 
-    def part(p: _Split, targets: list[np.ndarray], w: dict[str, float], sel: np.ndarray
+    def scores_with(p: _Split, w: dict[str, float]) -> np.ndarray:
+        """The known users of ``p`` scored with ``w``: ``[known users, items]``."""
+        out = np.zeros((int(p.known.sum()), snap.num_items))
+        for c in names:
+            if w.get(c):
+                out += w[c] * p.z[c]
+        return out
+
+    def part(p: _Split, targets: list[np.ndarray], scores: np.ndarray, sel: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
-        """NDCG@10 and Recall@100 of the known users ``sel`` of ``p`` ranked with ``w``."""
+        """NDCG@10 and Recall@100 of the known users ``sel`` of ``p`` ranked by ``scores`` (theirs)."""
         idx = np.nonzero(sel)[0]
-        shape = (len(idx), snap.num_items)
-        total = sum(w[c] * np.broadcast_to(p.z[c], (len(sel), snap.num_items))[idx] for c in names if w.get(c))
-        return user_metrics(np.broadcast_to(total, shape), p.seen[p.known][idx], [targets[i] for i in idx])
+        return user_metrics(scores, p.seen[p.known][idx], [targets[i] for i in idx])
 
     Scored = tuple[float, list[tuple[float, float]]]  # the objective, and per split the two ratios
 
@@ -495,18 +515,20 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                ) -> tuple[dict[str, float], dict[str, float], Scored]:
         rets = [p.gap >= days if days is not None else np.zeros(len(p.gap), dtype=bool) for p in prepared]
         vecs = [dict(w), dict(wr)]
+        # Per vector and split, every known user scored with it: a trial adds one component's change.
+        totals = [[scores_with(p, vec) for p in prepared] for vec in (vecs if days is not None else vecs[:1])]
         per = []  # per split, per known user: (NDCG@10, Recall@100) as ranked now
-        for p, t, ret in zip(prepared, known_targets, rets, strict=True):
+        for pi, (p, t, ret) in enumerate(zip(prepared, known_targets, rets, strict=True)):
             nd, rc = np.zeros(len(ret)), np.zeros(len(ret))
             for which, sel in ((0, ~ret), (1, ret)):
                 if sel.any():
-                    nd[sel], rc[sel] = part(p, t, vecs[which], sel)
+                    nd[sel], rc[sel] = part(p, t, totals[which][pi][sel], sel)
             per.append((nd, rc))
 
         def scored(per: list[tuple[np.ndarray, np.ndarray]]) -> Scored:
             rows = [np.stack([np.r_[nd, cnd], np.r_[rc, crc]])
                     for (nd, rc), (cnd, crc) in zip(per, cold_part, strict=True)]
-            return (resampled_min([(h, p.ref_users, p.draws) for h, p in zip(rows, prepared, strict=True)]),
+            return (resampled_min([(h, p.ref_users, p.resamples) for h, p in zip(rows, prepared, strict=True)]),
                     [_ratios(h[0], h[1], p.ref) for h, p in zip(rows, prepared, strict=True)])
 
         cur = scored(per)
@@ -519,16 +541,20 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                     if g == vec[c] or not any(vec[o] for o in names if o != c) and not g:
                         continue
                     trial = dict(vec, **{c: g})
+                    step = g - vec[c]
                     new = []
-                    for p, t, ret, (nd, rc) in zip(prepared, known_targets, rets, per, strict=True):
+                    for pi, (p, t, ret, (nd, rc)) in enumerate(zip(prepared, known_targets, rets, per, strict=True)):
                         sel = ret if which else ~ret
                         nd, rc = nd.copy(), rc.copy()
                         if sel.any():
-                            nd[sel], rc[sel] = part(p, t, trial, sel)
+                            zc = np.broadcast_to(p.z[c], totals[which][pi].shape)
+                            nd[sel], rc[sel] = part(p, t, totals[which][pi][sel] + step * zc[sel], sel)
                         new.append((nd, rc))
                     r = scored(new)
                     if r[0] > cur[0] + 1e-6:
                         vecs[which], per, cur, improved = trial, new, r, True
+                        for pi, p in enumerate(prepared):
+                            totals[which][pi] += step * p.z[c]
             if not improved:
                 break
         return vecs[0], vecs[1], cur

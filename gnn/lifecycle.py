@@ -56,6 +56,7 @@ from gnn.evaluate import (
     plot_learning_curve,
     plot_version_history,
     score_rows,
+    served_choice,
     served_embeddings,
     write_report,
 )
@@ -301,13 +302,17 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
             serve_emb, serve_model, serve_params = refit.item_emb, refit.model, refit.user_params
         every = np.ones(snap.num_interactions, dtype=bool)
         hybrid = None
+        served_ch = ctx.hybrid_choice
         if hybrid_enabled(snap, ctx):  # fit on what the embeddings were, with the run's (joint) choices
-            ch = ctx.hybrid_choice
-            assert ch is not None  # made by the evaluation's hybrid family
-            hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, ch.params, ch.weights,
-                                  ch.cold_weights, ch.return_weights)
-        stages["refit_s"] = time.perf_counter() - t0
-        cpu["refit_s"] = cpu_seconds() - c0
+            assert served_ch is not None  # made by the evaluation's hybrid family
+            if tcfg.refit_full:  # served on everything: chosen again on the newest window (served_choice)
+                t1, c1 = time.perf_counter(), cpu_seconds()
+                served_ch = served_choice(snap, ctx)
+                stages["serve_choice_s"], cpu["serve_choice_s"] = time.perf_counter() - t1, cpu_seconds() - c1
+            hybrid = itemitem.fit(snap, every if tcfg.refit_full else gsplit.hist, served_ch.params,
+                                  served_ch.weights, served_ch.cold_weights, served_ch.return_weights)
+        stages["refit_s"] = time.perf_counter() - t0 - stages.get("serve_choice_s", 0.0)
+        cpu["refit_s"] = cpu_seconds() - c0 - cpu.get("serve_choice_s", 0.0)
         t_publish, c0 = time.perf_counter(), cpu_seconds()
         save_artifacts(art, snap, serve_emb, eval_emb, serve_model, cfg, serve_params, res.history)
         (art / "eval_user_params.json").write_text(json.dumps(eval_params))
@@ -326,8 +331,9 @@ def run_pipeline(settings: Settings, scheduled: bool = False, force: bool = Fals
         registry.register("gnn", version, seed=settings.seed, config=cfg.model_dump(), metrics=metrics,
                           snapshot=snap.stats(), training_seconds=res.seconds, collection=collection,
                           extra={"best_epoch": res.best_epoch, "report": str(report), "served_model": ctx.served,
-                                 "hybrid_json": json.dumps(ctx.hybrid_choice.as_dict() if ctx.hybrid_choice else None,
-                                                           default=str),
+                                 "hybrid_json": json.dumps(served_ch.as_dict() if served_ch else None, default=str),
+                                 "hybrid_eval_json": json.dumps(ctx.hybrid_choice.as_dict() if ctx.hybrid_choice
+                                                                else None, default=str),
                                  "gate_json": json.dumps(gate, sort_keys=True, default=str)})
         try:
             own_vectors = vectors is None

@@ -284,16 +284,19 @@ def test_the_objective_is_the_smallest_ratio_averaged_over_resampled_users() -> 
     """resampled_min: with one resample holding every user once it is the smallest ratio of the
     means; a lead that rests on one user scores below the same lead spread over every user (the
     point estimates are equal), and the reference is resampled with the hybrid (the same users)."""
-    from gnn.itemitem import resampled_min
+    from gnn.itemitem import resample_matrix, resampled_min
 
     n = 10
     ref = np.ones((2, n))
-    every = np.arange(n)[None, :]
+    every = resample_matrix(np.arange(n)[None, :])
     even = np.full((2, n), 1.1)  # both metrics 1.1x the reference on every user
     one = np.vstack([np.r_[np.ones(n - 1), 2.0], np.full(n, 1.1)])  # NDCG's lead: one user's
     assert resampled_min([(even, ref, every)]) == pytest.approx(1.1)
     assert resampled_min([(one, ref, every)]) == pytest.approx(1.1)
-    draws = np.random.default_rng(0).integers(0, n, size=(64, n))
+    picks = np.random.default_rng(0).integers(0, n, size=(64, n))
+    draws = resample_matrix(picks)  # [users, resamples]: each resample's mean is a product with it
+    h = np.random.default_rng(1).random((2, n))
+    np.testing.assert_allclose(h @ draws, h[:, picks].mean(axis=2))
     assert resampled_min([(even, ref, draws)]) == pytest.approx(1.1)
     assert resampled_min([(one, ref, draws)]) < 1.09
     # The smallest over splits, per resample: a second split at 1.05 everywhere caps every resample.
@@ -443,3 +446,66 @@ def test_the_evaluation_asks_at_the_clock_of_the_history_as_the_api_does() -> No
                                    rtol=1e-4, atol=1e-4)
         back += bool(clock - v.last[u] >= 2 * 86400.0)
     assert 0 < back < snap.num_users - 1  # the early users return, the latest do not
+
+
+def test_the_next_networks_given_to_the_search_are_the_ones_it_would_fit(monkeypatch) -> None:
+    """gnn.itemitem.choose(nets=...): a next network already fit on a split's train with the
+    search's seed (as gnn.itemitem.fit fits it) stands for the one the search would fit: the
+    same choice, and nothing fit again."""
+    from gnn import itemitem, nextk
+    from gnn.split import global_time_split, relevant, train_val_test
+
+    snap = _snap(n_users=40, seed=2)
+    tr1, va1, _ = train_val_test(snap)
+    tr2, va2, _, _ = global_time_split(snap, 0.8, 0.2)
+    given = [(tr1, relevant(snap, va1), None, None), (tr2, relevant(snap, va2), None, None)]
+    fitted = itemitem.choose(snap, given, seed=3)
+    nets = [nextk.fit_next(snap, tr, nextk.HALF, itemitem.HISTORY, 3) for tr in (tr1, tr2)]
+
+    def refit(*_a: object, **_k: object) -> None:
+        raise AssertionError("a given next network was fit again")
+
+    monkeypatch.setattr(nextk, "fit_next", refit)
+    assert itemitem.choose(snap, given, seed=3, nets=nets).as_dict() == fitted.as_dict()
+    with pytest.raises(AssertionError, match="fit again"):  # a split without one is fit there
+        itemitem.choose(snap, given, seed=3, nets=[nets[0], None])
+
+
+def test_the_served_choice_is_made_on_the_test_windows(monkeypatch) -> None:
+    """gnn.evaluate.served_choice: the search again for the model served on everything, one window
+    later: on each choice split's test targets, its history (train + validation) as the train, with
+    the served model's embeddings and the next networks the evaluation fit on that history. The
+    tables' choice (on validation) stays the run's."""
+    from gnn import itemitem
+    from gnn.evaluate import EvalContext, fit_hybrid, make_split, served_choice
+    from gnn.split import relevant
+    from graphrec.core.config import EngineSettings, InteractionSettings
+    from graphrec.core.gnn_config import GNNConfig
+
+    snap = _snap(n_users=40, seed=2)
+    splits = {p: make_split(snap, p) for p in ("user-temporal", "global-time")}
+    rng = np.random.default_rng(0)
+    ctx = EvalContext(GNNConfig(), seed=3, progress=False, engine=EngineSettings(), interactions=InteractionSettings())
+    ctx.choice_splits = dict(splits)
+    for p in splits:  # the served model, fit on each split's train and on its history
+        ctx.train_fit[p] = (rng.normal(size=(snap.num_items, 8)).astype(np.float32), _params())
+        ctx.fitted[p] = (rng.normal(size=(snap.num_items, 8)).astype(np.float32), _params())
+    for sp_ in splits.values():
+        fit_hybrid(snap, sp_, ctx)  # the tables' choice, on validation; each split's hybrid on its history
+    tables_choice = ctx.hybrid_choice
+    calls = []
+    search = itemitem.choose
+
+    def spy(snap_: Snapshot, given: list, **kw: object) -> itemitem.Choice:
+        calls.append((given, kw))
+        return search(snap_, given, **kw)
+
+    monkeypatch.setattr(itemitem, "choose", spy)
+    served = served_choice(snap, ctx)
+    (given, kw), = calls
+    for (train, targets, emb, params), (p, sp_) in zip(given, splits.items(), strict=True):
+        assert (train == sp_.hist).all() and (targets == relevant(snap, sp_.test)).all()
+        assert emb is ctx.fitted[p][0] and params is ctx.fitted[p][1]
+    nets = [ctx.hybrid_fitted[p].next for p in splits]
+    assert all(n is not None for n in nets) and all(a is b for a, b in zip(kw["nets"], nets, strict=True))
+    assert kw["seed"] == 3 and len(served.ratios) == 2 and ctx.hybrid_choice is tables_choice
