@@ -180,11 +180,14 @@ def test_lightgcn_is_evaluated_beside_the_gnn_and_can_be_served(store, neo4j_set
     assert set(out["stages"]) >= {"export_s", "fit_s", "fits_s", "evaluate_s", "refit_s", "publish_s"}
     # CPU seconds per stage beside the wall seconds, the fit workers' included
     assert set(out["cpu_stages"]) == set(out["stages"]) and out["cpu_stages"]["fits_s"] > 0
-    # The served hybrid is chosen once, jointly on both protocols' validation: one ratio pair per
-    # protocol in its record, the same recipe (stage prior, cold weights) in the artifacts.
-    choice = json.loads(Registry(store, tmp_path / "models").get(out["version"]).extra["hybrid_json"])
-    assert len(choice["ratios"]) == 2 and choice["value"] == pytest.approx(
+    # The tables' hybrid is chosen once, jointly on both protocols' validation; the served one again,
+    # jointly on both protocols' test windows (gnn.evaluate.served_choice, a stage of its own): one
+    # ratio pair per protocol in each record, the served recipe (stage prior, cold weights) in the artifacts.
+    extra = Registry(store, tmp_path / "models").get(out["version"]).extra
+    choice, evaluated = json.loads(extra["hybrid_json"]), json.loads(extra["hybrid_eval_json"])
+    assert len(choice["ratios"]) == len(evaluated["ratios"]) == 2 and choice["value"] == pytest.approx(
         min(min(r.values()) for r in choice["ratios"]))
+    assert out["stages"]["serve_choice_s"] > 0 and choice["ratios"] != evaluated["ratios"]
     saved = json.loads((art / "hybrid.json").read_text())
     assert saved["weights"] == choice["weights"] and saved["cold_weights"] == choice["cold_weights"]
     assert "stage_span" in saved["params"] and "stage" in np.load(art / "hybrid.npz").files
