@@ -350,9 +350,12 @@ def served_choice(snap: Snapshot, ctx: EvalContext) -> Any:
     one window later, on the *test* targets of every split it chose on, with the models fit on their
     history (the served model's and the next networks the evaluation fit there). The weights that
     suit the newest window of the data are the ones to serve from now on; the tables keep
-    :func:`hybrid_choice`'s (validation only): these choices never score a table."""
+    :func:`hybrid_choice`'s (validation only): these choices never score a table. No relevant test
+    target in any split: nothing newer to choose on, the tables' choice is served."""
     from gnn import itemitem
 
+    if not any(relevant(snap, sp_.test).any() for sp_ in ctx.choice_splits.values()):
+        return ctx.hybrid_choice
     given, nets = [], []
     for sp_ in ctx.choice_splits.values():
         emb, params = served_embeddings(snap, sp_, ctx)

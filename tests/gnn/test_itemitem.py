@@ -509,3 +509,7 @@ def test_the_served_choice_is_made_on_the_test_windows(monkeypatch) -> None:
     nets = [ctx.hybrid_fitted[p].next for p in splits]
     assert all(n is not None for n in nets) and all(a is b for a, b in zip(kw["nets"], nets, strict=True))
     assert kw["seed"] == 3 and len(served.ratios) == 2 and ctx.hybrid_choice is tables_choice
+    # No relevant test target anywhere (every held-out interaction a skip): the tables' choice is served.
+    skipped = snap.kind == KIND_CODE["SKIPPED"]
+    ctx.choice_splits = {p: dataclasses.replace(sp_, test=sp_.test & skipped) for p, sp_ in splits.items()}
+    assert served_choice(snap, ctx) is tables_choice and len(calls) == 1
