@@ -22,6 +22,7 @@ afterwards; the demo database is never touched. The report goes to
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import json
 import os
@@ -39,7 +40,7 @@ from bench.common import write_report
 
 BOLT, HTTP = 7690, 7477
 HOST = "127.0.0.1"
-QUERY = "query($u: ID!) { recommendations(userId: $u, first: 100) { degraded items { item { id } } } }"
+QUERY = "query($u: ID!) { recommendations(userId: $u, first: 100) { degraded degradedReasons items { item { id } } } }"
 #: The snapshot's interaction kinds as the CSV loader spells them.
 LOADER_TYPE = {"RATED": "RATE", "CLICKED": "CLICK", "VIEWED": "VIEW", "PURCHASED": "PURCHASE", "SKIPPED": "SKIP"}
 
@@ -177,6 +178,7 @@ def main() -> None:
         truth = targets(snap, split.test)
         lists: dict[int, list[str]] = {}
         errors = degraded = 0
+        reasons: collections.Counter[str] = collections.Counter()  # why answers were degraded
         print(f"=== asking {len(truth)} test users", flush=True)
         t0 = time.perf_counter()
         with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=30) as client:
@@ -188,6 +190,7 @@ def main() -> None:
                     continue
                 rec = body["data"]["recommendations"]
                 degraded += bool(rec["degraded"])
+                reasons.update(rec["degradedReasons"])
                 lists[u] = [x["item"]["id"] for x in rec["items"]]
         steps["ask"] = round(time.perf_counter() - t0, 1)
         known = set(np.unique(snap.user[relevant(snap, split.hist)]).tolist())
@@ -202,7 +205,8 @@ def main() -> None:
                 refs[name] = reference(snap, replace(split, test=split.test & users[snap.user]))
         if not a.ranker:
             rows.update(replay(snap, split, var, truth, lists))
-        report.update(rows=rows, references=refs, errors=errors, degraded=degraded, steps=steps,
+        report.update(rows=rows, references=refs, errors=errors, degraded=degraded,
+                      degraded_reasons=dict(reasons), steps=steps,
                       x={k: {m: rows[k][m] / r[m] for m in ("ndcg@10", "recall@100")} for k, r in refs.items()})
     finally:
         if server is not None:
@@ -217,7 +221,8 @@ def main() -> None:
             r, x = report["references"][name], report["x"][name]
             print(f"{'  EASE + MostPopular, same users':48s}             NDCG@10 {r['ndcg@10']:.4f}  Recall@100 "
                   f"{r['recall@100']:.4f}  -> served x{x['ndcg@10']:.3f}, x{x['recall@100']:.3f}")
-    print(f"{report['errors']} errors, {report['degraded']} degraded; steps {json.dumps(steps)}")
+    print(f"{report['errors']} errors, {report['degraded']} degraded {json.dumps(report['degraded_reasons'])}; "
+          f"steps {json.dumps(steps)}")
     write_report(a.out or Path(f"bench/reports/served-quality-{a.protocol}.json"), report)
 
 
