@@ -354,14 +354,15 @@ def served_choice(snap: Snapshot, ctx: EvalContext) -> Any:
     target in any split: nothing newer to choose on, the tables' choice is served."""
     from gnn import itemitem
 
-    if not any(relevant(snap, sp_.test).any() for sp_ in ctx.choice_splits.values()):
+    tests = {p: relevant(snap, sp_.test) for p, sp_ in ctx.choice_splits.items()}
+    if not any(t.any() for t in tests.values()):
         return ctx.hybrid_choice
     given, nets = [], []
-    for sp_ in ctx.choice_splits.values():
+    for p, sp_ in ctx.choice_splits.items():
         emb, params = served_embeddings(snap, sp_, ctx)
-        given.append((sp_.hist, relevant(snap, sp_.test), emb, params))
-        fitted = ctx.hybrid_fitted.get(sp_.protocol)  # its next network: fit on the history, this seed
-        nets.append(fitted.next if fitted is not None and fitted.params.get("next_seed") == ctx.seed else None)
+        given.append((sp_.hist, tests[p], emb, params))
+        fitted = ctx.hybrid_fitted.get(p)  # fit on the history with the run's seed: its next network
+        nets.append(fitted.next if fitted is not None else None)
     return itemitem.choose(snap, given, progress=ctx.progress, seed=ctx.seed, nets=nets)
 
 

@@ -337,14 +337,23 @@ class _Split:
     seen: sp.csr_matrix
     targets: list[np.ndarray]
     known: np.ndarray  # per validation user
-    ref: tuple[float, float]  # EASE + MostPopular: NDCG@10, Recall@100
-    #: [2, users]: the reference's NDCG@10 and Recall@100 per validation user, the known users
-    #: first, then the others (the order the search concatenates the hybrid's in)
+    #: [2, users]: the reference's (EASE + MostPopular) NDCG@10 and Recall@100 per validation user,
+    #: the known users first, then the others (the order the search concatenates the hybrid's in)
     ref_users: np.ndarray
-    ref_cold: tuple[float, float]  # MostPopular on the users without history (0, 0: none)
     gap: np.ndarray  # per known validation user: days from their newest train positive to their first target
     resamples: np.ndarray  # [users, RESAMPLES]: the objective's resamples of the rows of ref_users (resample_matrix)
     z: dict[str, np.ndarray] = field(default_factory=dict)  # z-scored components of the known users
+
+    @property
+    def ref(self) -> tuple[float, float]:
+        """The reference's NDCG@10 and Recall@100 over every validation user."""
+        return float(self.ref_users[0].mean()), float(self.ref_users[1].mean())
+
+    @property
+    def ref_cold(self) -> tuple[float, float]:
+        """MostPopular's (the reference's rows) on the users without history; (0, 0): none."""
+        cold = self.ref_users[:, int(self.known.sum()):]
+        return (float(cold[0].mean()), float(cold[1].mean())) if cold.shape[1] else (0.0, 0.0)
 
 
 def _prepare(snap: Snapshot, j: int, train: np.ndarray, val: np.ndarray, emb: np.ndarray | None,
@@ -368,14 +377,10 @@ def _prepare(snap: Snapshot, j: int, train: np.ndarray, val: np.ndarray, emb: np
         nd, rc = user_metrics(np.where(known[:, None], ease, pop), seen, targets)
         if nd.mean() > best[0]:
             best = (float(nd.mean()), np.stack([np.r_[nd[known], nd[~known]], np.r_[rc[known], rc[~known]]]))
-    per_user = best[1]
-    cold = per_user[:, int(known.sum()):]  # the users without history: MostPopular's rows
-    ref_cold = (float(cold[0].mean()), float(cold[1].mean())) if cold.shape[1] else (0.0, 0.0)
     k = users[known]
     gap = (graph_clock(snap, train) - v.last[k]) / DAY  # days before the request (the train's clock)
     draws = np.random.default_rng(RESAMPLE_SEED + j).integers(0, len(users), size=(RESAMPLES, len(users)))
-    return _Split(j, v, x, users, seen, targets, known, (float(per_user[0].mean()), float(per_user[1].mean())),
-                  per_user, ref_cold, gap, resample_matrix(draws))
+    return _Split(j, v, x, users, seen, targets, known, best[1], gap, resample_matrix(draws))
 
 
 def _ratios(nd: np.ndarray, rc: np.ndarray, ref: tuple[float, float]) -> tuple[float, float]:
@@ -503,26 +508,24 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                 out += w[c] * p.z[c]
         return out
 
-    def part(p: _Split, targets: list[np.ndarray], scores: np.ndarray, sel: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
-        """NDCG@10 and Recall@100 of the known users ``sel`` of ``p`` ranked by ``scores`` (theirs)."""
-        idx = np.nonzero(sel)[0]
-        return user_metrics(scores, p.seen[p.known][idx], [targets[i] for i in idx])
-
     Scored = tuple[float, list[tuple[float, float]]]  # the objective, and per split the two ratios
 
     def ascend(w: dict[str, float], wr: dict[str, float], days: float | None
                ) -> tuple[dict[str, float], dict[str, float], Scored]:
         rets = [p.gap >= days if days is not None else np.zeros(len(p.gap), dtype=bool) for p in prepared]
+        sels = [[~ret, ret] for ret in rets]  # per split, the known users each vector ranks
+        # Per split and vector, its users' seen items and targets (fixed for the ascent).
+        truth = [[(p.seen[p.known][sel], [t[i] for i in np.nonzero(sel)[0]]) for sel in pair]
+                for p, t, pair in zip(prepared, known_targets, sels, strict=True)]
         vecs = [dict(w), dict(wr)]
         # Per vector and split, every known user scored with it: a trial adds one component's change.
         totals = [[scores_with(p, vec) for p in prepared] for vec in (vecs if days is not None else vecs[:1])]
         per = []  # per split, per known user: (NDCG@10, Recall@100) as ranked now
-        for pi, (p, t, ret) in enumerate(zip(prepared, known_targets, rets, strict=True)):
+        for pi, ret in enumerate(rets):
             nd, rc = np.zeros(len(ret)), np.zeros(len(ret))
-            for which, sel in ((0, ~ret), (1, ret)):
+            for which, sel in enumerate(sels[pi]):
                 if sel.any():
-                    nd[sel], rc[sel] = part(p, t, totals[which][pi][sel], sel)
+                    nd[sel], rc[sel] = user_metrics(totals[which][pi][sel], *truth[pi][which])
             per.append((nd, rc))
 
         def scored(per: list[tuple[np.ndarray, np.ndarray]]) -> Scored:
@@ -543,12 +546,12 @@ def choose(snap: Snapshot, splits: Sequence[tuple[np.ndarray, np.ndarray, np.nda
                     trial = dict(vec, **{c: g})
                     step = g - vec[c]
                     new = []
-                    for pi, (p, t, ret, (nd, rc)) in enumerate(zip(prepared, known_targets, rets, per, strict=True)):
-                        sel = ret if which else ~ret
+                    for pi, (p, (nd, rc)) in enumerate(zip(prepared, per, strict=True)):
+                        sel = sels[pi][which]
                         nd, rc = nd.copy(), rc.copy()
                         if sel.any():
                             zc = np.broadcast_to(p.z[c], totals[which][pi].shape)
-                            nd[sel], rc[sel] = part(p, t, totals[which][pi][sel] + step * zc[sel], sel)
+                            nd[sel], rc[sel] = user_metrics(totals[which][pi][sel] + step * zc[sel], *truth[pi][which])
                         new.append((nd, rc))
                     r = scored(new)
                     if r[0] > cur[0] + 1e-6:
